@@ -1,0 +1,25 @@
+//! Names of the `KUBE_ONCE_*` env vars that carry the plan from the webhook
+//! (which injects them into `kube-once-run`) to `kube-once lock` (which reads
+//! them). One list, used by both sides, so they cannot drift apart.
+
+/// Name of the env var that holds the database URL (default `DATABASE_URL`).
+pub const DATABASE_URL_ENV: &str = "KUBE_ONCE_DATABASE_URL_ENV";
+/// The `database-url` template, set with `$(VAR)` refs that the kubelet expands;
+/// when present, `DATABASE_URL_ENV` names this variable.
+pub const DATABASE_URL: &str = "KUBE_ONCE_DATABASE_URL";
+/// Name of the env var that holds a direct URL used only for the lock.
+pub const LOCK_URL_ENV: &str = "KUBE_ONCE_LOCK_URL_ENV";
+pub const LOCK_NAME: &str = "KUBE_ONCE_LOCK_NAME";
+pub const KEY: &str = "KUBE_ONCE_KEY";
+/// `table` or `none`.
+pub const RECORD: &str = "KUBE_ONCE_RECORD";
+pub const RECORD_TABLE: &str = "KUBE_ONCE_RECORD_TABLE";
+/// How long to wait for the lock, e.g. `15m`.
+pub const TIMEOUT: &str = "KUBE_ONCE_TIMEOUT";
+pub const CONNECT_TIMEOUT: &str = "KUBE_ONCE_CONNECT_TIMEOUT";
+pub const IMAGE: &str = "KUBE_ONCE_IMAGE";
+/// From the downward API (`metadata.namespace`).
+pub const NAMESPACE: &str = "KUBE_ONCE_NAMESPACE";
+pub const DEPLOYMENT: &str = "KUBE_ONCE_DEPLOYMENT";
+/// From the downward API (`metadata.name`).
+pub const POD_NAME: &str = "KUBE_ONCE_POD_NAME";
