@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod env;
+pub mod render;
 
 pub use config::Config;
 
