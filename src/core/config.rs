@@ -69,8 +69,9 @@ impl Default for Config {
 /// Why a config file is rejected; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("webhook config is not valid YAML for kube-once: {0}")]
-    Syntax(#[from] serde_yaml_ng::Error),
+    /// Not YAML, or a key kube-once does not know (the message names it and its line).
+    #[error("webhook config: {0}")]
+    Syntax(serde_yaml_ng::Error),
     #[error("webhook config key `{key}`: {reason}")]
     Invalid { key: String, reason: String },
 }
@@ -99,8 +100,12 @@ impl Config {
     /// Parse and validate a config file's text. Empty text (or only
     /// comments) gives the built-in defaults.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
-        let file: ConfigFile = if document.is_null() { ConfigFile::default() } else { serde_yaml_ng::from_str(text)? };
+        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(ConfigError::Syntax)?;
+        let file: ConfigFile = if document.is_null() {
+            ConfigFile::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(ConfigError::Syntax)?
+        };
         Config::try_from(file)
     }
 
