@@ -7,9 +7,10 @@
 #                          and whether a fresh request is still answered
 #
 # Builds the release binary, generates a throwaway certificate, starts the
-# server, drives it with wrk and bench/mutate.lua (the 3.9 KB AdmissionReview
-# in tests/fixtures/perf/review.json), prints one RESULT line per run, stops
-# the server. LOAD_SECONDS (10) sets the duration of each load run.
+# server, drives it with wrk and bench/mutate.lua (tests/fixtures/perf/review.json:
+# 3.9 KB, the AdmissionReview the API server sends for `kubectl create` of an
+# annotated Superset Deployment), prints one RESULT line per run, stops the
+# server. LOAD_SECONDS (10) sets the duration of each load run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

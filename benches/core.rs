@@ -69,9 +69,10 @@ fn small_deployment() -> Value {
     })
 }
 
+/// The Deployment of the README's example (examples/superset.yaml).
 fn example_deployment() -> Value {
-    let yaml = include_str!("../tests/fixtures/perf/deployment.yaml");
-    serde_yaml_ng::from_str(yaml).unwrap_or_default()
+    let documents = kube_once::preview::parse_documents(include_str!("../examples/superset.yaml")).unwrap_or_default();
+    documents.into_iter().find(kube_once::preview::is_deployment).unwrap_or_default()
 }
 
 /// The small Deployment with 5,000 env vars of ~200 bytes: about 1 MB, a
