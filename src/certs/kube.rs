@@ -88,14 +88,18 @@ impl SelfManaged {
 
     /// Read, plan, write. None: a write lost a race; read again.
     async fn round(&self, now: OffsetDateTime) -> anyhow::Result<Option<CertBundle>> {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        let where_secret = || format!("Secret {}/{}", self.namespace, self.secret);
-        let secret = secrets.get_opt(&self.secret).await.with_context(|| format!("cannot read {}", where_secret()))?;
-        let data = secret.as_ref().map(secret_data);
         let configuration = Api::<MutatingWebhookConfiguration>::all(self.client.clone())
             .get_opt(&self.webhook_configuration)
             .await
             .with_context(|| format!("cannot read MutatingWebhookConfiguration {}", self.webhook_configuration))?;
+        // The configuration is read before the Secret: a replica whose Secret is
+        // older than another replica's caBundle patch read the configuration
+        // before that patch too, so its own patch fails the resourceVersion
+        // test instead of putting an old bundle back.
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let where_secret = || format!("Secret {}/{}", self.namespace, self.secret);
+        let secret = secrets.get_opt(&self.secret).await.with_context(|| format!("cannot read {}", where_secret()))?;
+        let data = secret.as_ref().map(secret_data);
         let published = match &configuration {
             Some(configuration) => published_bundles(configuration),
             None => {

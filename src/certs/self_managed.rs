@@ -137,6 +137,12 @@ fn advance(
     now: OffsetDateTime,
     policy: &Policy,
 ) -> anyhow::Result<(Step, State)> {
+    let before = state.trust.len();
+    state.trust.retain(|ca| ca.not_after > now);
+    if state.trust.is_empty() {
+        return Ok((Step::Replaced(format!("every CA in {} has expired", keys::CA_CRT)), State::fresh(now, policy)?));
+    }
+    let dropped = state.trust.len() < before;
     if let Some(next) = state.next.take() {
         let switch_at = next.not_before + BACKDATE + policy.switch_delay;
         if now >= switch_at && all_publish(published, &state.trust) {
@@ -150,12 +156,7 @@ fn advance(
         state.next = Some(fresh.current);
         return Ok((Step::RenewalStarted, state));
     }
-    let before = state.trust.len();
-    state.trust.retain(|ca| ca.not_after > now);
-    if state.trust.len() < before {
-        return Ok((Step::OldCaDropped, state));
-    }
-    Ok((Step::Unchanged, state))
+    Ok((if dropped { Step::OldCaDropped } else { Step::Unchanged }, state))
 }
 
 /// True when every webhook's caBundle holds every CA in `trust`. With no
