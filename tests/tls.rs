@@ -68,6 +68,8 @@ struct Fake {
     start_together: tokio::sync::Barrier,
     together: usize,
     reads: AtomicUsize,
+    /// Answer 403 to reads of the webhook configuration (RBAC missing).
+    forbid_configuration: std::sync::atomic::AtomicBool,
 }
 
 fn status(code: StatusCode, reason: &str, message: &str) -> Response {
@@ -138,6 +140,13 @@ async fn replace_secret(
 }
 
 async fn get_webhook_configuration(State(fake): State<Arc<Fake>>, Path(name): Path<String>) -> Response {
+    if fake.forbid_configuration.load(Ordering::SeqCst) {
+        let message = format!(
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io \"{name}\" is forbidden: \
+             User \"system:serviceaccount:kube-once:kube-once\" cannot get resource"
+        );
+        return status(StatusCode::FORBIDDEN, "Forbidden", &message);
+    }
     let store = fake.store.lock().unwrap();
     match store.webhook_configurations.get(&name) {
         Some(configuration) => axum::Json(configuration.clone()).into_response(),
@@ -224,6 +233,7 @@ impl ApiServer {
             start_together: tokio::sync::Barrier::new(together),
             together,
             reads: AtomicUsize::new(0),
+            forbid_configuration: false.into(),
         });
         let app = Router::new()
             .route("/api/v1/namespaces/{namespace}/secrets", axum::routing::post(create_secret))
@@ -549,6 +559,18 @@ async fn a_stale_update_is_re_read_and_re_planned() {
     assert_eq!(ra.unwrap(), rb.unwrap());
     assert_eq!(pem_certificates(&api.ca_bundle()).len(), 2, "one renewal, not two");
     assert_eq!(api.ca_bundle(), api.secret()["ca.crt"]);
+}
+
+#[tokio::test]
+async fn missing_rbac_is_reported_with_the_rule_to_grant() {
+    let api = ApiServer::start(0).await;
+    api.fake.forbid_configuration.store(true, Ordering::SeqCst);
+    let Err(error) = start(&tls_args(HOUR), api.client.clone(), |_| {}).await else {
+        panic!("start succeeded without access to the webhook configuration")
+    };
+    let message = format!("{error:#}");
+    assert!(message.contains("cannot get MutatingWebhookConfiguration kube-once"), "{message}");
+    assert!(message.contains("needs RBAC `get`"), "{message}");
 }
 
 // ---------------------------------------------------------------- kube-once certs

@@ -91,14 +91,14 @@ impl SelfManaged {
         let configuration = Api::<MutatingWebhookConfiguration>::all(self.client.clone())
             .get_opt(&self.webhook_configuration)
             .await
-            .with_context(|| format!("cannot read MutatingWebhookConfiguration {}", self.webhook_configuration))?;
+            .map_err(|e| self.explain(e, Object::Configuration, "get"))?;
         // The configuration is read before the Secret: a replica whose Secret is
         // older than another replica's caBundle patch read the configuration
         // before that patch too, so its own patch fails the resourceVersion
         // test instead of putting an old bundle back.
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let where_secret = || format!("Secret {}/{}", self.namespace, self.secret);
-        let secret = secrets.get_opt(&self.secret).await.with_context(|| format!("cannot read {}", where_secret()))?;
+        let secret = secrets.get_opt(&self.secret).await.map_err(|e| self.explain(e, Object::Secret, "get"))?;
         let data = secret.as_ref().map(secret_data);
         let published = match &configuration {
             Some(configuration) => published_bundles(configuration),
@@ -121,21 +121,24 @@ impl SelfManaged {
                         tracing::info!(secret = %where_secret(), "another replica created the Secret first; using it");
                         return Ok(None);
                     }
-                    other => other.with_context(|| format!("cannot create {}", where_secret()))?,
+                    other => other.map_err(|e| self.explain(e, Object::Secret, "create"))?,
                 };
             }
             Some(SecretWrite::Update(data)) => {
                 let mut updated = secret.unwrap_or_default();
                 updated.data = Some(data.into_iter().map(|(key, value)| (key, ByteString(value))).collect());
-                updated.type_ = Some("kubernetes.io/tls".into());
                 match secrets.replace(&self.secret, &PostParams::default(), &updated).await {
                     Err(::kube::Error::Api(status)) if status.is_conflict() => return Ok(None),
-                    other => other.with_context(|| format!("cannot update {}", where_secret()))?,
+                    other => other.map_err(|e| self.explain(e, Object::Secret, "update"))?,
                 };
             }
         }
-        if step != Step::Unchanged {
-            tracing::info!(secret = %where_secret(), ?step, "self-managed certificate");
+        match &step {
+            Step::Unchanged => {}
+            Step::Replaced(reason) => {
+                tracing::warn!(secret = %where_secret(), reason, "replaced an unusable certificate Secret")
+            }
+            step => tracing::info!(secret = %where_secret(), ?step, "self-managed certificate"),
         }
         if let (Some(bundle), Some(configuration)) = (ca_bundle, configuration) {
             if !self.patch_ca_bundle(&configuration, &bundle).await? {
@@ -144,6 +147,21 @@ impl SelfManaged {
             tracing::info!(configuration = %self.webhook_configuration, "caBundle updated");
         }
         Ok(Some(serve))
+    }
+
+    /// What failed, on which object, and for a refusal the RBAC rule that is missing.
+    fn explain(&self, error: ::kube::Error, object: Object, verb: &str) -> anyhow::Error {
+        let (kind, name) = match object {
+            Object::Secret => ("Secret", format!("{}/{}", self.namespace, self.secret)),
+            Object::Configuration => ("MutatingWebhookConfiguration", self.webhook_configuration.clone()),
+        };
+        let hint = match &error {
+            ::kube::Error::Api(status) if status.is_forbidden() => format!(
+                " (the pod's ServiceAccount needs RBAC `{verb}` on this {kind}; the chart grants it in tls.mode self-managed)"
+            ),
+            _ => String::new(),
+        };
+        anyhow::Error::new(error).context(format!("cannot {verb} {kind} {name}{hint}"))
     }
 
     fn new_secret(&self, data: SecretData) -> Secret {
@@ -189,9 +207,7 @@ impl SelfManaged {
             Ok(_) => Ok(true),
             // 409: changed meanwhile; 422: the test operation failed.
             Err(::kube::Error::Api(status)) if status.is_conflict() || status.code == 422 => Ok(false),
-            Err(error) => Err(error).with_context(|| {
-                format!("cannot patch the caBundle of MutatingWebhookConfiguration {}", self.webhook_configuration)
-            }),
+            Err(error) => Err(self.explain(error, Object::Configuration, "patch")),
         }
     }
 }
@@ -215,7 +231,7 @@ where
 }
 
 /// The polling loop of [`start`]; errors are logged and retried at the next poll.
-pub async fn keep_current<F>(manager: SelfManaged, interval: Duration, mut serving: CertBundle, on_cert: F)
+async fn keep_current<F>(manager: SelfManaged, interval: Duration, mut serving: CertBundle, on_cert: F)
 where
     F: Fn(&CertBundle) + Send + Sync + 'static,
 {
@@ -234,6 +250,12 @@ where
             Err(error) => tracing::warn!(error = format!("{error:#}"), "self-managed certificate check failed"),
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Object {
+    Secret,
+    Configuration,
 }
 
 fn secret_data(secret: &Secret) -> SecretData {
