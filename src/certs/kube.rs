@@ -6,7 +6,6 @@
 //! `--cert-poll-interval`, so a renewed certificate reaches all of them
 //! without a restart.
 
-use std::future::Future;
 use std::time::Duration;
 
 use ::kube::api::{Api, ObjectMeta, PostParams};
@@ -212,42 +211,44 @@ impl SelfManaged {
     }
 }
 
-/// Get or create the certificate, hand it to `on_cert`, and return the loop
-/// that keeps it current (polls every `--cert-poll-interval` and calls
-/// `on_cert` whenever what to serve changes). The caller spawns the loop.
-pub async fn start<F>(
-    args: &TlsArgs,
-    client: Client,
-    on_cert: F,
-) -> anyhow::Result<impl Future<Output = ()> + Send + 'static>
-where
-    F: Fn(&CertBundle) + Send + Sync + 'static,
-{
+/// Get or create the certificate (and publish its CA): what to serve from
+/// the first handshake on, and the loop that keeps it current, which the
+/// caller spawns once it serves.
+pub async fn start(args: &TlsArgs, client: Client) -> anyhow::Result<(CertBundle, KeepCurrent)> {
     let manager = SelfManaged::new(args, client)?;
-    let interval = args.cert_poll_interval;
     let first = manager.reconcile(OffsetDateTime::now_utc()).await?;
-    on_cert(&first);
-    Ok(keep_current(manager, interval, first, on_cert))
+    Ok((first.clone(), KeepCurrent { manager, interval: args.cert_poll_interval, serving: first }))
 }
 
-/// The polling loop of [`start`]; errors are logged and retried at the next poll.
-async fn keep_current<F>(manager: SelfManaged, interval: Duration, mut serving: CertBundle, on_cert: F)
-where
-    F: Fn(&CertBundle) + Send + Sync + 'static,
-{
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
+/// The polling loop started by [`start`].
+pub struct KeepCurrent {
+    manager: SelfManaged,
+    interval: Duration,
+    serving: CertBundle,
+}
+
+impl KeepCurrent {
+    /// Every interval: one pass, and `on_change` with what to serve when it
+    /// changed. Errors are logged and retried at the next poll; the current
+    /// certificate stays in service meanwhile.
+    pub async fn run<F>(mut self, on_change: F)
+    where
+        F: Fn(&CertBundle) + Send + Sync + 'static,
+    {
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
-        match manager.reconcile(OffsetDateTime::now_utc()).await {
-            Ok(bundle) if bundle != serving => {
-                tracing::info!("serving a renewed certificate");
-                on_cert(&bundle);
-                serving = bundle;
+        loop {
+            ticks.tick().await;
+            match self.manager.reconcile(OffsetDateTime::now_utc()).await {
+                Ok(bundle) if bundle != self.serving => {
+                    tracing::info!("serving a renewed certificate");
+                    on_change(&bundle);
+                    self.serving = bundle;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "self-managed certificate check failed"),
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(error = format!("{error:#}"), "self-managed certificate check failed"),
         }
     }
 }
