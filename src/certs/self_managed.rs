@@ -194,7 +194,8 @@ impl State {
         let cas = pem_certificates(bundle.ca_pem.as_bytes());
         let [ca_der] = <[Vec<u8>; 1]>::try_from(cas).map_err(|_| anyhow::anyhow!("rcgen wrote no single CA"))?;
         let ca = Ca { not_after: validity(&ca_der).context("the generated CA")?.1, der: ca_der };
-        let current = Leaf::read(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes(), &[]).context("generated")?;
+        let current = Leaf::read(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes(), &[])
+            .context("the generated serving certificate")?;
         Ok(State { current, next: None, trust: vec![ca] })
     }
 
