@@ -209,6 +209,8 @@ impl ServerHandle {
     /// Start the graceful drain (what SIGTERM does): `/readyz` fails at once,
     /// requests are served for the grace period, then connections drain.
     pub fn shutdown(&self) {
+        // Readiness first, synchronously: a probe right after this call fails.
+        self.state.readiness().set_not_ready();
         self.shutdown_requested.raise();
     }
 
@@ -262,10 +264,8 @@ pub fn serve_on(
     let shutdown_requested = Flag::default();
     let drained = tokio::spawn({
         let requested = shutdown_requested.raised();
-        let state = state.clone();
         async move {
             requested.await;
-            state.readiness().set_not_ready();
             tracing::info!(
                 grace_period = %humantime::format_duration(options.grace_period),
                 "shutting down: /readyz fails from now on; requests are still served during the grace period"
