@@ -151,15 +151,13 @@ async fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// it changed. Polling with a digest, not file watches: Kubernetes updates
 /// Secret volumes by swapping a symlink, which inotify on the file misses. A
 /// pair that does not load (half-written, key not matching) is logged once
-/// and the current certificate stays; the next change is tried again.
+/// and the current certificate stays; the next change is tried again. The
+/// first read happens at once, so a change made after `store` was loaded
+/// and before this started is not missed.
 pub async fn watch_files(store: Arc<CertStore>, files: CertFiles, interval: Duration) {
-    let mut last_seen = match files.read().await {
-        Ok((_, _, digest)) => Some(digest),
-        Err(_) => None,
-    };
+    let mut last_seen = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
     loop {
         ticker.tick().await;
         let (cert, key, digest) = match files.read().await {
@@ -176,10 +174,12 @@ pub async fn watch_files(store: Arc<CertStore>, files: CertFiles, interval: Dura
             continue;
         }
         last_seen = Some(digest);
+        let served = store.current_leaf_der();
         match store.replace(&cert, &key) {
-            Ok(()) => {
+            Ok(()) if store.current_leaf_der() != served => {
                 tracing::info!(cert = %files.cert.display(), "certificate files changed; now serving the new certificate")
             }
+            Ok(()) => {}
             Err(error) => tracing::warn!(
                 cert = %files.cert.display(),
                 key = %files.key.display(),
