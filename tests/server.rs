@@ -484,3 +484,69 @@ fn a_mismatched_pair_never_replaces_the_served_certificate() {
     store.replace_bundle(&new).unwrap();
     assert_eq!(store.current_leaf_der().unwrap(), leaf_of(&new));
 }
+
+// ---------------------------------------------------------------- any input
+
+fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z~/.-]{0,8}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            proptest::collection::btree_map("[a-zA-Z/.~-]{0,12}", inner, 0..6)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+/// `kube-once.io/` annotations with arbitrary values (strings mostly, other JSON too).
+fn arbitrary_annotations() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let names = prop_oneof![
+        Just("run"),
+        Just("container"),
+        Just("database-url-env"),
+        Just("database-url"),
+        Just("lock-url-env"),
+        Just("lock-name"),
+        Just("key"),
+        Just("record"),
+        Just("timeout"),
+        Just("preemptible"),
+        Just("status"),
+    ];
+    let value = prop_oneof![4 => ".{0,24}".prop_map(Value::from), 1 => arbitrary_json()];
+    proptest::collection::btree_map(names.prop_map(|name| format!("kube-once.io/{name}")), value, 0..5)
+        .prop_map(|map| Value::Object(map.into_iter().collect()))
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_body_gets_an_answer_or_a_reason(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+        if let Err(reason) = server::admission::review(&body, &Config::default()) {
+            proptest::prop_assert!(!reason.0.is_empty());
+        }
+    }
+
+    /// Whatever shape a Deployment's fields take, the review is answered with
+    /// its uid (allowed, or denied with a message), never a panic.
+    #[test]
+    fn any_deployment_shape_is_answered_with_the_uid(
+        template in arbitrary_json(),
+        annotations in proptest::prop_oneof![arbitrary_json(), arbitrary_annotations()],
+    ) {
+        let mut review = fixture_json("create.json");
+        review["request"]["object"]["spec"]["template"] = template;
+        review["request"]["object"]["metadata"]["annotations"] = annotations;
+        let reviewed = server::admission::review(&serde_json::to_vec(&review).unwrap(), &Config::default()).unwrap();
+        proptest::prop_assert_eq!(&reviewed.response.response.uid, "0df28fbd-5f5f-11e8-bc74-36e6bb280816");
+        if !reviewed.response.response.allowed {
+            proptest::prop_assert!(!reviewed.response.response.status.unwrap().message.is_empty());
+        }
+    }
+}
