@@ -98,6 +98,84 @@ async fn dry_run_gets_the_answer_of_the_real_request() {
     assert_eq!(dry, real);
 }
 
+/// The JSON patch of an admission response (base64, as the API requires).
+fn decoded_patch(response: &Value) -> json_patch::Patch {
+    assert_eq!(response["patchType"], "JSONPatch", "{response}");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn init_container_names(deployment: &Value) -> Vec<String> {
+    let containers = deployment.pointer("/spec/template/spec/initContainers").and_then(Value::as_array);
+    containers.into_iter().flatten().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The CREATE fixture with one more annotation on the Deployment.
+fn create_with_annotation(name: &str, value: &str) -> Vec<u8> {
+    let mut review = fixture_json("create.json");
+    review["request"]["object"]["metadata"]["annotations"][name] = json!(value);
+    serde_json::to_vec(&review).unwrap()
+}
+
+#[tokio::test]
+async fn annotated_deployment_gets_a_patch_and_its_result_gets_none() {
+    let (status, body) = call(app(), Method::POST, "/mutate", fixture("create.json")).await;
+    let response = assert_answers("create.json", status, &body);
+    assert_eq!(response["allowed"], true);
+    let mut deployment = superset_deployment();
+    json_patch::patch(&mut deployment, &decoded_patch(&response)).unwrap();
+    assert_eq!(init_container_names(&deployment), ["kube-once-install", "kube-once-run"]);
+
+    // The API server admits the mutated object again (reinvocation, a later
+    // apply that changes nothing): no patch.
+    let mut review = fixture_json("update.json");
+    review["request"]["object"] = deployment.clone();
+    review["request"]["oldObject"] = deployment;
+    let (status, body) = call(app(), Method::POST, "/mutate", serde_json::to_vec(&review).unwrap()).await;
+    let response = assert_answers("update.json", status, &body);
+    assert_eq!(response["allowed"], true);
+    assert_eq!(response.get("patch"), None, "{body}");
+}
+
+#[tokio::test]
+async fn update_with_old_object_is_patched() {
+    let (status, body) = call(app(), Method::POST, "/mutate", fixture("update.json")).await;
+    let response = assert_answers("update.json", status, &body);
+    let mut deployment = fixture_json("update.json")["request"]["object"].clone();
+    json_patch::patch(&mut deployment, &decoded_patch(&response)).unwrap();
+    assert_eq!(init_container_names(&deployment), ["kube-once-install", "kube-once-run"]);
+}
+
+#[tokio::test]
+async fn malformed_annotation_is_denied_with_400_and_the_message() {
+    let (status, body) =
+        call(app(), Method::POST, "/mutate", create_with_annotation("kube-once.io/record", "sometimes")).await;
+    let response = assert_answers("create.json", status, &body);
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response.get("patch"), None);
+    assert_eq!(response["status"]["code"], 400);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.contains("kube-once.io/record") && message.contains("sometimes"), "{message}");
+}
+
+#[tokio::test]
+async fn metrics_count_patches_and_refusals_of_real_admissions_only() {
+    let state = AppState::new(Config::default());
+    let bodies = [fixture("create.json"), fixture("dry-run.json"), create_with_annotation("kube-once.io/record", "x")];
+    for body in bodies {
+        call(server::router(state.clone()), Method::POST, "/mutate", body).await;
+    }
+    let text = state.metrics().render().unwrap();
+    for line in [
+        r#"kube_once_admission_requests_total{result="patched"} 2"#,
+        r#"kube_once_admission_requests_total{result="refused"} 1"#,
+        "kube_once_patches_applied_total 1",
+        "kube_once_refusals_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
+}
+
 #[tokio::test]
 async fn garbage_and_non_reviews_get_400_with_a_reason() {
     let cases: [(&[u8], &str); 5] = [
@@ -189,12 +267,29 @@ async fn preview_formats_yaml_and_diff() {
 
     let (status, diff) = call(preview_app(), Method::POST, "/preview?format=diff", body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{diff}");
-    let (_, json_answer) = call(preview_app(), Method::POST, "/preview", body).await;
-    let patch_is_empty = serde_json::from_str::<Value>(&json_answer).unwrap()["patch"] == json!([]);
-    assert_eq!(diff.is_empty(), patch_is_empty, "a diff exactly when there is a patch:\n{diff}");
-    if !diff.is_empty() {
-        assert!(diff.starts_with("--- a/deployment/superset\n+++ b/deployment/superset\n"), "{diff}");
-    }
+    assert!(diff.starts_with("--- a/deployment/analytics/superset\n+++ b/deployment/analytics/superset\n"), "{diff}");
+    assert!(diff.lines().any(|line| line.starts_with('+') && line.contains("kube-once-run")), "{diff}");
+}
+
+#[tokio::test]
+async fn preview_takes_a_whole_manifest_file() {
+    // examples/superset.yaml holds a Secret and the Deployment: the Secret is ignored.
+    let example = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap();
+    let (status, text) = call(preview_app(), Method::POST, "/preview", example).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["object"]["kind"], "Deployment");
+    assert!(!answer["patch"].as_array().unwrap().is_empty(), "{text}");
+}
+
+#[tokio::test]
+async fn preview_of_a_refused_deployment_is_422_with_the_message() {
+    let mut deployment = superset_deployment();
+    deployment["metadata"]["annotations"]["kube-once.io/record"] = json!("sometimes");
+    let (status, text) =
+        call(preview_app(), Method::POST, "/preview", serde_json::to_string(&deployment).unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(text.contains("kube-once.io/record"), "{text}");
 }
 
 #[tokio::test]
@@ -202,11 +297,11 @@ async fn preview_rejects_what_is_not_one_deployment() {
     let yaml = kube_once::core::render::to_yaml(&superset_deployment()).unwrap();
     let configmap = kube_once::core::render::to_yaml(&fixture_json("configmap.json")["request"]["object"]).unwrap();
     let cases = [
-        (configmap, "expected a Deployment".to_owned()),
-        (format!("{yaml}---\n{yaml}"), "2 YAML documents".to_owned()),
-        ("{ not json".to_owned(), "not valid JSON".to_owned()),
+        (configmap, "no apps/v1 Deployment in the body (1 document(s))".to_owned()),
+        (format!("{yaml}---\n{yaml}"), "2 Deployments in the body".to_owned()),
+        ("{ not json".to_owned(), "not valid YAML".to_owned()),
         ("a: [unclosed".to_owned(), "not valid YAML".to_owned()),
-        (String::new(), "0 YAML documents".to_owned()),
+        (String::new(), "no apps/v1 Deployment in the body (0 document(s))".to_owned()),
     ];
     for (body, reason) in cases {
         let (status, text) = call(preview_app(), Method::POST, "/preview", body).await;
@@ -300,6 +395,8 @@ async fn admission_reviews_over_tls_verified_against_the_service_name() {
         let (status, body) = server.post("/mutate", fixture(name)).await;
         let response = assert_answers(name, status, &body);
         assert_eq!(response["allowed"], true, "{name}: {body}");
+        let mutated = matches!(name, "create.json" | "update.json" | "dry-run.json");
+        assert_eq!(response.get("patch").is_some(), mutated, "{name}: {body}");
     }
     let (status, body) = server.post("/mutate", b"{\"garbage".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -371,12 +468,14 @@ async fn one_megabyte_deployment_is_answered() {
     let (status, text) = server.post("/mutate", body).await;
     let response = assert_answers("create.json", status, &text);
     assert_eq!(response["allowed"], true, "{text}");
-    if let Some(patch) = response["patch"].as_str() {
-        let patch: json_patch::Patch =
-            serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(patch).unwrap()).unwrap();
-        let mut object = review["request"]["object"].clone();
-        json_patch::patch(&mut object, &patch).unwrap();
-    }
+    let mut deployment = review["request"]["object"].clone();
+    json_patch::patch(&mut deployment, &decoded_patch(&response)).unwrap();
+    let init = deployment.pointer("/spec/template/spec/initContainers").unwrap().as_array().unwrap();
+    let run = init.iter().find(|c| c["name"] == "kube-once-run").unwrap();
+    let env = run["env"].as_array().unwrap();
+    // The app container's 8001 variables are copied over, KUBE_ONCE_* appended after them.
+    assert!(env.len() > 8001, "{} env vars", env.len());
+    assert_eq!(env[8000]["name"], "SETTING_07999");
 }
 
 #[tokio::test]

@@ -393,12 +393,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the webhook configuration {} (--config)", path.display()))?;
-    parse_config(&text).with_context(|| format!("invalid webhook configuration {} (--config)", path.display()))
-}
-
-// Stand-in until the core's `Config::from_yaml` lands on main.
-fn parse_config(text: &str) -> anyhow::Result<Config> {
-    Ok(serde_yaml_ng::from_str(text)?)
+    Config::from_yaml(&text).with_context(|| format!("invalid webhook configuration {} (--config)", path.display()))
 }
 
 /// The certificate files to serve and poll, or an in-memory self-signed

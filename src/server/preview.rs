@@ -6,8 +6,10 @@
 //! - `?format=diff`: a unified diff of the Deployment's YAML, before → after
 //!   (empty when nothing changes)
 //!
-//! A refusal is 422 with the refusal message; a body that is not one
-//! Deployment is 400 with the reason.
+//! The body is parsed like `kube-once preview -f` parses a file; other
+//! documents beside the one Deployment are ignored. A refusal is 422 with
+//! the refusal message; a body without exactly one Deployment is 400 with
+//! the reason.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -58,8 +60,8 @@ pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQu
         },
         Format::Diff => match (render::to_yaml(&deployment), render::to_yaml(&mutation.object)) {
             (Ok(before), Ok(after)) => {
-                let name = deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("deployment");
-                let diff = render::unified_diff(&format!("deployment/{name}"), &before, &after);
+                let name = format!("deployment/{}", crate::core::describe(&deployment));
+                let diff = render::unified_diff(&name, &before, &after);
                 text(StatusCode::OK, "text/x-diff; charset=utf-8", diff)
             }
             (Err(error), _) | (_, Err(error)) => internal(error),
@@ -67,38 +69,24 @@ pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQu
     }
 }
 
-/// One Deployment from a JSON or YAML body.
+/// The one Deployment of a JSON or YAML body, parsed like `kube-once preview`
+/// parses files. Other documents (the Secret or Service of the same manifest
+/// file) are ignored, so a whole manifest file can be posted.
 fn parse_deployment(body: &[u8]) -> Result<Value, String> {
-    let starts_like_json = body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
-    let object: Value = if starts_like_json {
-        serde_json::from_slice(body).map_err(|error| format!("the body is not valid JSON: {error}"))?
-    } else {
-        let mut documents = Vec::new();
-        for document in serde_yaml_ng::Deserializer::from_slice(body) {
-            let value = Value::deserialize(document).map_err(|error| format!("the body is not valid YAML: {error}"))?;
-            if !value.is_null() {
-                documents.push(value);
-            }
+    let text = std::str::from_utf8(body).map_err(|error| format!("the body is not UTF-8 text: {error}"))?;
+    let documents = crate::preview::parse_documents(text).map_err(|error| format!("{error:#}"))?;
+    let count = documents.len();
+    let mut deployments = documents.into_iter().filter(crate::preview::is_deployment);
+    match (deployments.next(), deployments.next()) {
+        (Some(deployment), None) => Ok(deployment),
+        (None, _) => {
+            Err(format!("no apps/v1 Deployment in the body ({count} document(s)); send one Deployment as YAML or JSON"))
         }
-        match <[Value; 1]>::try_from(documents) {
-            Ok([object]) => object,
-            Err(documents) => {
-                return Err(format!(
-                    "the body holds {} YAML documents; send exactly one Deployment \
-                     (`kube-once preview -f FILE` takes many)",
-                    documents.len()
-                ));
-            }
-        }
-    };
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    if api_version != "apps/v1" || kind != "Deployment" {
-        return Err(format!(
-            "expected a Deployment (apiVersion apps/v1, kind Deployment), got apiVersion `{api_version}` and kind `{kind}`"
-        ));
+        (Some(_), Some(_)) => Err(format!(
+            "{} Deployments in the body; send one (`kube-once preview -f FILE` takes many)",
+            2 + deployments.count()
+        )),
     }
-    Ok(object)
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
