@@ -19,8 +19,9 @@ use kube_once::certs::CertBundle;
 use kube_once::certs::kube::{SelfManaged, start};
 use kube_once::certs::self_managed::{Policy, pem_certificates};
 use kube_once::cli::TlsArgs;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use kube_once::server;
+use kube_once::server::tls::CertStore;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
@@ -206,6 +207,7 @@ fn ca_bundles(configuration: &Value) -> Vec<Vec<u8>> {
 
 struct ApiServer {
     fake: Arc<Fake>,
+    address: std::net::SocketAddr,
     client: kube::Client,
 }
 
@@ -247,7 +249,7 @@ impl ApiServer {
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let config = kube::Config::new(format!("http://{address}").parse().unwrap());
-        ApiServer { fake, client: kube::Client::try_from(config).unwrap() }
+        ApiServer { fake, address, client: kube::Client::try_from(config).unwrap() }
     }
 
     fn secret(&self) -> BTreeMap<String, Vec<u8>> {
@@ -301,13 +303,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certified_key(bundle: &CertBundle) -> Arc<rustls::sign::CertifiedKey> {
-    let chain = CertificateDer::pem_slice_iter(bundle.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
-    let key = PrivateKeyDer::from_pem_slice(bundle.key_pem.as_bytes()).unwrap();
-    let signing_key = provider().key_provider.load_private_key(key).unwrap();
-    Arc::new(rustls::sign::CertifiedKey::new(chain, signing_key))
-}
-
 /// Verify `cert_pem` as the API server would: trusting only `ca_bundle`, for the Service DNS name.
 fn verify(ca_bundle: &[u8], cert_pem: &str) -> Result<(), rustls::Error> {
     use rustls::client::danger::ServerCertVerifier;
@@ -328,71 +323,53 @@ fn roots(ca_bundle: &[u8]) -> rustls::RootCertStore {
     roots
 }
 
-/// The minimal HTTPS server of this test: serves whatever certificate was
-/// last handed to `replace`, as the webhook server's certificate store does.
-#[derive(Debug)]
-struct SwappableCert(arc_swap::ArcSwap<rustls::sign::CertifiedKey>);
-
-impl rustls::server::ResolvesServerCert for SwappableCert {
-    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.load_full())
-    }
-}
-
-struct TlsServer {
+/// The real webhook server, on a loopback port, serving from a `CertStore`
+/// that the test feeds as `serve` does.
+struct Webhook {
     address: std::net::SocketAddr,
-    cert: Arc<SwappableCert>,
+    store: Arc<CertStore>,
+    _handle: server::ServerHandle,
 }
 
-impl TlsServer {
-    async fn start(bundle: &CertBundle) -> TlsServer {
-        let cert = Arc::new(SwappableCert(arc_swap::ArcSwap::new(certified_key(bundle))));
-        let config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_cert_resolver(cert.clone());
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+impl Webhook {
+    async fn start(bundle: &CertBundle) -> Webhook {
+        let store = Arc::new(CertStore::from_bundle(bundle).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    use tokio::io::AsyncWriteExt;
-                    if let Ok(mut tls) = acceptor.accept(stream).await {
-                        let _ = tls.write_all(b"ok\n").await;
-                        let _ = tls.shutdown().await;
-                    }
-                });
-            }
-        });
-        TlsServer { address, cert }
+        let state = server::AppState::new(kube_once::core::Config::default());
+        let handle = server::serve_on(listener, None, state, store.clone(), server::ServerOptions::default()).unwrap();
+        Webhook { address: handle.admission_addr(), store, _handle: handle }
     }
 
     fn replace(&self, bundle: &CertBundle) {
-        self.cert.0.store(certified_key(bundle));
+        self.store.replace_bundle(bundle).unwrap();
     }
 
-    /// Connect as the API server does: to the Service DNS name (here resolved
-    /// to loopback), trusting only `ca_bundle`. Returns the served certificate.
     async fn call(&self, ca_bundle: &[u8]) -> Vec<u8> {
-        use tokio::io::AsyncReadExt;
-        let config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots(ca_bundle))
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let stream = tokio::net::TcpStream::connect(self.address).await.unwrap();
-        let name = ServerName::try_from(SERVICE_DNS_NAME).unwrap();
-        let mut tls = connector.connect(name, stream).await.expect("TLS handshake trusting only the caBundle");
-        let mut answer = String::new();
-        tls.read_to_string(&mut answer).await.unwrap();
-        assert_eq!(answer, "ok\n");
-        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        call_healthz(self.address, ca_bundle).await.expect("TLS handshake trusting only the caBundle")
     }
+}
+
+/// Connect as the API server does: to the Service DNS name (here resolved to
+/// loopback `address`), trusting only `ca_bundle`; GET /healthz. Returns the
+/// served certificate.
+async fn call_healthz(address: std::net::SocketAddr, ca_bundle: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots(ca_bundle))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    let name = ServerName::try_from(SERVICE_DNS_NAME).unwrap();
+    let mut tls = connector.connect(name, stream).await?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {SERVICE_DNS_NAME}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    Ok(tls.get_ref().1.peer_certificates().unwrap()[0].to_vec())
 }
 
 fn leaf_der(bundle: &CertBundle) -> Vec<u8> {
@@ -449,7 +426,7 @@ async fn renewal_adds_the_new_ca_before_switching_and_tls_works_throughout() {
 
     // Start: one CA, served and trusted.
     let first = manager.reconcile(t0).await.unwrap();
-    let server = TlsServer::start(&first).await;
+    let server = Webhook::start(&first).await;
     let ca1 = pem_certificates(&api.ca_bundle());
     assert_eq!(ca1.len(), 1);
     assert_eq!(server.call(&api.ca_bundle()).await, leaf_der(&first));
@@ -521,7 +498,7 @@ async fn a_running_replica_picks_up_the_renewed_certificate_without_restart() {
     let served: Arc<Mutex<Vec<CertBundle>>> = Arc::default();
     let sink = served.clone();
     let polling = tokio::spawn(keep_current.run(move |bundle| sink.lock().unwrap().push(bundle.clone())));
-    let server = TlsServer::start(&first).await;
+    let server = Webhook::start(&first).await;
 
     // Another replica, further along in time, renews and switches.
     let other =
@@ -566,6 +543,57 @@ async fn missing_rbac_is_reported_with_the_rule_to_grant() {
     let message = format!("{error:#}");
     assert!(message.contains("cannot get MutatingWebhookConfiguration kube-once"), "{message}");
     assert!(message.contains("needs RBAC `get`"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_self_managed_creates_the_secret_publishes_the_ca_and_serves_under_the_service_name() {
+    let api = ApiServer::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let server = format!("http://{}", api.address);
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: \"{server}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n"
+        ),
+    )
+    .unwrap();
+    // A free port for the webhook: bound, then released for the child to take.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-once"))
+        .args(["serve", "--self-managed", "--preview-listen", "127.0.0.1:0", "--listen"])
+        .arg(listen.to_string())
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let served = loop {
+        let published = api.fake.store.lock().unwrap().secrets.contains_key(SECRET);
+        if published
+            && !api.ca_bundle().is_empty()
+            && let Ok(served) = call_healthz(listen, &api.ca_bundle()).await
+        {
+            break served;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).await.unwrap();
+            panic!("serve exited with {status}: {stderr}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "serve --self-managed never became reachable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(served, pem_certificates(&api.secret()["tls.crt"])[0], "it serves the Secret's certificate");
+    assert_eq!(api.ca_bundle(), api.secret()["ca.crt"]);
+    child.kill().await.unwrap();
 }
 
 // ---------------------------------------------------------------- kube-once certs
@@ -629,7 +657,7 @@ fn certs_writes_the_files_and_prints_a_ca_bundle_that_verifies_them() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let server = TlsServer::start(&bundle).await;
+        let server = Webhook::start(&bundle).await;
         assert_eq!(server.call(&ca_bundle).await, der);
     });
 }
