@@ -357,14 +357,8 @@ where
 
 /// `kube-once serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if args.tls.self_managed {
-        anyhow::bail!(
-            "--self-managed is not built yet; give --tls-cert-file and --tls-key-file, \
-             or neither for an in-memory self-signed certificate"
-        );
-    }
     let config = load_config(args.config.config.as_deref())?;
-    let (certs, files) = certificate_source(&args.tls).await?;
+    let (certs, refresh) = certificate_source(&args.tls).await?;
     let admission = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen); is the port in use?", args.listen))?;
@@ -374,8 +368,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let handle =
         serve_on(admission, Some(preview), AppState::new(config), certs.clone(), ServerOptions::from_args(&args))?;
-    if let Some(files) = files {
-        tokio::spawn(tls::watch_files(certs, files, args.tls.cert_poll_interval));
+    match refresh {
+        Some(CertRefresh::Files(files)) => {
+            tokio::spawn(tls::watch_files(certs, files, args.tls.cert_poll_interval));
+        }
+        Some(CertRefresh::SelfManaged(keep_current)) => {
+            tokio::spawn(keep_current.run(move |bundle| {
+                if let Err(error) = certs.replace_bundle(bundle) {
+                    tracing::error!(error = format!("{error:#}"), "cannot serve the renewed self-managed certificate");
+                }
+            }));
+        }
+        None => {}
     }
     tracing::info!(listen = %handle.admission_addr(), preview_listen = ?handle.preview_addr(), "serving");
 
@@ -396,15 +400,36 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Config::from_yaml(&text).with_context(|| format!("invalid webhook configuration {} (--config)", path.display()))
 }
 
-/// The certificate files to serve and poll, or an in-memory self-signed
+/// What keeps the served certificate current once the server runs.
+enum CertRefresh {
+    Files(CertFiles),
+    SelfManaged(Box<crate::certs::kube::KeepCurrent>),
+}
+
+/// The self-managed certificate (Secret and caBundle kept by kube-once), the
+/// certificate files to serve and poll, or an in-memory self-signed
 /// certificate whose CA bundle is logged.
-async fn certificate_source(args: &TlsArgs) -> anyhow::Result<(Arc<CertStore>, Option<CertFiles>)> {
+async fn certificate_source(args: &TlsArgs) -> anyhow::Result<(Arc<CertStore>, Option<CertRefresh>)> {
+    if args.self_managed {
+        let client = kube::Client::try_default().await.context(
+            "--self-managed needs the Kubernetes API, but found neither an in-cluster ServiceAccount nor a kubeconfig; \
+             run it in the cluster, or give --tls-cert-file and --tls-key-file",
+        )?;
+        let (first, keep_current) = crate::certs::kube::start(args, client).await.context("self-managed TLS")?;
+        tracing::info!(
+            secret = %format!("{}/{}", args.namespace, args.tls_secret),
+            webhook_configuration = %args.webhook_configuration,
+            poll_interval = %humantime::format_duration(args.cert_poll_interval),
+            "serving the self-managed certificate; renewals are picked up"
+        );
+        return Ok((Arc::new(CertStore::from_bundle(&first)?), Some(CertRefresh::SelfManaged(Box::new(keep_current)))));
+    }
     match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(cert), Some(key)) => {
             let files = CertFiles { cert: cert.clone(), key: key.clone() };
             let store = files.load().await?;
             tracing::info!(cert = %cert.display(), key = %key.display(), poll_interval = %humantime::format_duration(args.cert_poll_interval), "serving the certificate files; changes are picked up");
-            Ok((Arc::new(store), Some(files)))
+            Ok((Arc::new(store), Some(CertRefresh::Files(files))))
         }
         (None, None) => {
             let mut names = crate::certs::service_dns_names(&args.service, &args.namespace);
