@@ -1,5 +1,6 @@
 //! The admission hot path without sockets: AdmissionReview bytes in →
-//! parse → plan → inject → patch → AdmissionReview bytes out.
+//! parse → plan → inject → patch → AdmissionReview bytes out
+//! (`server::admission::review`, what `POST /mutate` calls).
 //!
 //! Cases: a small Deployment, the annotated example, and a Deployment with
 //! 5,000 env vars (~1 MB). Targets (issue 6): example ≤ 30 µs, 1 MB ≤ 15 ms,
@@ -10,40 +11,17 @@ use std::hint::black_box;
 
 use base64::Engine;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kube_once::core::{self, Config};
+use kube_once::core::Config;
+use kube_once::server::admission;
 use serde_json::{Value, json};
 
-/// One admission, end to end, as the server does it: every step the API
-/// server waits for except TLS and HTTP.
+/// One admission, end to end, exactly as `POST /mutate` does it: every
+/// step the API server waits for except TLS and HTTP.
 fn admit(body: &[u8], config: &Config) -> Vec<u8> {
-    let review: Value = match serde_json::from_slice(body) {
-        Ok(review) => review,
-        Err(error) => return error.to_string().into_bytes(),
-    };
-    let request = &review["request"];
-    let old_object = request.get("oldObject").filter(|old| !old.is_null());
-    let response = match core::mutate(&request["object"], old_object, config) {
-        Ok(mutation) if mutation.patch.0.is_empty() => {
-            json!({"uid": request["uid"], "allowed": true, "warnings": mutation.warnings})
-        }
-        Ok(mutation) => {
-            let patch = serde_json::to_vec(&mutation.patch).unwrap_or_default();
-            json!({
-                "uid": request["uid"],
-                "allowed": true,
-                "patchType": "JSONPatch",
-                "patch": base64::engine::general_purpose::STANDARD.encode(patch),
-                "warnings": mutation.warnings,
-            })
-        }
-        Err(refusal) => json!({
-            "uid": request["uid"],
-            "allowed": false,
-            "status": {"code": 403, "message": refusal.0},
-        }),
-    };
-    serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}))
-        .unwrap_or_default()
+    match admission::review(body, config) {
+        Ok(reviewed) => serde_json::to_vec(&reviewed.response).unwrap_or_default(),
+        Err(bad_request) => bad_request.0.into_bytes(),
+    }
 }
 
 fn small_deployment() -> Value {
