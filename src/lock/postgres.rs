@@ -144,6 +144,11 @@ impl Backend for Postgres {
 
     async fn ensure_record_table(&mut self) -> Result<()> {
         let Some(table) = &self.table else { return Ok(()) };
+        // Checked first so that the usual case does not make the server send an "already exists" notice.
+        let exists = self.records().query_one("SELECT to_regclass(quote_ident($1)) IS NOT NULL", &[table]).await;
+        if exists.is_ok_and(|row| row.get::<_, bool>(0)) {
+            return Ok(());
+        }
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS \"{table}\" (key text PRIMARY KEY, command text NOT NULL, image text NOT NULL, \
              pod text NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, \
