@@ -273,6 +273,35 @@ fn postgres_create_index_concurrently_under_the_lock_completes() {
     db.execute(&format!("DROP TABLE {table}"));
 }
 
+/// The PgBouncer set-up: the lock on a direct URL, the records through the app's URL.
+#[test]
+fn postgres_separate_lock_url() {
+    let db = Db::postgres();
+    let mut scenario = Scenario::new(db.clone(), "lockurl");
+    let direct = db.url.replacen("postgres://", "postgresql+psycopg2://", 1);
+    for _ in 0..5 {
+        let mut cmd = scenario.lock(&["--key", "v1", "--lock-url-env", "DIRECT_URL"], APPEND_AND_SLEEP);
+        cmd.env("DIRECT_URL", &direct);
+        scenario.spawn(cmd);
+    }
+    let codes = scenario.wait_all();
+    assert!(codes.iter().all(|&code| code == 0), "{codes:?}\n{}", scenario.all_logs());
+    assert_eq!(positions(&scenario.lines(), "start").len(), 1);
+    assert_eq!(db.records(&scenario.name, "v1"), 1);
+}
+
+#[test]
+fn unreachable_database_exits_69_after_the_deadline() {
+    let db = Db { kind: Kind::Postgres, url: Throwaway::url(Kind::Postgres, Throwaway::free_port()) };
+    let mut scenario = Scenario::new(db, "unreachable");
+    let cmd = scenario.lock(&["--connect-timeout", "1s"], &["true"]);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(69), "{}", scenario.all_logs());
+    let events = scenario.events(index);
+    assert!(events.iter().filter(|event| *event == "connecting").count() >= 2, "a line per attempt: {events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("unreachable"));
+}
+
 // ---- MySQL / MariaDB ----
 
 #[test]
