@@ -364,6 +364,7 @@ where
 
 /// `kube-once serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let config = load_config(args.config.config.as_deref())?;
     let (certs, refresh) = certificate_source(&args.tls).await?;
     let admission = TcpListener::bind(args.listen)
@@ -395,6 +396,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     handle.shutdown();
     handle.stopped().await;
     Ok(())
+}
+
+/// Raise the soft limit on open files to the hard limit, as Go programs do.
+/// Every connection holds a descriptor, and the usual soft limit of 1024
+/// (systemd, containerd 2) would refuse connections past about a thousand,
+/// long before memory runs short (README "Performance").
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const CEILING: u64 = 1 << 20; // the kernel's default nr_open; the hard limit may say "infinity"
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard.min(CEILING) => {
+            let raised = hard.min(CEILING);
+            match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+                Ok(()) => tracing::debug!(from = soft, to = raised, "raised the open files limit"),
+                Err(error) => tracing::warn!(%error, soft, hard, "cannot raise the open files limit"),
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open files limit"),
+    }
 }
 
 /// The webhook configuration file, or the built-in defaults without one.
