@@ -40,4 +40,16 @@ seed_text annotations $'run=alembic upgrade head\ndatabase-url=postgresql://$(DB
 seed_text annotations $'preemptible=gke-spot'
 seed_text annotations $'run=manage.py migrate\npreemptible=true\ndatabase-url-env=DB'
 
+# database_url: the URL forms apps write.
+for url in \
+    'postgres://app:s%40cret@db.example:5432/app?sslmode=verify-full&sslrootcert=/etc/ca.pem' \
+    'postgresql+psycopg2://superset:change-me@postgres.analytics.svc/superset' \
+    'postgresql://app@%2Fvar%2Frun%2Fpostgresql/app' \
+    'mysql+pymysql://root:@127.0.0.1:3306/test?charset=utf8mb4' \
+    'mariadb://app:pw@[::1]:3307/app?ssl-mode=REQUIRED' \
+    'sqlite:////var/lib/app/app.db' \
+    'postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):5432/app'; do
+    seed_text database_url "$url"
+done
+
 echo "fuzz corpora seeded: $(find fuzz/corpus -type f | wc -l) files in $(find fuzz/corpus -mindepth 1 -maxdepth 1 -type d | wc -l) targets"
