@@ -41,7 +41,7 @@ trap cleanup EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
-kib() { sed -n "s/^$1: *\([0-9]*\) kB/\1/p" "/proc/$server_pid/status"; }
+kib() { awk -v field="$1:" '$1 == field { print $2 }' "/proc/$server_pid/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 read -r server_pid ready_ms < <(bench/start_server.py "$PORT" "$work/serve.log" -- \
