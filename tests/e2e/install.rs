@@ -28,10 +28,15 @@ pub struct Installation {
     pub certs: CertFiles,
     pub webhook_configuration: Value,
     pub service: Value,
-    /// The ConfigMap's configuration file, written out for `serve --config`.
-    pub config_file: PathBuf,
+    /// The webhook's own Deployment: how `serve` is started.
+    pub deployment: Value,
+    pub config_map: Value,
+    /// The parsed configuration file of the ConfigMap.
     pub config: Value,
 }
+
+/// The TLS Secret the admin creates in `secret` mode.
+pub const TLS_SECRET: &str = "kube-once-tls";
 
 pub fn install(work: &Path) -> Result<Installation> {
     let certs = generate_certs(&work.join("certs"))?;
@@ -48,16 +53,15 @@ pub fn install(work: &Path) -> Result<Installation> {
     };
     let webhook_configuration = find("MutatingWebhookConfiguration")?;
     let service = find("Service")?;
+    let deployment = find("Deployment")?;
     let config_map = find("ConfigMap")?;
     let data = config_map.get("data").and_then(Value::as_object).context("the chart's ConfigMap has no data")?;
-    let (key, text) = match data.iter().collect::<Vec<_>>().as_slice() {
-        [(key, text)] => (key.to_string(), text.as_str().context("ConfigMap data is not a string")?.to_owned()),
+    let text = match data.values().collect::<Vec<_>>().as_slice() {
+        [text] => text.as_str().context("ConfigMap data is not a string")?.to_owned(),
         _ => bail!("the chart's ConfigMap should hold exactly one file, it has {:?}", data.keys().collect::<Vec<_>>()),
     };
-    let config_file = work.join(&key);
-    std::fs::write(&config_file, &text).with_context(|| format!("cannot write {}", config_file.display()))?;
     let config: Value = serde_yaml_ng::from_str(&text).context("the rendered configuration file is not YAML")?;
-    Ok(Installation { certs, webhook_configuration, service, config_file, config })
+    Ok(Installation { certs, webhook_configuration, service, deployment, config_map, config })
 }
 
 fn generate_certs(out_dir: &Path) -> Result<CertFiles> {
@@ -78,13 +82,15 @@ fn generate_certs(out_dir: &Path) -> Result<CertFiles> {
     Ok(certs)
 }
 
-fn render_chart(ca_bundle: &str) -> Result<Vec<Value>> {
+/// `helm template` of the chart in `secret` TLS mode, every object as JSON.
+pub fn render_chart(ca_bundle: &str) -> Result<Vec<Value>> {
     let helm = required_env("KUBE_ONCE_HELM")?;
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kube-once");
     let output = std::process::Command::new(&helm)
         .args(["template", RELEASE])
         .arg(&chart)
-        .args(["--namespace", NAMESPACE, "--set", "tls.mode=secret", "--set", &format!("tls.caBundle={ca_bundle}")])
+        .args(["--namespace", NAMESPACE, "--set", "tls.mode=secret", "--set", &format!("tls.secretName={TLS_SECRET}")])
+        .args(["--set", &format!("tls.caBundle={ca_bundle}")])
         .output()
         .with_context(|| format!("cannot run {helm}"))?;
     if !output.status.success() {

@@ -23,6 +23,22 @@ pub struct Attributes<'a> {
     pub request: &'a Value,
 }
 
+impl<'a> Attributes<'a> {
+    /// A write of a Deployment itself (apps/v1 deployments, no subresource).
+    pub fn deployment(operation: &'a str, namespace_labels: &'a BTreeMap<String, String>, request: &'a Value) -> Self {
+        Attributes {
+            group: "apps",
+            version: "v1",
+            resource: "deployments",
+            subresource: "",
+            operation,
+            namespaced: true,
+            namespace_labels,
+            request,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     Call,
@@ -180,16 +196,7 @@ mod tests {
 
     fn decide_for(object: Value, operation: &str, namespace: &BTreeMap<String, String>) -> Decision {
         let request = json!({"operation": operation, "object": object, "oldObject": null});
-        let attributes = Attributes {
-            group: "apps",
-            version: "v1",
-            resource: "deployments",
-            subresource: "",
-            operation,
-            namespaced: true,
-            namespace_labels: namespace,
-            request: &request,
-        };
+        let attributes = Attributes::deployment(operation, namespace, &request);
         match decide(&webhook(), &attributes) {
             Ok(decision) => decision,
             Err(error) => Decision::Error(format!("{error:#}")),
@@ -241,16 +248,7 @@ mod tests {
             json!([{"name": "unguarded", "expression": "object.metadata.annotations.size() > 0"}]);
         let request = json!({"operation": "CREATE", "object": {"metadata": {"name": "d"}}});
         let labels = namespace("apps", &[]);
-        let attributes = Attributes {
-            group: "apps",
-            version: "v1",
-            resource: "deployments",
-            subresource: "",
-            operation: "CREATE",
-            namespaced: true,
-            namespace_labels: &labels,
-            request: &request,
-        };
+        let attributes = Attributes::deployment("CREATE", &labels, &request);
         assert!(matches!(decide(&hook, &attributes), Ok(Decision::Error(_))));
     }
 

@@ -2,6 +2,7 @@
 //! loopback port standing in for the Service, called over HTTPS at the
 //! Service DNS name, trusting only the caBundle, within timeoutSeconds.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Stdio;
@@ -13,7 +14,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::cluster::str_at;
-use crate::install::{Installation, binary};
+use crate::install::{Installation, TLS_SECRET, binary};
 
 pub struct Webhook {
     /// Killed when the harness is done (kill_on_drop).
@@ -58,22 +59,12 @@ impl Webhook {
         let port = free_port()?;
         let client = https_client(&ca_pem, &format!("{name}.{namespace}.svc"), port, timeout)?;
 
+        let ServeCommand { argv, env } = serve_command(installation, work, port)?;
         let log = std::fs::File::create(work.join("serve.log")).context("cannot create serve.log")?;
         let child = tokio::process::Command::new(binary())
-            .arg("serve")
-            .arg("--config")
-            .arg(&installation.config_file)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--preview-listen",
-                &format!("127.0.0.1:{}", free_port()?),
-            ])
-            .arg("--tls-cert-file")
-            .arg(&installation.certs.cert)
-            .arg("--tls-key-file")
-            .arg(&installation.certs.key)
-            .env("KUBE_ONCE_LOG_FORMAT", "text")
+            .args(&argv)
+            .env_clear()
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -120,6 +111,131 @@ impl Webhook {
         }
         serde_json::from_str(&body).with_context(|| format!("the webhook's answer is not JSON: {body}"))
     }
+}
+
+/// `serve` as the chart's Deployment starts it: its args and env, its
+/// ConfigMap and TLS Secret volumes as directories, and its listen address
+/// moved to the loopback `port` that stands in for the Service.
+struct ServeCommand {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn serve_command(installation: &Installation, work: &Path, port: u16) -> Result<ServeCommand> {
+    let spec =
+        installation.deployment.pointer("/spec/template/spec").context("the chart's Deployment has no pod spec")?;
+    let [container] = spec.get("containers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() else {
+        bail!("the chart's Deployment should run one container");
+    };
+    // Every volume the server needs must be one the harness can provide.
+    let pod_dir = work.join("webhook-pod");
+    let mut volume_dirs = BTreeMap::new();
+    for volume in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        let name = str_at(volume, "/name").context("volume without name")?;
+        let dir = pod_dir.join(name);
+        std::fs::create_dir_all(&dir)?;
+        if let Some(config_map) = str_at(volume, "/configMap/name") {
+            if Some(config_map) != str_at(&installation.config_map, "/metadata/name") {
+                bail!("the server mounts ConfigMap {config_map}, which the chart does not render");
+            }
+            for (key, text) in installation.config_map["data"].as_object().into_iter().flatten() {
+                std::fs::write(dir.join(key), text.as_str().unwrap_or_default())?;
+            }
+        } else if let Some(secret) = str_at(volume, "/secret/secretName") {
+            if secret != TLS_SECRET {
+                bail!("the server mounts Secret {secret}, not the TLS Secret {TLS_SECRET} given to the chart");
+            }
+            std::fs::copy(&installation.certs.cert, dir.join("tls.crt"))?;
+            std::fs::copy(&installation.certs.key, dir.join("tls.key"))?;
+            std::fs::copy(&installation.certs.ca, dir.join("ca.crt"))?;
+        } else if volume.get("emptyDir").is_none() {
+            bail!("the harness cannot stand in for volume {volume}");
+        }
+        volume_dirs.insert(name.to_owned(), dir);
+    }
+    let mut mounts = Vec::new();
+    for mount in container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(name), Some(path)) = (str_at(mount, "/name"), str_at(mount, "/mountPath")) else {
+            bail!("bad volumeMount {mount}")
+        };
+        let dir = volume_dirs.get(name).with_context(|| format!("volumeMount of unknown volume {name}"))?;
+        mounts.push((path.trim_end_matches('/').to_owned(), dir.display().to_string()));
+    }
+    let map = |value: &str| -> String {
+        for (path, dir) in &mounts {
+            if let Some(rest) = value.strip_prefix(path.as_str())
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                return format!("{dir}{rest}");
+            }
+        }
+        value.to_owned()
+    };
+
+    let strings = |key: &str| -> Vec<String> {
+        container
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    // The image's ENTRYPOINT is the binary itself.
+    let mut argv = match strings("command").as_slice() {
+        [] => Vec::new(),
+        [entrypoint, rest @ ..] if entrypoint == "/kube-once" => rest.to_vec(),
+        other => bail!("the chart overrides the command with {other:?}; the harness expects the image's entrypoint"),
+    };
+    argv.extend(strings("args"));
+    let target_port = container_target_port(installation, container)?;
+    let mut listened = false;
+    let mut argv: Vec<String> = argv
+        .iter()
+        .map(|arg| match arg.split_once('=') {
+            Some(("--listen", address)) => {
+                listened = true;
+                if !address.ends_with(&format!(":{target_port}")) {
+                    return Err(anyhow::anyhow!(
+                        "the server listens on {address}, the Service targets port {target_port}"
+                    ));
+                }
+                Ok(format!("--listen=127.0.0.1:{port}"))
+            }
+            Some(("--preview-listen", _)) => Ok(String::new()),
+            Some((flag, value)) => Ok(format!("{flag}={}", map(value))),
+            None => Ok(map(arg)),
+        })
+        .filter(|arg| !matches!(arg, Ok(a) if a.is_empty()))
+        .collect::<Result<_>>()?;
+    if !listened {
+        bail!("the chart's server args do not set --listen; the harness cannot move it to loopback");
+    }
+    // The preview port is localhost-only in the pod too; here it must not collide with other tests.
+    argv.push(format!("--preview-listen=127.0.0.1:{}", free_port()?));
+    let env = crate::kubelet::resolve_env(
+        container,
+        "kube-once-0",
+        crate::install::NAMESPACE,
+        &crate::cluster::Cluster::default(),
+    )?;
+    Ok(ServeCommand { argv, env })
+}
+
+/// The containerPort the Service's targetPort names (or numbers).
+fn container_target_port(installation: &Installation, container: &Value) -> Result<u64> {
+    let target = installation.service.pointer("/spec/ports/0/targetPort").context("the Service has no targetPort")?;
+    if let Some(number) = target.as_u64() {
+        return Ok(number);
+    }
+    let name = target.as_str().context("targetPort is neither a number nor a name")?;
+    container
+        .get("ports")
+        .and_then(Value::as_array)
+        .and_then(|ports| ports.iter().find(|p| p["name"] == name))
+        .and_then(|p| p["containerPort"].as_u64())
+        .with_context(|| format!("the Service targets port {name}, which the server container does not declare"))
 }
 
 /// A client that trusts only `ca_pem`, resolves `host` to a loopback port
