@@ -201,7 +201,8 @@ async fn end_to_end() -> Result<()> {
     for case in corpus::load_all()? {
         match admit_case(&api, &case, tools_image).await {
             Ok(Some(object)) => admitted.push((case, object)),
-            Ok(None) => {}
+            Ok(None) if case.expect.outcome == Outcome::Refused => {}
+            Ok(None) => eprintln!("{}: {:?} as expected (sent: {})", case.name, case.expect.outcome, case.expect.sent),
             Err(error) => failures.push(format!("{}: {error:#}", case.name)),
         }
     }
@@ -210,13 +211,22 @@ async fn end_to_end() -> Result<()> {
     }
     let run_id = run_id();
     for (case, object) in &admitted {
-        let Some(run) = &case.expect.run else { continue };
+        let Some(run) = &case.expect.run else {
+            eprintln!("{}: patched as expected, no pods to run", case.name);
+            continue;
+        };
         let server = servers.iter().find(|s| s.kind == run.database).context("no server of that kind")?;
         let database = server.create(&format!("kube_once_e2e_{run_id}_{}", case.name.replace('-', "_"))).await?;
+        let started = std::time::Instant::now();
         let outcome = run_rollouts(&api, case, object, &database, tools_image, &work.path().join(&case.name)).await;
         database.drop_database().await?;
-        if let Err(error) = outcome {
-            failures.push(format!("{}: {error:#}", case.name));
+        match outcome {
+            Ok(runs) => eprintln!(
+                "{}: 2 rollouts of {REPLICAS} pods, migration ran {runs} times ({:.1?})",
+                case.name,
+                started.elapsed()
+            ),
+            Err(error) => failures.push(format!("{}: {error:#}", case.name)),
         }
     }
     if !failures.is_empty() {
@@ -297,6 +307,7 @@ async fn admit_case(api: &ApiServer<'_>, case: &Case, tools_image: &str) -> Resu
             for word in &expect.refusal {
                 ensure!(message.contains(word.as_str()), "the refusal should mention `{word}`: {message}");
             }
+            eprintln!("{}: refused: {message}", case.name);
             Ok(None)
         }
         (Outcome::Unchanged, Verdict::Allowed { patched: false, .. }) => Ok(None),
@@ -308,10 +319,35 @@ async fn admit_case(api: &ApiServer<'_>, case: &Case, tools_image: &str) -> Resu
                 Admitted::Answered(Verdict::Allowed { patched: false, .. }) => {}
                 other => bail!("re-admitting the mutated object as an UPDATE should need no patch, got {other:?}"),
             }
+            check_reversible(api, case, &object).await?;
             Ok(Some(object))
         }
         (outcome, verdict) => bail!("expected {outcome:?}, got {verdict:?}"),
     }
+}
+
+/// Reversible: the user removes the kube-once.io/ annotations (an UPDATE);
+/// the webhook must still be called (the pod template carries the status)
+/// and must give back exactly the Deployment the user would have without kube-once.
+async fn check_reversible(api: &ApiServer<'_>, case: &Case, mutated: &Value) -> Result<()> {
+    let without_annotations = |object: &Value| {
+        let mut object = object.clone();
+        if let Some(annotations) = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+            annotations.retain(|key, _| !key.starts_with("kube-once.io/"));
+        }
+        object
+    };
+    let edited = without_annotations(mutated);
+    let stripped = match api.admit(Operation::Update, &edited, Some(mutated)).await? {
+        Admitted::Answered(Verdict::Allowed { object, .. }) => object,
+        other => bail!("removing the annotations should be admitted with the injection stripped, got {other:?}"),
+    };
+    ensure!(
+        stripped == without_annotations(&case.deployment),
+        "removing the annotations should give back the Deployment without kube-once:\n{}",
+        serde_json::to_string_pretty(&stripped["spec"]["template"])?
+    );
+    Ok(())
 }
 
 fn has_kube_once_annotation(object: &Value) -> bool {
@@ -486,6 +522,7 @@ fn validate_strict(kubernetes_validate: &str, admitted: &[(Case, Value)], work: 
 }
 
 /// Two rollouts of 5 pods: the migration runs `runsPerRollout` times each.
+/// Returns how many times it ran in all.
 async fn run_rollouts(
     api: &ApiServer<'_>,
     case: &Case,
@@ -493,7 +530,7 @@ async fn run_rollouts(
     database: &FreshDatabase,
     tools_image: &str,
     dir: &Path,
-) -> Result<()> {
+) -> Result<usize> {
     let run = case.expect.run.as_ref().context("not a run case")?;
     let run_command = case.expect.run_command.as_ref().context("no runCommand")?;
     let app_name = case.expect.app_container.as_deref().context("no appContainer")?;
@@ -552,7 +589,7 @@ async fn run_rollouts(
             std::fs::read_to_string(&app.run_log).unwrap_or_default()
         );
     }
-    Ok(())
+    Ok(app.runs())
 }
 
 /// The tools image: the real binary at `/kube-once`, its ENTRYPOINT.
