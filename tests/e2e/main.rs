@@ -242,7 +242,7 @@ struct ApiServer<'a> {
     cluster: &'a Cluster,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Admitted {
     /// No webhook of the configuration was called.
     NotSent,
@@ -251,8 +251,19 @@ enum Admitted {
 
 impl ApiServer<'_> {
     async fn admit(&self, operation: Operation, object: &Value, old_object: Option<&Value>) -> Result<Admitted> {
+        self.admit_with(operation, object, old_object, false).await
+    }
+
+    /// `dry_run`: `kubectl apply --dry-run=server`, which must see the real result.
+    async fn admit_with(
+        &self,
+        operation: Operation,
+        object: &Value,
+        old_object: Option<&Value>,
+        dry_run: bool,
+    ) -> Result<Admitted> {
         let uid = format!("{:032x}", fastrand::u128(..));
-        let review = review(&uid, operation, object, old_object, false);
+        let review = review(&uid, operation, object, old_object, dry_run);
         let namespace = str_at(object, "/metadata/namespace").unwrap_or("default");
         let attributes =
             Attributes::deployment(operation.as_str(), self.cluster.namespace_labels(namespace)?, &review["request"]);
@@ -286,6 +297,11 @@ impl ApiServer<'_> {
 async fn admit_case(api: &ApiServer<'_>, case: &Case, tools_image: &str) -> Result<Option<Value>> {
     let expect = &case.expect;
     let admitted = api.admit(Operation::Create, &case.deployment, None).await?;
+    let dry_run = api.admit_with(Operation::Create, &case.deployment, None, true).await?;
+    ensure!(
+        format!("{dry_run:?}") == format!("{admitted:?}"),
+        "a server-side dry run should see the real result: {dry_run:?}"
+    );
     let verdict = match (admitted, expect.sent) {
         (Admitted::NotSent, false) => {
             if !has_kube_once_annotation(&case.deployment) {
