@@ -2,11 +2,162 @@
 # servers named by KUBE_ONCE_TEST_POSTGRES_URL / KUBE_ONCE_TEST_MYSQL_URL when
 # set, otherwise starts throwaway instances (installing the Debian packages if
 # missing) in a temp directory on free ports, and exports those variables.
+#
+# Also exports, for tests that start a server of their own ("database not up
+# yet"): KUBE_ONCE_TEST_DATABASES_SH (this file, to be sourced by them).
+#
+# The start/stop functions below work on their own too:
+#   source scripts/lib/databases.sh
+#   start_postgres DIR PORT   # prints nothing, server on 127.0.0.1:PORT, db `test`
+#   start_mariadb DIR PORT
+#   stop_postgres DIR; stop_mariadb DIR
 
-ensure_databases() {
-    :
+_KUBE_ONCE_DB_DIR=""
+KUBE_ONCE_TEST_DATABASES_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+export KUBE_ONCE_TEST_DATABASES_SH
+
+_db_log() { echo "databases: $*" >&2; }
+
+# A TCP port nobody listens on (random, checked by connecting to it).
+free_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    _db_log "no free TCP port found"
+    return 1
 }
 
+_apt_install() {
+    _db_log "installing Debian packages: $*"
+    local sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+postgres_bindir() {
+    local dir
+    dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$dir" ] || [ ! -x "$dir/initdb" ]; then
+        _apt_install postgresql >&2 || return 1
+        dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    fi
+    [ -x "$dir/initdb" ] || { _db_log "initdb not found after installing postgresql"; return 1; }
+    echo "$dir"
+}
+
+_ensure_mariadb_installed() {
+    if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+        _apt_install mariadb-server mariadb-client || return 1
+    fi
+}
+
+# Runs a command as the `postgres` user when we are root (PostgreSQL refuses
+# to run as root), as ourselves otherwise.
+_as_postgres() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# start_postgres DIR PORT: initdb + pg_ctl start in DIR, trust auth, database `test`.
+start_postgres() {
+    local dir="$1" port="$2" bindir
+    bindir="$(postgres_bindir)" || return 1
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chmod 755 "$(dirname "$dir")"
+        chown postgres: "$dir"
+    fi
+    _as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
+        { _db_log "initdb failed, see $dir/initdb.log"; cat "$dir/initdb.log" >&2; return 1; }
+    _as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
+        start >/dev/null ||
+        { _db_log "PostgreSQL did not start, see $dir/server.log"; cat "$dir/server.log" >&2; return 1; }
+    _as_postgres "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres test
+}
+
+stop_postgres() {
+    local dir="$1" bindir
+    [ -f "$dir/data/postmaster.pid" ] || return 0
+    bindir="$(postgres_bindir)" || return 1
+    _as_postgres "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+# start_mariadb DIR PORT: mariadb-install-db + mariadbd in DIR, root without
+# password on 127.0.0.1:PORT, database `test`. Waits until it answers.
+start_mariadb() {
+    local dir="$1" port="$2" deadline
+    _ensure_mariadb_installed || return 1
+    mkdir -p "$dir"
+    mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --auth-root-authentication-method=normal \
+        --skip-test-db >"$dir/install.log" 2>&1 ||
+        { _db_log "mariadb-install-db failed, see $dir/install.log"; cat "$dir/install.log" >&2; return 1; }
+    # setsid: the server must not get the terminal's SIGINT meant for the tests.
+    setsid mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mysqld.sock" \
+        --pid-file="$dir/mariadbd.pid" --port="$port" --bind-address=127.0.0.1 --skip-networking=0 \
+        --log-error="$dir/error.log" --max-connections=400 --innodb-use-native-aio=0 \
+        --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --skip-log-bin </dev/null >/dev/null 2>&1 &
+    deadline=$((SECONDS + 60))
+    until mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root -e 'CREATE DATABASE IF NOT EXISTS test' 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            _db_log "MariaDB did not answer on port $port within 60s, see $dir/error.log"
+            cat "$dir/error.log" >&2 2>/dev/null
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+stop_mariadb() {
+    local dir="$1" pid deadline
+    [ -f "$dir/mariadbd.pid" ] || return 0
+    pid="$(cat "$dir/mariadbd.pid")"
+    kill "$pid" 2>/dev/null || return 0
+    deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+ensure_databases() {
+    # Tests that start servers of their own need the binaries in any case.
+    postgres_bindir >/dev/null || return 1
+    _ensure_mariadb_installed || return 1
+    if [ -z "${KUBE_ONCE_TEST_POSTGRES_URL:-}" ] || [ -z "${KUBE_ONCE_TEST_MYSQL_URL:-}" ]; then
+        _KUBE_ONCE_DB_DIR="$(mktemp -d /tmp/kube-once-db.XXXXXX)"
+    fi
+    local port
+    if [ -z "${KUBE_ONCE_TEST_POSTGRES_URL:-}" ]; then
+        port="$(free_port)" || return 1
+        start_postgres "$_KUBE_ONCE_DB_DIR/postgres" "$port" || return 1
+        export KUBE_ONCE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/test"
+        _db_log "started PostgreSQL: $KUBE_ONCE_TEST_POSTGRES_URL"
+    else
+        _db_log "using PostgreSQL from KUBE_ONCE_TEST_POSTGRES_URL"
+    fi
+    if [ -z "${KUBE_ONCE_TEST_MYSQL_URL:-}" ]; then
+        port="$(free_port)" || return 1
+        start_mariadb "$_KUBE_ONCE_DB_DIR/mariadb" "$port" || return 1
+        export KUBE_ONCE_TEST_MYSQL_URL="mysql://root@127.0.0.1:$port/test"
+        _db_log "started MariaDB: $KUBE_ONCE_TEST_MYSQL_URL"
+    else
+        _db_log "using MySQL/MariaDB from KUBE_ONCE_TEST_MYSQL_URL"
+    fi
+}
+
+# Stops and removes only what ensure_databases started.
 stop_databases() {
-    :
+    [ -n "$_KUBE_ONCE_DB_DIR" ] || return 0
+    stop_postgres "$_KUBE_ONCE_DB_DIR/postgres"
+    stop_mariadb "$_KUBE_ONCE_DB_DIR/mariadb"
+    rm -rf "$_KUBE_ONCE_DB_DIR"
+    _KUBE_ONCE_DB_DIR=""
 }

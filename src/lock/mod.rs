@@ -1,10 +1,498 @@
 //! `kube-once lock`: run the command once per key under a database lock.
+//!
+//! The protocol (README, "The lock protocol"):
+//! 1. connect, retrying with capped exponential backoff (exit 69 after `connect-timeout`);
+//! 2. fast path: the done-record for the key exists → exit 0;
+//! 3. poll for the lock; between polls re-check the done-record (skip as soon
+//!    as the leader finished), log the holder every few seconds, give up with
+//!    exit 75 after `timeout`;
+//! 4. holding the lock: create the record table, check the record again, run
+//!    the child while a heartbeat checks the lock's connection (exit 70 and
+//!    the child stopped if it dies);
+//! 5. success → write the done-record, release; failure → release, exit with
+//!    the child's code, so Kubernetes retries the pod.
+
+mod backoff;
+mod child;
+mod mysql;
+mod postgres;
+pub mod record;
+mod sqlite;
+mod tls;
+pub mod url;
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use crate::cli::LockArgs;
+use anyhow::Result;
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use crate::cli::{LockArgs, RecordMode};
+use crate::core::env;
+use backoff::{Backoff, jitter};
+use record::DoneRecord;
+use url::Target;
+
+/// Exit codes (sysexits.h where one fits); a failed command exits with its own code.
+pub mod exit {
+    pub const USAGE: u8 = 64;
+    pub const UNREACHABLE: u8 = 69;
+    pub const LOCK_LOST: u8 = 70;
+    pub const TIMEOUT: u8 = 75;
+}
+
+/// How often a follower logs who holds the lock.
+const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
+/// How often the leader checks that its lock connection is alive.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long a child stopped because the lock was lost gets between SIGTERM and SIGKILL.
+const TERMINATE_GRACE: Duration = Duration::from_secs(10);
+
+/// What every backend needs besides its URL.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub lock_name: String,
+    /// The done-record table; `None` with `record=none`.
+    pub table: Option<String>,
+    /// `<namespace>/<deployment>/<pod>`: PostgreSQL shows it in `pg_stat_activity`.
+    pub application_name: String,
+}
+
+/// One database dialect. Calls on the lock connection never leave a
+/// transaction open (except SQLite's, whose lock *is* the transaction).
+pub(crate) trait Backend {
+    /// Whether the done-record for `key` exists; a missing table means "not done".
+    async fn is_done(&mut self, key: &str) -> Result<bool>;
+    /// One non-blocking (or briefly blocking) attempt to take the lock.
+    async fn try_lock(&mut self) -> Result<bool>;
+    /// Who holds the lock, for the waiting log line.
+    async fn holder(&mut self) -> Result<Option<String>>;
+    /// Fails when the lock's connection is gone.
+    async fn heartbeat(&mut self) -> Result<()>;
+    async fn ensure_record_table(&mut self) -> Result<()>;
+    async fn write_record(&mut self, record: &DoneRecord) -> Result<()>;
+    /// `false` when the lock was not held (any more).
+    async fn unlock(&mut self) -> Result<bool>;
+    /// Pause between two lock attempts.
+    fn poll_pause(&self) -> Duration;
+}
+
+/// Everything `lock` needs, read and checked before any connection is made.
+#[derive(Debug)]
+pub struct Plan {
+    pub target: Target,
+    pub lock_target: Option<Target>,
+    pub settings: Settings,
+    pub key: String,
+    pub command: Vec<String>,
+    pub image: String,
+    pub pod: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(
+        "env var {0} (named by --database-url-env / {env}) is not set or empty; set it to the database URL, e.g. postgresql://user:pass@host:5432/db",
+        env = env::DATABASE_URL_ENV
+    )]
+    NoDatabaseUrl(String),
+    #[error("env var {0} (named by --lock-url-env / {env}) is not set or empty; set it to a direct database URL or drop the lock-url-env annotation", env = env::LOCK_URL_ENV)]
+    NoLockUrl(String),
+    #[error("{var}: {source}")]
+    BadUrl { var: String, source: url::UrlError },
+    #[error("the lock URL ({lock}) and the database URL ({database}) must be the same kind of database")]
+    MixedBackends { lock: &'static str, database: &'static str },
+    #[error(transparent)]
+    BadTable(#[from] record::BadTableName),
+}
+
+/// Builds the plan from the arguments and the environment (`lookup` reads an env var).
+pub fn plan(args: &LockArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<Plan, UsageError> {
+    let read = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
+    let parse = |var: &str, text: String| {
+        url::parse(text.trim()).map_err(|source| UsageError::BadUrl { var: var.to_string(), source })
+    };
+    let database_url =
+        read(&args.database_url_env).ok_or_else(|| UsageError::NoDatabaseUrl(args.database_url_env.clone()))?;
+    let target = parse(&args.database_url_env, database_url)?;
+    let lock_target = match &args.lock_url_env {
+        Some(var) => Some(parse(var, read(var).ok_or_else(|| UsageError::NoLockUrl(var.clone()))?)?),
+        None => None,
+    };
+    if let Some(lock) = &lock_target
+        && std::mem::discriminant(lock) != std::mem::discriminant(&target)
+    {
+        return Err(UsageError::MixedBackends { lock: lock.backend_name(), database: target.backend_name() });
+    }
+    let table = match args.record {
+        RecordMode::Table => {
+            record::validate_table_name(&args.record_table)?;
+            Some(args.record_table.clone())
+        }
+        RecordMode::None => None,
+    };
+    let key = args
+        .key
+        .clone()
+        .filter(|key| !key.is_empty())
+        .unwrap_or_else(|| record::default_key(&args.image, &args.command));
+    Ok(Plan {
+        target,
+        lock_target,
+        settings: Settings {
+            lock_name: args.lock_name.clone(),
+            table,
+            application_name: record::application_name(&args.namespace, &args.deployment, &args.pod),
+        },
+        key,
+        command: args.command.clone(),
+        image: args.image.clone(),
+        pod: args.pod.clone(),
+        timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+    })
+}
 
 pub async fn run(args: LockArgs) -> ExitCode {
-    let _ = args;
-    ExitCode::from(64)
+    let plan = match plan(&args, |var| std::env::var(var).ok()) {
+        Ok(plan) => plan,
+        Err(problem) => {
+            error!(event = "usage", "kube-once lock: {problem}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if let Target::Postgres(server) | Target::MySql(server) = &plan.target
+        && !server.ignored.is_empty()
+    {
+        info!(event = "url", ignored = ?server.ignored, "database URL parameters not used by the lock (driver options)");
+    }
+    let settings = &plan.settings;
+    let lock_server = |target: &Option<Target>| match target {
+        Some(Target::Postgres(server) | Target::MySql(server)) => Some(server.clone()),
+        _ => None,
+    };
+    let code = match &plan.target {
+        Target::Postgres(server) => {
+            let lock = lock_server(&plan.lock_target);
+            match connect(&plan, || postgres::Postgres::connect(server, lock.as_ref(), settings)).await {
+                Some(backend) => protocol(backend, &plan).await,
+                None => exit::UNREACHABLE,
+            }
+        }
+        Target::MySql(server) => {
+            let lock = lock_server(&plan.lock_target);
+            match connect(&plan, || mysql::MySql::connect(server, lock.as_ref(), settings)).await {
+                Some(backend) => protocol(backend, &plan).await,
+                None => exit::UNREACHABLE,
+            }
+        }
+        Target::Sqlite(path) => match connect(&plan, || sqlite::Sqlite::connect(path, settings)).await {
+            Some(backend) => protocol(backend, &plan).await,
+            None => exit::UNREACHABLE,
+        },
+    };
+    ExitCode::from(code)
+}
+
+/// Connects, retrying with capped exponential backoff until `connect_timeout`.
+async fn connect<B, F, Fut>(plan: &Plan, mut attempt: F) -> Option<B>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<B>>,
+{
+    let started = Instant::now();
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    for number in 1u32.. {
+        match attempt().await {
+            Ok(backend) => return Some(backend),
+            Err(problem) => {
+                let left = plan.connect_timeout.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    error!(
+                        event = "unreachable",
+                        attempts = number,
+                        error = format!("{problem:#}"),
+                        "database still unreachable after {}; giving up (exit {}). Check the URL, the network policy and that the server is up",
+                        humantime::format_duration(plan.connect_timeout),
+                        exit::UNREACHABLE
+                    );
+                    return None;
+                }
+                let pause = backoff.next_pause().min(left);
+                warn!(
+                    event = "connecting",
+                    attempt = number,
+                    retry_in_ms = pause.as_millis() as u64,
+                    error = format!("{problem:#}"),
+                    "database not reachable yet; retrying"
+                );
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    None
+}
+
+async fn protocol<B: Backend>(mut backend: B, plan: &Plan) -> u8 {
+    match lead_or_follow(&mut backend, plan).await {
+        Ok(code) => code,
+        Err(problem) => {
+            error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
+            exit::UNREACHABLE
+        }
+    }
+}
+
+async fn lead_or_follow<B: Backend>(backend: &mut B, plan: &Plan) -> Result<u8> {
+    let lock = plan.settings.lock_name.as_str();
+    let key = plan.key.as_str();
+    let recording = plan.settings.table.is_some();
+    if recording && backend.is_done(key).await? {
+        info!(event = "skipped", lock, key, "already done for this key; nothing to run");
+        return Ok(0);
+    }
+
+    let waiting_since = Instant::now();
+    let mut last_holder_log: Option<Instant> = None;
+    while !backend.try_lock().await? {
+        if recording && backend.is_done(key).await? {
+            info!(
+                event = "skipped",
+                lock,
+                key,
+                waited_ms = waiting_since.elapsed().as_millis() as u64,
+                "another pod finished the command while we waited; nothing to run"
+            );
+            return Ok(0);
+        }
+        let waited = waiting_since.elapsed();
+        if waited >= plan.timeout {
+            let holder = describe_holder(backend).await;
+            error!(
+                event = "timeout",
+                lock,
+                holder,
+                "gave up waiting for lock `{lock}` after {} (exit {}); it is held by {holder}",
+                humantime::format_duration(plan.timeout),
+                exit::TIMEOUT
+            );
+            return Ok(exit::TIMEOUT);
+        }
+        if last_holder_log.is_none_or(|at| at.elapsed() >= HOLDER_LOG_EVERY) {
+            let holder = describe_holder(backend).await;
+            info!(
+                event = "waiting",
+                lock,
+                holder,
+                waited_s = waited.as_secs(),
+                "waiting for lock `{lock}`, held by {holder}"
+            );
+            last_holder_log = Some(Instant::now());
+        }
+        tokio::time::sleep(jitter(backend.poll_pause(), 0.2).min(plan.timeout.saturating_sub(waited))).await;
+    }
+    info!(event = "acquired", lock, key, waited_ms = waiting_since.elapsed().as_millis() as u64, "lock acquired");
+
+    let code = lead(backend, plan).await;
+    match &code {
+        Ok(Lead::Lost) => {}
+        Ok(_) | Err(_) => release(backend, lock).await,
+    }
+    Ok(match code? {
+        Lead::Done(code) => code,
+        Lead::Lost => exit::LOCK_LOST,
+    })
+}
+
+enum Lead {
+    Done(u8),
+    Lost,
+}
+
+async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
+    let lock = plan.settings.lock_name.as_str();
+    let key = plan.key.as_str();
+    if plan.settings.table.is_some() {
+        backend.ensure_record_table().await?;
+        if backend.is_done(key).await? {
+            info!(event = "skipped", lock, key, "done by another pod just before we got the lock; nothing to run");
+            return Ok(Lead::Done(0));
+        }
+    }
+    let command = shell_words::join(&plan.command);
+    let started = Instant::now();
+    let end = match supervise(backend, &plan.command).await {
+        Supervised::Exited(code) => code,
+        Supervised::CannotStart(code, problem) => {
+            error!(event = "failed", command, error = %problem, "cannot start the command; exit {code}");
+            return Ok(Lead::Done(code));
+        }
+        Supervised::Lost(problem) => {
+            error!(
+                event = "lost",
+                lock,
+                command,
+                error = format!("{problem:#}"),
+                "lost the lock's database connection while the command ran; stopped the command (exit {})",
+                exit::LOCK_LOST
+            );
+            return Ok(Lead::Lost);
+        }
+    };
+    let duration_ms = started.elapsed().as_millis() as i64;
+    if end != 0 {
+        warn!(
+            event = "failed",
+            lock,
+            key,
+            command,
+            exit_code = end,
+            duration_ms,
+            "the command failed; no done-record, the next pod will retry"
+        );
+        return Ok(Lead::Done(u8::try_from(end).unwrap_or(1)));
+    }
+    let record = DoneRecord {
+        key: key.to_string(),
+        command: command.clone(),
+        image: plan.image.clone(),
+        pod: plan.pod.clone(),
+        duration_ms,
+        exit_code: 0,
+    };
+    backend.write_record(&record).await?;
+    info!(
+        event = "ran",
+        lock,
+        key,
+        command,
+        duration_ms,
+        recorded = plan.settings.table.is_some(),
+        "the command succeeded"
+    );
+    Ok(Lead::Done(0))
+}
+
+async fn release<B: Backend>(backend: &mut B, lock: &str) {
+    match backend.unlock().await {
+        Ok(true) => {}
+        Ok(false) => warn!(event = "unlock", lock, "the lock was not held any more when releasing it"),
+        Err(problem) => warn!(
+            event = "unlock",
+            lock,
+            error = format!("{problem:#}"),
+            "cannot release the lock; it goes with the connection"
+        ),
+    }
+}
+
+async fn describe_holder<B: Backend>(backend: &mut B) -> String {
+    match backend.holder().await {
+        Ok(Some(holder)) => holder,
+        Ok(None) => "nobody (just released)".to_string(),
+        Err(problem) => format!("unknown ({problem:#})"),
+    }
+}
+
+enum Supervised {
+    Exited(i32),
+    CannotStart(u8, std::io::Error),
+    Lost(anyhow::Error),
+}
+
+/// Runs the command, forwarding SIGTERM/SIGINT, while the heartbeat checks the lock.
+async fn supervise<B: Backend>(backend: &mut B, command: &[String]) -> Supervised {
+    let signals = signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
+    let (mut term, mut int) = match signals {
+        Ok(signals) => signals,
+        Err(problem) => return Supervised::CannotStart(exit::UNREACHABLE, problem),
+    };
+    let mut child = match child::spawn(command) {
+        Ok(child) => child,
+        // 127 / 126: what a shell reports for "not found" / "not executable".
+        Err(problem) if problem.kind() == std::io::ErrorKind::NotFound => return Supervised::CannotStart(127, problem),
+        Err(problem) => return Supervised::CannotStart(126, problem),
+    };
+    info!(event = "started", pid = child.pid(), command = shell_words::join(command), "running the command");
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            status = child.wait() => return Supervised::Exited(status.unwrap_or(1)),
+            _ = term.recv() => child.signal(Signal::SIGTERM),
+            _ = int.recv() => child.signal(Signal::SIGINT),
+            _ = heartbeat.tick() => {
+                if let Err(problem) = backend.heartbeat().await {
+                    let _ = child.terminate(TERMINATE_GRACE).await;
+                    return Supervised::Lost(problem);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: LockArgs,
+    }
+
+    fn args(extra: &[&str]) -> LockArgs {
+        let mut argv = vec!["lock"];
+        argv.extend_from_slice(extra);
+        match Wrapper::try_parse_from(argv) {
+            Ok(wrapper) => wrapper.args,
+            Err(error) => unreachable!("{error}"),
+        }
+    }
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |var| pairs.iter().find(|(name, _)| *name == var).map(|(_, value)| value.to_string())
+    }
+
+    #[test]
+    fn plan_reads_the_named_env_var() {
+        let args = args(&["--image", "app:1", "--", "flask", "db", "upgrade"]);
+        let plan = plan(&args, env(&[("DATABASE_URL", "postgresql+psycopg2://u:p@db/app")]));
+        let Ok(plan) = plan else { unreachable!("{plan:?}") };
+        assert!(matches!(plan.target, Target::Postgres(_)));
+        assert_eq!(plan.key, record::default_key("app:1", &["flask".into(), "db".into(), "upgrade".into()]));
+        assert_eq!(plan.settings.table.as_deref(), Some("kube_once_runs"));
+        assert_eq!(plan.settings.application_name, "kube-once");
+    }
+
+    #[test]
+    fn usage_errors() {
+        let no_url = plan(&args(&["--", "true"]), env(&[]));
+        assert!(matches!(no_url, Err(UsageError::NoDatabaseUrl(ref var)) if var == "DATABASE_URL"));
+        let bad = plan(&args(&["--", "true"]), env(&[("DATABASE_URL", "redis://x")]));
+        assert!(matches!(bad, Err(UsageError::BadUrl { .. })));
+        let mixed = plan(
+            &args(&["--lock-url-env", "DIRECT", "--", "true"]),
+            env(&[("DATABASE_URL", "postgresql://h/d"), ("DIRECT", "mysql://h/d")]),
+        );
+        assert!(matches!(mixed, Err(UsageError::MixedBackends { .. })));
+        let table = plan(&args(&["--record-table", "x;y", "--", "true"]), env(&[("DATABASE_URL", "sqlite:///a.db")]));
+        assert!(matches!(table, Err(UsageError::BadTable(_))));
+        let none = plan(
+            &args(&["--record", "none", "--record-table", "x;y", "--", "true"]),
+            env(&[("DATABASE_URL", "sqlite:///a.db")]),
+        );
+        assert!(matches!(none, Ok(Plan { settings: Settings { table: None, .. }, .. })));
+    }
+
+    #[test]
+    fn explicit_key_wins() {
+        let plan = plan(&args(&["--key", "v42", "--", "true"]), env(&[("DATABASE_URL", "mysql://h/d")]));
+        assert!(matches!(plan, Ok(Plan { ref key, .. }) if key == "v42"));
+    }
 }

@@ -1,0 +1,191 @@
+//! PostgreSQL: a session-level advisory lock on a dedicated connection that
+//! never has a transaction open.
+//!
+//! Followers poll `pg_try_advisory_lock` instead of blocking in
+//! `pg_advisory_lock`: a blocked statement holds a snapshot, and a
+//! `CREATE INDEX CONCURRENTLY` in the leader's migration waits for every
+//! older snapshot to go away — a deadlock between the migration and the pods
+//! waiting for it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config};
+
+use super::url::{Host, Server, TlsMode};
+use super::{Backend, Settings, tls};
+use crate::lock::record::{DoneRecord, advisory_key};
+
+pub struct Postgres {
+    /// The lock's session (the lock URL when one is given).
+    lock: Client,
+    /// Done-records go through the app's own URL; `None` when it is the lock URL.
+    records: Option<Client>,
+    key: i64,
+    table: Option<String>,
+}
+
+impl Postgres {
+    pub async fn connect(server: &Server, lock_server: Option<&Server>, settings: &Settings) -> Result<Self> {
+        let lock = open(lock_server.unwrap_or(server), settings).await?;
+        let records = match lock_server {
+            Some(_) if settings.table.is_some() => Some(open(server, settings).await?),
+            _ => None,
+        };
+        Ok(Postgres { lock, records, key: advisory_key(&settings.lock_name), table: settings.table.clone() })
+    }
+
+    fn records(&self) -> &Client {
+        self.records.as_ref().unwrap_or(&self.lock)
+    }
+}
+
+async fn open(server: &Server, settings: &Settings) -> Result<Client> {
+    let config = config(server, &settings.application_name);
+    let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(server)?);
+    let (client, connection) =
+        config.connect(connector).await.with_context(|| format!("cannot connect to PostgreSQL at {server}"))?;
+    // The connection task ends when the session does; errors surface on the client.
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn config(server: &Server, application_name: &str) -> Config {
+    let mut config = Config::new();
+    match &server.host {
+        Host::Tcp(host) => config.host(host),
+        Host::Socket(dir) => config.host_path(dir),
+    };
+    config.port(server.port.unwrap_or(5432));
+    if let Some(user) = &server.user {
+        config.user(user);
+    }
+    if let Some(password) = &server.password {
+        config.password(password);
+    }
+    if let Some(database) = &server.database {
+        config.dbname(database);
+    }
+    config.ssl_mode(match server.tls {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+    });
+    config.application_name(application_name);
+    config.connect_timeout(Duration::from_secs(10));
+    // A dead peer (node gone, network cut) must be noticed, by the holder
+    // (heartbeat fails) and by the server (the lock is released).
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3);
+    config
+}
+
+/// Splits the advisory key the way `pg_locks` shows it: classid = high half, objid = low half.
+fn lock_columns(key: i64) -> (u32, u32) {
+    ((key as u64 >> 32) as u32, key as u64 as u32)
+}
+
+fn is_undefined_table(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNDEFINED_TABLE)
+}
+
+impl Backend for Postgres {
+    async fn is_done(&mut self, key: &str) -> Result<bool> {
+        let Some(table) = &self.table else { return Ok(false) };
+        let sql = format!("SELECT 1 FROM \"{table}\" WHERE key = $1");
+        match self.records().query_opt(&sql, &[&key]).await {
+            Ok(row) => Ok(row.is_some()),
+            Err(error) if is_undefined_table(&error) => Ok(false),
+            Err(error) => Err(error).with_context(|| format!("cannot read the done-record table `{table}`")),
+        }
+    }
+
+    async fn try_lock(&mut self) -> Result<bool> {
+        let row = self
+            .lock
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&self.key])
+            .await
+            .context("pg_try_advisory_lock failed")?;
+        Ok(row.get(0))
+    }
+
+    async fn holder(&mut self) -> Result<Option<String>> {
+        let (classid, objid) = lock_columns(self.key);
+        let row = self
+            .lock
+            .query_opt(
+                "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), \
+                        extract(epoch FROM now() - a.backend_start)::bigint \
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND l.classid = $1 AND l.objid = $2",
+                &[&classid, &objid],
+            )
+            .await
+            .context("cannot read pg_locks")?;
+        Ok(row.map(|row| {
+            let pid: i32 = row.get(0);
+            let app: String = row.get(1);
+            let from: String = row.get(2);
+            let connected: i64 = row.get(3);
+            format!("pid {pid} application_name={app:?} from {from}, connected for {connected}s")
+        }))
+    }
+
+    async fn heartbeat(&mut self) -> Result<()> {
+        self.lock.simple_query("SELECT 1").await.map(drop).context("the lock connection does not answer")
+    }
+
+    async fn ensure_record_table(&mut self) -> Result<()> {
+        let Some(table) = &self.table else { return Ok(()) };
+        // Checked first so that the usual case does not make the server send an "already exists" notice.
+        let exists = self.records().query_one("SELECT to_regclass(quote_ident($1)) IS NOT NULL", &[table]).await;
+        if exists.is_ok_and(|row| row.get::<_, bool>(0)) {
+            return Ok(());
+        }
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS \"{table}\" (key text PRIMARY KEY, command text NOT NULL, image text NOT NULL, \
+             pod text NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, \
+             duration_ms bigint NOT NULL, exit_code integer NOT NULL)"
+        );
+        self.records()
+            .batch_execute(&sql)
+            .await
+            .with_context(|| format!("cannot create the done-record table `{table}`"))
+    }
+
+    async fn write_record(&mut self, record: &DoneRecord) -> Result<()> {
+        let Some(table) = &self.table else { return Ok(()) };
+        let sql = format!(
+            "INSERT INTO \"{table}\" (key, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
+             VALUES ($1, $2, $3, $4, now() - $5::bigint * interval '1 millisecond', now(), $5, $6) ON CONFLICT (key) DO NOTHING"
+        );
+        self.records()
+            .execute(
+                &sql,
+                &[&record.key, &record.command, &record.image, &record.pod, &record.duration_ms, &record.exit_code],
+            )
+            .await
+            .map(drop)
+            .with_context(|| format!("cannot write the done-record into `{table}`"))
+    }
+
+    async fn unlock(&mut self) -> Result<bool> {
+        let row = self
+            .lock
+            .query_one("SELECT pg_advisory_unlock($1)", &[&self.key])
+            .await
+            .context("pg_advisory_unlock failed")?;
+        Ok(row.get(0))
+    }
+
+    fn poll_pause(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+}

@@ -1,0 +1,131 @@
+//! The done-record: one row per key in a table of the app's database, written
+//! after the command succeeded, so later pods (and pods that waited) skip at
+//! once. Also the derivations of the default key and the lock identifiers.
+//! Pure; the SQL dialects live with their backends.
+
+use sha2::{Digest, Sha256};
+
+/// What gets written when the command succeeded.
+#[derive(Debug, Clone)]
+pub struct DoneRecord {
+    pub key: String,
+    /// The command as a shell would read it (for humans; it was run without a shell).
+    pub command: String,
+    pub image: String,
+    pub pod: String,
+    pub duration_ms: i64,
+    pub exit_code: i32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "record table name `{0}` is not a plain SQL identifier; use letters, digits and underscores (at most 63, not starting with a digit), e.g. kube_once_runs"
+)]
+pub struct BadTableName(pub String);
+
+/// Record tables are interpolated into SQL, so only plain identifiers pass.
+pub fn validate_table_name(name: &str) -> Result<(), BadTableName> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if first_ok && rest_ok && name.len() <= 63 { Ok(()) } else { Err(BadTableName(name.to_string())) }
+}
+
+/// The default key: `sha256:` + hex SHA-256 of the image and each argument,
+/// each preceded by a NUL byte (so `["a b"]` and `["a", "b"]` differ). A new
+/// image or a changed command therefore runs again.
+pub fn default_key(image: &str, command: &[String]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(image.as_bytes());
+    for arg in command {
+        hash.update([0u8]);
+        hash.update(arg.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(hash.finalize()))
+}
+
+/// PostgreSQL advisory lock key: the first 8 bytes of SHA-256(lock name),
+/// read as a big-endian signed 64-bit integer. The same number in SQL:
+/// `SELECT ('x' || left(encode(sha256('kube-once'), 'hex'), 16))::bit(64)::bigint`.
+pub fn advisory_key(lock_name: &str) -> i64 {
+    let digest = Sha256::digest(lock_name.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// MySQL/MariaDB lock name. `GET_LOCK` names are server-wide, not per
+/// database, so the database name is part of it: `<database>/<lock name>`.
+/// Names longer than MySQL's 64-character limit become `kube-once:` + the
+/// first 40 hex digits of their SHA-256.
+pub fn mysql_lock_name(database: &str, lock_name: &str) -> String {
+    let name = format!("{database}/{lock_name}");
+    if name.chars().count() <= 64 {
+        name
+    } else {
+        format!("kube-once:{}", &hex::encode(Sha256::digest(name.as_bytes()))[..40])
+    }
+}
+
+/// `<namespace>/<deployment>/<pod>`, cut to PostgreSQL's 63-byte limit on a
+/// character boundary; `kube-once` when nothing is known.
+pub fn application_name(namespace: &str, deployment: &str, pod: &str) -> String {
+    let name = if namespace.is_empty() && deployment.is_empty() && pod.is_empty() {
+        "kube-once".to_string()
+    } else {
+        format!("{namespace}/{deployment}/{pod}")
+    };
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        assert!(validate_table_name("kube_once_runs").is_ok());
+        assert!(validate_table_name("_t1").is_ok());
+        for bad in ["", "1runs", "runs; drop table x", "a-b", "\"q\"", &"x".repeat(64)] {
+            assert!(validate_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_key_depends_on_image_and_argument_boundaries() {
+        let cmd = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let key = default_key("app:1", &cmd(&["flask", "db", "upgrade"]));
+        assert!(key.starts_with("sha256:") && key.len() == 7 + 64);
+        assert_eq!(key, default_key("app:1", &cmd(&["flask", "db", "upgrade"])));
+        assert_ne!(key, default_key("app:2", &cmd(&["flask", "db", "upgrade"])));
+        assert_ne!(default_key("i", &cmd(&["a b"])), default_key("i", &cmd(&["a", "b"])));
+    }
+
+    #[test]
+    fn advisory_key_matches_the_documented_sql() {
+        // The documented SQL reads the first 16 hex digits as a signed 64-bit number.
+        let digest = hex::encode(Sha256::digest(b"kube-once"));
+        let expected = u64::from_str_radix(&digest[..16], 16).map(|v| v as i64).unwrap_or_default();
+        assert_eq!(advisory_key("kube-once"), expected);
+        assert_ne!(advisory_key("a"), advisory_key("b"));
+    }
+
+    #[test]
+    fn mysql_names_fit_64_characters() {
+        assert_eq!(mysql_lock_name("app", "kube-once"), "app/kube-once");
+        let long = mysql_lock_name("app", &"x".repeat(80));
+        assert!(long.len() <= 64 && long.starts_with("kube-once:"));
+    }
+
+    #[test]
+    fn application_name_is_cut_to_63_bytes() {
+        assert_eq!(application_name("", "", ""), "kube-once");
+        assert_eq!(application_name("shop", "web", "web-abc"), "shop/web/web-abc");
+        let long = application_name("ns", &"é".repeat(40), "pod");
+        assert!(long.len() <= 63 && long.starts_with("ns/é"));
+    }
+}

@@ -1,0 +1,412 @@
+//! Database URLs as apps keep them (SQLAlchemy, Django, Rails, twelve-factor
+//! `DATABASE_URL`), parsed into a backend and its connection parameters.
+//! Pure: no I/O, so every form is unit-tested.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The schemes we accept, in the order the usage message lists them.
+pub const ACCEPTED_SCHEMES: &[&str] = &[
+    "postgres://",
+    "postgresql://",
+    "postgresql+psycopg2://",
+    "postgresql+psycopg://",
+    "postgresql+asyncpg://",
+    "postgresql+pg8000://",
+    "mysql://",
+    "mysql+pymysql://",
+    "mysql+mysqldb://",
+    "mysql+mysqlconnector://",
+    "mysql+asyncmy://",
+    "mysql+aiomysql://",
+    "mariadb://",
+    "mariadb+pymysql://",
+    "mariadb+mariadbconnector://",
+    "sqlite:///relative.db",
+    "sqlite:////absolute.db",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Postgres(Server),
+    MySql(Server),
+    Sqlite(PathBuf),
+}
+
+impl Target {
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Target::Postgres(_) => "PostgreSQL",
+            Target::MySql(_) => "MySQL/MariaDB",
+            Target::Sqlite(_) => "SQLite",
+        }
+    }
+}
+
+/// Where a database server is and how to talk to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: Host,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    pub tls: TlsMode,
+    /// CA bundle (PEM) to verify the server with, instead of the built-in roots.
+    pub root_cert: Option<PathBuf>,
+    /// Query parameters we do not use (driver options such as `charset`); logged, not fatal.
+    pub ignored: Vec<String>,
+}
+
+/// Never print the password, even in debug output.
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .field("root_cert", &self.root_cert)
+            .field("ignored", &self.ignored)
+            .finish()
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Tcp(host) => write!(f, "{host}")?,
+            Host::Socket(dir) => write!(f, "{}", dir.display())?,
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        if let Some(database) = &self.database {
+            write!(f, "/{database}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Tcp(String),
+    /// A Unix socket: the directory (PostgreSQL) or the socket file (MySQL).
+    Socket(PathBuf),
+}
+
+/// libpq's `sslmode` levels; MySQL's `ssl-mode` values map onto them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    /// Try TLS without verification, fall back to plain text (libpq's default).
+    Prefer,
+    /// Encrypt, do not verify the certificate.
+    Require,
+    /// Verify the chain, not the host name.
+    VerifyCa,
+    /// Verify the chain and the host name.
+    VerifyFull,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("the database URL has no scheme (expected e.g. postgresql://user:pass@host/db); accepted: {accepted}", accepted = ACCEPTED_SCHEMES.join(", "))]
+    NoScheme,
+    #[error("the database URL scheme `{0}://` is not supported; accepted: {accepted}", accepted = ACCEPTED_SCHEMES.join(", "))]
+    UnknownScheme(String),
+    #[error("the database URL has a bad port `{0}`: write a number from 1 to 65535")]
+    BadPort(String),
+    #[error("the database URL names no host; write e.g. {0}://user:pass@db.example:5432/app")]
+    NoHost(&'static str),
+    #[error("the database URL has a bad percent-escape in `{0}`")]
+    BadEscape(String),
+    #[error("`{name}={value}` in the database URL is not a known value; use one of {accepted}")]
+    BadParameter { name: String, value: String, accepted: &'static str },
+    #[error(
+        "the SQLite URL `{0}` names no file; write sqlite:///relative.db or sqlite:////absolute/path.db (an in-memory database cannot be shared between pods)"
+    )]
+    SqliteNoFile(String),
+}
+
+pub fn parse(url: &str) -> Result<Target, UrlError> {
+    let (scheme, rest) = url.split_once("://").ok_or(UrlError::NoScheme)?;
+    let scheme = scheme.to_ascii_lowercase();
+    // SQLAlchemy writes `dialect+driver://`; the driver does not matter to us.
+    let dialect = scheme.split('+').next().unwrap_or_default();
+    match dialect {
+        "postgres" | "postgresql" | "pgsql" => Ok(Target::Postgres(parse_server(rest, Dialect::Postgres)?)),
+        "mysql" | "mariadb" => Ok(Target::MySql(parse_server(rest, Dialect::MySql)?)),
+        "sqlite" => parse_sqlite(url, rest),
+        _ => Err(UrlError::UnknownScheme(scheme)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Dialect {
+    Postgres,
+    MySql,
+}
+
+impl Dialect {
+    fn scheme(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgresql",
+            Dialect::MySql => "mysql",
+        }
+    }
+}
+
+/// `sqlite:///rel.db` is relative to the working directory, `sqlite:////abs.db`
+/// is absolute (SQLAlchemy's convention: the third slash ends the empty host).
+fn parse_sqlite(url: &str, rest: &str) -> Result<Target, UrlError> {
+    let path = rest.strip_prefix('/').unwrap_or(rest);
+    let path = path.split('?').next().unwrap_or_default();
+    let path = percent_decode(path)?;
+    if path.is_empty() || path == ":memory:" || path == "/" {
+        return Err(UrlError::SqliteNoFile(url.to_string()));
+    }
+    Ok(Target::Sqlite(PathBuf::from(path)))
+}
+
+fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.split_once('/') {
+        Some((authority, path)) => (authority, Some(path)),
+        None => (before_query, None),
+    };
+    // The password may contain `@` when the user did not escape it: the last `@` ends it.
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, password)) => (non_empty(percent_decode(user)?), Some(percent_decode(password)?)),
+            None => (non_empty(percent_decode(info)?), None),
+        },
+        None => (None, None),
+    };
+    let (host, port) = split_host_port(hostport)?;
+    let mut server = Server {
+        host: Host::Tcp(percent_decode(host)?),
+        port,
+        user,
+        password,
+        database: path.map(percent_decode).transpose()?.and_then(non_empty),
+        tls: match dialect {
+            Dialect::Postgres => TlsMode::Prefer,
+            Dialect::MySql => TlsMode::Disable,
+        },
+        root_cert: None,
+        ignored: Vec::new(),
+    };
+    for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        apply_parameter(&mut server, dialect, &percent_decode(name)?, &percent_decode(value)?)?;
+    }
+    if matches!(&server.host, Host::Tcp(host) if host.is_empty()) {
+        return Err(UrlError::NoHost(dialect.scheme()));
+    }
+    Ok(server)
+}
+
+fn apply_parameter(server: &mut Server, dialect: Dialect, name: &str, value: &str) -> Result<(), UrlError> {
+    let bad = |accepted| UrlError::BadParameter { name: name.to_string(), value: value.to_string(), accepted };
+    match (dialect, name) {
+        (Dialect::Postgres, "sslmode") => {
+            server.tls = match value {
+                "disable" | "allow" => TlsMode::Disable,
+                "prefer" => TlsMode::Prefer,
+                "require" => TlsMode::Require,
+                "verify-ca" => TlsMode::VerifyCa,
+                "verify-full" => TlsMode::VerifyFull,
+                _ => return Err(bad("disable, allow, prefer, require, verify-ca, verify-full")),
+            }
+        }
+        (Dialect::MySql, "ssl-mode" | "ssl_mode" | "sslmode") => {
+            server.tls = match value.to_ascii_uppercase().replace('-', "_").as_str() {
+                "DISABLED" | "DISABLE" => TlsMode::Disable,
+                "PREFERRED" | "PREFER" => TlsMode::Prefer,
+                "REQUIRED" | "REQUIRE" => TlsMode::Require,
+                "VERIFY_CA" => TlsMode::VerifyCa,
+                "VERIFY_IDENTITY" | "VERIFY_FULL" => TlsMode::VerifyFull,
+                _ => return Err(bad("DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY")),
+            }
+        }
+        (Dialect::MySql, "ssl" | "require_secure_transport") => {
+            server.tls = match value.to_ascii_lowercase().as_str() {
+                "true" | "1" | "on" | "yes" => TlsMode::VerifyFull,
+                "false" | "0" | "off" | "no" => TlsMode::Disable,
+                _ => return Err(bad("true, false")),
+            }
+        }
+        (Dialect::Postgres, "sslrootcert") | (Dialect::MySql, "ssl_ca" | "ssl-ca" | "sslca") => {
+            server.root_cert = Some(PathBuf::from(value));
+            // A CA given without a mode means "verify with it" (pymysql, mysqlclient).
+            if matches!(dialect, Dialect::MySql) && server.tls == TlsMode::Disable {
+                server.tls = TlsMode::VerifyCa;
+            }
+        }
+        (Dialect::Postgres, "host") | (Dialect::MySql, "unix_socket" | "socket") => {
+            server.host =
+                if value.starts_with('/') { Host::Socket(PathBuf::from(value)) } else { Host::Tcp(value.to_string()) };
+        }
+        (_, "port") => server.port = Some(parse_port(value)?),
+        (_, "user") => server.user = non_empty(value.to_string()),
+        (_, "password") => server.password = Some(value.to_string()),
+        (Dialect::Postgres, "dbname") | (Dialect::MySql, "database" | "db") => {
+            server.database = non_empty(value.to_string())
+        }
+        _ => server.ignored.push(name.to_string()),
+    }
+    Ok(())
+}
+
+fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), UrlError> {
+    // [::1]:5432
+    if let Some(inner) = hostport.strip_prefix('[') {
+        return match inner.split_once(']') {
+            Some((host, "")) => Ok((host, None)),
+            Some((host, port)) => match port.strip_prefix(':') {
+                Some(port) => Ok((host, Some(parse_port(port)?))),
+                None => Err(UrlError::BadPort(port.to_string())),
+            },
+            None => Err(UrlError::BadPort(hostport.to_string())),
+        };
+    }
+    match hostport.rsplit_once(':') {
+        Some((host, "")) => Ok((host, None)),
+        Some((host, port)) => Ok((host, Some(parse_port(port)?))),
+        None => Ok((hostport, None)),
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, UrlError> {
+    match text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(UrlError::BadPort(text.to_string())),
+    }
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+fn percent_decode(text: &str) -> Result<String, UrlError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = bytes.get(index + 1..index + 3).ok_or_else(|| UrlError::BadEscape(text.to_string()))?;
+            let hex = std::str::from_utf8(hex).map_err(|_| UrlError::BadEscape(text.to_string()))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| UrlError::BadEscape(text.to_string()))?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| UrlError::BadEscape(text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(url: &str) -> Server {
+        match parse(url) {
+            Ok(Target::Postgres(server) | Target::MySql(server)) => server,
+            other => unreachable!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_postgres_scheme_is_postgres() {
+        for scheme in ["postgres", "postgresql", "postgresql+psycopg2", "postgresql+asyncpg", "POSTGRESQL"] {
+            let url = format!("{scheme}://app:secret@db.example:6432/shop");
+            let Ok(Target::Postgres(server)) = parse(&url) else { unreachable!("{url}") };
+            assert_eq!(server.host, Host::Tcp("db.example".into()));
+            assert_eq!(server.port, Some(6432));
+            assert_eq!(server.user.as_deref(), Some("app"));
+            assert_eq!(server.password.as_deref(), Some("secret"));
+            assert_eq!(server.database.as_deref(), Some("shop"));
+            assert_eq!(server.tls, TlsMode::Prefer);
+        }
+    }
+
+    #[test]
+    fn every_mysql_scheme_is_mysql() {
+        for scheme in ["mysql", "mysql+pymysql", "mariadb", "mariadb+mariadbconnector"] {
+            let url = format!("{scheme}://root@127.0.0.1/test?charset=utf8mb4");
+            let Ok(Target::MySql(server)) = parse(&url) else { unreachable!("{url}") };
+            assert_eq!(server.host, Host::Tcp("127.0.0.1".into()));
+            assert_eq!(server.port, None);
+            assert_eq!(server.password, None);
+            assert_eq!(server.database.as_deref(), Some("test"));
+            assert_eq!(server.ignored, vec!["charset".to_string()]);
+            assert_eq!(server.tls, TlsMode::Disable);
+        }
+    }
+
+    #[test]
+    fn sqlite_relative_and_absolute() {
+        assert_eq!(parse("sqlite:///rel.db"), Ok(Target::Sqlite("rel.db".into())));
+        assert_eq!(parse("sqlite:///data/app.db"), Ok(Target::Sqlite("data/app.db".into())));
+        assert_eq!(parse("sqlite:////abs.db"), Ok(Target::Sqlite("/abs.db".into())));
+        assert_eq!(parse("sqlite:////var/lib/app.db?mode=rw"), Ok(Target::Sqlite("/var/lib/app.db".into())));
+        assert!(matches!(parse("sqlite://"), Err(UrlError::SqliteNoFile(_))));
+        assert!(matches!(parse("sqlite:///:memory:"), Err(UrlError::SqliteNoFile(_))));
+    }
+
+    #[test]
+    fn unknown_scheme_lists_the_accepted_ones() {
+        let error = parse("mongodb://db/app").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("`mongodb://`"), "{error}");
+        assert!(error.contains("postgresql+psycopg2://") && error.contains("mariadb://"), "{error}");
+        assert!(error.contains("sqlite:////absolute.db"), "{error}");
+        assert_eq!(parse("db.example:5432"), Err(UrlError::NoScheme));
+    }
+
+    #[test]
+    fn sslmode_and_root_cert() {
+        let s = server("postgresql://u@h/d?sslmode=require");
+        assert_eq!(s.tls, TlsMode::Require);
+        let s = server("postgresql://u@h/d?sslmode=verify-full&sslrootcert=/etc/ca.pem");
+        assert_eq!(s.tls, TlsMode::VerifyFull);
+        assert_eq!(s.root_cert, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(matches!(parse("postgresql://u@h/d?sslmode=bogus"), Err(UrlError::BadParameter { .. })));
+        assert_eq!(server("mysql://u@h/d?ssl-mode=REQUIRED").tls, TlsMode::Require);
+        assert_eq!(server("mysql://u@h/d?ssl_mode=verify_identity").tls, TlsMode::VerifyFull);
+        assert_eq!(server("mysql://u@h/d?ssl_ca=/ca.pem").tls, TlsMode::VerifyCa);
+    }
+
+    #[test]
+    fn escapes_sockets_and_ipv6() {
+        let s = server("postgresql://app:p%40ss%3Aword@db/app");
+        assert_eq!(s.password.as_deref(), Some("p@ss:word"));
+        let s = server("postgresql://app:p@ss@db/app");
+        assert_eq!(s.password.as_deref(), Some("p@ss"));
+        assert_eq!(s.host, Host::Tcp("db".into()));
+        let s = server("postgresql://app@/app?host=/var/run/postgresql");
+        assert_eq!(s.host, Host::Socket("/var/run/postgresql".into()));
+        let s = server("postgresql://[::1]:5433/app");
+        assert_eq!((s.host, s.port), (Host::Tcp("::1".into()), Some(5433)));
+        assert!(matches!(parse("postgresql://h:99999/d"), Err(UrlError::BadPort(_))));
+        assert!(matches!(parse("postgresql:///d"), Err(UrlError::NoHost(_))));
+        assert!(matches!(parse("postgresql://h/d%zz"), Err(UrlError::BadEscape(_))));
+    }
+
+    #[test]
+    fn password_never_printed() {
+        let s = server("postgresql://app:hunter2@db:5432/app");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.to_string(), "db:5432/app");
+    }
+}
