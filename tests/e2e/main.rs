@@ -6,11 +6,13 @@
 //! See the README's "Architecture" section for what this cannot prove.
 
 mod admission;
+mod api_server;
 mod app_image;
 mod cluster;
 mod corpus;
 mod databases;
 mod expansion;
+mod injection;
 mod install;
 mod kubelet;
 mod selection;
@@ -23,18 +25,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::admission::{Operation, Verdict, check_response, review};
+use crate::admission::{Operation, Verdict, review};
+use crate::api_server::{Admitted, ApiServer};
 use crate::app_image::AppImages;
 use crate::cluster::{Cluster, read_documents, str_at};
 use crate::corpus::{Case, DatabaseKind, Outcome, fixtures_dir};
 use crate::databases::{FreshDatabase, Server, required_env, run_id};
+use crate::injection::{INSTALL, RUN, check_injection, validate_strict};
 use crate::kubelet::{Image, Images, run_replicas};
 use crate::selection::{Attributes, Decision, decide};
 use crate::webhook::Webhook;
 
 const REPLICAS: usize = 5;
-const INSTALL: &str = "kube-once-install";
-const RUN: &str = "kube-once-run";
 
 #[test]
 fn corpus_is_complete_and_consistent() -> Result<()> {
@@ -235,64 +237,6 @@ async fn end_to_end() -> Result<()> {
     Ok(())
 }
 
-/// The API server's admission chain, reduced to kube-once's webhook.
-struct ApiServer<'a> {
-    webhook: &'a Webhook,
-    configuration: &'a Value,
-    cluster: &'a Cluster,
-}
-
-#[derive(Debug, PartialEq)]
-enum Admitted {
-    /// No webhook of the configuration was called.
-    NotSent,
-    Answered(Verdict),
-}
-
-impl ApiServer<'_> {
-    async fn admit(&self, operation: Operation, object: &Value, old_object: Option<&Value>) -> Result<Admitted> {
-        self.admit_with(operation, object, old_object, false).await
-    }
-
-    /// `dry_run`: `kubectl apply --dry-run=server`, which must see the real result.
-    async fn admit_with(
-        &self,
-        operation: Operation,
-        object: &Value,
-        old_object: Option<&Value>,
-        dry_run: bool,
-    ) -> Result<Admitted> {
-        let uid = format!("{:032x}", fastrand::u128(..));
-        let review = review(&uid, operation, object, old_object, dry_run);
-        let namespace = str_at(object, "/metadata/namespace").unwrap_or("default");
-        let attributes =
-            Attributes::deployment(operation.as_str(), self.cluster.namespace_labels(namespace)?, &review["request"]);
-        let webhooks = self.configuration.get("webhooks").and_then(Value::as_array).context("no webhooks")?;
-        ensure!(webhooks.len() == 1, "the harness serves one webhook, the configuration has {}", webhooks.len());
-        let hook = &webhooks[0];
-        let fail_closed = str_at(hook, "/failurePolicy").unwrap_or("Fail") == "Fail";
-        match decide(hook, &attributes)? {
-            Decision::Skip(_) => return Ok(Admitted::NotSent),
-            Decision::Error(error) if fail_closed => bail!("the API server rejects the request: {error}"),
-            Decision::Error(_) => return Ok(Admitted::NotSent),
-            Decision::Call => {}
-        }
-        self.call(&uid, &review, object).await.map(Admitted::Answered)
-    }
-
-    /// The call itself, within timeoutSeconds (the client's timeout).
-    async fn call(&self, uid: &str, review: &Value, object: &Value) -> Result<Verdict> {
-        let response = self.webhook.call(review).await?;
-        check_response(uid, &response, object)
-    }
-
-    /// Sends directly, as if the configuration selected the object.
-    async fn call_directly(&self, object: &Value) -> Result<Verdict> {
-        let uid = format!("{:032x}", fastrand::u128(..));
-        self.call(&uid, &review(&uid, Operation::Create, object, None, false), object).await
-    }
-}
-
 /// Admits one case as CREATE and checks it; the patched object when patched.
 async fn admit_case(api: &ApiServer<'_>, case: &Case, tools_image: &str) -> Result<Option<Value>> {
     let expect = &case.expect;
@@ -368,170 +312,6 @@ fn has_kube_once_annotation(object: &Value) -> bool {
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
         .is_some_and(|a| a.keys().any(|k| k.starts_with("kube-once.io/")))
-}
-
-/// The injected shape of the brief, on the patched object.
-fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result<()> {
-    let expect = &case.expect;
-    let original = &case.deployment;
-    // Nothing outside the pod template changes, and the app containers stay as they were.
-    let without_template = |o: &Value| {
-        let mut o = o.clone();
-        o["spec"]["template"] = Value::Null;
-        o
-    };
-    ensure!(
-        without_template(object) == without_template(original),
-        "the patch touched something outside the pod template"
-    );
-    let spec = object.pointer("/spec/template/spec").context("no pod spec")?;
-    ensure!(
-        spec["containers"] == original["spec"]["template"]["spec"]["containers"],
-        "the app containers were changed"
-    );
-    ensure!(
-        object.pointer("/spec/template/metadata/annotations/kube-once.io~1status").is_some(),
-        "the pod template has no kube-once.io/status annotation"
-    );
-    for key in &expect.node_selector_keys {
-        ensure!(
-            spec.pointer(&format!("/nodeSelector/{}", key.replace('~', "~0").replace('/', "~1"))).is_some(),
-            "nodeSelector lacks {key}"
-        );
-    }
-
-    let names: Vec<&str> = spec
-        .get("initContainers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| str_at(c, "/name"))
-        .collect();
-    let Some(run_command) = &expect.run_command else {
-        ensure!(!names.contains(&RUN), "no run annotation, yet {RUN} was injected");
-        return Ok(());
-    };
-    let mut expected_names: Vec<&str> = expect.user_init_containers.iter().map(String::as_str).collect();
-    expected_names.extend([INSTALL, RUN]);
-    ensure!(names == expected_names, "initContainers should be {expected_names:?}, are {names:?}");
-
-    let init = |name: &str| {
-        spec["initContainers"]
-            .as_array()
-            .and_then(|list| list.iter().find(|c| c["name"] == name))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (install, run) = (init(INSTALL), init(RUN));
-    ensure!(
-        install["image"] == tools_image,
-        "{INSTALL} should use the tools image {tools_image}, uses {}",
-        install["image"]
-    );
-    ensure!(
-        install["command"] == json!(["/kube-once", "install", "/kube-once-bin"]),
-        "{INSTALL} command: {}",
-        install["command"]
-    );
-    let volume = spec["volumes"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["name"] == "kube-once-bin"))
-        .context("no kube-once-bin volume")?;
-    ensure!(volume.get("emptyDir").is_some(), "kube-once-bin is not an emptyDir");
-    let mount =
-        |c: &Value| c["volumeMounts"].as_array().and_then(|m| m.iter().find(|m| m["name"] == "kube-once-bin")).cloned();
-    ensure!(
-        mount(&install).is_some_and(|m| m["mountPath"] == "/kube-once-bin"),
-        "{INSTALL} does not mount kube-once-bin"
-    );
-    ensure!(
-        mount(&run).is_some_and(|m| m["mountPath"] == "/kube-once-bin" && m["readOnly"] == true),
-        "{RUN} must mount kube-once-bin read-only at /kube-once-bin"
-    );
-
-    let app_name = expect.app_container.as_deref().context("patched run cases name their appContainer")?;
-    let app = spec["containers"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == app_name))
-        .context("app container missing")?;
-    ensure!(run["image"] == app["image"], "{RUN} should use the app image {}, uses {}", app["image"], run["image"]);
-    let mut command = vec![json!("/kube-once-bin/kube-once"), json!("lock"), json!("--")];
-    command.extend(run_command.iter().map(|w| json!(w)));
-    ensure!(run["command"] == Value::Array(command), "{RUN} command: {}", run["command"]);
-    for field in ["envFrom", "workingDir", "securityContext", "resources", "imagePullPolicy"] {
-        ensure!(
-            run.get(field) == app.get(field),
-            "{RUN} should copy the app's {field}: {:?} vs {:?}",
-            run.get(field),
-            app.get(field)
-        );
-    }
-    // The app's env first and unchanged, then the plan.
-    let app_env = app["env"].as_array().cloned().unwrap_or_default();
-    let run_env = run["env"].as_array().cloned().unwrap_or_default();
-    ensure!(
-        run_env.len() > app_env.len() && run_env[..app_env.len()] == app_env[..],
-        "{RUN} env should start with the app's env"
-    );
-    let plan: BTreeMap<&str, &Value> =
-        run_env[app_env.len()..].iter().filter_map(|e| Some((e["name"].as_str()?, e))).collect();
-    ensure!(
-        plan.keys().all(|k| k.starts_with("KUBE_ONCE_")),
-        "only KUBE_ONCE_* vars follow the app's env: {:?}",
-        plan.keys()
-    );
-    for (name, value) in &expect.env {
-        ensure!(
-            plan.get(name.as_str()).and_then(|e| e["value"].as_str()) == Some(value),
-            "{name} should be {value:?}, is {:?}",
-            plan.get(name.as_str())
-        );
-    }
-    for (name, field) in [("KUBE_ONCE_NAMESPACE", "metadata.namespace"), ("KUBE_ONCE_POD_NAME", "metadata.name")] {
-        ensure!(
-            plan.get(name).and_then(|e| e.pointer("/valueFrom/fieldRef/fieldPath")) == Some(&json!(field)),
-            "{name} should come from the downward API ({field})"
-        );
-    }
-    for name in [
-        "KUBE_ONCE_DATABASE_URL_ENV",
-        "KUBE_ONCE_LOCK_NAME",
-        "KUBE_ONCE_RECORD",
-        "KUBE_ONCE_TIMEOUT",
-        "KUBE_ONCE_IMAGE",
-        "KUBE_ONCE_DEPLOYMENT",
-    ] {
-        ensure!(plan.contains_key(name), "{RUN} lacks {name}");
-    }
-    Ok(())
-}
-
-/// Every mutated Deployment against the official schemas, strictly (unknown fields fail).
-fn validate_strict(kubernetes_validate: &str, admitted: &[(Case, Value)], work: &Path) -> Result<()> {
-    let dir = work.join("validate");
-    std::fs::create_dir_all(&dir)?;
-    let mut files = Vec::new();
-    for (case, object) in admitted {
-        let path = dir.join(format!("{}.yaml", case.name));
-        std::fs::write(&path, serde_yaml_ng::to_string(object)?)?;
-        files.push(path);
-    }
-    if files.is_empty() {
-        bail!("no Deployment was mutated, nothing to validate");
-    }
-    let output = std::process::Command::new(kubernetes_validate)
-        .args(["--strict", "-k", "1.33.0"])
-        .args(&files)
-        .output()
-        .with_context(|| format!("cannot run {kubernetes_validate}"))?;
-    if !output.status.success() {
-        bail!(
-            "mutated Deployments fail strict validation:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// Two rollouts of 5 pods: the migration runs `runsPerRollout` times each.
