@@ -9,7 +9,8 @@ mod support;
 
 use std::fs;
 
-use kube_once::lock::record::{advisory_key, default_key, mysql_lock_name};
+use kube_once::core::annotations::default_key;
+use kube_once::lock::record::{advisory_key, mysql_lock_name};
 use support::{Db, Kind, Scenario, Throwaway, alive, runtime, wait_until};
 
 const APPEND_AND_SLEEP: &[&str] = &["sh", "-c", r#"echo "start $$" >> "$OUT"; sleep 0.5; echo "end $$" >> "$OUT""#];

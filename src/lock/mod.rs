@@ -139,7 +139,7 @@ pub fn plan(args: &LockArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<
         .key
         .clone()
         .filter(|key| !key.is_empty())
-        .unwrap_or_else(|| record::default_key(&args.image, &args.command));
+        .unwrap_or_else(|| crate::core::annotations::default_key(&args.image, &args.command));
     Ok(Plan {
         target,
         lock_target,
@@ -465,7 +465,10 @@ mod tests {
         let plan = plan(&args, env(&[("DATABASE_URL", "postgresql+psycopg2://u:p@db/app")]));
         let Ok(plan) = plan else { unreachable!("{plan:?}") };
         assert!(matches!(plan.target, Target::Postgres(_)));
-        assert_eq!(plan.key, record::default_key("app:1", &["flask".into(), "db".into(), "upgrade".into()]));
+        assert_eq!(
+            plan.key,
+            crate::core::annotations::default_key("app:1", &["flask".into(), "db".into(), "upgrade".into()])
+        );
         assert_eq!(plan.settings.table.as_deref(), Some("kube_once_runs"));
         assert_eq!(plan.settings.application_name, "kube-once");
     }

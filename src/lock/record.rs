@@ -31,19 +31,6 @@ pub fn validate_table_name(name: &str) -> Result<(), BadTableName> {
     if first_ok && rest_ok && name.len() <= 63 { Ok(()) } else { Err(BadTableName(name.to_string())) }
 }
 
-/// The default key: `sha256:` + hex SHA-256 of the image and each argument,
-/// each preceded by a NUL byte (so `["a b"]` and `["a", "b"]` differ). A new
-/// image or a changed command therefore runs again.
-pub fn default_key(image: &str, command: &[String]) -> String {
-    let mut hash = Sha256::new();
-    hash.update(image.as_bytes());
-    for arg in command {
-        hash.update([0u8]);
-        hash.update(arg.as_bytes());
-    }
-    format!("sha256:{}", hex::encode(hash.finalize()))
-}
-
 /// PostgreSQL advisory lock key: the first 8 bytes of SHA-256(lock name),
 /// read as a big-endian signed 64-bit integer. The same number in SQL:
 /// `SELECT ('x' || left(encode(sha256('kube-once'), 'hex'), 16))::bit(64)::bigint`.
@@ -93,16 +80,6 @@ mod tests {
         for bad in ["", "1runs", "runs; drop table x", "a-b", "\"q\"", &"x".repeat(64)] {
             assert!(validate_table_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn default_key_depends_on_image_and_argument_boundaries() {
-        let cmd = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        let key = default_key("app:1", &cmd(&["flask", "db", "upgrade"]));
-        assert!(key.starts_with("sha256:") && key.len() == 7 + 64);
-        assert_eq!(key, default_key("app:1", &cmd(&["flask", "db", "upgrade"])));
-        assert_ne!(key, default_key("app:2", &cmd(&["flask", "db", "upgrade"])));
-        assert_ne!(default_key("i", &cmd(&["a b"])), default_key("i", &cmd(&["a", "b"])));
     }
 
     #[test]
