@@ -16,13 +16,15 @@ pub struct AppImages {
     bin_dir: PathBuf,
     pub run_log: PathBuf,
     versions: BTreeMap<String, usize>,
+    /// How long the migration works between its check and its writes.
+    pub migration_seconds: f64,
 }
 
 impl AppImages {
     pub fn new(dir: &Path) -> Result<Self> {
         let bin_dir = dir.join("app-image-bin");
         std::fs::create_dir_all(&bin_dir).with_context(|| format!("cannot create {}", bin_dir.display()))?;
-        Ok(Self { bin_dir, run_log: dir.join("runs.log"), versions: BTreeMap::new() })
+        Ok(Self { bin_dir, run_log: dir.join("runs.log"), versions: BTreeMap::new(), migration_seconds: 0.5 })
     }
 
     /// Makes `program` (the first word of a run command) run the migration stand-in.
@@ -45,6 +47,7 @@ impl AppImages {
                 ("PATH".to_owned(), format!("{}:{host_path}", self.bin_dir.display())),
                 ("APP_SCHEMA_VERSION".to_owned(), version.to_string()),
                 ("APP_RUN_LOG".to_owned(), self.run_log.display().to_string()),
+                ("APP_MIGRATION_SECONDS".to_owned(), self.migration_seconds.to_string()),
             ],
             ..Image::default()
         }

@@ -114,6 +114,8 @@ async fn collides_without_the_lock(kind: DatabaseKind) -> Result<()> {
     };
     let result = async {
         let mut app = AppImages::new(work.path())?;
+        // Long enough that all copies pass the check even on a loaded machine.
+        app.migration_seconds = 2.0;
         app.provide("flask")?;
         let mut cluster = Cluster::default();
         cluster.add(&[json!({"kind": "Secret", "metadata": {"name": "db", "namespace": "apps"},
