@@ -1,0 +1,3 @@
+//! Test helpers shared by several test binaries (`mod support;`).
+
+pub mod pss;
