@@ -14,18 +14,154 @@
 //!     tolerations:
 //!       - {key: node-pool, operator: Equal, value: spot, effect: NoSchedule}
 //! ```
-//! Unknown keys are an error that names the key.
+//! Unknown keys are an error that names the key. Every key is optional; an
+//! empty file means the built-in defaults. A preset named like a built-in one
+//! replaces it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+use super::annotations::{self, Record};
+use super::presets::{self, Preset};
+
+/// Image of `kube-once-install` when the config file does not name one.
+pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/kube-once/kube-once:", env!("CARGO_PKG_VERSION"));
+
+/// The validated configuration: built-in presets merged with the file's.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Image holding the static binary at `/kube-once` (ENTRYPOINT), run by `kube-once-install`.
     pub tools_image: String,
+    /// Preset used for `kube-once.io/preemptible: "true"`; none means `"true"` is refused.
+    pub default_preset: Option<String>,
+    /// Values used when a Deployment does not set the matching annotation.
+    pub defaults: Defaults,
+    /// Every preset a Deployment may name: the built-in ones plus the file's.
+    pub presets: BTreeMap<String, Preset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub timeout: Duration,
+    pub lock_name: String,
+    pub record: Record,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(15 * 60), lock_name: "kube-once".to_owned(), record: Record::Table }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { tools_image: "ghcr.io/kube-once/kube-once:0.1.0".to_owned() }
+        Self {
+            tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
+            default_preset: None,
+            defaults: Defaults::default(),
+            presets: presets::built_in(),
+        }
     }
+}
+
+/// Why a config file is rejected; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not YAML, or a key kube-once does not know (the message names it and its line).
+    #[error("webhook config: {0}")]
+    Syntax(serde_yaml_ng::Error),
+    #[error("webhook config key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// The file as written: everything optional, nothing unknown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigFile {
+    tools_image: Option<String>,
+    default_preset: Option<String>,
+    #[serde(default)]
+    defaults: DefaultsFile,
+    #[serde(default)]
+    presets: BTreeMap<String, Preset>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DefaultsFile {
+    timeout: Option<String>,
+    lock_name: Option<String>,
+    record: Option<String>,
+}
+
+impl Config {
+    /// Parse and validate a config file's text. Empty text (or only
+    /// comments) gives the built-in defaults.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(ConfigError::Syntax)?;
+        let file: ConfigFile = if document.is_null() {
+            ConfigFile::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(ConfigError::Syntax)?
+        };
+        Config::try_from(file)
+    }
+
+    /// The preset named `name`, if any.
+    pub fn preset(&self, name: &str) -> Option<&Preset> {
+        self.presets.get(name)
+    }
+}
+
+impl TryFrom<ConfigFile> for Config {
+    type Error = ConfigError;
+
+    fn try_from(file: ConfigFile) -> Result<Self, Self::Error> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid { key: key.to_owned(), reason };
+        let mut config = Config::default();
+        if let Some(image) = file.tools_image {
+            if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    "toolsImage",
+                    format!("`{image}` is not an image reference; write e.g. {DEFAULT_TOOLS_IMAGE}"),
+                ));
+            }
+            config.tools_image = image;
+        }
+        if let Some(timeout) = file.defaults.timeout {
+            config.defaults.timeout =
+                annotations::parse_timeout(&timeout).map_err(|r| invalid("defaults.timeout", r))?;
+        }
+        if let Some(lock_name) = file.defaults.lock_name {
+            annotations::check_lock_name(&lock_name).map_err(|r| invalid("defaults.lockName", r))?;
+            config.defaults.lock_name = lock_name;
+        }
+        if let Some(record) = file.defaults.record {
+            config.defaults.record = Record::parse(&record).map_err(|r| invalid("defaults.record", r))?;
+        }
+        for (name, preset) in file.presets {
+            check_preset(&name, &preset).map_err(|r| invalid(&format!("presets.{name}"), r))?;
+            config.presets.insert(name, preset);
+        }
+        if let Some(name) = file.default_preset {
+            if !config.presets.contains_key(&name) {
+                let known = config.presets.keys().cloned().collect::<Vec<_>>().join(", ");
+                return Err(invalid("defaultPreset", format!("no preset is named `{name}`; use one of: {known}")));
+            }
+            config.default_preset = Some(name);
+        }
+        Ok(config)
+    }
+}
+
+fn check_preset(name: &str, preset: &Preset) -> Result<(), String> {
+    if name == "true" || name == "false" || name.is_empty() {
+        return Err(format!("`{name}` cannot name a preset (it means something else in kube-once.io/preemptible)"));
+    }
+    if preset.node_selector.is_empty() && preset.tolerations.is_empty() {
+        return Err("a preset needs nodeSelector entries, tolerations, or both".to_owned());
+    }
+    Ok(())
 }

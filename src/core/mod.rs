@@ -1,17 +1,27 @@
 //! The pure core: no I/O, no clock, no randomness. It turns a Deployment
 //! (plus the previous one, on UPDATE) and the webhook [`Config`] into the
 //! desired Deployment, the RFC 6902 patch that gets there, and warnings.
+//!
+//! annotations → [`Plan`] → strip the previous injection → inject → patch.
 
+pub mod annotations;
 pub mod config;
 pub mod env;
+pub mod inject;
+pub mod patch;
+pub mod presets;
 pub mod render;
+pub mod status;
 
-pub use config::Config;
+pub use annotations::{Plan, Record};
+pub use config::{Config, ConfigError};
 
 use serde_json::Value;
 
 /// Annotation prefix; every annotation of the contract starts with it.
 pub const PREFIX: &str = "kube-once.io/";
+/// On the pod template: what kube-once injected (see [`status::Status`]).
+pub const STATUS_ANNOTATION: &str = "kube-once.io/status";
 
 /// What the webhook does to one Deployment.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,10 +41,136 @@ pub struct Mutation {
 pub struct Refusal(pub String);
 
 /// Desired state for `object` (a Deployment as JSON). `old_object` is the
-/// stored object on UPDATE: when the user's pod template is unchanged, the
-/// injected parts are kept exactly as they were (the webhook alone never
-/// starts a rollout).
+/// stored object on UPDATE: when the user's pod template and the
+/// `kube-once.io/` annotations are unchanged, the injected parts are kept
+/// exactly as they were (the webhook alone never starts a rollout).
+///
+/// A Deployment with no `kube-once.io/` annotation and no
+/// `kube-once.io/status` on its template is returned untouched, with no patch.
 pub fn mutate(object: &Value, old_object: Option<&Value>, config: &Config) -> Result<Mutation, Refusal> {
-    let _ = (old_object, config);
-    Ok(Mutation { patch: json_patch::Patch(Vec::new()), object: object.clone(), warnings: Vec::new() })
+    let plan = annotations::plan(object, config)?;
+    let Some(template) = object.pointer("/spec/template") else {
+        return match plan {
+            None => Ok(untouched(object)),
+            Some(_) => {
+                Err(Refusal(format!("Deployment {}: spec.template is missing; add the pod template", describe(object))))
+            }
+        };
+    };
+    let injected_before = inject::status_of(object, template)?.is_some();
+    if plan.is_none() && !injected_before {
+        return Ok(untouched(object));
+    }
+
+    let stripped = inject::strip(object, template)?;
+    let desired_template = match &plan {
+        None => stripped,
+        Some(plan) => match old_object.and_then(|old| kept_injection(object, old, &stripped)) {
+            Some(kept) => kept,
+            None => inject::apply(object, stripped, plan, config)?,
+        },
+    };
+    let first_enabled = old_object.is_none_or(|old| !has_status(old));
+    let warnings = plan.as_ref().map(|plan| warnings(plan, &desired_template, first_enabled)).unwrap_or_default();
+
+    let patch = patch::template_patch(template, &desired_template);
+    let mut desired = object.clone();
+    if let Some(slot) = desired.pointer_mut("/spec/template") {
+        *slot = desired_template;
+    }
+    Ok(Mutation { patch: json_patch::Patch(patch), object: desired, warnings })
+}
+
+fn untouched(object: &Value) -> Mutation {
+    Mutation { patch: json_patch::Patch(Vec::new()), object: object.clone(), warnings: Vec::new() }
+}
+
+/// The stability rule: `old`'s whole pod template (injection included) when
+/// the user changed neither the template nor a `kube-once.io/` annotation.
+fn kept_injection(object: &Value, old: &Value, stripped: &Value) -> Option<Value> {
+    let old_template = old.pointer("/spec/template")?;
+    if !has_status(old) || contract_annotations(object) != contract_annotations(old) {
+        return None;
+    }
+    let old_stripped = inject::strip(old, old_template).ok()?;
+    (old_stripped == *stripped).then(|| old_template.clone())
+}
+
+fn has_status(deployment: &Value) -> bool {
+    deployment.pointer("/spec/template/metadata/annotations").and_then(|a| a.get(STATUS_ANNOTATION)).is_some()
+}
+
+fn contract_annotations(deployment: &Value) -> Vec<(&String, &Value)> {
+    deployment
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map(|annotations| annotations.iter().filter(|(key, _)| key.starts_with(PREFIX)).collect())
+        .unwrap_or_default()
+}
+
+/// Notes kubectl prints on apply: what the user should know, kept short.
+fn warnings(plan: &Plan, template: &Value, first_enabled: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(run) = &plan.run else { return warnings };
+    if let Some(preemptible) = &plan.preemptible {
+        warnings.push(format!(
+            "kube-once.io/run on preemptible nodes ({}): a node reclaim can cut the command off mid-run; it must be safe to run again",
+            preemptible.name
+        ));
+    }
+    if run.record == Record::None {
+        warnings
+            .push("kube-once.io/record: none: every pod runs the command in turn, so it must be idempotent".to_owned());
+    }
+    let app = template.pointer("/spec/containers").and_then(Value::as_array).and_then(|containers| {
+        containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&run.container))
+    });
+    let declared = |var: &str| {
+        app.is_some_and(|app| {
+            app.get("envFrom").and_then(Value::as_array).is_some_and(|from| !from.is_empty())
+                || app
+                    .get("env")
+                    .and_then(Value::as_array)
+                    .is_some_and(|env| env.iter().any(|e| e.get("name").and_then(Value::as_str) == Some(var)))
+        })
+    };
+    let mut needed: Vec<(String, &str)> = match &run.database {
+        annotations::DatabaseUrl::Env(name) => vec![(name.clone(), "kube-once.io/database-url-env")],
+        annotations::DatabaseUrl::Template(template) => annotations::env_references(template)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|name| (name, "kube-once.io/database-url"))
+            .collect(),
+    };
+    if let Some(name) = &run.lock_url_env {
+        needed.push((name.clone(), "kube-once.io/lock-url-env"));
+    }
+    for (var, annotation) in needed {
+        if !declared(&var) {
+            warnings.push(format!(
+                "{annotation}: {var} is not in the env of container {:?}; the lock will fail unless the image sets it",
+                run.container
+            ));
+        }
+    }
+    if first_enabled {
+        warnings.push(
+            "kube-once.io/run: old pods keep serving while the new ones migrate, so migrations must be backward compatible".to_owned(),
+        );
+    }
+    warnings
+}
+
+/// `namespace/name` of a Deployment for messages (`name` alone when the
+/// manifest has no namespace yet).
+pub fn describe(deployment: &Value) -> String {
+    let text = |pointer: &str| deployment.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let name = text("/metadata/name")
+        .map(str::to_owned)
+        .or_else(|| text("/metadata/generateName").map(|prefix| format!("{prefix}*")))
+        .unwrap_or_else(|| "(unnamed)".to_owned());
+    match text("/metadata/namespace") {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name,
+    }
 }

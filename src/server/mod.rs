@@ -1,8 +1,451 @@
-//! `kube-once serve`: the HTTPS admission webhook.
+//! `kube-once serve`: the HTTPS admission webhook, plus `/preview` on a
+//! second, plain-HTTP, localhost-only listener.
+//!
+//! - [`router`] / [`preview_router`]: the axum routes, usable in-process
+//!   (`tower::ServiceExt::oneshot`) with no socket.
+//! - [`serve_on`]: serve them on listeners the caller bound (an ephemeral port
+//!   in tests), returning a [`ServerHandle`] with the addresses and the
+//!   shutdown trigger.
+//! - [`run`]: the subcommand: configuration, certificate source, signals.
 
-use crate::cli::ServeArgs;
+pub mod admission;
+pub mod metrics;
+mod preview;
+pub mod shutdown;
+pub mod tls;
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use self::admission::Outcome;
+use self::metrics::Metrics;
+use self::shutdown::{Flag, Readiness};
+use self::tls::{CertFiles, CertStore};
+use crate::cli::{ServeArgs, TlsArgs};
+use crate::core::Config;
+
+/// Largest request body: an AdmissionReview holds object and oldObject, each
+/// up to the API server's 3 MiB, plus the envelope. Larger bodies get 413.
+pub const BODY_LIMIT: usize = 7 * 1024 * 1024;
+
+/// What the handlers share: the webhook configuration, metrics, readiness.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        Self(Arc::new(Shared { config, metrics: Metrics::default(), readiness: Readiness::default() }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.0.readiness
+    }
+}
+
+/// The routes of the HTTPS listener: `POST /mutate`, `GET /healthz`,
+/// `GET /readyz`, `GET /metrics`. Body limit included; the request timeout
+/// is added by [`serve_on`].
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The routes of the localhost listener: `POST /preview`.
+pub fn preview_router(state: AppState) -> Router {
+    Router::new().route("/preview", post(preview::handle)).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state)
+}
+
+async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            // 413 above BODY_LIMIT, 400 for a body that breaks off.
+            state.metrics().record(Outcome::BadRequest, false, started.elapsed());
+            tracing::warn!(status = rejection.status().as_u16(), reason = %rejection.body_text(), "admission request rejected");
+            return rejection.into_response();
+        }
+    };
+    match admission::review(&body, state.config()) {
+        Ok(reviewed) => {
+            let elapsed = started.elapsed();
+            state.metrics().record(reviewed.outcome, reviewed.dry_run, elapsed);
+            tracing::info!(
+                uid = %reviewed.response.response.uid,
+                object = %reviewed.object,
+                operation = %reviewed.operation,
+                dry_run = reviewed.dry_run,
+                result = reviewed.outcome.as_str(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "admission"
+            );
+            if let Some(status) = &reviewed.response.response.status {
+                tracing::debug!(uid = %reviewed.response.response.uid, message = %status.message, "refused");
+            }
+            axum::Json(reviewed.response).into_response()
+        }
+        Err(bad_request) => {
+            state.metrics().record(Outcome::BadRequest, false, started.elapsed());
+            tracing::warn!(reason = %bad_request, "admission request rejected");
+            (StatusCode::BAD_REQUEST, format!("{bad_request}\n")).into_response()
+        }
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.readiness().is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics().render() {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the metrics: {error}\n")).into_response()
+        }
+    }
+}
+
+/// Timeouts of [`serve_on`] (see `kube-once serve --help`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    /// Closes connections that do not send complete request headers in time:
+    /// also bounds the TLS handshake and idle keep-alive connections.
+    pub header_read_timeout: Duration,
+    /// Longest time a request may take (408 after it); also bounds the final drain.
+    pub request_timeout: Duration,
+    /// After shutdown is requested: how long requests are still accepted while `/readyz` fails.
+    pub grace_period: Duration,
+}
+
+impl ServerOptions {
+    pub fn from_args(args: &ServeArgs) -> Self {
+        Self {
+            header_read_timeout: args.header_read_timeout,
+            request_timeout: args.request_timeout,
+            grace_period: args.grace_period,
+        }
+    }
+}
+
+impl Default for ServerOptions {
+    /// The CLI defaults.
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            grace_period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running server (see [`serve_on`]).
+#[derive(Debug)]
+pub struct ServerHandle {
+    admission_addr: SocketAddr,
+    preview_addr: Option<SocketAddr>,
+    state: AppState,
+    shutdown_requested: Flag,
+    drained: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Where the HTTPS admission listener is bound.
+    pub fn admission_addr(&self) -> SocketAddr {
+        self.admission_addr
+    }
+
+    /// Where the plain-HTTP `/preview` listener is bound, if any.
+    pub fn preview_addr(&self) -> Option<SocketAddr> {
+        self.preview_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Start the graceful drain (what SIGTERM does): `/readyz` fails at once,
+    /// requests are served for the grace period, then connections drain.
+    pub fn shutdown(&self) {
+        // Readiness first, synchronously: a probe right after this call fails.
+        self.state.readiness().set_not_ready();
+        self.shutdown_requested.raise();
+    }
+
+    /// Resolves when the server has stopped: after [`ServerHandle::shutdown`]
+    /// and the drain.
+    pub async fn stopped(self) {
+        if let Err(error) = self.drained.await {
+            tracing::error!(%error, "the server task ended abnormally");
+        }
+    }
+}
+
+/// Serve [`router`] over TLS on `admission` (certificate from `certs`, taken
+/// at each handshake) and [`preview_router`] over plain HTTP on `preview`.
+/// Must be called within a Tokio runtime; the server runs in background
+/// tasks until [`ServerHandle::shutdown`].
+pub fn serve_on(
+    admission: TcpListener,
+    preview: Option<TcpListener>,
+    state: AppState,
+    certs: Arc<CertStore>,
+    options: ServerOptions,
+) -> anyhow::Result<ServerHandle> {
+    let admission_addr = admission.local_addr().context("the admission listener has no local address")?;
+    let preview_addr = match &preview {
+        Some(listener) => Some(listener.local_addr().context("the preview listener has no local address")?),
+        None => None,
+    };
+    let tls = TlsAcceptor::from(Arc::new(tls::server_config(certs)?));
+    let timeout =
+        tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, options.request_timeout);
+    let stop_accepting = Flag::default();
+
+    let mut listeners = vec![tokio::spawn(accept_loop(
+        admission,
+        Some(tls),
+        router(state.clone()).layer(timeout),
+        options,
+        stop_accepting.clone(),
+    ))];
+    if let Some(preview) = preview {
+        listeners.push(tokio::spawn(accept_loop(
+            preview,
+            None,
+            preview_router(state.clone()).layer(timeout),
+            options,
+            stop_accepting.clone(),
+        )));
+    }
+
+    let shutdown_requested = Flag::default();
+    let drained = tokio::spawn({
+        let requested = shutdown_requested.raised();
+        async move {
+            requested.await;
+            tracing::info!(
+                grace_period = %humantime::format_duration(options.grace_period),
+                "shutting down: /readyz fails from now on; requests are still served during the grace period"
+            );
+            tokio::time::sleep(options.grace_period).await;
+            tracing::info!("grace period over: no new connections; finishing requests in flight");
+            stop_accepting.raise();
+            for listener in listeners {
+                if let Err(error) = listener.await {
+                    tracing::error!(%error, "a listener task ended abnormally");
+                }
+            }
+            tracing::info!("drained");
+        }
+    });
+    Ok(ServerHandle { admission_addr, preview_addr, state, shutdown_requested, drained })
+}
+
+/// Accept connections until `stop` is raised, then wait (at most the request
+/// timeout) for the open ones to finish.
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router, options: ServerOptions, stop: Flag) {
+    let mut connections = JoinSet::new();
+    let mut stopped = pin!(stop.raised());
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(serve_connection(stream, tls.clone(), app.clone(), options, stop.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.request_timeout, drain).await.is_err() {
+        tracing::warn!(open = connections.len(), "connections still open after the drain timeout; closing them");
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    options: ServerOptions,
+    stop: Flag,
+) {
+    // Small request/response exchanges: don't let Nagle delay the answer.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
+    let Some(acceptor) = tls else {
+        return serve_http(stream, app, options, stop).await;
+    };
+    match tokio::time::timeout(options.header_read_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(stream, app, options, stop).await,
+        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+/// HTTP/1.1 with keep-alive on one connection, until the client closes it or
+/// `stop` is raised (then the request in flight finishes and it closes).
+async fn serve_http<I>(io: I, app: Router, options: ServerOptions, stop: Flag)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| app.clone().oneshot(request));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
+    let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stop.raised() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// `kube-once serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("serve is not built yet")
+    let config = load_config(args.config.config.as_deref())?;
+    let (certs, refresh) = certificate_source(&args.tls).await?;
+    let admission = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen); is the port in use?", args.listen))?;
+    let preview = TcpListener::bind(args.preview_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--preview-listen); is the port in use?", args.preview_listen))?;
+
+    let handle =
+        serve_on(admission, Some(preview), AppState::new(config), certs.clone(), ServerOptions::from_args(&args))?;
+    match refresh {
+        Some(CertRefresh::Files(files)) => {
+            tokio::spawn(tls::watch_files(certs, files, args.tls.cert_poll_interval));
+        }
+        Some(CertRefresh::SelfManaged(keep_current)) => {
+            tokio::spawn(keep_current.run(move |bundle| {
+                if let Err(error) = certs.replace_bundle(bundle) {
+                    tracing::error!(error = format!("{error:#}"), "cannot serve the renewed self-managed certificate");
+                }
+            }));
+        }
+        None => {}
+    }
+    tracing::info!(listen = %handle.admission_addr(), preview_listen = ?handle.preview_addr(), "serving");
+
+    let signal = shutdown::termination_signal().await?;
+    tracing::info!(signal, "termination signal received");
+    handle.shutdown();
+    handle.stopped().await;
+    Ok(())
+}
+
+/// The webhook configuration file, or the built-in defaults without one.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the webhook configuration {} (--config)", path.display()))?;
+    Config::from_yaml(&text).with_context(|| format!("invalid webhook configuration {} (--config)", path.display()))
+}
+
+/// What keeps the served certificate current once the server runs.
+enum CertRefresh {
+    Files(CertFiles),
+    SelfManaged(Box<crate::certs::kube::KeepCurrent>),
+}
+
+/// The self-managed certificate (Secret and caBundle kept by kube-once), the
+/// certificate files to serve and poll, or an in-memory self-signed
+/// certificate whose CA bundle is logged.
+async fn certificate_source(args: &TlsArgs) -> anyhow::Result<(Arc<CertStore>, Option<CertRefresh>)> {
+    if args.self_managed {
+        let client = kube::Client::try_default().await.context(
+            "--self-managed needs the Kubernetes API, but found neither an in-cluster ServiceAccount nor a kubeconfig; \
+             run it in the cluster, or give --tls-cert-file and --tls-key-file",
+        )?;
+        let (first, keep_current) = crate::certs::kube::start(args, client).await.context("self-managed TLS")?;
+        tracing::info!(
+            secret = %format!("{}/{}", args.namespace, args.tls_secret),
+            webhook_configuration = %args.webhook_configuration,
+            poll_interval = %humantime::format_duration(args.cert_poll_interval),
+            "serving the self-managed certificate; renewals are picked up"
+        );
+        return Ok((Arc::new(CertStore::from_bundle(&first)?), Some(CertRefresh::SelfManaged(Box::new(keep_current)))));
+    }
+    match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let files = CertFiles { cert: cert.clone(), key: key.clone() };
+            let store = files.load().await?;
+            tracing::info!(cert = %cert.display(), key = %key.display(), poll_interval = %humantime::format_duration(args.cert_poll_interval), "serving the certificate files; changes are picked up");
+            Ok((Arc::new(store), Some(CertRefresh::Files(files))))
+        }
+        (None, None) => {
+            let mut names = crate::certs::service_dns_names(&args.service, &args.namespace);
+            names.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
+            let bundle = crate::certs::generate(&names, args.cert_validity)?;
+            let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&bundle.ca_pem);
+            tracing::info!(
+                %ca_bundle,
+                names = ?names,
+                "no --tls-cert-file: serving an in-memory self-signed certificate (new at every start); \
+                 trust it with this caBundle, e.g. `echo $CA_BUNDLE | base64 -d > ca.crt`"
+            );
+            Ok((Arc::new(CertStore::from_bundle(&bundle)?), None))
+        }
+        _ => anyhow::bail!(
+            "give both --tls-cert-file and --tls-key-file, or neither for an in-memory self-signed certificate"
+        ),
+    }
 }

@@ -1,0 +1,503 @@
+//! The annotation contract: every `kube-once.io/` annotation of a Deployment,
+//! parsed and validated into a typed [`Plan`]. A malformed annotation is a
+//! [`Refusal`] whose message names the Deployment, the annotation, its value,
+//! what is wrong and how to fix it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::config::Config;
+use super::presets::Preset;
+use super::{PREFIX, Refusal, STATUS_ANNOTATION, describe};
+
+pub const RUN: &str = "run";
+pub const CONTAINER: &str = "container";
+pub const DATABASE_URL_ENV: &str = "database-url-env";
+pub const DATABASE_URL: &str = "database-url";
+pub const LOCK_URL_ENV: &str = "lock-url-env";
+pub const LOCK_NAME: &str = "lock-name";
+pub const KEY: &str = "key";
+pub const RECORD: &str = "record";
+pub const TIMEOUT: &str = "timeout";
+pub const PREEMPTIBLE: &str = "preemptible";
+
+/// Every annotation of the contract (without the prefix).
+pub const KNOWN: [&str; 10] =
+    [RUN, CONTAINER, DATABASE_URL_ENV, DATABASE_URL, LOCK_URL_ENV, LOCK_NAME, KEY, RECORD, TIMEOUT, PREEMPTIBLE];
+
+/// Annotations that only mean something together with `run`.
+const RUN_OPTIONS: [&str; 8] =
+    [CONTAINER, DATABASE_URL_ENV, DATABASE_URL, LOCK_URL_ENV, LOCK_NAME, KEY, RECORD, TIMEOUT];
+
+/// The env var holding the database URL when no annotation says otherwise.
+pub const DEFAULT_DATABASE_URL_ENV: &str = "DATABASE_URL";
+
+/// Longest lock name: MySQL's `GET_LOCK` refuses names over 64 characters.
+pub const MAX_LOCK_NAME: usize = 64;
+/// Longest `key`: it is stored in the done-record table.
+pub const MAX_KEY: usize = 255;
+/// Hex digits of the default key kept (128 bits: collisions are not a concern).
+const DEFAULT_KEY_HEX_DIGITS: usize = 32;
+
+/// What a Deployment asks for. `None` from [`plan`] means nothing at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub run: Option<RunPlan>,
+    pub preemptible: Option<Preemptible>,
+}
+
+/// The lock-guarded one-time command and everything `kube-once lock` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    /// argv of the command, run without a shell.
+    pub command: Vec<String>,
+    /// Name of the app container the command runs as.
+    pub container: String,
+    /// That container's image.
+    pub image: String,
+    pub database: DatabaseUrl,
+    /// Env var with a direct URL used only for the lock (PgBouncer).
+    pub lock_url_env: Option<String>,
+    pub lock_name: String,
+    pub key: String,
+    pub record: Record,
+    pub timeout: Duration,
+}
+
+/// Where `kube-once lock` finds the database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An env var of the app container (`database-url-env`, default `DATABASE_URL`).
+    Env(String),
+    /// A template with `$(VAR)` references, expanded by the kubelet (`database-url`).
+    Template(String),
+}
+
+/// `table` keeps a done-record per key; `none` runs the command in every pod, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Table,
+    None,
+}
+
+impl Record {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "table" => Ok(Record::Table),
+            "none" => Ok(Record::None),
+            _ => Err(format!(
+                "`{text}` is not a record mode; write `table` (skip once done) or `none` (run in every pod, one at a time)"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Record::Table => "table",
+            Record::None => "none",
+        }
+    }
+}
+
+/// A named preset, resolved from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preemptible {
+    pub name: String,
+    pub preset: Preset,
+}
+
+/// The default `key`: what makes a run "already done". The sha256 of the
+/// image followed by each command word, each terminated by a NUL byte (argv
+/// words cannot contain NUL, so the encoding is unambiguous), as lowercase
+/// hex truncated to 32 digits.
+pub fn default_key(image: &str, command: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    for part in std::iter::once(image).chain(command.iter().map(String::as_str)) {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let mut key = hex::encode(hasher.finalize());
+    key.truncate(DEFAULT_KEY_HEX_DIGITS);
+    key
+}
+
+/// Parse every `kube-once.io/` annotation of `deployment`. `Ok(None)` when it
+/// asks for nothing (no annotation, or only `preemptible: "false"`).
+pub fn plan(deployment: &Value, config: &Config) -> Result<Option<Plan>, Refusal> {
+    let annotations = Annotations::of(deployment)?;
+    check_template_annotations(deployment)?;
+
+    let preemptible = match annotations.get(PREEMPTIBLE) {
+        Some(value) => annotations.preemptible(value, config)?,
+        None => None,
+    };
+    let run = match annotations.get(RUN) {
+        Some(value) => Some(annotations.run_plan(value, config)?),
+        None => {
+            if let Some(option) = RUN_OPTIONS.iter().find(|name| annotations.get(name).is_some()) {
+                return Err(annotations.refuse(
+                    option,
+                    "has no effect without kube-once.io/run; add kube-once.io/run with the command to run once, or remove it",
+                ));
+            }
+            None
+        }
+    };
+    Ok((run.is_some() || preemptible.is_some()).then_some(Plan { run, preemptible }))
+}
+
+/// The `kube-once.io/` annotations of a Deployment's metadata, without prefix.
+struct Annotations<'a> {
+    deployment: &'a Value,
+    values: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Annotations<'a> {
+    fn of(deployment: &'a Value) -> Result<Self, Refusal> {
+        let mut values = BTreeMap::new();
+        let Some(annotations) = deployment.pointer("/metadata/annotations").and_then(Value::as_object) else {
+            return Ok(Self { deployment, values });
+        };
+        for (key, value) in annotations {
+            let Some(name) = key.strip_prefix(PREFIX) else { continue };
+            if !KNOWN.contains(&name) {
+                let hint = if key == STATUS_ANNOTATION {
+                    "is written by kube-once on the pod template only; remove it from the Deployment's metadata"
+                        .to_owned()
+                } else {
+                    format!("is not a kube-once annotation{}; the known ones are {}", suggestion(name), known_list())
+                };
+                return Err(Refusal(format!("Deployment {}: annotation {key} {hint}", describe(deployment))));
+            }
+            let Some(text) = value.as_str() else {
+                return Err(Refusal(format!(
+                    "Deployment {}: annotation {key} must be a string; quote the value in the manifest",
+                    describe(deployment)
+                )));
+            };
+            values.insert(name, text.trim());
+        }
+        Ok(Self { deployment, values })
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.values.get(name).copied()
+    }
+
+    /// A refusal about annotation `name` with its current value.
+    fn refuse(&self, name: &str, problem: &str) -> Refusal {
+        let value = self.get(name).unwrap_or_default();
+        Refusal(format!("Deployment {}: annotation {PREFIX}{name}: {value:?} {problem}", describe(self.deployment)))
+    }
+
+    fn preemptible(&self, value: &str, config: &Config) -> Result<Option<Preemptible>, Refusal> {
+        let presets = || config.presets.keys().cloned().collect::<Vec<_>>().join(", ");
+        let name = match value {
+            "false" => return Ok(None),
+            "true" => match &config.default_preset {
+                Some(name) => name.clone(),
+                None => {
+                    return Err(self.refuse(
+                        PREEMPTIBLE,
+                        &format!(
+                            "asks for the cluster's default preset, but this webhook has no defaultPreset configured; name a preset ({}) or ask the cluster admin to set defaultPreset",
+                            presets()
+                        ),
+                    ));
+                }
+            },
+            name => name.to_owned(),
+        };
+        match config.preset(&name) {
+            Some(preset) => Ok(Some(Preemptible { name, preset: preset.clone() })),
+            None => Err(self.refuse(
+                PREEMPTIBLE,
+                &format!("is not a known preset; use one of {}, or `true` for the cluster's default", presets()),
+            )),
+        }
+    }
+
+    fn run_plan(&self, value: &str, config: &Config) -> Result<RunPlan, Refusal> {
+        let command = parse_command(value).map_err(|why| self.refuse(RUN, &why))?;
+        let (container, image) = self.container()?;
+
+        let database = match (self.get(DATABASE_URL), self.get(DATABASE_URL_ENV)) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    self.refuse(DATABASE_URL, "conflicts with kube-once.io/database-url-env; keep only one of the two")
+                );
+            }
+            (Some(template), None) => {
+                check_database_url(template).map_err(|why| self.refuse(DATABASE_URL, &why))?;
+                DatabaseUrl::Template(template.to_owned())
+            }
+            (None, Some(name)) => {
+                check_env_name(name).map_err(|why| self.refuse(DATABASE_URL_ENV, &why))?;
+                DatabaseUrl::Env(name.to_owned())
+            }
+            (None, None) => DatabaseUrl::Env(DEFAULT_DATABASE_URL_ENV.to_owned()),
+        };
+        let lock_url_env = match self.get(LOCK_URL_ENV) {
+            Some(name) => {
+                check_env_name(name).map_err(|why| self.refuse(LOCK_URL_ENV, &why))?;
+                Some(name.to_owned())
+            }
+            None => None,
+        };
+        let lock_name = match self.get(LOCK_NAME) {
+            Some(name) => {
+                check_lock_name(name).map_err(|why| self.refuse(LOCK_NAME, &why))?;
+                name.to_owned()
+            }
+            None => config.defaults.lock_name.clone(),
+        };
+        let key = match self.get(KEY) {
+            Some(key) => {
+                check_key(key).map_err(|why| self.refuse(KEY, &why))?;
+                key.to_owned()
+            }
+            None => default_key(&image, &command),
+        };
+        let record = match self.get(RECORD) {
+            Some(text) => Record::parse(text).map_err(|why| self.refuse(RECORD, &why))?,
+            None => config.defaults.record,
+        };
+        let timeout = match self.get(TIMEOUT) {
+            Some(text) => parse_timeout(text).map_err(|why| self.refuse(TIMEOUT, &why))?,
+            None => config.defaults.timeout,
+        };
+        Ok(RunPlan { command, container, image, database, lock_url_env, lock_name, key, record, timeout })
+    }
+
+    /// The app container (named by `container`, else the first) and its image.
+    fn container(&self) -> Result<(String, String), Refusal> {
+        let containers = self
+            .deployment
+            .pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let names: Vec<&str> =
+            containers.iter().map(|c| c.get("name").and_then(Value::as_str).unwrap_or_default()).collect();
+        let index = match self.get(CONTAINER) {
+            Some(wanted) => names.iter().position(|name| *name == wanted).ok_or_else(|| {
+                self.refuse(
+                    CONTAINER,
+                    &format!("names no container of the pod template; use one of: {}", names.join(", ")),
+                )
+            })?,
+            None if containers.is_empty() => {
+                return Err(Refusal(format!(
+                    "Deployment {}: kube-once.io/run needs an app container, but spec.template.spec.containers is empty; add the app container",
+                    describe(self.deployment)
+                )));
+            }
+            None => 0,
+        };
+        let image = containers[index].get("image").and_then(Value::as_str).unwrap_or_default();
+        if image.is_empty() {
+            return Err(Refusal(format!(
+                "Deployment {}: container {:?} has no image, so kube-once.io/run has nothing to run the command with; set its image",
+                describe(self.deployment),
+                names[index]
+            )));
+        }
+        Ok((names[index].to_owned(), image.to_owned()))
+    }
+}
+
+/// Only `kube-once.io/status` (written by kube-once) belongs on the pod
+/// template; a contract annotation there would be silently ignored.
+fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
+    let Some(annotations) = deployment.pointer("/spec/template/metadata/annotations").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    match annotations.keys().find(|key| key.starts_with(PREFIX) && key.as_str() != STATUS_ANNOTATION) {
+        Some(key) => Err(Refusal(format!(
+            "Deployment {}: annotation {key} is on the pod template (spec.template.metadata.annotations), where kube-once does not read it; move it to the Deployment's metadata.annotations",
+            describe(deployment)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `run`: a JSON array of strings, or words split like a POSIX shell does.
+pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
+    let words: Vec<String> = if text.starts_with('[') {
+        serde_json::from_str(text).map_err(|e| {
+            format!("looks like a JSON array but is not an array of strings ({e}); write e.g. [\"flask\", \"db\", \"upgrade\"]")
+        })?
+    } else {
+        shell_words::split(text).map_err(|e| {
+            format!("cannot be split into words ({e}); close the quote, or write a JSON array of strings")
+        })?
+    };
+    match words.first() {
+        None => Err("is empty; write the command to run once, e.g. \"flask db upgrade\"".to_owned()),
+        Some(program) if program.is_empty() => {
+            Err("starts with an empty program name; write the command to run once, e.g. \"flask db upgrade\""
+                .to_owned())
+        }
+        Some(_) => Ok(words),
+    }
+}
+
+/// Env var names as Kubernetes accepts them in `$(VAR)` references and `env`.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid_start = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '-' || c == '.');
+    if valid_start && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        Ok(())
+    } else {
+        Err("is not an env var name; write the name of a variable of the container, e.g. DATABASE_URL".to_owned())
+    }
+}
+
+/// Lock names work for PostgreSQL (hashed into an advisory lock id) and
+/// MySQL/MariaDB (`GET_LOCK`, at most 64 characters).
+pub fn check_lock_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_LOCK_NAME {
+        return Err(format!("must be 1 to {MAX_LOCK_NAME} characters (MySQL's limit for GET_LOCK); shorten it"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c)) {
+        return Err("may only hold letters, digits and - _ . : /; write e.g. shop-migrations".to_owned());
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(format!(
+            "must be 1 to {MAX_KEY} characters; shorten it, or remove it to use the image and command"
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err("must not contain control characters (newlines, tabs); write it on one line".to_owned());
+    }
+    Ok(())
+}
+
+/// `timeout`: a humantime duration of at least one second, e.g. `10m`.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("is not a duration ({e}); write e.g. 90s, 10m or 1h30m"))?;
+    if duration < Duration::from_secs(1) {
+        return Err("is shorter than one second; write e.g. 90s, 10m or 1h30m".to_owned());
+    }
+    Ok(duration)
+}
+
+/// The database URL schemes `kube-once lock` speaks (before any `+driver`).
+const SCHEMES: [&str; 5] = ["postgres", "postgresql", "mysql", "mariadb", "sqlite"];
+/// Query parameters that carry a password in database URLs.
+const PASSWORD_PARAMETERS: [&str; 3] = ["password", "pass", "pwd"];
+
+/// `database-url`: secrets only through `$(VAR)` references, which the kubelet
+/// expands from the container's env; a literal password would be readable by
+/// anyone who can read the Deployment.
+pub fn check_database_url(template: &str) -> Result<(), String> {
+    env_references(template)?;
+    let Some((scheme, rest)) = template.split_once("://") else {
+        return Err("is not a URL; write e.g. postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app".to_owned());
+    };
+    if !scheme.starts_with("$(") {
+        let family = scheme.split('+').next().unwrap_or_default().to_ascii_lowercase();
+        if !SCHEMES.contains(&family.as_str()) {
+            return Err(format!(
+                "has scheme `{scheme}`, which kube-once cannot lock; use postgres(ql), mysql, mariadb or sqlite (with an optional +driver)"
+            ));
+        }
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if let Some((userinfo, _host)) = authority.rsplit_once('@')
+        && let Some((_user, password)) = userinfo.split_once(':')
+        && !password.is_empty()
+        && !only_references(password)
+    {
+        return Err(literal_password());
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if PASSWORD_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
+                && !value.is_empty()
+                && !only_references(value)
+            {
+                return Err(literal_password());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn literal_password() -> String {
+    "holds a literal password; put the password in a Secret, expose it as an env var of the container, and write $(DB_PASSWORD) in its place".to_owned()
+}
+
+/// Names of the `$(VAR)` references in a template (`$$(` is Kubernetes' escape for a literal `$(`).
+pub fn env_references(template: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('$') {
+        let after = &rest[start + 1..];
+        if let Some(escaped) = after.strip_prefix('$') {
+            rest = escaped;
+        } else if let Some(open) = after.strip_prefix('(') {
+            let Some(end) = open.find(')') else {
+                return Err("has a `$(` without its closing `)`; write references as $(VAR)".to_owned());
+            };
+            let name = &open[..end];
+            check_env_name(name).map_err(|_| format!("references `$({name})`, which is not an env var name"))?;
+            names.push(name.to_owned());
+            rest = &open[end + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    Ok(names)
+}
+
+/// Whether `text` is nothing but `$(VAR)` references (the kubelet fills them in).
+fn only_references(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(open) = rest.strip_prefix("$(") {
+        match open.find(')') {
+            Some(end) => rest = &open[end + 1..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+fn known_list() -> String {
+    KNOWN.iter().map(|name| format!("{PREFIX}{name}")).collect::<Vec<_>>().join(", ")
+}
+
+/// ` (did you mean kube-once.io/run?)` for a near-miss, so typos are obvious.
+fn suggestion(name: &str) -> String {
+    KNOWN
+        .iter()
+        .map(|known| (edit_distance(name, known), known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, known)| format!(" (did you mean {PREFIX}{known}?)"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

@@ -1,0 +1,326 @@
+//! The desired pod template: strip what a previous admission injected (as
+//! recorded in `kube-once.io/status`), then apply the plan. Both steps work on
+//! the JSON of the template, so fields this code does not know survive.
+
+use serde_json::{Map, Value, json};
+
+use super::annotations::{DatabaseUrl, Plan, Preemptible, RunPlan};
+use super::config::Config;
+use super::env;
+use super::status::Status;
+use super::{Refusal, STATUS_ANNOTATION, describe};
+
+pub const INSTALL_CONTAINER: &str = "kube-once-install";
+pub const RUN_CONTAINER: &str = "kube-once-run";
+pub const BIN_VOLUME: &str = "kube-once-bin";
+/// Where the volume is mounted in both injected containers.
+pub const BIN_DIR: &str = "/kube-once-bin";
+/// The binary inside the tools image (its ENTRYPOINT).
+pub const TOOLS_BINARY: &str = "/kube-once";
+/// UID of `kube-once-install` (the distroless "nonroot" user).
+pub const INSTALL_UID: i64 = 65532;
+
+/// The status recorded on `template`, if any.
+pub fn status_of(deployment: &Value, template: &Value) -> Result<Option<Status>, Refusal> {
+    let Some(value) = template.pointer("/metadata/annotations").and_then(|a| a.get(STATUS_ANNOTATION)) else {
+        return Ok(None);
+    };
+    value.as_str().and_then(|text| Status::parse(text).ok()).map(Some).ok_or_else(|| {
+        Refusal(format!(
+            "Deployment {}: annotation {STATUS_ANNOTATION} on the pod template is not a status written by kube-once, so kube-once cannot tell what it injected; remove that annotation and any kube-once-* initContainers and kube-once-bin volume from the pod template",
+            describe(deployment)
+        ))
+    })
+}
+
+/// `template` without anything a previous admission injected.
+pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
+    let mut template = template.clone();
+    let Some(status) = status_of(deployment, &template)? else { return Ok(template) };
+    if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
+        retain(spec, "initContainers", |c| !status.init_containers.iter().any(|n| Some(n.as_str()) == name(c)));
+        retain(spec, "volumes", |v| !status.volumes.iter().any(|n| Some(n.as_str()) == name(v)));
+        if let Some(selector) = spec.get_mut("nodeSelector").and_then(Value::as_object_mut) {
+            for (key, value) in &status.node_selector {
+                if selector.get(key).and_then(Value::as_str) == Some(value) {
+                    selector.remove(key);
+                }
+            }
+        }
+        if let Some(tolerations) = spec.get_mut("tolerations").and_then(Value::as_array_mut) {
+            // Ours were appended, so the last equal one is ours.
+            for added in &status.tolerations {
+                if let Some(index) = tolerations.iter().rposition(|t| t == added) {
+                    tolerations.remove(index);
+                }
+            }
+        }
+        for field in ["initContainers", "volumes", "nodeSelector", "tolerations"] {
+            remove_if_created_and_empty(spec, field, &status);
+        }
+    }
+    if let Some(metadata) = template.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove(STATUS_ANNOTATION);
+        }
+        remove_if_created_and_empty(metadata, "annotations", &status);
+    }
+    if let Some(object) = template.as_object_mut() {
+        remove_if_created_and_empty(object, "metadata", &status);
+    }
+    Ok(template)
+}
+
+/// Apply `plan` to a stripped `template`.
+pub fn apply(deployment: &Value, template: Value, plan: &Plan, config: &Config) -> Result<Value, Refusal> {
+    let mut template = template;
+    let mut status = Status::new();
+    let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Err(Refusal(format!(
+            "Deployment {}: spec.template.spec is missing; add the pod spec with its containers",
+            describe(deployment)
+        )));
+    };
+    if let Some(run) = &plan.run {
+        inject_run(deployment, spec, run, config, &mut status)?;
+    }
+    if let Some(preemptible) = &plan.preemptible {
+        inject_preemptible(deployment, spec, preemptible, &mut status)?;
+    }
+    let Some(object) = template.as_object_mut() else { return Ok(template) };
+    let metadata = field(object, "metadata", Value::Object(Map::new()), &mut status);
+    let Some(metadata) = metadata.as_object_mut() else { return Ok(template) };
+    let annotations = field(metadata, "annotations", Value::Object(Map::new()), &mut status);
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(STATUS_ANNOTATION.to_owned(), Value::String(status.to_annotation()));
+    }
+    Ok(template)
+}
+
+fn inject_run(
+    deployment: &Value,
+    spec: &mut Map<String, Value>,
+    run: &RunPlan,
+    config: &Config,
+    status: &mut Status,
+) -> Result<(), Refusal> {
+    refuse_reserved(deployment, spec, "initContainers", &[INSTALL_CONTAINER, RUN_CONTAINER])?;
+    refuse_reserved(deployment, spec, "volumes", &[BIN_VOLUME])?;
+    let app = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())))
+        .cloned()
+        .unwrap_or_default();
+
+    let install = install_container(&config.tools_image);
+    let run_container = run_container(&app, run, deployment);
+    let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
+    if let Some(list) = init_containers.as_array_mut() {
+        list.push(install);
+        list.push(run_container);
+    }
+    status.init_containers = vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()];
+
+    let volumes = field(spec, "volumes", Value::Array(Vec::new()), status);
+    if let Some(list) = volumes.as_array_mut() {
+        list.push(json!({"name": BIN_VOLUME, "emptyDir": {}}));
+    }
+    status.volumes = vec![BIN_VOLUME.to_owned()];
+    status.key = Some(run.key.clone());
+    Ok(())
+}
+
+/// Copies the static binary into the shared volume; restricted in every way
+/// the Pod Security Standard `restricted` profile asks.
+fn install_container(tools_image: &str) -> Value {
+    json!({
+        "name": INSTALL_CONTAINER,
+        "image": tools_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [TOOLS_BINARY, "install", BIN_DIR],
+        "volumeMounts": [{"name": BIN_VOLUME, "mountPath": BIN_DIR}],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"memory": "64Mi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": INSTALL_UID,
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "readOnlyRootFilesystem": true,
+        },
+    })
+}
+
+/// Fields of the app container `kube-once-run` copies verbatim: the command
+/// must run exactly as the app does (same image, config, user, limits).
+const COPIED_FIELDS: [&str; 6] = ["imagePullPolicy", "workingDir", "envFrom", "securityContext", "resources", "image"];
+
+fn run_container(app: &Value, run: &RunPlan, deployment: &Value) -> Value {
+    let mut container = Map::new();
+    container.insert("name".to_owned(), json!(RUN_CONTAINER));
+    for field in COPIED_FIELDS {
+        if let Some(value) = app.get(field) {
+            container.insert(field.to_owned(), value.clone());
+        }
+    }
+    let mut command = vec![format!("{BIN_DIR}/kube-once"), "lock".to_owned(), "--".to_owned()];
+    command.extend(run.command.iter().cloned());
+    container.insert("command".to_owned(), json!(command));
+
+    let mut env_vars = app.get("env").and_then(Value::as_array).cloned().unwrap_or_default();
+    env_vars.extend(plan_env(run, deployment));
+    container.insert("env".to_owned(), Value::Array(env_vars));
+
+    let mut mounts = app.get("volumeMounts").and_then(Value::as_array).cloned().unwrap_or_default();
+    mounts.push(json!({"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": true}));
+    container.insert("volumeMounts".to_owned(), Value::Array(mounts));
+    Value::Object(container)
+}
+
+/// The plan as `KUBE_ONCE_*` env vars, so `kube-once lock` needs no API access.
+/// They come after the app's env, so `$(VAR)` references in the URL template resolve.
+fn plan_env(run: &RunPlan, deployment: &Value) -> Vec<Value> {
+    let var = |name: &str, value: &str| json!({"name": name, "value": value});
+    let field_ref = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}});
+    let mut vars = Vec::new();
+    match &run.database {
+        DatabaseUrl::Env(name) => vars.push(var(env::DATABASE_URL_ENV, name)),
+        DatabaseUrl::Template(template) => {
+            vars.push(var(env::DATABASE_URL_ENV, env::DATABASE_URL));
+            vars.push(var(env::DATABASE_URL, template));
+        }
+    }
+    if let Some(name) = &run.lock_url_env {
+        vars.push(var(env::LOCK_URL_ENV, name));
+    }
+    let deployment_name = deployment
+        .pointer("/metadata/name")
+        .or_else(|| deployment.pointer("/metadata/generateName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    vars.extend([
+        var(env::LOCK_NAME, &run.lock_name),
+        var(env::KEY, &run.key),
+        var(env::RECORD, run.record.as_str()),
+        var(env::TIMEOUT, &humantime::format_duration(run.timeout).to_string()),
+        var(env::IMAGE, &run.image),
+        var(env::DEPLOYMENT, deployment_name),
+        field_ref(env::NAMESPACE, "metadata.namespace"),
+        field_ref(env::POD_NAME, "metadata.name"),
+    ]);
+    vars
+}
+
+fn inject_preemptible(
+    deployment: &Value,
+    spec: &mut Map<String, Value>,
+    preemptible: &Preemptible,
+    status: &mut Status,
+) -> Result<(), Refusal> {
+    status.preset = Some(preemptible.name.clone());
+    let preset = &preemptible.preset;
+    if !preset.node_selector.is_empty() {
+        let selector = field(spec, "nodeSelector", Value::Object(Map::new()), status);
+        if let Some(selector) = selector.as_object_mut() {
+            for (key, value) in &preset.node_selector {
+                match selector.get(key) {
+                    None => {
+                        selector.insert(key.clone(), Value::String(value.clone()));
+                        status.node_selector.insert(key.clone(), value.clone());
+                    }
+                    Some(existing) if existing.as_str() == Some(value) => {}
+                    Some(existing) => {
+                        return Err(Refusal(format!(
+                            "Deployment {}: annotation kube-once.io/preemptible: {:?} sets nodeSelector {key}={value}, but the pod template already has {key}={existing}; remove that nodeSelector entry or choose another preset",
+                            describe(deployment),
+                            preemptible.name
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    if !preset.tolerations.is_empty() {
+        let tolerations = field(spec, "tolerations", Value::Array(Vec::new()), status);
+        if let Some(tolerations) = tolerations.as_array_mut() {
+            for toleration in &preset.tolerations {
+                let value = serde_json::to_value(toleration).unwrap_or_default();
+                if !tolerations.iter().any(|existing| same_toleration(existing, &value)) {
+                    tolerations.push(value.clone());
+                    status.tolerations.push(value);
+                }
+            }
+        }
+        // Every toleration was already there: leave no empty list behind.
+        if status.tolerations.is_empty() {
+            remove_if_created_and_empty(spec, "tolerations", status);
+            status.created.retain(|f| f != "tolerations");
+        }
+    }
+    if status.node_selector.is_empty() {
+        remove_if_created_and_empty(spec, "nodeSelector", status);
+        status.created.retain(|f| f != "nodeSelector");
+    }
+    Ok(())
+}
+
+/// Tolerations equal in meaning (operator defaults to Equal; a missing field equals an empty one).
+fn same_toleration(a: &Value, b: &Value) -> bool {
+    let text = |t: &Value, field: &str| t.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let operator = |t: &Value| t.get("operator").and_then(Value::as_str).unwrap_or("Equal").to_owned();
+    text(a, "key") == text(b, "key")
+        && operator(a) == operator(b)
+        && text(a, "value") == text(b, "value")
+        && text(a, "effect") == text(b, "effect")
+        && a.get("tolerationSeconds") == b.get("tolerationSeconds")
+}
+
+/// Names kube-once injects may not be used by the user: stripping would remove them.
+fn refuse_reserved(
+    deployment: &Value,
+    spec: &Map<String, Value>,
+    list: &str,
+    reserved: &[&str],
+) -> Result<(), Refusal> {
+    let items = spec.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    match items.iter().filter_map(name).find(|n| reserved.contains(n)) {
+        Some(taken) => Err(Refusal(format!(
+            "Deployment {}: the pod template already has {list} entry {taken:?}, a name kube-once reserves for what it injects; rename it",
+            describe(deployment)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `object[key]`, inserted as `empty` (and recorded as created) when absent.
+fn field<'a>(object: &'a mut Map<String, Value>, key: &str, empty: Value, status: &mut Status) -> &'a mut Value {
+    if !object.contains_key(key) {
+        status.created.push(key.to_owned());
+    }
+    object.entry(key.to_owned()).or_insert(empty)
+}
+
+fn remove_if_created_and_empty(object: &mut Map<String, Value>, key: &str, status: &Status) {
+    let empty = match object.get(key) {
+        Some(Value::Object(map)) => map.is_empty(),
+        Some(Value::Array(list)) => list.is_empty(),
+        _ => false,
+    };
+    if empty && status.created(key) {
+        object.remove(key);
+    }
+}
+
+fn retain(spec: &mut Map<String, Value>, list: &str, keep: impl Fn(&Value) -> bool) {
+    if let Some(items) = spec.get_mut(list).and_then(Value::as_array_mut) {
+        items.retain(keep);
+    }
+}
+
+fn name(item: &Value) -> Option<&str> {
+    item.get("name").and_then(Value::as_str)
+}

@@ -1,0 +1,324 @@
+//! `POST /mutate`: AdmissionReview v1 in, AdmissionReview out. Pure and
+//! infallible: every input becomes either a response that echoes the
+//! request's uid, or a [`BadRequest`] with a reason (HTTP 400) when the body
+//! is not an AdmissionReview at all. No error can escape as a 500.
+//!
+//! - Only `apps` Deployments on CREATE and UPDATE are mutated; other kinds
+//!   (and subresources such as `deployments/scale`, whose kind is `Scale`),
+//!   DELETE and CONNECT are allowed untouched.
+//! - `dryRun` requests get exactly the answer a real request would get: the
+//!   mutation has no side effects (the webhook declares `sideEffects: None`),
+//!   so there is nothing to skip, and `kubectl apply --dry-run=server` shows
+//!   the real result.
+//! - A refusal is `allowed: false` with status code 400 (`BadRequest`): the
+//!   user's object carries a malformed annotation, which is a fault in the
+//!   request, not a permission matter (403). The API server prefixes the
+//!   message with "admission webhook ... denied the request".
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::{Mutation, Refusal};
+
+const API_VERSION: &str = "admission.k8s.io/v1";
+const KIND: &str = "AdmissionReview";
+
+/// What became of one admission request (the `result` label of the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A Deployment that needed changes: allowed with a patch.
+    Patched,
+    /// A Deployment already in its desired state: allowed, no patch.
+    Unchanged,
+    /// Not ours to mutate (another kind, DELETE, CONNECT): allowed, no patch.
+    Skipped,
+    /// A malformed `kube-once.io/` annotation: denied with a message.
+    Refused,
+    /// Not an AdmissionReview: HTTP 400.
+    BadRequest,
+}
+
+impl Outcome {
+    /// In declaration order: `outcome as usize` indexes it.
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Patched, Outcome::Unchanged, Outcome::Skipped, Outcome::Refused, Outcome::BadRequest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Patched => "patched",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Skipped => "skipped",
+            Outcome::Refused => "refused",
+            Outcome::BadRequest => "bad_request",
+        }
+    }
+}
+
+/// The body is not an AdmissionReview v1 the webhook can answer; the reason says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRequest(pub String);
+
+/// The answer to one AdmissionReview, with what the log line and metrics need.
+#[derive(Debug)]
+pub struct Reviewed {
+    pub response: AdmissionReviewResponse,
+    pub outcome: Outcome,
+    pub dry_run: bool,
+    pub operation: String,
+    /// `namespace/name` of the object (its generateName prefix when the name is not set yet).
+    pub object: String,
+}
+
+/// An AdmissionReview v1 carrying a response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionReviewResponse {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub response: AdmissionResponse,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionResponse {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// Base64 of the JSON patch, as the API requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The metav1.Status of a denial.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub status: &'static str,
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdmissionReviewRequest {
+    api_version: String,
+    kind: String,
+    request: Option<AdmissionRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdmissionRequest {
+    uid: String,
+    kind: GroupVersionKind,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    operation: String,
+    #[serde(default)]
+    object: Option<Value>,
+    #[serde(default)]
+    old_object: Option<Value>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct GroupVersionKind {
+    #[serde(default)]
+    group: String,
+    kind: String,
+}
+
+/// Answer the AdmissionReview in `body`, mutating Deployments with the core.
+pub fn review(body: &[u8], config: &crate::core::Config) -> Result<Reviewed, BadRequest> {
+    review_with(body, |object, old_object| crate::core::mutate(object, old_object, config))
+}
+
+/// [`review`] with the mutation given as a function of (object, oldObject).
+pub fn review_with(
+    body: &[u8],
+    mutate: impl FnOnce(&Value, Option<&Value>) -> Result<Mutation, Refusal>,
+) -> Result<Reviewed, BadRequest> {
+    let review: AdmissionReviewRequest = serde_json::from_slice(body).map_err(|error| {
+        BadRequest(match error.classify() {
+            serde_json::error::Category::Data => format!("the body is not an AdmissionReview: {error}"),
+            _ => format!("the body is not valid JSON: {error}"),
+        })
+    })?;
+    if review.api_version != API_VERSION || review.kind != KIND {
+        return Err(BadRequest(format!(
+            "expected apiVersion {API_VERSION} and kind {KIND}, got apiVersion `{}` and kind `{}`; \
+             set admissionReviewVersions: [v1] in the MutatingWebhookConfiguration",
+            review.api_version, review.kind
+        )));
+    }
+    let request = review.request.ok_or_else(|| BadRequest(format!("the {KIND} has no `request` to answer")))?;
+
+    let object_name = object_name(&request);
+    let dry_run = request.dry_run.unwrap_or(false);
+    let is_deployment = request.kind.group == "apps" && request.kind.kind == "Deployment";
+    let mutates = is_deployment && matches!(request.operation.as_str(), "CREATE" | "UPDATE");
+
+    let (response, outcome) = if mutates {
+        let object = request.object.as_ref().ok_or_else(|| {
+            BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
+        })?;
+        respond(request.uid, mutate(object, request.old_object.as_ref()))
+    } else {
+        (allow(request.uid), Outcome::Skipped)
+    };
+    Ok(Reviewed {
+        response: AdmissionReviewResponse { api_version: API_VERSION, kind: KIND, response },
+        outcome,
+        dry_run,
+        operation: request.operation,
+        object: object_name,
+    })
+}
+
+fn allow(uid: String) -> AdmissionResponse {
+    AdmissionResponse { uid, allowed: true, patch_type: None, patch: None, status: None, warnings: Vec::new() }
+}
+
+fn respond(uid: String, mutation: Result<Mutation, Refusal>) -> (AdmissionResponse, Outcome) {
+    match mutation {
+        Ok(Mutation { patch, warnings, .. }) if patch.0.is_empty() => {
+            (AdmissionResponse { warnings, ..allow(uid) }, Outcome::Unchanged)
+        }
+        Ok(Mutation { patch, warnings, .. }) => match serde_json::to_vec(&patch) {
+            Ok(json) => (
+                AdmissionResponse {
+                    patch_type: Some("JSONPatch"),
+                    patch: Some(base64::engine::general_purpose::STANDARD.encode(json)),
+                    warnings,
+                    ..allow(uid)
+                },
+                Outcome::Patched,
+            ),
+            // A patch is plain JSON values; this cannot fail, but if it ever
+            // did, denying is the fail-closed answer.
+            Err(error) => deny(uid, format!("kube-once could not encode its patch ({error}); please report this")),
+        },
+        Err(refusal) => deny(uid, refusal.to_string()),
+    }
+}
+
+fn deny(uid: String, message: String) -> (AdmissionResponse, Outcome) {
+    let status = Status { status: "Failure", code: 400, reason: "BadRequest", message };
+    (AdmissionResponse { allowed: false, status: Some(status), ..allow(uid) }, Outcome::Refused)
+}
+
+fn object_name(request: &AdmissionRequest) -> String {
+    let metadata = request.object.as_ref().or(request.old_object.as_ref()).and_then(|object| object.get("metadata"));
+    let name = request
+        .name
+        .as_deref()
+        .filter(|name| !name.is_empty())
+        .or_else(|| metadata.and_then(|m| m.get("name")).and_then(Value::as_str))
+        .or_else(|| metadata.and_then(|m| m.get("generateName")).and_then(Value::as_str))
+        .unwrap_or("");
+    match request.namespace.as_deref() {
+        Some(namespace) if !namespace.is_empty() => format!("{namespace}/{name}"),
+        _ => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(operation: &str, kind: &str, dry_run: bool) -> Vec<u8> {
+        let group = if kind == "Deployment" { "apps" } else { "" };
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+                "kind": {"group": group, "version": "v1", "kind": kind},
+                "resource": {"group": group, "version": "v1", "resource": "deployments"},
+                "namespace": "shop",
+                "name": "web",
+                "operation": operation,
+                "userInfo": {"username": "admin"},
+                "object": {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "web", "namespace": "shop"}},
+                "oldObject": null,
+                "dryRun": dry_run
+            }
+        }))
+        .unwrap()
+    }
+
+    fn patched(_: &Value, _: Option<&Value>) -> Result<Mutation, Refusal> {
+        let patch: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])).unwrap();
+        Ok(Mutation { patch, object: json!({}), warnings: vec!["mind the schema".to_owned()] })
+    }
+
+    #[test]
+    fn non_empty_patch_is_sent_base64_as_json_patch_with_warnings() {
+        let reviewed = review_with(&body("CREATE", "Deployment", false), patched).unwrap();
+        assert_eq!(reviewed.outcome, Outcome::Patched);
+        let response = reviewed.response.response;
+        assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert!(response.allowed);
+        assert_eq!(response.patch_type, Some("JSONPatch"));
+        let decoded = base64::engine::general_purpose::STANDARD.decode(response.patch.unwrap()).unwrap();
+        let patch: Value = serde_json::from_slice(&decoded).unwrap();
+        assert_eq!(patch, json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]));
+        assert_eq!(response.warnings, vec!["mind the schema".to_owned()]);
+        assert_eq!(reviewed.object, "shop/web");
+    }
+
+    #[test]
+    fn dry_run_gets_the_same_answer() {
+        let real = review_with(&body("UPDATE", "Deployment", false), patched).unwrap();
+        let dry = review_with(&body("UPDATE", "Deployment", true), patched).unwrap();
+        assert!(dry.dry_run);
+        assert_eq!(real.response, dry.response);
+    }
+
+    #[test]
+    fn refusal_denies_with_the_message() {
+        let reviewed =
+            review_with(&body("CREATE", "Deployment", false), |_, _| Err(Refusal("bad `run`".to_owned()))).unwrap();
+        assert_eq!(reviewed.outcome, Outcome::Refused);
+        let response = reviewed.response.response;
+        assert!(!response.allowed);
+        assert_eq!(response.patch, None);
+        let status = response.status.unwrap();
+        assert_eq!((status.code, status.message.as_str()), (400, "bad `run`"));
+    }
+
+    #[test]
+    fn delete_and_other_kinds_are_skipped_without_calling_the_core() {
+        for (operation, kind) in [("DELETE", "Deployment"), ("CREATE", "ConfigMap"), ("CONNECT", "Deployment")] {
+            let reviewed = review_with(&body(operation, kind, false), |_, _| panic!("core called")).unwrap();
+            assert_eq!(reviewed.outcome, Outcome::Skipped, "{operation} {kind}");
+            assert!(reviewed.response.response.allowed);
+            assert_eq!(reviewed.response.response.patch, None);
+        }
+    }
+
+    #[test]
+    fn garbage_and_other_json_are_bad_requests_with_a_reason() {
+        let garbage = review_with(b"\x00{not json", patched).unwrap_err();
+        assert!(garbage.0.contains("not valid JSON"), "{garbage}");
+        let other = review_with(br#"{"apiVersion":"v1","kind":"ConfigMap","data":{}}"#, patched).unwrap_err();
+        assert!(other.0.contains("expected apiVersion admission.k8s.io/v1"), "{other}");
+        let no_uid =
+            review_with(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}"#, patched)
+                .unwrap_err();
+        assert!(no_uid.0.contains("missing field `uid`"), "{no_uid}");
+    }
+}

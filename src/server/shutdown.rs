@@ -1,0 +1,71 @@
+//! Graceful drain. On SIGTERM (what the kubelet sends) or SIGINT:
+//! 1. `/readyz` fails at once, so the endpoints controller takes the pod out
+//!    of the Service;
+//! 2. requests keep being served for the grace period, because the API
+//!    servers learn about the endpoint change with a delay;
+//! 3. listeners stop accepting, idle keep-alive connections are closed, and
+//!    requests in flight finish (bounded by the request timeout).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+/// Whether `/readyz` succeeds.
+#[derive(Debug)]
+pub struct Readiness(AtomicBool);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self(AtomicBool::new(true))
+    }
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set_not_ready(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A one-way flag many tasks can wait on (shutdown requested, stop accepting).
+#[derive(Debug, Clone)]
+pub struct Flag(watch::Sender<bool>);
+
+impl Default for Flag {
+    fn default() -> Self {
+        Self(watch::Sender::new(false))
+    }
+}
+
+impl Flag {
+    pub fn raise(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the flag is raised (at once if it already is).
+    pub fn raised(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut receiver = self.0.subscribe();
+        async move {
+            // Err only if the sender is gone, which cannot raise it any more:
+            // wait forever rather than pretend it was raised.
+            if receiver.wait_for(|raised| *raised).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn termination_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
+}

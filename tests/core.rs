@@ -1,0 +1,741 @@
+//! The pure core: golden patches per edge case, the properties every
+//! mutation must have (patch applies to the desired object, idempotent,
+//! reversible, stable, narrow), refusals, config parsing, the `preview` CLI.
+
+// Test helpers outside #[test] fns: a failed expectation should panic here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use kube_once::core::{self, Config, Mutation, STATUS_ANNOTATION};
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/core")
+}
+
+fn yaml(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+fn mutate(object: &Value, config: &Config) -> Mutation {
+    core::mutate(object, None, config).unwrap_or_else(|refusal| panic!("refused: {refusal}"))
+}
+
+fn apply(object: &Value, mutation: &Mutation) -> Value {
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &mutation.patch).unwrap();
+    patched
+}
+
+fn without_contract_annotations(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(annotations) = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+        annotations.retain(|key, _| !key.starts_with(core::PREFIX));
+    }
+    object
+}
+
+fn template(object: &Value) -> &Value {
+    object.pointer("/spec/template").unwrap()
+}
+
+/// The properties every mutation must have, checked on any annotated input.
+fn check_properties(input: &Value, config: &Config) -> Mutation {
+    let mutation = mutate(input, config);
+    assert_eq!(apply(input, &mutation), mutation.object, "the patch must lead to the desired object");
+
+    let again = mutate(&mutation.object, config);
+    assert!(again.patch.0.is_empty(), "admitting the result again must change nothing: {:?}", again.patch);
+    let update = core::mutate(&mutation.object, Some(&mutation.object), config).unwrap();
+    assert!(update.patch.0.is_empty(), "an UPDATE that changes nothing must not patch");
+
+    // Removing the annotations gives back what the user had without kube-once.
+    let original = mutate(&without_contract_annotations(input), config).object;
+    let removed = without_contract_annotations(&mutation.object);
+    let reverted = mutate(&removed, config);
+    assert_eq!(apply(&removed, &reverted), reverted.object);
+    assert_eq!(template(&reverted.object), template(&original), "removing the annotations must strip the injection");
+    mutation
+}
+
+fn golden_cases() -> Vec<String> {
+    let mut cases: Vec<String> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .filter_map(|entry| entry.unwrap().file_name().to_str()?.strip_suffix(".input.yaml").map(str::to_owned))
+        .collect();
+    cases.sort();
+    cases
+}
+
+#[test]
+fn golden_patches() {
+    let cases = golden_cases();
+    assert!(cases.len() >= 11, "golden cases went missing: {cases:?}");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatches = Vec::new();
+    for case in &cases {
+        let input = yaml(&std::fs::read_to_string(fixtures().join(format!("{case}.input.yaml"))).unwrap());
+        let config_path = fixtures().join(format!("{case}.config.yaml"));
+        let config = if config_path.exists() {
+            Config::from_yaml(&std::fs::read_to_string(&config_path).unwrap()).unwrap()
+        } else {
+            Config::default()
+        };
+        let mutation = check_properties(&input, &config);
+        let actual = serde_json::to_string_pretty(&mutation.patch).unwrap() + "\n";
+        let golden = fixtures().join(format!("{case}.patch.json"));
+        if update {
+            std::fs::write(&golden, &actual).unwrap();
+        } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(actual.as_str()) {
+            mismatches.push(format!(
+                "{case}: patch differs from {} (UPDATE_GOLDEN=1 to regenerate)\n{actual}",
+                golden.display()
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+fn case(name: &str) -> Value {
+    yaml(&std::fs::read_to_string(fixtures().join(format!("{name}.input.yaml"))).unwrap())
+}
+
+fn ops(mutation: &Mutation) -> Vec<(String, String)> {
+    serde_json::to_value(&mutation.patch)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| (op["op"].as_str().unwrap().to_owned(), op["path"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn edge_cases_patch_where_expected() {
+    let config = Config::default();
+    let op = |o: &str, p: &str| (o.to_owned(), p.to_owned());
+
+    let m = mutate(&case("already-injected"), &config);
+    assert!(m.patch.0.is_empty());
+
+    let m = mutate(&case("existing-init-containers"), &config);
+    let names: Vec<&str> = m
+        .object
+        .pointer("/spec/template/spec/initContainers")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cloud-sql-proxy", "wait-for-db", "kube-once-install", "kube-once-run"]);
+    assert!(ops(&m).contains(&op("add", "/spec/template/spec/initContainers/2")));
+
+    let m = mutate(&case("several-containers"), &config);
+    let run = &m.object.pointer("/spec/template/spec/initContainers/1").unwrap();
+    assert_eq!(run["image"], "registry.example.com/store:7.0.1");
+    assert_eq!(run["workingDir"], "/rails");
+    assert_eq!(
+        run["command"],
+        json!(["/kube-once-bin/kube-once", "lock", "--", "bundle", "exec", "rails", "db:migrate"])
+    );
+
+    let m = mutate(
+        &case("pointer-escaping"),
+        &Config::from_yaml(&std::fs::read_to_string(fixtures().join("pointer-escaping.config.yaml")).unwrap()).unwrap(),
+    );
+    assert_eq!(
+        ops(&m),
+        [
+            op("add", "/spec/template/metadata/annotations/kube-once.io~1status"),
+            op("add", "/spec/template/spec/nodeSelector/example.com~1pool~0a"),
+        ]
+    );
+
+    let m = mutate(&case("existing-node-selector-tolerations"), &config);
+    let tolerations = m.object.pointer("/spec/template/spec/tolerations").unwrap().as_array().unwrap();
+    assert_eq!(tolerations.len(), 2, "the toleration the user already had must not be duplicated");
+    assert_eq!(m.object.pointer("/spec/template/spec/nodeSelector/cloud.google.com~1gke-spot").unwrap(), "true");
+
+    let m = mutate(&case("annotation-removed"), &config);
+    assert!(m.object.pointer("/spec/template/spec/initContainers").is_none());
+    assert!(m.object.pointer("/spec/template/spec/volumes").is_none());
+    assert!(m.object.pointer("/spec/template/metadata/annotations").is_none());
+    assert_eq!(m.object.pointer("/spec/template/spec/nodeSelector").unwrap(), &json!({"kubernetes.io/arch": "amd64"}));
+
+    let m = mutate(&case("preemptible-only"), &config);
+    assert!(m.object.pointer("/spec/template/spec/initContainers").is_none());
+    assert_eq!(
+        m.object.pointer("/spec/template/spec/nodeSelector").unwrap(),
+        &json!({"kubernetes.azure.com/scalesetpriority": "spot"})
+    );
+}
+
+fn env_of(container: &Value) -> Vec<(String, Value)> {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e.get("value").cloned().unwrap_or(Value::Null)))
+        .collect()
+}
+
+#[test]
+fn the_plan_travels_as_env_after_the_app_env() {
+    let m = mutate(&case("database-url-template"), &Config::default());
+    let run = m.object.pointer("/spec/template/spec/initContainers/1").unwrap();
+    let env = env_of(run);
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "DB_HOST",
+            "DB_USER",
+            "DB_PASSWORD",
+            "DIRECT_DATABASE_URL",
+            "KUBE_ONCE_DATABASE_URL_ENV",
+            "KUBE_ONCE_DATABASE_URL",
+            "KUBE_ONCE_LOCK_URL_ENV",
+            "KUBE_ONCE_LOCK_NAME",
+            "KUBE_ONCE_KEY",
+            "KUBE_ONCE_RECORD",
+            "KUBE_ONCE_TIMEOUT",
+            "KUBE_ONCE_IMAGE",
+            "KUBE_ONCE_DEPLOYMENT",
+            "KUBE_ONCE_NAMESPACE",
+            "KUBE_ONCE_POD_NAME",
+        ]
+    );
+    let value = |name: &str| env.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(value("KUBE_ONCE_DATABASE_URL_ENV"), "KUBE_ONCE_DATABASE_URL");
+    assert_eq!(
+        value("KUBE_ONCE_DATABASE_URL"),
+        "postgresql+psycopg2://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):6432/billing?sslmode=require"
+    );
+    assert_eq!(value("KUBE_ONCE_TIMEOUT"), "1h 30m");
+    assert_eq!(value("KUBE_ONCE_RECORD"), "none");
+    assert_eq!(value("KUBE_ONCE_KEY"), "billing-schema-42");
+    assert_eq!(
+        run["command"],
+        json!(["/kube-once-bin/kube-once", "lock", "--", "sh", "-c", "flask db upgrade && flask seed --if-empty"])
+    );
+    assert!(m.warnings.iter().any(|w| w.contains("record: none")), "{:?}", m.warnings);
+    assert!(
+        !m.warnings.iter().any(|w| w.contains("is not in the env")),
+        "all referenced vars are declared: {:?}",
+        m.warnings
+    );
+
+    // The install container is restricted and uses the config's tools image.
+    let config =
+        Config::from_yaml(&std::fs::read_to_string(fixtures().join("config-defaults.config.yaml")).unwrap()).unwrap();
+    let m = mutate(&case("config-defaults"), &config);
+    let install = m.object.pointer("/spec/template/spec/initContainers/0").unwrap();
+    assert_eq!(install["image"], "registry.internal/kube-once:0.1.0");
+    assert_eq!(install["command"], json!(["/kube-once", "install", "/kube-once-bin"]));
+    assert_eq!(
+        install["securityContext"],
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}, "readOnlyRootFilesystem": true})
+    );
+    let env = env_of(m.object.pointer("/spec/template/spec/initContainers/1").unwrap());
+    let value = |name: &str| env.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(value("KUBE_ONCE_TIMEOUT"), "30m");
+    assert_eq!(value("KUBE_ONCE_LOCK_NAME"), "data-platform");
+    assert_eq!(value("KUBE_ONCE_RECORD"), "none");
+    assert_eq!(
+        value("KUBE_ONCE_KEY"),
+        core::annotations::default_key("registry.example.com/batch:2", &["./bin/migrate".into(), "up".into()])
+    );
+    assert_eq!(m.object.pointer("/spec/template/spec/nodeSelector").unwrap(), &json!({"node-pool": "spot"}));
+    assert!(m.warnings.iter().any(|w| w.contains("preemptible nodes (on-prem-spot)")), "{:?}", m.warnings);
+}
+
+#[test]
+fn default_key_depends_on_image_and_command() {
+    let key = |image: &str, command: &[&str]| {
+        core::annotations::default_key(image, &command.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    };
+    let base = key("app:1", &["flask", "db", "upgrade"]);
+    assert_eq!(base.len(), 32);
+    assert_eq!(base, key("app:1", &["flask", "db", "upgrade"]));
+    assert_ne!(base, key("app:2", &["flask", "db", "upgrade"]));
+    assert_ne!(base, key("app:1", &["flask", "db upgrade"]), "word boundaries count");
+}
+
+#[test]
+fn stability_rule_keeps_injected_parts_when_the_template_is_unchanged() {
+    let input = case("no-init-containers");
+    let old = mutate(&input, &Config::default()).object;
+    let changed =
+        Config::from_yaml("toolsImage: registry.internal/kube-once:9.9.9\ndefaults: {timeout: 45m}\n").unwrap();
+
+    // The stored object, re-applied unchanged with a newer webhook config.
+    let m = core::mutate(&old, Some(&old), &changed).unwrap();
+    assert!(m.patch.0.is_empty(), "{:?}", m.patch);
+    // The user's manifest re-applied (injection missing), replicas changed: old injection back, byte-identical.
+    let mut reapplied = input.clone();
+    reapplied["spec"]["replicas"] = json!(5);
+    let m = core::mutate(&reapplied, Some(&old), &changed).unwrap();
+    assert_eq!(template(&m.object), template(&old));
+    assert_eq!(apply(&reapplied, &m), m.object);
+    assert!(!m.warnings.iter().any(|w| w.contains("backward compatible")), "not a first injection: {:?}", m.warnings);
+
+    // A real template change re-injects with the current config.
+    let mut new_image = old.clone();
+    new_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/shop:1.5.0");
+    let m = core::mutate(&new_image, Some(&old), &changed).unwrap();
+    assert_eq!(
+        m.object.pointer("/spec/template/spec/initContainers/0/image").unwrap(),
+        "registry.internal/kube-once:9.9.9"
+    );
+    assert_eq!(
+        m.object.pointer("/spec/template/spec/initContainers/1/image").unwrap(),
+        "registry.example.com/shop:1.5.0"
+    );
+    assert_eq!(apply(&new_image, &m), m.object);
+
+    // So does a changed annotation, though the template is the same.
+    let mut new_command = old.clone();
+    new_command["metadata"]["annotations"]["kube-once.io/run"] = json!("flask db upgrade --sql");
+    let m = core::mutate(&new_command, Some(&old), &changed).unwrap();
+    assert!(
+        m.object
+            .pointer("/spec/template/spec/initContainers/1/command")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .contains(&json!("--sql"))
+    );
+}
+
+#[test]
+fn objects_without_kube_once_annotations_are_untouched() {
+    let mut input = case("no-init-containers");
+    input["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "3"});
+    let m = mutate(&input, &Config::default());
+    assert!(m.patch.0.is_empty());
+    assert_eq!(m.object, input);
+    assert!(m.warnings.is_empty());
+    // Even a broken pod template is none of kube-once's business then.
+    let m =
+        mutate(&json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}), &Config::default());
+    assert!(m.patch.0.is_empty());
+}
+
+fn refusal(annotations: Value) -> String {
+    refusal_with(annotations, &Config::default())
+}
+
+fn refusal_with(annotations: Value, config: &Config) -> String {
+    let mut input = case("several-containers");
+    input["metadata"]["annotations"] = annotations;
+    match core::mutate(&input, None, config) {
+        Ok(m) => panic!("admitted: {:?}", m.warnings),
+        Err(refusal) => {
+            assert!(refusal.0.starts_with("Deployment store/rails: "), "must name the Deployment: {}", refusal.0);
+            refusal.0
+        }
+    }
+}
+
+#[test]
+fn malformed_annotations_are_refused_with_precise_messages() {
+    let run = |extra: Value| {
+        let mut annotations = json!({"kube-once.io/run": "rake db:migrate"});
+        annotations.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        refusal(annotations)
+    };
+    let cases: Vec<(String, &[&str])> = vec![
+        (refusal(json!({"kube-once.io/run": ""})), &["kube-once.io/run", "is empty"]),
+        (
+            refusal(json!({"kube-once.io/run": "flask 'db upgrade"})),
+            &["kube-once.io/run", "cannot be split", "JSON array"],
+        ),
+        (refusal(json!({"kube-once.io/run": "[\"flask\", 1]"})), &["kube-once.io/run", "not an array of strings"]),
+        (refusal(json!({"kube-once.io/run": "[]"})), &["is empty"]),
+        (
+            refusal(json!({"kube-once.io/rnu": "flask db upgrade"})),
+            &["kube-once.io/rnu", "not a kube-once annotation", "did you mean kube-once.io/run?"],
+        ),
+        (refusal(json!({"kube-once.io/status": "{}"})), &["pod template only"]),
+        (
+            refusal(json!({"kube-once.io/timeout": "10m"})),
+            &["kube-once.io/timeout", "no effect without kube-once.io/run"],
+        ),
+        (
+            run(json!({"kube-once.io/container": "web"})),
+            &["kube-once.io/container", "\"web\"", "nginx, app, log-shipper"],
+        ),
+        (
+            run(json!({"kube-once.io/timeout": "ten minutes"})),
+            &["kube-once.io/timeout", "\"ten minutes\"", "not a duration", "10m"],
+        ),
+        (run(json!({"kube-once.io/timeout": "0s"})), &["shorter than one second"]),
+        (run(json!({"kube-once.io/record": "always"})), &["kube-once.io/record", "`table`", "`none`"]),
+        (run(json!({"kube-once.io/lock-name": "x".repeat(65)})), &["kube-once.io/lock-name", "1 to 64"]),
+        (run(json!({"kube-once.io/lock-name": "my lock"})), &["kube-once.io/lock-name", "letters, digits"]),
+        (run(json!({"kube-once.io/key": "a\nb"})), &["kube-once.io/key", "control characters"]),
+        (
+            run(json!({"kube-once.io/database-url-env": "DATABASE URL"})),
+            &["kube-once.io/database-url-env", "not an env var name"],
+        ),
+        (run(json!({"kube-once.io/lock-url-env": "$(X)"})), &["kube-once.io/lock-url-env", "not an env var name"]),
+        (
+            run(json!({"kube-once.io/database-url": "postgresql://app:s3cret@db/app"})),
+            &["kube-once.io/database-url", "literal password", "$(DB_PASSWORD)"],
+        ),
+        (
+            run(json!({"kube-once.io/database-url": "postgresql://$(DB_USER)@db/app?password=hunter2"})),
+            &["literal password"],
+        ),
+        (run(json!({"kube-once.io/database-url": "postgresql://$(DB_USER:$(P)@db/app"})), &["not an env var name"]),
+        (run(json!({"kube-once.io/database-url": "redis://$(HOST)/0"})), &["scheme `redis`"]),
+        (
+            run(json!({"kube-once.io/database-url": "$(URL)", "kube-once.io/database-url-env": "URL"})),
+            &["keep only one"],
+        ),
+        (
+            run(json!({"kube-once.io/preemptible": "gke-spto"})),
+            &["kube-once.io/preemptible", "\"gke-spto\"", "not a known preset", "gke-spot"],
+        ),
+        (run(json!({"kube-once.io/preemptible": "true"})), &["no defaultPreset configured", "gke-spot"]),
+    ];
+    for (message, expected) in cases {
+        for part in expected {
+            assert!(message.contains(part), "{message:?} should contain {part:?}");
+        }
+    }
+    let mut template_annotated = case("several-containers");
+    template_annotated["spec"]["template"]["metadata"]["annotations"] = json!({"kube-once.io/run": "x"});
+    let message = core::mutate(&template_annotated, None, &Config::default()).unwrap_err().0;
+    assert!(message.contains("move it to the Deployment's metadata.annotations"), "{message}");
+}
+
+#[test]
+fn conflicts_with_the_users_pod_template_are_refused() {
+    let mut input = case("existing-node-selector-tolerations");
+    input["spec"]["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-spot"] = json!("false");
+    let message = core::mutate(&input, None, &Config::default()).unwrap_err().0;
+    assert!(
+        message.contains("cloud.google.com/gke-spot=true")
+            && message.contains("already has cloud.google.com/gke-spot=\"false\""),
+        "{message}"
+    );
+
+    let mut input = case("no-init-containers");
+    input["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "kube-once-run", "image": "x"}]);
+    let message = core::mutate(&input, None, &Config::default()).unwrap_err().0;
+    assert!(message.contains("\"kube-once-run\"") && message.contains("rename it"), "{message}");
+
+    let mut input = case("no-init-containers");
+    input["spec"]["template"]["metadata"]["annotations"] = json!({STATUS_ANNOTATION: "not json"});
+    let message = core::mutate(&input, None, &Config::default()).unwrap_err().0;
+    assert!(message.contains("not a status written by kube-once"), "{message}");
+}
+
+#[test]
+fn warnings_say_what_the_user_should_know() {
+    let mut input = case("several-containers");
+    input["metadata"]["annotations"]["kube-once.io/database-url-env"] = json!("SQLALCHEMY_DATABASE_URI");
+    let m = mutate(&input, &Config::default());
+    assert!(
+        m.warnings.iter().any(|w| w.contains("SQLALCHEMY_DATABASE_URI is not in the env of container \"app\"")),
+        "{:?}",
+        m.warnings
+    );
+    assert!(m.warnings.iter().any(|w| w.contains("backward compatible")), "{:?}", m.warnings);
+    // envFrom cannot be checked by name: no warning then.
+    input["spec"]["template"]["spec"]["containers"][1]["envFrom"] = json!([{"secretRef": {"name": "db"}}]);
+    let m = mutate(&input, &Config::default());
+    assert!(!m.warnings.iter().any(|w| w.contains("is not in the env")), "{:?}", m.warnings);
+}
+
+#[test]
+fn config_files_are_validated_and_name_unknown_keys() {
+    assert_eq!(Config::from_yaml("").unwrap(), Config::default());
+    assert_eq!(Config::from_yaml("# only comments\n").unwrap(), Config::default());
+    let documented = Config::from_yaml(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("webhook-config/config.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(documented.default_preset.as_deref(), Some("gke-spot"));
+    assert!(documented.preset("on-prem-spot").is_some());
+    for name in ["gke-preemptible", "gke-spot", "eks-spot", "aks-spot", "karpenter-spot"] {
+        assert!(documented.preset(name).is_some(), "built-in preset {name} missing");
+    }
+    let gke = Config::default().preset("gke-preemptible").cloned().unwrap();
+    assert_eq!(
+        serde_json::to_value(&gke).unwrap(),
+        json!({
+            "nodeSelector": {"cloud.google.com/gke-preemptible": "true"},
+            "tolerations": [{"key": "cloud.google.com/gke-preemptible", "operator": "Equal", "value": "true", "effect": "NoSchedule"}],
+        })
+    );
+
+    let error = |text: &str| Config::from_yaml(text).unwrap_err().to_string();
+    assert!(error("toolImage: x\n").contains("unknown field `toolImage`"), "{}", error("toolImage: x\n"));
+    assert!(error("defaults:\n  timout: 5m\n").contains("unknown field `timout`"));
+    assert!(error("presets:\n  p:\n    nodeSelectors: {a: b}\n").contains("unknown field `nodeSelectors`"));
+    assert!(
+        error("presets:\n  p:\n    tolerations: [{key: a, effects: NoSchedule}]\n").contains("unknown field `effects`")
+    );
+    assert!(error("defaultPreset: nope\n").contains("`defaultPreset`"));
+    assert!(error("defaults: {timeout: soon}\n").contains("`defaults.timeout`"));
+    assert!(error("defaults: {record: sometimes}\n").contains("`defaults.record`"));
+    assert!(error("defaults: {lockName: \"a b\"}\n").contains("`defaults.lockName`"));
+    assert!(error("presets: {empty: {}}\n").contains("`presets.empty`"));
+}
+
+/// A Deployment generated for the properties: random containers, env,
+/// initContainers, volumes, placement, template annotations (with keys that
+/// need pointer escaping) and maybe kube-once annotations.
+mod generated {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9-]{0,8}"
+    }
+
+    fn env() -> impl Strategy<Value = Vec<Value>> {
+        prop::collection::vec(("[A-Z_]{1,8}", "[ -~]{0,12}"), 0..4)
+            .prop_map(|vars| vars.into_iter().map(|(n, v)| json!({"name": n, "value": v})).collect())
+    }
+
+    fn container() -> impl Strategy<Value = Value> {
+        (name(), name(), env(), prop::option::of(Just(json!({"runAsUser": 1000})))).prop_map(
+            |(name, image, env, security)| {
+                let mut c = json!({"name": name, "image": format!("{image}:1"), "env": env});
+                if let Some(security) = security {
+                    c["securityContext"] = security;
+                }
+                c
+            },
+        )
+    }
+
+    fn contract() -> impl Strategy<Value = Map<String, Value>> {
+        (
+            prop::option::of(prop_oneof![
+                Just("flask db upgrade"),
+                Just("[\"rails\", \"db:migrate\"]"),
+                Just("sh -c 'a && b'")
+            ]),
+            prop::option::of(prop_oneof![Just("gke-spot"), Just("eks-spot"), Just("aks-spot"), Just("false")]),
+            prop::option::of(prop_oneof![Just("10m"), Just("1h")]),
+        )
+            .prop_map(|(run, preemptible, timeout)| {
+                let mut map = Map::new();
+                if let Some(run) = run {
+                    map.insert("kube-once.io/run".into(), json!(run));
+                    if let Some(timeout) = timeout {
+                        map.insert("kube-once.io/timeout".into(), json!(timeout));
+                    }
+                }
+                if let Some(preemptible) = preemptible {
+                    map.insert("kube-once.io/preemptible".into(), json!(preemptible));
+                }
+                map
+            })
+    }
+
+    pub fn deployment(annotated: bool) -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec(container(), 1..3),
+            prop::option::of(prop::collection::vec(container(), 0..3)),
+            prop::option::of(prop::collection::vec(name().prop_map(|n| json!({"name": n, "emptyDir": {}})), 0..3)),
+            prop::option::of(prop::collection::btree_map("[a-z~/.]{1,10}", "[a-z]{0,4}", 0..3)),
+            prop::option::of(prop::collection::vec(
+                prop_oneof![
+                    Just(json!({"key": "dedicated", "operator": "Exists"})),
+                    Just(json!({"key": "cloud.google.com/gke-spot", "value": "true", "effect": "NoSchedule"})),
+                    Just(json!({"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot", "effect": "NoSchedule"})),
+                ],
+                0..3,
+            )),
+            prop::option::of(prop::collection::btree_map("[a-z~/.]{1,10}", "[a-z]{0,4}", 0..3)),
+            if annotated { contract().boxed() } else { Just(Map::new()).boxed() },
+        )
+            .prop_map(|(containers, init, volumes, selector, tolerations, template_annotations, contract)| {
+                let mut spec = json!({"containers": containers});
+                if let Some(init) = init {
+                    spec["initContainers"] = json!(init);
+                }
+                if let Some(volumes) = volumes {
+                    spec["volumes"] = json!(volumes);
+                }
+                if let Some(selector) = selector {
+                    spec["nodeSelector"] = json!(selector);
+                }
+                if let Some(tolerations) = tolerations {
+                    spec["tolerations"] = json!(tolerations);
+                }
+                let mut metadata = json!({"labels": {"app": "x"}});
+                if let Some(annotations) = template_annotations {
+                    metadata["annotations"] = json!(annotations);
+                }
+                let mut deployment = json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "gen", "namespace": "prop"},
+                    "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": {"metadata": metadata, "spec": spec}},
+                });
+                if !contract.is_empty() {
+                    deployment["metadata"]["annotations"] = Value::Object(contract);
+                }
+                deployment
+            })
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn non_annotated_deployments_get_no_patch(deployment in generated::deployment(false)) {
+            let m = core::mutate(&deployment, None, &Config::default()).unwrap();
+            prop_assert!(m.patch.0.is_empty());
+            prop_assert_eq!(m.object, deployment);
+        }
+
+        #[test]
+        fn mutation_is_consistent_idempotent_and_reversible(deployment in generated::deployment(true)) {
+            // Reserved names or a nodeSelector conflict may be refused; everything admitted must hold.
+            if core::mutate(&deployment, None, &Config::default()).is_ok() {
+                check_properties(&deployment, &Config::default());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_one_megabyte_deployment_gets_a_small_patch() {
+    let mut input = case("no-init-containers");
+    let env: Vec<Value> = (0..14_000).map(|i| json!({"name": format!("FEATURE_FLAG_{i:05}"), "value": format!("value-{i:05}-enabled-for-tenant-group")})).collect();
+    input["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "config-agent", "image": "registry.example.com/agent:1", "env": env}));
+    let size = serde_json::to_vec(&input).unwrap().len();
+    assert!(size > 1_000_000, "the input must be over 1 MB, is {size}");
+
+    let m = check_properties(&input, &Config::default());
+    let patch_size = serde_json::to_vec(&m.patch).unwrap().len();
+    assert!(patch_size < 8_000, "the patch must follow the change, not the object: {patch_size} bytes");
+    let again = core::mutate(&m.object, Some(&m.object), &Config::default()).unwrap();
+    assert!(again.patch.0.is_empty());
+}
+
+mod preview_cli {
+    use super::*;
+
+    fn preview(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
+            .arg("preview")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code().unwrap(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
+    #[test]
+    fn yaml_output_is_every_document_with_deployments_mutated() {
+        let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
+        assert_eq!(code, 0, "{stderr}");
+        let documents = kube_once::preview::parse_documents(&stdout).unwrap();
+        let input = kube_once::preview::parse_documents(
+            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[0], input[0], "the Secret passes through unchanged");
+        assert_eq!(documents[1], mutate(&input[1], &Config::default()).object);
+        assert!(stderr.contains("warning: Deployment analytics/superset:"), "{stderr}");
+        // What a GitOps user commits admits with no change.
+        assert!(mutate(&documents[1], &Config::default()).patch.0.is_empty());
+    }
+
+    #[test]
+    fn patch_output_applies_to_the_input() {
+        let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
+        assert_eq!(code, 0, "{stderr}");
+        let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
+        let input = kube_once::preview::parse_documents(
+            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
+        )
+        .unwrap();
+        let mut object = input[1].clone();
+        json_patch::patch(&mut object, &patch).unwrap();
+        assert_eq!(object, mutate(&input[1], &Config::default()).object);
+    }
+
+    #[test]
+    fn diff_output_is_colored_on_request() {
+        let (code, plain, _) = preview(&["-f", "examples/superset.yaml", "-o", "diff"], None);
+        assert_eq!(code, 0);
+        assert!(
+            plain.starts_with("--- a/deployment/analytics/superset\n+++ b/deployment/analytics/superset\n"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("\n+      - name: kube-once-install\n")
+                || plain.contains("+        name: kube-once-install"),
+            "{plain}"
+        );
+        assert!(!plain.contains('\x1b'), "no colour when not asked and not a terminal");
+        let (_, colored, _) = preview(&["-f", "examples/superset.yaml", "-o", "diff", "--color", "always"], None);
+        assert!(colored.contains("\x1b[32m+"), "{colored}");
+    }
+
+    #[test]
+    fn config_file_is_used_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, "toolsImage: registry.internal/tools:1\n").unwrap();
+        let (code, stdout, stderr) =
+            preview(&["-f", "examples/superset.yaml", "-o", "yaml", "--config", config.to_str().unwrap()], None);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("image: registry.internal/tools:1"), "{stdout}");
+
+        std::fs::write(&config, "toolsImag: x\n").unwrap();
+        let (code, _, stderr) = preview(&["-f", "examples/superset.yaml", "--config", config.to_str().unwrap()], None);
+        assert_eq!(code, 1);
+        assert!(stderr.contains("unknown field `toolsImag`") && stderr.contains("config.yaml"), "{stderr}");
+    }
+
+    #[test]
+    fn a_bad_annotation_exits_1_with_the_refusal() {
+        let bad = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml"))
+            .unwrap()
+            .replace("kube-once.io/timeout: 20m", "kube-once.io/timeout: twenty minutes");
+        let (code, stdout, stderr) = preview(&["-f", "-"], Some(&bad));
+        assert_eq!(code, 1);
+        assert!(stdout.is_empty(), "nothing printed for a refused input: {stdout}");
+        assert!(
+            stderr.contains(
+                "Deployment analytics/superset: annotation kube-once.io/timeout: \"twenty minutes\" is not a duration"
+            ),
+            "{stderr}"
+        );
+    }
+}
