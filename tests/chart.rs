@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use kube_once::cli::{Cli, Command as Subcommand, ServeArgs};
+use kube_once::core::config::Config;
 use support::pss::restricted_violations;
 
 /// Every valid values file, named after tests/fixtures/chart/<case>.yaml.
@@ -660,6 +661,28 @@ fn config_map_holds_tools_image_defaults_and_presets() {
         one_of(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"].clone()
     };
     assert_ne!(checksum(&defaults), checksum(&presets), "a config change must roll the webhook pods");
+}
+
+#[test]
+fn rendered_config_file_is_accepted_by_the_core_in_every_case() {
+    for case in CASES {
+        let objects = render(case);
+        let yaml =
+            named(&objects, "ConfigMap", "kube-once-config")["data"]["config.yaml"].as_str().expect("config.yaml");
+        let config = Config::from_yaml(yaml)
+            .unwrap_or_else(|error| panic!("{case}: the core rejects the chart's config: {error}\n{yaml}"));
+        assert_eq!(config.tools_image, server_container(&objects)["image"].as_str().unwrap(), "{case}");
+    }
+    let objects = render("presets");
+    let yaml = named(&objects, "ConfigMap", "kube-once-config")["data"]["config.yaml"].as_str().expect("config.yaml");
+    let config = Config::from_yaml(yaml).expect("valid config");
+    assert_eq!(config.default_preset.as_deref(), Some("on-prem-spot"));
+    assert_eq!(config.defaults.timeout, std::time::Duration::from_secs(30 * 60));
+    assert_eq!(config.defaults.lock_name, "platform");
+    let preset = config.preset("on-prem-spot").expect("the chart's preset");
+    assert_eq!(preset.node_selector.get("node-pool").map(String::as_str), Some("spot"));
+    assert_eq!(preset.tolerations.len(), 1);
+    assert!(config.preset("gke-spot").is_some(), "built-in presets stay");
 }
 
 #[test]
