@@ -231,6 +231,19 @@ fn helm_lint_strict_passes_for_every_values_case() {
     }
 }
 
+#[test]
+fn every_values_fixture_is_in_the_matrix() {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/chart"))
+        .expect("fixture dir")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(".yaml").map(str::to_owned))
+        .collect();
+    files.sort();
+    let mut cases: Vec<String> = CASES.iter().map(|case| (*case).to_owned()).collect();
+    cases.sort();
+    assert_eq!(files, cases, "add each tests/fixtures/chart/*.yaml to CASES");
+}
+
 /// The newest Kubernetes version whose schemas the installed
 /// kubernetes-validate ships: the default its `--help` names.
 fn newest_schema_version() -> String {
