@@ -43,6 +43,15 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result
         );
     }
 
+    if expect.restricted {
+        let violations = crate::pss::restricted_violations(spec);
+        ensure!(
+            violations.is_empty(),
+            "the app meets PSS restricted, the mutated pod does not:\n{}",
+            violations.join("\n")
+        );
+    }
+
     let names: Vec<&str> = spec
         .get("initContainers")
         .and_then(Value::as_array)

@@ -18,6 +18,10 @@ mod kubelet;
 mod selection;
 mod webhook;
 
+// Only the PSS check: the rest of tests/support serves other test binaries.
+#[path = "../support/pss.rs"]
+mod pss;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -141,7 +145,6 @@ async fn collides_without_the_lock(kind: DatabaseKind) -> Result<()> {
 /// The rendered chart's webhook is called for exactly the corpus cases that
 /// say so, and an annotated Deployment that was mutated stays selected.
 #[test]
-#[ignore = "needs charts/kube-once and scripts/lib/tools.sh merged into this branch"]
 fn rendered_chart_selects_exactly_the_expected_cases() -> Result<()> {
     let objects = install::render_chart("Zm9v")?;
     let configuration = objects
@@ -187,7 +190,6 @@ fn rendered_chart_selects_exactly_the_expected_cases() -> Result<()> {
 
 /// The whole product: install, serve, admit the corpus, run the pods.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the chart, `serve`, `lock`, `install` and `certs` merged into this branch"]
 async fn end_to_end() -> Result<()> {
     let kubernetes_validate = required_env("KUBE_ONCE_KUBERNETES_VALIDATE")?;
     let servers = [Server::from_env(DatabaseKind::Postgres)?, Server::from_env(DatabaseKind::Mysql)?];
