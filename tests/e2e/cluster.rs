@@ -30,6 +30,18 @@ pub fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
     value.pointer(pointer).and_then(Value::as_str)
 }
 
+/// The strings of the array `value[key]` (a container's command or args); empty when absent.
+pub fn strings_at(value: &Value, key: &str) -> Vec<String> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Cluster {
     /// Namespace name → labels, including `kubernetes.io/metadata.name`.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::cluster::{Cluster, str_at};
+use crate::cluster::{Cluster, str_at, strings_at};
 use crate::expansion::expand;
 
 /// What the harness knows of an image: its env (Dockerfile ENV), its
@@ -154,16 +154,7 @@ fn empty_dirs(spec: &Value, dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
 /// command (or the image's entrypoint) + args, with paths inside mounted
 /// emptyDirs and stood-in image files mapped to this machine.
 fn command_line(container: &Value, image: &Image, volumes: &BTreeMap<String, PathBuf>) -> Result<Vec<String>> {
-    let strings = |key: &str| -> Vec<String> {
-        container
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
-    };
+    let strings = |key: &str| strings_at(container, key);
     let mut argv = match strings("command") {
         command if command.is_empty() => image.entrypoint.clone(),
         command => command,

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::cluster::str_at;
+use crate::cluster::{str_at, strings_at};
 use crate::install::{Installation, TLS_SECRET, binary};
 
 pub struct Webhook {
@@ -172,16 +172,7 @@ fn serve_command(installation: &Installation, work: &Path, port: u16) -> Result<
         value.to_owned()
     };
 
-    let strings = |key: &str| -> Vec<String> {
-        container
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
-    };
+    let strings = |key: &str| strings_at(container, key);
     // The image's ENTRYPOINT is the binary itself.
     let mut argv = match strings("command").as_slice() {
         [] => Vec::new(),
