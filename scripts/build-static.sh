@@ -3,7 +3,8 @@
 # LTO, one codegen unit, opt-level s, panic=abort, stripped) — the copy that
 # `kube-once install` puts into app pods — and prints its path and size.
 # Needs the rustup target and a musl C compiler (ring and SQLite are C):
-# both are installed when missing.
+# both are installed when missing. Fails when the binary is over the size
+# goal (KUBE_ONCE_MAX_STATIC_BYTES, default 10 MB): it is copied into every pod.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
@@ -14,6 +15,7 @@ fi
 if ! command -v musl-gcc >/dev/null 2>&1; then
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null
 fi
 
@@ -26,3 +28,8 @@ if ldd "$binary" 2>&1 | grep -q '=>'; then
 fi
 size="$(stat -c %s "$binary")"
 echo "$binary: static, $size bytes ($((size / 1024 / 1024)) MiB)"
+max="${KUBE_ONCE_MAX_STATIC_BYTES:-10000000}"
+if [ "$size" -gt "$max" ]; then
+    echo "error: $binary is $size bytes, over the $max-byte goal for the copy that goes into every pod" >&2
+    exit 1
+fi

@@ -11,7 +11,7 @@ use std::fs;
 
 use kube_once::core::annotations::default_key;
 use kube_once::lock::record::{advisory_key, mysql_lock_name};
-use support::{Db, Kind, Scenario, Throwaway, alive, runtime, wait_until};
+use support::databases::{self, Db, Kind, Scenario, Throwaway, alive, runtime, wait_until};
 
 const APPEND_AND_SLEEP: &[&str] = &["sh", "-c", r#"echo "start $$" >> "$OUT"; sleep 0.5; echo "end $$" >> "$OUT""#];
 
@@ -160,7 +160,7 @@ fn timeout_names_holder(db: Db) {
         match db.kind {
             Kind::Postgres => {
                 let url = format!("{}?application_name={holder_name}", db.url);
-                let client = support::pg(&url).await;
+                let client = databases::pg(&url).await;
                 client.execute("SELECT pg_advisory_lock($1)", &[&advisory_key(&scenario.name)]).await.unwrap();
                 Box::new(client) as Box<dyn std::any::Any>
             }
@@ -366,11 +366,11 @@ fn unknown_scheme_is_a_usage_error() {
 fn install_copies_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let status = std::process::Command::new(support::BIN).arg("install").arg(dir.path()).status().unwrap();
+        let status = std::process::Command::new(databases::BIN).arg("install").arg(dir.path()).status().unwrap();
         assert!(status.success());
     }
     let installed = dir.path().join("kube-once");
-    assert_eq!(fs::read(&installed).unwrap(), fs::read(support::BIN).unwrap());
+    assert_eq!(fs::read(&installed).unwrap(), fs::read(databases::BIN).unwrap());
     let output = std::process::Command::new(&installed).arg("--version").output().unwrap();
     assert!(output.status.success());
 }

@@ -1,0 +1,107 @@
+{{/* Chart name, overridable. */}}
+{{- define "kube-once.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name of the release's objects (Service, webhook configuration, Secret
+prefix). The release name alone when it already contains the chart name, so
+`helm install kube-once` gives plain "kube-once" everywhere.
+*/}}
+{{- define "kube-once.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kube-once.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kube-once.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kube-once.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Common labels. helm.sh/chart and app.kubernetes.io/managed-by are the only
+Helm bookkeeping labels: scripts/render-manifests.sh drops exactly these two
+from the plain manifests in webhook-config/.
+*/}}
+{{- define "kube-once.labels" -}}
+helm.sh/chart: {{ include "kube-once.chart" . }}
+{{ include "kube-once.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: webhook
+app.kubernetes.io/part-of: kube-once
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "kube-once.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kube-once.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image: repository@digest when a digest is pinned, else repository:tag. */}}
+{{- define "kube-once.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Image of the injected kube-once-install initContainer. */}}
+{{- define "kube-once.toolsImage" -}}
+{{- default (include "kube-once.image" .) .Values.config.toolsImage }}
+{{- end }}
+
+{{/* The Secret holding the serving certificate (created by kube-once, by cert-manager, or by you). */}}
+{{- define "kube-once.tlsSecretName" -}}
+{{- if eq .Values.tls.mode "secret" }}
+{{- required "tls.secretName is required with tls.mode=secret: the name of an existing kubernetes.io/tls Secret in the release namespace" .Values.tls.secretName }}
+{{- else }}
+{{- default (printf "%s-tls" (include "kube-once.fullname" .)) .Values.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the serving Certificate in cert-manager mode (also used by inject-ca-from). */}}
+{{- define "kube-once.certificateName" -}}
+{{- printf "%s-serving" (include "kube-once.fullname" .) }}
+{{- end }}
+
+{{- define "kube-once.selfManaged" -}}
+{{- if eq .Values.tls.mode "self-managed" }}true{{ end }}
+{{- end }}
+
+{{/* The webhook configuration file, as the core parses it (camelCase keys). */}}
+{{- define "kube-once.configFile" -}}
+{{- $config := dict "toolsImage" (include "kube-once.toolsImage" .) "defaults" .Values.config.defaults -}}
+{{- with .Values.config.defaultPreset }}
+{{- $_ := set $config "defaultPreset" . }}
+{{- end }}
+{{- with .Values.config.presets }}
+{{- $_ := set $config "presets" . }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* Pod terminationGracePeriodSeconds: longer than the server's own drain. */}}
+{{- define "kube-once.terminationGracePeriodSeconds" -}}
+{{- $drain := add .Values.server.gracePeriodSeconds .Values.server.requestTimeoutSeconds }}
+{{- $value := .Values.server.terminationGracePeriodSeconds | default (add $drain 5) }}
+{{- if le (int $value) (int $drain) }}
+{{- fail (printf "server.terminationGracePeriodSeconds (%v) must exceed server.gracePeriodSeconds + server.requestTimeoutSeconds (%v), or the kubelet kills admission requests in flight" $value $drain) }}
+{{- end }}
+{{- $value }}
+{{- end }}

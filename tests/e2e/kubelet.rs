@@ -1,0 +1,367 @@
+//! The kubelet's stand-in: starts a pod from a Deployment's pod template by
+//! running its initContainers in order as local processes, with the env the
+//! container spec declares (resolved as the kubelet resolves it), its emptyDir
+//! volumes as directories of the pod, and images stood in for by local files.
+//! When every initContainer has succeeded, the pod "reaches" its main containers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::cluster::{Cluster, str_at, strings_at};
+use crate::expansion::expand;
+
+/// What the harness knows of an image: its env (Dockerfile ENV), its
+/// entrypoint, and where some of its files are on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct Image {
+    pub env: Vec<(String, String)>,
+    pub entrypoint: Vec<String>,
+    /// Absolute path inside the image → local path.
+    pub files: BTreeMap<String, PathBuf>,
+}
+
+/// The image "registry": containers whose image is not here are not run
+/// (their images are not ours to stand in for) and are reported as skipped.
+pub type Images = BTreeMap<String, Image>;
+
+#[derive(Debug, Clone)]
+pub struct PodRun {
+    pub name: String,
+    /// initContainers run, in order.
+    pub ran: Vec<String>,
+    /// initContainers whose image has no stand-in.
+    pub skipped: Vec<String>,
+    /// Why the pod did not reach its main containers (None: it did).
+    pub failure: Option<String>,
+}
+
+/// Longest time one initContainer may run before the pod counts as failed.
+const CONTAINER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Starts `count` pods of `template` at once, each in its own directory under `root`.
+pub async fn run_replicas(
+    count: usize,
+    deployment: &str,
+    namespace: &str,
+    template: &Value,
+    cluster: &Arc<Cluster>,
+    images: &Arc<Images>,
+    root: &Path,
+) -> Result<Vec<PodRun>> {
+    let mut pods = tokio::task::JoinSet::new();
+    for index in 0..count {
+        let name = format!("{deployment}-{}-{index}", template_hash(template));
+        let dir = root.join(&name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let (namespace, template, cluster, images) =
+            (namespace.to_owned(), template.clone(), Arc::clone(cluster), Arc::clone(images));
+        pods.spawn(async move {
+            let outcome = run_pod(&name, &namespace, &template, &cluster, &images, &dir).await;
+            outcome.into_run(name)
+        });
+    }
+    let mut runs = Vec::new();
+    while let Some(joined) = pods.join_next().await {
+        runs.push(joined.context("a pod task panicked")?);
+    }
+    runs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(runs)
+}
+
+/// The pod-template-hash stand-in: pods of different templates get different names.
+fn template_hash(template: &Value) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(template.to_string().as_bytes());
+    hex::encode(&digest[..5])
+}
+
+struct Outcome {
+    ran: Vec<String>,
+    skipped: Vec<String>,
+    failure: Option<String>,
+}
+
+impl Outcome {
+    fn into_run(self, name: String) -> PodRun {
+        PodRun { name, ran: self.ran, skipped: self.skipped, failure: self.failure }
+    }
+}
+
+/// Runs the pod's initContainers in order, stopping at the first failure.
+async fn run_pod(
+    name: &str,
+    namespace: &str,
+    template: &Value,
+    cluster: &Cluster,
+    images: &Images,
+    dir: &Path,
+) -> Outcome {
+    let mut outcome = Outcome { ran: Vec::new(), skipped: Vec::new(), failure: None };
+    let result = run_init_containers(name, namespace, template, cluster, images, dir, &mut outcome).await;
+    outcome.failure = result.err().map(|e| format!("{e:#}"));
+    outcome
+}
+
+async fn run_init_containers(
+    pod: &str,
+    namespace: &str,
+    template: &Value,
+    cluster: &Cluster,
+    images: &Images,
+    dir: &Path,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let spec = template.get("spec").context("pod template without spec")?;
+    let volumes = empty_dirs(spec, dir)?;
+    let init_containers = spec.get("initContainers").and_then(Value::as_array).cloned().unwrap_or_default();
+    for container in &init_containers {
+        let name = str_at(container, "/name").context("initContainer without name")?;
+        let image_ref = str_at(container, "/image").context("initContainer without image")?;
+        let Some(image) = images.get(image_ref) else {
+            outcome.skipped.push(name.to_owned());
+            continue;
+        };
+        let env = resolve_env(container, pod, namespace, cluster)
+            .with_context(|| format!("CreateContainerConfigError: initContainer {name}"))?;
+        let argv = command_line(container, image, &volumes)
+            .with_context(|| format!("initContainer {name}: cannot build its command"))?;
+        run_container(name, &argv, image, &env, dir).await?;
+        outcome.ran.push(name.to_owned());
+    }
+    Ok(())
+}
+
+/// emptyDir volume name → its directory in the pod.
+fn empty_dirs(spec: &Value, dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    let mut volumes = BTreeMap::new();
+    for volume in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        if volume.get("emptyDir").is_some() {
+            let name = str_at(volume, "/name").context("volume without name")?;
+            let path = dir.join("volumes").join(name);
+            std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            volumes.insert(name.to_owned(), path);
+        }
+    }
+    Ok(volumes)
+}
+
+/// command (or the image's entrypoint) + args, with paths inside mounted
+/// emptyDirs and stood-in image files mapped to this machine.
+fn command_line(container: &Value, image: &Image, volumes: &BTreeMap<String, PathBuf>) -> Result<Vec<String>> {
+    let strings = |key: &str| strings_at(container, key);
+    let mut argv = match strings("command") {
+        command if command.is_empty() => image.entrypoint.clone(),
+        command => command,
+    };
+    argv.extend(strings("args"));
+    if argv.is_empty() {
+        bail!("no command, no args and no entrypoint");
+    }
+    let mut mounts = Vec::new();
+    for mount in container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(name), Some(path)) = (str_at(mount, "/name"), str_at(mount, "/mountPath")) else {
+            bail!("volumeMount without name or mountPath: {mount}");
+        };
+        if let Some(local) = volumes.get(name) {
+            mounts.push((path.trim_end_matches('/').to_owned(), local.clone()));
+        }
+    }
+    Ok(argv.into_iter().map(|arg| map_path(&arg, image, &mounts)).collect())
+}
+
+fn map_path(arg: &str, image: &Image, mounts: &[(String, PathBuf)]) -> String {
+    for (mount_path, local) in mounts {
+        if let Some(rest) = arg.strip_prefix(mount_path.as_str())
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("{}{rest}", local.display());
+        }
+    }
+    match image.files.get(arg) {
+        Some(local) => local.display().to_string(),
+        None => arg.to_owned(),
+    }
+}
+
+async fn run_container(name: &str, argv: &[String], image: &Image, env: &[(String, String)], dir: &Path) -> Result<()> {
+    let log_path = dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        // A container sees its image's env and its spec's env, nothing of the host's.
+        .env_clear()
+        .envs(image.env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
+    let mut child = command.spawn().with_context(|| format!("initContainer {name}: cannot start {argv:?}"))?;
+    let status = match tokio::time::timeout(CONTAINER_DEADLINE, child.wait()).await {
+        Ok(status) => status.with_context(|| format!("initContainer {name}: cannot wait for it"))?,
+        Err(_) => bail!("initContainer {name} still running after {CONTAINER_DEADLINE:?}: {}", log_tail(&log_path)),
+    };
+    if !status.success() {
+        bail!("initContainer {name} failed ({status}): {}", log_tail(&log_path));
+    }
+    Ok(())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// The container's env as the kubelet builds it: envFrom sources first (in
+/// order, with their prefix), then `env` entries in order, each `value`
+/// expanded against what is defined so far; later definitions win.
+pub fn resolve_env(container: &Value, pod: &str, namespace: &str, cluster: &Cluster) -> Result<Vec<(String, String)>> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    fn set(vars: &mut Vec<(String, String)>, name: String, value: String) {
+        match vars.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => vars.push((name, value)),
+        }
+    }
+    for source in container.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
+        let prefix = str_at(source, "/prefix").unwrap_or_default();
+        let (store, reference, kind) = match (source.get("secretRef"), source.get("configMapRef")) {
+            (Some(reference), None) => (&cluster.secrets, reference, "Secret"),
+            (None, Some(reference)) => (&cluster.config_maps, reference, "ConfigMap"),
+            _ => bail!("envFrom entry needs exactly one of secretRef, configMapRef: {source}"),
+        };
+        let name = str_at(reference, "/name").context("envFrom reference without name")?;
+        match store.get(&(namespace.to_owned(), name.to_owned())) {
+            Some(data) => {
+                for (key, value) in data {
+                    set(&mut vars, format!("{prefix}{key}"), value.clone());
+                }
+            }
+            None if optional(reference) => {}
+            None => bail!("{kind} \"{name}\" not found"),
+        }
+    }
+    for entry in container.get("env").and_then(Value::as_array).into_iter().flatten() {
+        let name = str_at(entry, "/name").context("env entry without name")?.to_owned();
+        let value = if let Some(value) = entry.get("value").and_then(Value::as_str) {
+            expand(value, |reference| vars.iter().find(|(n, _)| n == reference).map(|(_, v)| v.clone()))
+        } else if let Some(from) = entry.get("valueFrom") {
+            match value_from(from, pod, namespace, cluster).with_context(|| format!("env {name}"))? {
+                Some(value) => value,
+                None => continue, // optional reference to something missing: the var is not set
+            }
+        } else {
+            String::new()
+        };
+        set(&mut vars, name, value);
+    }
+    Ok(vars)
+}
+
+fn optional(reference: &Value) -> bool {
+    reference.get("optional").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn value_from(from: &Value, pod: &str, namespace: &str, cluster: &Cluster) -> Result<Option<String>> {
+    let key_ref = |reference: &Value, store: &BTreeMap<(String, String), BTreeMap<String, String>>, kind: &str| {
+        let name = str_at(reference, "/name").context("reference without name")?;
+        let key = str_at(reference, "/key").context("reference without key")?;
+        match store.get(&(namespace.to_owned(), name.to_owned())).map(|data| data.get(key)) {
+            Some(Some(value)) => Ok(Some(value.clone())),
+            _ if optional(reference) => Ok(None),
+            None => bail!("{kind} \"{name}\" not found"),
+            Some(None) => bail!("couldn't find key {key} in {kind} {namespace}/{name}"),
+        }
+    };
+    if let Some(reference) = from.get("secretKeyRef") {
+        return key_ref(reference, &cluster.secrets, "Secret");
+    }
+    if let Some(reference) = from.get("configMapKeyRef") {
+        return key_ref(reference, &cluster.config_maps, "ConfigMap");
+    }
+    if let Some(field) = from.get("fieldRef") {
+        return match str_at(field, "/fieldPath") {
+            Some("metadata.name") => Ok(Some(pod.to_owned())),
+            Some("metadata.namespace") => Ok(Some(namespace.to_owned())),
+            other => bail!(
+                "fieldRef {other:?} is not stood in for by the harness (only metadata.name and metadata.namespace)"
+            ),
+        };
+    }
+    bail!("valueFrom {from} is not stood in for by the harness")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cluster() -> Result<Cluster> {
+        let mut cluster = Cluster::default();
+        cluster.add(&[
+            json!({"kind": "Secret", "metadata": {"name": "db", "namespace": "apps"},
+                   "data": {"password": "czNjcjN0"}, "stringData": {"user": "app", "URL": "postgres://x"}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "apps"}, "data": {"host": "db:5432"}}),
+        ])?;
+        Ok(cluster)
+    }
+
+    #[test]
+    fn resolves_env_as_the_kubelet_does() -> Result<()> {
+        let container = json!({
+            "envFrom": [{"secretRef": {"name": "db"}, "prefix": "DB_"}, {"configMapRef": {"name": "absent", "optional": true}}],
+            "env": [
+                {"name": "EARLY", "value": "$(DB_HOST)"},
+                {"name": "DB_HOST", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "host"}}},
+                {"name": "URL", "value": "postgres://$(DB_user):$(DB_password)@$(DB_HOST)/app?x=$$(DB_HOST)"},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "MAYBE", "valueFrom": {"secretKeyRef": {"name": "db", "key": "nope", "optional": true}}},
+                {"name": "DB_URL", "value": "overridden"},
+                {"name": "BLANK"},
+            ]
+        });
+        let env: BTreeMap<String, String> =
+            resolve_env(&container, "web-abc-0", "apps", &cluster()?)?.into_iter().collect();
+        assert_eq!(env["EARLY"], "$(DB_HOST)", "a reference to a later var stays as written");
+        assert_eq!(env["URL"], "postgres://app:s3cr3t@db:5432/app?x=$(DB_HOST)");
+        assert_eq!(env["POD"], "web-abc-0");
+        assert_eq!(env["NS"], "apps");
+        assert_eq!(env["DB_URL"], "overridden");
+        assert_eq!(env["BLANK"], "");
+        assert!(!env.contains_key("MAYBE"));
+        Ok(())
+    }
+
+    #[test]
+    fn missing_references_fail_the_container() -> Result<()> {
+        let cluster = cluster()?;
+        let missing_key = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "db", "key": "nope"}}}]});
+        let missing_secret = json!({"envFrom": [{"secretRef": {"name": "nope"}}]});
+        for container in [missing_key, missing_secret] {
+            assert!(resolve_env(&container, "p", "apps", &cluster).is_err(), "{container}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn maps_mounted_paths_and_image_files() {
+        let image =
+            Image { files: [("/kube-once".to_owned(), PathBuf::from("/build/kube-once"))].into(), ..Image::default() };
+        let mounts = [("/kube-once-bin".to_owned(), PathBuf::from("/pods/p/volumes/kube-once-bin"))];
+        assert_eq!(map_path("/kube-once", &image, &mounts), "/build/kube-once");
+        assert_eq!(map_path("/kube-once-bin", &image, &mounts), "/pods/p/volumes/kube-once-bin");
+        assert_eq!(map_path("/kube-once-bin/kube-once", &image, &mounts), "/pods/p/volumes/kube-once-bin/kube-once");
+        assert_eq!(map_path("/kube-once-binary", &image, &mounts), "/kube-once-binary");
+        assert_eq!(map_path("flask", &image, &mounts), "flask");
+    }
+}

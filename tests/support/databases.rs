@@ -1,0 +1,329 @@
+//! Helpers for tests that run the real `kube-once` binary against real
+//! database servers: process spawning with deadlines, the shared output file
+//! the commands append to, a small SQL client, throwaway servers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kube-once");
+/// Generous: the machine running the suite may be slow and busy.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+/// A database the lock processes talk to, and the test's own SQL access to it.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub kind: Kind,
+    pub url: String,
+}
+
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL and MariaDB"),
+    }
+}
+
+impl Db {
+    pub fn postgres() -> Db {
+        Db { kind: Kind::Postgres, url: required_env("KUBE_ONCE_TEST_POSTGRES_URL") }
+    }
+
+    pub fn mysql() -> Db {
+        Db { kind: Kind::MySql, url: required_env("KUBE_ONCE_TEST_MYSQL_URL") }
+    }
+
+    pub fn sqlite(path: &Path) -> Db {
+        Db { kind: Kind::Sqlite, url: format!("sqlite:///{}", path.display()) }
+    }
+
+    /// The database named in the URL.
+    pub fn database(&self) -> String {
+        let path = self.url.rsplit('/').next().unwrap_or_default();
+        path.split('?').next().unwrap_or_default().to_string()
+    }
+
+    /// Runs statements that return nothing.
+    pub fn execute(&self, sql: &str) {
+        runtime().block_on(async {
+            match self.kind {
+                Kind::Postgres => pg(&self.url).await.batch_execute(sql).await.expect(sql),
+                Kind::MySql => {
+                    use mysql_async::prelude::Queryable;
+                    let mut conn = mysql_async::Conn::from_url(&self.url).await.expect("connect to MySQL");
+                    conn.query_drop(sql).await.expect(sql);
+                    conn.disconnect().await.expect("disconnect");
+                }
+                Kind::Sqlite => unreachable!("SQLite is read through rusqlite directly"),
+            }
+        })
+    }
+
+    /// First column of the first row, as an integer.
+    pub fn scalar(&self, sql: &str) -> i64 {
+        runtime().block_on(async {
+            match self.kind {
+                Kind::Postgres => pg(&self.url).await.query_one(sql, &[]).await.expect(sql).get::<_, i64>(0),
+                Kind::MySql => {
+                    use mysql_async::prelude::Queryable;
+                    let mut conn = mysql_async::Conn::from_url(&self.url).await.expect("connect to MySQL");
+                    let value: Option<i64> = conn.query_first(sql).await.expect(sql);
+                    conn.disconnect().await.expect("disconnect");
+                    value.expect("a row")
+                }
+                Kind::Sqlite => {
+                    let path = self.url.trim_start_matches("sqlite:///");
+                    let conn = rusqlite::Connection::open(path).expect("open SQLite");
+                    conn.query_row(sql, [], |row| row.get(0)).expect(sql)
+                }
+            }
+        })
+    }
+
+    /// How many done-records `table` holds for `key` (0 when the table does not exist).
+    pub fn records(&self, table: &str, key: &str) -> i64 {
+        let exists = match self.kind {
+            Kind::Postgres => self.scalar(&format!("SELECT count(*) FROM pg_tables WHERE tablename = '{table}'")),
+            Kind::MySql => self.scalar(&format!(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = database() AND table_name = '{table}'"
+            )),
+            Kind::Sqlite => self.scalar(&format!("SELECT count(*) FROM sqlite_master WHERE name = '{table}'")),
+        };
+        if exists == 0 {
+            return 0;
+        }
+        let quoted = match self.kind {
+            Kind::MySql => format!("`{table}` WHERE `key`"),
+            _ => format!("\"{table}\" WHERE key"),
+        };
+        self.scalar(&format!("SELECT count(*) FROM {quoted} = '{key}'"))
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+}
+
+pub async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    client
+}
+
+/// A unique SQL-safe name for this test's lock and record table.
+pub fn unique(test: &str) -> String {
+    format!("ko_{test}_{}_{:x}", std::process::id(), fastrand::u32(..))
+}
+
+/// One scenario: a temp dir with the shared output file the commands append
+/// to, and the `kube-once lock` processes.
+pub struct Scenario {
+    pub dir: tempfile::TempDir,
+    pub db: Db,
+    pub name: String,
+    pub processes: Vec<Process>,
+}
+
+pub struct Process {
+    pub child: Child,
+    pub stderr: PathBuf,
+}
+
+impl Scenario {
+    pub fn new(db: Db, test: &str) -> Scenario {
+        Scenario { dir: tempfile::tempdir().expect("temp dir"), db, name: unique(test), processes: Vec::new() }
+    }
+
+    /// The file the commands append to.
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        fs::read_to_string(self.out()).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    /// `kube-once lock` with this scenario's lock name and record table,
+    /// JSON logs, and `KUBE_ONCE_*` from the test environment cleared.
+    pub fn lock(&self, args: &[&str], command: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("KUBE_ONCE_")) {
+            cmd.env_remove(var);
+        }
+        cmd.env("DATABASE_URL", &self.db.url)
+            .env("KUBE_ONCE_LOG_FORMAT", "json")
+            .env("KUBE_ONCE_LOCK_NAME", &self.name)
+            .env("KUBE_ONCE_RECORD_TABLE", &self.name)
+            .env("KUBE_ONCE_POD_NAME", format!("pod-{}", self.processes.len()))
+            .env("OUT", self.out())
+            .current_dir(self.dir.path())
+            .arg("lock")
+            .args(args)
+            .arg("--")
+            .args(command);
+        cmd
+    }
+
+    /// Starts `cmd` wrapped so that its exit is appended to the output file
+    /// as `exited <code>` the moment it happens (ordering evidence).
+    pub fn spawn(&mut self, cmd: Command) -> usize {
+        let index = self.processes.len();
+        let stderr = self.dir.path().join(format!("stderr-{index}.log"));
+        let mut wrapped = Command::new("sh");
+        wrapped
+            .arg("-c")
+            .arg(r#""$@"; code=$?; echo "exited $code" >> "$OUT"; exit $code"#)
+            .arg("sh")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        for (var, value) in cmd.get_envs() {
+            match value {
+                Some(value) => wrapped.env(var, value),
+                None => wrapped.env_remove(var),
+            };
+        }
+        let child = wrapped.spawn().expect("spawn kube-once");
+        self.processes.push(Process { child, stderr });
+        index
+    }
+
+    /// Starts the binary directly (no wrapper), so the test can signal it.
+    pub fn spawn_direct(&mut self, mut cmd: Command) -> usize {
+        let index = self.processes.len();
+        let stderr = self.dir.path().join(format!("stderr-{index}.log"));
+        cmd.stdout(Stdio::null()).stderr(fs::File::create(&stderr).expect("stderr file"));
+        let child = cmd.spawn().expect("spawn kube-once");
+        self.processes.push(Process { child, stderr });
+        index
+    }
+
+    pub fn wait(&mut self, index: usize) -> ExitStatus {
+        let started = Instant::now();
+        let process = &mut self.processes[index];
+        loop {
+            if let Some(status) = process.child.try_wait().expect("wait") {
+                return status;
+            }
+            if started.elapsed() > DEADLINE {
+                let _ = process.child.kill();
+                panic!("process {index} still running after {DEADLINE:?}; its log:\n{}", self.stderr(index));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_all(&mut self) -> Vec<i32> {
+        (0..self.processes.len()).map(|index| self.wait(index).code().unwrap_or(-1)).collect()
+    }
+
+    pub fn stderr(&self, index: usize) -> String {
+        fs::read_to_string(&self.processes[index].stderr).unwrap_or_default()
+    }
+
+    /// The `event` fields of process `index`'s JSON log lines.
+    pub fn events(&self, index: usize) -> Vec<String> {
+        self.stderr(index)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|value| value.get("event").and_then(|e| e.as_str()).map(str::to_string))
+            .collect()
+    }
+
+    pub fn all_logs(&self) -> String {
+        (0..self.processes.len()).map(|index| format!("--- process {index}\n{}", self.stderr(index))).collect()
+    }
+
+    pub fn count_events(&self, event: &str) -> usize {
+        (0..self.processes.len()).map(|index| self.events(index).iter().filter(|e| *e == event).count()).sum()
+    }
+}
+
+/// Waits for `condition` with the suite's deadline.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is still a running (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A throwaway server started by scripts/lib/databases.sh's own functions
+/// (so there is one way to start one); stopped when dropped.
+pub struct Throwaway {
+    kind: Kind,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Throwaway {
+    pub fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    }
+
+    pub fn start(kind: Kind, port: u16) -> Throwaway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let function = match kind {
+            Kind::Postgres => "start_postgres",
+            Kind::MySql => "start_mariadb",
+            Kind::Sqlite => unreachable!(),
+        };
+        let server = Throwaway { kind, dir, port };
+        let status = databases_sh(&format!("{function} \"$1\" \"$2\""), &server.data(), port);
+        assert!(status.success(), "{function} failed");
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("server")
+    }
+
+    pub fn url(kind: Kind, port: u16) -> String {
+        match kind {
+            Kind::Postgres => format!("postgres://postgres@127.0.0.1:{port}/test"),
+            _ => format!("mysql://root@127.0.0.1:{port}/test"),
+        }
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let function = match self.kind {
+            Kind::Postgres => "stop_postgres",
+            _ => "stop_mariadb",
+        };
+        let _ = databases_sh(&format!("{function} \"$1\""), &self.data(), self.port);
+    }
+}
+
+fn databases_sh(script: &str, dir: &Path, port: u16) -> ExitStatus {
+    let library = required_env("KUBE_ONCE_TEST_DATABASES_SH");
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("source \"$0\" && {script}"))
+        .arg(library)
+        .arg(dir)
+        .arg(port.to_string())
+        .status()
+        .expect("run bash")
+}
