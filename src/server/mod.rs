@@ -86,12 +86,29 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response_with_state(state.clone(), close_when_draining))
         .with_state(state)
+}
+
+/// While draining, every response tells the client to close its connection.
+/// Otherwise a client may send its next request on a keep-alive connection
+/// just as the end of the grace period closes it, and see a reset on a
+/// request it already sent; this way clients move to new connections, which
+/// are accepted until the grace period ends.
+async fn close_when_draining(State(state): State<AppState>, mut response: Response) -> Response {
+    if !state.readiness().is_ready() {
+        response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The routes of the localhost listener: `POST /preview`.
 pub fn preview_router(state: AppState) -> Router {
-    Router::new().route("/preview", post(preview::handle)).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state)
+    Router::new()
+        .route("/preview", post(preview::handle))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response_with_state(state.clone(), close_when_draining))
+        .with_state(state)
 }
 
 async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -285,7 +302,11 @@ pub fn serve_on(
 }
 
 /// Accept connections until `stop` is raised, then wait (at most the request
-/// timeout) for the open ones to finish.
+/// timeout) for the open ones to finish. They end by themselves: while
+/// draining every response closes its connection (see `close_when_draining`),
+/// and idle ones are closed by the header-read timeout. Closing them from
+/// here instead would cut off requests already sent on a fresh connection
+/// that the server has not read yet: the client would see a reset.
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router, options: ServerOptions, stop: Flag) {
     let mut connections = JoinSet::new();
     let mut stopped = pin!(stop.raised());
@@ -294,7 +315,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Route
             () = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, tls.clone(), app.clone(), options, stop.clone()));
+                    connections.spawn(serve_connection(stream, tls.clone(), app.clone(), options));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -312,51 +333,38 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Route
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    tls: Option<TlsAcceptor>,
-    app: Router,
-    options: ServerOptions,
-    stop: Flag,
-) {
+async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, app: Router, options: ServerOptions) {
     // Small request/response exchanges: don't let Nagle delay the answer.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
     let Some(acceptor) = tls else {
-        return serve_http(stream, app, options, stop).await;
+        return serve_http(stream, app, options).await;
     };
     match tokio::time::timeout(options.header_read_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(stream, app, options, stop).await,
+        Ok(Ok(stream)) => serve_http(stream, app, options).await,
         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
 }
 
-/// HTTP/1.1 with keep-alive on one connection, until the client closes it or
-/// `stop` is raised (then the request in flight finishes and it closes).
-async fn serve_http<I>(io: I, app: Router, options: ServerOptions, stop: Flag)
+/// HTTP/1.1 with keep-alive on one connection, until the client closes it,
+/// a response says `Connection: close`, or the header-read timeout passes.
+async fn serve_http<I>(io: I, app: Router, options: ServerOptions)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| app.clone().oneshot(request));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
-    let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = stop.raised() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(error) = result {
+    if let Err(error) = builder.serve_connection(TokioIo::new(io), service).await {
         tracing::debug!(%error, "connection ended with an error");
     }
 }
 
 /// `kube-once serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let config = load_config(args.config.config.as_deref())?;
     let (certs, refresh) = certificate_source(&args.tls).await?;
     let admission = TcpListener::bind(args.listen)
@@ -388,6 +396,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     handle.shutdown();
     handle.stopped().await;
     Ok(())
+}
+
+/// Raise the soft limit on open files to the hard limit, as Go programs do.
+/// Every connection holds a descriptor, and the usual soft limit of 1024
+/// (systemd, containerd 2) would refuse connections past about a thousand,
+/// long before memory runs short (README "Performance").
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const CEILING: u64 = 1 << 20; // the kernel's default nr_open; the hard limit may say "infinity"
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard.min(CEILING) => {
+            let raised = hard.min(CEILING);
+            match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+                Ok(()) => tracing::debug!(from = soft, to = raised, "raised the open files limit"),
+                Err(error) => tracing::warn!(%error, soft, hard, "cannot raise the open files limit"),
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open files limit"),
+    }
 }
 
 /// The webhook configuration file, or the built-in defaults without one.
