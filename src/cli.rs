@@ -77,7 +77,10 @@ pub struct ServeArgs {
     pub request_timeout: Duration,
 
     /// Connections that do not finish sending request headers within this time are closed.
-    #[arg(long, env = "KUBE_ONCE_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    /// hyper also counts the wait for the next request on a kept-alive connection, so this is
+    /// the idle timeout too: keep it above the API server's 90 s idle-connection timeout, so the
+    /// API server closes idle connections first and never sends a request into one being closed.
+    #[arg(long, env = "KUBE_ONCE_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "120s")]
     pub header_read_timeout: Duration,
 }
 

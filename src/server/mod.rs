@@ -191,7 +191,7 @@ impl Default for ServerOptions {
     /// The CLI defaults.
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(10),
             grace_period: Duration::from_secs(10),
         }
@@ -333,6 +333,9 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Route
     }
 }
 
+/// Longest a client may take to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, app: Router, options: ServerOptions) {
     // Small request/response exchanges: don't let Nagle delay the answer.
     if let Err(error) = stream.set_nodelay(true) {
@@ -341,7 +344,9 @@ async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, app: Rout
     let Some(acceptor) = tls else {
         return serve_http(stream, app, options).await;
     };
-    match tokio::time::timeout(options.header_read_timeout, acceptor.accept(stream)).await {
+    // A handshake is one round trip: it gets its own short bound, not the idle-length header timeout.
+    let handshake_timeout = options.header_read_timeout.min(TLS_HANDSHAKE_TIMEOUT);
+    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => serve_http(stream, app, options).await,
         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
