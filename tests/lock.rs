@@ -1,6 +1,7 @@
 //! `kube-once lock` against real servers: the real binary as many concurrent
-//! processes, kills from both sides, a server that starts late. Each test has
-//! its own lock name and record table, so tests run in parallel.
+//! processes, kills from both sides, a server that starts late, `sslmode`
+//! against a server that accepts only TLS. Each test has its own lock name
+//! and record table, so tests run in parallel.
 //! PostgreSQL and MariaDB URLs come from scripts/test.sh.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -8,7 +9,9 @@
 mod support;
 
 use std::fs;
+use std::time::Duration;
 
+use kube_once::certs::{CertBundle, generate};
 use kube_once::core::annotations::default_key;
 use kube_once::lock::record::{advisory_key, mysql_lock_name};
 use support::databases::{self, Db, Kind, Scenario, Throwaway, alive, runtime, wait_until};
@@ -301,6 +304,91 @@ fn unreachable_database_exits_69_after_the_deadline() {
     let events = scenario.events(index);
     assert!(events.iter().filter(|event| *event == "connecting").count() >= 2, "a line per attempt: {events:?}");
     assert_eq!(events.last().map(String::as_str), Some("unreachable"));
+}
+
+// ---- PostgreSQL over TLS (sslmode) ----
+// The server rejects TCP connections without TLS, so a run that succeeds
+// proves the lock's connection was encrypted. The test itself never connects
+// (its own client speaks plain text): the output file is the evidence.
+
+const RUN: &[&str] = &["sh", "-c", r#"echo "run" >> "$OUT""#];
+
+/// A throwaway PostgreSQL accepting only TLS over TCP, with a fresh CA and a
+/// certificate for 127.0.0.1 (an IP SAN) and localhost.
+fn tls_only_postgres() -> (Throwaway, CertBundle) {
+    let certs = generate(&["localhost".into(), "127.0.0.1".into()], Duration::from_secs(3600)).unwrap();
+    (Throwaway::start_postgres_tls_only(Throwaway::free_port(), &certs), certs)
+}
+
+fn tls_url(server: &Throwaway, query: &str) -> String {
+    format!("{}?{query}", Throwaway::url(Kind::Postgres, server.port))
+}
+
+/// Runs the lock once against `url` with a short connect deadline (every
+/// failure here is immediate, retried until the deadline); returns its exit code.
+fn run_against(scenario: &mut Scenario, url: &str) -> (usize, Option<i32>) {
+    let mut cmd = scenario.lock(&["--key", "v1", "--connect-timeout", "2s"], RUN);
+    cmd.env("DATABASE_URL", url);
+    let index = scenario.spawn(cmd);
+    (index, scenario.wait(index).code())
+}
+
+/// The `unreachable` log line of process `index` (the reason it gave up).
+fn unreachable_line(scenario: &Scenario, index: usize) -> String {
+    let log = scenario.stderr(index);
+    let line = log.lines().find(|line| line.contains(r#""event":"unreachable""#));
+    line.unwrap_or_else(|| panic!("no `unreachable` line in:\n{log}")).to_string()
+}
+
+#[test]
+fn postgres_sslmode_require_connects_over_tls() {
+    let (server, _certs) = tls_only_postgres();
+    let url = tls_url(&server, "sslmode=require");
+    let mut scenario = Scenario::new(Db { kind: Kind::Postgres, url: url.clone() }, "tlsrequire");
+    let (index, code) = run_against(&mut scenario, &url);
+    assert_eq!(code, Some(0), "{}", scenario.all_logs());
+    assert_eq!(positions(&scenario.lines(), "run").len(), 1, "{:?}", scenario.lines());
+    assert!(scenario.events(index).iter().any(|event| event == "ran"), "{}", scenario.all_logs());
+}
+
+#[test]
+fn postgres_sslmode_verify_full_trusts_only_sslrootcert() {
+    let (server, certs) = tls_only_postgres();
+    let mut scenario = Scenario::new(Db { kind: Kind::Postgres, url: tls_url(&server, "") }, "tlsverify");
+    let ca = scenario.dir.path().join("ca.crt");
+    fs::write(&ca, &certs.ca_pem).unwrap();
+    let other_ca = scenario.dir.path().join("other-ca.crt");
+    fs::write(&other_ca, generate(&["localhost".into()], Duration::from_secs(3600)).unwrap().ca_pem).unwrap();
+
+    // Another CA first: nothing may run, and the log must say why.
+    for mode in ["verify-full", "verify-ca"] {
+        let (index, code) = run_against(
+            &mut scenario,
+            &tls_url(&server, &format!("sslmode={mode}&sslrootcert={}", other_ca.display())),
+        );
+        assert_eq!(code, Some(69), "{mode} with another CA: {}", scenario.all_logs());
+        let reason = unreachable_line(&scenario, index);
+        assert!(reason.contains("invalid peer certificate"), "{mode}: the log names the certificate error: {reason}");
+    }
+    assert!(scenario.lines().iter().all(|line| line != "run"), "nothing ran: {:?}", scenario.lines());
+
+    let (_, code) =
+        run_against(&mut scenario, &tls_url(&server, &format!("sslmode=verify-full&sslrootcert={}", ca.display())));
+    assert_eq!(code, Some(0), "verify-full with the server's CA: {}", scenario.all_logs());
+    assert_eq!(positions(&scenario.lines(), "run").len(), 1, "{:?}", scenario.lines());
+}
+
+#[test]
+fn postgres_sslmode_disable_against_a_tls_only_server_exits_69_with_the_reason() {
+    let (server, _certs) = tls_only_postgres();
+    let url = tls_url(&server, "sslmode=disable");
+    let mut scenario = Scenario::new(Db { kind: Kind::Postgres, url: url.clone() }, "tlsdisable");
+    let (index, code) = run_against(&mut scenario, &url);
+    assert_eq!(code, Some(69), "{}", scenario.all_logs());
+    let reason = unreachable_line(&scenario, index);
+    // The server's own words, passed through.
+    assert!(reason.contains("pg_hba.conf rejects connection"), "{reason}");
+    assert!(scenario.lines().iter().all(|line| line != "run"), "nothing ran: {:?}", scenario.lines());
 }
 
 // ---- MySQL / MariaDB ----

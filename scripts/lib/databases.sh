@@ -9,6 +9,7 @@
 # The start/stop functions below work on their own too:
 #   source scripts/lib/databases.sh
 #   start_postgres DIR PORT   # prints nothing, server on 127.0.0.1:PORT, db `test`
+#   start_postgres DIR PORT CERT KEY   # the same, accepting only TLS over TCP
 #   start_mariadb DIR PORT
 #   stop_postgres DIR; stop_mariadb DIR
 
@@ -67,9 +68,12 @@ _as_postgres() {
     fi
 }
 
-# start_postgres DIR PORT: initdb + pg_ctl start in DIR, trust auth, database `test`.
+# start_postgres DIR PORT [CERT KEY]: initdb + pg_ctl start in DIR, trust
+# auth, database `test`. With a PEM certificate and key, the server has
+# ssl=on and rejects TCP connections without TLS (sslmode tests); the Unix
+# socket stays open without TLS.
 start_postgres() {
-    local dir="$1" port="$2" bindir
+    local dir="$1" port="$2" cert="${3:-}" key="${4:-}" bindir options
     bindir="$(postgres_bindir)" || return 1
     mkdir -p "$dir"
     if [ "$(id -u)" = 0 ]; then
@@ -78,11 +82,29 @@ start_postgres() {
     fi
     _as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
         { _db_log "initdb failed, see $dir/initdb.log"; cat "$dir/initdb.log" >&2; return 1; }
-    _as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
-        start >/dev/null ||
+    options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off"
+    if [ -n "$cert" ]; then
+        _postgres_tls_only "$dir/data" "$cert" "$key" || return 1
+        options="$options -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+    fi
+    _as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$options" start >/dev/null ||
         { _db_log "PostgreSQL did not start, see $dir/server.log"; cat "$dir/server.log" >&2; return 1; }
     _as_postgres "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres test
+}
+
+# Copies the certificate and key into DATA (PostgreSQL refuses a key that is
+# not 0600 and owned by the server's user) and allows TCP only with TLS.
+_postgres_tls_only() {
+    local data="$1" cert="$2" key="$3" owner=()
+    [ "$(id -u)" = 0 ] && owner=(-o postgres -g postgres)
+    install "${owner[@]}" -m 0644 "$cert" "$data/server.crt" &&
+        install "${owner[@]}" -m 0600 "$key" "$data/server.key" ||
+        { _db_log "cannot copy $cert and $key into $data"; return 1; }
+    cat >"$data/pg_hba.conf" <<'HBA'
+local     all all              trust
+hostssl   all all 127.0.0.1/32 trust
+hostnossl all all 0.0.0.0/0    reject
+HBA
 }
 
 stop_postgres() {

@@ -3,6 +3,7 @@
 //! the commands append to, a small SQL client, throwaway servers.
 
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -289,8 +290,25 @@ impl Throwaway {
             Kind::Sqlite => unreachable!(),
         };
         let server = Throwaway { kind, dir, port };
-        let status = databases_sh(&format!("{function} \"$1\" \"$2\""), &server.data(), port);
+        let status = databases_sh(&format!("{function} \"$1\" \"$2\""), &server.data(), port, &[]);
         assert!(status.success(), "{function} failed");
+        server
+    }
+
+    /// A PostgreSQL serving `certs` that rejects TCP connections without TLS,
+    /// so a connection that succeeds proves TLS was used.
+    pub fn start_postgres_tls_only(port: u16, certs: &kube_once::certs::CertBundle) -> Throwaway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        fs::write(&cert, &certs.cert_pem).expect("write tls.crt");
+        // 0600: start_postgres opens this directory to the server's user.
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).expect("tls.key");
+        std::io::Write::write_all(&mut file, certs.key_pem.as_bytes()).expect("write tls.key");
+        let server = Throwaway { kind: Kind::Postgres, dir, port };
+        let script = r#"start_postgres "$1" "$2" "$3" "$4""#;
+        let status = databases_sh(script, &server.data(), port, &[&cert, &key]);
+        assert!(status.success(), "start_postgres with TLS failed");
         server
     }
 
@@ -312,11 +330,13 @@ impl Drop for Throwaway {
             Kind::Postgres => "stop_postgres",
             _ => "stop_mariadb",
         };
-        let _ = databases_sh(&format!("{function} \"$1\""), &self.data(), self.port);
+        let _ = databases_sh(&format!("{function} \"$1\""), &self.data(), self.port, &[]);
     }
 }
 
-fn databases_sh(script: &str, dir: &Path, port: u16) -> ExitStatus {
+/// Runs `script` after sourcing databases.sh, with `$1` = `dir`, `$2` =
+/// `port` and `$3`… = `files`.
+fn databases_sh(script: &str, dir: &Path, port: u16, files: &[&Path]) -> ExitStatus {
     let library = required_env("KUBE_ONCE_TEST_DATABASES_SH");
     Command::new("bash")
         .arg("-c")
@@ -324,6 +344,7 @@ fn databases_sh(script: &str, dir: &Path, port: u16) -> ExitStatus {
         .arg(library)
         .arg(dir)
         .arg(port.to_string())
+        .args(files)
         .status()
         .expect("run bash")
 }
