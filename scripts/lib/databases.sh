@@ -128,8 +128,15 @@ start_mariadb() {
         --pid-file="$dir/mariadbd.pid" --port="$port" --bind-address=127.0.0.1 --skip-networking=0 \
         --log-error="$dir/error.log" --max-connections=400 --innodb-use-native-aio=0 \
         --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --skip-log-bin </dev/null >/dev/null 2>&1 &
+    local pid=$!
     deadline=$((SECONDS + 60))
-    until mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root -e 'CREATE DATABASE IF NOT EXISTS test' 2>/dev/null; do
+    # Through our own socket, so another server that took the port cannot answer for ours;
+    # a server that could not bind the port exits, which ends the wait at once.
+    until mariadb --no-defaults --socket="$dir/mysqld.sock" -u root -e 'CREATE DATABASE IF NOT EXISTS test' 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            _db_log "MariaDB exited before answering (port $port taken?), see $dir/error.log"
+            return 1
+        fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             _db_log "MariaDB did not answer on port $port within 60s, see $dir/error.log"
             cat "$dir/error.log" >&2 2>/dev/null
@@ -149,6 +156,23 @@ stop_mariadb() {
     kill -9 "$pid" 2>/dev/null || true
 }
 
+# _start_on_a_free_port postgres|mariadb DIR: sets _KUBE_ONCE_PORT. A port is
+# picked before the server binds it, so another process may take it in
+# between (parallel test runs do): try again on another port.
+_start_on_a_free_port() {
+    local kind="$1" dir="$2" attempt
+    for attempt in 1 2 3; do
+        _KUBE_ONCE_PORT="$(free_port)" || return 1
+        if "start_$kind" "$dir" "$_KUBE_ONCE_PORT"; then
+            return 0
+        fi
+        _db_log "$kind did not start on port $_KUBE_ONCE_PORT (attempt $attempt of 3)"
+        "stop_$kind" "$dir"
+        rm -rf "$dir"
+    done
+    return 1
+}
+
 ensure_databases() {
     # Tests that start servers of their own need the binaries in any case.
     postgres_bindir >/dev/null || return 1
@@ -156,19 +180,16 @@ ensure_databases() {
     if [ -z "${KUBE_ONCE_TEST_POSTGRES_URL:-}" ] || [ -z "${KUBE_ONCE_TEST_MYSQL_URL:-}" ]; then
         _KUBE_ONCE_DB_DIR="$(mktemp -d /tmp/kube-once-db.XXXXXX)"
     fi
-    local port
     if [ -z "${KUBE_ONCE_TEST_POSTGRES_URL:-}" ]; then
-        port="$(free_port)" || return 1
-        start_postgres "$_KUBE_ONCE_DB_DIR/postgres" "$port" || return 1
-        export KUBE_ONCE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/test"
+        _start_on_a_free_port postgres "$_KUBE_ONCE_DB_DIR/postgres" || return 1
+        export KUBE_ONCE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$_KUBE_ONCE_PORT/test"
         _db_log "started PostgreSQL: $KUBE_ONCE_TEST_POSTGRES_URL"
     else
         _db_log "using PostgreSQL from KUBE_ONCE_TEST_POSTGRES_URL"
     fi
     if [ -z "${KUBE_ONCE_TEST_MYSQL_URL:-}" ]; then
-        port="$(free_port)" || return 1
-        start_mariadb "$_KUBE_ONCE_DB_DIR/mariadb" "$port" || return 1
-        export KUBE_ONCE_TEST_MYSQL_URL="mysql://root@127.0.0.1:$port/test"
+        _start_on_a_free_port mariadb "$_KUBE_ONCE_DB_DIR/mariadb" || return 1
+        export KUBE_ONCE_TEST_MYSQL_URL="mysql://root@127.0.0.1:$_KUBE_ONCE_PORT/test"
         _db_log "started MariaDB: $KUBE_ONCE_TEST_MYSQL_URL"
     else
         _db_log "using MySQL/MariaDB from KUBE_ONCE_TEST_MYSQL_URL"
