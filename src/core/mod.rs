@@ -49,7 +49,8 @@ pub struct Refusal(pub String);
 /// `kube-once.io/status` on its template is returned untouched, with no patch.
 pub fn mutate(object: &Value, old_object: Option<&Value>, config: &Config) -> Result<Mutation, Refusal> {
     let Some(desired) = desired_template(object, old_object, config)? else { return Ok(untouched(object)) };
-    let patch = patch::template_patch(desired.before, &desired.template);
+    // The patch consumes its template; this path also needs it for the object.
+    let patch = patch::template_patch(desired.before, desired.template.clone());
     let mut object = object.clone();
     if let Some(slot) = object.pointer_mut("/spec/template") {
         *slot = desired.template;
@@ -78,7 +79,7 @@ impl From<Mutation> for Changes {
 /// the patch only follows the change).
 pub fn changes(object: &Value, old_object: Option<&Value>, config: &Config) -> Result<Changes, Refusal> {
     let Some(desired) = desired_template(object, old_object, config)? else { return Ok(Changes::default()) };
-    let patch = patch::template_patch(desired.before, &desired.template);
+    let patch = patch::template_patch(desired.before, desired.template);
     Ok(Changes { patch: json_patch::Patch(patch), warnings: desired.warnings })
 }
 
