@@ -106,15 +106,14 @@ fn inject_run(
 ) -> Result<(), Refusal> {
     refuse_reserved(deployment, spec, "initContainers", &[INSTALL_CONTAINER, RUN_CONTAINER])?;
     refuse_reserved(deployment, spec, "volumes", &[BIN_VOLUME])?;
+    // Built while the app container is only borrowed: copying it whole
+    // (env included) would cost more than the fields `run_container` reads.
     let app = spec
         .get("containers")
         .and_then(Value::as_array)
-        .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())))
-        .cloned()
-        .unwrap_or_default();
-
+        .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())));
+    let run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
     let install = install_container(&config.tools_image);
-    let run_container = run_container(&app, run, deployment);
     let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
     if let Some(list) = init_containers.as_array_mut() {
         list.push(install);

@@ -48,10 +48,58 @@ pub struct Refusal(pub String);
 /// A Deployment with no `kube-once.io/` annotation and no
 /// `kube-once.io/status` on its template is returned untouched, with no patch.
 pub fn mutate(object: &Value, old_object: Option<&Value>, config: &Config) -> Result<Mutation, Refusal> {
+    let Some(desired) = desired_template(object, old_object, config)? else { return Ok(untouched(object)) };
+    // The patch consumes its template; this path also needs it for the object.
+    let patch = patch::template_patch(desired.before, desired.template.clone());
+    let mut object = object.clone();
+    if let Some(slot) = object.pointer_mut("/spec/template") {
+        *slot = desired.template;
+    }
+    Ok(Mutation { patch: json_patch::Patch(patch), object, warnings: desired.warnings })
+}
+
+/// What the admission webhook sends back: [`Mutation`] without the desired
+/// object, which the API server builds itself from the patch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Changes {
+    /// Minimal, deterministic RFC 6902 operations; empty when nothing changes.
+    pub patch: json_patch::Patch,
+    /// Non-fatal notes for the user (AdmissionResponse `warnings`).
+    pub warnings: Vec<String>,
+}
+
+impl From<Mutation> for Changes {
+    fn from(Mutation { patch, warnings, .. }: Mutation) -> Self {
+        Changes { patch, warnings }
+    }
+}
+
+/// [`mutate`] for the admission hot path: the same patch and warnings, but
+/// no copy of the whole Deployment (its cost grows with the object, while
+/// the patch only follows the change).
+pub fn changes(object: &Value, old_object: Option<&Value>, config: &Config) -> Result<Changes, Refusal> {
+    let Some(desired) = desired_template(object, old_object, config)? else { return Ok(Changes::default()) };
+    let patch = patch::template_patch(desired.before, desired.template);
+    Ok(Changes { patch: json_patch::Patch(patch), warnings: desired.warnings })
+}
+
+/// The pod template before and after, with the warnings about it.
+struct DesiredTemplate<'a> {
+    before: &'a Value,
+    template: Value,
+    warnings: Vec<String>,
+}
+
+/// `None` when the Deployment is none of kube-once's business (see [`mutate`]).
+fn desired_template<'a>(
+    object: &'a Value,
+    old_object: Option<&Value>,
+    config: &Config,
+) -> Result<Option<DesiredTemplate<'a>>, Refusal> {
     let plan = annotations::plan(object, config)?;
     let Some(template) = object.pointer("/spec/template") else {
         return match plan {
-            None => Ok(untouched(object)),
+            None => Ok(None),
             Some(_) => {
                 Err(Refusal(format!("Deployment {}: spec.template is missing; add the pod template", describe(object))))
             }
@@ -59,7 +107,7 @@ pub fn mutate(object: &Value, old_object: Option<&Value>, config: &Config) -> Re
     };
     let injected_before = inject::status_of(object, template)?.is_some();
     if plan.is_none() && !injected_before {
-        return Ok(untouched(object));
+        return Ok(None);
     }
 
     let stripped = inject::strip(object, template)?;
@@ -72,13 +120,7 @@ pub fn mutate(object: &Value, old_object: Option<&Value>, config: &Config) -> Re
     };
     let first_enabled = old_object.is_none_or(|old| !has_status(old));
     let warnings = plan.as_ref().map(|plan| warnings(plan, &desired_template, first_enabled)).unwrap_or_default();
-
-    let patch = patch::template_patch(template, &desired_template);
-    let mut desired = object.clone();
-    if let Some(slot) = desired.pointer_mut("/spec/template") {
-        *slot = desired_template;
-    }
-    Ok(Mutation { patch: json_patch::Patch(patch), object: desired, warnings })
+    Ok(Some(DesiredTemplate { before: template, template: desired_template, warnings }))
 }
 
 fn untouched(object: &Value) -> Mutation {

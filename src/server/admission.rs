@@ -19,7 +19,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::{Mutation, Refusal};
+use crate::core::{Changes, Mutation, Refusal};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -140,13 +140,20 @@ struct GroupVersionKind {
 
 /// Answer the AdmissionReview in `body`, mutating Deployments with the core.
 pub fn review(body: &[u8], config: &crate::core::Config) -> Result<Reviewed, BadRequest> {
-    review_with(body, |object, old_object| crate::core::mutate(object, old_object, config))
+    answer(body, |object, old_object| crate::core::changes(object, old_object, config))
 }
 
 /// [`review`] with the mutation given as a function of (object, oldObject).
 pub fn review_with(
     body: &[u8],
     mutate: impl FnOnce(&Value, Option<&Value>) -> Result<Mutation, Refusal>,
+) -> Result<Reviewed, BadRequest> {
+    answer(body, |object, old_object| mutate(object, old_object).map(Changes::from))
+}
+
+fn answer(
+    body: &[u8],
+    changes: impl FnOnce(&Value, Option<&Value>) -> Result<Changes, Refusal>,
 ) -> Result<Reviewed, BadRequest> {
     let review: AdmissionReviewRequest = serde_json::from_slice(body).map_err(|error| {
         BadRequest(match error.classify() {
@@ -172,7 +179,7 @@ pub fn review_with(
         let object = request.object.as_ref().ok_or_else(|| {
             BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
         })?;
-        respond(request.uid, mutate(object, request.old_object.as_ref()))
+        respond(request.uid, changes(object, request.old_object.as_ref()))
     } else {
         (allow(request.uid), Outcome::Skipped)
     };
@@ -189,12 +196,12 @@ fn allow(uid: String) -> AdmissionResponse {
     AdmissionResponse { uid, allowed: true, patch_type: None, patch: None, status: None, warnings: Vec::new() }
 }
 
-fn respond(uid: String, mutation: Result<Mutation, Refusal>) -> (AdmissionResponse, Outcome) {
-    match mutation {
-        Ok(Mutation { patch, warnings, .. }) if patch.0.is_empty() => {
+fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse, Outcome) {
+    match changes {
+        Ok(Changes { patch, warnings }) if patch.0.is_empty() => {
             (AdmissionResponse { warnings, ..allow(uid) }, Outcome::Unchanged)
         }
-        Ok(Mutation { patch, warnings, .. }) => match serde_json::to_vec(&patch) {
+        Ok(Changes { patch, warnings }) => match serde_json::to_vec(&patch) {
             Ok(json) => (
                 AdmissionResponse {
                     patch_type: Some("JSONPatch"),
