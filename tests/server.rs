@@ -563,7 +563,7 @@ async fn rotated_certificate_files_are_served_without_restart() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while served_leaf(addr, &cas).await != leaf_of(&new) {
         assert!(Instant::now() < deadline, "the new certificate was not served in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // wait-on-condition: poll interval of a loop with a deadline
     }
     rotating.store(false, Ordering::Relaxed);
     assert!(traffic.await.unwrap() >= 2);

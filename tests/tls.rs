@@ -381,7 +381,7 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !condition() {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // wait-on-condition: poll interval of a loop with a deadline
     }
 }
 
@@ -589,7 +589,7 @@ async fn serve_self_managed_creates_the_secret_publishes_the_ca_and_serves_under
             panic!("serve exited with {status}: {stderr}");
         }
         assert!(tokio::time::Instant::now() < deadline, "serve --self-managed never became reachable");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // wait-on-condition: poll interval of a loop with a deadline
     };
     assert_eq!(served, pem_certificates(&api.secret()["tls.crt"])[0], "it serves the Secret's certificate");
     assert_eq!(api.ca_bundle(), api.secret()["ca.crt"]);

@@ -97,7 +97,7 @@ impl Webhook {
                     std::fs::read_to_string(work.join("serve.log")).unwrap_or_default()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await; // wait-on-condition: poll interval of a loop with a deadline
         }
     }
 

@@ -221,7 +221,7 @@ impl Scenario {
                 let _ = process.child.kill();
                 panic!("process {index} still running after {DEADLINE:?}; its log:\n{}", self.stderr(index));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20)); // wait-on-condition: poll interval of a loop with a deadline
         }
     }
 
@@ -256,7 +256,7 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
         assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // wait-on-condition: poll interval of a loop with a deadline
     }
 }
 
