@@ -68,12 +68,6 @@ pub struct Changes {
     pub warnings: Vec<String>,
 }
 
-impl From<Mutation> for Changes {
-    fn from(Mutation { patch, warnings, .. }: Mutation) -> Self {
-        Changes { patch, warnings }
-    }
-}
-
 /// [`mutate`] for the admission hot path: the same patch and warnings, but
 /// no copy of the whole Deployment (its cost grows with the object, while
 /// the patch only follows the change).

@@ -19,7 +19,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::{Changes, Mutation, Refusal};
+use crate::core::{Changes, Refusal};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -143,14 +143,6 @@ pub fn review(body: &[u8], config: &crate::core::Config) -> Result<Reviewed, Bad
     answer(body, |object, old_object| crate::core::changes(object, old_object, config))
 }
 
-/// [`review`] with the mutation given as a function of (object, oldObject).
-pub fn review_with(
-    body: &[u8],
-    mutate: impl FnOnce(&Value, Option<&Value>) -> Result<Mutation, Refusal>,
-) -> Result<Reviewed, BadRequest> {
-    answer(body, |object, old_object| mutate(object, old_object).map(Changes::from))
-}
-
 fn answer(
     body: &[u8],
     changes: impl FnOnce(&Value, Option<&Value>) -> Result<Changes, Refusal>,
@@ -266,15 +258,15 @@ mod tests {
         .unwrap()
     }
 
-    fn patched(_: &Value, _: Option<&Value>) -> Result<Mutation, Refusal> {
+    fn patched(_: &Value, _: Option<&Value>) -> Result<Changes, Refusal> {
         let patch: json_patch::Patch =
             serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])).unwrap();
-        Ok(Mutation { patch, object: json!({}), warnings: vec!["mind the schema".to_owned()] })
+        Ok(Changes { patch, warnings: vec!["mind the schema".to_owned()] })
     }
 
     #[test]
     fn non_empty_patch_is_sent_base64_as_json_patch_with_warnings() {
-        let reviewed = review_with(&body("CREATE", "Deployment", false), patched).unwrap();
+        let reviewed = answer(&body("CREATE", "Deployment", false), patched).unwrap();
         assert_eq!(reviewed.outcome, Outcome::Patched);
         let response = reviewed.response.response;
         assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
@@ -289,8 +281,8 @@ mod tests {
 
     #[test]
     fn dry_run_gets_the_same_answer() {
-        let real = review_with(&body("UPDATE", "Deployment", false), patched).unwrap();
-        let dry = review_with(&body("UPDATE", "Deployment", true), patched).unwrap();
+        let real = answer(&body("UPDATE", "Deployment", false), patched).unwrap();
+        let dry = answer(&body("UPDATE", "Deployment", true), patched).unwrap();
         assert!(dry.dry_run);
         assert_eq!(real.response, dry.response);
     }
@@ -298,7 +290,7 @@ mod tests {
     #[test]
     fn refusal_denies_with_the_message() {
         let reviewed =
-            review_with(&body("CREATE", "Deployment", false), |_, _| Err(Refusal("bad `run`".to_owned()))).unwrap();
+            answer(&body("CREATE", "Deployment", false), |_, _| Err(Refusal("bad `run`".to_owned()))).unwrap();
         assert_eq!(reviewed.outcome, Outcome::Refused);
         let response = reviewed.response.response;
         assert!(!response.allowed);
@@ -310,7 +302,7 @@ mod tests {
     #[test]
     fn delete_and_other_kinds_are_skipped_without_calling_the_core() {
         for (operation, kind) in [("DELETE", "Deployment"), ("CREATE", "ConfigMap"), ("CONNECT", "Deployment")] {
-            let reviewed = review_with(&body(operation, kind, false), |_, _| panic!("core called")).unwrap();
+            let reviewed = answer(&body(operation, kind, false), |_, _| panic!("core called")).unwrap();
             assert_eq!(reviewed.outcome, Outcome::Skipped, "{operation} {kind}");
             assert!(reviewed.response.response.allowed);
             assert_eq!(reviewed.response.response.patch, None);
@@ -319,13 +311,12 @@ mod tests {
 
     #[test]
     fn garbage_and_other_json_are_bad_requests_with_a_reason() {
-        let garbage = review_with(b"\x00{not json", patched).unwrap_err();
+        let garbage = answer(b"\x00{not json", patched).unwrap_err();
         assert!(garbage.0.contains("not valid JSON"), "{garbage}");
-        let other = review_with(br#"{"apiVersion":"v1","kind":"ConfigMap","data":{}}"#, patched).unwrap_err();
+        let other = answer(br#"{"apiVersion":"v1","kind":"ConfigMap","data":{}}"#, patched).unwrap_err();
         assert!(other.0.contains("expected apiVersion admission.k8s.io/v1"), "{other}");
-        let no_uid =
-            review_with(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}"#, patched)
-                .unwrap_err();
+        let no_uid = answer(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}"#, patched)
+            .unwrap_err();
         assert!(no_uid.0.contains("missing field `uid`"), "{no_uid}");
     }
 }
