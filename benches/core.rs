@@ -12,8 +12,8 @@ use std::hint::black_box;
 
 use base64::Engine;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kube_once::core::Config;
-use kube_once::server::admission;
+use kube_once_core::Config;
+use kube_once_server::admission;
 use serde_json::{Value, json};
 
 /// One admission, end to end, exactly as `POST /mutate` does it: every
@@ -50,8 +50,9 @@ fn small_deployment() -> Value {
 
 /// The Deployment of the README's example (examples/superset.yaml).
 fn example_deployment() -> Value {
-    let documents = kube_once::preview::parse_documents(include_str!("../examples/superset.yaml")).unwrap_or_default();
-    documents.into_iter().find(kube_once::preview::is_deployment).unwrap_or_default()
+    let documents =
+        kube_once_core::manifest::parse_documents(include_str!("../examples/superset.yaml")).unwrap_or_default();
+    documents.into_iter().find(kube_once_core::manifest::is_deployment).unwrap_or_default()
 }
 
 /// The small Deployment with 5,000 env vars of ~200 bytes: about 1 MB, a

@@ -1,12 +1,6 @@
-//! kube-once: run a Deployment's one-time step exactly once per rollout.
-//!
-//! `core` is pure (no I/O): annotations → plan → desired Deployment → JSON patch.
-//! Everything else is an edge that calls it or runs beside it.
+//! The `kube-once` command line: every subcommand's arguments, turned into
+//! the plain options of the library crates (`kube_once_core`,
+//! `kube_once_server`, and through `kube_once_pod` the lock runner). Public
+//! so tests can parse the chart's arguments with the real parser.
 
-pub mod certs;
-pub mod cli;
-pub mod core;
-pub mod install;
-pub mod lock;
-pub mod preview;
-pub mod server;
+pub mod cmd;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = kube_once::cli::Cli::parse();
-    kube_once::cli::init_logging(cli.log_format);
-    kube_once::cli::run(cli)
+    let cli = kube_once::cmd::Cli::parse();
+    kube_once_pod::cmd::logging::init(&cli.logging);
+    kube_once::cmd::run(cli)
 }

@@ -23,8 +23,8 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use kube_once::cli::{Cli, Command as Subcommand, ServeArgs};
-use kube_once::core::config::Config;
+use kube_once::cmd::{Cli, Command as Subcommand, serve::ServeArgs};
+use kube_once_core::config::Config;
 use support::pss::restricted_violations;
 
 /// Every valid values file, named after tests/fixtures/chart/<case>.yaml.
@@ -455,7 +455,7 @@ fn termination_grace_outlasts_the_server_drain() {
     let serve = serve_args(&objects);
     let pod = &one_of(&objects, "Deployment")["spec"]["template"]["spec"];
     let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("terminationGracePeriodSeconds");
-    assert!(grace > (serve.grace_period + serve.request_timeout).as_secs(), "{grace}s is too short for {serve:?}");
+    assert!(grace > (*serve.grace_period + *serve.request_timeout).as_secs(), "{grace}s is too short for {serve:?}");
 
     let stderr = helm_template(&fixture("invalid/termination-grace-too-short")).expect_err("too short is refused");
     assert!(stderr.contains("server.terminationGracePeriodSeconds (15) must exceed"), "{stderr}");

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use kube_once::core::{self, Config, Mutation, STATUS_ANNOTATION};
+use kube_once_core::{self as core, Config, Mutation, STATUS_ANNOTATION};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -234,7 +234,7 @@ fn the_plan_travels_as_env_after_the_app_env() {
     let m = mutate(&case("config-defaults"), &config);
     let install = m.object.pointer("/spec/template/spec/initContainers/0").unwrap();
     assert_eq!(install["image"], "registry.internal/kube-once:0.1.0");
-    assert_eq!(install["command"], json!(["/kube-once", "install", "/kube-once-bin"]));
+    assert_eq!(install["command"], json!(["/pod/kube-once", "install", "/kube-once-bin"]));
     assert_eq!(
         install["securityContext"],
         json!({"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}, "readOnlyRootFilesystem": true})
@@ -662,8 +662,8 @@ mod preview_cli {
     fn yaml_output_is_every_document_with_deployments_mutated() {
         let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
         assert_eq!(code, 0, "{stderr}");
-        let documents = kube_once::preview::parse_documents(&stdout).unwrap();
-        let input = kube_once::preview::parse_documents(
+        let documents = kube_once_core::manifest::parse_documents(&stdout).unwrap();
+        let input = kube_once_core::manifest::parse_documents(
             &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
         )
         .unwrap();
@@ -680,7 +680,7 @@ mod preview_cli {
         let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
         assert_eq!(code, 0, "{stderr}");
         let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
-        let input = kube_once::preview::parse_documents(
+        let input = kube_once_core::manifest::parse_documents(
             &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
         )
         .unwrap();

@@ -11,9 +11,9 @@ mod support;
 use std::fs;
 use std::time::Duration;
 
-use kube_once::certs::{CertBundle, generate};
-use kube_once::core::annotations::default_key;
-use kube_once::lock::record::{advisory_key, mysql_lock_name};
+use kube_once_core::annotations::default_key;
+use kube_once_lock::record::{advisory_key, mysql_lock_name};
+use kube_once_server::certs::{CertBundle, generate};
 use support::databases::{self, Db, Kind, Scenario, Throwaway, alive, runtime, wait_until};
 
 const APPEND_AND_SLEEP: &[&str] = &["sh", "-c", r#"echo "start $$" >> "$OUT"; sleep 0.5; echo "end $$" >> "$OUT""#];
@@ -454,11 +454,11 @@ fn unknown_scheme_is_a_usage_error() {
 fn install_copies_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let status = std::process::Command::new(databases::BIN).arg("install").arg(dir.path()).status().unwrap();
+        let status = std::process::Command::new(support::pod_binary()).arg("install").arg(dir.path()).status().unwrap();
         assert!(status.success());
     }
     let installed = dir.path().join("kube-once");
-    assert_eq!(fs::read(&installed).unwrap(), fs::read(databases::BIN).unwrap());
+    assert_eq!(fs::read(&installed).unwrap(), fs::read(support::pod_binary()).unwrap());
     let output = std::process::Command::new(&installed).arg("--version").output().unwrap();
     assert!(output.status.success());
 }

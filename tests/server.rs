@@ -15,10 +15,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine;
-use kube_once::certs::{self, CertBundle};
-use kube_once::core::Config;
-use kube_once::server::tls::{self, CertFiles, CertStore};
-use kube_once::server::{self, AppState, BODY_LIMIT, ServerHandle, ServerOptions};
+use kube_once_core::Config;
+use kube_once_server::certs::{self, CertBundle};
+use kube_once_server::tls::{self, CertFiles, CertStore};
+use kube_once_server::{self as server, AppState, BODY_LIMIT, ServerHandle, Timeouts};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
@@ -241,7 +241,7 @@ fn preview_app() -> Router {
 #[tokio::test]
 async fn preview_takes_json_or_yaml_and_answers_patch_object_warnings() {
     let deployment = superset_deployment();
-    let yaml = kube_once::core::render::to_yaml(&deployment).unwrap();
+    let yaml = kube_once_core::render::to_yaml(&deployment).unwrap();
     for body in [serde_json::to_string(&deployment).unwrap(), yaml.clone(), format!("---\n{yaml}---\n")] {
         let (status, text) = call(preview_app(), Method::POST, "/preview", body).await;
         assert_eq!(status, StatusCode::OK, "{text}");
@@ -294,8 +294,8 @@ async fn preview_of_a_refused_deployment_is_422_with_the_message() {
 
 #[tokio::test]
 async fn preview_rejects_what_is_not_one_deployment() {
-    let yaml = kube_once::core::render::to_yaml(&superset_deployment()).unwrap();
-    let configmap = kube_once::core::render::to_yaml(&fixture_json("configmap.json")["request"]["object"]).unwrap();
+    let yaml = kube_once_core::render::to_yaml(&superset_deployment()).unwrap();
+    let configmap = kube_once_core::render::to_yaml(&fixture_json("configmap.json")["request"]["object"]).unwrap();
     let cases = [
         (configmap, "no apps/v1 Deployment in the body (1 document(s))".to_owned()),
         (format!("{yaml}---\n{yaml}"), "2 Deployments in the body".to_owned()),
@@ -367,7 +367,7 @@ struct TestServer {
 }
 
 impl TestServer {
-    async fn start(options: ServerOptions) -> Self {
+    async fn start(options: Timeouts) -> Self {
         let bundle = bundle();
         let store = Arc::new(CertStore::from_bundle(&bundle).unwrap());
         let admission = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -390,7 +390,7 @@ impl TestServer {
 
 #[tokio::test]
 async fn admission_reviews_over_tls_verified_against_the_service_name() {
-    let server = TestServer::start(ServerOptions::default()).await;
+    let server = TestServer::start(Timeouts::default()).await;
     for name in FIXTURES {
         let (status, body) = server.post("/mutate", fixture(name)).await;
         let response = assert_answers(name, status, &body);
@@ -421,9 +421,9 @@ async fn admission_reviews_over_tls_verified_against_the_service_name() {
 
 #[tokio::test]
 async fn preview_listener_is_plain_http() {
-    let server = TestServer::start(ServerOptions::default()).await;
+    let server = TestServer::start(Timeouts::default()).await;
     let preview_addr = server.handle.preview_addr().unwrap();
-    let yaml = kube_once::core::render::to_yaml(&superset_deployment()).unwrap();
+    let yaml = kube_once_core::render::to_yaml(&superset_deployment()).unwrap();
     let response =
         http_client().post(format!("http://{preview_addr}/preview?format=yaml")).body(yaml).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -441,7 +441,7 @@ fn review_of_size(len: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn body_limit_is_7_mib() {
-    let server = TestServer::start(ServerOptions::default()).await;
+    let server = TestServer::start(Timeouts::default()).await;
     let (status, body) = server.post("/mutate", review_of_size(BODY_LIMIT)).await;
     let response = assert_answers("create.json", status, &body);
     assert_eq!(response["allowed"], true);
@@ -456,7 +456,7 @@ async fn body_limit_is_7_mib() {
 
 #[tokio::test]
 async fn one_megabyte_deployment_is_answered() {
-    let server = TestServer::start(ServerOptions::default()).await;
+    let server = TestServer::start(Timeouts::default()).await;
     let mut review = fixture_json("create.json");
     let env = review["request"]["object"]["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut().unwrap();
     for i in 0..8000 {
@@ -480,8 +480,7 @@ async fn one_megabyte_deployment_is_answered() {
 
 #[tokio::test]
 async fn readyz_fails_at_once_after_shutdown_while_requests_are_still_served() {
-    let server =
-        TestServer::start(ServerOptions { grace_period: Duration::from_secs(600), ..Default::default() }).await;
+    let server = TestServer::start(Timeouts { grace_period: Duration::from_secs(600), ..Default::default() }).await;
     let response = server.client.get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
@@ -496,7 +495,7 @@ async fn readyz_fails_at_once_after_shutdown_while_requests_are_still_served() {
 
 #[tokio::test]
 async fn after_the_grace_period_the_server_drains_and_stops() {
-    let server = TestServer::start(ServerOptions { grace_period: Duration::ZERO, ..Default::default() }).await;
+    let server = TestServer::start(Timeouts { grace_period: Duration::ZERO, ..Default::default() }).await;
     let response = server.client.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let addr = server.handle.admission_addr();
@@ -531,7 +530,7 @@ async fn rotated_certificate_files_are_served_without_restart() {
     tokio::spawn(tls::watch_files(store.clone(), files.clone(), Duration::from_millis(20)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle =
-        server::serve_on(listener, None, AppState::new(Config::default()), store, ServerOptions::default()).unwrap();
+        server::serve_on(listener, None, AppState::new(Config::default()), store, Timeouts::default()).unwrap();
     let addr = handle.admission_addr();
     // During the rotation both CAs are in the caBundle, as they would be in a cluster.
     let cas = [old.ca_pem.as_str(), new.ca_pem.as_str()];

@@ -15,12 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use kube_once::certs::CertBundle;
-use kube_once::certs::kube::{SelfManaged, start};
-use kube_once::certs::self_managed::{Policy, pem_certificates};
-use kube_once::cli::TlsArgs;
-use kube_once::server;
-use kube_once::server::tls::CertStore;
+use kube_once_server as server;
+use kube_once_server::certs::CertBundle;
+use kube_once_server::certs::kube::{SelfManaged, SelfManagedConfig, start};
+use kube_once_server::certs::self_managed::{Policy, pem_certificates};
+use kube_once_server::tls::CertStore;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -271,26 +270,23 @@ impl ApiServer {
     }
 }
 
-fn tls_args(poll: Duration) -> TlsArgs {
-    TlsArgs {
-        tls_cert_file: None,
-        tls_key_file: None,
-        cert_poll_interval: poll,
-        self_managed: true,
-        tls_secret: SECRET.into(),
+fn self_managed_config(poll: Duration) -> SelfManagedConfig {
+    SelfManagedConfig {
+        poll_interval: poll,
+        secret: SECRET.into(),
         webhook_configuration: WEBHOOK_CONFIGURATION.into(),
         service: "kube-once".into(),
         namespace: NAMESPACE.into(),
         // Short enough that a renewal driven by the test clock stays within the
         // certificates' backdating, so real TLS handshakes keep working.
-        cert_validity: 2 * HOUR,
-        cert_renew_before: 2 * HOUR - MINUTE,
+        validity: 2 * HOUR,
+        renew_before: 2 * HOUR - MINUTE,
     }
 }
 
 fn policy() -> Policy {
     Policy {
-        names: kube_once::certs::service_dns_names("kube-once", NAMESPACE),
+        names: kube_once_server::certs::service_dns_names("kube-once", NAMESPACE),
         validity: 2 * HOUR,
         renew_before: 2 * HOUR - MINUTE,
         switch_delay: MINUTE,
@@ -335,8 +331,8 @@ impl Webhook {
     async fn start(bundle: &CertBundle) -> Webhook {
         let store = Arc::new(CertStore::from_bundle(bundle).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let state = server::AppState::new(kube_once::core::Config::default());
-        let handle = server::serve_on(listener, None, state, store.clone(), server::ServerOptions::default()).unwrap();
+        let state = server::AppState::new(kube_once_core::Config::default());
+        let handle = server::serve_on(listener, None, state, store.clone(), server::Timeouts::default()).unwrap();
         Webhook { address: handle.admission_addr(), store, _handle: handle }
     }
 
@@ -390,7 +386,7 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_starting_at_once_end_with_one_secret_and_one_ca_bundle() {
     let api = ApiServer::start(3).await;
-    let args = tls_args(HOUR);
+    let args = self_managed_config(HOUR);
     let (a, b, c) = tokio::join!(
         start(&args, api.client.clone()),
         start(&args, api.client.clone()),
@@ -493,7 +489,7 @@ fn ca1_pem(first: &CertBundle) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_replica_picks_up_the_renewed_certificate_without_restart() {
     let api = ApiServer::start(0).await;
-    let args = tls_args(Duration::from_millis(50));
+    let args = self_managed_config(Duration::from_millis(50));
     let (first, keep_current) = start(&args, api.client.clone()).await.unwrap();
     let served: Arc<Mutex<Vec<CertBundle>>> = Arc::default();
     let sink = served.clone();
@@ -537,7 +533,7 @@ async fn a_stale_update_is_re_read_and_re_planned() {
 async fn missing_rbac_is_reported_with_the_rule_to_grant() {
     let api = ApiServer::start(0).await;
     api.fake.forbid_configuration.store(true, Ordering::SeqCst);
-    let Err(error) = start(&tls_args(HOUR), api.client.clone()).await else {
+    let Err(error) = start(&self_managed_config(HOUR), api.client.clone()).await else {
         panic!("start succeeded without access to the webhook configuration")
     };
     let message = format!("{error:#}");

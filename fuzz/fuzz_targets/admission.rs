@@ -2,8 +2,8 @@
 //! an AdmissionReview (echoing the uid) or a 400 reason, and never panics.
 #![no_main]
 
-use kube_once::core::Config;
-use kube_once::server::admission;
+use kube_once_core::Config;
+use kube_once_server::admission;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

@@ -4,7 +4,7 @@
 //! admitting the mutated object again yields an empty patch.
 #![no_main]
 
-use kube_once::core::{self, Config, PREFIX};
+use kube_once_core::{self as core, Config, PREFIX};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
 

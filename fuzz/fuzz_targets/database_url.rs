@@ -3,8 +3,8 @@
 //! or refused with a reason, never a panic.
 #![no_main]
 
-use kube_once::core::annotations::check_database_url;
-use kube_once::lock::url;
+use kube_once_core::annotations::check_database_url;
+use kube_once_lock::url;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -3,8 +3,8 @@
 //! renderings preview prints; nothing may panic.
 #![no_main]
 
-use kube_once::core::{self, Config, render};
-use kube_once::preview::{is_deployment, parse_documents};
+use kube_once_core::{self as core, Config, render};
+use kube_once_core::manifest::{is_deployment, parse_documents};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -81,7 +81,7 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result
         install["image"]
     );
     ensure!(
-        install["command"] == json!(["/kube-once", "install", "/kube-once-bin"]),
+        install["command"] == json!(["/pod/kube-once", "install", "/kube-once-bin"]),
         "{INSTALL} command: {}",
         install["command"]
     );

@@ -18,6 +18,11 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kube-once"))
 }
 
+/// The pod binary, beside `kube-once` (see tests/support/mod.rs).
+pub fn pod_binary() -> PathBuf {
+    binary().with_file_name("kube-once-pod")
+}
+
 pub struct CertFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,

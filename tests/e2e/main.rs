@@ -389,11 +389,13 @@ async fn run_rollouts(
     Ok(app.runs())
 }
 
-/// The tools image: the real binary at `/kube-once`, its ENTRYPOINT.
+/// The tools image: the real server binary at `/kube-once`, its ENTRYPOINT,
+/// and the pod binary at `/pod/kube-once`, which `kube-once-install` copies.
 fn tools_image_stand_in() -> Image {
     Image {
         entrypoint: vec!["/kube-once".to_owned()],
-        files: [("/kube-once".to_owned(), install::binary())].into(),
+        files: [("/kube-once".to_owned(), install::binary()), ("/pod/kube-once".to_owned(), install::pod_binary())]
+            .into(),
         ..Image::default()
     }
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_kube-once");
 /// Generous: the machine running the suite may be slow and busy.
 pub const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -156,7 +155,7 @@ impl Scenario {
     /// `kube-once lock` with this scenario's lock name and record table,
     /// JSON logs, and `KUBE_ONCE_*` from the test environment cleared.
     pub fn lock(&self, args: &[&str], command: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(super::pod_binary());
         for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("KUBE_ONCE_")) {
             cmd.env_remove(var);
         }
@@ -297,7 +296,7 @@ impl Throwaway {
 
     /// A PostgreSQL serving `certs` that rejects TCP connections without TLS,
     /// so a connection that succeeds proves TLS was used.
-    pub fn start_postgres_tls_only(port: u16, certs: &kube_once::certs::CertBundle) -> Throwaway {
+    pub fn start_postgres_tls_only(port: u16, certs: &kube_once_server::certs::CertBundle) -> Throwaway {
         let dir = tempfile::tempdir().expect("temp dir");
         let cert = dir.path().join("tls.crt");
         let key = dir.path().join("tls.key");

@@ -13,7 +13,7 @@ use mysql_async::{Conn, OptsBuilder, SslOpts};
 
 use super::url::{Host, Server, TlsMode};
 use super::{Backend, Settings};
-use crate::lock::record::{DoneRecord, mysql_lock_name};
+use crate::record::{DoneRecord, mysql_lock_name};
 
 pub struct MySql {
     lock: Conn,

@@ -102,6 +102,20 @@ impl Record {
     }
 }
 
+impl std::str::FromStr for Record {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Record::parse(text)
+    }
+}
+
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A named preset, resolved from the config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preemptible {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::core::render;
+use kube_once_core::render;
 
 #[derive(Debug, Deserialize)]
 pub struct PreviewQuery {
@@ -43,7 +43,7 @@ pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQu
         Ok(deployment) => deployment,
         Err(reason) => return bad_request(reason),
     };
-    let mutation = match crate::core::mutate(&deployment, None, state.config()) {
+    let mutation = match kube_once_core::mutate(&deployment, None, state.config()) {
         Ok(mutation) => mutation,
         Err(refusal) => {
             return text(StatusCode::UNPROCESSABLE_ENTITY, "text/plain; charset=utf-8", refusal.to_string() + "\n");
@@ -60,7 +60,7 @@ pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQu
         },
         Format::Diff => match (render::to_yaml(&deployment), render::to_yaml(&mutation.object)) {
             (Ok(before), Ok(after)) => {
-                let name = format!("deployment/{}", crate::core::describe(&deployment));
+                let name = format!("deployment/{}", kube_once_core::manifest::describe(&deployment));
                 let diff = render::unified_diff(&name, &before, &after);
                 text(StatusCode::OK, "text/x-diff; charset=utf-8", diff)
             }
@@ -74,9 +74,9 @@ pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQu
 /// file) are ignored, so a whole manifest file can be posted.
 fn parse_deployment(body: &[u8]) -> Result<Value, String> {
     let text = std::str::from_utf8(body).map_err(|error| format!("the body is not UTF-8 text: {error}"))?;
-    let documents = crate::preview::parse_documents(text).map_err(|error| format!("{error:#}"))?;
+    let documents = kube_once_core::manifest::parse_documents(text).map_err(|error| format!("{error:#}"))?;
     let count = documents.len();
-    let mut deployments = documents.into_iter().filter(crate::preview::is_deployment);
+    let mut deployments = documents.into_iter().filter(kube_once_core::manifest::is_deployment);
     match (deployments.next(), deployments.next()) {
         (Some(deployment), None) => Ok(deployment),
         (None, _) => {

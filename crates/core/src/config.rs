@@ -49,9 +49,16 @@ pub struct Defaults {
     pub record: Record,
 }
 
+impl Defaults {
+    /// How long a pod waits for the lock, unless the file or `kube-once.io/timeout` says otherwise.
+    pub const TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    /// The lock name, unless the file or `kube-once.io/lock-name` says otherwise.
+    pub const LOCK_NAME: &str = "kube-once";
+}
+
 impl Default for Defaults {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(15 * 60), lock_name: "kube-once".to_owned(), record: Record::Table }
+        Self { timeout: Self::TIMEOUT, lock_name: Self::LOCK_NAME.to_owned(), record: Record::Table }
     }
 }
 

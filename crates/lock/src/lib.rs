@@ -1,4 +1,5 @@
 //! `kube-once lock`: run the command once per key under a database lock.
+//! Lean on purpose: this crate is what the pod binary is built from.
 //!
 //! The protocol (README, "The lock protocol"):
 //! 1. connect, retrying with capped exponential backoff (exit 69 after `connect-timeout`);
@@ -14,6 +15,7 @@
 
 mod backoff;
 mod child;
+pub mod install;
 mod mysql;
 mod postgres;
 pub mod record;
@@ -29,9 +31,9 @@ use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
-use crate::cli::{LockArgs, RecordMode};
-use crate::core::env;
 use backoff::{Backoff, jitter};
+use kube_once_core::Record;
+use kube_once_core::env;
 use record::DoneRecord;
 use url::Target;
 
@@ -79,6 +81,67 @@ pub(crate) trait Backend {
     fn poll_pause(&self) -> Duration;
 }
 
+/// Defaults of [`Options`]; the command line shows them in `--help`. Those
+/// the webhook also applies come from the core, so both sides agree.
+pub mod defaults {
+    use std::time::Duration;
+
+    use kube_once_core::config::Defaults;
+
+    pub const DATABASE_URL_ENV: &str = kube_once_core::annotations::DEFAULT_DATABASE_URL_ENV;
+    pub const LOCK_NAME: &str = Defaults::LOCK_NAME;
+    pub const RECORD_TABLE: &str = "kube_once_runs";
+    pub const TIMEOUT: Duration = Defaults::TIMEOUT;
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+}
+
+/// What `lock` is asked to do, as plain values; [`plan`] reads the
+/// environment it names.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Name of the env var holding the database URL.
+    pub database_url_env: String,
+    /// Name of an env var holding a direct URL used only for the lock (PgBouncer).
+    pub lock_url_env: Option<String>,
+    pub lock_name: String,
+    /// What counts as "already done"; `None` or empty: the default key.
+    pub key: Option<String>,
+    pub record: Record,
+    pub record_table: String,
+    /// How long to wait for the lock (exit 75 after).
+    pub timeout: Duration,
+    /// How long to wait for the database to accept connections (exit 69 after).
+    pub connect_timeout: Duration,
+    /// Image the command comes from (recorded, and part of the default key).
+    pub image: String,
+    pub namespace: String,
+    pub deployment: String,
+    pub pod: String,
+    /// The one-time command, run without a shell.
+    pub command: Vec<String>,
+}
+
+impl Options {
+    /// The defaults for `command`.
+    pub fn new(command: Vec<String>) -> Self {
+        Options {
+            database_url_env: defaults::DATABASE_URL_ENV.to_owned(),
+            lock_url_env: None,
+            lock_name: defaults::LOCK_NAME.to_owned(),
+            key: None,
+            record: Record::Table,
+            record_table: defaults::RECORD_TABLE.to_owned(),
+            timeout: defaults::TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            image: String::new(),
+            namespace: String::new(),
+            deployment: String::new(),
+            pod: String::new(),
+            command,
+        }
+    }
+}
+
 /// Everything `lock` needs, read and checked before any connection is made.
 #[derive(Debug)]
 pub struct Plan {
@@ -111,7 +174,7 @@ pub enum UsageError {
 }
 
 /// Builds the plan from the arguments and the environment (`lookup` reads an env var).
-pub fn plan(args: &LockArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<Plan, UsageError> {
+pub fn plan(args: &Options, lookup: impl Fn(&str) -> Option<String>) -> Result<Plan, UsageError> {
     let read = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
     let parse = |var: &str, text: String| {
         url::parse(text.trim()).map_err(|source| UsageError::BadUrl { var: var.to_string(), source })
@@ -129,17 +192,17 @@ pub fn plan(args: &LockArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<
         return Err(UsageError::MixedBackends { lock: lock.backend_name(), database: target.backend_name() });
     }
     let table = match args.record {
-        RecordMode::Table => {
+        Record::Table => {
             record::validate_table_name(&args.record_table)?;
             Some(args.record_table.clone())
         }
-        RecordMode::None => None,
+        Record::None => None,
     };
     let key = args
         .key
         .clone()
         .filter(|key| !key.is_empty())
-        .unwrap_or_else(|| crate::core::annotations::default_key(&args.image, &args.command));
+        .unwrap_or_else(|| kube_once_core::annotations::default_key(&args.image, &args.command));
     Ok(Plan {
         target,
         lock_target,
@@ -157,7 +220,7 @@ pub fn plan(args: &LockArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<
     })
 }
 
-pub async fn run(args: LockArgs) -> ExitCode {
+pub async fn run(args: Options) -> ExitCode {
     let plan = match plan(&args, |var| std::env::var(var).ok()) {
         Ok(plan) => plan,
         Err(problem) => {
@@ -438,21 +501,9 @@ async fn supervise<B: Backend>(backend: &mut B, command: &[String]) -> Supervise
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        args: LockArgs,
-    }
-
-    fn args(extra: &[&str]) -> LockArgs {
-        let mut argv = vec!["lock"];
-        argv.extend_from_slice(extra);
-        match Wrapper::try_parse_from(argv) {
-            Ok(wrapper) => wrapper.args,
-            Err(error) => unreachable!("{error}"),
-        }
+    fn options(command: &[&str]) -> Options {
+        Options::new(command.iter().map(|word| word.to_string()).collect())
     }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
@@ -461,13 +512,13 @@ mod tests {
 
     #[test]
     fn plan_reads_the_named_env_var() {
-        let args = args(&["--image", "app:1", "--", "flask", "db", "upgrade"]);
-        let plan = plan(&args, env(&[("DATABASE_URL", "postgresql+psycopg2://u:p@db/app")]));
+        let options = Options { image: "app:1".into(), ..options(&["flask", "db", "upgrade"]) };
+        let plan = plan(&options, env(&[("DATABASE_URL", "postgresql+psycopg2://u:p@db/app")]));
         let Ok(plan) = plan else { unreachable!("{plan:?}") };
         assert!(matches!(plan.target, Target::Postgres(_)));
         assert_eq!(
             plan.key,
-            crate::core::annotations::default_key("app:1", &["flask".into(), "db".into(), "upgrade".into()])
+            kube_once_core::annotations::default_key("app:1", &["flask".into(), "db".into(), "upgrade".into()])
         );
         assert_eq!(plan.settings.table.as_deref(), Some("kube_once_runs"));
         assert_eq!(plan.settings.application_name, "kube-once");
@@ -475,19 +526,22 @@ mod tests {
 
     #[test]
     fn usage_errors() {
-        let no_url = plan(&args(&["--", "true"]), env(&[]));
+        let no_url = plan(&options(&["true"]), env(&[]));
         assert!(matches!(no_url, Err(UsageError::NoDatabaseUrl(ref var)) if var == "DATABASE_URL"));
-        let bad = plan(&args(&["--", "true"]), env(&[("DATABASE_URL", "redis://x")]));
+        let bad = plan(&options(&["true"]), env(&[("DATABASE_URL", "redis://x")]));
         assert!(matches!(bad, Err(UsageError::BadUrl { .. })));
         let mixed = plan(
-            &args(&["--lock-url-env", "DIRECT", "--", "true"]),
+            &Options { lock_url_env: Some("DIRECT".into()), ..options(&["true"]) },
             env(&[("DATABASE_URL", "postgresql://h/d"), ("DIRECT", "mysql://h/d")]),
         );
         assert!(matches!(mixed, Err(UsageError::MixedBackends { .. })));
-        let table = plan(&args(&["--record-table", "x;y", "--", "true"]), env(&[("DATABASE_URL", "sqlite:///a.db")]));
+        let table = plan(
+            &Options { record_table: "x;y".into(), ..options(&["true"]) },
+            env(&[("DATABASE_URL", "sqlite:///a.db")]),
+        );
         assert!(matches!(table, Err(UsageError::BadTable(_))));
         let none = plan(
-            &args(&["--record", "none", "--record-table", "x;y", "--", "true"]),
+            &Options { record: Record::None, record_table: "x;y".into(), ..options(&["true"]) },
             env(&[("DATABASE_URL", "sqlite:///a.db")]),
         );
         assert!(matches!(none, Ok(Plan { settings: Settings { table: None, .. }, .. })));
@@ -495,7 +549,8 @@ mod tests {
 
     #[test]
     fn explicit_key_wins() {
-        let plan = plan(&args(&["--key", "v42", "--", "true"]), env(&[("DATABASE_URL", "mysql://h/d")]));
+        let plan =
+            plan(&Options { key: Some("v42".into()), ..options(&["true"]) }, env(&[("DATABASE_URL", "mysql://h/d")]));
         assert!(matches!(plan, Ok(Plan { ref key, .. }) if key == "v42"));
     }
 }

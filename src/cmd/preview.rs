@@ -6,15 +6,53 @@
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
-use serde::Deserialize;
+use clap::{Args, ValueEnum};
+use kube_once_core::manifest::{self, is_deployment, parse_documents};
+use kube_once_core::{self as core, Mutation, render};
 use serde_json::Value;
 
-use crate::cli::{Color, PreviewArgs, PreviewOutput};
-use crate::core::{self, Config, Mutation, render};
+use super::ConfigArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PreviewOutput {
+    /// The RFC 6902 JSON patch per Deployment.
+    Patch,
+    /// The mutated objects, ready to commit.
+    Yaml,
+    /// A unified diff of each object.
+    Diff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Deployment manifests, YAML or JSON, one or many documents; `-` reads stdin.
+    #[arg(short = 'f', long = "filename", default_value = "-")]
+    pub file: PathBuf,
+
+    /// What to print.
+    #[arg(short, long, value_enum, default_value_t = PreviewOutput::Patch)]
+    pub output: PreviewOutput,
+
+    /// Colour the diff.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
 
 pub fn run(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(args.config.config.as_deref())?;
+    let config = args.config.load()?;
     let text = read_input(&args.file)?;
     let documents = parse_documents(&text).with_context(|| format!("cannot parse {}", args.file.display()))?;
 
@@ -29,7 +67,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
             }
             Some(Ok(mutation)) => {
                 for warning in &mutation.warnings {
-                    eprintln!("warning: Deployment {}: {warning}", core::describe(document));
+                    eprintln!("warning: Deployment {}: {warning}", manifest::describe(document));
                 }
             }
             None => {}
@@ -52,13 +90,6 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The config file, or the built-in defaults without one.
-pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    let Some(path) = path else { return Ok(Config::default()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-    Config::from_yaml(&text).with_context(|| format!("in config file {}", path.display()))
-}
-
 fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
@@ -67,30 +98,6 @@ fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     }
-}
-
-/// Every document of a YAML stream (JSON is YAML too); empty documents are
-/// skipped and the items of a `kind: List` are taken one by one.
-pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
-    let mut documents = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value =
-            Value::deserialize(document).with_context(|| format!("document {} is not valid YAML", index + 1))?;
-        match value {
-            Value::Null => {}
-            Value::Object(ref object) if object.get("kind").and_then(Value::as_str) == Some("List") => {
-                documents.extend(object.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
-            }
-            value => documents.push(value),
-        }
-    }
-    Ok(documents)
-}
-
-/// Whether the webhook would look at this object (apps/v1 Deployments).
-pub fn is_deployment(object: &Value) -> bool {
-    object.get("kind").and_then(Value::as_str) == Some("Deployment")
-        && object.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("apps/"))
 }
 
 fn render_output<'a>(
@@ -120,7 +127,7 @@ fn render_output<'a>(
                 if let Some(mutation) = mutation {
                     let before = render::to_yaml(document).context("cannot print YAML")?;
                     let after = render::to_yaml(&mutation.object).context("cannot print YAML")?;
-                    let name = format!("deployment/{}", core::describe(document));
+                    let name = format!("deployment/{}", manifest::describe(document));
                     let diff = render::unified_diff(&name, &before, &after);
                     out.push_str(&if color { colorize(&diff) } else { diff });
                 }

@@ -8,6 +8,7 @@ pub mod annotations;
 pub mod config;
 pub mod env;
 pub mod inject;
+pub mod manifest;
 pub mod patch;
 pub mod presets;
 pub mod render;
@@ -15,6 +16,7 @@ pub mod status;
 
 pub use annotations::{Plan, Record};
 pub use config::{Config, ConfigError};
+pub use manifest::describe;
 
 use serde_json::Value;
 
@@ -195,18 +197,4 @@ fn warnings(plan: &Plan, template: &Value, first_enabled: bool) -> Vec<String> {
         );
     }
     warnings
-}
-
-/// `namespace/name` of a Deployment for messages (`name` alone when the
-/// manifest has no namespace yet).
-pub fn describe(deployment: &Value) -> String {
-    let text = |pointer: &str| deployment.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let name = text("/metadata/name")
-        .map(str::to_owned)
-        .or_else(|| text("/metadata/generateName").map(|prefix| format!("{prefix}*")))
-        .unwrap_or_else(|| "(unnamed)".to_owned());
-    match text("/metadata/namespace") {
-        Some(namespace) => format!("{namespace}/{name}"),
-        None => name,
-    }
 }

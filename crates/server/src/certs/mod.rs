@@ -15,8 +15,6 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::cli::CertsArgs;
-
 /// PEM material: what a Secret of type kubernetes.io/tls holds.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CertBundle {
@@ -90,22 +88,13 @@ fn distinguished_name(common_name: &str) -> DistinguishedName {
 
 /// `kube-once certs`: write ca.crt, tls.crt and tls.key into --out-dir, print
 /// the caBundle (base64 of ca.crt) on stdout and where the files went on stderr.
-pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
-    let mut names = service_dns_names(&args.service, &args.namespace);
-    names.extend(args.extra_sans.iter().filter(|san| !names.contains(san)).cloned().collect::<Vec<_>>());
-    let bundle = generate(&names, args.validity)?;
-
-    let dir = &args.out_dir;
+/// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`, which is
+/// created when missing (`kube-once certs`).
+pub fn write_bundle(bundle: &CertBundle, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;
     write_file(&dir.join("ca.crt"), &bundle.ca_pem, 0o644)?;
     write_file(&dir.join("tls.crt"), &bundle.cert_pem, 0o644)?;
-    write_file(&dir.join("tls.key"), &bundle.key_pem, 0o600)?;
-
-    eprintln!("kube-once: wrote ca.crt, tls.crt and tls.key (0600) into {} for {}", dir.display(), names.join(", "));
-    eprintln!("kube-once: the caBundle (base64 of ca.crt) follows on stdout");
-    let ca_bundle = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bundle.ca_pem);
-    writeln!(std::io::stdout(), "{ca_bundle}").context("cannot write the caBundle to stdout")?;
-    Ok(())
+    write_file(&dir.join("tls.key"), &bundle.key_pem, 0o600)
 }
 
 /// Write `contents` with `mode`, replacing any earlier file (and its mode).

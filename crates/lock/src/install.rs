@@ -11,15 +11,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::cli::InstallArgs;
-
+/// The name the copy gets in the pod: the injected `kube-once-run` runs
+/// `/kube-once-bin/kube-once lock -- ...`, whatever the source was called.
 pub const BINARY_NAME: &str = "kube-once";
 
-pub fn run(args: &InstallArgs) -> Result<()> {
+/// Copies the running executable into `dir`.
+pub fn install_self(dir: &Path) -> Result<PathBuf> {
     let source = std::env::current_exe().context("cannot find the running executable (/proc/self/exe)")?;
-    let target = install(&source, &args.dir)?;
-    eprintln!("kube-once: installed {}", target.display());
-    Ok(())
+    install(&source, dir)
 }
 
 /// Copies `source` to `dir/kube-once` with mode 0555, atomically.

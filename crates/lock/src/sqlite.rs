@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow};
 use rusqlite::{Connection, ErrorCode};
 
 use super::{Backend, Settings};
-use crate::lock::record::DoneRecord;
+use crate::record::DoneRecord;
 
 pub struct Sqlite {
     lock: Arc<Mutex<Connection>>,

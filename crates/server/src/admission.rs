@@ -19,7 +19,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::{Changes, Refusal};
+use kube_once_core::{Changes, Refusal};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -139,8 +139,8 @@ struct GroupVersionKind {
 }
 
 /// Answer the AdmissionReview in `body`, mutating Deployments with the core.
-pub fn review(body: &[u8], config: &crate::core::Config) -> Result<Reviewed, BadRequest> {
-    answer(body, |object, old_object| crate::core::changes(object, old_object, config))
+pub fn review(body: &[u8], config: &kube_once_core::Config) -> Result<Reviewed, BadRequest> {
+    answer(body, |object, old_object| kube_once_core::changes(object, old_object, config))
 }
 
 fn answer(

@@ -6,16 +6,20 @@
 //! - [`serve_on`]: serve them on listeners the caller bound (an ephemeral port
 //!   in tests), returning a [`ServerHandle`] with the addresses and the
 //!   shutdown trigger.
-//! - [`run`]: the subcommand: configuration, certificate source, signals.
+//! - [`run`]: the subcommand from plain [`Options`]: certificate source,
+//!   listeners, signals.
+//!
+//! [`certs`] makes certificates and keeps the self-managed ones current.
 
 pub mod admission;
+pub mod certs;
 pub mod metrics;
 mod preview;
 pub mod shutdown;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,8 +44,7 @@ use self::admission::Outcome;
 use self::metrics::Metrics;
 use self::shutdown::{Flag, Readiness};
 use self::tls::{CertFiles, CertStore};
-use crate::cli::{ServeArgs, TlsArgs};
-use crate::core::Config;
+use kube_once_core::Config;
 
 /// Largest request body: an AdmissionReview holds object and oldObject, each
 /// up to the API server's 3 MiB, plus the envelope. Larger bodies get 413.
@@ -166,8 +169,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Timeouts of [`serve_on`] (see `kube-once serve --help`).
-#[derive(Debug, Clone, Copy)]
-pub struct ServerOptions {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
     /// Closes connections that do not send complete request headers in time:
     /// also bounds the TLS handshake and idle keep-alive connections.
     pub header_read_timeout: Duration,
@@ -177,25 +180,47 @@ pub struct ServerOptions {
     pub grace_period: Duration,
 }
 
-impl ServerOptions {
-    pub fn from_args(args: &ServeArgs) -> Self {
-        Self {
-            header_read_timeout: args.header_read_timeout,
-            request_timeout: args.request_timeout,
-            grace_period: args.grace_period,
-        }
+impl Timeouts {
+    /// The defaults, which the command line shows in `--help`. The header-read
+    /// (idle) timeout stays above the API server's 90 s idle-connection
+    /// timeout, so the API server closes idle connections first and never
+    /// sends a request into one being closed (kubernetes/kubernetes#127335).
+    pub const DEFAULT: Timeouts = Timeouts {
+        header_read_timeout: Duration::from_secs(120),
+        request_timeout: Duration::from_secs(10),
+        grace_period: Duration::from_secs(10),
+    };
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self::DEFAULT
     }
 }
 
-impl Default for ServerOptions {
-    /// The CLI defaults.
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(120),
-            request_timeout: Duration::from_secs(10),
-            grace_period: Duration::from_secs(10),
-        }
-    }
+/// Everything `serve` needs, as plain values.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The HTTPS admission listener (what the Service points at).
+    pub listen: SocketAddr,
+    /// The plain-HTTP `/preview` listener.
+    pub preview_listen: SocketAddr,
+    pub config: Config,
+    pub certs: CertSource,
+    pub timeouts: Timeouts,
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// PEM files, re-read when their content changes.
+    Files { cert: PathBuf, key: PathBuf, poll_interval: Duration },
+    /// A CA and serving certificate kept by kube-once in a Secret, with the
+    /// caBundle of its webhook configuration kept current.
+    SelfManaged(certs::kube::SelfManagedConfig),
+    /// A self-signed certificate made at start and kept in memory; its CA
+    /// bundle is logged, so a newcomer can run the server with no set-up.
+    InMemory { names: Vec<String>, validity: Duration },
 }
 
 /// A running server (see [`serve_on`]).
@@ -249,7 +274,7 @@ pub fn serve_on(
     preview: Option<TcpListener>,
     state: AppState,
     certs: Arc<CertStore>,
-    options: ServerOptions,
+    timeouts: Timeouts,
 ) -> anyhow::Result<ServerHandle> {
     let admission_addr = admission.local_addr().context("the admission listener has no local address")?;
     let preview_addr = match &preview {
@@ -258,14 +283,14 @@ pub fn serve_on(
     };
     let tls = TlsAcceptor::from(Arc::new(tls::server_config(certs)?));
     let timeout =
-        tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, options.request_timeout);
+        tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeouts.request_timeout);
     let stop_accepting = Flag::default();
 
     let mut listeners = vec![tokio::spawn(accept_loop(
         admission,
         Some(tls),
         router(state.clone()).layer(timeout),
-        options,
+        timeouts,
         stop_accepting.clone(),
     ))];
     if let Some(preview) = preview {
@@ -273,7 +298,7 @@ pub fn serve_on(
             preview,
             None,
             preview_router(state.clone()).layer(timeout),
-            options,
+            timeouts,
             stop_accepting.clone(),
         )));
     }
@@ -284,10 +309,10 @@ pub fn serve_on(
         async move {
             requested.await;
             tracing::info!(
-                grace_period = %humantime::format_duration(options.grace_period),
+                grace_period = %humantime::format_duration(timeouts.grace_period),
                 "shutting down: /readyz fails from now on; requests are still served during the grace period"
             );
-            tokio::time::sleep(options.grace_period).await;
+            tokio::time::sleep(timeouts.grace_period).await;
             tracing::info!("grace period over: no new connections; finishing requests in flight");
             stop_accepting.raise();
             for listener in listeners {
@@ -307,7 +332,7 @@ pub fn serve_on(
 /// and idle ones are closed by the header-read timeout. Closing them from
 /// here instead would cut off requests already sent on a fresh connection
 /// that the server has not read yet: the client would see a reset.
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router, options: ServerOptions, stop: Flag) {
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router, timeouts: Timeouts, stop: Flag) {
     let mut connections = JoinSet::new();
     let mut stopped = pin!(stop.raised());
     loop {
@@ -315,7 +340,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Route
             () = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, tls.clone(), app.clone(), options));
+                    connections.spawn(serve_connection(stream, tls.clone(), app.clone(), timeouts));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -328,7 +353,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Route
     }
     drop(listener);
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(options.request_timeout, drain).await.is_err() {
+    if tokio::time::timeout(timeouts.request_timeout, drain).await.is_err() {
         tracing::warn!(open = connections.len(), "connections still open after the drain timeout; closing them");
     }
 }
@@ -336,18 +361,18 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Route
 /// Longest a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, app: Router, options: ServerOptions) {
+async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, app: Router, timeouts: Timeouts) {
     // Small request/response exchanges: don't let Nagle delay the answer.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
     let Some(acceptor) = tls else {
-        return serve_http(stream, app, options).await;
+        return serve_http(stream, app, timeouts).await;
     };
     // A handshake is one round trip: it gets its own short bound, not the idle-length header timeout.
-    let handshake_timeout = options.header_read_timeout.min(TLS_HANDSHAKE_TIMEOUT);
+    let handshake_timeout = timeouts.header_read_timeout.min(TLS_HANDSHAKE_TIMEOUT);
     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(stream, app, options).await,
+        Ok(Ok(stream)) => serve_http(stream, app, timeouts).await,
         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
@@ -355,35 +380,33 @@ async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, app: Rout
 
 /// HTTP/1.1 with keep-alive on one connection, until the client closes it,
 /// a response says `Connection: close`, or the header-read timeout passes.
-async fn serve_http<I>(io: I, app: Router, options: ServerOptions)
+async fn serve_http<I>(io: I, app: Router, timeouts: Timeouts)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| app.clone().oneshot(request));
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(timeouts.header_read_timeout).keep_alive(true);
     if let Err(error) = builder.serve_connection(TokioIo::new(io), service).await {
         tracing::debug!(%error, "connection ended with an error");
     }
 }
 
-/// `kube-once serve`.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// `kube-once serve`: serve until SIGTERM or SIGINT, then drain.
+pub async fn run(options: Options) -> anyhow::Result<()> {
     raise_open_files_limit();
-    let config = load_config(args.config.config.as_deref())?;
-    let (certs, refresh) = certificate_source(&args.tls).await?;
-    let admission = TcpListener::bind(args.listen)
+    let (certs, refresh) = certificate_source(&options.certs).await?;
+    let admission = TcpListener::bind(options.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (--listen); is the port in use?", args.listen))?;
-    let preview = TcpListener::bind(args.preview_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--preview-listen); is the port in use?", args.preview_listen))?;
+        .with_context(|| format!("cannot listen on {} (--listen); is the port in use?", options.listen))?;
+    let preview = TcpListener::bind(options.preview_listen).await.with_context(|| {
+        format!("cannot listen on {} (--preview-listen); is the port in use?", options.preview_listen)
+    })?;
 
-    let handle =
-        serve_on(admission, Some(preview), AppState::new(config), certs.clone(), ServerOptions::from_args(&args))?;
+    let handle = serve_on(admission, Some(preview), AppState::new(options.config), certs.clone(), options.timeouts)?;
     match refresh {
-        Some(CertRefresh::Files(files)) => {
-            tokio::spawn(tls::watch_files(certs, files, args.tls.cert_poll_interval));
+        Some(CertRefresh::Files(files, poll_interval)) => {
+            tokio::spawn(tls::watch_files(certs, files, poll_interval));
         }
         Some(CertRefresh::SelfManaged(keep_current)) => {
             tokio::spawn(keep_current.run(move |bundle| {
@@ -423,51 +446,37 @@ fn raise_open_files_limit() {
     }
 }
 
-/// The webhook configuration file, or the built-in defaults without one.
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    let Some(path) = path else {
-        return Ok(Config::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the webhook configuration {} (--config)", path.display()))?;
-    Config::from_yaml(&text).with_context(|| format!("invalid webhook configuration {} (--config)", path.display()))
-}
-
 /// What keeps the served certificate current once the server runs.
 enum CertRefresh {
-    Files(CertFiles),
-    SelfManaged(Box<crate::certs::kube::KeepCurrent>),
+    Files(CertFiles, Duration),
+    SelfManaged(Box<certs::kube::KeepCurrent>),
 }
 
-/// The self-managed certificate (Secret and caBundle kept by kube-once), the
-/// certificate files to serve and poll, or an in-memory self-signed
-/// certificate whose CA bundle is logged.
-async fn certificate_source(args: &TlsArgs) -> anyhow::Result<(Arc<CertStore>, Option<CertRefresh>)> {
-    if args.self_managed {
-        let client = kube::Client::try_default().await.context(
-            "--self-managed needs the Kubernetes API, but found neither an in-cluster ServiceAccount nor a kubeconfig; \
-             run it in the cluster, or give --tls-cert-file and --tls-key-file",
-        )?;
-        let (first, keep_current) = crate::certs::kube::start(args, client).await.context("self-managed TLS")?;
-        tracing::info!(
-            secret = %format!("{}/{}", args.namespace, args.tls_secret),
-            webhook_configuration = %args.webhook_configuration,
-            poll_interval = %humantime::format_duration(args.cert_poll_interval),
-            "serving the self-managed certificate; renewals are picked up"
-        );
-        return Ok((Arc::new(CertStore::from_bundle(&first)?), Some(CertRefresh::SelfManaged(Box::new(keep_current)))));
-    }
-    match (&args.tls_cert_file, &args.tls_key_file) {
-        (Some(cert), Some(key)) => {
+/// The served certificate, and what keeps it current.
+async fn certificate_source(source: &CertSource) -> anyhow::Result<(Arc<CertStore>, Option<CertRefresh>)> {
+    match source {
+        CertSource::SelfManaged(config) => {
+            let client = kube::Client::try_default().await.context(
+                "--self-managed needs the Kubernetes API, but found neither an in-cluster ServiceAccount nor a kubeconfig; \
+                 run it in the cluster, or give --tls-cert-file and --tls-key-file",
+            )?;
+            let (first, keep_current) = certs::kube::start(config, client).await.context("self-managed TLS")?;
+            tracing::info!(
+                secret = %format!("{}/{}", config.namespace, config.secret),
+                webhook_configuration = %config.webhook_configuration,
+                poll_interval = %humantime::format_duration(config.poll_interval),
+                "serving the self-managed certificate; renewals are picked up"
+            );
+            Ok((Arc::new(CertStore::from_bundle(&first)?), Some(CertRefresh::SelfManaged(Box::new(keep_current)))))
+        }
+        CertSource::Files { cert, key, poll_interval } => {
             let files = CertFiles { cert: cert.clone(), key: key.clone() };
             let store = files.load().await?;
-            tracing::info!(cert = %cert.display(), key = %key.display(), poll_interval = %humantime::format_duration(args.cert_poll_interval), "serving the certificate files; changes are picked up");
-            Ok((Arc::new(store), Some(CertRefresh::Files(files))))
+            tracing::info!(cert = %cert.display(), key = %key.display(), poll_interval = %humantime::format_duration(*poll_interval), "serving the certificate files; changes are picked up");
+            Ok((Arc::new(store), Some(CertRefresh::Files(files, *poll_interval))))
         }
-        (None, None) => {
-            let mut names = crate::certs::service_dns_names(&args.service, &args.namespace);
-            names.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
-            let bundle = crate::certs::generate(&names, args.cert_validity)?;
+        CertSource::InMemory { names, validity } => {
+            let bundle = certs::generate(names, *validity)?;
             let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&bundle.ca_pem);
             tracing::info!(
                 %ca_bundle,
@@ -477,8 +486,5 @@ async fn certificate_source(args: &TlsArgs) -> anyhow::Result<(Arc<CertStore>, O
             );
             Ok((Arc::new(CertStore::from_bundle(&bundle)?), None))
         }
-        _ => anyhow::bail!(
-            "give both --tls-cert-file and --tls-key-file, or neither for an in-memory self-signed certificate"
-        ),
     }
 }

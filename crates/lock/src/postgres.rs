@@ -16,7 +16,7 @@ use tokio_postgres::{Client, Config};
 
 use super::url::{Host, Server, TlsMode};
 use super::{Backend, Settings, tls};
-use crate::lock::record::{DoneRecord, advisory_key};
+use crate::record::{DoneRecord, advisory_key};
 
 pub struct Postgres {
     /// The lock's session (the lock URL when one is given).

@@ -15,8 +15,8 @@ pub const RUN_CONTAINER: &str = "kube-once-run";
 pub const BIN_VOLUME: &str = "kube-once-bin";
 /// Where the volume is mounted in both injected containers.
 pub const BIN_DIR: &str = "/kube-once-bin";
-/// The binary inside the tools image (its ENTRYPOINT).
-pub const TOOLS_BINARY: &str = "/kube-once";
+/// The pod binary inside the tools image (beside the server at `/kube-once`).
+pub const TOOLS_BINARY: &str = "/pod/kube-once";
 /// UID of `kube-once-install` (the distroless "nonroot" user).
 pub const INSTALL_UID: i64 = 65532;
 

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use ::kube::api::{Api, ObjectMeta, PostParams};
+use ::kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use ::kube::{Client, ResourceExt};
 use anyhow::Context;
 use base64::Engine;
@@ -19,7 +19,6 @@ use time::OffsetDateTime;
 
 use super::CertBundle;
 use super::self_managed::{Plan, Policy, SecretData, SecretWrite, Step, plan};
-use crate::cli::TlsArgs;
 
 /// How many read-plan-write rounds one pass may lose to other replicas
 /// before it gives up (and the next poll tries again).
@@ -29,6 +28,25 @@ const MAX_ROUNDS: usize = 8;
 /// the new CA is in the caBundle: API servers load a changed webhook
 /// configuration through a watch, within seconds.
 const SWITCH_DELAY: Duration = Duration::from_secs(60);
+
+/// Self-managed TLS as plain values (`kube-once serve --self-managed`).
+#[derive(Debug, Clone)]
+pub struct SelfManagedConfig {
+    /// Namespace of the webhook's Service and Secret.
+    pub namespace: String,
+    /// The webhook Service: certificate DNS names are `<service>.<namespace>.svc[.cluster.local]`.
+    pub service: String,
+    /// The Secret holding CA and serving certificate.
+    pub secret: String,
+    /// The MutatingWebhookConfiguration whose caBundle is kept current.
+    pub webhook_configuration: String,
+    /// Lifetime of a generated serving certificate.
+    pub validity: Duration,
+    /// Renew this long before the serving certificate expires.
+    pub renew_before: Duration,
+    /// How often the Secret is read again.
+    pub poll_interval: Duration,
+}
 
 /// One webhook's Secret and configuration, and the rules for its certificates.
 #[derive(Clone)]
@@ -41,14 +59,14 @@ pub struct SelfManaged {
 }
 
 impl SelfManaged {
-    pub fn new(args: &TlsArgs, client: Client) -> anyhow::Result<SelfManaged> {
+    pub fn new(config: &SelfManagedConfig, client: Client) -> anyhow::Result<SelfManaged> {
         let policy = Policy {
-            names: super::service_dns_names(&args.service, &args.namespace),
-            validity: args.cert_validity,
-            renew_before: args.cert_renew_before,
+            names: super::service_dns_names(&config.service, &config.namespace),
+            validity: config.validity,
+            renew_before: config.renew_before,
             switch_delay: SWITCH_DELAY,
         };
-        SelfManaged::with_policy(client, &args.namespace, &args.tls_secret, &args.webhook_configuration, policy)
+        SelfManaged::with_policy(client, &config.namespace, &config.secret, &config.webhook_configuration, policy)
     }
 
     pub fn with_policy(
@@ -194,15 +212,12 @@ impl SelfManaged {
                 serde_json::json!({"op": "add", "path": format!("/webhooks/{index}/clientConfig/caBundle"), "value": encoded}),
             );
         }
-        let path = format!(
-            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{}",
-            self.webhook_configuration
+        // kube's Patch::Json carries its own json-patch version: built from the JSON.
+        let patch = Patch::Json::<()>(
+            serde_json::from_value(serde_json::Value::Array(operations)).context("cannot build the caBundle patch")?,
         );
-        let request = http::Request::patch(path)
-            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
-            .body(serde_json::to_vec(&operations)?)
-            .context("cannot build the caBundle patch request")?;
-        match self.client.request::<MutatingWebhookConfiguration>(request).await {
+        let configurations = Api::<MutatingWebhookConfiguration>::all(self.client.clone());
+        match configurations.patch(&self.webhook_configuration, &PatchParams::default(), &patch).await {
             Ok(_) => Ok(true),
             // 409: changed meanwhile; 422: the test operation failed.
             Err(::kube::Error::Api(status)) if status.is_conflict() || status.code == 422 => Ok(false),
@@ -214,10 +229,10 @@ impl SelfManaged {
 /// Get or create the certificate (and publish its CA): what to serve from
 /// the first handshake on, and the loop that keeps it current, which the
 /// caller spawns once it serves.
-pub async fn start(args: &TlsArgs, client: Client) -> anyhow::Result<(CertBundle, KeepCurrent)> {
-    let manager = SelfManaged::new(args, client)?;
+pub async fn start(config: &SelfManagedConfig, client: Client) -> anyhow::Result<(CertBundle, KeepCurrent)> {
+    let manager = SelfManaged::new(config, client)?;
     let first = manager.reconcile(OffsetDateTime::now_utc()).await?;
-    Ok((first.clone(), KeepCurrent { manager, interval: args.cert_poll_interval, serving: first }))
+    Ok((first.clone(), KeepCurrent { manager, interval: config.poll_interval, serving: first }))
 }
 
 /// The polling loop started by [`start`].

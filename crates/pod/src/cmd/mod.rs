@@ -1,0 +1,26 @@
+//! One module per subcommand: its clap `Args` and a `run` that hands plain
+//! values to the library.
+
+pub mod install;
+pub mod lock;
+pub mod logging;
+
+use std::process::ExitCode;
+
+/// Durations as people write them: `90s`, `10m`, `1h 30m`, `365d`. The
+/// humantime type prints a default in `--help` the way it is read back.
+pub fn parse_duration(text: &str) -> Result<humantime::Duration, String> {
+    text.parse().map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 90s, 10m, 1h30m"))
+}
+
+/// Exit status of a subcommand that only succeeds or fails: the error and
+/// its causes on stderr, exit 1.
+pub fn report<T>(result: anyhow::Result<T>) -> ExitCode {
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kube-once: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

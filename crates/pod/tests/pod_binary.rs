@@ -1,0 +1,28 @@
+//! The pod binary as a user's pod runs it: only the in-pod subcommands, and
+//! `install` copying the very executable that runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+const POD: &str = env!("CARGO_BIN_EXE_kube-once-pod");
+
+#[test]
+fn offers_lock_and_install_only() {
+    let help = Command::new(POD).arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("lock") && help.contains("install"), "{help}");
+    let serve = Command::new(POD).arg("serve").output().unwrap();
+    assert_eq!(serve.status.code(), Some(2), "serve is the server binary's job");
+}
+
+#[test]
+fn installs_itself_as_kube_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(POD).arg("install").arg(dir.path()).status().unwrap();
+    assert!(status.success());
+    let installed = dir.path().join("kube-once");
+    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(POD).unwrap());
+    let version = Command::new(&installed).arg("--version").output().unwrap();
+    assert!(String::from_utf8(version.stdout).unwrap().starts_with("kube-once "));
+}

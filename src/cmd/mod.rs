@@ -1,0 +1,73 @@
+//! Command line: one file per subcommand, each with its clap `Args` and a
+//! `run` that turns them into plain values for the library. `lock` and
+//! `install` come from the pod binary's command layer, so both binaries take
+//! the same arguments.
+
+pub mod certs;
+pub mod preview;
+pub mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use kube_once_core::Config;
+use kube_once_pod::cmd::{install, lock, logging, report};
+
+pub use kube_once_pod::cmd::parse_duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "kube-once", version, about = "Run a Deployment's one-time step exactly once per rollout")]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: logging::LoggingArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the mutating admission webhook over HTTPS.
+    Serve(serve::ServeArgs),
+    /// Show offline what the webhook would change in Deployment manifests.
+    Preview(preview::PreviewArgs),
+    /// Run COMMAND once per key under a database lock (the injected initContainer).
+    Lock(lock::LockArgs),
+    /// Copy this executable into DIR (the shared emptyDir of the pod).
+    Install(install::InstallArgs),
+    /// Generate a CA and a serving certificate for the webhook Service.
+    Certs(certs::CertsArgs),
+}
+
+/// The webhook configuration file, shared by `serve` and `preview`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Webhook configuration (YAML, see docs/configuration.md); built-in defaults when absent.
+    #[arg(long, env = "KUBE_ONCE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The configuration file, or the built-in defaults without one.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        self.config.as_deref().map_or_else(|| Ok(Config::default()), load_config)
+    }
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the webhook configuration {} (--config)", path.display()))?;
+    Config::from_yaml(&text).with_context(|| format!("invalid webhook configuration {} (--config)", path.display()))
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => report(serve::run(args)),
+        Command::Preview(args) => preview::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
+        Command::Lock(args) => lock::run(args),
+        Command::Install(args) => report(install::run(&args)),
+        Command::Certs(args) => report(certs::run(&args)),
+    }
+}
