@@ -13,6 +13,7 @@ pub mod patch;
 pub mod presets;
 pub mod render;
 pub mod status;
+pub mod yaml;
 
 pub use annotations::{Plan, Record};
 pub use config::{Config, ConfigError};
