@@ -65,7 +65,7 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => report(serve::run(args)),
-        Command::Preview(args) => preview::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
+        Command::Preview(args) => preview::run(&args),
         Command::Lock(args) => lock::run(args),
         Command::Install(args) => report(install::run(&args)),
         Command::Certs(args) => report(certs::run(&args)),

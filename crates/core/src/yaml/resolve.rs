@@ -85,9 +85,8 @@ fn is_float(text: &str, signed: bool) -> bool {
     let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
     let whole = digits(rest);
     rest = &rest[whole..];
-    let mut fraction = 0;
     if let [b'.', tail @ ..] = rest {
-        fraction = digits(tail);
+        let fraction = digits(tail);
         rest = &tail[fraction..];
         if whole == 0 && fraction == 0 {
             return false;
