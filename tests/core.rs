@@ -692,7 +692,7 @@ mod preview_cli {
     #[test]
     fn diff_output_is_colored_on_request() {
         let (code, plain, _) = preview(&["-f", "examples/superset.yaml", "-o", "diff"], None);
-        assert_eq!(code, 0);
+        assert_eq!(code, 1, "differences exit 1, like kubectl diff");
         assert!(
             plain.starts_with("--- a/deployment/analytics/superset\n+++ b/deployment/analytics/superset\n"),
             "{plain}"

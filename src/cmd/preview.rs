@@ -75,10 +75,8 @@ fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     for path in &args.files {
         collect(path, args.recursive, true, &mut inputs)?;
     }
-    let texts = inputs
-        .iter()
-        .map(|path| read_input(path).map(|text| (path, text)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let texts =
+        inputs.iter().map(|path| read_input(path).map(|text| (path, text))).collect::<anyhow::Result<Vec<_>>>()?;
     let limits = Limits::default();
     let mut previews = Vec::with_capacity(texts.len());
     for (path, text) in &texts {

@@ -162,7 +162,8 @@ fn run_container(app: &Value, run: &RunPlan, deployment: &Value) -> Value {
     let mut container = Map::new();
     container.insert("name".to_owned(), json!(RUN_CONTAINER));
     for field in COPIED_FIELDS {
-        if let Some(value) = app.get(field) {
+        // `envFrom:` left empty by a chart is `null`: nothing to copy.
+        if let Some(value) = app.get(field).filter(|value| !value.is_null()) {
             container.insert(field.to_owned(), value.clone());
         }
     }
@@ -258,11 +259,13 @@ fn inject_preemptible(
         if status.tolerations.is_empty() {
             remove_if_created_and_empty(spec, "tolerations", status);
             status.created.retain(|f| f != "tolerations");
+            status.was_null.retain(|f| f != "tolerations");
         }
     }
     if status.node_selector.is_empty() {
         remove_if_created_and_empty(spec, "nodeSelector", status);
         status.created.retain(|f| f != "nodeSelector");
+        status.was_null.retain(|f| f != "nodeSelector");
     }
     Ok(())
 }
@@ -295,14 +298,28 @@ fn refuse_reserved(
     }
 }
 
-/// `object[key]`, inserted as `empty` (and recorded as created) when absent.
+/// `object[key]`, set to `empty` (and recorded as created) when absent or
+/// `null` (charts render `annotations:` or `initContainers:` with no value:
+/// absent, `null` and empty are alike to Kubernetes, so to kube-once). A
+/// `null` is recorded too, so stripping writes it back exactly.
 fn field<'a>(object: &'a mut Map<String, Value>, key: &str, empty: Value, status: &mut Status) -> &'a mut Value {
-    if !object.contains_key(key) {
-        status.created.push(key.to_owned());
+    match object.get(key) {
+        None => status.created.push(key.to_owned()),
+        Some(Value::Null) => {
+            status.created.push(key.to_owned());
+            status.was_null.push(key.to_owned());
+        }
+        Some(_) => {}
     }
-    object.entry(key.to_owned()).or_insert(empty)
+    let slot = object.entry(key.to_owned()).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = empty;
+    }
+    slot
 }
 
+/// Undoes [`field`]: a field kube-once created and stripping left empty goes
+/// back to what it was (absent, or `null`).
 fn remove_if_created_and_empty(object: &mut Map<String, Value>, key: &str, status: &Status) {
     let empty = match object.get(key) {
         Some(Value::Object(map)) => map.is_empty(),
@@ -310,7 +327,11 @@ fn remove_if_created_and_empty(object: &mut Map<String, Value>, key: &str, statu
         _ => false,
     };
     if empty && status.created(key) {
-        object.remove(key);
+        if status.was_null(key) {
+            object.insert(key.to_owned(), Value::Null);
+        } else {
+            object.remove(key);
+        }
     }
 }
 

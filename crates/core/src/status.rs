@@ -40,6 +40,11 @@ pub struct Status {
     /// template exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<String>,
+    /// Of `created`, the fields that were `null` rather than absent
+    /// (`annotations: null`, `initContainers:` with no value): stripping
+    /// writes `null` back instead of removing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub was_null: Vec<String>,
 }
 
 impl Status {
@@ -58,5 +63,9 @@ impl Status {
 
     pub fn created(&self, field: &str) -> bool {
         self.created.iter().any(|created| created == field)
+    }
+
+    pub fn was_null(&self, field: &str) -> bool {
+        self.was_null.iter().any(|was_null| was_null == field)
     }
 }

@@ -50,7 +50,10 @@ pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQu
         Ok(format) => format,
         Err(_) => {
             let other = query.format.unwrap_or_default();
-            return plain(StatusCode::BAD_REQUEST, format!("unknown format `{other}`; use format=json, yaml, diff or patch"));
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("unknown format `{other}`; use format=json, yaml, diff or patch"),
+            );
         }
     };
     let Ok(permit) = SLOTS.try_acquire() else {
