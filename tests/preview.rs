@@ -494,7 +494,8 @@ mod read_back {
         #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
         /// The mutated Deployment, written by preview, reads back unchanged
-        /// in PyYAML (YAML 1.1, like kubectl) and in kube-once's own reader.
+        /// in PyYAML (YAML 1.1, like kubectl), in a YAML 1.2 reader and in
+        /// kube-once's own reader.
         #[test]
         fn preview_output_reads_back_unchanged_in_pyyaml(
             labels in prop::collection::btree_map(string(), string(), 0..6),
@@ -507,6 +508,9 @@ mod read_back {
             prop_assert_eq!(run.code, 0, "{}", run.stderr);
             let ours: Vec<Value> = parts(&run.stdout).into_iter().filter_map(|(_, v)| v).collect();
             prop_assert!(ours.len() == 1 && same(&ours[0], &expected), "kube-once reads back {:?}\n{}", ours, run.stdout);
+            // A YAML 1.2 reader (serde_yaml_ng, libyaml's parser) agrees.
+            let yaml12: Value = serde_yaml_ng::from_str(&run.stdout).unwrap();
+            prop_assert!(same(&yaml12, &expected), "YAML 1.2 reads back {}\n{}", yaml12, run.stdout);
             let mut guard = PYYAML.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let pyyaml = guard.get_or_insert_with(PyYaml::start).read(&run.stdout);
             prop_assert!(same(&pyyaml, &json!([expected])), "PyYAML reads back {}\n---\n{}", pyyaml, run.stdout);
