@@ -260,7 +260,8 @@ fn every_corpus_deployment_annotated_is_valid_idempotent_and_reversible() {
 
 #[test]
 fn hostile_documents_are_refused_with_a_clear_message() {
-    let mut laughs = String::from("apiVersion: v1\nkind: ConfigMap\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut laughs =
+        String::from("apiVersion: v1\nkind: ConfigMap\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..12 {
         laughs.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(", ")));
     }
@@ -355,9 +356,14 @@ fn f_is_repeatable_and_takes_directories_recursively_with_r() {
     let (n_superset, n_grafana) = (input(&superset), input(&grafana));
     let d = dir.path().to_str().unwrap();
 
-    assert_eq!(count(&preview(&["-f", d, "-o", "yaml"], None)), n_superset, "a directory: its manifests, not subdirectories");
+    assert_eq!(
+        count(&preview(&["-f", d, "-o", "yaml"], None)),
+        n_superset,
+        "a directory: its manifests, not subdirectories"
+    );
     assert_eq!(count(&preview(&["-f", d, "-R", "-o", "yaml"], None)), n_superset + n_grafana, "-R descends");
-    let both = preview(&["-f", "examples/superset.yaml", "-f", "tests/fixtures/manifests/grafana.yaml", "-o", "yaml"], None);
+    let both =
+        preview(&["-f", "examples/superset.yaml", "-f", "tests/fixtures/manifests/grafana.yaml", "-o", "yaml"], None);
     assert_eq!(count(&both), n_superset + n_grafana);
     // The second file's documents are printed byte for byte after the first's.
     assert!(both.stdout.ends_with(&grafana), "files stay apart and untouched");
@@ -436,13 +442,96 @@ mod read_back {
 
     /// Strings every YAML reader is tempted to read as something else.
     const TRICKY: &[&str] = &[
-        "yes", "Yes", "YES", "no", "No", "y", "Y", "n", "N", "on", "On", "ON", "off", "Off", "true", "True", "FALSE",
-        "null", "Null", "NULL", "~", "", "0644", "0o644", "0x1A4", "0b101", "1_000", "1e3", "1E3", "1.5", ".5", "1.",
-        "+1", "-0", "09", ".inf", "-.Inf", ".NaN", "2001-01-01", "2001-12-14t21:59:43.10-05:00", "1:20", "190:20:30.15",
-        "<<", "=", "-", "- a", "? a", ": a", "a: b", "a #b", "#a", "&a", "*a", "!a", "!!str", "|", ">", "'a", "\"a",
-        "%a", "@a", "`a", "[a]", "{a: b}", "---", "...", " lead", "trail ", "tab\tin", "\ttab", "line\nbreak",
-        "two\n\nlines\n\n", "trailing space \nline", "\u{85}", "\u{2028}", "\u{feff}bom", "\u{a0}", "café", "日本",
-        "🎉", "\\", "\"", "'", "a'b", "100m", "128Mi", "--flag=x", "-Xmx1g", "0.0.0.0:8080", "10.0.0.1",
+        "yes",
+        "Yes",
+        "YES",
+        "no",
+        "No",
+        "y",
+        "Y",
+        "n",
+        "N",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "true",
+        "True",
+        "FALSE",
+        "null",
+        "Null",
+        "NULL",
+        "~",
+        "",
+        "0644",
+        "0o644",
+        "0x1A4",
+        "0b101",
+        "1_000",
+        "1e3",
+        "1E3",
+        "1.5",
+        ".5",
+        "1.",
+        "+1",
+        "-0",
+        "09",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        "2001-01-01",
+        "2001-12-14t21:59:43.10-05:00",
+        "1:20",
+        "190:20:30.15",
+        "<<",
+        "=",
+        "-",
+        "- a",
+        "? a",
+        ": a",
+        "a: b",
+        "a #b",
+        "#a",
+        "&a",
+        "*a",
+        "!a",
+        "!!str",
+        "|",
+        ">",
+        "'a",
+        "\"a",
+        "%a",
+        "@a",
+        "`a",
+        "[a]",
+        "{a: b}",
+        "---",
+        "...",
+        " lead",
+        "trail ",
+        "tab\tin",
+        "\ttab",
+        "line\nbreak",
+        "two\n\nlines\n\n",
+        "trailing space \nline",
+        "\u{85}",
+        "\u{2028}",
+        "\u{feff}bom",
+        "\u{a0}",
+        "café",
+        "日本",
+        "🎉",
+        "\\",
+        "\"",
+        "'",
+        "a'b",
+        "100m",
+        "128Mi",
+        "--flag=x",
+        "-Xmx1g",
+        "0.0.0.0:8080",
+        "10.0.0.1",
         "64b500c28df0c86b18e1cb4e3459c2c8",
     ];
 

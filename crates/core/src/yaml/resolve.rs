@@ -41,11 +41,7 @@ pub fn resolve(text: &str) -> Plain {
         _ => {}
     }
     match text.as_bytes()[0] {
-        b'.' => {
-            if is_float(text, false) {
-                return finite(text);
-            }
-        }
+        b'.' if is_float(text, false) => return finite(text),
         b'0'..=b'9' | b'+' | b'-' => {
             // `YYYY-...` is a timestamp candidate; go-yaml v2 gives those
             // (and any that fail to parse as one) back as strings.

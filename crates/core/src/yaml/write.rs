@@ -97,7 +97,10 @@ fn ordered<'a>(map: &'a Map<String, Value>, hint: Option<&'a Node>) -> Vec<(&'a 
             }
         }
     }
-    out.extend(map.iter().filter(|(key, _)| !seen.contains(key.as_str())).map(|(k, v)| (k, v, None)));
+    // New keys sorted, `name` first (how Kubernetes objects are read and written by hand).
+    let rest = map.iter().filter(|(key, _)| !seen.contains(key.as_str()));
+    let (name, others): (Vec<_>, Vec<_>) = rest.partition(|(key, _)| *key == "name");
+    out.extend(name.into_iter().chain(others).map(|(k, v)| (k, v, None)));
     out
 }
 
@@ -240,7 +243,7 @@ mod tests {
         let value = json!({"list": [{"name": "a", "args": ["x", "z"]}, [1, 2], {}], "empty": [], "text": "line 1\nline 2\n", "kept": "a\n\n", "stripped": "a\nb"});
         assert_eq!(
             to_yaml(&value),
-            "empty: []\nkept: |+\n  a\n\nlist:\n  - args:\n      - x\n      - z\n    name: a\n  - - 1\n    - 2\n  - {}\nstripped: |-\n  a\n  b\ntext: |\n  line 1\n  line 2\n"
+            "empty: []\nkept: |+\n  a\n\nlist:\n  - name: a\n    args:\n      - x\n      - z\n  - - 1\n    - 2\n  - {}\nstripped: |-\n  a\n  b\ntext: |\n  line 1\n  line 2\n"
         );
     }
 
