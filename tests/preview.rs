@@ -606,3 +606,78 @@ mod read_back {
         }
     }
 }
+
+// ------------------------------------------------------- POST /preview
+
+mod server_preview {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use kube_once_server::{self as server, AppState};
+    use tower::ServiceExt;
+
+    async fn call(app: Router, method: Method, uri: &str, body: String) -> (StatusCode, String) {
+        let request = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// On a runtime with a single worker thread, `/healthz` is answered
+    /// while a 2 MiB `/preview` body is still being read: the parse runs on
+    /// the blocking pool, never on the async worker. A second preview at
+    /// the same time is told to retry.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_big_preview_body_never_holds_the_async_worker() {
+        let state = AppState::new(Config::default());
+        let mut body = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  items:\n");
+        while body.len() < 2 * 1024 * 1024 {
+            body.push_str("    - [a, {b: c}, \"0644\"]\n");
+        }
+        let preview = tokio::spawn(call(server::preview_router(state.clone()), Method::POST, "/preview", body));
+        tokio::task::yield_now().await;
+        let (status, text) = call(server::router(state.clone()), Method::GET, "/healthz", String::new()).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, "ok\n"));
+        assert!(!preview.is_finished(), "/healthz must be answered while the preview body is still being read");
+        let (status, text) =
+            call(server::preview_router(state.clone()), Method::POST, "/preview", "{}".to_owned()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        assert!(text.contains("retry"), "{text}");
+        let (status, text) = preview.await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains("no apps/v1 Deployment in the body (1 document(s))"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn hostile_bodies_get_400_with_the_reason() {
+        let state = AppState::new(Config::default());
+        let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..12 {
+            laughs.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(", ")));
+        }
+        for (body, reason) in [
+            ("[".repeat(100 * 1024), "nested deeper than 200 levels"),
+            (laughs, "billion laughs"),
+            ("a: 1\na: 2\n".to_owned(), "document 1 (line 2): duplicate key \"a\""),
+        ] {
+            let (status, text) = call(server::preview_router(state.clone()), Method::POST, "/preview", body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+            assert!(text.contains(reason), "expected `{reason}` in `{text}`");
+        }
+    }
+
+    /// `?format=yaml` is `kube-once preview -o yaml`: the other documents of
+    /// the body come back byte for byte.
+    #[tokio::test]
+    async fn yaml_format_is_the_cli_output() {
+        let state = AppState::new(Config::default());
+        let example = std::fs::read_to_string(repo().join("examples/superset.yaml")).unwrap();
+        let (status, text) =
+            call(server::preview_router(state), Method::POST, "/preview?format=yaml", example.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let cli = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
+        assert_eq!(text, cli.stdout);
+    }
+}
