@@ -152,3 +152,19 @@ the core's built-in one (runAsUser 65532) applies.
 {{- end }}
 {{- $value }}
 {{- end }}
+
+{{/*
+Whether an optional object of a CRD API is rendered: "true" for enabled true,
+or for enabled auto when the cluster serves the API (`helm template`:
+--api-versions). Called with (list $ .Values.x.enabled "group/version/Kind").
+*/}}
+{{- define "kube-once.wanted" -}}
+{{- $root := index . 0 }}
+{{- $enabled := index . 1 | toString }}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") ($root.Capabilities.APIVersions.Has (index . 2))) }}true{{ end }}
+{{- end }}
+
+{{/* The Prometheus selector of the webhook's scrape targets (job = the Service's name). */}}
+{{- define "kube-once.targetSelector" -}}
+{{- printf "job=%q, namespace=%q" (include "kube-once.fullname" .) .Release.Namespace }}
+{{- end }}
