@@ -226,6 +226,12 @@ type PartError = (ErrorKind, usize, String);
 
 /// The one document of a part (`None` when it holds none).
 fn read_part(part: &str, limits: &Limits) -> Result<Option<Node>, PartError> {
+    // Directives (`%YAML 1.1`) come before the `---` that starts their
+    // document, so they form a part of their own: nothing to read there
+    // (scalars resolve as YAML 1.1 whatever the directive says).
+    if part.lines().map(str::trim_start).all(|line| line.is_empty() || line.starts_with('#') || line.starts_with('%')) {
+        return Ok(None);
+    }
     let options = granit_parser::options! {
         flow_nesting_limit: limits.max_depth,
         block_nesting_limit: limits.max_depth,

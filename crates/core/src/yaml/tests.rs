@@ -29,6 +29,8 @@ fn spans_cover_the_stream_exactly() {
     assert_eq!(documents[2].number, 2);
     assert_eq!(read("")[0].node, None);
     assert_eq!(read("a: 1")[0].span, 0..4);
+    let directive = read("%YAML 1.1\n---\na: yes\n");
+    assert_eq!(directive.iter().map(|d| d.node.is_some()).collect::<Vec<_>>(), [false, true]);
 }
 
 #[test]

@@ -35,6 +35,9 @@ pub fn write_value(value: &Value, hint: Option<&Node>) -> String {
     out
 }
 
+/// YAML caps an implicit (`key: value`) key at 1024 characters.
+const MAX_IMPLICIT_KEY: usize = 1000;
+
 fn indent(out: &mut String, width: usize) {
     out.extend(std::iter::repeat_n(' ', width));
 }
@@ -46,7 +49,17 @@ fn entries(out: &mut String, map: &Map<String, Value>, hint: Option<&Node>, widt
         if index > 0 || !inline {
             indent(out, width);
         }
-        string(out, key, None);
+        let mut written = String::new();
+        string(&mut written, key, None);
+        if written.len() > MAX_IMPLICIT_KEY {
+            // Too long for an implicit key: `? key` then `: value`.
+            out.push_str("? ");
+            out.push_str(&written);
+            out.push('\n');
+            indent(out, width);
+        } else {
+            out.push_str(&written);
+        }
         out.push(':');
         match value {
             Value::Object(map) if !map.is_empty() => {
@@ -252,6 +265,15 @@ mod tests {
         for (value, text) in [(1e20, "1.0e+20"), (1e-7, "1.0e-7"), (0.5, "0.5"), (-2.5e300, "-2.5e+300")] {
             assert_eq!(to_yaml(&json!(value)), format!("{text}\n"));
         }
+    }
+
+    #[test]
+    fn long_keys_are_explicit() {
+        let key = "k".repeat(2000);
+        let text = to_yaml(&json!({key.clone(): {"a": 1}, "b": [1]}));
+        assert!(text.contains(&format!("\n? {key}\n:\n  a: 1\n")), "{text}");
+        let read = crate::yaml::read_stream(&text, &crate::yaml::Limits::default()).unwrap();
+        assert_eq!(read[0].node.as_ref().unwrap().to_json().unwrap(), json!({key: {"a": 1}, "b": [1]}));
     }
 
     #[test]
