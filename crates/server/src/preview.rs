@@ -14,8 +14,8 @@
 //! or that is not a manifest, is 400 with the reason. Reading runs on the
 //! blocking pool, one body at a time, under a deadline: a hostile body
 //! (deep nesting, alias bombs, megabytes of YAML) never holds an async
-//! worker, so `/healthz` and `/mutate` stay responsive; a second preview
-//! while one is running gets 503.
+//! worker, so `/healthz` and `/mutate` stay responsive; a preview that waits
+//! more than 2 s for its turn gets 503 with `Retry-After`.
 
 use std::time::Duration;
 
@@ -43,6 +43,9 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// One preview at a time: on a 2-core pod the other core stays for `/mutate`.
 static SLOTS: Semaphore = Semaphore::const_new(1);
 
+/// How long a preview waits for its turn before the client gets 503.
+const QUEUE: Duration = Duration::from_secs(2);
+
 type Answer = (StatusCode, &'static str, String);
 
 pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQuery>, body: Bytes) -> Response {
@@ -56,9 +59,9 @@ pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQu
             );
         }
     };
-    let Ok(permit) = SLOTS.try_acquire() else {
+    let Ok(Ok(permit)) = tokio::time::timeout(QUEUE, SLOTS.acquire()).await else {
         let mut response =
-            plain(StatusCode::SERVICE_UNAVAILABLE, "another preview is running; retry in a moment".to_owned());
+            plain(StatusCode::SERVICE_UNAVAILABLE, "other previews are running; retry in a moment".to_owned());
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         return response;
     };
