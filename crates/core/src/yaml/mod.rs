@@ -85,22 +85,43 @@ impl Node {
     }
 
     /// The value as JSON, as sigs.k8s.io/yaml converts it: integral floats
-    /// become integers; `.inf` and `.nan` have no JSON form and are refused.
+    /// become integers; `.inf` and `.nan` have no JSON form and are refused
+    /// (the error names where, as `spec.replicas` or `args[2]`).
     pub fn to_json(&self) -> Result<Value, String> {
+        self.json_at(&mut String::new())
+    }
+
+    fn json_at(&self, path: &mut String) -> Result<Value, String> {
         Ok(match self {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => Value::from(*i),
             Node::UInt(u) => Value::from(*u),
             Node::Float(f) => float_to_json(*f).ok_or_else(|| {
-                format!("{f} (`.inf`/`.nan`) has no JSON form, so Kubernetes refuses it; quote it if it is a string")
+                let at = if path.is_empty() { "the document" } else { path.as_str() };
+                format!("{at} is {f}, which has no JSON form, so Kubernetes refuses it; quote it if it is a string")
             })?,
             Node::Str(s) => Value::String(s.clone()),
-            Node::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?),
+            Node::Seq(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{index}]"));
+                    out.push(item.json_at(path)?);
+                    path.truncate(len);
+                }
+                Value::Array(out)
+            }
             Node::Map(entries) => {
                 let mut map = Map::new();
                 for (key, value) in entries {
-                    map.insert(key.clone(), value.to_json().map_err(|e| format!("{key}: {e}"))?);
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    map.insert(key.clone(), value.json_at(path)?);
+                    path.truncate(len);
                 }
                 Value::Object(map)
             }
