@@ -71,8 +71,14 @@ pub struct Preview<'a> {
 
 #[derive(Debug)]
 pub struct DocumentPreview {
+    /// Where the document is in the stream; its `node` is kept only when
+    /// kube-once changes it (it orders the keys of the rewrite).
     pub document: Document,
-    /// The document as JSON (`None` when it holds no value).
+    /// Whether the document holds a value (not only comments).
+    pub holds_value: bool,
+    /// The document as JSON, kept only when kube-once changes it. Only
+    /// Deployments, `List`s and `DeploymentList`s are converted at all: what
+    /// passes through is printed from its text.
     pub value: Option<Value>,
     pub deployments: Vec<DeploymentPreview>,
 }
@@ -106,9 +112,13 @@ impl DocumentPreview {
 /// Reads `text` and mutates its Deployments (see the module documentation).
 pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Preview<'a>, YamlError> {
     let mut documents = Vec::new();
-    for document in yaml::read_stream(text, limits)? {
-        let value = manifest::to_json(&document)?;
-        let deployments = value
+    for mut document in yaml::read_stream(text, limits)? {
+        let holds_value = document.node.is_some();
+        let candidate = document.node.as_ref().and_then(|node| node.get("kind")).is_some_and(
+            |kind| matches!(kind, Node::Str(kind) if matches!(kind.as_str(), "Deployment" | "List" | "DeploymentList")),
+        );
+        let value = if candidate { manifest::to_json(&document)? } else { None };
+        let deployments: Vec<DeploymentPreview> = value
             .as_ref()
             .map(|value| {
                 deployment_paths(value)
@@ -121,7 +131,13 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
                     .collect()
             })
             .unwrap_or_default();
-        documents.push(DocumentPreview { document, value, deployments });
+        // Memory: a document printed as it was needs neither its tree nor its JSON.
+        let changed = deployments.iter().any(DeploymentPreview::changed);
+        if !changed {
+            document.node = None;
+        }
+        let value = if changed { value } else { None };
+        documents.push(DocumentPreview { document, holds_value, value, deployments });
     }
     Ok(Preview { text, documents })
 }

@@ -95,7 +95,7 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
         Ok(preview) => preview,
         Err(error) => return bad(format!("the body is not a valid manifest: {error}")),
     };
-    let count = preview.documents.iter().filter(|d| d.value.is_some()).count();
+    let count = preview.documents.iter().filter(|d| d.holds_value).count();
     let mut deployments = preview.deployments();
     let deployment = match (deployments.next(), deployments.next()) {
         (Some(deployment), None) => deployment,
