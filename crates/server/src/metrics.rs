@@ -188,4 +188,32 @@ mod tests {
         );
         assert_eq!(line(&text, "kube_once_patches_applied_total"), "kube_once_patches_applied_total 1");
     }
+
+    /// The 408 is the timeout layer's answer, so the handler never counts it.
+    #[tokio::test]
+    async fn admission_requests_that_time_out_are_counted() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::routing::post;
+        use tower::ServiceExt;
+
+        let state = AppState::new(Config::default());
+        let never = || std::future::pending::<()>();
+        let app = Router::new()
+            .route("/mutate", post(never))
+            .route("/preview", post(never))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_millis(1),
+            ))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), count_timeouts));
+        for path in ["/mutate", "/preview", "/mutate"] {
+            let request = axum::http::Request::post(path).body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{path}");
+        }
+        let text = state.metrics().render().unwrap();
+        let timeouts = r#"kube_once_admission_requests_total{result="timeout"}"#;
+        assert_eq!(line(&text, timeouts), format!("{timeouts} 2"), "only /mutate is an admission request");
+    }
 }
