@@ -170,7 +170,7 @@ async fn metrics_count_patches_and_refusals_of_real_admissions_only() {
         r#"kube_once_admission_requests_total{result="patched"} 2"#,
         r#"kube_once_admission_requests_total{result="refused"} 1"#,
         "kube_once_patches_applied_total 1",
-        "kube_once_refusals_total 1",
+        r#"kube_once_refusals_total{reason="bad_value"} 1"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
@@ -228,7 +228,7 @@ async fn metrics_count_requests_by_result() {
         r#"kube_once_admission_requests_total{result="patched"} 0"#,
         "kube_once_admission_duration_seconds_count 3",
         "kube_once_patches_applied_total 0",
-        "kube_once_refusals_total 0",
+        r#"kube_once_refusals_total{reason="bad_value"} 0"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
