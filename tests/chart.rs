@@ -20,12 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use clap::Parser;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use kube_once::cmd::{Cli, Command as Subcommand, serve::ServeArgs};
 use kube_once_core::config::Config;
+use support::env::tool;
 use support::pss::restricted_violations;
+use support::repo;
 
 /// Every valid values file, named after tests/fixtures/chart/<case>.yaml.
 const CASES: &[&str] = &[
@@ -57,19 +58,6 @@ const NAMESPACE: &str = "kube-once";
 const HELM_ONLY_LABELS: &[&str] = &["helm.sh/chart", "app.kubernetes.io/managed-by"];
 
 // ---------------------------------------------------------------- tools --
-
-fn tool(variable: &str) -> PathBuf {
-    match std::env::var_os(variable) {
-        Some(path) => PathBuf::from(path),
-        None => {
-            panic!("{variable} is not set: run scripts/test.sh, which fetches helm, kubectl and kubernetes-validate")
-        }
-    }
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn chart_dir() -> PathBuf {
     repo().join("charts/kube-once")
@@ -123,10 +111,7 @@ fn render(case: &str) -> Vec<Value> {
 
 /// Every non-empty document of a multi-document YAML stream, as JSON values.
 fn parse_documents(yaml: &str) -> Vec<Value> {
-    serde_yaml_ng::Deserializer::from_str(yaml)
-        .map(|document| Value::deserialize(document).unwrap_or_else(|error| panic!("bad YAML: {error}\n{yaml}")))
-        .filter(|value| !value.is_null())
-        .collect()
+    support::yaml::documents(yaml, "rendered YAML").unwrap_or_else(|error| panic!("{error:#}\n{yaml}"))
 }
 
 // ------------------------------------------------------------ selectors --
