@@ -24,7 +24,9 @@ use kube_once_server::tls::{self, CertFiles, CertStore};
 use kube_once_server::{self as server, AppState, BODY_LIMIT, ServerHandle, Timeouts};
 use serde_json::{Value, json};
 use support::golden::Golden;
-use support::server::{SERVICE_HOST, admission_app as app, call, service_bundle as bundle, service_client, service_url as url};
+use support::server::{
+    SERVICE_HOST, admission_app as app, call, service_bundle as bundle, service_client, service_url as url,
+};
 use support::tls::{leaf as leaf_of, plain_http_client as http_client, served_leaf};
 use tower::ServiceExt;
 
@@ -47,13 +49,8 @@ fn superset_deployment() -> Value {
 
 /// Every request fixture: tests/fixtures/server/<case>.json, answered in <case>.answer.json.
 fn request_fixtures() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(".json") && !name.ends_with(".answer.json"))
-        .collect();
-    names.sort();
-    names
+    let cases = support::fixture_names("server", ".json").into_iter().filter(|case| !case.ends_with(".answer"));
+    cases.map(|case| format!("{case}.json")).collect()
 }
 
 // ---------------------------------------------------------------- in-process
@@ -395,10 +392,11 @@ async fn admission_reviews_over_tls_verified_against_the_service_name() {
     // The certificate is checked for real: another CA, or another name, fails.
     let stranger = https_client(&[&bundle().ca_pem], server.handle.admission_addr(), true);
     assert!(stranger.get(server.url("/healthz")).send().await.is_err(), "a client trusting another CA connected");
-    let wrong_name = support::tls::https_client(&[&server.bundle.ca_pem], "other.kube-once.svc", server.handle.admission_addr())
-        .unwrap()
-        .build()
-        .unwrap();
+    let wrong_name =
+        support::tls::https_client(&[&server.bundle.ca_pem], "other.kube-once.svc", server.handle.admission_addr())
+            .unwrap()
+            .build()
+            .unwrap();
     let wrong_url = format!("https://other.kube-once.svc:{}/healthz", server.handle.admission_addr().port());
     assert!(wrong_name.get(wrong_url).send().await.is_err(), "a name outside the certificate was accepted");
 

@@ -11,6 +11,7 @@
 // are for here (clippy's allow-*-in-tests reaches only #[test] functions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod chart;
 pub mod databases;
 pub mod env;
 pub mod golden;
@@ -31,6 +32,18 @@ pub fn repo() -> &'static Path {
 /// `tests/fixtures/<dir>`.
 pub fn fixtures(dir: &str) -> PathBuf {
     repo().join("tests/fixtures").join(dir)
+}
+
+/// The names in `tests/fixtures/<dir>` that end in `suffix`, without it, sorted.
+pub fn fixture_names(dir: &str, suffix: &str) -> Vec<String> {
+    let path = fixtures(dir);
+    let entries = std::fs::read_dir(&path).unwrap_or_else(|e| panic!("cannot list {}: {e}", path.display()));
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(suffix).map(str::to_owned))
+        .collect();
+    names.sort();
+    names
 }
 
 /// The `kube-once` binary (serve, preview, certs), built by cargo for the tests.
