@@ -633,11 +633,8 @@ fn certs_reports_an_unwritable_output_directory() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "").unwrap();
-    let output = std::process::Command::new(support::binary())
-        .args(["certs", "--out-dir"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output =
+        std::process::Command::new(support::binary()).args(["certs", "--out-dir"]).arg(&file).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot create the output directory") && stderr.contains("not-a-dir"), "{stderr}");

@@ -84,7 +84,11 @@ pub async fn connect(addr: SocketAddr, host: &str, ca_bundles: &[impl AsRef<[u8]
 }
 
 /// The leaf certificate a fresh TLS connection to `addr` is served.
-pub async fn served_leaf(addr: SocketAddr, host: &str, ca_bundles: &[impl AsRef<[u8]>]) -> Result<CertificateDer<'static>> {
+pub async fn served_leaf(
+    addr: SocketAddr,
+    host: &str,
+    ca_bundles: &[impl AsRef<[u8]>],
+) -> Result<CertificateDer<'static>> {
     let stream = connect(addr, host, ca_bundles).await?;
     let certificates = stream.get_ref().1.peer_certificates().context("no peer certificate")?;
     Ok(certificates.first().context("empty peer certificate chain")?.clone().into_owned())
