@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kube_once_core::Config;
-use kube_once_pod::cmd::{install, lock, logging, report};
+use kube_once_pod::cmd::{forget, history, install, lock, logging, report};
 
 pub use kube_once_pod::cmd::parse_duration;
 
@@ -37,6 +37,10 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Copy this executable into DIR (the shared emptyDir of the pod).
     Install(install::InstallArgs),
+    /// Show the recorded runs (done-records), newest first.
+    History(history::HistoryArgs),
+    /// Delete done-records, so the next pod start runs the command again.
+    Forget(forget::ForgetArgs),
     /// Generate a CA and a serving certificate for the webhook Service.
     Certs(certs::CertsArgs),
 }
@@ -68,6 +72,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Preview(args) => preview::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
         Command::Lock(args) => lock::run(args),
         Command::Install(args) => report(install::run(&args)),
+        Command::History(args) => history::run(args),
+        Command::Forget(args) => forget::run(args),
         Command::Certs(args) => report(certs::run(&args)),
     }
 }

@@ -15,6 +15,7 @@
 
 mod backoff;
 mod child;
+pub mod history;
 pub mod install;
 mod mysql;
 mod postgres;
