@@ -12,7 +12,7 @@ use std::fs;
 use std::time::Duration;
 
 use kube_once_core::annotations::default_key;
-use kube_once_lock::record::{advisory_key, mysql_lock_name};
+use kube_once_lock::names::{advisory_key, mysql_lock_name};
 use kube_once_server::certs::{CertBundle, generate};
 use support::databases::{self, Db, Kind, Scenario, Throwaway, alive, runtime, wait_until};
 
