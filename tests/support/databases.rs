@@ -315,6 +315,29 @@ impl Throwaway {
         self.dir.path().join("server")
     }
 
+    /// Stops the server the hard way (`pg_ctl -m immediate`, SIGTERM/SIGKILL
+    /// for MariaDB): every session is cut.
+    pub fn stop(&self) {
+        let status = databases_sh(&format!("{} \"$1\"", self.stop_function()), &self.data(), self.port, &[]);
+        assert!(status.success(), "stopping the throwaway server failed");
+    }
+
+    /// Starts a stopped PostgreSQL again on the same data and port
+    /// (`pg_ctl restart` reuses the options of the first start).
+    pub fn restart(&self) {
+        assert_eq!(self.kind, Kind::Postgres, "restart is written for PostgreSQL");
+        let script = r#"bindir="$(postgres_bindir)" && _as_postgres "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 restart >/dev/null 2>&1"#;
+        let status = databases_sh(script, &self.data(), self.port, &[]);
+        assert!(status.success(), "restarting the throwaway PostgreSQL failed");
+    }
+
+    fn stop_function(&self) -> &'static str {
+        match self.kind {
+            Kind::Postgres => "stop_postgres",
+            _ => "stop_mariadb",
+        }
+    }
+
     pub fn url(kind: Kind, port: u16) -> String {
         match kind {
             Kind::Postgres => format!("postgres://postgres@127.0.0.1:{port}/test"),
@@ -325,11 +348,7 @@ impl Throwaway {
 
 impl Drop for Throwaway {
     fn drop(&mut self) {
-        let function = match self.kind {
-            Kind::Postgres => "stop_postgres",
-            _ => "stop_mariadb",
-        };
-        let _ = databases_sh(&format!("{function} \"$1\""), &self.data(), self.port, &[]);
+        let _ = databases_sh(&format!("{} \"$1\"", self.stop_function()), &self.data(), self.port, &[]);
     }
 }
 

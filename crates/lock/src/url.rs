@@ -122,6 +122,10 @@ pub enum UrlError {
         "the database URL has a bad port: write a number from 1 to 65535 after the host. If the password holds `@`, `:` or `/`, percent-escape them (%40, %3A, %2F)"
     )]
     BadPort,
+    #[error(
+        "the database URL's host is not a host name or an IP address; if the password holds `@`, `:`, `/`, `?` or `#`, percent-escape them (%40, %3A, %2F, %3F, %23)"
+    )]
+    BadHost,
     #[error("the database URL names no host; write e.g. {0}://user:pass@db.example:5432/app")]
     NoHost(&'static str),
     /// Only which part; its text may hold the password of a mangled URL.
@@ -227,7 +231,7 @@ fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
     };
     let (host, port) = split_host_port(hostport)?;
     let mut server = Server {
-        host: Host::Tcp(percent_decode(host, Part::Host)?),
+        host: authority_host(host)?,
         port,
         user,
         password,
@@ -250,6 +254,21 @@ fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
         return Err(UrlError::NoHost(dialect.scheme()));
     }
     Ok(server)
+}
+
+/// The host of the authority: a name, an IP address, or a percent-escaped
+/// socket directory (`%2Fvar%2Frun%2Fpostgresql`, as libpq writes it).
+/// Anything else is refused without quoting it: a `:` or `#` there means the
+/// password was split off wrong (e.g. no `@`), and the host appears in logs.
+fn authority_host(host: &str) -> Result<Host, UrlError> {
+    let host = percent_decode(host, Part::Host)?;
+    if host.starts_with('/') {
+        return Ok(Host::Socket(PathBuf::from(host)));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    // IPv6 (from `[...]`), with an optional zone: `fe80::1%eth0`.
+    let ipv6 = host.contains(':') && host.chars().all(|c| plain(c) || matches!(c, ':' | '%'));
+    if host.chars().all(plain) || ipv6 { Ok(Host::Tcp(host)) } else { Err(UrlError::BadHost) }
 }
 
 /// `(userinfo, the rest)`: the userinfo ends at the last `@`, provided the
@@ -477,6 +496,10 @@ mod tests {
         assert_eq!(s.host, Host::Tcp("db".into()));
         let s = server("postgresql://app@/app?host=/var/run/postgresql");
         assert_eq!(s.host, Host::Socket("/var/run/postgresql".into()));
+        let s = server("postgresql://app@%2Fvar%2Frun%2Fpostgresql/app");
+        assert_eq!(s.host, Host::Socket("/var/run/postgresql".into()));
+        assert_eq!(parse("postgresql://app:#x127.0.0.1:5432/app"), Err(UrlError::BadHost));
+        assert_eq!(parse("postgresql://app:S3cret127.0.0.1:5432/app"), Err(UrlError::BadHost));
         let s = server("postgresql://[::1]:5433/app");
         assert_eq!((s.host, s.port), (Host::Tcp("::1".into()), Some(5433)));
         assert_eq!(parse("postgresql://h:99999/d"), Err(UrlError::BadPort));
