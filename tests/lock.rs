@@ -302,7 +302,7 @@ fn keys_are_compared_exactly(db: Db) {
 /// and the first leader migrates the key column.
 fn an_old_case_insensitive_record_table_is_migrated(db: Db) {
     let mut scenario = Scenario::new(db.clone(), "migrate");
-    let table = &scenario.name;
+    let table = scenario.name.clone();
     db.execute(&format!(
         "CREATE TABLE `{table}` (`key` VARCHAR(255) PRIMARY KEY, command TEXT NOT NULL, image TEXT NOT NULL, \
          pod VARCHAR(253) NOT NULL, started_at DATETIME(3) NOT NULL, finished_at DATETIME(3) NOT NULL, \
@@ -319,7 +319,7 @@ fn an_old_case_insensitive_record_table_is_migrated(db: Db) {
          AND COLUMN_NAME = 'key' AND COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')"
     ));
     assert_eq!(binary, 1, "the key column was migrated");
-    assert_eq!(db.records(table, "Release-A"), 1);
+    assert_eq!(db.records(&table, "Release-A"), 1);
     assert_eq!(db.scalar(&format!("SELECT count(*) FROM `{table}` WHERE BINARY `key` = 'release-a'")), 1);
 }
 

@@ -231,7 +231,7 @@ fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
     };
     let (host, port) = split_host_port(hostport)?;
     let mut server = Server {
-        host: authority_host(host)?,
+        host: authority_host(host, hostport.starts_with('['))?,
         port,
         user,
         password,
@@ -260,14 +260,14 @@ fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
 /// socket directory (`%2Fvar%2Frun%2Fpostgresql`, as libpq writes it).
 /// Anything else is refused without quoting it: a `:` or `#` there means the
 /// password was split off wrong (e.g. no `@`), and the host appears in logs.
-fn authority_host(host: &str) -> Result<Host, UrlError> {
+fn authority_host(host: &str, bracketed: bool) -> Result<Host, UrlError> {
     let host = percent_decode(host, Part::Host)?;
     if host.starts_with('/') {
         return Ok(Host::Socket(PathBuf::from(host)));
     }
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
-    // IPv6 (from `[...]`), with an optional zone: `fe80::1%eth0`.
-    let ipv6 = host.contains(':') && host.chars().all(|c| plain(c) || matches!(c, ':' | '%'));
+    // IPv6 (only in `[...]`), with an optional zone: `[fe80::1%eth0]`.
+    let ipv6 = bracketed && host.chars().all(|c| plain(c) || matches!(c, ':' | '%'));
     if host.chars().all(plain) || ipv6 { Ok(Host::Tcp(host)) } else { Err(UrlError::BadHost) }
 }
 
