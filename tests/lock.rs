@@ -60,6 +60,7 @@ on_databases! {
         new_image_runs_again,
         keys_are_compared_exactly,
         a_lost_lock_never_overlaps_the_next_leader,
+        a_frozen_holder_loses_the_lock_within_a_minute,
     ],
     mysql: [
         twenty_processes_run_the_command_once,
@@ -73,6 +74,7 @@ on_databases! {
         keys_are_compared_exactly,
         a_lost_lock_never_overlaps_the_next_leader,
         an_old_case_insensitive_record_table_is_migrated,
+        a_frozen_holder_loses_the_lock_within_a_minute,
     ],
     sqlite: [
         twenty_processes_run_the_command_once,
@@ -339,8 +341,9 @@ fn ticks(lines: &[String], pod: &str) -> Vec<u128> {
 /// a grandchild, both ignoring SIGTERM) runs; the next leader's command must
 /// start only after the last tick of the old one's whole process tree.
 fn a_lost_lock_never_overlaps_the_next_leader(db: Db) {
-    const ROUNDS: usize = 3;
-    for round in 1..=ROUNDS {
+    // KUBE_ONCE_TEST_LOCK_ROUNDS=20 for the issue's measurement; 3 in the suite.
+    let rounds: usize = std::env::var("KUBE_ONCE_TEST_LOCK_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    for round in 1..=rounds {
         let mut scenario = Scenario::new(db.clone(), "overlap");
         let lock_delay = ["--key", "v1", "--lock-delay", "4s"];
         let mut old = scenario.lock(&lock_delay, &["sh", "-c", TICKER]);
@@ -376,6 +379,31 @@ fn a_lost_lock_never_overlaps_the_next_leader(db: Db) {
         assert!(scenario.events(next).iter().any(|e| e == "lock-delay"), "round {round}: {}", scenario.all_logs());
         assert_eq!(db.records(&scenario.name, "v1"), 1);
     }
+}
+
+/// A holder that stops answering (SIGSTOP: the process is frozen, its
+/// connection stays open) loses its lock by the server's idle timeout for the
+/// lock session (PostgreSQL `idle_session_timeout`, MySQL `wait_timeout`,
+/// 30 s), not by the kernel's two hours of TCP keepalive: the next pod, with
+/// a one-minute lock timeout, runs. Continued, the old holder finds its
+/// session gone and stops its command (exit 70).
+fn a_frozen_holder_loses_the_lock_within_a_minute(db: Db) {
+    let mut scenario = Scenario::new(db.clone(), "frozen");
+    let waits =
+        ["sh", "-c", r#"echo "start $$" >> "$OUT"; while [ ! -e go ]; do sleep 0.05; done; echo "end $$" >> "$OUT""#];
+    let old = scenario.spawn_direct(scenario.lock(&["--key", "v1", "--lock-delay", "2s"], &waits));
+    wait_until("the old holder's command to start", || !scenario.lines().is_empty());
+    let old_pid = nix::unistd::Pid::from_raw(scenario.processes[old].child.id() as i32);
+    nix::sys::signal::kill(old_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let next = ["sh", "-c", r#"echo "next" >> "$OUT""#];
+    let follower = scenario.spawn(scenario.lock(&["--key", "v1", "--lock-delay", "2s", "--timeout", "60s"], &next));
+    let code = scenario.wait(follower).code();
+    nix::sys::signal::kill(old_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(code, Some(0), "the lock was freed within the follower's minute: {}", scenario.all_logs());
+    assert_eq!(positions(&scenario.lines(), "next").len(), 1, "{:?}", scenario.lines());
+    assert_eq!(scenario.wait(old).code(), Some(70), "{}", scenario.all_logs());
+    assert!(positions(&scenario.lines(), "end").is_empty(), "the old command was stopped: {:?}", scenario.lines());
+    assert_eq!(db.records(&scenario.name, "v1"), 1);
 }
 
 // ---- Without a database, or with one of their own ----
