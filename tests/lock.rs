@@ -427,7 +427,7 @@ fn passwords_never_reach_the_log() {
     const MARKER: &str = "ZqMarker9";
     let port = Throwaway::free_port();
     let passwords = [
-        format!("{MARKER}"),
+        MARKER.to_string(),
         format!("a/{MARKER}"),
         format!("{MARKER}?x=1"),
         format!("#{MARKER}#"),
@@ -447,7 +447,7 @@ fn passwords_never_reach_the_log() {
         ] {
             // One attempt; text logs for one half, JSON for the other.
             let mut cmd = scenario.lock(&["--connect-timeout", "0s"], &["true"]);
-            let format = if scenario.processes.len() % 2 == 0 { "text" } else { "json" };
+            let format = if scenario.processes.len().is_multiple_of(2) { "text" } else { "json" };
             cmd.env("DATABASE_URL", &url).env("KUBE_ONCE_LOG_FORMAT", format);
             let index = scenario.spawn(cmd);
             let code = scenario.wait(index).code();
