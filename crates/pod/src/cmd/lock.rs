@@ -47,22 +47,10 @@ pub struct LockArgs {
     #[arg(long, env = env::LOCK_DELAY, value_parser = parse_duration, default_value_t = defaults::LOCK_DELAY.into())]
     pub lock_delay: humantime::Duration,
 
-    /// Where the command runs (boxed: keeps the subcommand enums small).
-    #[command(flatten)]
-    pub origin: Box<Origin>,
-
-    /// The one-time command, run without a shell.
-    #[arg(last = true, required = true, num_args = 1..)]
-    pub command: Vec<String>,
-}
-
-/// The image, namespace, Deployment and pod: recorded, shown as the lock
-/// session's `application_name`, and part of the default key (image).
-#[derive(Debug, Clone, Args)]
-pub struct Origin {
     /// Image the command comes from (recorded, and part of the default key).
     #[arg(long, env = env::IMAGE, default_value = "")]
     pub image: String,
+
     /// Namespace, Deployment and pod, for application_name and the done-record.
     #[arg(long, env = env::NAMESPACE, default_value = "")]
     pub namespace: String,
@@ -70,6 +58,10 @@ pub struct Origin {
     pub deployment: String,
     #[arg(long, env = env::POD_NAME, default_value = "")]
     pub pod: String,
+
+    /// The one-time command, run without a shell.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
 }
 
 impl From<LockArgs> for Options {
@@ -84,10 +76,12 @@ impl From<LockArgs> for Options {
             timeout,
             connect_timeout,
             lock_delay,
-            origin,
+            image,
+            namespace,
+            deployment,
+            pod,
             command,
         } = args;
-        let Origin { image, namespace, deployment, pod } = *origin;
         Options {
             database_url_env,
             lock_url_env,
