@@ -377,6 +377,14 @@ fn a_lost_lock_never_overlaps_the_next_leader(db: Db) {
             scenario.all_logs()
         );
         assert!(scenario.events(next).iter().any(|e| e == "lock-delay"), "round {round}: {}", scenario.all_logs());
+        if let (Some(last_old), Some(first_next)) = (last_old, first_next) {
+            // The margin, for the record (`--no-capture`): lock-delay minus the old tree's stop time.
+            eprintln!(
+                "{:?} round {round}: the next command started {} ms after the old one's last tick",
+                db.kind,
+                (first_next - last_old) / 1_000_000
+            );
+        }
         assert_eq!(db.records(&scenario.name, "v1"), 1);
     }
 }

@@ -369,6 +369,9 @@ where
         }
     };
     let mut wait = Wait { since: Instant::now(), last_holder_log: None };
+    // Between reconnections too: an error that is not a broken connection
+    // (say a missing privilege) must not make a tight connect-fail loop.
+    let mut pause = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     loop {
         match follow(&mut backend, plan, &mut wait).await {
             Ok(Followed::Skipped) => return 0,
@@ -376,14 +379,17 @@ where
             Ok(Followed::Acquired) => break,
             Err(problem) => {
                 let left = plan.timeout.saturating_sub(wait.since.elapsed());
+                let pause = pause.next_pause().min(left);
                 warn!(
                     event = "reconnecting",
                     lock = plan.settings.lock_name,
                     error = format!("{problem:#}"),
+                    retry_in_ms = pause.as_millis() as u64,
                     left_s = left.as_secs(),
                     "the database connection broke while waiting for the lock; connecting again"
                 );
-                match connect(left, &mut attempt).await {
+                tokio::time::sleep(pause).await;
+                match connect(left.saturating_sub(pause), &mut attempt).await {
                     Ok(fresh) => backend = fresh,
                     Err((attempts, problem)) => {
                         error!(
