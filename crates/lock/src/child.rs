@@ -10,7 +10,10 @@
 //!   grace that ends well inside the lock-delay (see `lib.rs`).
 //!
 //! A grandchild that leaves the group on purpose (`setsid`) escapes the
-//! group signals; in a pod, PID 1's death still takes it.
+//! group signals; in a pod, PID 1's death still takes it. When stdin is a
+//! terminal (someone runs `lock` by hand, or a container with `tty: true`)
+//! the child stays in the wrapper's group: in a group of its own it would be
+//! a background job, stopped (SIGTTIN) as soon as it reads the terminal.
 
 use std::io;
 use std::process::ExitStatus;
@@ -22,8 +25,9 @@ use tokio::process::Command;
 
 pub struct Child {
     process: tokio::process::Child,
-    /// The child's pid, which is also its process group's id.
     pid: Pid,
+    /// Whether the child leads a process group of its own (pgid = pid).
+    own_group: bool,
 }
 
 /// Starts `command[0]` with the remaining arguments in a new process group.
@@ -36,7 +40,11 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     let (program, args) = command.split_first().ok_or_else(|| io::Error::other("no command given"))?;
     let parent = nix::unistd::getpid();
     let mut builder = Command::new(program);
-    builder.args(args).kill_on_drop(true).process_group(0);
+    builder.args(args).kill_on_drop(true);
+    let own_group = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if own_group {
+        builder.process_group(0);
+    }
     // SAFETY: the closure runs between fork and exec and only makes
     // async-signal-safe system calls (prctl, getppid, kill).
     unsafe {
@@ -52,7 +60,7 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     let process = builder.spawn()?;
     let pid =
         process.id().map(|id| Pid::from_raw(id as i32)).ok_or_else(|| io::Error::other("child exited at once"))?;
-    Ok(Child { process, pid })
+    Ok(Child { process, pid, own_group })
 }
 
 impl Child {
@@ -60,18 +68,27 @@ impl Child {
         self.pid.as_raw() as u32
     }
 
-    /// Sends `signal` to the child's whole process group; a group that is
-    /// already gone is not an error.
+    /// Sends `signal` to the child's whole process group (to the child
+    /// alone when it has none of its own); one that is already gone is not an error.
     pub fn signal(&self, signal: Signal) {
-        let _ = killpg(self.pid, signal);
+        let _ = if self.own_group { killpg(self.pid, signal) } else { kill(self.pid, signal) };
     }
 
     /// Waits for the child; then SIGKILLs what is left of its group (a
     /// background job must not go on after the command is declared done).
     pub async fn wait(&mut self) -> io::Result<i32> {
         let status = self.process.wait().await.map(exit_code);
-        self.signal(Signal::SIGKILL);
+        self.kill_leftovers();
         status
+    }
+
+    /// SIGKILL to what is left of the child's group once the child is gone
+    /// (its pid, reaped, must not be signalled alone: it may be reused; the
+    /// group id stays reserved while any member lives).
+    fn kill_leftovers(&self) {
+        if self.own_group {
+            let _ = killpg(self.pid, Signal::SIGKILL);
+        }
     }
 
     /// SIGTERM to the group, then SIGKILL to the group if the child has not
@@ -81,7 +98,7 @@ impl Child {
         self.signal(Signal::SIGTERM);
         match tokio::time::timeout(grace, self.process.wait()).await {
             Ok(status) => {
-                self.signal(Signal::SIGKILL);
+                self.kill_leftovers();
                 status.map(exit_code)
             }
             Err(_) => {
