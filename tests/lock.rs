@@ -299,16 +299,17 @@ fn keys_are_compared_exactly(db: Db) {
     }
 }
 
-/// A table made by an older kube-once with the server's default collation
-/// (case-insensitive here) and a record for `Release-A`: `release-a` still runs,
-/// and the first leader migrates the key column.
+/// A table made by an older kube-once (its DDL, word for word: the server's
+/// default character set and case-insensitive collation) with a record for
+/// `Release-A`: `release-a` still runs, and the first leader migrates the key
+/// column.
 fn an_old_case_insensitive_record_table_is_migrated(db: Db) {
     let mut scenario = Scenario::new(db.clone(), "migrate");
     let table = scenario.name.clone();
     db.execute(&format!(
         "CREATE TABLE `{table}` (`key` VARCHAR(255) PRIMARY KEY, command TEXT NOT NULL, image TEXT NOT NULL, \
          pod VARCHAR(253) NOT NULL, started_at DATETIME(3) NOT NULL, finished_at DATETIME(3) NOT NULL, \
-         duration_ms BIGINT NOT NULL, exit_code INT NOT NULL) DEFAULT CHARSET = utf8mb4 COLLATE utf8mb4_general_ci; \
+         duration_ms BIGINT NOT NULL, exit_code INT NOT NULL); \
          INSERT INTO `{table}` VALUES ('Release-A', 'old', 'app:0', 'pod', NOW(3), NOW(3), 1, 0)"
     ));
     let command = ["sh", "-c", r#"echo "run" >> "$OUT""#];
