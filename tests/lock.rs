@@ -178,7 +178,7 @@ fn failed_command_writes_no_record_and_retries(db: Db) {
 /// Only the kind of `db` counts: the server is a throwaway one of that kind.
 fn waits_for_a_database_that_starts_late(db: Db) {
     let kind = db.kind;
-    let port = Throwaway::free_port();
+    let port = support::net::free_port();
     let db = Db { kind, url: Throwaway::url(kind, port) };
     let mut scenario = Scenario::new(db, "late");
     for _ in 0..3 {
@@ -434,7 +434,7 @@ fn a_key_over_255_characters_exits_64() {
 #[test]
 fn passwords_never_reach_the_log() {
     const MARKER: &str = "ZqMarker9";
-    let port = Throwaway::free_port();
+    let port = support::net::free_port();
     let passwords = [
         MARKER.to_string(),
         format!("a/{MARKER}"),
@@ -472,7 +472,7 @@ fn passwords_never_reach_the_log() {
 /// instead of exiting 69; one of them runs the command.
 #[test]
 fn postgres_followers_wait_on_through_a_restart() {
-    let server = Throwaway::start(Kind::Postgres, Throwaway::free_port());
+    let server = Throwaway::start(Kind::Postgres, support::net::free_port());
     let db = Db { kind: Kind::Postgres, url: Throwaway::url(Kind::Postgres, server.port) };
     let mut scenario = Scenario::new(db.clone(), "restart");
     let command =
@@ -548,7 +548,7 @@ fn postgres_separate_lock_url() {
 
 #[test]
 fn unreachable_database_exits_69_after_the_deadline() {
-    let db = Db { kind: Kind::Postgres, url: Throwaway::url(Kind::Postgres, Throwaway::free_port()) };
+    let db = Db { kind: Kind::Postgres, url: Throwaway::url(Kind::Postgres, support::net::free_port()) };
     let mut scenario = Scenario::new(db, "unreachable");
     let cmd = scenario.lock(&["--connect-timeout", "1s"], &["true"]);
     let index = scenario.spawn(cmd);
@@ -569,7 +569,7 @@ const RUN: &[&str] = &["sh", "-c", r#"echo "run" >> "$OUT""#];
 /// certificate for 127.0.0.1 (an IP SAN) and localhost.
 fn tls_only_postgres() -> (Throwaway, CertBundle) {
     let certs = generate(&["localhost".into(), "127.0.0.1".into()], Duration::from_secs(3600)).unwrap();
-    (Throwaway::start_postgres_tls_only(Throwaway::free_port(), &certs), certs)
+    (Throwaway::start_postgres_tls_only(support::net::free_port(), &certs), certs)
 }
 
 fn tls_url(server: &Throwaway, query: &str) -> String {
