@@ -61,6 +61,7 @@ on_databases! {
         keys_are_compared_exactly,
         a_lost_lock_never_overlaps_the_next_leader,
         a_frozen_holder_loses_the_lock_within_a_minute,
+        followers_wait_on_through_a_restart,
     ],
     mysql: [
         twenty_processes_run_the_command_once,
@@ -75,6 +76,7 @@ on_databases! {
         a_lost_lock_never_overlaps_the_next_leader,
         an_old_case_insensitive_record_table_is_migrated,
         a_frozen_holder_loses_the_lock_within_a_minute,
+        followers_wait_on_through_a_restart,
     ],
     sqlite: [
         twenty_processes_run_the_command_once,
@@ -468,12 +470,12 @@ fn passwords_never_reach_the_log() {
     }
 }
 
-/// PostgreSQL restarts while pods wait: they connect again and wait on
-/// instead of exiting 69; one of them runs the command.
-#[test]
-fn postgres_followers_wait_on_through_a_restart() {
-    let server = Throwaway::start(Kind::Postgres, support::net::free_port());
-    let db = Db { kind: Kind::Postgres, url: Throwaway::url(Kind::Postgres, server.port) };
+/// The server restarts while pods wait: they connect again and wait on
+/// instead of exiting 69; one of them runs the command. Only the kind of
+/// `db` counts: the server is a throwaway one of that kind.
+fn followers_wait_on_through_a_restart(db: Db) {
+    let server = Throwaway::start(db.kind, support::net::free_port());
+    let db = Db { kind: db.kind, url: Throwaway::url(db.kind, server.port) };
     let mut scenario = Scenario::new(db.clone(), "restart");
     let command =
         ["sh", "-c", r#"echo "start $$" >> "$OUT"; while [ ! -e go ]; do sleep 0.05; done; echo "end $$" >> "$OUT""#];

@@ -310,13 +310,18 @@ impl Throwaway {
         assert!(status.success(), "stopping the throwaway server failed");
     }
 
-    /// Starts a stopped PostgreSQL again on the same data and port
-    /// (`pg_ctl restart` reuses the options of the first start).
+    /// Starts a stopped server again on the same data and port (PostgreSQL:
+    /// `pg_ctl restart` reuses the options of the first start; MariaDB:
+    /// `start_mariadb` keeps an existing data directory).
     pub fn restart(&self) {
-        assert_eq!(self.kind, Kind::Postgres, "restart is written for PostgreSQL");
-        let script = r#"bindir="$(postgres_bindir)" && _as_postgres "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 restart >/dev/null 2>&1"#;
+        let script = match self.kind {
+            Kind::Postgres => {
+                r#"bindir="$(postgres_bindir)" && _as_postgres "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 restart >/dev/null 2>&1"#
+            }
+            _ => r#"start_mariadb "$1" "$2""#,
+        };
         let status = databases_sh(script, &self.data(), self.port, &[]);
-        assert!(status.success(), "restarting the throwaway PostgreSQL failed");
+        assert!(status.success(), "restarting the throwaway server failed");
     }
 
     fn stop_function(&self) -> &'static str {
