@@ -197,6 +197,41 @@ fn missing_table_is_not_an_error(db: Db) {
     assert_eq!(text(&forget.stdout).trim(), expected);
 }
 
+/// `forget` on a terminal (a pty from util-linux `script`) shows the records
+/// and deletes only on `y`.
+#[test]
+fn forget_asks_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = Scenario::new(Db::sqlite(&dir.path().join("app.db")), "tty");
+    assert_eq!(lock(&mut scenario, "v1", "app:1"), 0, "{}", scenario.all_logs());
+    let on_a_terminal = |answer: &str| {
+        let command = format!("'{}' forget --key v1", support::pod_binary().display());
+        let mut cmd = Command::new("script");
+        for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("KUBE_ONCE_")) {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .env("DATABASE_URL", &scenario.db.url)
+            .env("KUBE_ONCE_RECORD_TABLE", &scenario.name)
+            .current_dir(scenario.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux script");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), answer.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let declined = on_a_terminal("n\n");
+    let shown = text(&declined.stdout);
+    assert!(shown.contains("app:1") && shown.contains("[y/N]") && shown.contains("nothing deleted"), "{shown}");
+    assert_eq!(scenario.db.records(&scenario.name, "v1"), 1);
+    let confirmed = on_a_terminal("y\n");
+    assert!(text(&confirmed.stdout).contains("deleted 1 done-record"), "{}", describe(&confirmed));
+    assert_eq!(scenario.db.records(&scenario.name, "v1"), 0);
+}
+
 #[test]
 fn sqlite_missing_file_is_an_error_and_is_not_created() {
     let dir = tempfile::tempdir().unwrap();

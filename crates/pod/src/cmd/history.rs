@@ -141,18 +141,20 @@ where
 /// the longest and may hold spaces.
 pub fn render_table(runs: &[Run]) -> String {
     let header = ["KEY", "IMAGE", "POD", "STARTED", "FINISHED", "DURATION", "EXIT", "COMMAND"];
+    // An empty cell (no image or pod given to `lock`) shows as `-`, so every line has every column.
+    let cell = |text: &str| if text.is_empty() { "-".to_string() } else { text.to_string() };
     let rows: Vec<[String; 8]> = runs
         .iter()
         .map(|run| {
             [
-                run.key.clone(),
-                run.image.clone(),
-                run.pod.clone(),
+                cell(&run.key),
+                cell(&run.image),
+                cell(&run.pod),
                 history::rfc3339_seconds(run.started_ms),
                 history::rfc3339_seconds(run.finished_ms),
                 format_duration(run.duration_ms),
                 run.exit_code.to_string(),
-                run.command.clone(),
+                cell(&run.command),
             ]
         })
         .collect();
@@ -240,6 +242,8 @@ mod tests {
         assert_eq!(column(lines[0], "COMMAND"), column(lines[1], "flask"), "{text}");
         assert_eq!(column(lines[0], "COMMAND"), column(lines[2], "true"), "{text}");
         assert!(lines[1].contains("2023-11-14T22:13:20Z") && lines[1].contains("1.500s"), "{text}");
+        let anonymous = render_table(&[Run { pod: String::new(), ..run("v1", "true") }]);
+        assert_eq!(anonymous.lines().nth(1).map(|line| line.split_whitespace().nth(2)), Some(Some("-")), "{anonymous}");
     }
 
     #[test]
