@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use support::databases::{Db, Kind, Scenario};
+use support::databases::{Db, Kind, Scenario, Throwaway};
 
 /// One test per database for `scenario(db: Db)`: `<scenario>::postgres`, `::mysql`, `::sqlite`.
 macro_rules! on_every_database {
@@ -230,6 +230,18 @@ fn forget_asks_on_a_terminal() {
     let confirmed = on_a_terminal("y\n");
     assert!(text(&confirmed.stdout).contains("deleted 1 done-record"), "{}", describe(&confirmed));
     assert_eq!(scenario.db.records(&scenario.name, "v1"), 0);
+}
+
+/// MySQL's DATETIME keeps no time zone: `lock` writes NOW(3) in the
+/// session's zone and `history` must read it back in the same zone. A server
+/// of its own (the zone is global), five hours off UTC; the listing scenario
+/// checks every instant against the test's own clock.
+#[test]
+fn mysql_times_are_utc_whatever_the_server_time_zone() {
+    let server = Throwaway::start(Kind::MySql, support::net::free_port());
+    let db = Db { kind: Kind::MySql, url: Throwaway::url(Kind::MySql, server.port) };
+    db.execute("SET GLOBAL time_zone = '+05:00'");
+    lists_runs_newest_first_and_filters(db);
 }
 
 #[test]
