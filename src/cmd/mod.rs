@@ -4,6 +4,7 @@
 //! the same arguments.
 
 pub mod certs;
+pub mod explain;
 pub mod preview;
 pub mod serve;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Generate a CA and a serving certificate for the webhook Service.
     Certs(certs::CertsArgs),
+    /// Explain offline whether the API server sends a Deployment to the webhook, and what it answers.
+    Explain(explain::ExplainArgs),
 }
 
 /// The webhook configuration file, shared by `serve` and `preview`.
@@ -69,5 +72,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lock(args) => lock::run(args),
         Command::Install(args) => report(install::run(&args)),
         Command::Certs(args) => report(certs::run(&args)),
+        Command::Explain(args) => explain::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
     }
 }
