@@ -5,6 +5,9 @@
 //! matchConditions) and failurePolicy change the verdict as they would in a
 //! cluster.
 
+// Helpers fail the test loudly, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 // The e2e harness's corpus reader and its expectations, shared rather than copied.
@@ -113,7 +116,11 @@ fn every_corpus_case_gets_its_verdict_and_reason() {
     for case in &cases {
         let manifest = dir.join(format!("{}.yaml", case.name));
         for operation in ["create", "update"] {
-            let got = explain(&manifest, &rendered, &["--namespace-file", namespaces().to_str().unwrap(), "--operation", operation]);
+            let got = explain(
+                &manifest,
+                &rendered,
+                &["--namespace-file", namespaces().to_str().unwrap(), "--operation", operation],
+            );
             if let Err(problem) = check(case, &got) {
                 wrong.push(format!(
                     "{} ({operation}): {problem}\nexit {}; stdout:\n{}stderr:\n{}",
@@ -152,8 +159,12 @@ fn check(case: &corpus::Case, got: &Explained) -> Result<(), String> {
                 "expected `sent, injected` with one line per patch operation".to_owned(),
             )?;
             // `add /spec/template/spec/initContainers/2` touches /spec/template/spec/initContainers.
-            let touches = |path: &str| got.patch.iter().any(|op| op.split_once(' ').is_some_and(|(_, p)| p.starts_with(path)));
-            ensure(touches("/spec/template/metadata/annotations"), "the status annotation is part of every injection".to_owned())?;
+            let touches =
+                |path: &str| got.patch.iter().any(|op| op.split_once(' ').is_some_and(|(_, p)| p.starts_with(path)));
+            ensure(
+                touches("/spec/template/metadata/annotations"),
+                "the status annotation is part of every injection".to_owned(),
+            )?;
             if expect.run_command.is_some() {
                 ensure(touches("/spec/template/spec/initContainers"), "a run injects initContainers".to_owned())?;
             }
@@ -195,7 +206,8 @@ fn opt_in_namespaces_need_their_label() {
 #[test]
 fn without_match_conditions_unannotated_deployments_are_sent_and_unchanged() {
     let rendered = render(&["webhook.matchConditions=false"]);
-    let got = explain(&corpus_manifest("not-annotated"), &rendered, &["--namespace-file", namespaces().to_str().unwrap()]);
+    let got =
+        explain(&corpus_manifest("not-annotated"), &rendered, &["--namespace-file", namespaces().to_str().unwrap()]);
     assert_eq!(got.code, 0, "{}{}", got.stdout, got.stderr);
     assert_eq!(got.verdict, "sent, allowed unchanged: nothing to inject, or the injection is up to date");
 }
@@ -219,7 +231,11 @@ fn a_failing_match_condition_follows_the_failure_policy() {
     let manifest = corpus_manifest("django");
     let fail = explain_with(&manifest, &configuration("Fail"), None, &[]);
     assert_eq!(fail.code, 1, "{}{}", fail.stdout, fail.stderr);
-    assert!(fail.verdict.starts_with("rejected by the API server: matchCondition unguarded failed to evaluate"), "{}", fail.stdout);
+    assert!(
+        fail.verdict.starts_with("rejected by the API server: matchCondition unguarded failed to evaluate"),
+        "{}",
+        fail.stdout
+    );
     assert!(fail.verdict.ends_with("and failurePolicy Fail rejects the request"), "{}", fail.stdout);
     let ignore = explain_with(&manifest, &configuration("Ignore"), None, &[]);
     assert_eq!(ignore.code, 3, "{}{}", ignore.stdout, ignore.stderr);
@@ -238,9 +254,14 @@ fn unusable_inputs_are_reported() {
     let wrong_name = explain(&manifest, &rendered, &["--webhook", "sidecar.istio.io"]);
     assert_eq!(wrong_name.code, 1);
     assert!(wrong_name.stderr.contains("the webhooks there are: deployments.kube-once.io"), "{}", wrong_name.stderr);
-    let missing_namespace = explain(&corpus_manifest("kube-system"), &rendered, &["--namespace-file", rendered.chart.to_str().unwrap()]);
+    let missing_namespace =
+        explain(&corpus_manifest("kube-system"), &rendered, &["--namespace-file", rendered.chart.to_str().unwrap()]);
     assert_eq!(missing_namespace.code, 1);
-    assert!(missing_namespace.stderr.contains("no Namespace kube-system in --namespace-file"), "{}", missing_namespace.stderr);
+    assert!(
+        missing_namespace.stderr.contains("no Namespace kube-system in --namespace-file"),
+        "{}",
+        missing_namespace.stderr
+    );
     let conflicting = explain(&manifest, &rendered, &["-n", "data"]);
     assert_eq!(conflicting.code, 1);
     assert!(conflicting.stderr.contains("its manifest says namespace apps, -n says data"), "{}", conflicting.stderr);

@@ -129,7 +129,12 @@ pub fn explain(
         Err(refusal) => Outcome::Refused { reason: refusal.reason(), message: refusal.message().to_owned() },
         Ok(mutation) if mutation.patch.0.is_empty() => Outcome::Unchanged { warnings: mutation.warnings },
         Ok(mutation) => Outcome::Injected {
-            operations: mutation.patch.0.iter().map(|op| operation_line(&serde_json::to_value(op).unwrap_or(Value::Null))).collect(),
+            operations: mutation
+                .patch
+                .0
+                .iter()
+                .map(|op| operation_line(&serde_json::to_value(op).unwrap_or(Value::Null)))
+                .collect(),
             warnings: mutation.warnings,
         },
     };
@@ -191,7 +196,9 @@ pub fn find_webhook<'a>(documents: &'a [Value], name: &str) -> Result<&'a Value,
         .iter()
         .filter(|d| {
             d.get("kind").and_then(Value::as_str) == Some("MutatingWebhookConfiguration")
-                && d.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("admissionregistration.k8s.io/"))
+                && d.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.starts_with("admissionregistration.k8s.io/"))
         })
         .collect();
     if configurations.is_empty() {
@@ -206,7 +213,8 @@ pub fn find_webhook<'a>(documents: &'a [Value], name: &str) -> Result<&'a Value,
     match matching.as_slice() {
         [(_, webhook)] => Ok(webhook),
         [] => {
-            let found: Vec<String> = configurations.iter().flat_map(|c| webhooks(c)).map(|(_, w)| webhook_name(w)).collect();
+            let found: Vec<String> =
+                configurations.iter().flat_map(|c| webhooks(c)).map(|(_, w)| webhook_name(w)).collect();
             let found = if found.is_empty() { "none".to_owned() } else { found.join(", ") };
             Err(FindError::NoWebhook { wanted: name.to_owned(), found })
         }
@@ -231,15 +239,19 @@ pub fn namespace_labels(name: &str, mut labels: BTreeMap<String, String>) -> BTr
 
 /// The labels of the Namespace called `name` among `documents` (Namespace
 /// manifests, or `kubectl get namespace -o yaml`); `Ok(None)` when it is not there.
-pub fn labels_of_namespace(documents: &[Value], name: &str) -> Result<Option<BTreeMap<String, String>>, SelectionError> {
+pub fn labels_of_namespace(
+    documents: &[Value],
+    name: &str,
+) -> Result<Option<BTreeMap<String, String>>, SelectionError> {
     let Some(namespace) = documents.iter().find(|d| {
         d.get("kind").and_then(Value::as_str) == Some("Namespace")
             && d.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
     }) else {
         return Ok(None);
     };
-    let labels = selection::labels(namespace.pointer("/metadata/labels"))
-        .map_err(|problem| SelectionError::InvalidObject { what: format!("Namespace {name}: metadata.labels"), problem })?;
+    let labels = selection::labels(namespace.pointer("/metadata/labels")).map_err(|problem| {
+        SelectionError::InvalidObject { what: format!("Namespace {name}: metadata.labels"), problem }
+    })?;
     Ok(Some(namespace_labels(name, labels)))
 }
 
@@ -345,7 +357,7 @@ mod tests {
         let documents = vec![
             json!({"kind": "Service", "apiVersion": "v1"}),
             configuration("istio", &[other]),
-            configuration("kube-once", &[ours.clone()]),
+            configuration("kube-once", std::slice::from_ref(&ours)),
         ];
         assert_eq!(find_webhook(&documents, WEBHOOK_NAME), Ok(&ours));
         assert_eq!(
@@ -353,7 +365,7 @@ mod tests {
             Err(FindError::NoWebhook { wanted: "nope".to_owned(), found: format!("sidecar.istio.io, {WEBHOOK_NAME}") })
         );
         assert_eq!(find_webhook(&documents[..1], WEBHOOK_NAME), Err(FindError::NoConfiguration));
-        let twice = vec![configuration("a", &[ours.clone()]), configuration("b", &[ours])];
+        let twice = vec![configuration("a", std::slice::from_ref(&ours)), configuration("b", &[ours])];
         assert!(matches!(find_webhook(&twice, WEBHOOK_NAME), Err(FindError::Ambiguous { count: 2, .. })));
     }
 

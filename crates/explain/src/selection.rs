@@ -74,7 +74,8 @@ pub fn decide(webhook: &Value, attributes: &Attributes) -> Result<Decision, Sele
     let invalid = |problem: String| SelectionError::InvalidWebhook { webhook: name.to_owned(), problem };
 
     if !rules_match(webhook.get("rules"), attributes).map_err(invalid)? {
-        let sub = if attributes.subresource.is_empty() { String::new() } else { format!("/{}", attributes.subresource) };
+        let sub =
+            if attributes.subresource.is_empty() { String::new() } else { format!("/{}", attributes.subresource) };
         let scope = if attributes.namespaced { "Namespaced" } else { "Cluster" };
         return Ok(Decision::Skip(format!(
             "no rule matches {} of {}/{} {}{sub} ({scope})",
@@ -134,7 +135,9 @@ fn rules_match(rules: Option<&Value>, attributes: &Attributes) -> Result<bool, S
             "*" => true,
             "Namespaced" => attributes.namespaced,
             "Cluster" => !attributes.namespaced,
-            other => return Err(format!("rules[{index}].scope `{other}` is not valid (write Cluster, Namespaced or *)")),
+            other => {
+                return Err(format!("rules[{index}].scope `{other}` is not valid (write Cluster, Namespaced or *)"));
+            }
         };
         if listed("operations", attributes.operation)
             && listed("apiGroups", attributes.group)
@@ -310,9 +313,16 @@ mod tests {
         })
     }
 
-    fn decide_with(hook: &Value, object: Value, old: Value, operation: &str, namespace: &BTreeMap<String, String>) -> Decision {
+    fn decide_with(
+        hook: &Value,
+        object: Value,
+        old: Value,
+        operation: &str,
+        namespace: &BTreeMap<String, String>,
+    ) -> Decision {
         let request = json!({"operation": operation, "object": object, "oldObject": old});
-        decide(hook, &Attributes::deployment(operation, namespace, &request)).unwrap_or_else(|e| Decision::Error(format!("invalid: {e}")))
+        decide(hook, &Attributes::deployment(operation, namespace, &request))
+            .unwrap_or_else(|e| Decision::Error(format!("invalid: {e}")))
     }
 
     fn decide_for(object: Value, operation: &str, namespace: &BTreeMap<String, String>) -> Decision {
@@ -367,7 +377,10 @@ mod tests {
     fn unannotated_deployments_are_skipped_without_error() {
         let apps = namespace("apps", &[]);
         let object = deployment(json!({"kube-onceXio/run": "x", "example.com/kube-once.io": "y"}), json!({}));
-        assert_eq!(decide_for(object, "CREATE", &apps), Decision::Skip("matchCondition kube-once-annotated is false".to_owned()));
+        assert_eq!(
+            decide_for(object, "CREATE", &apps),
+            Decision::Skip("matchCondition kube-once-annotated is false".to_owned())
+        );
         let bare = json!({"metadata": {"name": "d"}, "spec": {"template": {"metadata": {}}}});
         assert!(matches!(decide_for(bare, "CREATE", &apps), Decision::Skip(_)));
         let no_spec = json!({"metadata": {"name": "d"}});
@@ -391,7 +404,10 @@ mod tests {
         );
         // An unguarded field: an evaluation error, for failurePolicy to decide.
         let error = with(json!([{"name": "unguarded", "expression": "object.metadata.annotations.size() > 0"}]));
-        assert!(matches!(&error, Decision::Error(m) if m.starts_with("matchCondition unguarded failed to evaluate")), "{error:?}");
+        assert!(
+            matches!(&error, Decision::Error(m) if m.starts_with("matchCondition unguarded failed to evaluate")),
+            "{error:?}"
+        );
         // Not a bool is an error too.
         assert!(matches!(with(json!([{"name": "n", "expression": "1"}])), Decision::Error(_)));
         // A false condition wins over an erroring one, wherever it is.
@@ -399,7 +415,10 @@ mod tests {
         assert_eq!(with(both), Decision::Skip("matchCondition f is false".to_owned()));
         // Standard `matches` and the strings extension are there.
         assert_eq!(with(json!([{"name": "re", "expression": "object.metadata.name.matches('^d$')"}])), Decision::Call);
-        assert_eq!(with(json!([{"name": "s", "expression": "object.metadata.name.upperAscii() == 'D'"}])), Decision::Call);
+        assert_eq!(
+            with(json!([{"name": "s", "expression": "object.metadata.name.upperAscii() == 'D'"}])),
+            Decision::Call
+        );
         // oldObject is null on CREATE.
         assert_eq!(with(json!([{"name": "o", "expression": "oldObject == null"}])), Decision::Call);
         // A condition that does not compile: the configuration is invalid.
@@ -407,7 +426,10 @@ mod tests {
         hook["matchConditions"] = json!([{"name": "broken", "expression": "object.("}]);
         let request = json!({"operation": "CREATE", "object": object});
         let result = decide(&hook, &Attributes::deployment("CREATE", &apps, &request));
-        assert!(matches!(&result, Err(SelectionError::InvalidWebhook { problem, .. }) if problem.contains("broken does not compile")), "{result:?}");
+        assert!(
+            matches!(&result, Err(SelectionError::InvalidWebhook { problem, .. }) if problem.contains("broken does not compile")),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -419,9 +441,7 @@ mod tests {
             hook["rules"] = rules;
             decide_with(&hook, object.clone(), Value::Null, "CREATE", &apps)
         };
-        let rule = |ops: &[&str], groups: &[&str], versions: &[&str], resources: &[&str], scope: &str| {
-            json!([{"operations": ops, "apiGroups": groups, "apiVersions": versions, "resources": resources, "scope": scope}])
-        };
+        let rule = |ops: &[&str], groups: &[&str], versions: &[&str], resources: &[&str], scope: &str| json!([{"operations": ops, "apiGroups": groups, "apiVersions": versions, "resources": resources, "scope": scope}]);
         assert_eq!(with(rule(&["*"], &["*"], &["*"], &["*"], "*")), Decision::Call);
         assert_eq!(with(rule(&["CREATE"], &["apps"], &["v1"], &["deployments/*"], "Namespaced")), Decision::Call);
         assert!(matches!(with(rule(&["UPDATE"], &["apps"], &["v1"], &["deployments"], "*")), Decision::Skip(_)));
@@ -443,17 +463,24 @@ mod tests {
         let apps = namespace("apps", &[]);
         let mut hook = webhook();
         hook["objectSelector"] = json!({"matchLabels": {"kube-once": "on"}});
-        let on = json!({"metadata": {"name": "d", "labels": {"kube-once": "on"}, "annotations": {"kube-once.io/run": "x"}}});
+        let on =
+            json!({"metadata": {"name": "d", "labels": {"kube-once": "on"}, "annotations": {"kube-once.io/run": "x"}}});
         let off = json!({"metadata": {"name": "d", "labels": {"kube-once": "off"}, "annotations": {"kube-once.io/run": "x"}}});
         assert_eq!(decide_with(&hook, on.clone(), Value::Null, "CREATE", &apps), Decision::Call);
         let reason = skip_reason(decide_with(&hook, off.clone(), Value::Null, "CREATE", &apps));
-        assert_eq!(reason, "objectSelector does not select the object's labels: matchLabels kube-once=on is not met: its label kube-once is `off`");
+        assert_eq!(
+            reason,
+            "objectSelector does not select the object's labels: matchLabels kube-once=on is not met: its label kube-once is `off`"
+        );
         // Removing the label is still sent (the old object matches), so the webhook can undo its work.
         assert_eq!(decide_with(&hook, off.clone(), on, "UPDATE", &apps), Decision::Call);
         assert!(matches!(decide_with(&hook, off.clone(), off, "UPDATE", &apps), Decision::Skip(_)));
         let bad = json!({"metadata": {"name": "d", "labels": {"replicas": 3}}});
         let request = json!({"operation": "CREATE", "object": bad});
-        assert!(matches!(decide(&hook, &Attributes::deployment("CREATE", &apps, &request)), Err(SelectionError::InvalidObject { .. })));
+        assert!(matches!(
+            decide(&hook, &Attributes::deployment("CREATE", &apps, &request)),
+            Err(SelectionError::InvalidObject { .. })
+        ));
     }
 
     #[test]
@@ -466,9 +493,7 @@ mod tests {
         assert!(matches(json!({"matchLabels": {"team": "data"}}))?);
         assert!(!matches(json!({"matchLabels": {"team": "web"}}))?);
         assert!(!matches(json!({"matchLabels": {"tier": "data"}}))?);
-        let expression = |key: &str, operator: &str, values: &[&str]| {
-            json!({"matchExpressions": [{"key": key, "operator": operator, "values": values}]})
-        };
+        let expression = |key: &str, operator: &str, values: &[&str]| json!({"matchExpressions": [{"key": key, "operator": operator, "values": values}]});
         let bare = |key: &str, operator: &str| json!({"matchExpressions": [{"key": key, "operator": operator}]});
         assert!(matches(expression("team", "In", &["data", "web"]))?);
         assert!(!matches(expression("team", "In", &["web"]))?);
@@ -481,7 +506,8 @@ mod tests {
         assert!(matches(bare("tier", "DoesNotExist"))?);
         assert!(!matches(bare("team", "DoesNotExist"))?);
         // matchLabels and matchExpressions are ANDed.
-        let both = json!({"matchLabels": {"team": "data"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]});
+        let both =
+            json!({"matchLabels": {"team": "data"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]});
         assert!(!matches(both)?);
         // What the API server would reject.
         assert!(matches(expression("team", "Like", &["d"])).is_err());
@@ -497,7 +523,10 @@ mod tests {
         let why = |selector: Value| selector_mismatch(Some(&selector), &labels);
         assert_eq!(
             why(json!({"matchExpressions": [{"key": "kube-once.io/enabled", "operator": "In", "values": ["true"]}]}))?,
-            Some("requirement `kube-once.io/enabled In (true)` is not met: it has no label kube-once.io/enabled".to_owned())
+            Some(
+                "requirement `kube-once.io/enabled In (true)` is not met: it has no label kube-once.io/enabled"
+                    .to_owned()
+            )
         );
         assert_eq!(
             why(json!({"matchLabels": {"team": "data"}}))?,
