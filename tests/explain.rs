@@ -209,7 +209,7 @@ fn without_match_conditions_unannotated_deployments_are_sent_and_unchanged() {
     let got =
         explain(&corpus_manifest("not-annotated"), &rendered, &["--namespace-file", namespaces().to_str().unwrap()]);
     assert_eq!(got.code, 0, "{}{}", got.stdout, got.stderr);
-    assert_eq!(got.verdict, "sent, allowed unchanged: nothing to inject, or the injection is up to date");
+    assert_eq!(got.verdict, "sent, allowed unchanged: no kube-once.io/ annotation asks for anything");
 }
 
 /// A matchCondition that fails to evaluate: failurePolicy Fail rejects the

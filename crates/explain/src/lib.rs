@@ -16,7 +16,7 @@ pub mod selection;
 
 use std::collections::BTreeMap;
 
-use kube_once_core::{Config, Reason, describe, mutate};
+use kube_once_core::{Config, Reason, STATUS_ANNOTATION, describe, mutate};
 use serde_json::{Value, json};
 
 pub use selection::{Attributes, Decision, NAMESPACE_NAME_LABEL, SelectionError, decide, selector_matches};
@@ -60,8 +60,9 @@ pub enum Outcome {
     /// Allowed with a patch: `operations` are its RFC 6902 operations, one
     /// line each (`add /spec/template/spec/initContainers`).
     Injected { operations: Vec<String>, warnings: Vec<String> },
-    /// Allowed without a patch (no plan, or the injection is up to date).
-    Unchanged { warnings: Vec<String> },
+    /// Allowed without a patch: `injected` when the pod template carries an
+    /// injection that is up to date, else there is nothing to inject.
+    Unchanged { injected: bool, warnings: Vec<String> },
     /// Denied: the refusal's kind and its message (what, where, how to fix).
     Refused { reason: Reason, message: String },
 }
@@ -76,8 +77,11 @@ impl Verdict {
                 let plural = if operations.len() == 1 { "" } else { "s" };
                 format!("sent, injected: a patch of {} operation{plural}", operations.len())
             }
-            Verdict::Sent { outcome: Outcome::Unchanged { .. } } => {
-                "sent, allowed unchanged: nothing to inject, or the injection is up to date".to_owned()
+            Verdict::Sent { outcome: Outcome::Unchanged { injected: true, .. } } => {
+                "sent, allowed unchanged: the injection is up to date".to_owned()
+            }
+            Verdict::Sent { outcome: Outcome::Unchanged { injected: false, .. } } => {
+                "sent, allowed unchanged: no kube-once.io/ annotation asks for anything".to_owned()
             }
             Verdict::Sent { outcome: Outcome::Refused { message, .. } } => format!("sent, refused: {message}"),
         }
@@ -86,7 +90,9 @@ impl Verdict {
     /// The warnings the user would see (kubectl prints them).
     pub fn warnings(&self) -> &[String] {
         match self {
-            Verdict::Sent { outcome: Outcome::Injected { warnings, .. } | Outcome::Unchanged { warnings } } => warnings,
+            Verdict::Sent { outcome: Outcome::Injected { warnings, .. } | Outcome::Unchanged { warnings, .. } } => {
+                warnings
+            }
             _ => &[],
         }
     }
@@ -127,7 +133,11 @@ pub fn explain(
     }
     let outcome = match mutate(object, old_object, config) {
         Err(refusal) => Outcome::Refused { reason: refusal.reason(), message: refusal.message().to_owned() },
-        Ok(mutation) if mutation.patch.0.is_empty() => Outcome::Unchanged { warnings: mutation.warnings },
+        // An annotation plan always writes the status annotation, and stripping
+        // an injection removes it: no patch with the status means up to date.
+        Ok(mutation) if mutation.patch.0.is_empty() => {
+            Outcome::Unchanged { injected: has_status(object), warnings: mutation.warnings }
+        }
         Ok(mutation) => Outcome::Injected {
             operations: mutation
                 .patch
@@ -139,6 +149,13 @@ pub fn explain(
         },
     };
     Ok(Verdict::Sent { outcome })
+}
+
+fn has_status(object: &Value) -> bool {
+    object
+        .pointer("/spec/template/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|annotations| annotations.contains_key(STATUS_ANNOTATION))
 }
 
 /// `add /spec/template/spec/volumes`: an operation without its value.
@@ -310,12 +327,23 @@ mod tests {
         assert_eq!(verdict.summary(), format!("sent, refused: {message}"));
     }
 
+    fn verdict_for_plain(object: &Value) -> Verdict {
+        let mut hook = webhook("Fail", "true");
+        hook.as_object_mut().unwrap().remove("matchConditions");
+        verdict(object, Operation::Create, &hook)
+    }
+
     #[test]
     fn sent_and_unchanged_once_injected() {
         let object = annotated(json!({"kube-once.io/run": "flask db upgrade"}));
         let injected = mutate(&object, None, &Config::default()).unwrap().object;
         let verdict = verdict(&injected, Operation::Update, &webhook("Fail", "true"));
-        assert!(matches!(verdict, Verdict::Sent { outcome: Outcome::Unchanged { .. } }), "{verdict:?}");
+        assert!(matches!(verdict, Verdict::Sent { outcome: Outcome::Unchanged { injected: true, .. } }), "{verdict:?}");
+        assert_eq!(verdict.summary(), "sent, allowed unchanged: the injection is up to date");
+        // Sent (no matchConditions to filter it) without any annotation: nothing to do.
+        let plain = annotated(json!({"team": "web"}));
+        let verdict = verdict_for_plain(&plain);
+        assert_eq!(verdict.summary(), "sent, allowed unchanged: no kube-once.io/ annotation asks for anything");
     }
 
     #[test]
