@@ -4,6 +4,7 @@
 //! the same arguments.
 
 pub mod certs;
+pub mod explain;
 pub mod preview;
 pub mod serve;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Forget(forget::ForgetArgs),
     /// Generate a CA and a serving certificate for the webhook Service.
     Certs(certs::CertsArgs),
+    /// Explain offline whether the API server sends a Deployment to the webhook, and what it answers.
+    Explain(explain::ExplainArgs),
 }
 
 /// The webhook configuration file, shared by `serve` and `preview`.
@@ -75,5 +78,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => history::run(args),
         Command::Forget(args) => forget::run(args),
         Command::Certs(args) => report(certs::run(&args)),
+        Command::Explain(args) => explain::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
     }
 }
