@@ -368,6 +368,12 @@ fn image_volume_delivery_mounts_the_tools_image_into_kube_once_run() {
     assert_eq!(status["initContainers"], json!(["kube-once-run"]));
     assert_eq!(status["volumes"], json!(["kube-once-bin"]));
 
+    // The names stay reserved in both modes, so a later switch of delivery cannot collide.
+    let mut taken = case("image-volume");
+    taken["spec"]["template"]["spec"]["initContainers"][0]["name"] = json!("kube-once-install");
+    let refusal = core::mutate(&taken, None, &image_volume_config()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::ReservedName, "{refusal}");
+
     // initContainer delivery records nothing new: statuses written before the field read the same.
     let m = mutate(&case("no-init-containers"), &Config::default());
     assert!(status_of(&m.object).get("delivery").is_none());
