@@ -49,6 +49,16 @@ fn the_core_has_no_runtime_no_client_and_no_io_crates() {
     );
 }
 
+/// `kube-once explain`'s crate: values in, verdict out; in the command line only.
+#[test]
+fn explain_is_pure_and_stays_out_of_the_pod_binary() {
+    assert_none_of(
+        "kube-once-explain",
+        &["tokio", "kube", "k8s-openapi", "hyper", "axum", "reqwest", "rustls", "clap"],
+    );
+    assert_none_of("kube-once-pod", &["kube-once-explain"]);
+}
+
 #[test]
 fn the_pod_binary_carries_no_webhook() {
     assert_none_of(

@@ -21,6 +21,7 @@
 
 mod backoff;
 mod child;
+pub mod history;
 pub mod install;
 mod mysql;
 pub mod names;

@@ -77,7 +77,7 @@ impl MySql {
     }
 }
 
-async fn open(server: &Server, settings: &Settings) -> Result<Conn> {
+pub(crate) async fn open(server: &Server, settings: &Settings) -> Result<Conn> {
     let mut opts = OptsBuilder::default()
         .user(server.user.clone())
         .pass(server.password.clone())

@@ -54,7 +54,7 @@ impl Postgres {
     }
 }
 
-async fn open(server: &Server, settings: &Settings) -> Result<Client> {
+pub(crate) async fn open(server: &Server, settings: &Settings) -> Result<Client> {
     let config = config(server, &settings.application_name);
     let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(server)?);
     let (client, connection) =
