@@ -8,20 +8,11 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::cluster::{parse_documents, str_at};
-use crate::databases::required_env;
+use crate::cluster::str_at;
+use crate::support::{binary, env, yaml};
 
 pub const RELEASE: &str = "kube-once";
 pub const NAMESPACE: &str = "kube-once";
-
-pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kube-once"))
-}
-
-/// The pod binary, beside `kube-once` (see tests/support/mod.rs).
-pub fn pod_binary() -> PathBuf {
-    binary().with_file_name("kube-once-pod")
-}
 
 pub struct CertFiles {
     pub ca: PathBuf,
@@ -43,11 +34,13 @@ pub struct Installation {
 /// The TLS Secret the admin creates in `secret` mode.
 pub const TLS_SECRET: &str = "kube-once-tls";
 
-pub fn install(work: &Path) -> Result<Installation> {
+/// Certificates, then the chart rendered with `values` (`key=value`, as for
+/// `helm --set`) on top of the `secret` TLS mode.
+pub fn install(work: &Path, values: &[&str]) -> Result<Installation> {
     let certs = generate_certs(&work.join("certs"))?;
     let ca_pem = std::fs::read(&certs.ca).context("cannot read ca.crt")?;
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let objects = render_chart(&ca_bundle)?;
+    let objects = render_chart(&ca_bundle, values)?;
     let find = |kind: &str| -> Result<Value> {
         let mut found = objects.iter().filter(|o| str_at(o, "/kind") == Some(kind));
         match (found.next(), found.next()) {
@@ -87,19 +80,20 @@ fn generate_certs(out_dir: &Path) -> Result<CertFiles> {
     Ok(certs)
 }
 
-/// `helm template` of the chart in `secret` TLS mode, every object as JSON.
-pub fn render_chart(ca_bundle: &str) -> Result<Vec<Value>> {
-    let helm = required_env("KUBE_ONCE_HELM")?;
+/// `helm template` of the chart in `secret` TLS mode with `values`, every object as JSON.
+pub fn render_chart(ca_bundle: &str, values: &[&str]) -> Result<Vec<Value>> {
+    let helm = env::var("KUBE_ONCE_HELM")?;
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kube-once");
     let output = std::process::Command::new(&helm)
         .args(["template", RELEASE])
         .arg(&chart)
         .args(["--namespace", NAMESPACE, "--set", "tls.mode=secret", "--set", &format!("tls.secretName={TLS_SECRET}")])
         .args(["--set", &format!("tls.caBundle={ca_bundle}")])
+        .args(values.iter().flat_map(|value| ["--set", value]))
         .output()
         .with_context(|| format!("cannot run {helm}"))?;
     if !output.status.success() {
         bail!("helm template failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    parse_documents(&String::from_utf8_lossy(&output.stdout), "helm template output")
+    yaml::documents(&String::from_utf8_lossy(&output.stdout), "helm template output")
 }

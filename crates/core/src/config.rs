@@ -3,6 +3,7 @@
 //!
 //! ```yaml
 //! toolsImage: ghcr.io/kube-once/kube-once:0.1.0   # image of kube-once-install
+//! delivery: initContainer                          # or imageVolume (Kubernetes ≥ 1.35)
 //! installSecurityContext:                          # replaces kube-once-install's own
 //!   runAsNonRoot: true                             # (OpenShift: no fixed runAsUser)
 //! defaultPreset: gke-spot                          # what `preemptible: "true"` means
@@ -26,16 +27,54 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::annotations::{self, Record};
-use super::presets::{self, Preset};
+use super::presets::{self, Preset, Toleration};
 
 /// Image of `kube-once-install` when the config file does not name one.
 pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/kube-once/kube-once:", env!("CARGO_PKG_VERSION"));
 
+/// How the pod binary reaches `kube-once-run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Delivery {
+    /// The `kube-once-install` initContainer copies it from the tools image
+    /// into an emptyDir (works on every Kubernetes version).
+    #[default]
+    InitContainer,
+    /// The tools image itself is mounted read-only as an image volume
+    /// (KEP-4639: beta and on by default since Kubernetes 1.35; needs
+    /// containerd ≥ 2.1 or CRI-O ≥ 1.31): no install container, no copy.
+    ImageVolume,
+}
+
+impl Delivery {
+    /// The config file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::InitContainer => "initContainer",
+            Delivery::ImageVolume => "imageVolume",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "initContainer" => Ok(Delivery::InitContainer),
+            "imageVolume" => Ok(Delivery::ImageVolume),
+            other => Err(format!(
+                "`{other}` is not a delivery; write initContainer (the default, any Kubernetes) or imageVolume (Kubernetes ≥ 1.35, or 1.33+ with the ImageVolume feature gate)"
+            )),
+        }
+    }
+}
+
 /// The validated configuration: built-in presets merged with the file's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Image holding the static binary at `/kube-once` (ENTRYPOINT), run by `kube-once-install`.
+    /// Image holding the server binary at `/kube-once` (ENTRYPOINT) and the
+    /// pod binary at `/pod/kube-once`, which [`Config::delivery`] brings to `kube-once-run`.
     pub tools_image: String,
+    /// How the pod binary reaches `kube-once-run` on a new injection (a
+    /// Deployment the user does not change keeps the delivery it has).
+    pub delivery: Delivery,
     /// Preset used for `kube-once.io/preemptible: "true"`; none means `"true"` is refused.
     pub default_preset: Option<String>,
     /// Values used when a Deployment does not set the matching annotation.
@@ -72,6 +111,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
+            delivery: Delivery::default(),
             default_preset: None,
             defaults: Defaults::default(),
             install_security_context: None,
@@ -95,6 +135,7 @@ pub enum ConfigError {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConfigFile {
     tools_image: Option<String>,
+    delivery: Option<String>,
     default_preset: Option<String>,
     #[serde(default)]
     defaults: DefaultsFile,
@@ -137,6 +178,14 @@ impl TryFrom<ConfigFile> for Config {
         let invalid = |key: &str, reason: String| ConfigError::Invalid { key: key.to_owned(), reason };
         let mut config = Config::default();
         if let Some(image) = file.tools_image {
+            if image.chars().any(char::is_control) {
+                return Err(invalid(
+                    "toolsImage",
+                    format!(
+                        "{image:?} holds a control character (NUL, line break, ...); write the image reference alone, e.g. {DEFAULT_TOOLS_IMAGE}"
+                    ),
+                ));
+            }
             if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
                 return Err(invalid(
                     "toolsImage",
@@ -144,6 +193,9 @@ impl TryFrom<ConfigFile> for Config {
                 ));
             }
             config.tools_image = image;
+        }
+        if let Some(delivery) = file.delivery {
+            config.delivery = Delivery::parse(&delivery).map_err(|r| invalid("delivery", r))?;
         }
         if let Some(context) = file.install_security_context {
             if !context.is_object() {
@@ -188,5 +240,43 @@ fn check_preset(name: &str, preset: &Preset) -> Result<(), String> {
     if preset.node_selector.is_empty() && preset.tolerations.is_empty() {
         return Err("a preset needs nodeSelector entries, tolerations, or both".to_owned());
     }
+    if preset.node_selector.keys().any(String::is_empty) {
+        return Err(
+            "nodeSelector has an empty key; write the node label to select on, e.g. {node-pool: spot}".to_owned()
+        );
+    }
+    for (index, toleration) in preset.tolerations.iter().enumerate() {
+        check_toleration(toleration).map_err(|problem| format!("tolerations[{index}]: {problem}"))?;
+    }
     Ok(())
+}
+
+/// What the API server would refuse in a pod's toleration, refused here
+/// already: at admission it would refuse every Deployment using the preset.
+fn check_toleration(toleration: &Toleration) -> Result<(), String> {
+    let key = toleration.key.as_deref().unwrap_or_default();
+    let value = toleration.value.as_deref().unwrap_or_default();
+    match toleration.operator.as_deref() {
+        None | Some("Equal") if key.is_empty() => Err(
+            "has no key, which only operator Exists allows (it tolerates every taint); give the taint's key, or write operator: Exists"
+                .to_owned(),
+        ),
+        None | Some("Equal") => Ok(()),
+        Some("Exists") if !value.is_empty() => Err(format!(
+            "has operator Exists and value `{value}`; Exists matches any value, so remove the value, or write operator: Equal"
+        )),
+        Some("Exists") => Ok(()),
+        Some(other) => Err(format!("has operator `{other}`; write Exists or Equal (the default)")),
+    }?;
+    match toleration.effect.as_deref() {
+        Some("NoExecute") => Ok(()),
+        _ if toleration.toleration_seconds.is_some() => Err(
+            "has tolerationSeconds, which only effect NoExecute allows; write effect: NoExecute, or remove tolerationSeconds"
+                .to_owned(),
+        ),
+        None | Some("" | "NoSchedule" | "PreferNoSchedule") => Ok(()),
+        Some(other) => Err(format!(
+            "has effect `{other}`; write NoSchedule, PreferNoSchedule or NoExecute, or leave it out to match every effect"
+        )),
+    }
 }

@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::annotations::{DatabaseUrl, Plan, Preemptible, RunPlan};
-use super::config::Config;
+use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
+use super::config::{Config, Delivery};
 use super::env;
 use super::status::Status;
-use super::{Refusal, STATUS_ANNOTATION, describe};
+use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
 pub const RUN_CONTAINER: &str = "kube-once-run";
@@ -17,6 +17,9 @@ pub const BIN_VOLUME: &str = "kube-once-bin";
 pub const BIN_DIR: &str = "/kube-once-bin";
 /// The pod binary inside the tools image (beside the server at `/kube-once`).
 pub const TOOLS_BINARY: &str = "/pod/kube-once";
+/// The tools image's directory holding [`TOOLS_BINARY`]: the image volume's
+/// `subPath`, so that `kube-once-run` sees the pod binary at `/kube-once-bin/kube-once`.
+pub const TOOLS_POD_DIR: &str = "pod";
 /// UID of `kube-once-install` (the distroless "nonroot" user).
 pub const INSTALL_UID: i64 = 65532;
 
@@ -26,10 +29,13 @@ pub fn status_of(deployment: &Value, template: &Value) -> Result<Option<Status>,
         return Ok(None);
     };
     value.as_str().and_then(|text| Status::parse(text).ok()).map(Some).ok_or_else(|| {
-        Refusal(format!(
-            "Deployment {}: annotation {STATUS_ANNOTATION} on the pod template is not a status written by kube-once, so kube-once cannot tell what it injected; remove that annotation and any kube-once-* initContainers and kube-once-bin volume from the pod template",
-            describe(deployment)
-        ))
+        Refusal::new(
+            Reason::BadStatus,
+            format!(
+                "Deployment {}: annotation {STATUS_ANNOTATION} on the pod template is not a status written by kube-once, so kube-once cannot tell what it injected; remove that annotation and any kube-once-* initContainers and kube-once-bin volume from the pod template",
+                describe(deployment)
+            ),
+        )
     })
 }
 
@@ -76,10 +82,13 @@ pub fn apply(deployment: &Value, template: Value, plan: &Plan, config: &Config) 
     let mut template = template;
     let mut status = Status::new();
     let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) else {
-        return Err(Refusal(format!(
-            "Deployment {}: spec.template.spec is missing; add the pod spec with its containers",
-            describe(deployment)
-        )));
+        return Err(Refusal::new(
+            Reason::IncompleteTemplate,
+            format!(
+                "Deployment {}: spec.template.spec is missing; add the pod spec with its containers",
+                describe(deployment)
+            ),
+        ));
     };
     if let Some(run) = &plan.run {
         inject_run(deployment, spec, run, config, &mut status)?;
@@ -112,18 +121,38 @@ fn inject_run(
         .get("containers")
         .and_then(Value::as_array)
         .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())));
-    let run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
-    let install = install_container(&config.tools_image, config.install_security_context.as_ref());
+    let mut run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
+    // What differs between the deliveries: the volume, the mount's subPath, the install container.
+    let (volume, install) = match config.delivery {
+        Delivery::InitContainer => (
+            json!({"name": BIN_VOLUME, "emptyDir": {}}),
+            Some(install_container(&config.tools_image, config.install_security_context.as_ref())),
+        ),
+        Delivery::ImageVolume => {
+            let mounts = run_container.get_mut("volumeMounts").and_then(Value::as_array_mut);
+            if let Some(mount) = mounts.and_then(|m| m.iter_mut().rfind(|m| name(m) == Some(BIN_VOLUME))) {
+                mount["subPath"] = json!(TOOLS_POD_DIR);
+            }
+            (
+                json!({"name": BIN_VOLUME, "image": {"reference": config.tools_image, "pullPolicy": "IfNotPresent"}}),
+                None,
+            )
+        }
+    };
+    status.delivery = config.delivery;
     let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
     if let Some(list) = init_containers.as_array_mut() {
-        list.push(install);
+        list.extend(install);
         list.push(run_container);
     }
-    status.init_containers = vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()];
+    status.init_containers = match config.delivery {
+        Delivery::InitContainer => vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()],
+        Delivery::ImageVolume => vec![RUN_CONTAINER.to_owned()],
+    };
 
     let volumes = field(spec, "volumes", Value::Array(Vec::new()), status);
     if let Some(list) = volumes.as_array_mut() {
-        list.push(json!({"name": BIN_VOLUME, "emptyDir": {}}));
+        list.push(volume);
     }
     status.volumes = vec![BIN_VOLUME.to_owned()];
     status.key = Some(run.key.clone());
@@ -202,6 +231,8 @@ fn plan_env(run: &RunPlan, deployment: &Value) -> Vec<Value> {
     if let Some(name) = &run.lock_url_env {
         vars.push(var(env::LOCK_URL_ENV, name));
     }
+    // A value for `lock` (part of the database's application_name), not a
+    // name for messages: those come from `describe`.
     let deployment_name = deployment
         .pointer("/metadata/name")
         .or_else(|| deployment.pointer("/metadata/generateName"))
@@ -239,11 +270,15 @@ fn inject_preemptible(
                     }
                     Some(existing) if existing.as_str() == Some(value) => {}
                     Some(existing) => {
-                        return Err(Refusal(format!(
-                            "Deployment {}: annotation kube-once.io/preemptible: {:?} sets nodeSelector {key}={value}, but the pod template already has {key}={existing}; remove that nodeSelector entry or choose another preset",
-                            describe(deployment),
-                            preemptible.name
-                        )));
+                        return Err(Refusal::new(
+                            Reason::NodeSelectorConflict,
+                            format!(
+                                "Deployment {}: annotation kube-once.io/preemptible: {:?} sets nodeSelector {key}={value}, but the pod template already has {key}={existing}; remove that nodeSelector entry or choose another preset",
+                                describe(deployment),
+                                preemptible.name
+                            ),
+                        )
+                        .about(annotations::PREEMPTIBLE));
                     }
                 }
             }
@@ -295,10 +330,13 @@ fn refuse_reserved(
 ) -> Result<(), Refusal> {
     let items = spec.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     match items.iter().filter_map(name).find(|n| reserved.contains(n)) {
-        Some(taken) => Err(Refusal(format!(
-            "Deployment {}: the pod template already has {list} entry {taken:?}, a name kube-once reserves for what it injects; rename it",
-            describe(deployment)
-        ))),
+        Some(taken) => Err(Refusal::new(
+            Reason::ReservedName,
+            format!(
+                "Deployment {}: the pod template already has {list} entry {taken:?}, a name kube-once reserves for what it injects; rename it",
+                describe(deployment)
+            ),
+        )),
         None => Ok(()),
     }
 }
