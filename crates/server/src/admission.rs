@@ -18,6 +18,7 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use kube_once_core::{Changes, Refusal};
 
@@ -105,17 +106,21 @@ pub struct Status {
     pub message: String,
 }
 
+/// The review as sent; `object` and `oldObject` stay unparsed (borrowed
+/// text) until the request turns out to be a Deployment to mutate: other
+/// kinds and operations never pay for a parse of their objects.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AdmissionReviewRequest {
+struct AdmissionReviewRequest<'a> {
     api_version: String,
     kind: String,
-    request: Option<AdmissionRequest>,
+    #[serde(borrow)]
+    request: Option<AdmissionRequest<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AdmissionRequest {
+struct AdmissionRequest<'a> {
     uid: String,
     kind: GroupVersionKind,
     #[serde(default)]
@@ -123,12 +128,29 @@ struct AdmissionRequest {
     #[serde(default)]
     name: Option<String>,
     operation: String,
-    #[serde(default)]
-    object: Option<Value>,
-    #[serde(default)]
-    old_object: Option<Value>,
+    #[serde(default, borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    old_object: Option<&'a RawValue>,
     #[serde(default)]
     dry_run: Option<bool>,
+}
+
+/// What the log line needs of an object that is not parsed otherwise.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct NameOnly {
+    #[serde(default)]
+    metadata: Option<NameMeta>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct NameMeta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    generate_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,18 +184,24 @@ fn answer(
     }
     let request = review.request.ok_or_else(|| BadRequest(format!("the {KIND} has no `request` to answer")))?;
 
-    let object_name = object_name(&request);
     let dry_run = request.dry_run.unwrap_or(false);
     let is_deployment = request.kind.group == "apps" && request.kind.kind == "Deployment";
     let mutates = is_deployment && matches!(request.operation.as_str(), "CREATE" | "UPDATE");
 
-    let (response, outcome) = if mutates {
-        let object = request.object.as_ref().ok_or_else(|| {
+    let (response, outcome, object_name) = if mutates {
+        let object = parse_object(request.object, "object")?.ok_or_else(|| {
             BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
         })?;
-        respond(request.uid, changes(object, request.old_object.as_ref()))
+        let old_object = parse_object(request.old_object, "oldObject")?;
+        let object_name = object_name(&request, metadata_name(&object));
+        let (response, outcome) = respond(request.uid, changes(&object, old_object.as_ref()));
+        (response, outcome, object_name)
     } else {
-        (allow(request.uid), Outcome::Skipped)
+        let name =
+            request.object.or(request.old_object).and_then(|raw| serde_json::from_str::<NameOnly>(raw.get()).ok());
+        let name = name.and_then(|n| n.metadata).and_then(|m| m.name.or(m.generate_name));
+        let object_name = object_name(&request, name.as_deref());
+        (allow(request.uid), Outcome::Skipped, object_name)
     };
     Ok(Reviewed {
         response: AdmissionReviewResponse { api_version: API_VERSION, kind: KIND, response },
@@ -193,14 +221,9 @@ fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse
         Ok(Changes { patch, warnings }) if patch.0.is_empty() => {
             (AdmissionResponse { warnings, ..allow(uid) }, Outcome::Unchanged)
         }
-        Ok(Changes { patch, warnings }) => match serde_json::to_vec(&patch) {
-            Ok(json) => (
-                AdmissionResponse {
-                    patch_type: Some("JSONPatch"),
-                    patch: Some(base64::engine::general_purpose::STANDARD.encode(json)),
-                    warnings,
-                    ..allow(uid)
-                },
+        Ok(Changes { patch, warnings }) => match base64_json(&patch) {
+            Ok(encoded) => (
+                AdmissionResponse { patch_type: Some("JSONPatch"), patch: Some(encoded), warnings, ..allow(uid) },
                 Outcome::Patched,
             ),
             // A patch is plain JSON values; this cannot fail, but if it ever
@@ -211,20 +234,39 @@ fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse
     }
 }
 
+/// `value` as JSON, base64-encoded as it is written (no JSON buffer in between).
+fn base64_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
+    let mut encoded = String::new();
+    let mut writer =
+        base64::write::EncoderStringWriter::from_consumer(&mut encoded, &base64::engine::general_purpose::STANDARD);
+    serde_json::to_writer(&mut writer, value)?;
+    writer.into_inner();
+    Ok(encoded)
+}
+
 fn deny(uid: String, message: String) -> (AdmissionResponse, Outcome) {
     let status = Status { status: "Failure", code: 400, reason: "BadRequest", message };
     (AdmissionResponse { allowed: false, status: Some(status), ..allow(uid) }, Outcome::Refused)
 }
 
-fn object_name(request: &AdmissionRequest) -> String {
-    let metadata = request.object.as_ref().or(request.old_object.as_ref()).and_then(|object| object.get("metadata"));
-    let name = request
-        .name
-        .as_deref()
-        .filter(|name| !name.is_empty())
-        .or_else(|| metadata.and_then(|m| m.get("name")).and_then(Value::as_str))
-        .or_else(|| metadata.and_then(|m| m.get("generateName")).and_then(Value::as_str))
-        .unwrap_or("");
+/// `object` or `oldObject` as JSON; `None` when absent or null.
+fn parse_object(raw: Option<&RawValue>, field: &str) -> Result<Option<Value>, BadRequest> {
+    let Some(raw) = raw else { return Ok(None) };
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Null) => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(error) => Err(BadRequest(format!("request.{field} is not a JSON object: {error}"))),
+    }
+}
+
+/// `metadata.name` of an object, or its `generateName` prefix.
+fn metadata_name(object: &Value) -> Option<&str> {
+    let metadata = object.get("metadata")?;
+    metadata.get("name").and_then(Value::as_str).or_else(|| metadata.get("generateName").and_then(Value::as_str))
+}
+
+fn object_name(request: &AdmissionRequest, metadata_name: Option<&str>) -> String {
+    let name = request.name.as_deref().filter(|name| !name.is_empty()).or(metadata_name).unwrap_or("");
     match request.namespace.as_deref() {
         Some(namespace) if !namespace.is_empty() => format!("{namespace}/{name}"),
         _ => name.to_owned(),
