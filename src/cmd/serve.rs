@@ -221,7 +221,7 @@ impl std::str::FromStr for ByteSize {
 
 impl std::fmt::Display for ByteSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (suffix, unit) = UNITS.iter().find(|(_, unit)| self.0 % unit == 0).copied().unwrap_or(("", 1));
+        let (suffix, unit) = UNITS.iter().find(|(_, unit)| self.0.is_multiple_of(*unit)).copied().unwrap_or(("", 1));
         write!(f, "{}{suffix}", self.0 / unit)
     }
 }

@@ -126,12 +126,13 @@ fn source_of(value: &Value, field: &str, containers: &[Value]) -> Option<(usize,
     for (index, container) in containers.iter().enumerate() {
         let Some(theirs) = container.get(field) else { continue };
         match (value, theirs) {
-            (Value::Array(ours), Value::Array(theirs)) => {
-                if !theirs.is_empty() && ours.starts_with(theirs) && best.is_none_or(|(_, len)| theirs.len() > len) {
-                    best = Some((index, theirs.len()));
-                }
+            (Value::Array(ours), Value::Array(theirs))
+                if !theirs.is_empty() && ours.starts_with(theirs) && best.is_none_or(|(_, len)| theirs.len() > len) =>
+            {
+                best = Some((index, theirs.len()));
             }
-            (ours, theirs) if ours == theirs && !matches!(ours, Value::Array(_)) => return Some((index, 0)),
+            (Value::Array(_), _) => {}
+            (ours, theirs) if ours == theirs => return Some((index, 0)),
             _ => {}
         }
     }

@@ -15,7 +15,6 @@
 //!   request, not a permission matter (403). The API server prefixes the
 //!   message with "admission webhook ... denied the request".
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -275,6 +274,7 @@ fn object_name(request: &AdmissionRequest, metadata_name: Option<&str>) -> Strin
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
     use serde_json::json;
 
     use super::*;
