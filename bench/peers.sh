@@ -75,6 +75,7 @@ canned=$(curl -sk --data-binary @"$REVIEW" -H 'Content-Type: application/json' "
 [[ $canned == *'"allowed":true'* ]] || { echo "peers: kube-once did not admit the review: $canned" >&2; exit 1; }
 printf '%s' "$canned" >"$work/canned.json"
 mkdir -p "$work/nginx"
+chmod o+rx "$work" && chmod o+r "$work/canned.json" # nginx workers run as nobody when started as root
 cat >"$work/nginx.conf" <<CONF
 worker_processes auto;
 pid $work/nginx/nginx.pid;
