@@ -32,7 +32,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KUBE_ONCE_NO_PREVIEW")]
     pub no_preview: bool,
 
-    /// Memory admission work may take at once (e.g. 160Mi). Each admission reserves a share
+    /// Memory admission work may take at once (e.g. 240Mi). Each admission reserves a share
     /// proportional to its body before reading it; admissions that do not fit wait.
     #[arg(long, env = "KUBE_ONCE_ADMISSION_MEMORY", default_value_t = ByteSize(Limits::DEFAULT.admission_memory))]
     pub admission_memory: ByteSize,
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!((limits.admission_memory, limits.max_connections), (64 << 20, 10));
         assert!(options(&["--max-connections", "0"]).is_err());
         assert!(options(&["--admission-memory", "lots"]).is_err());
-        assert_eq!(ByteSize(Limits::DEFAULT.admission_memory).to_string(), "160Mi");
+        assert_eq!(ByteSize(Limits::DEFAULT.admission_memory).to_string(), "240Mi");
         assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
         assert_eq!(parse_bytes("1536"), Ok(1536));
     }
