@@ -30,13 +30,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+use support::chart::{
+    NAMESPACE, RELEASE, all_of, chart_dir, config_file, documents as parse_documents, installed, pod_spec, run,
+    server_args, server_container, text, webhook,
+};
+use support::env::tool;
 use support::pss::restricted_violations;
+use support::repo;
 
-const RELEASE: &str = "kube-once";
-const NAMESPACE: &str = "kube-once";
 /// kubernetes-validate's schemas for this version.
 const KUBERNETES_VERSION: &str = "1.33.0";
 const SERVICE_MONITOR_API: &str = "monitoring.coreos.com/v1/ServiceMonitor";
@@ -54,27 +57,6 @@ const CASES: &[(&str, &[&str])] = &[
     ("monitoring-full", &[SERVICE_MONITOR_API, PROMETHEUS_RULE_API]),
 ];
 
-/// Kinds from CRDs: no official schema, checked by `check_crd_object`.
-const CRD_KINDS: &[(&str, &str)] =
-    &[("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")];
-
-// ---------------------------------------------------------------- tools --
-
-fn tool(variable: &str) -> PathBuf {
-    match std::env::var_os(variable) {
-        Some(path) => PathBuf::from(path),
-        None => panic!("{variable} is not set: run scripts/test.sh (scripts/lib/tools.sh's ensure_tools fetches it)"),
-    }
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chart_dir() -> PathBuf {
-    repo().join("charts/kube-once")
-}
-
 fn fixture(case: &str) -> PathBuf {
     repo().join("tests/fixtures/chart-platforms").join(format!("{case}.yaml"))
 }
@@ -83,43 +65,12 @@ fn api_versions(case: &str) -> &'static [&'static str] {
     CASES.iter().find(|(name, _)| *name == case).map(|(_, apis)| *apis).unwrap_or_else(|| panic!("no case {case}"))
 }
 
-fn run(program: &Path, args: &[OsString]) -> Output {
-    Command::new(program)
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {}: {error}", program.display()))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn os(value: impl Into<OsString>) -> OsString {
     value.into()
 }
 
-/// `helm template` (the README's release name and namespace) with a values
-/// file, extra APIs and `--set` pairs; Ok(stdout) or Err(stderr).
-fn helm_template(values: Option<&Path>, apis: &[&str], sets: &[&str]) -> Result<String, String> {
-    let mut args = vec![os("template"), os(RELEASE), chart_dir().into_os_string(), os("--namespace"), os(NAMESPACE)];
-    if let Some(values) = values {
-        args.extend([os("--values"), values.as_os_str().to_owned()]);
-    }
-    for api in apis {
-        args.extend([os("--api-versions"), os(*api)]);
-    }
-    for set in sets {
-        args.extend([os("--set"), os(*set)]);
-    }
-    let output = run(&tool("KUBE_ONCE_HELM"), &args);
-    if output.status.success() { Ok(text(&output.stdout)) } else { Err(text(&output.stderr)) }
-}
-
 fn render_with(values: Option<&Path>, apis: &[&str], sets: &[&str]) -> Vec<Value> {
-    let yaml = helm_template(values, apis, sets)
-        .unwrap_or_else(|stderr| panic!("helm template {values:?} {apis:?} {sets:?} failed:\n{stderr}"));
-    parse_documents(&yaml)
+    support::chart::render(values, apis, sets)
 }
 
 fn render(case: &str) -> Vec<Value> {
@@ -130,32 +81,7 @@ fn render_defaults(apis: &[&str], sets: &[&str]) -> Vec<Value> {
     render_with(None, apis, sets)
 }
 
-/// Every non-empty document of a multi-document YAML stream, as JSON values.
-fn parse_documents(yaml: &str) -> Vec<Value> {
-    serde_yaml_ng::Deserializer::from_str(yaml)
-        .map(|document| Value::deserialize(document).unwrap_or_else(|error| panic!("bad YAML: {error}\n{yaml}")))
-        .filter(|value| !value.is_null())
-        .collect()
-}
-
 // ------------------------------------------------------------ selectors --
-
-fn all_of<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    objects.iter().filter(|object| object["kind"] == kind).collect()
-}
-
-fn is_hook(object: &Value) -> bool {
-    object["metadata"]["annotations"]["helm.sh/hook"].is_string()
-}
-
-/// The one object of `kind` that is installed (not a `helm test` hook).
-fn installed<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
-    let found: Vec<&Value> = all_of(objects, kind).into_iter().filter(|object| !is_hook(object)).collect();
-    match found.as_slice() {
-        [object] => object,
-        _ => panic!("expected exactly one installed {kind}, found {}", found.len()),
-    }
-}
 
 fn test_hooks(objects: &[Value]) -> Vec<&Value> {
     objects.iter().filter(|object| object["metadata"]["annotations"]["helm.sh/hook"] == "test").collect()
@@ -166,31 +92,6 @@ fn test_hook<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
         [object] => object,
         found => panic!("expected exactly one helm test {kind}, found {}", found.len()),
     }
-}
-
-fn webhook(objects: &[Value]) -> &Value {
-    let configuration = installed(objects, "MutatingWebhookConfiguration");
-    match configuration["webhooks"].as_array().map(Vec::as_slice) {
-        Some([webhook]) => webhook,
-        _ => panic!("expected exactly one webhook in {configuration}"),
-    }
-}
-
-fn pod_spec(objects: &[Value]) -> &Value {
-    &installed(objects, "Deployment")["spec"]["template"]["spec"]
-}
-
-fn server_container(objects: &[Value]) -> &Value {
-    &pod_spec(objects)["containers"][0]
-}
-
-fn server_args(objects: &[Value]) -> Vec<String> {
-    server_container(objects)["args"]
-        .as_array()
-        .expect("container args")
-        .iter()
-        .map(|arg| arg.as_str().expect("string arg").to_owned())
-        .collect()
 }
 
 /// The value of `--name=value` in the server's arguments.
@@ -204,15 +105,6 @@ fn server_flag(objects: &[Value], name: &str) -> String {
 
 fn port_of(address: &str) -> u64 {
     address.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).unwrap_or_else(|| panic!("no port in {address}"))
-}
-
-fn config_file(objects: &[Value]) -> Value {
-    let config_map = all_of(objects, "ConfigMap")
-        .into_iter()
-        .find(|object| object["metadata"]["name"] == "kube-once-config")
-        .expect("the webhook's ConfigMap");
-    let yaml = config_map["data"]["config.yaml"].as_str().expect("config.yaml in the ConfigMap");
-    serde_yaml_ng::from_str(yaml).expect("config.yaml is YAML")
 }
 
 /// Every pod spec the chart renders: Deployment templates and bare Pods.
@@ -258,20 +150,11 @@ fn paths_of_key(value: &Value, key: &str, path: &str, found: &mut Vec<String>) {
     }
 }
 
-fn is_crd_kind(object: &Value) -> bool {
-    CRD_KINDS.iter().any(|(api_version, kind)| object["apiVersion"] == *api_version && object["kind"] == *kind)
-}
-
 // ------------------------------------------------------- lint, validate --
 
 #[test]
 fn every_platform_fixture_is_in_the_matrix() {
-    let mut files: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/chart-platforms"))
-        .expect("fixture dir")
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|name| name.strip_suffix(".yaml").map(str::to_owned))
-        .collect();
-    files.sort();
+    let files = support::fixture_names("chart-platforms", ".yaml");
     let mut cases: Vec<String> = CASES.iter().map(|(case, _)| (*case).to_owned()).collect();
     cases.sort();
     assert_eq!(files, cases, "add each tests/fixtures/chart-platforms/*.yaml to CASES");
@@ -280,51 +163,16 @@ fn every_platform_fixture_is_in_the_matrix() {
 #[test]
 fn helm_lint_strict_passes_for_every_platform_case() {
     for (case, apis) in CASES {
-        let mut args = vec![
-            os("lint"),
-            os("--strict"),
-            chart_dir().into_os_string(),
-            os("--namespace"),
-            os(NAMESPACE),
-            os("--values"),
-            fixture(case).into_os_string(),
-        ];
         // `helm lint` cannot be told the cluster's APIs: force what auto
         // renders on a cluster that has them.
+        let mut sets = Vec::new();
         if apis.contains(&SERVICE_MONITOR_API) {
-            args.extend([os("--set"), os("metrics.serviceMonitor.enabled=true")]);
+            sets.push("metrics.serviceMonitor.enabled=true");
         }
         if apis.contains(&PROMETHEUS_RULE_API) {
-            args.extend([os("--set"), os("metrics.prometheusRule.enabled=true")]);
+            sets.push("metrics.prometheusRule.enabled=true");
         }
-        let output = run(&tool("KUBE_ONCE_HELM"), &args);
-        assert!(
-            output.status.success(),
-            "helm lint --strict failed for {case}:\n{}{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
-    }
-}
-
-/// What can be checked of CRD objects without their schemas.
-fn check_crd_object(object: &Value) {
-    assert!(object["metadata"]["name"].is_string() && object["metadata"]["namespace"] == NAMESPACE, "{object}");
-    let spec = &object["spec"];
-    match object["kind"].as_str() {
-        Some("ServiceMonitor") => {
-            assert!(spec["selector"]["matchLabels"].is_object(), "{object}");
-            let endpoints = spec["endpoints"].as_array().expect("endpoints");
-            assert!(!endpoints.is_empty() && endpoints.iter().all(|e| e["port"].is_string()), "{object}");
-        }
-        Some("PrometheusRule") => {
-            let groups = spec["groups"].as_array().expect("groups");
-            assert!(!groups.is_empty(), "{object}");
-            for rule in groups.iter().flat_map(|group| group["rules"].as_array().into_iter().flatten()) {
-                assert!(rule["alert"].is_string() && rule["expr"].is_string(), "{rule}");
-            }
-        }
-        _ => panic!("no check for CRD object {object}"),
+        support::chart::assert_lint_passes(case, &fixture(case), &sets);
     }
 }
 
@@ -332,28 +180,8 @@ fn check_crd_object(object: &Value) {
 /// one `kubernetes-validate --strict` call; CRD kinds get `check_crd_object`.
 #[test]
 fn rendered_objects_validate_strictly() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut files = Vec::new();
-    let mut expected_passes = 0;
-    for (case, _) in CASES {
-        let (crds, builtins): (Vec<Value>, Vec<Value>) = render(case).into_iter().partition(is_crd_kind);
-        crds.iter().for_each(check_crd_object);
-        let path = dir.path().join(format!("{case}.yaml"));
-        let yaml: String =
-            builtins.iter().map(|object| format!("---\n{}", serde_yaml_ng::to_string(object).expect("YAML"))).collect();
-        std::fs::write(&path, yaml).expect("write rendered objects");
-        expected_passes += builtins.len();
-        files.push(path.into_os_string());
-    }
-    let mut args = vec![os("--strict"), os("--kubernetes-version"), os(KUBERNETES_VERSION)];
-    args.extend(files);
-    let output = run(&tool("KUBE_ONCE_KUBERNETES_VALIDATE"), &args);
-    let report = format!("{}{}", text(&output.stdout), text(&output.stderr));
-    assert!(output.status.success(), "kubernetes-validate --strict failed:\n{report}");
-    let problems: Vec<&str> = report.lines().filter(|line| !line.starts_with("INFO ")).collect();
-    assert!(problems.is_empty(), "kubernetes-validate reported:\n{}", problems.join("\n"));
-    let passes = report.lines().filter(|line| line.contains(" passed for resource ")).count();
-    assert_eq!(passes, expected_passes, "every object must be validated, not skipped:\n{report}");
+    let cases = CASES.iter().map(|(case, _)| ((*case).to_owned(), render(case))).collect();
+    support::chart::validate_strictly(cases, KUBERNETES_VERSION);
 }
 
 #[test]

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::annotations::{self, Record};
-use super::presets::{self, Preset};
+use super::presets::{self, Preset, Toleration};
 
 /// Image of `kube-once-install` when the config file does not name one.
 pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/kube-once/kube-once:", env!("CARGO_PKG_VERSION"));
@@ -137,6 +137,14 @@ impl TryFrom<ConfigFile> for Config {
         let invalid = |key: &str, reason: String| ConfigError::Invalid { key: key.to_owned(), reason };
         let mut config = Config::default();
         if let Some(image) = file.tools_image {
+            if image.chars().any(char::is_control) {
+                return Err(invalid(
+                    "toolsImage",
+                    format!(
+                        "{image:?} holds a control character (NUL, line break, ...); write the image reference alone, e.g. {DEFAULT_TOOLS_IMAGE}"
+                    ),
+                ));
+            }
             if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
                 return Err(invalid(
                     "toolsImage",
@@ -188,5 +196,43 @@ fn check_preset(name: &str, preset: &Preset) -> Result<(), String> {
     if preset.node_selector.is_empty() && preset.tolerations.is_empty() {
         return Err("a preset needs nodeSelector entries, tolerations, or both".to_owned());
     }
+    if preset.node_selector.keys().any(String::is_empty) {
+        return Err(
+            "nodeSelector has an empty key; write the node label to select on, e.g. {node-pool: spot}".to_owned()
+        );
+    }
+    for (index, toleration) in preset.tolerations.iter().enumerate() {
+        check_toleration(toleration).map_err(|problem| format!("tolerations[{index}]: {problem}"))?;
+    }
     Ok(())
+}
+
+/// What the API server would refuse in a pod's toleration, refused here
+/// already: at admission it would refuse every Deployment using the preset.
+fn check_toleration(toleration: &Toleration) -> Result<(), String> {
+    let key = toleration.key.as_deref().unwrap_or_default();
+    let value = toleration.value.as_deref().unwrap_or_default();
+    match toleration.operator.as_deref() {
+        None | Some("Equal") if key.is_empty() => Err(
+            "has no key, which only operator Exists allows (it tolerates every taint); give the taint's key, or write operator: Exists"
+                .to_owned(),
+        ),
+        None | Some("Equal") => Ok(()),
+        Some("Exists") if !value.is_empty() => Err(format!(
+            "has operator Exists and value `{value}`; Exists matches any value, so remove the value, or write operator: Equal"
+        )),
+        Some("Exists") => Ok(()),
+        Some(other) => Err(format!("has operator `{other}`; write Exists or Equal (the default)")),
+    }?;
+    match toleration.effect.as_deref() {
+        Some("NoExecute") => Ok(()),
+        _ if toleration.toleration_seconds.is_some() => Err(
+            "has tolerationSeconds, which only effect NoExecute allows; write effect: NoExecute, or remove tolerationSeconds"
+                .to_owned(),
+        ),
+        None | Some("" | "NoSchedule" | "PreferNoSchedule") => Ok(()),
+        Some(other) => Err(format!(
+            "has effect `{other}`; write NoSchedule, PreferNoSchedule or NoExecute, or leave it out to match every effect"
+        )),
+    }
 }
