@@ -180,6 +180,6 @@ mod tests {
     #[test]
     fn undeclared_and_oversized_bodies_cost_the_largest_body() {
         assert_eq!(admission_cost(None), admission_cost(Some(u64::MAX)));
-        assert!(admission_cost(Some(3_000)) < 256 * KIB);
+        assert!(admission_cost(Some(3_000)) < 512 * KIB);
     }
 }
