@@ -46,7 +46,7 @@ pub struct ServeArgs {
     pub admission_queue_timeout: humantime::Duration,
 
     /// Open connections per listener; more are closed at once. Each idle TLS connection holds
-    /// about 30 KiB: size it with the pod's memory limit.
+    /// about 25 KiB: size it with the pod's memory limit.
     #[arg(long, env = "KUBE_ONCE_MAX_CONNECTIONS", default_value_t = Limits::DEFAULT.max_connections)]
     pub max_connections: usize,
 

@@ -11,7 +11,7 @@
 //!   never waits.
 //! - [`Limits::max_connections`]: a cap on open connections per listener;
 //!   connections past it are closed at once (an idle TLS connection costs
-//!   about 30 KiB, see the docs).
+//!   about 25 KiB, see the docs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,8 +33,8 @@ pub struct Limits {
 
 impl Limits {
     /// The defaults, which the command line shows in `--help`, sized for the
-    /// chart's 320 MiB memory limit (docs/dev/performance.md, "Shipped binary
-    /// (musl dist)"): idle ~20 MiB + 1,024 connections × ~25 KiB + 240 MiB
+    /// chart's 352 MiB memory limit (docs/dev/performance.md, "Shipped binary
+    /// (musl dist)"): idle ~20 MiB + 2,048 connections × ~25 KiB + 240 MiB
     /// of admissions (what one env-heavy 3 MiB object costs at its peak),
     /// with room left for the allocator's slack. The queue timeout stays
     /// well inside the API server's 10 s webhook timeout.
@@ -42,7 +42,7 @@ impl Limits {
         admission_memory: 240 * MIB,
         admission_queue: 64,
         admission_queue_timeout: Duration::from_secs(5),
-        max_connections: 1024,
+        max_connections: 2048,
     };
 }
 
