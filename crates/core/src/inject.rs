@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
-use super::config::Config;
+use super::config::{Config, Delivery};
 use super::env;
 use super::status::Status;
 use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
@@ -17,6 +17,9 @@ pub const BIN_VOLUME: &str = "kube-once-bin";
 pub const BIN_DIR: &str = "/kube-once-bin";
 /// The pod binary inside the tools image (beside the server at `/kube-once`).
 pub const TOOLS_BINARY: &str = "/pod/kube-once";
+/// The tools image's directory holding [`TOOLS_BINARY`]: the image volume's
+/// `subPath`, so that `kube-once-run` sees the pod binary at `/kube-once-bin/kube-once`.
+pub const TOOLS_POD_DIR: &str = "pod";
 /// UID of `kube-once-install` (the distroless "nonroot" user).
 pub const INSTALL_UID: i64 = 65532;
 
@@ -118,18 +121,38 @@ fn inject_run(
         .get("containers")
         .and_then(Value::as_array)
         .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())));
-    let run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
-    let install = install_container(&config.tools_image, config.install_security_context.as_ref());
+    let mut run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
+    // What differs between the deliveries: the volume, the mount's subPath, the install container.
+    let (volume, install) = match config.delivery {
+        Delivery::InitContainer => (
+            json!({"name": BIN_VOLUME, "emptyDir": {}}),
+            Some(install_container(&config.tools_image, config.install_security_context.as_ref())),
+        ),
+        Delivery::ImageVolume => {
+            let mounts = run_container.get_mut("volumeMounts").and_then(Value::as_array_mut);
+            if let Some(mount) = mounts.and_then(|m| m.iter_mut().rfind(|m| name(m) == Some(BIN_VOLUME))) {
+                mount["subPath"] = json!(TOOLS_POD_DIR);
+            }
+            (
+                json!({"name": BIN_VOLUME, "image": {"reference": config.tools_image, "pullPolicy": "IfNotPresent"}}),
+                None,
+            )
+        }
+    };
+    status.delivery = config.delivery;
     let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
     if let Some(list) = init_containers.as_array_mut() {
-        list.push(install);
+        list.extend(install);
         list.push(run_container);
     }
-    status.init_containers = vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()];
+    status.init_containers = match config.delivery {
+        Delivery::InitContainer => vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()],
+        Delivery::ImageVolume => vec![RUN_CONTAINER.to_owned()],
+    };
 
     let volumes = field(spec, "volumes", Value::Array(Vec::new()), status);
     if let Some(list) = volumes.as_array_mut() {
-        list.push(json!({"name": BIN_VOLUME, "emptyDir": {}}));
+        list.push(volume);
     }
     status.volumes = vec![BIN_VOLUME.to_owned()];
     status.key = Some(run.key.clone());

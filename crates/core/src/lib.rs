@@ -15,7 +15,7 @@ pub mod render;
 pub mod status;
 
 pub use annotations::{Plan, Record};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Delivery};
 pub use manifest::describe;
 
 use serde_json::Value;

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::config::Delivery;
+
 /// Status format version, bumped if the meaning of a field changes.
 pub const VERSION: u32 = 1;
 
@@ -22,6 +24,10 @@ pub struct Status {
     /// The preset applied (for people reading the object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// How the pod binary was delivered to `kube-once-run`; absent means
+    /// `initContainer`, the only delivery before this field existed.
+    #[serde(default, skip_serializing_if = "is_init_container")]
+    pub delivery: Delivery,
     /// Names of the injected initContainers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub init_containers: Vec<String>,
@@ -40,6 +46,10 @@ pub struct Status {
     /// template exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<String>,
+}
+
+fn is_init_container(delivery: &Delivery) -> bool {
+    *delivery == Delivery::InitContainer
 }
 
 impl Status {
