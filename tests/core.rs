@@ -962,16 +962,15 @@ mod properties {
 fn a_one_megabyte_deployment_gets_a_small_patch() {
     let mut input = case("no-init-containers");
     let env: Vec<Value> = (0..14_000).map(|i| json!({"name": format!("FEATURE_FLAG_{i:05}"), "value": format!("value-{i:05}-enabled-for-tenant-group")})).collect();
-    input["spec"]["template"]["spec"]["containers"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "config-agent", "image": "registry.example.com/agent:1", "env": env}));
+    // In the app container itself: `kube-once-run` copies its env, and the
+    // patch says so with an RFC 6902 `copy` instead of repeating it.
+    input["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut().unwrap().extend(env);
     let size = serde_json::to_vec(&input).unwrap().len();
     assert!(size > 1_000_000, "the input must be over 1 MB, is {size}");
 
     let m = check_properties(&input, &Config::default());
     let patch_size = serde_json::to_vec(&m.patch).unwrap().len();
-    assert!(patch_size < 8_000, "the patch must follow the change, not the object: {patch_size} bytes");
+    assert!(patch_size <= 16 * 1024, "the patch must follow the change, not the object: {patch_size} bytes");
     let again = core::mutate(&m.object, Some(&m.object), &Config::default()).unwrap();
     assert!(again.patch.0.is_empty());
 }

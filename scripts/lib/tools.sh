@@ -3,7 +3,9 @@
 #   KUBE_ONCE_HELM                  path to helm
 #   KUBE_ONCE_KUBECTL               path to kubectl
 #   KUBE_ONCE_KUBERNETES_VALIDATE   path to kubernetes-validate (in a venv)
-#   KUBE_ONCE_PYTHON                that venv's python, with PyYAML
+#   KUBE_ONCE_PYTHON                that venv's python, with PyYAML (reads
+#                                   YAML 1.1 as kubectl does) and `jsonpatch`
+#                                   (an independent RFC 6902 implementation)
 #   KUBE_ONCE_PROMTOOL              path to promtool (checks the chart's
 #                                   PrometheusRule)
 #
@@ -37,14 +39,18 @@ ensure_tools() {
         _kube_once_fetch_layer "$tools" "$layer_spec" || return 1
     fi
 
-    if [[ ! -x "$tools/venv/bin/kubernetes-validate" ]] || ! "$tools/venv/bin/python" -c 'import yaml' >/dev/null 2>&1; then
-        echo "tools: installing kubernetes-validate into $tools/venv" >&2
+    if [[ ! -x "$tools/venv/bin/python" ]]; then
         python3 -m venv "$tools/venv" || {
             echo "tools: python3 -m venv failed; on Debian install it with: apt-get install -y python3-venv" >&2
             return 1
         }
-        "$tools/venv/bin/pip" install --quiet --disable-pip-version-check --no-input kubernetes-validate pyyaml || {
-            echo "tools: pip install kubernetes-validate failed (is PyPI reachable?)" >&2
+    fi
+    if [[ ! -x "$tools/venv/bin/kubernetes-validate" ]] \
+        || ! "$tools/venv/bin/python" -c 'import yaml, jsonpatch' >/dev/null 2>&1; then
+        echo "tools: installing kubernetes-validate, pyyaml and jsonpatch into $tools/venv" >&2
+        "$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+            kubernetes-validate pyyaml jsonpatch || {
+            echo "tools: pip install kubernetes-validate pyyaml jsonpatch failed (is PyPI reachable?)" >&2
             return 1
         }
     fi
@@ -56,7 +62,7 @@ ensure_tools() {
     export KUBE_ONCE_HELM="$tools/helm/helm"
     export KUBE_ONCE_KUBECTL="$tools/kubectl/kubectl"
     export KUBE_ONCE_KUBERNETES_VALIDATE="$tools/venv/bin/kubernetes-validate"
-    # PyYAML reads YAML 1.1 as kubectl does: tests/preview.rs reads preview's output back with it.
+    # tests/preview.rs reads preview's output back with PyYAML; tests/patch_equivalence.rs applies patches with jsonpatch.
     export KUBE_ONCE_PYTHON="$tools/venv/bin/python"
     export KUBE_ONCE_PROMTOOL="$tools/promtool/promtool"
 }

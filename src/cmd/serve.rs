@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use kube_once_server::certs::{self, kube::SelfManagedConfig};
-use kube_once_server::{CertSource, Options, Timeouts};
+use kube_once_server::{CertSource, Limits, Options, Timeouts};
 
 use super::{ConfigArgs, parse_duration};
 
@@ -19,9 +19,36 @@ pub struct ServeArgs {
     #[arg(long, env = "KUBE_ONCE_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
 
-    /// Address of the /preview listener; localhost only unless you say otherwise.
+    /// Address of the plain-HTTP /preview listener; a loopback address unless --preview-listen-any.
     #[arg(long, env = "KUBE_ONCE_PREVIEW_LISTEN", default_value = "127.0.0.1:8080")]
     pub preview_listen: SocketAddr,
+
+    /// Allow a --preview-listen address other than loopback: /preview is plain HTTP with no
+    /// authentication, and parses arbitrary YAML, so only expose it on a network you trust.
+    #[arg(long, env = "KUBE_ONCE_PREVIEW_LISTEN_ANY", conflicts_with = "no_preview")]
+    pub preview_listen_any: bool,
+
+    /// Do not serve /preview at all.
+    #[arg(long, env = "KUBE_ONCE_NO_PREVIEW")]
+    pub no_preview: bool,
+
+    /// Memory admission work may take at once (e.g. 240Mi). Each admission reserves a share
+    /// proportional to its body before reading it; admissions that do not fit wait.
+    #[arg(long, env = "KUBE_ONCE_ADMISSION_MEMORY", default_value_t = ByteSize(Limits::DEFAULT.admission_memory))]
+    pub admission_memory: ByteSize,
+
+    /// Admissions that may wait for --admission-memory; more are answered 429.
+    #[arg(long, env = "KUBE_ONCE_ADMISSION_QUEUE", default_value_t = Limits::DEFAULT.admission_queue)]
+    pub admission_queue: usize,
+
+    /// Longest an admission waits for --admission-memory before it is answered 503.
+    #[arg(long, env = "KUBE_ONCE_ADMISSION_QUEUE_TIMEOUT", value_parser = parse_duration, default_value_t = Limits::DEFAULT.admission_queue_timeout.into())]
+    pub admission_queue_timeout: humantime::Duration,
+
+    /// Open connections per listener; more are closed at once. Each idle TLS connection holds
+    /// about 25 KiB: size it with the pod's memory limit.
+    #[arg(long, env = "KUBE_ONCE_MAX_CONNECTIONS", default_value_t = Limits::DEFAULT.max_connections)]
+    pub max_connections: usize,
 
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -91,15 +118,37 @@ impl ServeArgs {
     /// The server's options: the configuration file read and checked, the
     /// certificate source chosen.
     pub fn options(self) -> anyhow::Result<Options> {
+        let preview_listen = match (self.no_preview, self.preview_listen_any) {
+            (true, _) => None,
+            (false, false) if !self.preview_listen.ip().is_loopback() => anyhow::bail!(
+                "--preview-listen {}: /preview is plain HTTP with no authentication, so it listens on a \
+                 loopback address only (e.g. 127.0.0.1:8080); add --preview-listen-any to expose it anyway, \
+                 or --no-preview to turn it off",
+                self.preview_listen
+            ),
+            (false, _) => Some(self.preview_listen),
+        };
+        if self.max_connections == 0 {
+            anyhow::bail!(
+                "--max-connections 0 would refuse every connection; give at least 1 (default {})",
+                Limits::DEFAULT.max_connections
+            );
+        }
         Ok(Options {
             listen: self.listen,
-            preview_listen: self.preview_listen,
+            preview_listen,
             config: self.config.load()?,
             certs: self.tls.source(),
             timeouts: Timeouts {
                 header_read_timeout: self.header_read_timeout.into(),
                 request_timeout: self.request_timeout.into(),
                 grace_period: self.grace_period.into(),
+            },
+            limits: Limits {
+                admission_memory: self.admission_memory.0,
+                admission_queue: self.admission_queue,
+                admission_queue_timeout: self.admission_queue_timeout.into(),
+                max_connections: self.max_connections,
             },
         })
     }
@@ -142,4 +191,82 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(kube_once_server::run(options))
+}
+
+const UNITS: [(&str, u64); 4] = [("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10), ("", 1)];
+
+/// A byte count as Kubernetes writes memory quantities: `160Mi`, `1Gi`, `65536`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = UNITS
+        .iter()
+        .find_map(|(suffix, unit)| text.strip_suffix(suffix).map(|number| (number, *unit)))
+        .unwrap_or((text, 1));
+    number.trim().parse::<u64>().ok().and_then(|number| number.checked_mul(unit)).filter(|bytes| *bytes > 0).ok_or_else(
+        || format!("`{text}` is not a memory size; write a whole number of bytes with Ki, Mi or Gi, e.g. 160Mi"),
+    )
+}
+
+/// A byte count on the command line (see [`parse_bytes`]), shown in the largest exact unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_bytes(text).map(ByteSize)
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (suffix, unit) = UNITS.iter().find(|(_, unit)| self.0.is_multiple_of(*unit)).copied().unwrap_or(("", 1));
+        write!(f, "{}{suffix}", self.0 / unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn options(args: &[&str]) -> anyhow::Result<Options> {
+        let cli = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))?;
+        cli.serve.options()
+    }
+
+    #[test]
+    fn preview_listens_on_loopback_only_unless_told_otherwise() {
+        assert_eq!(options(&[]).unwrap().preview_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(
+            options(&["--preview-listen", "[::1]:9000"]).unwrap().preview_listen,
+            Some("[::1]:9000".parse().unwrap())
+        );
+        let refused = options(&["--preview-listen", "0.0.0.0:8080"]).unwrap_err().to_string();
+        assert!(refused.contains("--preview-listen-any") && refused.contains("--no-preview"), "{refused}");
+        let any = options(&["--preview-listen", "0.0.0.0:8080", "--preview-listen-any"]).unwrap();
+        assert_eq!(any.preview_listen, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(options(&["--no-preview"]).unwrap().preview_listen, None);
+        assert_eq!(options(&["--no-preview", "--preview-listen", "0.0.0.0:1"]).unwrap().preview_listen, None);
+    }
+
+    #[test]
+    fn limits_default_to_the_library_defaults_and_take_memory_sizes() {
+        assert_eq!(options(&[]).unwrap().limits, Limits::DEFAULT);
+        let limits = options(&["--admission-memory", "64Mi", "--max-connections", "10"]).unwrap().limits;
+        assert_eq!((limits.admission_memory, limits.max_connections), (64 << 20, 10));
+        assert!(options(&["--max-connections", "0"]).is_err());
+        assert!(options(&["--admission-memory", "lots"]).is_err());
+        assert_eq!(ByteSize(Limits::DEFAULT.admission_memory).to_string(), "240Mi");
+        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1536"), Ok(1536));
+    }
 }

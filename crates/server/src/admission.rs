@@ -17,9 +17,9 @@
 //!   request, not a permission matter (403). The API server prefixes the
 //!   message with "admission webhook ... denied the request".
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use kube_once_core::manifest::{describe, is_deployment};
 use kube_once_core::{Changes, Reason, Refusal};
@@ -161,17 +161,21 @@ pub struct Status {
     pub message: String,
 }
 
+/// The review as sent; `object` and `oldObject` stay unparsed (borrowed
+/// text) until the request turns out to be a Deployment to mutate: other
+/// kinds and operations never pay for a parse of their objects.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AdmissionReviewRequest {
+struct AdmissionReviewRequest<'a> {
     api_version: String,
     kind: String,
-    request: Option<AdmissionRequest>,
+    #[serde(borrow)]
+    request: Option<AdmissionRequest<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AdmissionRequest {
+struct AdmissionRequest<'a> {
     uid: String,
     kind: GroupVersionKind,
     #[serde(default)]
@@ -179,12 +183,19 @@ struct AdmissionRequest {
     #[serde(default)]
     name: Option<String>,
     operation: Operation,
-    #[serde(default)]
-    object: Option<Value>,
-    #[serde(default)]
-    old_object: Option<Value>,
+    #[serde(default, borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    old_object: Option<&'a RawValue>,
     #[serde(default)]
     dry_run: Option<bool>,
+}
+
+/// What the log line needs of an object that is not parsed otherwise.
+#[derive(Deserialize)]
+struct MetadataOnly {
+    #[serde(default)]
+    metadata: Value,
 }
 
 #[derive(Deserialize)]
@@ -229,18 +240,24 @@ fn answer(
     }
     let request = review.request.ok_or_else(|| BadRequest(format!("the {KIND} has no `request` to answer")))?;
 
-    let object_name = object_name(&request);
     let dry_run = request.dry_run.unwrap_or(false);
     let mutates =
         matches!(request.operation, Operation::Create | Operation::Update) && is_deployment(&request.kind.type_meta());
 
-    let (response, outcome, refusal) = if mutates {
-        let object = request.object.as_ref().ok_or_else(|| {
+    let (response, outcome, refusal, object_name) = if mutates {
+        let object = parse_object(request.object, "object")?.ok_or_else(|| {
             BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
         })?;
-        respond(request.uid, changes(object, request.old_object.as_ref()))
+        let old_object = parse_object(request.old_object, "oldObject")?;
+        let object_name = object_name(&request, Some(&object).filter(|o| o.is_object()).or(old_object.as_ref()));
+        let (response, outcome, refusal) = respond(request.uid, changes(&object, old_object.as_ref()));
+        (response, outcome, refusal, object_name)
     } else {
-        (allow(request.uid), Outcome::Skipped, None)
+        let metadata = request.object.or(request.old_object).and_then(|raw| {
+            serde_json::from_str::<MetadataOnly>(raw.get()).ok().map(|m| serde_json::json!({"metadata": m.metadata}))
+        });
+        let object_name = object_name(&request, metadata.as_ref());
+        (allow(request.uid), Outcome::Skipped, None, object_name)
     };
     Ok(Reviewed {
         response: AdmissionReviewResponse { api_version: API_VERSION, kind: KIND, response },
@@ -261,14 +278,9 @@ fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse
         Ok(Changes { patch, warnings }) if patch.0.is_empty() => {
             (AdmissionResponse { warnings, ..allow(uid) }, Outcome::Unchanged, None)
         }
-        Ok(Changes { patch, warnings }) => match serde_json::to_vec(&patch) {
-            Ok(json) => (
-                AdmissionResponse {
-                    patch_type: Some("JSONPatch"),
-                    patch: Some(base64::engine::general_purpose::STANDARD.encode(json)),
-                    warnings,
-                    ..allow(uid)
-                },
+        Ok(Changes { patch, warnings }) => match base64_json(&patch) {
+            Ok(encoded) => (
+                AdmissionResponse { patch_type: Some("JSONPatch"), patch: Some(encoded), warnings, ..allow(uid) },
                 Outcome::Patched,
                 None,
             ),
@@ -287,6 +299,32 @@ fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse
     }
 }
 
+/// `value` as JSON, base64-encoded as it is written: no whole JSON buffer
+/// in between, only a small one that turns serde_json's many tiny writes
+/// into a few large ones for the encoder.
+fn base64_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
+    use std::io::Write;
+    let mut encoded = String::new();
+    let encoder =
+        base64::write::EncoderStringWriter::from_consumer(&mut encoded, &base64::engine::general_purpose::STANDARD);
+    let mut writer = std::io::BufWriter::with_capacity(8 * 1024, encoder);
+    serde_json::to_writer(&mut writer, value)?;
+    writer.flush().map_err(serde_json::Error::io)?;
+    let encoder = writer.into_inner().map_err(|error| serde_json::Error::io(error.into_error()))?;
+    encoder.into_inner();
+    Ok(encoded)
+}
+
+/// `object` or `oldObject` as JSON; `None` when absent or null.
+fn parse_object(raw: Option<&RawValue>, field: &str) -> Result<Option<Value>, BadRequest> {
+    let Some(raw) = raw else { return Ok(None) };
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Null) => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(error) => Err(BadRequest(format!("request.{field} is not valid JSON: {error}"))),
+    }
+}
+
 fn deny(uid: String, message: String) -> AdmissionResponse {
     let status = Status { status: "Failure", code: 400, reason: "BadRequest", message };
     AdmissionResponse { allowed: false, status: Some(status), ..allow(uid) }
@@ -294,8 +332,8 @@ fn deny(uid: String, message: String) -> AdmissionResponse {
 
 /// The object as [`describe`] names it: the object, else the old one (on
 /// DELETE), else the request's namespace and name.
-fn object_name(request: &AdmissionRequest) -> String {
-    match request.object.as_ref().filter(|o| o.is_object()).or(request.old_object.as_ref()) {
+fn object_name(request: &AdmissionRequest, object: Option<&Value>) -> String {
+    match object {
         Some(object) => describe(object),
         None => describe(&serde_json::json!({
             "metadata": {"namespace": request.namespace, "name": request.name}
@@ -305,6 +343,7 @@ fn object_name(request: &AdmissionRequest) -> String {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
     use serde_json::json;
 
     use super::*;

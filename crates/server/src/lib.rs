@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod certs;
+pub mod limits;
 pub mod metrics;
 mod preview;
 pub mod shutdown;
@@ -28,7 +29,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +42,8 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use self::admission::Outcome;
+pub use self::limits::Limits;
+use self::limits::{Gate, Shed};
 use self::metrics::Metrics;
 use self::shutdown::{Flag, Readiness};
 use self::tls::{CertFiles, CertStore};
@@ -59,11 +62,28 @@ struct Shared {
     config: Config,
     metrics: Metrics,
     readiness: Readiness,
+    limits: Limits,
+    gate: Gate,
 }
 
 impl AppState {
+    /// State with the default [`Limits`].
     pub fn new(config: Config) -> Self {
-        Self(Arc::new(Shared { config, metrics: Metrics::default(), readiness: Readiness::default() }))
+        Self::with_limits(config, Limits::DEFAULT)
+    }
+
+    pub fn with_limits(config: Config, limits: Limits) -> Self {
+        Self(Arc::new(Shared {
+            config,
+            metrics: Metrics::default(),
+            readiness: Readiness::default(),
+            limits,
+            gate: Gate::new(&limits),
+        }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
     }
 
     pub fn config(&self) -> &Config {
@@ -114,8 +134,20 @@ pub fn preview_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
+    // The share of the memory budget is taken before the body is read, so
+    // waiting admissions hold no body (docs/dev/performance.md).
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.parse::<u64>().ok());
+    let _permit = match state.0.gate.enter(limits::admission_cost(declared)).await {
+        Ok(permit) => permit,
+        Err(shed) => return shed_response(&state, shed),
+    };
+    let body: Result<Bytes, BytesRejection> = Bytes::from_request(request, &state).await;
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -149,6 +181,35 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
             (StatusCode::BAD_REQUEST, format!("{bad_request}\n")).into_response()
         }
     }
+}
+
+/// 429 (queue full) or 503 (waited too long), with the reason; the API
+/// server treats both as a failed call and applies the failurePolicy.
+fn shed_response(state: &AppState, shed: Shed) -> Response {
+    state.metrics().record_shed(shed);
+    let limits = state.limits();
+    let (status, reason) = match shed {
+        Shed::QueueFull => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "kube-once is at its admission memory budget ({} MiB) with {} admissions already waiting; \
+                 retry, or raise --admission-memory (and the pod's memory limit) or --admission-queue\n",
+                limits.admission_memory / (1024 * 1024),
+                limits.admission_queue
+            ),
+        ),
+        Shed::QueueTimeout => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "kube-once waited {} for its admission memory budget ({} MiB) to free up; \
+                 retry, or raise --admission-memory (and the pod's memory limit)\n",
+                humantime::format_duration(limits.admission_queue_timeout),
+                limits.admission_memory / (1024 * 1024)
+            ),
+        ),
+    };
+    tracing::warn!(status = status.as_u16(), reason = shed.as_str(), "admission request shed");
+    (status, [(header::RETRY_AFTER, "1")], reason).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -203,11 +264,12 @@ impl Default for Timeouts {
 pub struct Options {
     /// The HTTPS admission listener (what the Service points at).
     pub listen: SocketAddr,
-    /// The plain-HTTP `/preview` listener.
-    pub preview_listen: SocketAddr,
+    /// The plain-HTTP `/preview` listener; `None` turns it off.
+    pub preview_listen: Option<SocketAddr>,
     pub config: Config,
     pub certs: CertSource,
     pub timeouts: Timeouts,
+    pub limits: Limits,
 }
 
 /// Where the serving certificate comes from.
@@ -292,6 +354,7 @@ pub fn serve_on(
         router(state.clone())
             .layer(timeout)
             .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_timeouts)),
+        state.clone(),
         timeouts,
         stop_accepting.clone(),
     ))];
@@ -300,6 +363,7 @@ pub fn serve_on(
             preview,
             None,
             preview_router(state.clone()).layer(timeout),
+            state.clone(),
             timeouts,
             stop_accepting.clone(),
         )));
@@ -334,14 +398,34 @@ pub fn serve_on(
 /// and idle ones are closed by the header-read timeout. Closing them from
 /// here instead would cut off requests already sent on a fresh connection
 /// that the server has not read yet: the client would see a reset.
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router, timeouts: Timeouts, stop: Flag) {
+///
+/// Past `max_connections` open connections, a new one is closed at once
+/// (counted in `connections_refused`): the client sees the connection end
+/// before its TLS handshake and retries on another, which is cheaper for
+/// everyone than a server over its memory limit.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    state: AppState,
+    timeouts: Timeouts,
+    stop: Flag,
+) {
     let mut connections = JoinSet::new();
     let mut stopped = pin!(stop.raised());
+    let max_connections = state.limits().max_connections;
     loop {
         tokio::select! {
             () = &mut stopped => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
+                    while connections.try_join_next().is_some() {}
+                    if connections.len() >= max_connections {
+                        state.metrics().record_connection_refused();
+                        tracing::debug!(%peer, max_connections, "at --max-connections: closing a new connection");
+                        drop(stream);
+                        continue;
+                    }
                     connections.spawn(serve_connection(stream, tls.clone(), app.clone(), timeouts));
                 }
                 Err(error) => {
@@ -401,11 +485,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let admission = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen); is the port in use?", options.listen))?;
-    let preview = TcpListener::bind(options.preview_listen).await.with_context(|| {
-        format!("cannot listen on {} (--preview-listen); is the port in use?", options.preview_listen)
-    })?;
+    let preview = match options.preview_listen {
+        Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+            format!("cannot listen on {address} (--preview-listen); is the port in use? --no-preview turns it off")
+        })?),
+        None => None,
+    };
 
-    let handle = serve_on(admission, Some(preview), AppState::new(options.config), certs.clone(), options.timeouts)?;
+    let state = AppState::with_limits(options.config, options.limits);
+    let handle = serve_on(admission, preview, state, certs.clone(), options.timeouts)?;
     match refresh {
         Some(CertRefresh::Files(files, poll_interval)) => {
             tokio::spawn(tls::watch_files(certs, files, poll_interval));

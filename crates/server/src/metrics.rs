@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::admission::{Outcome, Reviewed};
+use super::limits::Shed;
 
 /// What `/metrics` answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -30,6 +31,9 @@ pub struct Metrics {
     patches_applied: Counter,
     /// One counter of the `refusals` family per [`Reason`], in `Reason::ALL` order.
     refusals: [Counter; Reason::ALL.len()],
+    /// `admissions_shed` per [`Shed`] reason, in `Shed::ALL` order.
+    shed: [Counter; Shed::ALL.len()],
+    connections_refused: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -72,7 +76,21 @@ impl Default for Metrics {
             "Real (not dryRun) admissions denied for a malformed kube-once.io/ annotation, by reason",
             family,
         );
-        Self { registry, requests, duration, patches_applied, refusals }
+        let shed_family = Family::<Label, Counter>::default();
+        let shed = Shed::ALL.map(|shed| shed_family.get_or_create_owned(&[("reason", shed.as_str())]));
+        registry.register(
+            "admissions_shed",
+            "Admission requests answered without review because the server was at its admission memory budget: \
+             queue_full (429), queue_timeout (503)",
+            shed_family,
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because the listener was at --max-connections",
+            connections_refused.clone(),
+        );
+        Self { registry, requests, duration, patches_applied, refusals, shed, connections_refused }
     }
 }
 
@@ -94,6 +112,16 @@ impl Metrics {
         {
             self.refusals[reason as usize].inc();
         }
+    }
+
+    /// Count one admission request turned away by the admission gate.
+    pub fn record_shed(&self, shed: Shed) {
+        self.shed[shed as usize].inc();
+    }
+
+    /// Count one connection closed at the connection cap.
+    pub fn record_connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// The OpenMetrics text exposition.
