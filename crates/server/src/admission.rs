@@ -437,15 +437,16 @@ mod tests {
 
     /// Admission and `preview` agree: group exactly `apps`, any version, kind Deployment.
     #[test]
-    fn deployments_are_those_of_the_apps_group_in_any_version() {
+    fn deployments_are_apps_v1_deployments() {
         let with_kind = |group: &str, version: &str, kind: &str| {
             let mut review: Value = serde_json::from_slice(&body("CREATE", "Deployment", false)).unwrap();
             review["request"]["kind"] = json!({"group": group, "version": version, "kind": kind});
             answer(&serde_json::to_vec(&review).unwrap(), patched).unwrap().outcome
         };
         assert_eq!(with_kind("apps", "v1", "Deployment"), Outcome::Patched);
-        assert_eq!(with_kind("apps", "v1beta1", "Deployment"), Outcome::Patched);
-        assert_eq!(with_kind("apps", "v1beta2", "Deployment"), Outcome::Patched);
+        // Not served since Kubernetes 1.16; preview leaves them alone too.
+        assert_eq!(with_kind("apps", "v1beta1", "Deployment"), Outcome::Skipped);
+        assert_eq!(with_kind("apps", "v1beta2", "Deployment"), Outcome::Skipped);
         assert_eq!(with_kind("extensions", "v1beta1", "Deployment"), Outcome::Skipped);
         assert_eq!(with_kind("apps.example.com", "v1", "Deployment"), Outcome::Skipped);
         assert_eq!(with_kind("", "v1", "Deployment"), Outcome::Skipped);
