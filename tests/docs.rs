@@ -41,7 +41,11 @@ fn check_generated(doc: &Path, name: &str, source: &str, generated: &str) {
     let end = format!("<!-- END generated: {name} -->");
     let text = read(doc);
     let (Some(start), Some(stop)) = (text.find(&begin), text.find(&end)) else {
-        panic!("{} has no `{}` ... `{end}` block: add the two marker lines where the table goes", doc.display(), begin.trim());
+        panic!(
+            "{} has no `{}` ... `{end}` block: add the two marker lines where the table goes",
+            doc.display(),
+            begin.trim()
+        );
     };
     assert!(start < stop, "{}: `{end}` comes before its BEGIN marker", doc.display());
     let block_start = start + begin.len();
@@ -135,9 +139,9 @@ fn line_key(trimmed: &str) -> Option<String> {
         let after = rest[close + 1..].trim_start();
         return after.starts_with(':').then(|| rest[..close].to_owned());
     }
-    let colon = trimmed.char_indices().find(|&(i, c)| {
-        c == ':' && trimmed[i + 1..].chars().next().is_none_or(char::is_whitespace)
-    })?;
+    let colon = trimmed
+        .char_indices()
+        .find(|&(i, c)| c == ':' && trimmed[i + 1..].chars().next().is_none_or(char::is_whitespace))?;
     let key = &trimmed[..colon.0];
     (!key.is_empty() && !key.contains(char::is_whitespace)).then(|| key.to_owned())
 }
@@ -241,10 +245,8 @@ fn value_docs(text: &str) -> Vec<ValueDoc> {
             continue;
         }
         let prefix = format!("{}.", doc.key);
-        let documented_keys = docs[i + 1..]
-            .iter()
-            .take_while(|d| d.key.starts_with(&prefix))
-            .any(|d| !d.description.is_empty());
+        let documented_keys =
+            docs[i + 1..].iter().take_while(|d| d.key.starts_with(&prefix)).any(|d| !d.description.is_empty());
         if documented_keys {
             rows.push(ValueDoc { value: None, ..doc.clone() });
         } else {
@@ -315,8 +317,10 @@ fn values_table_covers_every_key() {
     let mut keys = Vec::new();
     leaves("", &serde_yaml_ng::from_str(&text).unwrap(), &mut keys);
     let rows: Vec<String> = value_docs(&text).into_iter().map(|doc| doc.key).collect();
-    let missing: Vec<&String> =
-        keys.iter().filter(|key| !rows.iter().any(|row| *row == **key || key.starts_with(&format!("{row}.")))).collect();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|key| !rows.iter().any(|row| *row == **key || key.starts_with(&format!("{row}."))))
+        .collect();
     assert!(missing.is_empty(), "values.yaml keys without a row: {missing:?}");
 }
 
@@ -363,10 +367,8 @@ webhook:
   after: 1
   empty: {}
 "#;
-    let rows: Vec<(String, String, String)> = value_docs(text)
-        .iter()
-        .map(|doc| (doc.key.clone(), shown_default(doc), doc.description.clone()))
-        .collect();
+    let rows: Vec<(String, String, String)> =
+        value_docs(text).iter().map(|doc| (doc.key.clone(), shown_default(doc), doc.description.clone())).collect();
     let expected = [
         ("replicaCount", "`2`", "Replicas."),
         ("image.repository", "`\"example/app\"`", "Where from, on two lines."),
@@ -511,8 +513,21 @@ fn relative_links_point_at_what_exists() {
 }
 
 /// Top directories of the repository that docs name paths in.
-const REPO_DIRS: &[&str] =
-    &["src/", "crates/", "tests/", "scripts/", "charts/", "docs/", "bench/", "benches/", "examples/", "webhook-config/", "fuzz/", ".ci/", "certs/"];
+const REPO_DIRS: &[&str] = &[
+    "src/",
+    "crates/",
+    "tests/",
+    "scripts/",
+    "charts/",
+    "docs/",
+    "bench/",
+    "benches/",
+    "examples/",
+    "webhook-config/",
+    "fuzz/",
+    ".ci/",
+    "certs/",
+];
 
 /// A path written as code (`crates/core/src/inject.rs`) must exist: docs
 /// that name moved files mislead every reader after them.
