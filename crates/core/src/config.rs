@@ -3,6 +3,8 @@
 //!
 //! ```yaml
 //! toolsImage: ghcr.io/kube-once/kube-once:0.1.0   # image of kube-once-install
+//! installSecurityContext:                          # replaces kube-once-install's own
+//!   runAsNonRoot: true                             # (OpenShift: no fixed runAsUser)
 //! defaultPreset: gke-spot                          # what `preemptible: "true"` means
 //! defaults:
 //!   timeout: 15m
@@ -38,6 +40,10 @@ pub struct Config {
     pub default_preset: Option<String>,
     /// Values used when a Deployment does not set the matching annotation.
     pub defaults: Defaults,
+    /// The whole securityContext of `kube-once-install`, replacing the
+    /// built-in one (which fixes `runAsUser`); for platforms that assign
+    /// UIDs themselves, such as OpenShift's restricted-v2 SCC.
+    pub install_security_context: Option<serde_json::Value>,
     /// Every preset a Deployment may name: the built-in ones plus the file's.
     pub presets: BTreeMap<String, Preset>,
 }
@@ -68,6 +74,7 @@ impl Default for Config {
             tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
             default_preset: None,
             defaults: Defaults::default(),
+            install_security_context: None,
             presets: presets::built_in(),
         }
     }
@@ -91,6 +98,7 @@ struct ConfigFile {
     default_preset: Option<String>,
     #[serde(default)]
     defaults: DefaultsFile,
+    install_security_context: Option<serde_json::Value>,
     #[serde(default)]
     presets: BTreeMap<String, Preset>,
 }
@@ -136,6 +144,16 @@ impl TryFrom<ConfigFile> for Config {
                 ));
             }
             config.tools_image = image;
+        }
+        if let Some(context) = file.install_security_context {
+            if !context.is_object() {
+                return Err(invalid(
+                    "installSecurityContext",
+                    "must be a map: a container securityContext such as {runAsNonRoot: true, allowPrivilegeEscalation: false}"
+                        .to_owned(),
+                ));
+            }
+            config.install_security_context = Some(context);
         }
         if let Some(timeout) = file.defaults.timeout {
             config.defaults.timeout =

@@ -113,7 +113,7 @@ fn inject_run(
         .and_then(Value::as_array)
         .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())));
     let run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
-    let install = install_container(&config.tools_image);
+    let install = install_container(&config.tools_image, config.install_security_context.as_ref());
     let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
     if let Some(list) = init_containers.as_array_mut() {
         list.push(install);
@@ -131,9 +131,10 @@ fn inject_run(
 }
 
 /// Copies the static binary into the shared volume; restricted in every way
-/// the Pod Security Standard `restricted` profile asks.
-fn install_container(tools_image: &str) -> Value {
-    json!({
+/// the Pod Security Standard `restricted` profile asks, unless the config
+/// file gives a securityContext of its own.
+fn install_container(tools_image: &str, security_context: Option<&Value>) -> Value {
+    let mut container = json!({
         "name": INSTALL_CONTAINER,
         "image": tools_image,
         "imagePullPolicy": "IfNotPresent",
@@ -151,7 +152,11 @@ fn install_container(tools_image: &str) -> Value {
             "seccompProfile": {"type": "RuntimeDefault"},
             "readOnlyRootFilesystem": true,
         },
-    })
+    });
+    if let Some(context) = security_context {
+        container["securityContext"] = context.clone();
+    }
+    container
 }
 
 /// Fields of the app container `kube-once-run` copies verbatim: the command
