@@ -604,36 +604,3 @@ fn plain_manifests_equal_the_chart_rendering() {
     let hook = webhook(&chart.into_values().collect::<Vec<_>>()).clone();
     assert!(hook["clientConfig"]["caBundle"].is_string(), "the plain manifests use the secret TLS mode");
 }
-
-// --------------------------------------------------------------- docs --
-
-/// Values documented as one row although they are maps (their keys are the
-/// Kubernetes API's, not the chart's).
-const FREE_FORM_VALUES: &[&str] = &["resources", "metrics.serviceMonitor.tlsConfig"];
-
-fn value_keys(prefix: &str, value: &Value, keys: &mut Vec<String>) {
-    match value.as_object() {
-        Some(map) if !map.is_empty() && !FREE_FORM_VALUES.contains(&prefix) => {
-            for (key, child) in map {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-                value_keys(&path, child, keys);
-            }
-        }
-        _ => keys.push(prefix.to_owned()),
-    }
-}
-
-#[test]
-fn every_value_is_documented_in_both_readmes() {
-    let values: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml"))
-            .expect("values.yaml is YAML");
-    let mut keys = Vec::new();
-    value_keys("", &values, &mut keys);
-    assert!(keys.len() > 40, "{keys:?}");
-    for readme in [chart_dir().join("README.md"), repo().join("README.md")] {
-        let text = std::fs::read_to_string(&readme).expect("README");
-        let missing: Vec<&String> = keys.iter().filter(|key| !text.contains(&format!("| `{key}` |"))).collect();
-        assert!(missing.is_empty(), "{} has no values-table row for {missing:?}", readme.display());
-    }
-}

@@ -6,6 +6,7 @@
 
 pub mod annotations;
 pub mod config;
+pub mod contract;
 pub mod env;
 pub mod inject;
 pub mod manifest;
