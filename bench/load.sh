@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load test of `kube-once serve` on loopback (README "Performance").
+# Load test of `kube-once serve` on loopback (docs/dev/performance.md, "Load").
 #
 #   bench/load.sh          cold start, idle RSS, then POST /mutate at c=1 and c=32
 #   bench/load.sh soak     c=32 for SOAK_SECONDS (60), server RSS every 10 s

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded fuzzing of every cargo-fuzz target (README "Performance"): each
+# Bounded fuzzing of every cargo-fuzz target (docs/dev/testing.md, "Fuzzing"): each
 # target runs FUZZ_SECONDS (default 60) from corpora seeded by
 # scripts/fuzz-seed.sh; prints executions per target and in total, and fails
 # on the first crash (the input is kept in fuzz/artifacts/<target>/).

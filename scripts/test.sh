@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README "Quick start"). On a fresh Debian machine it
+# The test command (docs/dev/testing.md). On a fresh Debian machine it
 # fetches or starts everything the tests need — helm, kubectl, the
 # Kubernetes schemas, PostgreSQL, MariaDB — runs the whole suite, and stops
 # what it started. Extra arguments go to `cargo nextest run`.

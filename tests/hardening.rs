@@ -279,8 +279,8 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_closed() {
 /// 2,000 idle keep-alive connections (as pooled by API servers) hold file
 /// descriptors in the server but do not stop it from serving a new client,
 /// even when it starts with the common soft limit of 1024 open files (it
-/// raises it). 10,000 were checked with `bench/load.sh idle` (README
-/// "Performance").
+/// raises it). 10,000 were checked with `bench/load.sh idle`
+/// (docs/dev/performance.md, "Hardening").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_idle_connections_do_not_break_service() {
     const IDLE: usize = 2_000;

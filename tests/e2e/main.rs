@@ -3,7 +3,7 @@
 //! validation) and the kubelet (initContainers as local processes with the
 //! env the spec declares), around the real artifacts — the rendered chart,
 //! the real binary, real certificates, real PostgreSQL and MariaDB.
-//! See the README's "Architecture" section for what this cannot prove.
+//! See docs/dev/e2e.md, "What it cannot prove without a cluster".
 
 mod admission;
 mod api_server;

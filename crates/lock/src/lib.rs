@@ -1,7 +1,7 @@
 //! `kube-once lock`: run the command once per key under a database lock.
 //! Lean on purpose: this crate is what the pod binary is built from.
 //!
-//! The protocol (README, "The lock protocol"):
+//! The protocol (docs/lock.md):
 //! 1. connect, retrying with capped exponential backoff (exit 69 after `connect-timeout`);
 //! 2. fast path: the done-record for the key exists → exit 0;
 //! 3. poll for the lock; between polls re-check the done-record (skip as soon

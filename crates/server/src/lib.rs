@@ -519,7 +519,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 /// Raise the soft limit on open files to the hard limit, as Go programs do.
 /// Every connection holds a descriptor, and the usual soft limit of 1024
 /// (systemd, containerd 2) would refuse connections past about a thousand,
-/// long before memory runs short (README "Performance").
+/// long before memory runs short (docs/dev/performance.md, "Hardening").
 fn raise_open_files_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     const CEILING: u64 = 1 << 20; // the kernel's default nr_open; the hard limit may say "infinity"
