@@ -31,7 +31,9 @@ done
 trap stop_databases EXIT
 ensure_databases
 
-# Built once, run once per architecture.
+# Built once, run once per architecture. The tests set up each `lock`
+# command with the suite's helpers, which expect the debug pod binary too.
+nice -n 19 cargo build --package kube-once-pod --bin kube-once-pod
 nice -n 19 cargo nextest run --no-run --test foreign_binary
 for arch in "${arches[@]}"; do
     binary="$(kube_once_pod_binary "$arch")"
