@@ -18,12 +18,14 @@ cd "$(dirname "$0")/.."
 source scripts/lib/cross.sh
 
 ensure_debian_commands buildah:buildah
-for arch in "${KUBE_ONCE_ARCHES[@]}"; do
-    if [ ! -x "target/dist/linux-$arch/kube-once" ]; then
-        echo "error: target/dist/linux-$arch/kube-once is missing: run scripts/build-static.sh first" >&2
-        exit 1
-    fi
-done
+while read -r _ _ _ _ path _; do
+    for arch in "${KUBE_ONCE_ARCHES[@]}"; do
+        if [ ! -x "target/dist/linux-$arch/$path" ]; then
+            echo "error: target/dist/linux-$arch/$path is missing: run scripts/build-static.sh first" >&2
+            exit 1
+        fi
+    done
+done < <(kube_once_artifacts)
 
 epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"

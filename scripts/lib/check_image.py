@@ -71,7 +71,8 @@ def check_platform(layout, descriptor, arch, expected, runner, max_bytes, scratc
             data = gzip.decompress(data)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             for member in tar.getmembers():
-                name = member.name.lstrip("./").rstrip("/")
+                name = member.name[2:] if member.name.startswith("./") else member.name
+                name = name.strip("/")
                 if not name:
                     continue
                 if os.path.basename(name).startswith(".wh."):
