@@ -15,17 +15,20 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use clap::Parser;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use kube_once::cmd::{Cli, Command as Subcommand, serve::ServeArgs};
 use kube_once_core::config::Config;
+use support::chart::{
+    NAMESPACE, all_of, chart_dir, config_file, installed as one_of, named, run, server_args, server_container, text,
+    webhook,
+};
+use support::env::tool;
 use support::pss::restricted_violations;
+use support::repo;
 
 /// Every valid values file, named after tests/fixtures/chart/<case>.yaml.
 const CASES: &[&str] = &[
@@ -41,133 +44,32 @@ const CASES: &[&str] = &[
     "digest",
 ];
 
-/// Kinds from CRDs, which the official Kubernetes schemas do not contain.
-/// kubernetes-validate would only warn "couldn't find schema" for them, so
-/// they are kept away from it and checked by `check_crd_object` instead; any
-/// other kind missing from the schemas fails the test.
-const CRD_KINDS: &[(&str, &str)] = &[
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-    ("cert-manager.io/v1", "Issuer"),
-    ("cert-manager.io/v1", "Certificate"),
-];
-
-const RELEASE: &str = "kube-once";
-const NAMESPACE: &str = "kube-once";
 /// Labels only Helm adds; the plain manifests leave them out.
 const HELM_ONLY_LABELS: &[&str] = &["helm.sh/chart", "app.kubernetes.io/managed-by"];
 
 // ---------------------------------------------------------------- tools --
 
-fn tool(variable: &str) -> PathBuf {
-    match std::env::var_os(variable) {
-        Some(path) => PathBuf::from(path),
-        None => {
-            panic!("{variable} is not set: run scripts/test.sh, which fetches helm, kubectl and kubernetes-validate")
-        }
-    }
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chart_dir() -> PathBuf {
-    repo().join("charts/kube-once")
-}
-
 fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures/chart").join(format!("{name}.yaml"))
 }
 
-fn run<I, S>(program: &Path, args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut command = Command::new(program);
-    command.args(args).current_dir(repo());
-    command.output().unwrap_or_else(|error| panic!("cannot run {}: {error}", program.display()))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `helm template` with the release name and namespace of the README's
-/// install line; Ok(stdout) or Err(stderr).
+/// `helm template` with a values file; Ok(stdout) or Err(stderr).
 fn helm_template(values: &Path) -> Result<String, String> {
-    let output = run(
-        &tool("KUBE_ONCE_HELM"),
-        [
-            OsStr::new("template"),
-            OsStr::new(RELEASE),
-            chart_dir().as_os_str(),
-            OsStr::new("--namespace"),
-            OsStr::new(NAMESPACE),
-            OsStr::new("--values"),
-            values.as_os_str(),
-        ],
-    );
-    if output.status.success() { Ok(text(&output.stdout)) } else { Err(text(&output.stderr)) }
+    support::chart::helm_template(Some(values), &[], &[])
 }
 
 fn render_values(values: &Path) -> Vec<Value> {
-    let yaml = helm_template(values)
-        .unwrap_or_else(|stderr| panic!("helm template with {} failed:\n{stderr}", values.display()));
-    parse_documents(&yaml)
+    support::chart::render(Some(values), &[], &[])
 }
 
 fn render(case: &str) -> Vec<Value> {
     render_values(&fixture(case))
 }
 
-/// Every non-empty document of a multi-document YAML stream, as JSON values.
-fn parse_documents(yaml: &str) -> Vec<Value> {
-    serde_yaml_ng::Deserializer::from_str(yaml)
-        .map(|document| Value::deserialize(document).unwrap_or_else(|error| panic!("bad YAML: {error}\n{yaml}")))
-        .filter(|value| !value.is_null())
-        .collect()
-}
-
 // ------------------------------------------------------------ selectors --
 
-fn all_of<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    objects.iter().filter(|object| object["kind"] == kind).collect()
-}
-
-fn one_of<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
-    match all_of(objects, kind).as_slice() {
-        [object] => object,
-        found => panic!("expected exactly one {kind}, found {}", found.len()),
-    }
-}
-
-fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    all_of(objects, kind)
-        .into_iter()
-        .find(|object| object["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} named {name}"))
-}
-
-fn webhook(objects: &[Value]) -> &Value {
-    let configuration = one_of(objects, "MutatingWebhookConfiguration");
-    match configuration["webhooks"].as_array().map(Vec::as_slice) {
-        Some([webhook]) => webhook,
-        _ => panic!("expected exactly one webhook in {configuration}"),
-    }
-}
-
-fn server_container(objects: &[Value]) -> &Value {
-    &one_of(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-}
-
 fn serve_args(objects: &[Value]) -> ServeArgs {
-    let args: Vec<String> = server_container(objects)["args"]
-        .as_array()
-        .expect("container args")
-        .iter()
-        .map(|arg| arg.as_str().expect("string arg").to_owned())
-        .collect();
+    let args = server_args(objects);
     let cli = Cli::try_parse_from(std::iter::once("kube-once".to_owned()).chain(args.iter().cloned()))
         .unwrap_or_else(|error| panic!("the chart's args {args:?} do not parse with the real CLI:\n{error}"));
     match cli.command {
@@ -195,50 +97,18 @@ fn mount_of(objects: &[Value], source: &str, name_field: &str, name: &str) -> St
     mount["mountPath"].as_str().expect("mountPath").to_owned()
 }
 
-fn config_file(objects: &[Value]) -> Value {
-    let config_map = named(objects, "ConfigMap", "kube-once-config");
-    let yaml = config_map["data"]["config.yaml"].as_str().expect("config.yaml in the ConfigMap");
-    serde_yaml_ng::from_str(yaml).expect("config.yaml is YAML")
-}
-
-fn is_crd_kind(object: &Value) -> bool {
-    CRD_KINDS.iter().any(|(api_version, kind)| object["apiVersion"] == *api_version && object["kind"] == *kind)
-}
-
 // ------------------------------------------------------- lint, validate --
 
 #[test]
 fn helm_lint_strict_passes_for_every_values_case() {
     for case in CASES {
-        let output = run(
-            &tool("KUBE_ONCE_HELM"),
-            [
-                OsStr::new("lint"),
-                OsStr::new("--strict"),
-                chart_dir().as_os_str(),
-                OsStr::new("--namespace"),
-                OsStr::new(NAMESPACE),
-                OsStr::new("--values"),
-                fixture(case).as_os_str(),
-            ],
-        );
-        assert!(
-            output.status.success(),
-            "helm lint --strict failed for {case}:\n{}{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
+        support::chart::assert_lint_passes(case, &fixture(case), &[]);
     }
 }
 
 #[test]
 fn every_values_fixture_is_in_the_matrix() {
-    let mut files: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/chart"))
-        .expect("fixture dir")
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|name| name.strip_suffix(".yaml").map(str::to_owned))
-        .collect();
-    files.sort();
+    let files = support::fixture_names("chart", ".yaml");
     let mut cases: Vec<String> = CASES.iter().map(|case| (*case).to_owned()).collect();
     cases.sort();
     assert_eq!(files, cases, "add each tests/fixtures/chart/*.yaml to CASES");
@@ -254,66 +124,10 @@ fn newest_schema_version() -> String {
     version.trim_end_matches('.').to_owned()
 }
 
-/// Validates every object of every case with `kubernetes-validate --strict`
-/// in one call; CRD kinds get `check_crd_object` instead.
+/// Every object of every case, validated by `kubernetes-validate --strict` for `version`.
 fn validate_all_cases(version: &str) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut files = Vec::new();
-    let mut expected_passes = 0;
-    for case in CASES {
-        let (crds, builtins): (Vec<Value>, Vec<Value>) = render(case).into_iter().partition(is_crd_kind);
-        for object in &crds {
-            check_crd_object(object);
-        }
-        let path = dir.path().join(format!("{case}.yaml"));
-        let yaml: String =
-            builtins.iter().map(|object| format!("---\n{}", serde_yaml_ng::to_string(object).expect("YAML"))).collect();
-        std::fs::write(&path, yaml).expect("write rendered objects");
-        expected_passes += builtins.len();
-        files.push(path);
-    }
-
-    let mut args = vec!["--strict".into(), "--kubernetes-version".into(), version.into()];
-    args.extend(files.iter().map(|path| path.as_os_str().to_owned()));
-    let output = run(&tool("KUBE_ONCE_KUBERNETES_VALIDATE"), args);
-    let report = format!("{}{}", text(&output.stdout), text(&output.stderr));
-    assert!(output.status.success(), "kubernetes-validate --strict for {version} failed:\n{report}");
-    let problems: Vec<&str> = report.lines().filter(|line| !line.starts_with("INFO ")).collect();
-    assert!(problems.is_empty(), "kubernetes-validate for {version} reported:\n{}", problems.join("\n"));
-    let passes = report.lines().filter(|line| line.contains(" passed for resource ")).count();
-    assert_eq!(passes, expected_passes, "every object must be validated, not skipped:\n{report}");
-}
-
-/// What we can check of CRD objects without their schemas: the fields the
-/// chart relies on, with the right shapes.
-fn check_crd_object(object: &Value) {
-    let name = &object["metadata"]["name"];
-    assert!(name.is_string() && object["metadata"]["namespace"] == NAMESPACE, "{object}");
-    let spec = &object["spec"];
-    match object["kind"].as_str() {
-        Some("Issuer") => {
-            let kinds = ["selfSigned", "ca"].iter().filter(|kind| spec[**kind].is_object()).count();
-            assert_eq!(kinds, 1, "an Issuer is either selfSigned or ca: {object}");
-            if spec["ca"].is_object() {
-                assert!(spec["ca"]["secretName"].is_string(), "{object}");
-            }
-        }
-        Some("Certificate") => {
-            assert!(spec["secretName"].is_string(), "{object}");
-            assert!(spec["issuerRef"]["name"].is_string(), "{object}");
-            for duration in ["duration", "renewBefore"] {
-                let value = spec[duration].as_str().unwrap_or_else(|| panic!("{duration} in {object}"));
-                assert!(value.ends_with('h'), "{duration} must be a Go duration: {object}");
-            }
-            assert!(spec["isCA"] == true || spec["dnsNames"].as_array().is_some_and(|names| !names.is_empty()));
-        }
-        Some("ServiceMonitor") => {
-            assert!(spec["selector"]["matchLabels"].is_object(), "{object}");
-            let endpoints = spec["endpoints"].as_array().expect("endpoints");
-            assert!(!endpoints.is_empty() && endpoints.iter().all(|e| e["port"].is_string()), "{object}");
-        }
-        _ => panic!("no check for CRD object {object}"),
-    }
+    let cases = CASES.iter().map(|case| ((*case).to_owned(), render(case))).collect();
+    support::chart::validate_strictly(cases, version);
 }
 
 #[test]
@@ -551,7 +365,9 @@ fn cert_manager_mode_issues_a_ca_chain_and_injects_the_ca() {
 
 #[test]
 fn rbac_is_minimal_and_exists_only_in_self_managed_mode() {
-    let objects = render("self-managed");
+    // The webhook's RBAC: the `helm test` hooks' own (tests/chart_platforms.rs) are not installed.
+    let installed = |case: &str| support::chart::without_hooks(render(case));
+    let objects = installed("self-managed");
     let role = one_of(&objects, "Role");
     assert_eq!(
         role["rules"],
@@ -581,7 +397,7 @@ fn rbac_is_minimal_and_exists_only_in_self_managed_mode() {
     assert_eq!(account["automountServiceAccountToken"], true);
 
     for case in ["cert-manager", "secret"] {
-        let objects = render(case);
+        let objects = installed(case);
         for kind in ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"] {
             assert!(all_of(&objects, kind).is_empty(), "{case} needs no {kind}");
         }
@@ -614,7 +430,7 @@ fn webhook_follows_the_design_by_default() {
         hook["namespaceSelector"],
         json!({"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE, "kube-system"]},
-            {"key": "kube-once.io/ignore", "operator": "DoesNotExist"}
+            {"key": "kube-once.io/ignore", "operator": "NotIn", "values": ["true"]}
         ]})
     );
 
@@ -771,7 +587,7 @@ fn normalized(objects: Vec<Value>) -> BTreeMap<String, Value> {
 fn plain_manifests_equal_the_chart_rendering() {
     let output = run(&tool("KUBE_ONCE_KUBECTL"), ["kustomize", "webhook-config"]);
     assert!(output.status.success(), "kubectl kustomize webhook-config failed:\n{}", text(&output.stderr));
-    let mut kustomized = parse_documents(&text(&output.stdout));
+    let mut kustomized = support::chart::documents(&text(&output.stdout));
     let namespace_at = kustomized.iter().position(|object| object["kind"] == "Namespace").expect("a Namespace");
     let namespace = kustomized.remove(namespace_at);
     assert_eq!(namespace["metadata"]["name"], NAMESPACE);

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use kube_once_core::{self as core, Config, Mutation, STATUS_ANNOTATION};
+use kube_once_core::{self as core, Config, Mutation, Reason, Refusal, STATUS_ANNOTATION};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -324,83 +324,157 @@ fn objects_without_kube_once_annotations_are_untouched() {
     assert!(m.patch.0.is_empty());
 }
 
-fn refusal(annotations: Value) -> String {
+fn refusal(annotations: Value) -> Refusal {
     refusal_with(annotations, &Config::default())
 }
 
-fn refusal_with(annotations: Value, config: &Config) -> String {
+fn refusal_with(annotations: Value, config: &Config) -> Refusal {
     let mut input = case("several-containers");
     input["metadata"]["annotations"] = annotations;
     match core::mutate(&input, None, config) {
         Ok(m) => panic!("admitted: {:?}", m.warnings),
         Err(refusal) => {
-            assert!(refusal.0.starts_with("Deployment store/rails: "), "must name the Deployment: {}", refusal.0);
-            refusal.0
+            assert!(refusal.to_string().starts_with("Deployment store/rails: "), "must name the Deployment: {refusal}");
+            refusal
         }
     }
 }
 
+/// `kube-once.io/run: rake db:migrate` plus `extra`, refused.
+fn run_refusal(extra: Value) -> Refusal {
+    let mut annotations = json!({"kube-once.io/run": "rake db:migrate"});
+    annotations.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    refusal(annotations)
+}
+
+#[test]
+fn every_malformed_annotation_is_refused_with_its_reason_and_annotation() {
+    use Reason::*;
+    let cases: Vec<(Refusal, Reason, Option<&str>)> = vec![
+        (refusal(json!({"kube-once.io/run": ""})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/run": "flask 'db upgrade"})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/run": "[\"flask\", 1]"})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/run": "[]"})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/run": "flask db upgrade\nflask seed"})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/run": "flask db\0 upgrade"})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/run": "[\"flask\", \"db\\u0000\"]"})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/run": 1})), BadValue, Some("run")),
+        (refusal(json!({"kube-once.io/rnu": "flask db upgrade"})), UnknownAnnotation, None),
+        (refusal(json!({"kube-once.io/status": "{}"})), MisplacedAnnotation, None),
+        (refusal(json!({"kube-once.io/timeout": "10m"})), NeedsRun, Some("timeout")),
+        (refusal(json!({"kube-once.io/key": "v1"})), NeedsRun, Some("key")),
+        (run_refusal(json!({"kube-once.io/container": "web"})), UnknownContainer, Some("container")),
+        (run_refusal(json!({"kube-once.io/timeout": "ten minutes"})), BadValue, Some("timeout")),
+        (run_refusal(json!({"kube-once.io/timeout": "0s"})), BadValue, Some("timeout")),
+        (run_refusal(json!({"kube-once.io/record": "always"})), BadValue, Some("record")),
+        (run_refusal(json!({"kube-once.io/lock-name": "x".repeat(65)})), BadValue, Some("lock-name")),
+        (run_refusal(json!({"kube-once.io/lock-name": "my lock"})), BadValue, Some("lock-name")),
+        (run_refusal(json!({"kube-once.io/key": "a\nb"})), BadValue, Some("key")),
+        (run_refusal(json!({"kube-once.io/key": ""})), BadValue, Some("key")),
+        (run_refusal(json!({"kube-once.io/key": "é".repeat(256)})), BadValue, Some("key")),
+        (run_refusal(json!({"kube-once.io/database-url-env": "DATABASE URL"})), BadValue, Some("database-url-env")),
+        (run_refusal(json!({"kube-once.io/lock-url-env": "$(X)"})), BadValue, Some("lock-url-env")),
+        (
+            run_refusal(json!({"kube-once.io/database-url": "postgresql://app:s3cret@db/app"})),
+            LiteralPassword,
+            Some("database-url"),
+        ),
+        (
+            run_refusal(json!({"kube-once.io/database-url": "postgresql://$(DB_USER)@db/app?password=hunter2"})),
+            LiteralPassword,
+            Some("database-url"),
+        ),
+        (
+            run_refusal(json!({"kube-once.io/database-url": "postgresql://$(DB_USER:$(P)@db/app"})),
+            BadValue,
+            Some("database-url"),
+        ),
+        (run_refusal(json!({"kube-once.io/database-url": "redis://$(HOST)/0"})), BadValue, Some("database-url")),
+        (run_refusal(json!({"kube-once.io/database-url": "db.internal"})), BadValue, Some("database-url")),
+        (
+            run_refusal(json!({"kube-once.io/database-url": "$(URL)", "kube-once.io/database-url-env": "URL"})),
+            ConflictingAnnotations,
+            Some("database-url"),
+        ),
+        (run_refusal(json!({"kube-once.io/preemptible": "gke-spto"})), UnknownPreset, Some("preemptible")),
+        (run_refusal(json!({"kube-once.io/preemptible": "true"})), NoDefaultPreset, Some("preemptible")),
+    ];
+    for (refusal, reason, annotation) in cases {
+        assert_eq!((refusal.reason(), refusal.annotation()), (reason, annotation), "{refusal}");
+    }
+
+    let mut template_annotated = case("several-containers");
+    template_annotated["spec"]["template"]["metadata"]["annotations"] = json!({"kube-once.io/run": "x"});
+    let refusal = core::mutate(&template_annotated, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), MisplacedAnnotation, "{refusal}");
+}
+
+/// The prose users read: what is wrong, with the value, and how to fix it.
 #[test]
 fn malformed_annotations_are_refused_with_precise_messages() {
-    let run = |extra: Value| {
-        let mut annotations = json!({"kube-once.io/run": "rake db:migrate"});
-        annotations.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        refusal(annotations)
-    };
+    let message = |refusal: Refusal| refusal.to_string();
     let cases: Vec<(String, &[&str])> = vec![
-        (refusal(json!({"kube-once.io/run": ""})), &["kube-once.io/run", "is empty"]),
+        (message(refusal(json!({"kube-once.io/run": ""}))), &["kube-once.io/run", "is empty"]),
         (
-            refusal(json!({"kube-once.io/run": "flask 'db upgrade"})),
+            message(refusal(json!({"kube-once.io/run": "flask 'db upgrade"}))),
             &["kube-once.io/run", "cannot be split", "JSON array"],
         ),
-        (refusal(json!({"kube-once.io/run": "[\"flask\", 1]"})), &["kube-once.io/run", "not an array of strings"]),
-        (refusal(json!({"kube-once.io/run": "[]"})), &["is empty"]),
         (
-            refusal(json!({"kube-once.io/rnu": "flask db upgrade"})),
+            message(refusal(json!({"kube-once.io/run": "[\"flask\", 1]"}))),
+            &["kube-once.io/run", "not an array of strings"],
+        ),
+        (
+            message(refusal(json!({"kube-once.io/run": "flask db upgrade\nflask seed"}))),
+            &["kube-once.io/run", "line break", "JSON array"],
+        ),
+        (message(refusal(json!({"kube-once.io/run": "flask\0"}))), &["kube-once.io/run", "NUL", "remove it"]),
+        (
+            message(refusal(json!({"kube-once.io/rnu": "flask db upgrade"}))),
             &["kube-once.io/rnu", "not a kube-once annotation", "did you mean kube-once.io/run?"],
         ),
-        (refusal(json!({"kube-once.io/status": "{}"})), &["pod template only"]),
+        (message(refusal(json!({"kube-once.io/status": "{}"}))), &["pod template only"]),
         (
-            refusal(json!({"kube-once.io/timeout": "10m"})),
+            message(refusal(json!({"kube-once.io/timeout": "10m"}))),
             &["kube-once.io/timeout", "no effect without kube-once.io/run"],
         ),
         (
-            run(json!({"kube-once.io/container": "web"})),
+            message(run_refusal(json!({"kube-once.io/container": "web"}))),
             &["kube-once.io/container", "\"web\"", "nginx, app, log-shipper"],
         ),
         (
-            run(json!({"kube-once.io/timeout": "ten minutes"})),
+            message(run_refusal(json!({"kube-once.io/timeout": "ten minutes"}))),
             &["kube-once.io/timeout", "\"ten minutes\"", "not a duration", "10m"],
         ),
-        (run(json!({"kube-once.io/timeout": "0s"})), &["shorter than one second"]),
-        (run(json!({"kube-once.io/record": "always"})), &["kube-once.io/record", "`table`", "`none`"]),
-        (run(json!({"kube-once.io/lock-name": "x".repeat(65)})), &["kube-once.io/lock-name", "1 to 64"]),
-        (run(json!({"kube-once.io/lock-name": "my lock"})), &["kube-once.io/lock-name", "letters, digits"]),
-        (run(json!({"kube-once.io/key": "a\nb"})), &["kube-once.io/key", "control characters"]),
+        (message(run_refusal(json!({"kube-once.io/timeout": "0s"}))), &["shorter than one second"]),
+        (message(run_refusal(json!({"kube-once.io/record": "always"}))), &["kube-once.io/record", "`table`", "`none`"]),
         (
-            run(json!({"kube-once.io/database-url-env": "DATABASE URL"})),
-            &["kube-once.io/database-url-env", "not an env var name"],
+            message(run_refusal(json!({"kube-once.io/lock-name": "x".repeat(65)}))),
+            &["kube-once.io/lock-name", "1 to 64"],
         ),
-        (run(json!({"kube-once.io/lock-url-env": "$(X)"})), &["kube-once.io/lock-url-env", "not an env var name"]),
+        (message(run_refusal(json!({"kube-once.io/key": "a\nb"}))), &["kube-once.io/key", "control characters"]),
         (
-            run(json!({"kube-once.io/database-url": "postgresql://app:s3cret@db/app"})),
+            message(run_refusal(json!({"kube-once.io/key": "é".repeat(256)}))),
+            &["kube-once.io/key", "1 to 255 characters"],
+        ),
+        (
+            message(run_refusal(json!({"kube-once.io/database-url": "postgresql://app:s3cret@db/app"}))),
             &["kube-once.io/database-url", "literal password", "$(DB_PASSWORD)"],
         ),
+        (message(run_refusal(json!({"kube-once.io/database-url": "redis://$(HOST)/0"}))), &["scheme `redis`"]),
         (
-            run(json!({"kube-once.io/database-url": "postgresql://$(DB_USER)@db/app?password=hunter2"})),
-            &["literal password"],
-        ),
-        (run(json!({"kube-once.io/database-url": "postgresql://$(DB_USER:$(P)@db/app"})), &["not an env var name"]),
-        (run(json!({"kube-once.io/database-url": "redis://$(HOST)/0"})), &["scheme `redis`"]),
-        (
-            run(json!({"kube-once.io/database-url": "$(URL)", "kube-once.io/database-url-env": "URL"})),
+            message(run_refusal(
+                json!({"kube-once.io/database-url": "$(URL)", "kube-once.io/database-url-env": "URL"}),
+            )),
             &["keep only one"],
         ),
         (
-            run(json!({"kube-once.io/preemptible": "gke-spto"})),
+            message(run_refusal(json!({"kube-once.io/preemptible": "gke-spto"}))),
             &["kube-once.io/preemptible", "\"gke-spto\"", "not a known preset", "gke-spot"],
         ),
-        (run(json!({"kube-once.io/preemptible": "true"})), &["no defaultPreset configured", "gke-spot"]),
+        (
+            message(run_refusal(json!({"kube-once.io/preemptible": "true"}))),
+            &["no defaultPreset configured", "gke-spot"],
+        ),
     ];
     for (message, expected) in cases {
         for part in expected {
@@ -409,15 +483,38 @@ fn malformed_annotations_are_refused_with_precise_messages() {
     }
     let mut template_annotated = case("several-containers");
     template_annotated["spec"]["template"]["metadata"]["annotations"] = json!({"kube-once.io/run": "x"});
-    let message = core::mutate(&template_annotated, None, &Config::default()).unwrap_err().0;
+    let message = core::mutate(&template_annotated, None, &Config::default()).unwrap_err().to_string();
     assert!(message.contains("move it to the Deployment's metadata.annotations"), "{message}");
+}
+
+/// `key` is at most 255 characters, not bytes: 255 two-byte characters pass.
+#[test]
+fn key_length_counts_characters() {
+    let mut input = case("several-containers");
+    input["metadata"]["annotations"] =
+        json!({"kube-once.io/run": "rake db:migrate", "kube-once.io/key": "é".repeat(255)});
+    mutate(&input, &Config::default());
+}
+
+/// A huge unknown annotation name is refused in time linear in its size:
+/// no "did you mean" (an edit distance) for it, and the message quotes it cut short.
+#[test]
+fn a_multi_megabyte_unknown_annotation_name_is_refused() {
+    let name = format!("kube-once.io/{}", "r".repeat(3 * 1024 * 1024));
+    let refusal = refusal(json!({name: "x"}));
+    assert_eq!(refusal.reason(), Reason::UnknownAnnotation);
+    let message = refusal.to_string();
+    assert!(message.contains("not a kube-once annotation") && !message.contains("did you mean"), "{message:.300}");
+    assert!(message.len() < 2_000, "the message quotes the name cut short: {} bytes", message.len());
 }
 
 #[test]
 fn conflicts_with_the_users_pod_template_are_refused() {
     let mut input = case("existing-node-selector-tolerations");
     input["spec"]["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-spot"] = json!("false");
-    let message = core::mutate(&input, None, &Config::default()).unwrap_err().0;
+    let refusal = core::mutate(&input, None, &Config::default()).unwrap_err();
+    assert_eq!((refusal.reason(), refusal.annotation()), (Reason::NodeSelectorConflict, Some("preemptible")));
+    let message = refusal.to_string();
     assert!(
         message.contains("cloud.google.com/gke-spot=true")
             && message.contains("already has cloud.google.com/gke-spot=\"false\""),
@@ -426,13 +523,70 @@ fn conflicts_with_the_users_pod_template_are_refused() {
 
     let mut input = case("no-init-containers");
     input["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "kube-once-run", "image": "x"}]);
-    let message = core::mutate(&input, None, &Config::default()).unwrap_err().0;
+    let refusal = core::mutate(&input, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::ReservedName);
+    let message = refusal.to_string();
     assert!(message.contains("\"kube-once-run\"") && message.contains("rename it"), "{message}");
 
     let mut input = case("no-init-containers");
+    input["spec"]["template"]["spec"]["volumes"] = json!([{"name": "kube-once-bin", "emptyDir": {}}]);
+    assert_eq!(core::mutate(&input, None, &Config::default()).unwrap_err().reason(), Reason::ReservedName);
+
+    let mut input = case("no-init-containers");
     input["spec"]["template"]["metadata"]["annotations"] = json!({STATUS_ANNOTATION: "not json"});
-    let message = core::mutate(&input, None, &Config::default()).unwrap_err().0;
-    assert!(message.contains("not a status written by kube-once"), "{message}");
+    let refusal = core::mutate(&input, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::BadStatus);
+    assert!(refusal.to_string().contains("not a status written by kube-once"), "{refusal}");
+}
+
+#[test]
+fn an_incomplete_pod_template_is_refused() {
+    let annotated = |spec: Value| {
+        let mut input = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "annotations": {"kube-once.io/run": "x"}},
+        });
+        if !spec.is_null() {
+            input["spec"] = spec;
+        }
+        core::mutate(&input, None, &Config::default()).unwrap_err()
+    };
+    for (spec, part) in [
+        (Value::Null, "spec.template.spec.containers is empty"),
+        (json!({"template": {}}), "spec.template.spec.containers is empty"),
+        (json!({"template": {"spec": {"containers": []}}}), "containers is empty"),
+        (json!({"template": {"spec": {"containers": [{"name": "app"}]}}}), "has no image"),
+    ] {
+        let refusal = annotated(spec);
+        assert_eq!(refusal.reason(), Reason::IncompleteTemplate, "{refusal}");
+        assert!(refusal.to_string().contains(part), "{refusal}");
+    }
+    // Without `run` no app container is looked for; the pod spec still is.
+    for (spec, part) in
+        [(json!({}), "spec.template is missing"), (json!({"template": {}}), "spec.template.spec is missing")]
+    {
+        let input = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "annotations": {"kube-once.io/preemptible": "gke-spot"}},
+            "spec": spec,
+        });
+        let refusal = core::mutate(&input, None, &Config::default()).unwrap_err();
+        assert_eq!(refusal.reason(), Reason::IncompleteTemplate, "{refusal}");
+        assert!(refusal.to_string().contains(part), "{refusal}");
+    }
+}
+
+#[test]
+fn refusal_reasons_have_stable_distinct_labels() {
+    let labels: Vec<&str> = Reason::ALL.iter().map(|reason| reason.as_str()).collect();
+    let mut unique = labels.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), labels.len(), "{labels:?}");
+    for (index, reason) in Reason::ALL.iter().enumerate() {
+        assert_eq!(*reason as usize, index, "Reason::ALL is in declaration order");
+        assert!(reason.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{reason}");
+    }
 }
 
 #[test]
@@ -486,6 +640,36 @@ fn config_files_are_validated_and_name_unknown_keys() {
     assert!(error("defaults: {record: sometimes}\n").contains("`defaults.record`"));
     assert!(error("defaults: {lockName: \"a b\"}\n").contains("`defaults.lockName`"));
     assert!(error("presets: {empty: {}}\n").contains("`presets.empty`"));
+
+    // What the API server would refuse in every pod template using it.
+    for (text, parts) in [
+        ("toolsImage: \"registry.internal/tools:1\\0\"\n", &["`toolsImage`", "control character", "e.g."][..]),
+        ("toolsImage: \"registry.internal/tools:1\\n\"\n", &["`toolsImage`", "control character"]),
+        ("presets:\n  p:\n    nodeSelector: {\"\": spot}\n", &["`presets.p`", "empty key", "e.g."]),
+        (
+            "presets:\n  p:\n    tolerations: [{key: a, operator: Bogus}]\n",
+            &["`presets.p`", "tolerations[0]", "`Bogus`", "Exists or Equal"],
+        ),
+        (
+            "presets:\n  p:\n    tolerations: [{key: a, operator: Exists, value: b}]\n",
+            &["`presets.p`", "remove the value"],
+        ),
+        ("presets:\n  p:\n    tolerations: [{operator: Equal, value: b}]\n", &["`presets.p`", "no key"]),
+        ("presets:\n  p:\n    tolerations: [{key: a, effect: NoRun}]\n", &["`presets.p`", "`NoRun`", "NoExecute"]),
+        (
+            "presets:\n  p:\n    tolerations: [{key: a, effect: NoSchedule, tolerationSeconds: 5}]\n",
+            &["`presets.p`", "tolerationSeconds"],
+        ),
+    ] {
+        let message = error(text);
+        for part in parts {
+            assert!(message.contains(part), "{text:?}: {message:?} should contain {part:?}");
+        }
+    }
+    let accepted = Config::from_yaml(
+        "presets:\n  p:\n    tolerations: [{operator: Exists}, {key: a, operator: Exists, effect: NoExecute, tolerationSeconds: 30}]\n",
+    );
+    assert!(accepted.is_ok(), "{accepted:?}");
 }
 
 /// A Deployment generated for the properties: random containers, env,
@@ -606,8 +790,14 @@ mod properties {
         #[test]
         fn mutation_is_consistent_idempotent_and_reversible(deployment in generated::deployment(true)) {
             // Reserved names or a nodeSelector conflict may be refused; everything admitted must hold.
-            if core::mutate(&deployment, None, &Config::default()).is_ok() {
-                check_properties(&deployment, &Config::default());
+            match core::mutate(&deployment, None, &Config::default()) {
+                Ok(_) => {
+                    check_properties(&deployment, &Config::default());
+                }
+                Err(refusal) => prop_assert!(
+                    matches!(refusal.reason(), Reason::ReservedName | Reason::NodeSelectorConflict),
+                    "{}", refusal
+                ),
             }
         }
     }

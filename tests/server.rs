@@ -1,36 +1,41 @@
-//! `kube-once serve`: the handlers in-process (`oneshot`), and the server over
-//! real TLS with a client that trusts only the served CA and verifies the
-//! Service DNS name the API server uses.
+//! `kube-once serve`: the handlers in-process (`oneshot`), with a golden
+//! AdmissionReview answer per request fixture, and the server over real TLS
+//! with a client that trusts only the served CA and verifies the Service DNS
+//! name the API server uses.
 
 // The helpers outside #[test] functions fail the test loudly: that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine;
 use kube_once_core::Config;
-use kube_once_server::certs::{self, CertBundle};
+use kube_once_server::certs::CertBundle;
 use kube_once_server::tls::{self, CertFiles, CertStore};
 use kube_once_server::{self as server, AppState, BODY_LIMIT, ServerHandle, Timeouts};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
+use support::golden::Golden;
+use support::server::{
+    SERVICE_HOST, admission_app as app, call, service_bundle as bundle, service_client, service_url as url,
+};
+use support::tls::{leaf as leaf_of, plain_http_client as http_client, served_leaf};
 use tower::ServiceExt;
 
-/// The name the API server dials: <service>.<namespace>.svc.
-const SERVICE_HOST: &str = "kube-once.kube-once.svc";
-
-const FIXTURES: [&str; 5] = ["create.json", "update.json", "delete.json", "configmap.json", "dry-run.json"];
+fn fixtures() -> PathBuf {
+    support::fixtures("server")
+}
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/server").join(name);
+    let path = fixtures().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -42,19 +47,13 @@ fn superset_deployment() -> Value {
     fixture_json("create.json")["request"]["object"].clone()
 }
 
+/// Every request fixture: tests/fixtures/server/<case>.json, answered in <case>.answer.json.
+fn request_fixtures() -> Vec<String> {
+    let cases = support::fixture_names("server", ".json").into_iter().filter(|case| !case.ends_with(".answer"));
+    cases.map(|case| format!("{case}.json")).collect()
+}
+
 // ---------------------------------------------------------------- in-process
-
-async fn call(app: Router, method: Method, uri: &str, body: impl Into<Body>) -> (StatusCode, String) {
-    let request = Request::builder().method(method).uri(uri).body(body.into()).unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
-}
-
-fn app() -> Router {
-    server::router(AppState::new(Config::default()))
-}
 
 /// Checks every AdmissionReview answer must pass; returns its `response`.
 fn assert_answers(fixture_name: &str, status: StatusCode, body: &str) -> Value {
@@ -67,12 +66,36 @@ fn assert_answers(fixture_name: &str, status: StatusCode, body: &str) -> Value {
     response
 }
 
+/// An AdmissionReview answer as its golden file holds it: the patch decoded
+/// from base64 into JSON, so that a reader of the file sees what is changed.
+fn readable_answer(body: &str) -> Value {
+    let mut review: Value = serde_json::from_str(body).unwrap();
+    if let Some(patch) = review["response"].get("patch") {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(patch.as_str().unwrap()).unwrap();
+        review["response"]["patch"] = serde_json::from_slice(&bytes).unwrap();
+    }
+    review
+}
+
+/// The whole answer to every request fixture (uid, allowed, patch type and
+/// patch, warnings, status) is exactly its golden file
+/// tests/fixtures/server/<case>.answer.json; `UPDATE_GOLDEN=1` rewrites them.
 #[tokio::test]
-async fn every_admission_review_is_answered_with_its_uid() {
-    for name in FIXTURES {
+async fn every_admission_review_gets_its_golden_answer() {
+    let requests = request_fixtures();
+    assert!(requests.len() >= 7, "request fixtures went missing: {requests:?}");
+    let mut golden = Golden::new();
+    for name in &requests {
         let (status, body) = call(app(), Method::POST, "/mutate", fixture(name)).await;
-        let response = assert_answers(name, status, &body);
-        assert_eq!(response["allowed"], true, "{name}: {body}");
+        assert_answers(name, status, &body);
+        let answer = serde_json::to_string_pretty(&readable_answer(&body)).unwrap() + "\n";
+        golden.check(&fixtures().join(name.replace(".json", ".answer.json")), &answer);
+    }
+    let checked = golden.finish();
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        let is_answer = path.to_str().is_some_and(|path| path.ends_with(".answer.json"));
+        assert!(!is_answer || checked.contains(&path), "{} answers no request fixture: remove it", path.display());
     }
 }
 
@@ -170,7 +193,7 @@ async fn metrics_count_patches_and_refusals_of_real_admissions_only() {
         r#"kube_once_admission_requests_total{result="patched"} 2"#,
         r#"kube_once_admission_requests_total{result="refused"} 1"#,
         "kube_once_patches_applied_total 1",
-        "kube_once_refusals_total 1",
+        r#"kube_once_refusals_total{reason="bad_value"} 1"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
@@ -228,7 +251,7 @@ async fn metrics_count_requests_by_result() {
         r#"kube_once_admission_requests_total{result="patched"} 0"#,
         "kube_once_admission_duration_seconds_count 3",
         "kube_once_patches_applied_total 0",
-        "kube_once_refusals_total 0",
+        r#"kube_once_refusals_total{reason="bad_value"} 0"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
@@ -274,7 +297,7 @@ async fn preview_formats_yaml_and_diff() {
 #[tokio::test]
 async fn preview_takes_a_whole_manifest_file() {
     // examples/superset.yaml holds a Secret and the Deployment: the Secret is ignored.
-    let example = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap();
+    let example = std::fs::read(support::repo().join("examples/superset.yaml")).unwrap();
     let (status, text) = call(preview_app(), Method::POST, "/preview", example).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let answer: Value = serde_json::from_str(&text).unwrap();
@@ -323,41 +346,9 @@ async fn preview_is_not_on_the_admission_router_and_mutate_not_on_the_preview_on
 
 // ---------------------------------------------------------------- real TLS
 
-fn bundle() -> CertBundle {
-    certs::generate(&certs::service_dns_names("kube-once", "kube-once"), Duration::from_secs(3600)).unwrap()
-}
-
-fn client_tls(trusted_cas: &[&str]) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in trusted_cas {
-        for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
-
 /// An HTTPS client that trusts only `trusted_cas` and reaches `addr` under the Service DNS name.
 fn https_client(trusted_cas: &[&str], addr: SocketAddr, keep_alive: bool) -> reqwest::Client {
-    let mut builder =
-        reqwest::Client::builder().tls_backend_preconfigured(client_tls(trusted_cas)).resolve(SERVICE_HOST, addr);
-    if !keep_alive {
-        builder = builder.pool_max_idle_per_host(0);
-    }
-    builder.build().unwrap()
-}
-
-/// A client for plain-HTTP URLs (reqwest needs a TLS setup even so: it has no default crypto provider).
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().tls_backend_preconfigured(client_tls(&[])).build().unwrap()
-}
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("https://{SERVICE_HOST}:{}{path}", addr.port())
+    service_client(trusted_cas, addr, keep_alive)
 }
 
 struct TestServer {
@@ -369,11 +360,7 @@ struct TestServer {
 impl TestServer {
     async fn start(options: Timeouts) -> Self {
         let bundle = bundle();
-        let store = Arc::new(CertStore::from_bundle(&bundle).unwrap());
-        let admission = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let preview = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle =
-            server::serve_on(admission, Some(preview), AppState::new(Config::default()), store, options).unwrap();
+        let handle = support::server::start_with(&bundle, options, true).await;
         let client = https_client(&[&bundle.ca_pem], handle.admission_addr(), true);
         Self { handle, bundle, client }
     }
@@ -391,12 +378,12 @@ impl TestServer {
 #[tokio::test]
 async fn admission_reviews_over_tls_verified_against_the_service_name() {
     let server = TestServer::start(Timeouts::default()).await;
-    for name in FIXTURES {
-        let (status, body) = server.post("/mutate", fixture(name)).await;
-        let response = assert_answers(name, status, &body);
-        assert_eq!(response["allowed"], true, "{name}: {body}");
-        let mutated = matches!(name, "create.json" | "update.json" | "dry-run.json");
-        assert_eq!(response.get("patch").is_some(), mutated, "{name}: {body}");
+    // Over TLS, every request fixture gets the answer the router gives in-process (checked against its golden file).
+    for name in request_fixtures() {
+        let (status, body) = server.post("/mutate", fixture(&name)).await;
+        assert_answers(&name, status, &body);
+        let (_, in_process) = call(app(), Method::POST, "/mutate", fixture(&name)).await;
+        assert_eq!(readable_answer(&body), readable_answer(&in_process), "{name}");
     }
     let (status, body) = server.post("/mutate", b"{\"garbage".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -405,11 +392,11 @@ async fn admission_reviews_over_tls_verified_against_the_service_name() {
     // The certificate is checked for real: another CA, or another name, fails.
     let stranger = https_client(&[&bundle().ca_pem], server.handle.admission_addr(), true);
     assert!(stranger.get(server.url("/healthz")).send().await.is_err(), "a client trusting another CA connected");
-    let wrong_name = reqwest::Client::builder()
-        .tls_backend_preconfigured(client_tls(&[&server.bundle.ca_pem]))
-        .resolve("other.kube-once.svc", server.handle.admission_addr())
-        .build()
-        .unwrap();
+    let wrong_name =
+        support::tls::https_client(&[&server.bundle.ca_pem], "other.kube-once.svc", server.handle.admission_addr())
+            .unwrap()
+            .build()
+            .unwrap();
     let wrong_url = format!("https://other.kube-once.svc:{}/healthz", server.handle.admission_addr().port());
     assert!(wrong_name.get(wrong_url).send().await.is_err(), "a name outside the certificate was accepted");
 
@@ -506,18 +493,6 @@ async fn after_the_grace_period_the_server_drains_and_stops() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting connections after the drain");
 }
 
-/// DER of the leaf certificate a fresh TLS connection to `addr` is served.
-async fn served_leaf(addr: SocketAddr, trusted_cas: &[&str]) -> CertificateDer<'static> {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(trusted_cas)));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let stream = connector.connect(ServerName::try_from(SERVICE_HOST).unwrap(), tcp).await.unwrap();
-    stream.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
-}
-
-fn leaf_of(bundle: &CertBundle) -> CertificateDer<'static> {
-    CertificateDer::from_pem_slice(bundle.cert_pem.as_bytes()).unwrap()
-}
-
 #[tokio::test]
 async fn rotated_certificate_files_are_served_without_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -534,7 +509,7 @@ async fn rotated_certificate_files_are_served_without_restart() {
     let addr = handle.admission_addr();
     // During the rotation both CAs are in the caBundle, as they would be in a cluster.
     let cas = [old.ca_pem.as_str(), new.ca_pem.as_str()];
-    assert_eq!(served_leaf(addr, &cas).await, leaf_of(&old));
+    assert_eq!(served_leaf(addr, SERVICE_HOST, &cas).await.unwrap(), leaf_of(&old));
 
     // Requests keep flowing, on a kept-alive connection and on fresh ones.
     let rotating = Arc::new(AtomicBool::new(true));
@@ -559,11 +534,11 @@ async fn rotated_certificate_files_are_served_without_restart() {
     std::fs::write(&files.cert, &new.cert_pem).unwrap();
     std::fs::write(&files.key, &new.key_pem).unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while served_leaf(addr, &cas).await != leaf_of(&new) {
-        assert!(Instant::now() < deadline, "the new certificate was not served in time");
-        tokio::time::sleep(Duration::from_millis(20)).await; // wait-on-condition: poll interval of a loop with a deadline
-    }
+    support::wait::until("the new certificate to be served", || async {
+        served_leaf(addr, SERVICE_HOST, &cas).await.unwrap() == leaf_of(&new)
+    })
+    .await
+    .unwrap();
     rotating.store(false, Ordering::Relaxed);
     assert!(traffic.await.unwrap() >= 2);
 }

@@ -4,6 +4,8 @@
 // Test helpers outside #[test] functions fail loudly too (clippy.toml only covers the functions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,8 @@ use x509_parser::extensions::GeneralName;
 const NAMESPACE: &str = "kube-once";
 const SECRET: &str = "kube-once-tls";
 const WEBHOOK_CONFIGURATION: &str = "kube-once";
-const SERVICE_DNS_NAME: &str = "kube-once.kube-once.svc";
+/// The name the API server dials.
+const SERVICE_DNS_NAME: &str = support::server::SERVICE_HOST;
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -295,28 +298,15 @@ fn policy() -> Policy {
 
 // ---------------------------------------------------------------- TLS helpers
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// Verify `cert_pem` as the API server would: trusting only `ca_bundle`, for the Service DNS name.
 fn verify(ca_bundle: &[u8], cert_pem: &str) -> Result<(), rustls::Error> {
     use rustls::client::danger::ServerCertVerifier;
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_bundle)), provider())
-        .build()
-        .unwrap();
+    let roots = Arc::new(support::tls::roots(&[ca_bundle]).unwrap());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, support::tls::provider()).build().unwrap();
     let leaf = CertificateDer::from(pem_certificates(cert_pem.as_bytes()).remove(0));
     let name = ServerName::try_from(SERVICE_DNS_NAME).unwrap();
     verifier.verify_server_cert(&leaf, &[], &name, &[], UnixTime::now()).map(|_| ())
-}
-
-fn roots(ca_bundle: &[u8]) -> rustls::RootCertStore {
-    let mut roots = rustls::RootCertStore::empty();
-    for der in pem_certificates(ca_bundle) {
-        roots.add(CertificateDer::from(der)).unwrap();
-    }
-    assert!(!roots.is_empty(), "empty caBundle");
-    roots
 }
 
 /// The real webhook server, on a loopback port, serving from a `CertStore`
@@ -330,9 +320,7 @@ struct Webhook {
 impl Webhook {
     async fn start(bundle: &CertBundle) -> Webhook {
         let store = Arc::new(CertStore::from_bundle(bundle).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let state = server::AppState::new(kube_once_core::Config::default());
-        let handle = server::serve_on(listener, None, state, store.clone(), server::Timeouts::default()).unwrap();
+        let handle = support::server::start(store.clone(), server::Timeouts::default(), false).await;
         Webhook { address: handle.admission_addr(), store, _handle: handle }
     }
 
@@ -348,17 +336,9 @@ impl Webhook {
 /// Connect as the API server does: to the Service DNS name (here resolved to
 /// loopback `address`), trusting only `ca_bundle`; GET /healthz. Returns the
 /// served certificate.
-async fn call_healthz(address: std::net::SocketAddr, ca_bundle: &[u8]) -> std::io::Result<Vec<u8>> {
+async fn call_healthz(address: std::net::SocketAddr, ca_bundle: &[u8]) -> anyhow::Result<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots(ca_bundle))
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let stream = tokio::net::TcpStream::connect(address).await?;
-    let name = ServerName::try_from(SERVICE_DNS_NAME).unwrap();
-    let mut tls = connector.connect(name, stream).await?;
+    let mut tls = support::tls::connect(address, SERVICE_DNS_NAME, &[ca_bundle]).await?;
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {SERVICE_DNS_NAME}\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).await?;
     let mut answer = Vec::new();
@@ -370,15 +350,6 @@ async fn call_healthz(address: std::net::SocketAddr, ca_bundle: &[u8]) -> std::i
 
 fn leaf_der(bundle: &CertBundle) -> Vec<u8> {
     pem_certificates(bundle.cert_pem.as_bytes()).remove(0)
-}
-
-/// Wait for `condition` with a deadline (no fixed sleeps).
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await; // wait-on-condition: poll interval of a loop with a deadline
-    }
 }
 
 // ---------------------------------------------------------------- tests
@@ -504,10 +475,11 @@ async fn a_running_replica_picks_up_the_renewed_certificate_without_restart() {
     let switched = other.reconcile(t0 + secs(125)).await.unwrap();
     assert_ne!(switched.cert_pem, first.cert_pem);
 
-    eventually("the polling replica to serve the renewed certificate", || {
-        served.lock().unwrap().last().is_some_and(|bundle| bundle.cert_pem == switched.cert_pem)
+    support::wait::until("the polling replica to serve the renewed certificate", || {
+        std::future::ready(served.lock().unwrap().last().is_some_and(|bundle| bundle.cert_pem == switched.cert_pem))
     })
-    .await;
+    .await
+    .unwrap();
     let latest = served.lock().unwrap().last().cloned().unwrap();
     server.replace(&latest);
     assert_eq!(server.call(&api.ca_bundle()).await, leaf_der(&switched));
@@ -557,10 +529,8 @@ async fn serve_self_managed_creates_the_secret_publishes_the_ca_and_serves_under
         ),
     )
     .unwrap();
-    // A free port for the webhook: bound, then released for the child to take.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-once"))
+    let listen = support::net::loopback(support::net::free_port());
+    let mut child = tokio::process::Command::new(support::binary())
         .args(["serve", "--self-managed", "--preview-listen", "127.0.0.1:0", "--listen"])
         .arg(listen.to_string())
         .env("KUBECONFIG", &kubeconfig)
@@ -599,7 +569,7 @@ fn certs_writes_the_files_and_prints_a_ca_bundle_that_verifies_them() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("certs");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kube-once"))
+    let output = std::process::Command::new(support::binary())
         .args(["certs", "--san", "10.0.0.7", "--san", "webhook.example.test", "--out-dir"])
         .arg(&out)
         .output()
@@ -663,11 +633,8 @@ fn certs_reports_an_unwritable_output_directory() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kube-once"))
-        .args(["certs", "--out-dir"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output =
+        std::process::Command::new(support::binary()).args(["certs", "--out-dir"]).arg(&file).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot create the output directory") && stderr.contains("not-a-dir"), "{stderr}");

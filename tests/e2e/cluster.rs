@@ -2,29 +2,10 @@
 //! namespaceSelector) and Secrets / ConfigMaps (for the kubelet's env).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use serde_json::Value;
-
-/// Every YAML document of `text`, as JSON values (empty documents skipped).
-pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Value>> {
-    let mut documents = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(text) {
-        let value: Value =
-            serde::Deserialize::deserialize(document).with_context(|| format!("{origin}: invalid YAML"))?;
-        if !value.is_null() {
-            documents.push(value);
-        }
-    }
-    Ok(documents)
-}
-
-pub fn read_documents(path: &Path) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_documents(&text, &path.display().to_string())
-}
 
 pub fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
     value.pointer(pointer).and_then(Value::as_str)

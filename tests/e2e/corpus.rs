@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::cluster::{parse_documents, str_at};
+use crate::cluster::str_at;
+use crate::support::yaml::documents as parse_documents;
 
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e")

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use mysql_async::prelude::Queryable;
 
 use crate::corpus::DatabaseKind;
@@ -20,20 +20,13 @@ pub struct Server {
     pub hostport: String,
 }
 
-pub fn required_env(name: &str) -> Result<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => bail!("{name} is not set: run the suite with scripts/test.sh, which provides it"),
-    }
-}
-
 impl Server {
     pub fn from_env(kind: DatabaseKind) -> Result<Self> {
         let variable = match kind {
             DatabaseKind::Postgres => "KUBE_ONCE_TEST_POSTGRES_URL",
             DatabaseKind::Mysql => "KUBE_ONCE_TEST_MYSQL_URL",
         };
-        let admin_url = required_env(variable)?;
+        let admin_url = crate::support::env::var(variable)?;
         let rest =
             admin_url.split_once("://").map(|(_, rest)| rest).with_context(|| format!("{variable} is not a URL"))?;
         let authority = rest.split(['/', '?']).next().unwrap_or_default();

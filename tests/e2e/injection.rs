@@ -44,7 +44,7 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result
     }
 
     if expect.restricted {
-        let violations = crate::pss::restricted_violations(spec);
+        let violations = crate::support::pss::restricted_violations(spec);
         ensure!(
             violations.is_empty(),
             "the app meets PSS restricted, the mutated pod does not:\n{}",

@@ -8,20 +8,11 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::cluster::{parse_documents, str_at};
-use crate::databases::required_env;
+use crate::cluster::str_at;
+use crate::support::{binary, env, yaml};
 
 pub const RELEASE: &str = "kube-once";
 pub const NAMESPACE: &str = "kube-once";
-
-pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kube-once"))
-}
-
-/// The pod binary, beside `kube-once` (see tests/support/mod.rs).
-pub fn pod_binary() -> PathBuf {
-    binary().with_file_name("kube-once-pod")
-}
 
 pub struct CertFiles {
     pub ca: PathBuf,
@@ -89,7 +80,7 @@ fn generate_certs(out_dir: &Path) -> Result<CertFiles> {
 
 /// `helm template` of the chart in `secret` TLS mode, every object as JSON.
 pub fn render_chart(ca_bundle: &str) -> Result<Vec<Value>> {
-    let helm = required_env("KUBE_ONCE_HELM")?;
+    let helm = env::var("KUBE_ONCE_HELM")?;
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kube-once");
     let output = std::process::Command::new(&helm)
         .args(["template", RELEASE])
@@ -101,5 +92,5 @@ pub fn render_chart(ca_bundle: &str) -> Result<Vec<Value>> {
     if !output.status.success() {
         bail!("helm template failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    parse_documents(&String::from_utf8_lossy(&output.stdout), "helm template output")
+    yaml::documents(&String::from_utf8_lossy(&output.stdout), "helm template output")
 }

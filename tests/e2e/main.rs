@@ -18,9 +18,9 @@ mod kubelet;
 mod selection;
 mod webhook;
 
-// Only the PSS check: the rest of tests/support serves other test binaries.
-#[path = "../support/pss.rs"]
-mod pss;
+// The helpers every test binary shares; this binary lives in tests/e2e/, hence the path.
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,12 +32,13 @@ use serde_json::{Value, json};
 use crate::admission::{Operation, Verdict, review};
 use crate::api_server::{Admitted, ApiServer};
 use crate::app_image::AppImages;
-use crate::cluster::{Cluster, read_documents, str_at};
+use crate::cluster::{Cluster, str_at};
 use crate::corpus::{Case, DatabaseKind, Outcome, fixtures_dir};
-use crate::databases::{FreshDatabase, Server, required_env, run_id};
+use crate::databases::{FreshDatabase, Server, run_id};
 use crate::injection::{INSTALL, RUN, check_injection, validate_strict};
 use crate::kubelet::{Image, Images, run_replicas};
 use crate::selection::{Attributes, Decision, decide};
+use crate::support::yaml::read_documents;
 use crate::webhook::Webhook;
 
 const REPLICAS: usize = 5;
@@ -191,7 +192,7 @@ fn rendered_chart_selects_exactly_the_expected_cases() -> Result<()> {
 /// The whole product: install, serve, admit the corpus, run the pods.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end() -> Result<()> {
-    let kubernetes_validate = required_env("KUBE_ONCE_KUBERNETES_VALIDATE")?;
+    let kubernetes_validate = support::env::var("KUBE_ONCE_KUBERNETES_VALIDATE")?;
     let servers = [Server::from_env(DatabaseKind::Postgres)?, Server::from_env(DatabaseKind::Mysql)?];
     let work = tempfile::tempdir()?;
     let installation = install::install(work.path())?;
@@ -394,7 +395,7 @@ async fn run_rollouts(
 fn tools_image_stand_in() -> Image {
     Image {
         entrypoint: vec!["/kube-once".to_owned()],
-        files: [("/kube-once".to_owned(), install::binary()), ("/pod/kube-once".to_owned(), install::pod_binary())]
+        files: [("/kube-once".to_owned(), support::binary()), ("/pod/kube-once".to_owned(), support::pod_binary())]
             .into(),
         ..Image::default()
     }

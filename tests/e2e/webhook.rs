@@ -3,10 +3,8 @@
 //! Service DNS name, trusting only the caBundle, within timeoutSeconds.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +12,9 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::cluster::{str_at, strings_at};
-use crate::install::{Installation, TLS_SECRET, binary};
+use crate::install::{Installation, TLS_SECRET};
+use crate::support::binary;
+use crate::support::net::{free_port, loopback};
 
 pub struct Webhook {
     /// Killed when the harness is done (kill_on_drop).
@@ -22,11 +22,6 @@ pub struct Webhook {
     client: reqwest::Client,
     url: String,
     ready_url: String,
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot find a free loopback port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 impl Webhook {
@@ -56,8 +51,13 @@ impl Webhook {
         let ca_bundle =
             str_at(hook, "/clientConfig/caBundle").context("the rendered webhook has no caBundle (secret mode)")?;
         let ca_pem = base64::engine::general_purpose::STANDARD.decode(ca_bundle).context("caBundle is not base64")?;
-        let port = free_port()?;
-        let client = https_client(&ca_pem, &format!("{name}.{namespace}.svc"), port, timeout)?;
+        let port = free_port();
+        // The API server trusts only the caBundle, dials the Service name and gives up after timeoutSeconds.
+        let client = crate::support::tls::https_client(&[&ca_pem], &format!("{name}.{namespace}.svc"), loopback(port))
+            .context("the rendered caBundle")?
+            .timeout(timeout)
+            .build()
+            .context("cannot build the HTTPS client")?;
 
         let ServeCommand { argv, env } = serve_command(installation, work, port)?;
         let log = std::fs::File::create(work.join("serve.log")).context("cannot create serve.log")?;
@@ -204,7 +204,7 @@ fn serve_command(installation: &Installation, work: &Path, port: u16) -> Result<
         bail!("the chart's server args do not set --listen; the harness cannot move it to loopback");
     }
     // The preview port is localhost-only in the pod too; here it must not collide with other tests.
-    argv.push(format!("--preview-listen=127.0.0.1:{}", free_port()?));
+    argv.push("--preview-listen=127.0.0.1:0".to_owned());
     let env = crate::kubelet::resolve_env(
         container,
         "kube-once-0",
@@ -227,32 +227,4 @@ fn container_target_port(installation: &Installation, container: &Value) -> Resu
         .and_then(|ports| ports.iter().find(|p| p["name"] == name))
         .and_then(|p| p["containerPort"].as_u64())
         .with_context(|| format!("the Service targets port {name}, which the server container does not declare"))
-}
-
-/// A client that trusts only `ca_pem`, resolves `host` to a loopback port
-/// (the Service stand-in) and gives up after `timeout`, as the API server does.
-fn https_client(ca_pem: &[u8], host: &str, port: u16, timeout: Duration) -> Result<reqwest::Client> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots
-            .add(cert.context("caBundle holds an invalid PEM certificate")?)
-            .context("caBundle certificate rejected")?;
-    }
-    if roots.is_empty() {
-        bail!("caBundle holds no certificate");
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("rustls protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .resolve(host, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-        .timeout(timeout)
-        .https_only(true)
-        .build()
-        .context("cannot build the HTTPS client")
 }

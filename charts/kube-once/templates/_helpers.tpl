@@ -93,8 +93,55 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.config.presets }}
 {{- $_ := set $config "presets" . }}
 {{- end }}
+{{- with include "kube-once.installSecurityContext" . | fromYaml }}
+{{- $_ := set $config "installSecurityContext" . }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
+
+{{/*
+The webhook pod's securityContext (also the helm test pod's). With
+`openshift: true` no user or group ID is fixed: OpenShift's restricted-v2 SCC
+(and platforms like it) assigns them from the namespace's range, and refuses
+fixed ones outside it.
+*/}}
+{{- define "kube-once.podSecurityContext" -}}
+{{- $context := .Values.podSecurityContext | default dict }}
+{{- if .Values.openshift }}
+{{- $context = omit $context "runAsUser" "runAsGroup" "fsGroup" "supplementalGroups" }}
+{{- end }}
+{{- toYaml $context }}
+{{- end }}
+
+{{/* The webhook container's securityContext (also the helm test container's). */}}
+{{- define "kube-once.containerSecurityContext" -}}
+{{- $context := .Values.containerSecurityContext | default dict }}
+{{- if .Values.openshift }}
+{{- $context = omit $context "runAsUser" "runAsGroup" }}
+{{- end }}
+{{- toYaml $context }}
+{{- end }}
+
+{{/*
+securityContext of the injected kube-once-install initContainer, rendered
+into the config file as `installSecurityContext` (replacing the core's
+built-in one whole) only when set, or in OpenShift mode; empty otherwise, and
+the core's built-in one (runAsUser 65532) applies.
+*/}}
+{{- define "kube-once.installSecurityContext" -}}
+{{- $context := .Values.config.installSecurityContext | default dict }}
+{{- if .Values.openshift }}
+{{- if not $context }}
+{{- $context = dict "runAsNonRoot" true "allowPrivilegeEscalation" false "readOnlyRootFilesystem" true "capabilities" (dict "drop" (list "ALL")) "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- end }}
+{{- $context = omit $context "runAsUser" "runAsGroup" }}
+{{- end }}
+{{- if $context }}
+{{- toYaml $context }}
+{{- end }}
+{{- end }}
+
+
 
 {{/* Pod terminationGracePeriodSeconds: longer than the server's own drain. */}}
 {{- define "kube-once.terminationGracePeriodSeconds" -}}
@@ -104,4 +151,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail (printf "server.terminationGracePeriodSeconds (%v) must exceed server.gracePeriodSeconds + server.requestTimeoutSeconds (%v), or the kubelet kills admission requests in flight" $value $drain) }}
 {{- end }}
 {{- $value }}
+{{- end }}
+
+{{/*
+Whether an optional object of a CRD API is rendered: "true" for enabled true,
+or for enabled auto when the cluster serves the API (`helm template`:
+--api-versions). Called with (list $ .Values.x.enabled "group/version/Kind").
+*/}}
+{{- define "kube-once.wanted" -}}
+{{- $root := index . 0 }}
+{{- $enabled := index . 1 | toString }}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") ($root.Capabilities.APIVersions.Has (index . 2))) }}true{{ end }}
+{{- end }}
+
+{{/* The Prometheus selector of the webhook's scrape targets (job = the Service's name). */}}
+{{- define "kube-once.targetSelector" -}}
+{{- printf "job=%q, namespace=%q" (include "kube-once.fullname" .) .Release.Namespace }}
 {{- end }}

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::Config;
 use super::presets::Preset;
-use super::{PREFIX, Refusal, STATUS_ANNOTATION, describe};
+use super::{PREFIX, Reason, Refusal, STATUS_ANNOTATION, describe};
 
 pub const RUN: &str = "run";
 pub const CONTAINER: &str = "container";
@@ -37,8 +37,15 @@ pub const DEFAULT_DATABASE_URL_ENV: &str = "DATABASE_URL";
 
 /// Longest lock name: MySQL's `GET_LOCK` refuses names over 64 characters.
 pub const MAX_LOCK_NAME: usize = 64;
-/// Longest `key`: it is stored in the done-record table.
+/// Longest `key`, in characters (Unicode scalar values, not bytes): it is
+/// stored in the done-record table, whose column holds 255 characters.
 pub const MAX_KEY: usize = 255;
+/// Longest unknown annotation name a "did you mean" is computed for: the
+/// edit distance costs length × length, and a name this long is no typo of a
+/// known one (the longest is 16 characters).
+const MAX_SUGGESTED_NAME: usize = 64;
+/// Longest unknown annotation name quoted whole in a refusal.
+const MAX_QUOTED_NAME: usize = 128;
 /// Hex digits of the default key kept (128 bits: collisions are not a concern).
 const DEFAULT_KEY_HEX_DIGITS: usize = 32;
 
@@ -154,6 +161,7 @@ pub fn plan(deployment: &Value, config: &Config) -> Result<Option<Plan>, Refusal
             if let Some(option) = RUN_OPTIONS.iter().find(|name| annotations.get(name).is_some()) {
                 return Err(annotations.refuse(
                     option,
+                    Reason::NeedsRun,
                     "has no effect without kube-once.io/run; add kube-once.io/run with the command to run once, or remove it",
                 ));
             }
@@ -177,20 +185,38 @@ impl<'a> Annotations<'a> {
         };
         for (key, value) in annotations {
             let Some(name) = key.strip_prefix(PREFIX) else { continue };
-            if !KNOWN.contains(&name) {
-                let hint = if key == STATUS_ANNOTATION {
-                    "is written by kube-once on the pod template only; remove it from the Deployment's metadata"
-                        .to_owned()
+            let Some(known) = KNOWN.iter().copied().find(|known| *known == name) else {
+                let refusal = if key == STATUS_ANNOTATION {
+                    Refusal::new(
+                        Reason::MisplacedAnnotation,
+                        format!(
+                            "Deployment {}: annotation {key} is written by kube-once on the pod template only; remove it from the Deployment's metadata",
+                            describe(deployment)
+                        ),
+                    )
                 } else {
-                    format!("is not a kube-once annotation{}; the known ones are {}", suggestion(name), known_list())
+                    Refusal::new(
+                        Reason::UnknownAnnotation,
+                        format!(
+                            "Deployment {}: annotation {} is not a kube-once annotation{}; the known ones are {}",
+                            describe(deployment),
+                            shortened(key),
+                            suggestion(name),
+                            known_list()
+                        ),
+                    )
                 };
-                return Err(Refusal(format!("Deployment {}: annotation {key} {hint}", describe(deployment))));
-            }
+                return Err(refusal);
+            };
             let Some(text) = value.as_str() else {
-                return Err(Refusal(format!(
-                    "Deployment {}: annotation {key} must be a string; quote the value in the manifest",
-                    describe(deployment)
-                )));
+                return Err(Refusal::new(
+                    Reason::BadValue,
+                    format!(
+                        "Deployment {}: annotation {key} must be a string; quote the value in the manifest",
+                        describe(deployment)
+                    ),
+                )
+                .about(known));
             };
             values.insert(name, text.trim());
         }
@@ -202,9 +228,18 @@ impl<'a> Annotations<'a> {
     }
 
     /// A refusal about annotation `name` with its current value.
-    fn refuse(&self, name: &str, problem: &str) -> Refusal {
+    fn refuse(&self, name: &'static str, reason: Reason, problem: &str) -> Refusal {
         let value = self.get(name).unwrap_or_default();
-        Refusal(format!("Deployment {}: annotation {PREFIX}{name}: {value:?} {problem}", describe(self.deployment)))
+        Refusal::new(
+            reason,
+            format!("Deployment {}: annotation {PREFIX}{name}: {value:?} {problem}", describe(self.deployment)),
+        )
+        .about(name)
+    }
+
+    /// A refusal about annotation `name` whose value is malformed.
+    fn bad_value(&self, name: &'static str) -> impl Fn(String) -> Refusal + '_ {
+        move |problem| self.refuse(name, Reason::BadValue, &problem)
     }
 
     fn preemptible(&self, value: &str, config: &Config) -> Result<Option<Preemptible>, Refusal> {
@@ -216,6 +251,7 @@ impl<'a> Annotations<'a> {
                 None => {
                     return Err(self.refuse(
                         PREEMPTIBLE,
+                        Reason::NoDefaultPreset,
                         &format!(
                             "asks for the cluster's default preset, but this webhook has no defaultPreset configured; name a preset ({}) or ask the cluster admin to set defaultPreset",
                             presets()
@@ -229,58 +265,62 @@ impl<'a> Annotations<'a> {
             Some(preset) => Ok(Some(Preemptible { name, preset: preset.clone() })),
             None => Err(self.refuse(
                 PREEMPTIBLE,
+                Reason::UnknownPreset,
                 &format!("is not a known preset; use one of {}, or `true` for the cluster's default", presets()),
             )),
         }
     }
 
     fn run_plan(&self, value: &str, config: &Config) -> Result<RunPlan, Refusal> {
-        let command = parse_command(value).map_err(|why| self.refuse(RUN, &why))?;
+        let command = parse_command(value).map_err(self.bad_value(RUN))?;
         let (container, image) = self.container()?;
 
         let database = match (self.get(DATABASE_URL), self.get(DATABASE_URL_ENV)) {
             (Some(_), Some(_)) => {
-                return Err(
-                    self.refuse(DATABASE_URL, "conflicts with kube-once.io/database-url-env; keep only one of the two")
-                );
+                return Err(self.refuse(
+                    DATABASE_URL,
+                    Reason::ConflictingAnnotations,
+                    "conflicts with kube-once.io/database-url-env; keep only one of the two",
+                ));
             }
             (Some(template), None) => {
-                check_database_url(template).map_err(|why| self.refuse(DATABASE_URL, &why))?;
+                check_database_url(template)
+                    .map_err(|problem| self.refuse(DATABASE_URL, problem.reason(), &problem.to_string()))?;
                 DatabaseUrl::Template(template.to_owned())
             }
             (None, Some(name)) => {
-                check_env_name(name).map_err(|why| self.refuse(DATABASE_URL_ENV, &why))?;
+                check_env_name(name).map_err(self.bad_value(DATABASE_URL_ENV))?;
                 DatabaseUrl::Env(name.to_owned())
             }
             (None, None) => DatabaseUrl::Env(DEFAULT_DATABASE_URL_ENV.to_owned()),
         };
         let lock_url_env = match self.get(LOCK_URL_ENV) {
             Some(name) => {
-                check_env_name(name).map_err(|why| self.refuse(LOCK_URL_ENV, &why))?;
+                check_env_name(name).map_err(self.bad_value(LOCK_URL_ENV))?;
                 Some(name.to_owned())
             }
             None => None,
         };
         let lock_name = match self.get(LOCK_NAME) {
             Some(name) => {
-                check_lock_name(name).map_err(|why| self.refuse(LOCK_NAME, &why))?;
+                check_lock_name(name).map_err(self.bad_value(LOCK_NAME))?;
                 name.to_owned()
             }
             None => config.defaults.lock_name.clone(),
         };
         let key = match self.get(KEY) {
             Some(key) => {
-                check_key(key).map_err(|why| self.refuse(KEY, &why))?;
+                check_key(key).map_err(self.bad_value(KEY))?;
                 key.to_owned()
             }
             None => default_key(&image, &command),
         };
         let record = match self.get(RECORD) {
-            Some(text) => Record::parse(text).map_err(|why| self.refuse(RECORD, &why))?,
+            Some(text) => Record::parse(text).map_err(self.bad_value(RECORD))?,
             None => config.defaults.record,
         };
         let timeout = match self.get(TIMEOUT) {
-            Some(text) => parse_timeout(text).map_err(|why| self.refuse(TIMEOUT, &why))?,
+            Some(text) => parse_timeout(text).map_err(self.bad_value(TIMEOUT))?,
             None => config.defaults.timeout,
         };
         Ok(RunPlan { command, container, image, database, lock_url_env, lock_name, key, record, timeout })
@@ -300,24 +340,31 @@ impl<'a> Annotations<'a> {
             Some(wanted) => names.iter().position(|name| *name == wanted).ok_or_else(|| {
                 self.refuse(
                     CONTAINER,
+                    Reason::UnknownContainer,
                     &format!("names no container of the pod template; use one of: {}", names.join(", ")),
                 )
             })?,
             None if containers.is_empty() => {
-                return Err(Refusal(format!(
-                    "Deployment {}: kube-once.io/run needs an app container, but spec.template.spec.containers is empty; add the app container",
-                    describe(self.deployment)
-                )));
+                return Err(Refusal::new(
+                    Reason::IncompleteTemplate,
+                    format!(
+                        "Deployment {}: kube-once.io/run needs an app container, but spec.template.spec.containers is empty; add the app container",
+                        describe(self.deployment)
+                    ),
+                ));
             }
             None => 0,
         };
         let image = containers[index].get("image").and_then(Value::as_str).unwrap_or_default();
         if image.is_empty() {
-            return Err(Refusal(format!(
-                "Deployment {}: container {:?} has no image, so kube-once.io/run has nothing to run the command with; set its image",
-                describe(self.deployment),
-                names[index]
-            )));
+            return Err(Refusal::new(
+                Reason::IncompleteTemplate,
+                format!(
+                    "Deployment {}: container {:?} has no image, so kube-once.io/run has nothing to run the command with; set its image",
+                    describe(self.deployment),
+                    names[index]
+                ),
+            ));
         }
         Ok((names[index].to_owned(), image.to_owned()))
     }
@@ -330,20 +377,28 @@ fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
         return Ok(());
     };
     match annotations.keys().find(|key| key.starts_with(PREFIX) && key.as_str() != STATUS_ANNOTATION) {
-        Some(key) => Err(Refusal(format!(
-            "Deployment {}: annotation {key} is on the pod template (spec.template.metadata.annotations), where kube-once does not read it; move it to the Deployment's metadata.annotations",
-            describe(deployment)
-        ))),
+        Some(key) => Err(Refusal::new(
+            Reason::MisplacedAnnotation,
+            format!(
+                "Deployment {}: annotation {} is on the pod template (spec.template.metadata.annotations), where kube-once does not read it; move it to the Deployment's metadata.annotations",
+                describe(deployment),
+                shortened(key)
+            ),
+        )),
         None => Ok(()),
     }
 }
 
-/// `run`: a JSON array of strings, or words split like a POSIX shell does.
+/// `run`: a JSON array of strings, or words split like a POSIX shell does
+/// (on one line: a line break would split words without a word of warning,
+/// so a command over several lines must be a JSON array).
 pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
     let words: Vec<String> = if text.starts_with('[') {
         serde_json::from_str(text).map_err(|e| {
             format!("looks like a JSON array but is not an array of strings ({e}); write e.g. [\"flask\", \"db\", \"upgrade\"]")
         })?
+    } else if text.contains(['\n', '\r']) {
+        return Err("holds a line break, which would split the command into words silently; write it on one line, or as a JSON array of strings, e.g. [\"sh\", \"-c\", \"flask db upgrade && flask seed\"]".to_owned());
     } else {
         shell_words::split(text).map_err(|e| {
             format!("cannot be split into words ({e}); close the quote, or write a JSON array of strings")
@@ -354,6 +409,9 @@ pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
         Some(program) if program.is_empty() => {
             Err("starts with an empty program name; write the command to run once, e.g. \"flask db upgrade\""
                 .to_owned())
+        }
+        Some(_) if words.iter().any(|word| word.contains('\0')) => {
+            Err("holds a NUL character, which no program can receive in its arguments; remove it".to_owned())
         }
         Some(_) => Ok(words),
     }
@@ -373,7 +431,7 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
 /// Lock names work for PostgreSQL (hashed into an advisory lock id) and
 /// MySQL/MariaDB (`GET_LOCK`, at most 64 characters).
 pub fn check_lock_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_LOCK_NAME {
+    if name.is_empty() || name.chars().count() > MAX_LOCK_NAME {
         return Err(format!("must be 1 to {MAX_LOCK_NAME} characters (MySQL's limit for GET_LOCK); shorten it"));
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c)) {
@@ -382,8 +440,9 @@ pub fn check_lock_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > MAX_KEY {
+/// `key`: 1 to [`MAX_KEY`] characters (not bytes), on one line.
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.chars().count() > MAX_KEY {
         return Err(format!(
             "must be 1 to {MAX_KEY} characters; shorten it, or remove it to use the image and command"
         ));
@@ -409,20 +468,45 @@ const SCHEMES: [&str; 5] = ["postgres", "postgresql", "mysql", "mariadb", "sqlit
 /// Query parameters that carry a password in database URLs.
 const PASSWORD_PARAMETERS: [&str; 3] = ["password", "pass", "pwd"];
 
+/// Why a `database-url` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DatabaseUrlError {
+    /// A password written out instead of a `$(VAR)` reference.
+    #[error(
+        "holds a literal password; put the password in a Secret, expose it as an env var of the container, and write $(DB_PASSWORD) in its place"
+    )]
+    LiteralPassword,
+    /// Not a URL kube-once can lock with; the text says why and how to fix it.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl DatabaseUrlError {
+    pub fn reason(&self) -> Reason {
+        match self {
+            DatabaseUrlError::LiteralPassword => Reason::LiteralPassword,
+            DatabaseUrlError::Malformed(_) => Reason::BadValue,
+        }
+    }
+}
+
 /// `database-url`: secrets only through `$(VAR)` references, which the kubelet
 /// expands from the container's env; a literal password would be readable by
 /// anyone who can read the Deployment.
-pub fn check_database_url(template: &str) -> Result<(), String> {
-    env_references(template)?;
+pub fn check_database_url(template: &str) -> Result<(), DatabaseUrlError> {
+    let malformed = DatabaseUrlError::Malformed;
+    env_references(template).map_err(malformed)?;
     let Some((scheme, rest)) = template.split_once("://") else {
-        return Err("is not a URL; write e.g. postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app".to_owned());
+        return Err(malformed(
+            "is not a URL; write e.g. postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app".to_owned(),
+        ));
     };
     if !scheme.starts_with("$(") {
         let family = scheme.split('+').next().unwrap_or_default().to_ascii_lowercase();
         if !SCHEMES.contains(&family.as_str()) {
-            return Err(format!(
+            return Err(malformed(format!(
                 "has scheme `{scheme}`, which kube-once cannot lock; use postgres(ql), mysql, mariadb or sqlite (with an optional +driver)"
-            ));
+            )));
         }
     }
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -432,7 +516,7 @@ pub fn check_database_url(template: &str) -> Result<(), String> {
         && !password.is_empty()
         && !only_references(password)
     {
-        return Err(literal_password());
+        return Err(DatabaseUrlError::LiteralPassword);
     }
     if let Some((_, query)) = rest.split_once('?') {
         for pair in query.split('&') {
@@ -441,15 +525,11 @@ pub fn check_database_url(template: &str) -> Result<(), String> {
                 && !value.is_empty()
                 && !only_references(value)
             {
-                return Err(literal_password());
+                return Err(DatabaseUrlError::LiteralPassword);
             }
         }
     }
     Ok(())
-}
-
-fn literal_password() -> String {
-    "holds a literal password; put the password in a Secret, expose it as an env var of the container, and write $(DB_PASSWORD) in its place".to_owned()
 }
 
 /// Names of the `$(VAR)` references in a template (`$$(` is Kubernetes' escape for a literal `$(`).
@@ -491,8 +571,20 @@ fn known_list() -> String {
     KNOWN.iter().map(|name| format!("{PREFIX}{name}")).collect::<Vec<_>>().join(", ")
 }
 
+/// `name` for a message, cut at [`MAX_QUOTED_NAME`] characters.
+fn shortened(name: &str) -> String {
+    match name.char_indices().nth(MAX_QUOTED_NAME) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &name[..cut], name.len()),
+        None => name.to_owned(),
+    }
+}
+
 /// ` (did you mean kube-once.io/run?)` for a near-miss, so typos are obvious.
+/// Names over [`MAX_SUGGESTED_NAME`] bytes get none, so the cost stays bounded.
 fn suggestion(name: &str) -> String {
+    if name.len() > MAX_SUGGESTED_NAME {
+        return String::new();
+    }
     KNOWN
         .iter()
         .map(|known| (edit_distance(name, known), known))

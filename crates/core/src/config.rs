@@ -3,6 +3,8 @@
 //!
 //! ```yaml
 //! toolsImage: ghcr.io/kube-once/kube-once:0.1.0   # image of kube-once-install
+//! installSecurityContext:                          # replaces kube-once-install's own
+//!   runAsNonRoot: true                             # (OpenShift: no fixed runAsUser)
 //! defaultPreset: gke-spot                          # what `preemptible: "true"` means
 //! defaults:
 //!   timeout: 15m
@@ -24,7 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::annotations::{self, Record};
-use super::presets::{self, Preset};
+use super::presets::{self, Preset, Toleration};
 
 /// Image of `kube-once-install` when the config file does not name one.
 pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/kube-once/kube-once:", env!("CARGO_PKG_VERSION"));
@@ -38,6 +40,10 @@ pub struct Config {
     pub default_preset: Option<String>,
     /// Values used when a Deployment does not set the matching annotation.
     pub defaults: Defaults,
+    /// The whole securityContext of `kube-once-install`, replacing the
+    /// built-in one (which fixes `runAsUser`); for platforms that assign
+    /// UIDs themselves, such as OpenShift's restricted-v2 SCC.
+    pub install_security_context: Option<serde_json::Value>,
     /// Every preset a Deployment may name: the built-in ones plus the file's.
     pub presets: BTreeMap<String, Preset>,
 }
@@ -68,6 +74,7 @@ impl Default for Config {
             tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
             default_preset: None,
             defaults: Defaults::default(),
+            install_security_context: None,
             presets: presets::built_in(),
         }
     }
@@ -91,6 +98,7 @@ struct ConfigFile {
     default_preset: Option<String>,
     #[serde(default)]
     defaults: DefaultsFile,
+    install_security_context: Option<serde_json::Value>,
     #[serde(default)]
     presets: BTreeMap<String, Preset>,
 }
@@ -129,6 +137,14 @@ impl TryFrom<ConfigFile> for Config {
         let invalid = |key: &str, reason: String| ConfigError::Invalid { key: key.to_owned(), reason };
         let mut config = Config::default();
         if let Some(image) = file.tools_image {
+            if image.chars().any(char::is_control) {
+                return Err(invalid(
+                    "toolsImage",
+                    format!(
+                        "{image:?} holds a control character (NUL, line break, ...); write the image reference alone, e.g. {DEFAULT_TOOLS_IMAGE}"
+                    ),
+                ));
+            }
             if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
                 return Err(invalid(
                     "toolsImage",
@@ -136,6 +152,16 @@ impl TryFrom<ConfigFile> for Config {
                 ));
             }
             config.tools_image = image;
+        }
+        if let Some(context) = file.install_security_context {
+            if !context.is_object() {
+                return Err(invalid(
+                    "installSecurityContext",
+                    "must be a map: a container securityContext such as {runAsNonRoot: true, allowPrivilegeEscalation: false}"
+                        .to_owned(),
+                ));
+            }
+            config.install_security_context = Some(context);
         }
         if let Some(timeout) = file.defaults.timeout {
             config.defaults.timeout =
@@ -170,5 +196,43 @@ fn check_preset(name: &str, preset: &Preset) -> Result<(), String> {
     if preset.node_selector.is_empty() && preset.tolerations.is_empty() {
         return Err("a preset needs nodeSelector entries, tolerations, or both".to_owned());
     }
+    if preset.node_selector.keys().any(String::is_empty) {
+        return Err(
+            "nodeSelector has an empty key; write the node label to select on, e.g. {node-pool: spot}".to_owned()
+        );
+    }
+    for (index, toleration) in preset.tolerations.iter().enumerate() {
+        check_toleration(toleration).map_err(|problem| format!("tolerations[{index}]: {problem}"))?;
+    }
     Ok(())
+}
+
+/// What the API server would refuse in a pod's toleration, refused here
+/// already: at admission it would refuse every Deployment using the preset.
+fn check_toleration(toleration: &Toleration) -> Result<(), String> {
+    let key = toleration.key.as_deref().unwrap_or_default();
+    let value = toleration.value.as_deref().unwrap_or_default();
+    match toleration.operator.as_deref() {
+        None | Some("Equal") if key.is_empty() => Err(
+            "has no key, which only operator Exists allows (it tolerates every taint); give the taint's key, or write operator: Exists"
+                .to_owned(),
+        ),
+        None | Some("Equal") => Ok(()),
+        Some("Exists") if !value.is_empty() => Err(format!(
+            "has operator Exists and value `{value}`; Exists matches any value, so remove the value, or write operator: Equal"
+        )),
+        Some("Exists") => Ok(()),
+        Some(other) => Err(format!("has operator `{other}`; write Exists or Equal (the default)")),
+    }?;
+    match toleration.effect.as_deref() {
+        Some("NoExecute") => Ok(()),
+        _ if toleration.toleration_seconds.is_some() => Err(
+            "has tolerationSeconds, which only effect NoExecute allows; write effect: NoExecute, or remove tolerationSeconds"
+                .to_owned(),
+        ),
+        None | Some("" | "NoSchedule" | "PreferNoSchedule") => Ok(()),
+        Some(other) => Err(format!(
+            "has effect `{other}`; write NoSchedule, PreferNoSchedule or NoExecute, or leave it out to match every effect"
+        )),
+    }
 }

@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::annotations::{DatabaseUrl, Plan, Preemptible, RunPlan};
+use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
 use super::config::Config;
 use super::env;
 use super::status::Status;
-use super::{Refusal, STATUS_ANNOTATION, describe};
+use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
 pub const RUN_CONTAINER: &str = "kube-once-run";
@@ -26,10 +26,13 @@ pub fn status_of(deployment: &Value, template: &Value) -> Result<Option<Status>,
         return Ok(None);
     };
     value.as_str().and_then(|text| Status::parse(text).ok()).map(Some).ok_or_else(|| {
-        Refusal(format!(
-            "Deployment {}: annotation {STATUS_ANNOTATION} on the pod template is not a status written by kube-once, so kube-once cannot tell what it injected; remove that annotation and any kube-once-* initContainers and kube-once-bin volume from the pod template",
-            describe(deployment)
-        ))
+        Refusal::new(
+            Reason::BadStatus,
+            format!(
+                "Deployment {}: annotation {STATUS_ANNOTATION} on the pod template is not a status written by kube-once, so kube-once cannot tell what it injected; remove that annotation and any kube-once-* initContainers and kube-once-bin volume from the pod template",
+                describe(deployment)
+            ),
+        )
     })
 }
 
@@ -76,10 +79,13 @@ pub fn apply(deployment: &Value, template: Value, plan: &Plan, config: &Config) 
     let mut template = template;
     let mut status = Status::new();
     let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) else {
-        return Err(Refusal(format!(
-            "Deployment {}: spec.template.spec is missing; add the pod spec with its containers",
-            describe(deployment)
-        )));
+        return Err(Refusal::new(
+            Reason::IncompleteTemplate,
+            format!(
+                "Deployment {}: spec.template.spec is missing; add the pod spec with its containers",
+                describe(deployment)
+            ),
+        ));
     };
     if let Some(run) = &plan.run {
         inject_run(deployment, spec, run, config, &mut status)?;
@@ -113,7 +119,7 @@ fn inject_run(
         .and_then(Value::as_array)
         .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())));
     let run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
-    let install = install_container(&config.tools_image);
+    let install = install_container(&config.tools_image, config.install_security_context.as_ref());
     let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
     if let Some(list) = init_containers.as_array_mut() {
         list.push(install);
@@ -131,9 +137,10 @@ fn inject_run(
 }
 
 /// Copies the static binary into the shared volume; restricted in every way
-/// the Pod Security Standard `restricted` profile asks.
-fn install_container(tools_image: &str) -> Value {
-    json!({
+/// the Pod Security Standard `restricted` profile asks, unless the config
+/// file gives a securityContext of its own.
+fn install_container(tools_image: &str, security_context: Option<&Value>) -> Value {
+    let mut container = json!({
         "name": INSTALL_CONTAINER,
         "image": tools_image,
         "imagePullPolicy": "IfNotPresent",
@@ -151,7 +158,11 @@ fn install_container(tools_image: &str) -> Value {
             "seccompProfile": {"type": "RuntimeDefault"},
             "readOnlyRootFilesystem": true,
         },
-    })
+    });
+    if let Some(context) = security_context {
+        container["securityContext"] = context.clone();
+    }
+    container
 }
 
 /// Fields of the app container `kube-once-run` copies verbatim: the command
@@ -196,6 +207,8 @@ fn plan_env(run: &RunPlan, deployment: &Value) -> Vec<Value> {
     if let Some(name) = &run.lock_url_env {
         vars.push(var(env::LOCK_URL_ENV, name));
     }
+    // A value for `lock` (part of the database's application_name), not a
+    // name for messages: those come from `describe`.
     let deployment_name = deployment
         .pointer("/metadata/name")
         .or_else(|| deployment.pointer("/metadata/generateName"))
@@ -233,11 +246,15 @@ fn inject_preemptible(
                     }
                     Some(existing) if existing.as_str() == Some(value) => {}
                     Some(existing) => {
-                        return Err(Refusal(format!(
-                            "Deployment {}: annotation kube-once.io/preemptible: {:?} sets nodeSelector {key}={value}, but the pod template already has {key}={existing}; remove that nodeSelector entry or choose another preset",
-                            describe(deployment),
-                            preemptible.name
-                        )));
+                        return Err(Refusal::new(
+                            Reason::NodeSelectorConflict,
+                            format!(
+                                "Deployment {}: annotation kube-once.io/preemptible: {:?} sets nodeSelector {key}={value}, but the pod template already has {key}={existing}; remove that nodeSelector entry or choose another preset",
+                                describe(deployment),
+                                preemptible.name
+                            ),
+                        )
+                        .about(annotations::PREEMPTIBLE));
                     }
                 }
             }
@@ -287,10 +304,13 @@ fn refuse_reserved(
 ) -> Result<(), Refusal> {
     let items = spec.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     match items.iter().filter_map(name).find(|n| reserved.contains(n)) {
-        Some(taken) => Err(Refusal(format!(
-            "Deployment {}: the pod template already has {list} entry {taken:?}, a name kube-once reserves for what it injects; rename it",
-            describe(deployment)
-        ))),
+        Some(taken) => Err(Refusal::new(
+            Reason::ReservedName,
+            format!(
+                "Deployment {}: the pod template already has {list} entry {taken:?}, a name kube-once reserves for what it injects; rename it",
+                describe(deployment)
+            ),
+        )),
         None => Ok(()),
     }
 }

@@ -36,11 +36,120 @@ pub struct Mutation {
     pub warnings: Vec<String>,
 }
 
-/// Why a Deployment is refused. Its message names the Deployment, the
-/// annotation, what is wrong and how to fix it.
+/// Why a Deployment is refused: a [`Reason`] to count and branch on, and a
+/// message (its `Display`) that names the Deployment, the annotation, what is
+/// wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+#[error("{message}")]
+pub struct Refusal {
+    reason: Reason,
+    annotation: Option<&'static str>,
+    message: String,
+}
+
+impl Refusal {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, annotation: None, message: message.into() }
+    }
+
+    /// The same refusal, about contract annotation `name` (without the prefix).
+    pub fn about(self, name: &'static str) -> Self {
+        Self { annotation: Some(name), ..self }
+    }
+
+    /// What kind of problem it is (the `reason` label of the refusal metrics).
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The contract annotation at fault (without the prefix), when one is.
+    pub fn annotation(&self) -> Option<&'static str> {
+        self.annotation
+    }
+
+    /// The message shown to the user (the same as `Display`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// The kinds of [`Refusal`]. Their labels ([`Reason::as_str`]) are stable:
+/// metrics and alerts use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// A `kube-once.io/` annotation that is not part of the contract.
+    UnknownAnnotation,
+    /// A contract annotation in the wrong place: `kube-once.io/status` on the
+    /// Deployment, or a contract annotation on the pod template.
+    MisplacedAnnotation,
+    /// An option of `run` (`timeout`, `key`, ...) without `kube-once.io/run`.
+    NeedsRun,
+    /// An annotation whose value is malformed or out of range.
+    BadValue,
+    /// `database-url` with a literal password instead of a `$(VAR)` reference.
+    LiteralPassword,
+    /// Two annotations that exclude each other (`database-url` and `database-url-env`).
+    ConflictingAnnotations,
+    /// `container` names no container of the pod template.
+    UnknownContainer,
+    /// `preemptible` names no preset of the webhook's config.
+    UnknownPreset,
+    /// `preemptible: "true"` while the webhook's config has no `defaultPreset`.
+    NoDefaultPreset,
+    /// The pod template lacks what the injection needs (template, pod spec,
+    /// containers, the app container's image).
+    IncompleteTemplate,
+    /// `kube-once.io/status` on the pod template is not one kube-once wrote.
+    BadStatus,
+    /// The preset's nodeSelector contradicts the pod template's.
+    NodeSelectorConflict,
+    /// The pod template uses a name kube-once reserves for what it injects.
+    ReservedName,
+}
+
+impl Reason {
+    /// In declaration order: `reason as usize` indexes it.
+    pub const ALL: [Reason; 13] = [
+        Reason::UnknownAnnotation,
+        Reason::MisplacedAnnotation,
+        Reason::NeedsRun,
+        Reason::BadValue,
+        Reason::LiteralPassword,
+        Reason::ConflictingAnnotations,
+        Reason::UnknownContainer,
+        Reason::UnknownPreset,
+        Reason::NoDefaultPreset,
+        Reason::IncompleteTemplate,
+        Reason::BadStatus,
+        Reason::NodeSelectorConflict,
+        Reason::ReservedName,
+    ];
+
+    /// The stable snake_case label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownAnnotation => "unknown_annotation",
+            Reason::MisplacedAnnotation => "misplaced_annotation",
+            Reason::NeedsRun => "needs_run",
+            Reason::BadValue => "bad_value",
+            Reason::LiteralPassword => "literal_password",
+            Reason::ConflictingAnnotations => "conflicting_annotations",
+            Reason::UnknownContainer => "unknown_container",
+            Reason::UnknownPreset => "unknown_preset",
+            Reason::NoDefaultPreset => "no_default_preset",
+            Reason::IncompleteTemplate => "incomplete_template",
+            Reason::BadStatus => "bad_status",
+            Reason::NodeSelectorConflict => "node_selector_conflict",
+            Reason::ReservedName => "reserved_name",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Desired state for `object` (a Deployment as JSON). `old_object` is the
 /// stored object on UPDATE: when the user's pod template and the
@@ -96,9 +205,10 @@ fn desired_template<'a>(
     let Some(template) = object.pointer("/spec/template") else {
         return match plan {
             None => Ok(None),
-            Some(_) => {
-                Err(Refusal(format!("Deployment {}: spec.template is missing; add the pod template", describe(object))))
-            }
+            Some(_) => Err(Refusal::new(
+                Reason::IncompleteTemplate,
+                format!("Deployment {}: spec.template is missing; add the pod template", describe(object)),
+            )),
         };
     };
     let injected_before = inject::status_of(object, template)?.is_some();

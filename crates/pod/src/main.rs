@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Lock(lock::LockArgs),
+    Lock(Box<lock::LockArgs>),
     Install(install::InstallArgs),
 }
 
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(&cli.logging);
     match cli.command {
-        Command::Lock(args) => lock::run(args),
+        Command::Lock(args) => lock::run(*args),
         Command::Install(args) => cmd::report(install::run(&args)),
     }
 }

@@ -3,9 +3,11 @@
 //! request's uid, or a [`BadRequest`] with a reason (HTTP 400) when the body
 //! is not an AdmissionReview at all. No error can escape as a 500.
 //!
-//! - Only `apps` Deployments on CREATE and UPDATE are mutated; other kinds
-//!   (and subresources such as `deployments/scale`, whose kind is `Scale`),
-//!   DELETE and CONNECT are allowed untouched.
+//! - Only `apps` Deployments on CREATE and UPDATE are mutated (the same
+//!   test as `kube-once preview`: [`kube_once_core::manifest::is_deployment`]);
+//!   other kinds (and subresources such as `deployments/scale`, whose kind is
+//!   `Scale`), DELETE, CONNECT and operations unknown to this version are
+//!   allowed untouched.
 //! - `dryRun` requests get exactly the answer a real request would get: the
 //!   mutation has no side effects (the webhook declares `sideEffects: None`),
 //!   so there is nothing to skip, and `kubectl apply --dry-run=server` shows
@@ -19,7 +21,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use kube_once_core::{Changes, Refusal};
+use kube_once_core::manifest::{describe, is_deployment};
+use kube_once_core::{Changes, Reason, Refusal};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -37,12 +40,20 @@ pub enum Outcome {
     Refused,
     /// Not an AdmissionReview: HTTP 400.
     BadRequest,
+    /// Not answered within the request timeout: HTTP 408.
+    Timeout,
 }
 
 impl Outcome {
     /// In declaration order: `outcome as usize` indexes it.
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Patched, Outcome::Unchanged, Outcome::Skipped, Outcome::Refused, Outcome::BadRequest];
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Patched,
+        Outcome::Unchanged,
+        Outcome::Skipped,
+        Outcome::Refused,
+        Outcome::BadRequest,
+        Outcome::Timeout,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,7 +62,50 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Refused => "refused",
             Outcome::BadRequest => "bad_request",
+            Outcome::Timeout => "timeout",
         }
+    }
+}
+
+/// The AdmissionReview's `operation`. A string this version does not know
+/// is kept as it came (and allowed untouched), never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+    Other(String),
+}
+
+impl Operation {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+            Operation::Other(other) => other,
+        }
+    }
+}
+
+impl From<String> for Operation {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "CREATE" => Operation::Create,
+            "UPDATE" => Operation::Update,
+            "DELETE" => Operation::Delete,
+            "CONNECT" => Operation::Connect,
+            _ => Operation::Other(text),
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -66,9 +120,11 @@ pub struct Reviewed {
     pub response: AdmissionReviewResponse,
     pub outcome: Outcome,
     pub dry_run: bool,
-    pub operation: String,
-    /// `namespace/name` of the object (its generateName prefix when the name is not set yet).
+    pub operation: Operation,
+    /// `namespace/name` of the object, as [`describe`] names it.
     pub object: String,
+    /// Why the core refused the object, when it did.
+    pub refusal: Option<Reason>,
 }
 
 /// An AdmissionReview v1 carrying a response.
@@ -122,7 +178,7 @@ struct AdmissionRequest {
     namespace: Option<String>,
     #[serde(default)]
     name: Option<String>,
-    operation: String,
+    operation: Operation,
     #[serde(default)]
     object: Option<Value>,
     #[serde(default)]
@@ -135,7 +191,18 @@ struct AdmissionRequest {
 struct GroupVersionKind {
     #[serde(default)]
     group: String,
+    #[serde(default)]
+    version: String,
     kind: String,
+}
+
+impl GroupVersionKind {
+    /// What [`is_deployment`] reads: an object's `apiVersion` and `kind`.
+    fn type_meta(&self) -> Value {
+        let api_version =
+            if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) };
+        serde_json::json!({"apiVersion": api_version, "kind": self.kind})
+    }
 }
 
 /// Answer the AdmissionReview in `body`, mutating Deployments with the core.
@@ -164,16 +231,16 @@ fn answer(
 
     let object_name = object_name(&request);
     let dry_run = request.dry_run.unwrap_or(false);
-    let is_deployment = request.kind.group == "apps" && request.kind.kind == "Deployment";
-    let mutates = is_deployment && matches!(request.operation.as_str(), "CREATE" | "UPDATE");
+    let mutates =
+        matches!(request.operation, Operation::Create | Operation::Update) && is_deployment(&request.kind.type_meta());
 
-    let (response, outcome) = if mutates {
+    let (response, outcome, refusal) = if mutates {
         let object = request.object.as_ref().ok_or_else(|| {
             BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
         })?;
         respond(request.uid, changes(object, request.old_object.as_ref()))
     } else {
-        (allow(request.uid), Outcome::Skipped)
+        (allow(request.uid), Outcome::Skipped, None)
     };
     Ok(Reviewed {
         response: AdmissionReviewResponse { api_version: API_VERSION, kind: KIND, response },
@@ -181,6 +248,7 @@ fn answer(
         dry_run,
         operation: request.operation,
         object: object_name,
+        refusal,
     })
 }
 
@@ -188,10 +256,10 @@ fn allow(uid: String) -> AdmissionResponse {
     AdmissionResponse { uid, allowed: true, patch_type: None, patch: None, status: None, warnings: Vec::new() }
 }
 
-fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse, Outcome) {
+fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse, Outcome, Option<Reason>) {
     match changes {
         Ok(Changes { patch, warnings }) if patch.0.is_empty() => {
-            (AdmissionResponse { warnings, ..allow(uid) }, Outcome::Unchanged)
+            (AdmissionResponse { warnings, ..allow(uid) }, Outcome::Unchanged, None)
         }
         Ok(Changes { patch, warnings }) => match serde_json::to_vec(&patch) {
             Ok(json) => (
@@ -202,32 +270,36 @@ fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse
                     ..allow(uid)
                 },
                 Outcome::Patched,
+                None,
             ),
             // A patch is plain JSON values; this cannot fail, but if it ever
             // did, denying is the fail-closed answer.
-            Err(error) => deny(uid, format!("kube-once could not encode its patch ({error}); please report this")),
+            Err(error) => (
+                deny(uid, format!("kube-once could not encode its patch ({error}); please report this")),
+                Outcome::Refused,
+                None,
+            ),
         },
-        Err(refusal) => deny(uid, refusal.to_string()),
+        Err(refusal) => {
+            let reason = refusal.reason();
+            (deny(uid, refusal.to_string()), Outcome::Refused, Some(reason))
+        }
     }
 }
 
-fn deny(uid: String, message: String) -> (AdmissionResponse, Outcome) {
+fn deny(uid: String, message: String) -> AdmissionResponse {
     let status = Status { status: "Failure", code: 400, reason: "BadRequest", message };
-    (AdmissionResponse { allowed: false, status: Some(status), ..allow(uid) }, Outcome::Refused)
+    AdmissionResponse { allowed: false, status: Some(status), ..allow(uid) }
 }
 
+/// The object as [`describe`] names it: the object, else the old one (on
+/// DELETE), else the request's namespace and name.
 fn object_name(request: &AdmissionRequest) -> String {
-    let metadata = request.object.as_ref().or(request.old_object.as_ref()).and_then(|object| object.get("metadata"));
-    let name = request
-        .name
-        .as_deref()
-        .filter(|name| !name.is_empty())
-        .or_else(|| metadata.and_then(|m| m.get("name")).and_then(Value::as_str))
-        .or_else(|| metadata.and_then(|m| m.get("generateName")).and_then(Value::as_str))
-        .unwrap_or("");
-    match request.namespace.as_deref() {
-        Some(namespace) if !namespace.is_empty() => format!("{namespace}/{name}"),
-        _ => name.to_owned(),
+    match request.object.as_ref().filter(|o| o.is_object()).or(request.old_object.as_ref()) {
+        Some(object) => describe(object),
+        None => describe(&serde_json::json!({
+            "metadata": {"namespace": request.namespace, "name": request.name}
+        })),
     }
 }
 
@@ -290,8 +362,10 @@ mod tests {
     #[test]
     fn refusal_denies_with_the_message() {
         let reviewed =
-            answer(&body("CREATE", "Deployment", false), |_, _| Err(Refusal("bad `run`".to_owned()))).unwrap();
+            answer(&body("CREATE", "Deployment", false), |_, _| Err(Refusal::new(Reason::BadValue, "bad `run`")))
+                .unwrap();
         assert_eq!(reviewed.outcome, Outcome::Refused);
+        assert_eq!(reviewed.refusal, Some(Reason::BadValue));
         let response = reviewed.response.response;
         assert!(!response.allowed);
         assert_eq!(response.patch, None);
@@ -307,6 +381,54 @@ mod tests {
             assert!(reviewed.response.response.allowed);
             assert_eq!(reviewed.response.response.patch, None);
         }
+    }
+
+    #[test]
+    fn unknown_operations_are_skipped_and_logged_as_they_came() {
+        for operation in ["PATCH", "", "create", "CREATE\u{0}"] {
+            let reviewed = answer(&body(operation, "Deployment", false), |_, _| panic!("core called")).unwrap();
+            assert_eq!(reviewed.outcome, Outcome::Skipped, "{operation:?}");
+            assert_eq!(reviewed.operation, Operation::Other(operation.to_owned()));
+            assert_eq!(reviewed.operation.to_string(), operation);
+        }
+        let reviewed = answer(&body("UPDATE", "Deployment", false), patched).unwrap();
+        assert_eq!(reviewed.operation, Operation::Update);
+        assert_eq!(reviewed.operation.to_string(), "UPDATE");
+    }
+
+    /// Admission and `preview` agree: group exactly `apps`, any version, kind Deployment.
+    #[test]
+    fn deployments_are_those_of_the_apps_group_in_any_version() {
+        let with_kind = |group: &str, version: &str, kind: &str| {
+            let mut review: Value = serde_json::from_slice(&body("CREATE", "Deployment", false)).unwrap();
+            review["request"]["kind"] = json!({"group": group, "version": version, "kind": kind});
+            answer(&serde_json::to_vec(&review).unwrap(), patched).unwrap().outcome
+        };
+        assert_eq!(with_kind("apps", "v1", "Deployment"), Outcome::Patched);
+        assert_eq!(with_kind("apps", "v1beta1", "Deployment"), Outcome::Patched);
+        assert_eq!(with_kind("apps", "v1beta2", "Deployment"), Outcome::Patched);
+        assert_eq!(with_kind("extensions", "v1beta1", "Deployment"), Outcome::Skipped);
+        assert_eq!(with_kind("apps.example.com", "v1", "Deployment"), Outcome::Skipped);
+        assert_eq!(with_kind("", "v1", "Deployment"), Outcome::Skipped);
+        assert_eq!(with_kind("apps", "v1", "Scale"), Outcome::Skipped);
+        assert_eq!(with_kind("autoscaling", "v1", "Scale"), Outcome::Skipped);
+    }
+
+    #[test]
+    fn objects_are_named_like_everywhere_else() {
+        let mut review: Value = serde_json::from_slice(&body("CREATE", "Deployment", false)).unwrap();
+        review["request"]["name"] = json!("");
+        review["request"]["object"]["metadata"] = json!({"generateName": "web-", "namespace": "shop"});
+        assert_eq!(answer(&serde_json::to_vec(&review).unwrap(), patched).unwrap().object, "shop/web-*");
+        // DELETE: no object, the old one names it.
+        review["request"]["operation"] = json!("DELETE");
+        review["request"]["oldObject"] = review["request"]["object"].take();
+        review["request"]["oldObject"]["metadata"] = json!({"name": "web", "namespace": "shop"});
+        assert_eq!(answer(&serde_json::to_vec(&review).unwrap(), patched).unwrap().object, "shop/web");
+        // Neither: the request's own namespace and name.
+        review["request"]["oldObject"] = Value::Null;
+        review["request"]["name"] = json!("web");
+        assert_eq!(answer(&serde_json::to_vec(&review).unwrap(), patched).unwrap().object, "shop/web");
     }
 
     #[test]

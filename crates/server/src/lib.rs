@@ -128,7 +128,7 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
     match admission::review(&body, state.config()) {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
-            state.metrics().record(reviewed.outcome, reviewed.dry_run, elapsed);
+            state.metrics().record_review(&reviewed, elapsed);
             tracing::info!(
                 uid = %reviewed.response.response.uid,
                 object = %reviewed.object,
@@ -289,7 +289,9 @@ pub fn serve_on(
     let mut listeners = vec![tokio::spawn(accept_loop(
         admission,
         Some(tls),
-        router(state.clone()).layer(timeout),
+        router(state.clone())
+            .layer(timeout)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_timeouts)),
         timeouts,
         stop_accepting.clone(),
     ))];

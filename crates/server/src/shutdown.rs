@@ -3,8 +3,11 @@
 //!    of the Service;
 //! 2. requests keep being served for the grace period, because the API
 //!    servers learn about the endpoint change with a delay;
-//! 3. listeners stop accepting, idle keep-alive connections are closed, and
-//!    requests in flight finish (bounded by the request timeout).
+//! 3. listeners stop accepting. Open connections are not cut (that would
+//!    reset requests already sent on them): since step 1 every response
+//!    carries `Connection: close`, so clients leave after their next request,
+//!    and idle ones end at the header-read timeout. Whatever is still open one
+//!    request timeout later is dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

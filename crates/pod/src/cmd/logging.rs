@@ -3,6 +3,10 @@
 use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Debug, Clone, Args)]
 pub struct LoggingArgs {
@@ -18,19 +22,24 @@ pub enum LogFormat {
     Text,
 }
 
-/// Installs the global subscriber; the level comes from `RUST_LOG` (default `info`).
+/// Installs the global subscriber. `RUST_LOG` sets the levels, as
+/// `info,kube_once_lock=debug` (a level, then `target=level` pairs); `info`
+/// when unset or unreadable.
 pub fn init(args: &LoggingArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     let json = match args.log_format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if json {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        let layer = layer.json().flatten_event(true).with_current_span(false);
+        tracing_subscriber::registry().with(layer.with_filter(filter)).init();
     } else {
-        builder.init();
+        tracing_subscriber::registry().with(layer.with_filter(filter)).init();
     }
 }
