@@ -20,6 +20,7 @@ for arch in "${arches[@]}"; do rust_target "$arch" >/dev/null; done
 ensure_cross_toolchain
 target_dir="${CARGO_TARGET_DIR:-target}"
 summary=()
+failed=0
 while read -r name package bin profile path max; do
     for arch in "${arches[@]}"; do
         target="$(rust_target "$arch")"
@@ -31,11 +32,18 @@ while read -r name package bin profile path max; do
         mkdir -p "$(dirname "$out")"
         # install: a fresh file with mode 0755, so the image gets it as is.
         install -m 0755 "$built" "$out"
-        line="$(check_static_binary "$out" "$arch" "$max")"
-        echo "$line"
-        summary+=("$name $arch: $line; built in ${seconds}s")
+        # A binary over its gate fails the script, after every binary is
+        # built, so one run tells all the sizes.
+        if line="$(check_static_binary "$out" "$arch" "$max" 2>&1)"; then
+            summary+=("$name $arch: $line; built in ${seconds}s")
+        else
+            failed=1
+            summary+=("$name $arch: FAILED: $line; built in ${seconds}s")
+        fi
+        echo "${summary[-1]}"
     done
 done < <(kube_once_artifacts)
 
 echo "static binaries:"
 printf '  %s\n' "${summary[@]}"
+exit "$failed"
