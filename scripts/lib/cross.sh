@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/build-static.sh, scripts/build-image.sh and
 # scripts/test-foreign.sh: what the release binaries are, for which
 # architectures, and the toolchain that cross-builds them.
@@ -107,12 +108,12 @@ ensure_cross_toolchain() {
         [ "$("$KUBE_ONCE_ZIG_VENV/bin/python" -m ziglang version 2>/dev/null)" != "$KUBE_ONCE_ZIG_VERSION" ]; then
         _cross_log "installing cargo-zigbuild $KUBE_ONCE_ZIGBUILD_VERSION and Zig $KUBE_ONCE_ZIG_VERSION into $KUBE_ONCE_ZIG_VENV"
         rm -rf "$KUBE_ONCE_ZIG_VENV"
-        python3 -m venv "$KUBE_ONCE_ZIG_VENV" &&
-            "$KUBE_ONCE_ZIG_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input \
-                "cargo-zigbuild==$KUBE_ONCE_ZIGBUILD_VERSION" "ziglang==$KUBE_ONCE_ZIG_VERSION" || {
+        if ! python3 -m venv "$KUBE_ONCE_ZIG_VENV" ||
+            ! "$KUBE_ONCE_ZIG_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input \
+                "cargo-zigbuild==$KUBE_ONCE_ZIGBUILD_VERSION" "ziglang==$KUBE_ONCE_ZIG_VERSION"; then
             _cross_log "pip install cargo-zigbuild ziglang failed (is PyPI reachable?)"
             return 1
-        }
+        fi
     fi
 }
 
