@@ -60,6 +60,21 @@ fn check_properties(input: &Value, config: &Config) -> Mutation {
     mutation
 }
 
+/// The properties of an UPDATE (`old` is the stored object): the patch leads
+/// to the desired object, which the same UPDATE again leaves alone, and from
+/// which removing the annotations strips the injection.
+fn check_update_properties(input: &Value, old: &Value, config: &Config) -> Mutation {
+    let mutation = core::mutate(input, Some(old), config).unwrap_or_else(|refusal| panic!("refused: {refusal}"));
+    assert_eq!(apply(input, &mutation), mutation.object, "the patch must lead to the desired object");
+    let again = core::mutate(&mutation.object, Some(&mutation.object), config).unwrap();
+    assert!(again.patch.0.is_empty(), "an UPDATE that changes nothing must not patch: {:?}", again.patch);
+    let original = mutate(&without_contract_annotations(input), config).object;
+    let removed = without_contract_annotations(&mutation.object);
+    let reverted = core::mutate(&removed, Some(&mutation.object), config).unwrap();
+    assert_eq!(template(&reverted.object), template(&original), "removing the annotations must strip the injection");
+    mutation
+}
+
 fn golden_cases() -> Vec<String> {
     let mut cases: Vec<String> = std::fs::read_dir(fixtures())
         .unwrap()
@@ -83,7 +98,13 @@ fn golden_patches() {
         } else {
             Config::default()
         };
-        let mutation = check_properties(&input, &config);
+        let old_path = fixtures().join(format!("{case}.old.yaml"));
+        let mutation = if old_path.exists() {
+            let old = yaml(&std::fs::read_to_string(&old_path).unwrap());
+            check_update_properties(&input, &old, &config)
+        } else {
+            check_properties(&input, &config)
+        };
         let actual = serde_json::to_string_pretty(&mutation.patch).unwrap() + "\n";
         let golden = fixtures().join(format!("{case}.patch.json"));
         if update {
@@ -308,6 +329,108 @@ fn stability_rule_keeps_injected_parts_when_the_template_is_unchanged() {
             .unwrap()
             .contains(&json!("--sql"))
     );
+}
+
+fn image_volume_config() -> Config {
+    Config::from_yaml(&std::fs::read_to_string(fixtures().join("image-volume.config.yaml")).unwrap()).unwrap()
+}
+
+fn status_of(object: &Value) -> Value {
+    let text = object.pointer("/spec/template/metadata/annotations").unwrap()[STATUS_ANNOTATION].as_str().unwrap();
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn image_volume_delivery_mounts_the_tools_image_into_kube_once_run() {
+    let m = mutate(&case("image-volume"), &image_volume_config());
+    let spec = m.object.pointer("/spec/template/spec").unwrap();
+    let names: Vec<&str> =
+        spec["initContainers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cloud-sql-proxy", "kube-once-run"], "no kube-once-install");
+    assert_eq!(
+        spec["volumes"],
+        json!([
+            {"name": "static", "emptyDir": {}},
+            {"name": "kube-once-bin", "image": {"reference": "registry.internal/kube-once:0.1.0", "pullPolicy": "IfNotPresent"}},
+        ])
+    );
+    let run = &spec["initContainers"][1];
+    assert_eq!(
+        run["volumeMounts"],
+        json!([
+            {"name": "static", "mountPath": "/srv/static"},
+            {"name": "kube-once-bin", "mountPath": "/kube-once-bin", "readOnly": true, "subPath": "pod"},
+        ])
+    );
+    assert_eq!(run["command"][0], "/kube-once-bin/kube-once");
+    let status = status_of(&m.object);
+    assert_eq!(status["delivery"], "imageVolume");
+    assert_eq!(status["initContainers"], json!(["kube-once-run"]));
+    assert_eq!(status["volumes"], json!(["kube-once-bin"]));
+
+    // The names stay reserved in both modes, so a later switch of delivery cannot collide.
+    let mut taken = case("image-volume");
+    taken["spec"]["template"]["spec"]["initContainers"][0]["name"] = json!("kube-once-install");
+    let refusal = core::mutate(&taken, None, &image_volume_config()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::ReservedName, "{refusal}");
+
+    // initContainer delivery records nothing new: statuses written before the field read the same.
+    let m = mutate(&case("no-init-containers"), &Config::default());
+    assert!(status_of(&m.object).get("delivery").is_none());
+}
+
+#[test]
+fn delivery_is_a_config_key_with_a_helpful_error() {
+    assert_eq!(Config::default().delivery, core::Delivery::InitContainer);
+    assert_eq!(Config::from_yaml("delivery: initContainer\n").unwrap().delivery, core::Delivery::InitContainer);
+    assert_eq!(Config::from_yaml("delivery: imageVolume\n").unwrap().delivery, core::Delivery::ImageVolume);
+    let message = Config::from_yaml("delivery: imagevolume\n").unwrap_err().to_string();
+    for part in ["`delivery`", "`imagevolume`", "initContainer", "imageVolume", "1.35"] {
+        assert!(message.contains(part), "{message:?} should contain {part:?}");
+    }
+}
+
+/// The stability rule across a delivery change: a Deployment the user did
+/// not touch keeps the delivery it was injected with; a change re-injects
+/// with the configured one, leaving nothing of the other behind.
+#[test]
+fn a_delivery_change_applies_only_when_the_user_changes_the_deployment() {
+    let input = case("no-init-containers");
+    let old = mutate(&input, &Config::default()).object;
+    let image_volume = image_volume_config();
+
+    let m = core::mutate(&old, Some(&old), &image_volume).unwrap();
+    assert!(m.patch.0.is_empty(), "{:?}", m.patch);
+    let mut rescaled = input.clone();
+    rescaled["spec"]["replicas"] = json!(5);
+    let m = core::mutate(&rescaled, Some(&old), &image_volume).unwrap();
+    assert_eq!(template(&m.object), template(&old), "re-applied manifest: the stored injection comes back");
+
+    let mut bumped = old.clone();
+    bumped["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/shop:1.5.0");
+    let switched = core::mutate(&bumped, Some(&old), &image_volume).unwrap().object;
+    let mut fresh = input.clone();
+    fresh["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/shop:1.5.0");
+    assert_eq!(template(&switched), template(&mutate(&fresh, &image_volume).object));
+    assert_eq!(status_of(&switched)["delivery"], "imageVolume");
+    let text = serde_json::to_string(template(&switched)).unwrap();
+    assert!(!text.contains("kube-once-install") && !text.contains("emptyDir\":{}}]"), "{text}");
+
+    // And back.
+    let mut bumped_again = switched.clone();
+    bumped_again["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/shop:1.6.0");
+    let back = core::mutate(&bumped_again, Some(&switched), &Config::default()).unwrap().object;
+    let names: Vec<&str> = back
+        .pointer("/spec/template/spec/initContainers")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["kube-once-install", "kube-once-run"]);
+    assert!(status_of(&back).get("delivery").is_none());
+    assert!(back.pointer("/spec/template/spec/volumes/1/emptyDir").is_some());
 }
 
 #[test]
@@ -777,6 +900,11 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// The default config (initContainer delivery) and the same with `delivery: imageVolume`.
+    fn deliveries() -> [Config; 2] {
+        [Config::default(), Config::from_yaml("delivery: imageVolume\n").unwrap()]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -789,15 +917,42 @@ mod properties {
 
         #[test]
         fn mutation_is_consistent_idempotent_and_reversible(deployment in generated::deployment(true)) {
-            // Reserved names or a nodeSelector conflict may be refused; everything admitted must hold.
-            match core::mutate(&deployment, None, &Config::default()) {
-                Ok(_) => {
-                    check_properties(&deployment, &Config::default());
+            for config in deliveries() {
+                // Reserved names or a nodeSelector conflict may be refused; everything admitted must hold.
+                match core::mutate(&deployment, None, &config) {
+                    Ok(_) => {
+                        check_properties(&deployment, &config);
+                    }
+                    Err(refusal) => prop_assert!(
+                        matches!(refusal.reason(), Reason::ReservedName | Reason::NodeSelectorConflict),
+                        "{}", refusal
+                    ),
                 }
-                Err(refusal) => prop_assert!(
-                    matches!(refusal.reason(), Reason::ReservedName | Reason::NodeSelectorConflict),
-                    "{}", refusal
-                ),
+            }
+        }
+
+        /// Injected with one delivery, admitted under a config with the
+        /// other: kept while the user changes nothing, switched cleanly
+        /// (as if injected fresh) when the user changes the pod template.
+        #[test]
+        fn a_delivery_change_is_stable_and_switches_on_a_users_change(deployment in generated::deployment(true)) {
+            let [initial, other] = deliveries();
+            for (before, after) in [(&initial, &other), (&other, &initial)] {
+                let Ok(injected) = core::mutate(&deployment, None, before) else { continue };
+                let injected = injected.object;
+                let noop = core::mutate(&injected, Some(&injected), after).unwrap();
+                prop_assert!(noop.patch.0.is_empty(), "{:?}", noop.patch);
+
+                let mut changed = injected.clone();
+                changed["spec"]["template"]["metadata"]["labels"]["release"] = json!("next");
+                let mut fresh = deployment.clone();
+                fresh["spec"]["template"]["metadata"]["labels"]["release"] = json!("next");
+                let switched = core::mutate(&changed, Some(&injected), after).unwrap();
+                prop_assert_eq!(apply(&changed, &switched), switched.object.clone());
+                let fresh = mutate(&fresh, after).object;
+                prop_assert_eq!(template(&switched.object), template(&fresh));
+                let again = core::mutate(&switched.object, Some(&switched.object), after).unwrap();
+                prop_assert!(again.patch.0.is_empty(), "{:?}", again.patch);
             }
         }
     }
@@ -882,16 +1037,12 @@ mod preview_cli {
     #[test]
     fn diff_output_is_colored_on_request() {
         let (code, plain, _) = preview(&["-f", "examples/superset.yaml", "-o", "diff"], None);
-        assert_eq!(code, 0);
+        assert_eq!(code, 1, "differences exit 1, like kubectl diff");
         assert!(
             plain.starts_with("--- a/deployment/analytics/superset\n+++ b/deployment/analytics/superset\n"),
             "{plain}"
         );
-        assert!(
-            plain.contains("\n+      - name: kube-once-install\n")
-                || plain.contains("+        name: kube-once-install"),
-            "{plain}"
-        );
+        assert!(plain.lines().any(|l| l.starts_with('+') && l[1..].trim() == "- name: kube-once-install"), "{plain}");
         assert!(!plain.contains('\x1b'), "no colour when not asked and not a terminal");
         let (_, colored, _) = preview(&["-f", "examples/superset.yaml", "-o", "diff", "--color", "always"], None);
         assert!(colored.contains("\x1b[32m+"), "{colored}");

@@ -1,20 +1,26 @@
 //! Arbitrary text as `kube-once preview` input: YAML or JSON, one or many
-//! documents. Every Deployment that parses goes through the core and the
-//! renderings preview prints; nothing may panic.
+//! documents, through the very reader and renderer `preview` and
+//! `POST /preview` use. Nothing may panic, and what `-o yaml` writes for a
+//! changed document must read back to the mutated objects.
 #![no_main]
 
-use kube_once_core::{self as core, Config, render};
-use kube_once_core::manifest::{is_deployment, parse_documents};
+use kube_once_core::render::{self, Format};
+use kube_once_core::yaml::{Limits, read_stream};
+use kube_once_core::{Config, manifest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let Ok(documents) = parse_documents(text) else { return };
-    let config = Config::default();
-    for object in documents.iter().filter(|object| is_deployment(object)) {
-        let Ok(mutation) = core::mutate(object, None, &config) else { continue };
-        let before = render::to_yaml(object).unwrap_or_default();
-        let after = render::to_yaml(&mutation.object).unwrap_or_default();
-        let _ = render::unified_diff("deployment", &before, &after);
-        let _ = serde_json::to_string(&mutation.patch);
+    let Ok(preview) = render::preview(text, &Config::default(), &Limits::default()) else { return };
+    for format in [Format::Patch, Format::Yaml, Format::Diff, Format::Json] {
+        let _ = preview.render(format);
+    }
+    for document in &preview.documents {
+        if !document.changed() {
+            continue;
+        }
+        let written = preview.document_yaml(document);
+        let Ok(read) = read_stream(&written, &Limits::default()) else { panic!("unreadable output:\n{written}") };
+        let values: Vec<_> = read.iter().filter_map(|d| manifest::to_json(d).ok().flatten()).collect();
+        assert_eq!(values.len(), 1, "{written}");
     }
 });

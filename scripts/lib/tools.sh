@@ -3,6 +3,7 @@
 #   KUBE_ONCE_HELM                  path to helm
 #   KUBE_ONCE_KUBECTL               path to kubectl
 #   KUBE_ONCE_KUBERNETES_VALIDATE   path to kubernetes-validate (in a venv)
+#   KUBE_ONCE_PYTHON                that venv's python, with PyYAML
 #   KUBE_ONCE_PROMTOOL              path to promtool (checks the chart's
 #                                   PrometheusRule)
 #
@@ -36,13 +37,13 @@ ensure_tools() {
         _kube_once_fetch_layer "$tools" "$layer_spec" || return 1
     fi
 
-    if [[ ! -x "$tools/venv/bin/kubernetes-validate" ]]; then
+    if [[ ! -x "$tools/venv/bin/kubernetes-validate" ]] || ! "$tools/venv/bin/python" -c 'import yaml' >/dev/null 2>&1; then
         echo "tools: installing kubernetes-validate into $tools/venv" >&2
         python3 -m venv "$tools/venv" || {
             echo "tools: python3 -m venv failed; on Debian install it with: apt-get install -y python3-venv" >&2
             return 1
         }
-        "$tools/venv/bin/pip" install --quiet --disable-pip-version-check --no-input kubernetes-validate || {
+        "$tools/venv/bin/pip" install --quiet --disable-pip-version-check --no-input kubernetes-validate pyyaml || {
             echo "tools: pip install kubernetes-validate failed (is PyPI reachable?)" >&2
             return 1
         }
@@ -55,6 +56,8 @@ ensure_tools() {
     export KUBE_ONCE_HELM="$tools/helm/helm"
     export KUBE_ONCE_KUBECTL="$tools/kubectl/kubectl"
     export KUBE_ONCE_KUBERNETES_VALIDATE="$tools/venv/bin/kubernetes-validate"
+    # PyYAML reads YAML 1.1 as kubectl does: tests/preview.rs reads preview's output back with it.
+    export KUBE_ONCE_PYTHON="$tools/venv/bin/python"
     export KUBE_ONCE_PROMTOOL="$tools/promtool/promtool"
 }
 

@@ -4,6 +4,7 @@
 //! the same arguments.
 
 pub mod certs;
+pub mod explain;
 pub mod preview;
 pub mod serve;
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kube_once_core::Config;
-use kube_once_pod::cmd::{install, lock, logging, report};
+use kube_once_pod::cmd::{forget, history, install, lock, logging, report};
 
 pub use kube_once_pod::cmd::parse_duration;
 
@@ -37,8 +38,14 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Copy this executable into DIR (the shared emptyDir of the pod).
     Install(install::InstallArgs),
+    /// Show the recorded runs (done-records), newest first.
+    History(history::HistoryArgs),
+    /// Delete done-records, so the next pod start runs the command again.
+    Forget(forget::ForgetArgs),
     /// Generate a CA and a serving certificate for the webhook Service.
     Certs(certs::CertsArgs),
+    /// Explain offline whether the API server sends a Deployment to the webhook, and what it answers.
+    Explain(explain::ExplainArgs),
 }
 
 /// The webhook configuration file, shared by `serve` and `preview`.
@@ -65,9 +72,12 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => report(serve::run(args)),
-        Command::Preview(args) => preview::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
+        Command::Preview(args) => preview::run(&args),
         Command::Lock(args) => lock::run(args),
         Command::Install(args) => report(install::run(&args)),
+        Command::History(args) => history::run(args),
+        Command::Forget(args) => forget::run(args),
         Command::Certs(args) => report(certs::run(&args)),
+        Command::Explain(args) => explain::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
     }
 }

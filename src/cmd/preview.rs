@@ -1,30 +1,24 @@
 //! `kube-once preview`: the core, offline, over manifest files. Reads one or
-//! many YAML (or JSON) documents, mutates the Deployments among them exactly
-//! as the webhook would on CREATE, and prints the patch, the mutated
-//! manifests or a diff. Warnings go to stderr; a refusal exits 1.
+//! many YAML (or JSON) documents from files, directories or stdin, mutates
+//! the `apps/v1` Deployments among them exactly as the webhook would on
+//! CREATE, and prints the patch, the manifests or a diff
+//! (`kube_once_core::render`, shared with `POST /preview`). Warnings go to
+//! stderr.
+//!
+//! Exit codes, as kubectl's: 0 done; 1 a Deployment is refused or the input
+//! cannot be read (`-o diff`: 1 means there are differences, and errors
+//! exit 2, like `kubectl diff`).
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use kube_once_core::manifest::{self, is_deployment, parse_documents};
-use kube_once_core::{self as core, Mutation, render};
-use serde_json::Value;
+use kube_once_core::render::{self, Format};
+use kube_once_core::yaml::Limits;
 
 use super::ConfigArgs;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PreviewOutput {
-    /// The RFC 6902 JSON patch per Deployment.
-    Patch,
-    /// The mutated objects, ready to commit.
-    Yaml,
-    /// A unified diff of each object.
-    Diff,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Color {
@@ -38,59 +32,131 @@ pub struct PreviewArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 
-    /// Deployment manifests, YAML or JSON, one or many documents; `-` reads stdin.
+    /// Manifests, YAML or JSON, one or many documents: a file, a directory
+    /// (its *.yaml, *.yml and *.json files) or `-` for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", default_value = "-")]
-    pub file: PathBuf,
+    pub files: Vec<PathBuf>,
 
-    /// What to print.
-    #[arg(short, long, value_enum, default_value_t = PreviewOutput::Patch)]
-    pub output: PreviewOutput,
+    /// Read directories given with -f recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+
+    /// What to print: patch, yaml, diff or json.
+    #[arg(short, long, default_value = "patch", value_parser = parse_format)]
+    pub output: Format,
 
     /// Colour the diff.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
 }
 
-pub fn run(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    let config = args.config.load()?;
-    let text = read_input(&args.file)?;
-    let documents = parse_documents(&text).with_context(|| format!("cannot parse {}", args.file.display()))?;
-
-    let mut outcomes = Vec::with_capacity(documents.len());
-    let mut refused = false;
-    for document in &documents {
-        let outcome = if is_deployment(document) { Some(core::mutate(document, None, &config)) } else { None };
-        match &outcome {
-            Some(Err(refusal)) => {
-                eprintln!("kube-once: refused: {refusal}");
-                refused = true;
-            }
-            Some(Ok(mutation)) => {
-                for warning in &mutation.warnings {
-                    eprintln!("warning: Deployment {}: {warning}", manifest::describe(document));
-                }
-            }
-            None => {}
-        }
-        outcomes.push(outcome);
-    }
-    if refused {
-        return Ok(ExitCode::FAILURE);
-    }
-    let mutations = documents.iter().zip(outcomes).map(|(document, outcome)| (document, outcome.and_then(Result::ok)));
-
-    let color = match args.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let output = render_output(mutations, args.output, color)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(output.as_bytes()).context("cannot write to stdout")?;
-    Ok(ExitCode::SUCCESS)
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse()
 }
 
-fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+/// Exit code of an error: `-o diff` keeps 1 for "there are differences".
+fn error_code(format: Format) -> u8 {
+    if format == Format::Diff { 2 } else { 1 }
+}
+
+pub fn run(args: &PreviewArgs) -> ExitCode {
+    match preview(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("kube-once: {error:#}");
+            ExitCode::from(error_code(args.output))
+        }
+    }
+}
+
+fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config.load()?;
+    let mut inputs = Vec::new();
+    for path in &args.files {
+        collect(path, args.recursive, true, &mut inputs)?;
+    }
+    let texts =
+        inputs.iter().map(|path| read_input(path).map(|text| (path, text))).collect::<anyhow::Result<Vec<_>>>()?;
+    let limits = Limits::default();
+    let mut previews = Vec::with_capacity(texts.len());
+    for (path, text) in &texts {
+        let preview = render::preview(text, &config, &limits)
+            .with_context(|| format!("cannot read the manifests in {}", display(path)))?;
+        previews.push(preview);
+    }
+
+    let mut refused = false;
+    for preview in &previews {
+        for refusal in preview.refusals() {
+            eprintln!("kube-once: refused: {refusal}");
+            refused = true;
+        }
+        for (name, warning) in preview.warnings() {
+            eprintln!("warning: Deployment {name}: {warning}");
+        }
+    }
+    if refused {
+        return Ok(ExitCode::from(error_code(args.output)));
+    }
+
+    let mut out = String::new();
+    for preview in &previews {
+        let text = preview.render(args.output);
+        // Files printed one after the other stay separate YAML documents.
+        if args.output == Format::Yaml && !out.is_empty() {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            if !text.starts_with("---") {
+                out.push_str("---\n");
+            }
+        }
+        out.push_str(&text);
+    }
+    if args.output == Format::Diff {
+        let color = match args.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        if color {
+            out = colorize(&out);
+        }
+    }
+    std::io::stdout().lock().write_all(out.as_bytes()).context("cannot write to stdout")?;
+    let changed = previews.iter().any(render::Preview::changed);
+    Ok(if args.output == Format::Diff && changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn display(path: &Path) -> String {
+    if path.as_os_str() == "-" { "stdin".to_owned() } else { path.display().to_string() }
+}
+
+/// `path` itself, or the manifests of a directory in name order (kubectl's
+/// extensions: .yaml, .yml, .json), descending into subdirectories with -R.
+fn collect(path: &Path, recursive: bool, given: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" || !path.is_dir() {
+        if given || path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json")) {
+            out.push(path.to_owned());
+        }
+        return Ok(());
+    }
+    if !given && !recursive {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(path)
+        .with_context(|| format!("cannot list the directory {}", path.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("cannot list the directory {}", path.display()))?;
+    entries.sort();
+    for entry in entries {
+        collect(&entry, recursive, false, out)?;
+    }
+    Ok(())
+}
+
+fn read_input(path: &Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("cannot read manifests from stdin")?;
@@ -98,44 +164,6 @@ fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     }
-}
-
-fn render_output<'a>(
-    mutations: impl Iterator<Item = (&'a Value, Option<Mutation>)>,
-    output: PreviewOutput,
-    color: bool,
-) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut first = true;
-    for (document, mutation) in mutations {
-        match output {
-            // One JSON patch per Deployment, so a single one can go straight to `kubectl patch --type json`.
-            PreviewOutput::Patch => {
-                if let Some(mutation) = mutation {
-                    out.push_str(&serde_json::to_string_pretty(&mutation.patch).context("cannot print the patch")?);
-                    out.push('\n');
-                }
-            }
-            PreviewOutput::Yaml => {
-                if !first {
-                    out.push_str("---\n");
-                }
-                let object = mutation.as_ref().map_or(document, |m| &m.object);
-                out.push_str(&render::to_yaml(object).context("cannot print YAML")?);
-            }
-            PreviewOutput::Diff => {
-                if let Some(mutation) = mutation {
-                    let before = render::to_yaml(document).context("cannot print YAML")?;
-                    let after = render::to_yaml(&mutation.object).context("cannot print YAML")?;
-                    let name = format!("deployment/{}", manifest::describe(document));
-                    let diff = render::unified_diff(&name, &before, &after);
-                    out.push_str(&if color { colorize(&diff) } else { diff });
-                }
-            }
-        }
-        first = false;
-    }
-    Ok(out)
 }
 
 /// ANSI colours for a unified diff, as `git diff` shows them.

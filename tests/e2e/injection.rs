@@ -13,8 +13,36 @@ use crate::corpus::Case;
 pub const INSTALL: &str = "kube-once-install";
 pub const RUN: &str = "kube-once-run";
 
+/// How the webhook's configuration delivers the pod binary (its `delivery` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// `kube-once-install` copies it into an emptyDir.
+    InitContainer,
+    /// The tools image is mounted as an image volume, subPath `pod`.
+    ImageVolume,
+}
+
+impl Delivery {
+    /// The delivery a rendered configuration file asks for (absent: initContainer).
+    pub fn of_config(config: &Value) -> Result<Self> {
+        match str_at(config, "/delivery") {
+            None | Some("initContainer") => Ok(Delivery::InitContainer),
+            Some("imageVolume") => Ok(Delivery::ImageVolume),
+            Some(other) => bail!("the rendered configuration has delivery {other:?}, which the harness does not know"),
+        }
+    }
+
+    /// The initContainers kube-once injects, in order.
+    pub fn injected(self) -> &'static [&'static str] {
+        match self {
+            Delivery::InitContainer => &[INSTALL, RUN],
+            Delivery::ImageVolume => &[RUN],
+        }
+    }
+}
+
 /// The injected shape of the brief, on the patched object.
-pub fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result<()> {
+pub fn check_injection(case: &Case, object: &Value, tools_image: &str, delivery: Delivery) -> Result<()> {
     let expect = &case.expect;
     let original = &case.deployment;
     // Nothing outside the pod template changes, and the app containers stay as they were.
@@ -64,7 +92,7 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result
         return Ok(());
     };
     let mut expected_names: Vec<&str> = expect.user_init_containers.iter().map(String::as_str).collect();
-    expected_names.extend([INSTALL, RUN]);
+    expected_names.extend(delivery.injected());
     ensure!(names == expected_names, "initContainers should be {expected_names:?}, are {names:?}");
 
     let init = |name: &str| {
@@ -74,32 +102,59 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result
             .cloned()
             .unwrap_or_default()
     };
-    let (install, run) = (init(INSTALL), init(RUN));
-    ensure!(
-        install["image"] == tools_image,
-        "{INSTALL} should use the tools image {tools_image}, uses {}",
-        install["image"]
-    );
-    ensure!(
-        install["command"] == json!(["/pod/kube-once", "install", "/kube-once-bin"]),
-        "{INSTALL} command: {}",
-        install["command"]
-    );
+    let run = init(RUN);
     let volume = spec["volumes"]
         .as_array()
         .and_then(|v| v.iter().find(|v| v["name"] == "kube-once-bin"))
         .context("no kube-once-bin volume")?;
-    ensure!(volume.get("emptyDir").is_some(), "kube-once-bin is not an emptyDir");
     let mount =
         |c: &Value| c["volumeMounts"].as_array().and_then(|m| m.iter().find(|m| m["name"] == "kube-once-bin")).cloned();
-    ensure!(
-        mount(&install).is_some_and(|m| m["mountPath"] == "/kube-once-bin"),
-        "{INSTALL} does not mount kube-once-bin"
-    );
-    ensure!(
-        mount(&run).is_some_and(|m| m["mountPath"] == "/kube-once-bin" && m["readOnly"] == true),
-        "{RUN} must mount kube-once-bin read-only at /kube-once-bin"
-    );
+    let status = object
+        .pointer("/spec/template/metadata/annotations/kube-once.io~1status")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .context("kube-once.io/status is not JSON")?;
+    match delivery {
+        Delivery::InitContainer => {
+            let install = init(INSTALL);
+            ensure!(
+                install["image"] == tools_image,
+                "{INSTALL} should use the tools image {tools_image}, uses {}",
+                install["image"]
+            );
+            ensure!(
+                install["command"] == json!(["/pod/kube-once", "install", "/kube-once-bin"]),
+                "{INSTALL} command: {}",
+                install["command"]
+            );
+            ensure!(volume.get("emptyDir").is_some(), "kube-once-bin is not an emptyDir");
+            ensure!(
+                mount(&install).is_some_and(|m| m["mountPath"] == "/kube-once-bin"),
+                "{INSTALL} does not mount kube-once-bin"
+            );
+            ensure!(
+                mount(&run).is_some_and(|m| m["mountPath"] == "/kube-once-bin"
+                    && m["readOnly"] == true
+                    && m.get("subPath").is_none()),
+                "{RUN} must mount kube-once-bin read-only at /kube-once-bin"
+            );
+            ensure!(status.get("delivery").is_none(), "status of an initContainer delivery: {status}");
+        }
+        Delivery::ImageVolume => {
+            ensure!(
+                volume
+                    == &json!({"name": "kube-once-bin", "image": {"reference": tools_image, "pullPolicy": "IfNotPresent"}}),
+                "kube-once-bin should be an image volume of the tools image {tools_image}: {volume}"
+            );
+            ensure!(
+                mount(&run).is_some_and(|m| m["mountPath"] == "/kube-once-bin"
+                    && m["readOnly"] == true
+                    && m["subPath"] == "pod"),
+                "{RUN} must mount kube-once-bin read-only at /kube-once-bin with subPath pod"
+            );
+            ensure!(status["delivery"] == "imageVolume", "the status should record the delivery: {status}");
+        }
+    }
 
     let app_name = expect.app_container.as_deref().context("patched run cases name their appContainer")?;
     let app = spec["containers"]
@@ -158,6 +213,10 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str) -> Result
     Ok(())
 }
 
+/// The schemas mutated objects are checked against: image volumes are beta
+/// and on by default from this version.
+pub const KUBERNETES_VERSION: &str = "1.35.0";
+
 /// Every mutated Deployment against the official schemas, strictly (unknown fields fail).
 pub fn validate_strict(kubernetes_validate: &str, admitted: &[(Case, Value)], work: &Path) -> Result<()> {
     let dir = work.join("validate");
@@ -172,7 +231,7 @@ pub fn validate_strict(kubernetes_validate: &str, admitted: &[(Case, Value)], wo
         bail!("no Deployment was mutated, nothing to validate");
     }
     let output = std::process::Command::new(kubernetes_validate)
-        .args(["--strict", "-k", "1.33.0"])
+        .args(["--strict", "-k", KUBERNETES_VERSION])
         .args(&files)
         .output()
         .with_context(|| format!("cannot run {kubernetes_validate}"))?;

@@ -34,11 +34,13 @@ pub struct Installation {
 /// The TLS Secret the admin creates in `secret` mode.
 pub const TLS_SECRET: &str = "kube-once-tls";
 
-pub fn install(work: &Path) -> Result<Installation> {
+/// Certificates, then the chart rendered with `values` (`key=value`, as for
+/// `helm --set`) on top of the `secret` TLS mode.
+pub fn install(work: &Path, values: &[&str]) -> Result<Installation> {
     let certs = generate_certs(&work.join("certs"))?;
     let ca_pem = std::fs::read(&certs.ca).context("cannot read ca.crt")?;
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let objects = render_chart(&ca_bundle)?;
+    let objects = render_chart(&ca_bundle, values)?;
     let find = |kind: &str| -> Result<Value> {
         let mut found = objects.iter().filter(|o| str_at(o, "/kind") == Some(kind));
         match (found.next(), found.next()) {
@@ -78,8 +80,8 @@ fn generate_certs(out_dir: &Path) -> Result<CertFiles> {
     Ok(certs)
 }
 
-/// `helm template` of the chart in `secret` TLS mode, every object as JSON.
-pub fn render_chart(ca_bundle: &str) -> Result<Vec<Value>> {
+/// `helm template` of the chart in `secret` TLS mode with `values`, every object as JSON.
+pub fn render_chart(ca_bundle: &str, values: &[&str]) -> Result<Vec<Value>> {
     let helm = env::var("KUBE_ONCE_HELM")?;
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kube-once");
     let output = std::process::Command::new(&helm)
@@ -87,6 +89,7 @@ pub fn render_chart(ca_bundle: &str) -> Result<Vec<Value>> {
         .arg(&chart)
         .args(["--namespace", NAMESPACE, "--set", "tls.mode=secret", "--set", &format!("tls.secretName={TLS_SECRET}")])
         .args(["--set", &format!("tls.caBundle={ca_bundle}")])
+        .args(values.iter().flat_map(|value| ["--set", value]))
         .output()
         .with_context(|| format!("cannot run {helm}"))?;
     if !output.status.success() {

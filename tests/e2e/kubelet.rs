@@ -1,8 +1,10 @@
 //! The kubelet's stand-in: starts a pod from a Deployment's pod template by
 //! running its initContainers in order as local processes, with the env the
 //! container spec declares (resolved as the kubelet resolves it), its emptyDir
-//! volumes as directories of the pod, and images stood in for by local files.
-//! When every initContainer has succeeded, the pod "reaches" its main containers.
+//! volumes as directories of the pod, its image volumes as read-only
+//! directories holding the image's files, and images stood in for by local
+//! files. When every initContainer has succeeded, the pod "reaches" its main
+//! containers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
 use crate::cluster::{Cluster, str_at, strings_at};
@@ -118,7 +120,7 @@ async fn run_init_containers(
     outcome: &mut Outcome,
 ) -> Result<()> {
     let spec = template.get("spec").context("pod template without spec")?;
-    let volumes = empty_dirs(spec, dir)?;
+    let volumes = pod_volumes(spec, images, dir)?;
     let init_containers = spec.get("initContainers").and_then(Value::as_array).cloned().unwrap_or_default();
     for container in &init_containers {
         let name = str_at(container, "/name").context("initContainer without name")?;
@@ -137,18 +139,46 @@ async fn run_init_containers(
     Ok(())
 }
 
-/// emptyDir volume name → its directory in the pod.
-fn empty_dirs(spec: &Value, dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
+/// Volume name → its directory in the pod, for the volume types the harness
+/// stands in for: emptyDir (an empty directory) and image (KEP-4639: the
+/// image's files, read-only; the pod fails as with ErrImagePull when the
+/// image has no stand-in). Other types are not mounted.
+fn pod_volumes(spec: &Value, images: &Images, dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     let mut volumes = BTreeMap::new();
     for volume in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        let name = str_at(volume, "/name").context("volume without name")?;
+        let path = dir.join("volumes").join(name);
         if volume.get("emptyDir").is_some() {
-            let name = str_at(volume, "/name").context("volume without name")?;
-            let path = dir.join("volumes").join(name);
             std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            volumes.insert(name.to_owned(), path);
+        } else if let Some(source) = volume.get("image") {
+            let reference =
+                str_at(source, "/reference").with_context(|| format!("image volume {name} without reference"))?;
+            let image = images
+                .get(reference)
+                .with_context(|| format!("ErrImagePull: image volume {name}: no image {reference} (no stand-in)"))?;
+            mount_image(image, &path).with_context(|| format!("image volume {name} ({reference})"))?;
+        } else {
+            continue;
         }
+        volumes.insert(name.to_owned(), path);
     }
     Ok(volumes)
+}
+
+/// The image's files under `root` at their paths in the image, as links to
+/// the stand-in files. (Not made read-only: nothing of kube-once writes
+/// there, and the temporary directories must stay removable.)
+fn mount_image(image: &Image, root: &Path) -> Result<()> {
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    for (in_image, local) in &image.files {
+        let target = root.join(in_image.trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::os::unix::fs::symlink(local, &target)
+            .with_context(|| format!("cannot link {} to {}", target.display(), local.display()))?;
+    }
+    Ok(())
 }
 
 /// command (or the image's entrypoint) + args, with paths inside mounted
@@ -169,7 +199,19 @@ fn command_line(container: &Value, image: &Image, volumes: &BTreeMap<String, Pat
             bail!("volumeMount without name or mountPath: {mount}");
         };
         if let Some(local) = volumes.get(name) {
-            mounts.push((path.trim_end_matches('/').to_owned(), local.clone()));
+            // subPath: that directory of the volume is what the container sees.
+            let local = match str_at(mount, "/subPath").filter(|sub| !sub.is_empty()) {
+                Some(sub) if sub.starts_with('/') || sub.split('/').any(|part| part == "..") => {
+                    bail!("volumeMount {name}: subPath {sub:?} must be a relative path without ..")
+                }
+                Some(sub) => {
+                    let local = local.join(sub);
+                    ensure!(local.exists(), "volumeMount {name}: subPath {sub:?} does not exist in the volume");
+                    local
+                }
+                None => local.clone(),
+            };
+            mounts.push((path.trim_end_matches('/').to_owned(), local));
         }
     }
     Ok(argv.into_iter().map(|arg| map_path(&arg, image, &mounts)).collect())
@@ -363,5 +405,47 @@ mod tests {
         assert_eq!(map_path("/kube-once-bin/kube-once", &image, &mounts), "/pods/p/volumes/kube-once-bin/kube-once");
         assert_eq!(map_path("/kube-once-binary", &image, &mounts), "/kube-once-binary");
         assert_eq!(map_path("flask", &image, &mounts), "flask");
+    }
+
+    #[test]
+    fn mounts_an_image_volume_as_the_images_files_with_sub_path() -> Result<()> {
+        let work = tempfile::tempdir()?;
+        let pod_binary = work.path().join("pod-binary");
+        std::fs::write(&pod_binary, "#!/bin/sh\n")?;
+        let tools = Image {
+            files: [
+                ("/kube-once".to_owned(), work.path().join("server-binary")),
+                ("/pod/kube-once".to_owned(), pod_binary.clone()),
+            ]
+            .into(),
+            ..Image::default()
+        };
+        let images: Images = [("tools:1".to_owned(), tools), ("app:1".to_owned(), Image::default())].into();
+        let spec = json!({"volumes": [
+            {"name": "bin", "image": {"reference": "tools:1", "pullPolicy": "IfNotPresent"}},
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+        ]});
+        let pod = work.path().join("pod");
+        let volumes = pod_volumes(&spec, &images, &pod)?;
+        assert_eq!(volumes.keys().collect::<Vec<_>>(), ["bin", "scratch"], "only the stood-in types");
+        assert_eq!(std::fs::canonicalize(volumes["bin"].join("pod/kube-once"))?, std::fs::canonicalize(&pod_binary)?);
+
+        let container = json!({"command": ["/kube-once-bin/kube-once", "lock"],
+                               "volumeMounts": [{"name": "bin", "mountPath": "/kube-once-bin", "readOnly": true, "subPath": "pod"}]});
+        let argv = command_line(&container, &images["app:1"], &volumes)?;
+        assert_eq!(argv[0], volumes["bin"].join("pod/kube-once").display().to_string());
+        for sub in ["nope", "../pod", "/pod"] {
+            let mut bad = container.clone();
+            bad["volumeMounts"][0]["subPath"] = json!(sub);
+            assert!(command_line(&bad, &images["app:1"], &volumes).is_err(), "subPath {sub:?} must fail the container");
+        }
+
+        let unknown = json!({"volumes": [{"name": "bin", "image": {"reference": "tools:2"}}]});
+        let Err(error) = pod_volumes(&unknown, &images, &work.path().join("pod2")) else {
+            bail!("an image volume of an image without stand-in must fail the pod");
+        };
+        assert!(format!("{error:#}").contains("ErrImagePull"), "{error:#}");
+        Ok(())
     }
 }

@@ -35,7 +35,7 @@ use crate::app_image::AppImages;
 use crate::cluster::{Cluster, str_at};
 use crate::corpus::{Case, DatabaseKind, Outcome, fixtures_dir};
 use crate::databases::{FreshDatabase, Server, run_id};
-use crate::injection::{INSTALL, RUN, check_injection, validate_strict};
+use crate::injection::{Delivery, check_injection, validate_strict};
 use crate::kubelet::{Image, Images, run_replicas};
 use crate::selection::{Attributes, Decision, decide};
 use crate::support::yaml::read_documents;
@@ -147,7 +147,7 @@ async fn collides_without_the_lock(kind: DatabaseKind) -> Result<()> {
 /// say so, and an annotated Deployment that was mutated stays selected.
 #[test]
 fn rendered_chart_selects_exactly_the_expected_cases() -> Result<()> {
-    let objects = install::render_chart("Zm9v")?;
+    let objects = install::render_chart("Zm9v", &[])?;
     let configuration = objects
         .iter()
         .find(|o| str_at(o, "/kind") == Some("MutatingWebhookConfiguration"))
@@ -189,24 +189,42 @@ fn rendered_chart_selects_exactly_the_expected_cases() -> Result<()> {
     Ok(())
 }
 
-/// The whole product: install, serve, admit the corpus, run the pods.
+/// The whole product: install, serve, admit the corpus, run the pods; the
+/// chart's default delivery (the `kube-once-install` initContainer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end() -> Result<()> {
+    end_to_end_with(&[], Delivery::InitContainer).await
+}
+
+/// The same with `config.delivery=imageVolume`: the tools image mounted as
+/// an image volume (Kubernetes ≥ 1.35), no install container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_image_volume() -> Result<()> {
+    end_to_end_with(&["config.delivery=imageVolume"], Delivery::ImageVolume).await
+}
+
+async fn end_to_end_with(values: &[&str], delivery: Delivery) -> Result<()> {
     let kubernetes_validate = support::env::var("KUBE_ONCE_KUBERNETES_VALIDATE")?;
     let servers = [Server::from_env(DatabaseKind::Postgres)?, Server::from_env(DatabaseKind::Mysql)?];
     let work = tempfile::tempdir()?;
-    let installation = install::install(work.path())?;
+    let installation = install::install(work.path(), values)?;
+    ensure!(
+        Delivery::of_config(&installation.config)? == delivery,
+        "the chart rendered {values:?} into a config file with another delivery: {}",
+        installation.config
+    );
     let webhook = Webhook::start(&installation, work.path()).await?;
     let mut cluster = Cluster::default();
     cluster.add(&read_documents(&fixtures_dir().join("namespaces.yaml"))?)?;
     let api = ApiServer { webhook: &webhook, configuration: &installation.webhook_configuration, cluster: &cluster };
     let tools_image =
         str_at(&installation.config, "/toolsImage").context("the rendered configuration has no toolsImage")?;
+    let tools = Tools { image: tools_image, delivery };
 
     let mut failures = Vec::new();
     let mut admitted = Vec::new();
     for case in corpus::load_all()? {
-        match admit_case(&api, &case, tools_image).await {
+        match admit_case(&api, &case, &tools).await {
             Ok(Some(object)) => admitted.push((case, object)),
             Ok(None) if case.expect.outcome == Outcome::Refused => {}
             Ok(None) => eprintln!("{}: {:?} as expected (sent: {})", case.name, case.expect.outcome, case.expect.sent),
@@ -225,7 +243,7 @@ async fn end_to_end() -> Result<()> {
         let server = servers.iter().find(|s| s.kind == run.database).context("no server of that kind")?;
         let database = server.create(&format!("kube_once_e2e_{run_id}_{}", case.name.replace('-', "_"))).await?;
         let started = std::time::Instant::now();
-        let outcome = run_rollouts(&api, case, object, &database, tools_image, &work.path().join(&case.name)).await;
+        let outcome = run_rollouts(&api, case, object, &database, &tools, &work.path().join(&case.name)).await;
         database.drop_database().await?;
         match outcome {
             Ok(runs) => eprintln!(
@@ -242,8 +260,14 @@ async fn end_to_end() -> Result<()> {
     Ok(())
 }
 
+/// What the webhook's configuration injects: the tools image, and how its pod binary is delivered.
+struct Tools<'a> {
+    image: &'a str,
+    delivery: Delivery,
+}
+
 /// Admits one case as CREATE and checks it; the patched object when patched.
-async fn admit_case(api: &ApiServer<'_>, case: &Case, tools_image: &str) -> Result<Option<Value>> {
+async fn admit_case(api: &ApiServer<'_>, case: &Case, tools: &Tools<'_>) -> Result<Option<Value>> {
     let expect = &case.expect;
     let admitted = api.admit(Operation::Create, &case.deployment, None).await?;
     let dry_run = api.admit_with(Operation::Create, &case.deployment, None, true).await?;
@@ -275,7 +299,7 @@ async fn admit_case(api: &ApiServer<'_>, case: &Case, tools_image: &str) -> Resu
         (Outcome::Unchanged, Verdict::Allowed { patched: false, .. }) => Ok(None),
         (Outcome::Patched, Verdict::Allowed { object, patched: true, warnings }) => {
             ensure!(!expect.warnings || !warnings.is_empty(), "expected warnings, got none");
-            check_injection(case, &object, tools_image)?;
+            check_injection(case, &object, tools.image, tools.delivery)?;
             // Idempotent: the stored object admitted again (UPDATE) needs no patch.
             match api.admit(Operation::Update, &object, Some(&object)).await? {
                 Admitted::Answered(Verdict::Allowed { patched: false, .. }) => {}
@@ -326,7 +350,7 @@ async fn run_rollouts(
     case: &Case,
     first: &Value,
     database: &FreshDatabase,
-    tools_image: &str,
+    tools: &Tools<'_>,
     dir: &Path,
 ) -> Result<usize> {
     let run = case.expect.run.as_ref().context("not a run case")?;
@@ -348,14 +372,14 @@ async fn run_rollouts(
         Admitted::Answered(Verdict::Allowed { object, .. }) => object,
         other => bail!("the image bump should be admitted, got {other:?}"),
     };
-    check_injection(&Case { deployment: second_input.clone(), ..case.clone() }, &second, tools_image)?;
+    check_injection(&Case { deployment: second_input.clone(), ..case.clone() }, &second, tools.image, tools.delivery)?;
 
     let mut expected_runs = 0;
     for (rollout, object) in [(1, first), (2, &second)] {
         let template = object.pointer("/spec/template").context("no pod template")?;
         let app_image = str_at(object, &app_image_pointer).context("app image")?.to_owned();
         let mut images = Images::new();
-        images.insert(tools_image.to_owned(), tools_image_stand_in());
+        images.insert(tools.image.to_owned(), tools_image_stand_in());
         images.insert(app_image.clone(), app.image(&app_image));
         let pods = run_replicas(
             REPLICAS,
@@ -372,7 +396,7 @@ async fn run_rollouts(
             pods.iter().filter_map(|p| p.failure.as_ref().map(|f| format!("{}: {f}", p.name))).collect();
         ensure!(stuck.is_empty(), "rollout {rollout}: pods did not reach their main container:\n{}", stuck.join("\n"));
         for pod in &pods {
-            ensure!(pod.ran == [INSTALL, RUN], "rollout {rollout}: {} ran {:?}", pod.name, pod.ran);
+            ensure!(pod.ran == tools.delivery.injected(), "rollout {rollout}: {} ran {:?}", pod.name, pod.ran);
             ensure!(
                 pod.skipped == case.expect.user_init_containers,
                 "rollout {rollout}: {} skipped {:?}",
@@ -391,7 +415,8 @@ async fn run_rollouts(
 }
 
 /// The tools image: the real server binary at `/kube-once`, its ENTRYPOINT,
-/// and the pod binary at `/pod/kube-once`, which `kube-once-install` copies.
+/// and the pod binary at `/pod/kube-once`, which `kube-once-install` copies
+/// (or which `kube-once-run` sees through the image volume's subPath `pod`).
 fn tools_image_stand_in() -> Image {
     Image {
         entrypoint: vec!["/kube-once".to_owned()],

@@ -25,20 +25,13 @@ pub struct Db {
     pub url: String,
 }
 
-fn required_env(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL and MariaDB"),
-    }
-}
-
 impl Db {
     pub fn postgres() -> Db {
-        Db { kind: Kind::Postgres, url: required_env("KUBE_ONCE_TEST_POSTGRES_URL") }
+        Db { kind: Kind::Postgres, url: super::env::required("KUBE_ONCE_TEST_POSTGRES_URL") }
     }
 
     pub fn mysql() -> Db {
-        Db { kind: Kind::MySql, url: required_env("KUBE_ONCE_TEST_MYSQL_URL") }
+        Db { kind: Kind::MySql, url: super::env::required("KUBE_ONCE_TEST_MYSQL_URL") }
     }
 
     pub fn sqlite(path: &Path) -> Db {
@@ -220,7 +213,7 @@ impl Scenario {
                 let _ = process.child.kill();
                 panic!("process {index} still running after {DEADLINE:?}; its log:\n{}", self.stderr(index));
             }
-            std::thread::sleep(Duration::from_millis(20)); // wait-on-condition: poll interval of a loop with a deadline
+            std::thread::sleep(super::wait::POLL); // wait-on-condition: poll interval of a loop with a deadline
         }
     }
 
@@ -255,7 +248,7 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
         assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20)); // wait-on-condition: poll interval of a loop with a deadline
+        std::thread::sleep(super::wait::POLL); // wait-on-condition: poll interval of a loop with a deadline
     }
 }
 
@@ -276,11 +269,6 @@ pub struct Throwaway {
 }
 
 impl Throwaway {
-    pub fn free_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    }
-
     pub fn start(kind: Kind, port: u16) -> Throwaway {
         let dir = tempfile::tempdir().expect("temp dir");
         let function = match kind {
@@ -315,6 +303,34 @@ impl Throwaway {
         self.dir.path().join("server")
     }
 
+    /// Stops the server the hard way (`pg_ctl -m immediate`, SIGTERM/SIGKILL
+    /// for MariaDB): every session is cut.
+    pub fn stop(&self) {
+        let status = databases_sh(&format!("{} \"$1\"", self.stop_function()), &self.data(), self.port, &[]);
+        assert!(status.success(), "stopping the throwaway server failed");
+    }
+
+    /// Starts a stopped server again on the same data and port (PostgreSQL:
+    /// `pg_ctl restart` reuses the options of the first start; MariaDB:
+    /// `start_mariadb` keeps an existing data directory).
+    pub fn restart(&self) {
+        let script = match self.kind {
+            Kind::Postgres => {
+                r#"bindir="$(postgres_bindir)" && _as_postgres "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 restart >/dev/null 2>&1"#
+            }
+            _ => r#"start_mariadb "$1" "$2""#,
+        };
+        let status = databases_sh(script, &self.data(), self.port, &[]);
+        assert!(status.success(), "restarting the throwaway server failed");
+    }
+
+    fn stop_function(&self) -> &'static str {
+        match self.kind {
+            Kind::Postgres => "stop_postgres",
+            _ => "stop_mariadb",
+        }
+    }
+
     pub fn url(kind: Kind, port: u16) -> String {
         match kind {
             Kind::Postgres => format!("postgres://postgres@127.0.0.1:{port}/test"),
@@ -325,18 +341,14 @@ impl Throwaway {
 
 impl Drop for Throwaway {
     fn drop(&mut self) {
-        let function = match self.kind {
-            Kind::Postgres => "stop_postgres",
-            _ => "stop_mariadb",
-        };
-        let _ = databases_sh(&format!("{function} \"$1\""), &self.data(), self.port, &[]);
+        let _ = databases_sh(&format!("{} \"$1\"", self.stop_function()), &self.data(), self.port, &[]);
     }
 }
 
 /// Runs `script` after sourcing databases.sh, with `$1` = `dir`, `$2` =
 /// `port` and `$3`… = `files`.
 fn databases_sh(script: &str, dir: &Path, port: u16, files: &[&Path]) -> ExitStatus {
-    let library = required_env("KUBE_ONCE_TEST_DATABASES_SH");
+    let library = super::env::required("KUBE_ONCE_TEST_DATABASES_SH");
     Command::new("bash")
         .arg("-c")
         .arg(format!("source \"$0\" && {script}"))

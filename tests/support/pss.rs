@@ -23,9 +23,20 @@ const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_keepalive_probes",
 ];
 
-/// Volume sources the restricted profile allows.
-const RESTRICTED_VOLUME_TYPES: &[&str] =
-    &["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+/// Volume sources the restricted profile allows. `image` since Kubernetes
+/// 1.33 (pod-security-admission's check_restrictedVolumes, kubernetes/kubernetes#130394),
+/// though the Pod Security Standards page did not list it yet.
+const RESTRICTED_VOLUME_TYPES: &[&str] = &[
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "image",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+];
 
 const SELINUX_TYPES: &[&str] = &["container_t", "container_init_t", "container_kvm_t", "container_engine_t"];
 

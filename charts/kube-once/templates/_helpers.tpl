@@ -90,6 +90,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.config.defaultPreset }}
 {{- $_ := set $config "defaultPreset" . }}
 {{- end }}
+{{- if and .Values.config.delivery (ne .Values.config.delivery "initContainer") }}
+{{- $_ := set $config "delivery" .Values.config.delivery }}
+{{- end }}
 {{- with .Values.config.presets }}
 {{- $_ := set $config "presets" . }}
 {{- end }}

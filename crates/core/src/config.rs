@@ -3,6 +3,7 @@
 //!
 //! ```yaml
 //! toolsImage: ghcr.io/kube-once/kube-once:0.1.0   # image of kube-once-install
+//! delivery: initContainer                          # or imageVolume (Kubernetes ≥ 1.35)
 //! installSecurityContext:                          # replaces kube-once-install's own
 //!   runAsNonRoot: true                             # (OpenShift: no fixed runAsUser)
 //! defaultPreset: gke-spot                          # what `preemptible: "true"` means
@@ -31,11 +32,49 @@ use super::presets::{self, Preset, Toleration};
 /// Image of `kube-once-install` when the config file does not name one.
 pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/kube-once/kube-once:", env!("CARGO_PKG_VERSION"));
 
+/// How the pod binary reaches `kube-once-run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Delivery {
+    /// The `kube-once-install` initContainer copies it from the tools image
+    /// into an emptyDir (works on every Kubernetes version).
+    #[default]
+    InitContainer,
+    /// The tools image itself is mounted read-only as an image volume
+    /// (KEP-4639: beta and on by default since Kubernetes 1.35; needs
+    /// containerd ≥ 2.1 or CRI-O ≥ 1.31): no install container, no copy.
+    ImageVolume,
+}
+
+impl Delivery {
+    /// The config file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::InitContainer => "initContainer",
+            Delivery::ImageVolume => "imageVolume",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "initContainer" => Ok(Delivery::InitContainer),
+            "imageVolume" => Ok(Delivery::ImageVolume),
+            other => Err(format!(
+                "`{other}` is not a delivery; write initContainer (the default, any Kubernetes) or imageVolume (Kubernetes ≥ 1.35, or 1.33+ with the ImageVolume feature gate)"
+            )),
+        }
+    }
+}
+
 /// The validated configuration: built-in presets merged with the file's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Image holding the static binary at `/kube-once` (ENTRYPOINT), run by `kube-once-install`.
+    /// Image holding the server binary at `/kube-once` (ENTRYPOINT) and the
+    /// pod binary at `/pod/kube-once`, which [`Config::delivery`] brings to `kube-once-run`.
     pub tools_image: String,
+    /// How the pod binary reaches `kube-once-run` on a new injection (a
+    /// Deployment the user does not change keeps the delivery it has).
+    pub delivery: Delivery,
     /// Preset used for `kube-once.io/preemptible: "true"`; none means `"true"` is refused.
     pub default_preset: Option<String>,
     /// Values used when a Deployment does not set the matching annotation.
@@ -72,6 +111,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
+            delivery: Delivery::default(),
             default_preset: None,
             defaults: Defaults::default(),
             install_security_context: None,
@@ -95,6 +135,7 @@ pub enum ConfigError {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConfigFile {
     tools_image: Option<String>,
+    delivery: Option<String>,
     default_preset: Option<String>,
     #[serde(default)]
     defaults: DefaultsFile,
@@ -152,6 +193,9 @@ impl TryFrom<ConfigFile> for Config {
                 ));
             }
             config.tools_image = image;
+        }
+        if let Some(delivery) = file.delivery {
+            config.delivery = Delivery::parse(&delivery).map_err(|r| invalid("delivery", r))?;
         }
         if let Some(context) = file.install_security_context {
             if !context.is_object() {

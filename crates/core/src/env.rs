@@ -23,3 +23,6 @@ pub const NAMESPACE: &str = "KUBE_ONCE_NAMESPACE";
 pub const DEPLOYMENT: &str = "KUBE_ONCE_DEPLOYMENT";
 /// From the downward API (`metadata.name`).
 pub const POD_NAME: &str = "KUBE_ONCE_POD_NAME";
+/// How long a new leader waits after the last heartbeat of a leader that lost
+/// the lock, e.g. `15s`. Not injected by the webhook (the default suffices).
+pub const LOCK_DELAY: &str = "KUBE_ONCE_LOCK_DELAY";

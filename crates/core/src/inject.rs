@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
-use super::config::Config;
+use super::config::{Config, Delivery};
 use super::env;
 use super::status::Status;
 use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
@@ -17,6 +17,9 @@ pub const BIN_VOLUME: &str = "kube-once-bin";
 pub const BIN_DIR: &str = "/kube-once-bin";
 /// The pod binary inside the tools image (beside the server at `/kube-once`).
 pub const TOOLS_BINARY: &str = "/pod/kube-once";
+/// The tools image's directory holding [`TOOLS_BINARY`]: the image volume's
+/// `subPath`, so that `kube-once-run` sees the pod binary at `/kube-once-bin/kube-once`.
+pub const TOOLS_POD_DIR: &str = "pod";
 /// UID of `kube-once-install` (the distroless "nonroot" user).
 pub const INSTALL_UID: i64 = 65532;
 
@@ -118,18 +121,38 @@ fn inject_run(
         .get("containers")
         .and_then(Value::as_array)
         .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())));
-    let run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
-    let install = install_container(&config.tools_image, config.install_security_context.as_ref());
+    let mut run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
+    // What differs between the deliveries: the volume, the mount's subPath, the install container.
+    let (volume, install) = match config.delivery {
+        Delivery::InitContainer => (
+            json!({"name": BIN_VOLUME, "emptyDir": {}}),
+            Some(install_container(&config.tools_image, config.install_security_context.as_ref())),
+        ),
+        Delivery::ImageVolume => {
+            let mounts = run_container.get_mut("volumeMounts").and_then(Value::as_array_mut);
+            if let Some(mount) = mounts.and_then(|m| m.iter_mut().rfind(|m| name(m) == Some(BIN_VOLUME))) {
+                mount["subPath"] = json!(TOOLS_POD_DIR);
+            }
+            (
+                json!({"name": BIN_VOLUME, "image": {"reference": config.tools_image, "pullPolicy": "IfNotPresent"}}),
+                None,
+            )
+        }
+    };
+    status.delivery = config.delivery;
     let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
     if let Some(list) = init_containers.as_array_mut() {
-        list.push(install);
+        list.extend(install);
         list.push(run_container);
     }
-    status.init_containers = vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()];
+    status.init_containers = match config.delivery {
+        Delivery::InitContainer => vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()],
+        Delivery::ImageVolume => vec![RUN_CONTAINER.to_owned()],
+    };
 
     let volumes = field(spec, "volumes", Value::Array(Vec::new()), status);
     if let Some(list) = volumes.as_array_mut() {
-        list.push(json!({"name": BIN_VOLUME, "emptyDir": {}}));
+        list.push(volume);
     }
     status.volumes = vec![BIN_VOLUME.to_owned()];
     status.key = Some(run.key.clone());
@@ -173,7 +196,8 @@ fn run_container(app: &Value, run: &RunPlan, deployment: &Value) -> Value {
     let mut container = Map::new();
     container.insert("name".to_owned(), json!(RUN_CONTAINER));
     for field in COPIED_FIELDS {
-        if let Some(value) = app.get(field) {
+        // `envFrom:` left empty by a chart is `null`: nothing to copy.
+        if let Some(value) = app.get(field).filter(|value| !value.is_null()) {
             container.insert(field.to_owned(), value.clone());
         }
     }
@@ -275,11 +299,13 @@ fn inject_preemptible(
         if status.tolerations.is_empty() {
             remove_if_created_and_empty(spec, "tolerations", status);
             status.created.retain(|f| f != "tolerations");
+            status.was_null.retain(|f| f != "tolerations");
         }
     }
     if status.node_selector.is_empty() {
         remove_if_created_and_empty(spec, "nodeSelector", status);
         status.created.retain(|f| f != "nodeSelector");
+        status.was_null.retain(|f| f != "nodeSelector");
     }
     Ok(())
 }
@@ -315,14 +341,28 @@ fn refuse_reserved(
     }
 }
 
-/// `object[key]`, inserted as `empty` (and recorded as created) when absent.
+/// `object[key]`, set to `empty` (and recorded as created) when absent or
+/// `null` (charts render `annotations:` or `initContainers:` with no value:
+/// absent, `null` and empty are alike to Kubernetes, so to kube-once). A
+/// `null` is recorded too, so stripping writes it back exactly.
 fn field<'a>(object: &'a mut Map<String, Value>, key: &str, empty: Value, status: &mut Status) -> &'a mut Value {
-    if !object.contains_key(key) {
-        status.created.push(key.to_owned());
+    match object.get(key) {
+        None => status.created.push(key.to_owned()),
+        Some(Value::Null) => {
+            status.created.push(key.to_owned());
+            status.was_null.push(key.to_owned());
+        }
+        Some(_) => {}
     }
-    object.entry(key.to_owned()).or_insert(empty)
+    let slot = object.entry(key.to_owned()).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = empty;
+    }
+    slot
 }
 
+/// Undoes [`field`]: a field kube-once created and stripping left empty goes
+/// back to what it was (absent, or `null`).
 fn remove_if_created_and_empty(object: &mut Map<String, Value>, key: &str, status: &Status) {
     let empty = match object.get(key) {
         Some(Value::Object(map)) => map.is_empty(),
@@ -330,7 +370,11 @@ fn remove_if_created_and_empty(object: &mut Map<String, Value>, key: &str, statu
         _ => false,
     };
     if empty && status.created(key) {
-        object.remove(key);
+        if status.was_null(key) {
+            object.insert(key.to_owned(), Value::Null);
+        } else {
+            object.remove(key);
+        }
     }
 }
 

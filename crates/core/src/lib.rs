@@ -13,9 +13,10 @@ pub mod patch;
 pub mod presets;
 pub mod render;
 pub mod status;
+pub mod yaml;
 
 pub use annotations::{Plan, Record};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Delivery};
 pub use manifest::describe;
 
 use serde_json::Value;

@@ -20,7 +20,8 @@ const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 pub fn template_patch(before: &Value, mut after: Value) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
     let base = ["spec", "template"];
-    if before.get("metadata").is_none() || after.get("metadata").is_none() {
+    // `metadata: null` is replaced whole, like an absent one is added whole.
+    if !before.get("metadata").is_some_and(Value::is_object) || !after.get("metadata").is_some_and(Value::is_object) {
         whole(&mut ops, &path(&base, "metadata"), before.get("metadata"), take(&mut after, "metadata"));
     }
     for (parent, map) in TEMPLATE_MAPS {

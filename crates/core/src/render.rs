@@ -1,10 +1,255 @@
-//! Text renderings of objects shared by `kube-once preview` and `POST /preview`.
+//! What `kube-once preview` and `POST /preview` print: one reader, one
+//! renderer, one choice of [`Format`].
+//!
+//! [`preview`] reads a manifest stream ([`crate::yaml`]), runs every
+//! `apps/v1` Deployment in it (nested `List`/`DeploymentList` items
+//! included) through [`crate::mutate`] as a CREATE, and keeps each
+//! document's text. [`Preview::render`] then prints:
+//! - `yaml`: the stream with every document kube-once does not change
+//!   exactly as it was, byte for byte (comments, key order, quoting,
+//!   whitespace); a changed document is written anew, in its input's key
+//!   order, after its leading `---` and comment lines;
+//! - `patch`: the RFC 6902 patch of each Deployment (`[]` when unchanged);
+//! - `diff`: a unified diff of each changed Deployment (nothing when none
+//!   changes), both sides written the same way so only real changes show;
+//! - `json`: `[{"name", "patch", "object", "warnings"}]` per Deployment.
 
-use serde_json::Value;
+use std::borrow::Cow;
 
-/// The object as a YAML document (what a GitOps user would commit).
-pub fn to_yaml(object: &Value) -> Result<String, serde_yaml_ng::Error> {
-    serde_yaml_ng::to_string(object)
+use serde_json::{Value, json};
+
+use crate::manifest::{self, at_path, at_path_mut, deployment_paths};
+use crate::yaml::{self, Document, Limits, Node, YamlError};
+use crate::{Config, Mutation, Refusal};
+
+/// What to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The RFC 6902 JSON patch per Deployment.
+    Patch,
+    /// The manifests, mutated where kube-once changes them, ready to commit.
+    Yaml,
+    /// A unified diff of each changed Deployment.
+    Diff,
+    /// Patch, mutated object and warnings per Deployment, as JSON.
+    Json,
+}
+
+impl Format {
+    pub const NAMES: [&str; 4] = ["patch", "yaml", "diff", "json"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Patch => "patch",
+            Format::Yaml => "yaml",
+            Format::Diff => "diff",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "patch" => Ok(Format::Patch),
+            "yaml" => Ok(Format::Yaml),
+            "diff" => Ok(Format::Diff),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown format `{other}`; use {}", Format::NAMES.join(", "))),
+        }
+    }
+}
+
+/// One manifest stream, read and mutated.
+#[derive(Debug)]
+pub struct Preview<'a> {
+    text: &'a str,
+    pub documents: Vec<DocumentPreview>,
+}
+
+#[derive(Debug)]
+pub struct DocumentPreview {
+    /// Where the document is in the stream; its `node` is kept only when
+    /// kube-once changes it (it orders the keys of the rewrite).
+    pub document: Document,
+    /// Whether the document holds a value (not only comments).
+    pub holds_value: bool,
+    /// The document as JSON, kept only when kube-once changes it. Only
+    /// Deployments, `List`s and `DeploymentList`s are converted at all: what
+    /// passes through is printed from its text.
+    pub value: Option<Value>,
+    pub deployments: Vec<DeploymentPreview>,
+}
+
+#[derive(Debug)]
+pub struct DeploymentPreview {
+    /// Where in the document (see [`manifest::deployment_paths`]).
+    pub path: Vec<usize>,
+    /// `namespace/name`, for messages.
+    pub name: String,
+    pub outcome: Result<Mutation, Refusal>,
+}
+
+impl DeploymentPreview {
+    /// Whether kube-once changes this Deployment.
+    pub fn changed(&self) -> bool {
+        self.outcome.as_ref().is_ok_and(|m| !m.patch.0.is_empty())
+    }
+}
+
+impl DocumentPreview {
+    pub fn changed(&self) -> bool {
+        self.deployments.iter().any(DeploymentPreview::changed)
+    }
+
+    fn node_at(&self, path: &[usize]) -> Option<&Node> {
+        path.iter().try_fold(self.document.node.as_ref()?, |node, index| node.get("items")?.item(*index))
+    }
+}
+
+/// Reads `text` and mutates its Deployments (see the module documentation).
+pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Preview<'a>, YamlError> {
+    let mut documents = Vec::new();
+    for mut document in yaml::read_stream(text, limits)? {
+        let holds_value = document.node.is_some();
+        let candidate = document.node.as_ref().and_then(|node| node.get("kind")).is_some_and(
+            |kind| matches!(kind, Node::Str(kind) if matches!(kind.as_str(), "Deployment" | "List" | "DeploymentList")),
+        );
+        let value = if candidate { manifest::to_json(&document)? } else { None };
+        let deployments: Vec<DeploymentPreview> = value
+            .as_ref()
+            .map(|value| {
+                deployment_paths(value)
+                    .into_iter()
+                    .filter_map(|path| {
+                        let object = at_path(value, &path)?;
+                        let outcome = crate::mutate(object, None, config);
+                        Some(DeploymentPreview { name: manifest::describe(object), path, outcome })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Memory: a document printed as it was needs neither its tree nor its JSON.
+        let changed = deployments.iter().any(DeploymentPreview::changed);
+        if !changed {
+            document.node = None;
+        }
+        let value = if changed { value } else { None };
+        documents.push(DocumentPreview { document, holds_value, value, deployments });
+    }
+    Ok(Preview { text, documents })
+}
+
+impl Preview<'_> {
+    pub fn deployments(&self) -> impl Iterator<Item = &DeploymentPreview> {
+        self.documents.iter().flat_map(|d| &d.deployments)
+    }
+
+    /// Every refusal, in stream order.
+    pub fn refusals(&self) -> impl Iterator<Item = &Refusal> {
+        self.deployments().filter_map(|d| d.outcome.as_ref().err())
+    }
+
+    /// `(Deployment name, warning)` pairs, in stream order.
+    pub fn warnings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.deployments()
+            .filter_map(|d| Some((d.name.as_str(), d.outcome.as_ref().ok()?)))
+            .flat_map(|(name, m)| m.warnings.iter().map(move |w| (name, w.as_str())))
+    }
+
+    /// Whether kube-once changes anything (what `-o diff`'s exit code says).
+    pub fn changed(&self) -> bool {
+        self.documents.iter().any(DocumentPreview::changed)
+    }
+
+    /// The whole output in `format` (refused Deployments count as unchanged).
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Yaml => self.documents.iter().map(|d| self.document_yaml(d)).collect(),
+            Format::Patch => self
+                .deployments()
+                .filter_map(|d| d.outcome.as_ref().ok())
+                .map(|m| serde_json::to_string_pretty(&m.patch).unwrap_or_default() + "\n")
+                .collect(),
+            Format::Diff => self
+                .documents
+                .iter()
+                .flat_map(|document| document.deployments.iter().map(move |d| (document, d)))
+                .filter(|(_, d)| d.changed())
+                .map(|(document, d)| self.deployment_diff(document, d))
+                .collect(),
+            Format::Json => {
+                let all: Vec<Value> = self
+                    .deployments()
+                    .filter_map(|d| Some((d, d.outcome.as_ref().ok()?)))
+                    .map(|(d, m)| json!({"name": d.name, "patch": m.patch, "object": m.object, "warnings": m.warnings}))
+                    .collect();
+                serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
+            }
+        }
+    }
+
+    /// The document as printed by `-o yaml`: its own text when unchanged.
+    pub fn document_yaml<'s>(&'s self, document: &DocumentPreview) -> Cow<'s, str> {
+        let part = &self.text[document.document.span.clone()];
+        let (true, Some(value)) = (document.changed(), &document.value) else { return Cow::Borrowed(part) };
+        let mut value = value.clone();
+        for deployment in &document.deployments {
+            if let (Ok(mutation), Some(slot)) = (&deployment.outcome, at_path_mut(&mut value, &deployment.path)) {
+                slot.clone_from(&mutation.object);
+            }
+        }
+        let mut out = head(part);
+        out.push_str(&yaml::write_value(&value, document.document.node.as_ref()));
+        if part.lines().any(|line| line == "..." || line.starts_with("... ") || line.starts_with("...\t")) {
+            out.push_str("...\n");
+        }
+        Cow::Owned(out)
+    }
+
+    fn deployment_diff(&self, document: &DocumentPreview, deployment: &DeploymentPreview) -> String {
+        let hint = document.node_at(&deployment.path);
+        let before = document.value.as_ref().and_then(|v| at_path(v, &deployment.path));
+        let (Some(before), Ok(mutation)) = (before, &deployment.outcome) else { return String::new() };
+        let before = yaml::write_value(before, hint);
+        let after = yaml::write_value(&mutation.object, hint);
+        unified_diff(&format!("deployment/{}", deployment.name), &before, &after)
+    }
+}
+
+/// The `---` line and the comments and blank lines before a document's
+/// value, kept when the document is written anew.
+fn head(part: &str) -> String {
+    let mut end = 0;
+    let mut marker = false;
+    for (index, line) in part.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if index == 0 && line.starts_with("---") {
+            marker = true;
+            let rest = line[3..].trim();
+            if !(rest.is_empty() || rest.starts_with('#')) {
+                break;
+            }
+        } else if !(trimmed.is_empty() || trimmed.starts_with('#')) {
+            break;
+        }
+        end += line.len();
+    }
+    let mut head = part[..end].to_owned();
+    if marker && end == 0 {
+        head.push_str("---\n");
+    }
+    if !head.is_empty() && !head.ends_with('\n') {
+        head.push('\n');
+    }
+    head
+}
+
+/// The object as a YAML document, keys sorted (see [`yaml::write`]).
+pub fn to_yaml(object: &Value) -> Result<String, std::convert::Infallible> {
+    Ok(yaml::to_yaml(object))
 }
 
 /// A unified diff of two renderings, labelled `a/<name>` and `b/<name>`;

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::config::Delivery;
+
 /// Status format version, bumped if the meaning of a field changes.
 pub const VERSION: u32 = 1;
 
@@ -22,6 +24,10 @@ pub struct Status {
     /// The preset applied (for people reading the object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// How the pod binary was delivered to `kube-once-run`; absent means
+    /// `initContainer`, the only delivery before this field existed.
+    #[serde(default, skip_serializing_if = "is_init_container")]
+    pub delivery: Delivery,
     /// Names of the injected initContainers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub init_containers: Vec<String>,
@@ -40,6 +46,15 @@ pub struct Status {
     /// template exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<String>,
+    /// Of `created`, the fields that were `null` rather than absent
+    /// (`annotations: null`, `initContainers:` with no value): stripping
+    /// writes `null` back instead of removing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub was_null: Vec<String>,
+}
+
+fn is_init_container(delivery: &Delivery) -> bool {
+    *delivery == Delivery::InitContainer
 }
 
 impl Status {
@@ -58,5 +73,9 @@ impl Status {
 
     pub fn created(&self, field: &str) -> bool {
         self.created.iter().any(|created| created == field)
+    }
+
+    pub fn was_null(&self, field: &str) -> bool {
+        self.was_null.iter().any(|was_null| was_null == field)
     }
 }

@@ -1,22 +1,36 @@
 //! The one-time command as a child process: no shell, stdout/stderr inherited
-//! (streamed straight through), signals forwarded, and it never outlives the
-//! wrapper: a SIGKILLed wrapper has dropped its lock, so an orphaned
-//! migration must not keep running beside the next pod's.
+//! (streamed straight through), signals forwarded, and neither it nor its own
+//! children outlive the wrapper's lock:
+//! - it runs in a process group of its own, and every signal goes to the
+//!   whole group, so grandchildren (`sh -c 'x & y'`) are stopped with it;
+//! - when the wrapper is SIGKILLed, the kernel SIGKILLs the child
+//!   (parent-death signal); in a pod the wrapper is the init container's
+//!   PID 1, whose death kills every process of the container;
+//! - when the lock is lost, the group gets SIGTERM, then SIGKILL after a
+//!   grace that ends well inside the lock-delay (see `lib.rs`).
+//!
+//! A grandchild that leaves the group on purpose (`setsid`) escapes the
+//! group signals; in a pod, PID 1's death still takes it. When stdin is a
+//! terminal (someone runs `lock` by hand, or a container with `tty: true`)
+//! the child stays in the wrapper's group: in a group of its own it would be
+//! a background job, stopped (SIGTTIN) as soon as it reads the terminal.
 
 use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::process::Command;
 
 pub struct Child {
     process: tokio::process::Child,
     pid: Pid,
+    /// Whether the child leads a process group of its own (pgid = pid).
+    own_group: bool,
 }
 
-/// Starts `command[0]` with the remaining arguments.
+/// Starts `command[0]` with the remaining arguments in a new process group.
 ///
 /// Must be called from the thread that drives `lock::run` (the main thread
 /// under `block_on`): Linux sends the parent-death signal when the *thread*
@@ -27,6 +41,10 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     let parent = nix::unistd::getpid();
     let mut builder = Command::new(program);
     builder.args(args).kill_on_drop(true);
+    let own_group = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if own_group {
+        builder.process_group(0);
+    }
     // SAFETY: the closure runs between fork and exec and only makes
     // async-signal-safe system calls (prctl, getppid, kill).
     unsafe {
@@ -42,7 +60,7 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     let process = builder.spawn()?;
     let pid =
         process.id().map(|id| Pid::from_raw(id as i32)).ok_or_else(|| io::Error::other("child exited at once"))?;
-    Ok(Child { process, pid })
+    Ok(Child { process, pid, own_group })
 }
 
 impl Child {
@@ -50,20 +68,39 @@ impl Child {
         self.pid.as_raw() as u32
     }
 
-    /// Sends `signal` to the child; a child that already exited is not an error.
+    /// Sends `signal` to the child's whole process group (to the child
+    /// alone when it has none of its own); one that is already gone is not an error.
     pub fn signal(&self, signal: Signal) {
-        let _ = kill(self.pid, signal);
+        let _ = if self.own_group { killpg(self.pid, signal) } else { kill(self.pid, signal) };
     }
 
+    /// Waits for the child; then SIGKILLs what is left of its group (a
+    /// background job must not go on after the command is declared done).
     pub async fn wait(&mut self) -> io::Result<i32> {
-        self.process.wait().await.map(exit_code)
+        let status = self.process.wait().await.map(exit_code);
+        self.kill_leftovers();
+        status
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited after `grace`.
+    /// SIGKILL to what is left of the child's group once the child is gone
+    /// (its pid, reaped, must not be signalled alone: it may be reused; the
+    /// group id stays reserved while any member lives).
+    fn kill_leftovers(&self) {
+        if self.own_group {
+            let _ = killpg(self.pid, Signal::SIGKILL);
+        }
+    }
+
+    /// SIGTERM to the group, then SIGKILL to the group if the child has not
+    /// exited after `grace` (and in any case once it has: its own children
+    /// may ignore SIGTERM).
     pub async fn terminate(&mut self, grace: Duration) -> io::Result<i32> {
         self.signal(Signal::SIGTERM);
         match tokio::time::timeout(grace, self.process.wait()).await {
-            Ok(status) => status.map(exit_code),
+            Ok(status) => {
+                self.kill_leftovers();
+                status.map(exit_code)
+            }
             Err(_) => {
                 self.signal(Signal::SIGKILL);
                 self.wait().await
@@ -76,4 +113,42 @@ impl Child {
 fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status.code().or_else(|| status.signal().map(|signal| 128 + signal)).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `pid` is a running (not zombie) process.
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn terminate_kills_grandchildren_that_ignore_sigterm() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let pids = dir.path().join("pids");
+        let script = format!(
+            r#"trap '' TERM; (trap '' TERM; echo $BASHPID >> {0}; while :; do sleep 0.05; done) & echo $$ >> {0}; wait"#,
+            pids.display()
+        );
+        let mut child = spawn(&["bash".into(), "-c".into(), script]).unwrap_or_else(|e| unreachable!("{e}"));
+        let read = || std::fs::read_to_string(&pids).unwrap_or_default();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while read().lines().count() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the script did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await; // wait-on-condition poll with a deadline
+        }
+        let code = child.terminate(Duration::from_millis(200)).await.unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(code, 128 + 9, "SIGKILLed after the grace");
+        let pids: Vec<i32> = read().lines().filter_map(|line| line.trim().parse().ok()).collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while pids.iter().any(|&pid| alive(pid)) {
+            assert!(std::time::Instant::now() < deadline, "a process of the group survived: {pids:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await; // wait-on-condition poll with a deadline
+        }
+    }
 }

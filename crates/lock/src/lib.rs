@@ -6,17 +6,25 @@
 //! 2. fast path: the done-record for the key exists → exit 0;
 //! 3. poll for the lock; between polls re-check the done-record (skip as soon
 //!    as the leader finished), log the holder every few seconds, give up with
-//!    exit 75 after `timeout`;
-//! 4. holding the lock: create the record table, check the record again, run
-//!    the child while a heartbeat checks the lock's connection (exit 70 and
-//!    the child stopped if it dies);
-//! 5. success → write the done-record, release; failure → release, exit with
-//!    the child's code, so Kubernetes retries the pod.
+//!    exit 75 after `timeout`. A connection that breaks while waiting (a
+//!    database restart) is opened again, with backoff, within the same timeout;
+//! 4. holding the lock: if the previous leader's `running` row has a recent
+//!    heartbeat, wait until that heartbeat is `lock-delay` old (server time):
+//!    a leader that lost its lock has stopped its command by then. Then create
+//!    the record table, check the record again, write our `running` row and
+//!    run the child in a process group of its own while a heartbeat refreshes
+//!    the row through the lock's connection (lost → the whole group stopped,
+//!    exit 70);
+//! 5. success → write the done-record, delete the `running` row, release;
+//!    failure → the same without the record, exit with the child's code, so
+//!    Kubernetes retries the pod.
 
 mod backoff;
 mod child;
+pub mod history;
 pub mod install;
 mod mysql;
+pub mod names;
 mod postgres;
 pub mod record;
 mod sqlite;
@@ -47,10 +55,37 @@ pub mod exit {
 
 /// How often a follower logs who holds the lock.
 const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
-/// How often the leader checks that its lock connection is alive.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-/// How long a child stopped because the lock was lost gets between SIGTERM and SIGKILL.
-const TERMINATE_GRACE: Duration = Duration::from_secs(10);
+
+/// The leader's clock, derived from the lock-delay so that a leader whose
+/// lock is gone has SIGKILLed its command's process group before the next
+/// leader may start: after the last heartbeat that got through, the next one
+/// comes within `heartbeat_every`, fails within `heartbeat_timeout`, and the
+/// group gets `grace` between SIGTERM and SIGKILL. All three together take at
+/// most 80 % of the lock-delay (15 s: 1 + 3.75 + 3.75 = 8.5 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    pub heartbeat_every: Duration,
+    pub heartbeat_timeout: Duration,
+    pub grace: Duration,
+}
+
+impl Timings {
+    pub fn new(lock_delay: Duration) -> Self {
+        if lock_delay.is_zero() {
+            // No lock-delay: the old bounds (a lost lock may overlap by up to ~12 s).
+            return Timings {
+                heartbeat_every: Duration::from_secs(1),
+                heartbeat_timeout: Duration::from_secs(10),
+                grace: Duration::from_secs(10),
+            };
+        }
+        Timings {
+            heartbeat_every: (lock_delay / 5).min(Duration::from_secs(1)),
+            heartbeat_timeout: (lock_delay / 4).min(Duration::from_secs(5)),
+            grace: (lock_delay / 4).min(Duration::from_secs(10)),
+        }
+    }
+}
 
 /// What every backend needs besides its URL.
 #[derive(Debug, Clone)]
@@ -71,8 +106,20 @@ pub(crate) trait Backend {
     async fn try_lock(&mut self) -> Result<bool>;
     /// Who holds the lock, for the waiting log line.
     async fn holder(&mut self) -> Result<Option<String>>;
-    /// Fails when the lock's connection is gone.
+    /// Fails when the lock's connection is gone (or our `running` row was
+    /// taken over); refreshes the row's heartbeat once it is written.
     async fn heartbeat(&mut self) -> Result<()>;
+    /// Creates the table of `running` rows ([`names::RUNNING_TABLE`]) if missing.
+    async fn ensure_running_table(&mut self) -> Result<()>;
+    /// The `running` row under this lock, if any: how long until its last
+    /// heartbeat is `lock_delay` old (zero when it already is; server time)
+    /// and who wrote it.
+    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>>;
+    /// Writes our `running` row (holder, heartbeat now); from now on
+    /// `heartbeat` refreshes it.
+    async fn mark_running(&mut self, holder: &str) -> Result<()>;
+    /// Deletes our `running` row: the command and its process group have ended.
+    async fn clear_running(&mut self) -> Result<()>;
     async fn ensure_record_table(&mut self) -> Result<()>;
     async fn write_record(&mut self, record: &DoneRecord) -> Result<()>;
     /// `false` when the lock was not held (any more).
@@ -93,6 +140,9 @@ pub mod defaults {
     pub const RECORD_TABLE: &str = "kube_once_runs";
     pub const TIMEOUT: Duration = Defaults::TIMEOUT;
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    /// How long after a lost leader's last heartbeat the next leader waits
+    /// (Chubby's lock-delay); `0` turns it off (no `running` table).
+    pub const LOCK_DELAY: Duration = Duration::from_secs(15);
 }
 
 /// What `lock` is asked to do, as plain values; [`plan`] reads the
@@ -112,6 +162,8 @@ pub struct Options {
     pub timeout: Duration,
     /// How long to wait for the database to accept connections (exit 69 after).
     pub connect_timeout: Duration,
+    /// How long after a lost leader's last heartbeat the next leader waits.
+    pub lock_delay: Duration,
     /// Image the command comes from (recorded, and part of the default key).
     pub image: String,
     pub namespace: String,
@@ -133,6 +185,7 @@ impl Options {
             record_table: defaults::RECORD_TABLE.to_owned(),
             timeout: defaults::TIMEOUT,
             connect_timeout: defaults::CONNECT_TIMEOUT,
+            lock_delay: defaults::LOCK_DELAY,
             image: String::new(),
             namespace: String::new(),
             deployment: String::new(),
@@ -154,6 +207,7 @@ pub struct Plan {
     pub pod: String,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    pub lock_delay: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +225,8 @@ pub enum UsageError {
     MixedBackends { lock: &'static str, database: &'static str },
     #[error(transparent)]
     BadTable(#[from] record::BadTableName),
+    #[error("--key / {env}: {0}", env = env::KEY)]
+    KeyTooLong(#[from] record::KeyTooLong),
 }
 
 /// Builds the plan from the arguments and the environment (`lookup` reads an env var).
@@ -203,13 +259,14 @@ pub fn plan(args: &Options, lookup: impl Fn(&str) -> Option<String>) -> Result<P
         .clone()
         .filter(|key| !key.is_empty())
         .unwrap_or_else(|| kube_once_core::annotations::default_key(&args.image, &args.command));
+    record::validate_key(&key)?;
     Ok(Plan {
         target,
         lock_target,
         settings: Settings {
             lock_name: args.lock_name.clone(),
             table,
-            application_name: record::application_name(&args.namespace, &args.deployment, &args.pod),
+            application_name: names::application_name(&args.namespace, &args.deployment, &args.pod),
         },
         key,
         command: args.command.clone(),
@@ -217,11 +274,17 @@ pub fn plan(args: &Options, lookup: impl Fn(&str) -> Option<String>) -> Result<P
         pod: args.pod.clone(),
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
+        lock_delay: args.lock_delay,
     })
 }
 
 pub async fn run(args: Options) -> ExitCode {
-    let plan = match plan(&args, |var| std::env::var(var).ok()) {
+    run_with_env(args, |var| std::env::var(var).ok()).await
+}
+
+/// [`run`] with the environment read through `lookup` (tests).
+pub async fn run_with_env(args: Options, lookup: impl Fn(&str) -> Option<String>) -> ExitCode {
+    let plan = match plan(&args, lookup) {
         Ok(plan) => plan,
         Err(problem) => {
             error!(event = "usage", "kube-once lock: {problem}");
@@ -241,49 +304,34 @@ pub async fn run(args: Options) -> ExitCode {
     let code = match &plan.target {
         Target::Postgres(server) => {
             let lock = lock_server(&plan.lock_target);
-            match connect(&plan, || postgres::Postgres::connect(server, lock.as_ref(), settings)).await {
-                Some(backend) => protocol(backend, &plan).await,
-                None => exit::UNREACHABLE,
-            }
+            protocol(&plan, || postgres::Postgres::connect(server, lock.as_ref(), settings)).await
         }
         Target::MySql(server) => {
             let lock = lock_server(&plan.lock_target);
-            match connect(&plan, || mysql::MySql::connect(server, lock.as_ref(), settings)).await {
-                Some(backend) => protocol(backend, &plan).await,
-                None => exit::UNREACHABLE,
-            }
+            protocol(&plan, || mysql::MySql::connect(server, lock.as_ref(), settings)).await
         }
-        Target::Sqlite(path) => match connect(&plan, || sqlite::Sqlite::connect(path, settings)).await {
-            Some(backend) => protocol(backend, &plan).await,
-            None => exit::UNREACHABLE,
-        },
+        Target::Sqlite(path) => protocol(&plan, || sqlite::Sqlite::connect(path, settings)).await,
     };
     ExitCode::from(code)
 }
 
-/// Connects, retrying with capped exponential backoff until `connect_timeout`.
-async fn connect<B, F, Fut>(plan: &Plan, mut attempt: F) -> Option<B>
+/// Connects, retrying with capped exponential backoff until `deadline` has passed.
+async fn connect<B, F, Fut>(deadline: Duration, attempt: &mut F) -> Result<B, (u32, anyhow::Error)>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<B>>,
 {
     let started = Instant::now();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
-    for number in 1u32.. {
+    let mut number = 0u32;
+    loop {
+        number += 1;
         match attempt().await {
-            Ok(backend) => return Some(backend),
+            Ok(backend) => return Ok(backend),
             Err(problem) => {
-                let left = plan.connect_timeout.saturating_sub(started.elapsed());
+                let left = deadline.saturating_sub(started.elapsed());
                 if left.is_zero() {
-                    error!(
-                        event = "unreachable",
-                        attempts = number,
-                        error = format!("{problem:#}"),
-                        "database still unreachable after {}; giving up (exit {}). Check the URL, the network policy and that the server is up",
-                        humantime::format_duration(plan.connect_timeout),
-                        exit::UNREACHABLE
-                    );
-                    return None;
+                    return Err((number, problem));
                 }
                 let pause = backoff.next_pause().min(left);
                 warn!(
@@ -297,11 +345,69 @@ where
             }
         }
     }
-    None
 }
 
-async fn protocol<B: Backend>(mut backend: B, plan: &Plan) -> u8 {
-    match lead_or_follow(&mut backend, plan).await {
+/// Connects, waits for the lock (connecting again when the connection breaks
+/// while waiting), leads.
+async fn protocol<B, F, Fut>(plan: &Plan, mut attempt: F) -> u8
+where
+    B: Backend,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<B>>,
+{
+    let mut backend = match connect(plan.connect_timeout, &mut attempt).await {
+        Ok(backend) => backend,
+        Err((attempts, problem)) => {
+            error!(
+                event = "unreachable",
+                attempts,
+                error = format!("{problem:#}"),
+                "database still unreachable after {}; giving up (exit {}). Check the URL, the network policy and that the server is up",
+                humantime::format_duration(plan.connect_timeout),
+                exit::UNREACHABLE
+            );
+            return exit::UNREACHABLE;
+        }
+    };
+    let mut wait = Wait { since: Instant::now(), last_holder_log: None };
+    // Between reconnections too: an error that is not a broken connection
+    // (say a missing privilege) must not make a tight connect-fail loop.
+    let mut pause = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    loop {
+        match follow(&mut backend, plan, &mut wait).await {
+            Ok(Followed::Skipped) => return 0,
+            Ok(Followed::TimedOut) => return exit::TIMEOUT,
+            Ok(Followed::Acquired) => break,
+            Err(problem) => {
+                let left = plan.timeout.saturating_sub(wait.since.elapsed());
+                let pause = pause.next_pause().min(left);
+                warn!(
+                    event = "reconnecting",
+                    lock = plan.settings.lock_name,
+                    error = format!("{problem:#}"),
+                    retry_in_ms = pause.as_millis() as u64,
+                    left_s = left.as_secs(),
+                    "the database connection broke while waiting for the lock; connecting again"
+                );
+                tokio::time::sleep(pause).await;
+                match connect(left.saturating_sub(pause), &mut attempt).await {
+                    Ok(fresh) => backend = fresh,
+                    Err((attempts, problem)) => {
+                        error!(
+                            event = "unreachable",
+                            attempts,
+                            error = format!("{problem:#}"),
+                            "database unreachable until the lock timeout ({}); giving up (exit {})",
+                            humantime::format_duration(plan.timeout),
+                            exit::UNREACHABLE
+                        );
+                        return exit::UNREACHABLE;
+                    }
+                }
+            }
+        }
+    }
+    match lead_under_lock(&mut backend, plan).await {
         Ok(code) => code,
         Err(problem) => {
             error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
@@ -310,29 +416,39 @@ async fn protocol<B: Backend>(mut backend: B, plan: &Plan) -> u8 {
     }
 }
 
-async fn lead_or_follow<B: Backend>(backend: &mut B, plan: &Plan) -> Result<u8> {
+/// A follower's wait, kept across reconnections.
+struct Wait {
+    since: Instant,
+    last_holder_log: Option<Instant>,
+}
+
+enum Followed {
+    Skipped,
+    TimedOut,
+    Acquired,
+}
+
+/// The fast path and the wait for the lock; an error means the connection broke.
+async fn follow<B: Backend>(backend: &mut B, plan: &Plan, wait: &mut Wait) -> Result<Followed> {
     let lock = plan.settings.lock_name.as_str();
     let key = plan.key.as_str();
     let recording = plan.settings.table.is_some();
     if recording && backend.is_done(key).await? {
         info!(event = "skipped", lock, key, "already done for this key; nothing to run");
-        return Ok(0);
+        return Ok(Followed::Skipped);
     }
-
-    let waiting_since = Instant::now();
-    let mut last_holder_log: Option<Instant> = None;
     while !backend.try_lock().await? {
         if recording && backend.is_done(key).await? {
             info!(
                 event = "skipped",
                 lock,
                 key,
-                waited_ms = waiting_since.elapsed().as_millis() as u64,
+                waited_ms = wait.since.elapsed().as_millis() as u64,
                 "another pod finished the command while we waited; nothing to run"
             );
-            return Ok(0);
+            return Ok(Followed::Skipped);
         }
-        let waited = waiting_since.elapsed();
+        let waited = wait.since.elapsed();
         if waited >= plan.timeout {
             let holder = describe_holder(backend).await;
             error!(
@@ -343,9 +459,9 @@ async fn lead_or_follow<B: Backend>(backend: &mut B, plan: &Plan) -> Result<u8> 
                 humantime::format_duration(plan.timeout),
                 exit::TIMEOUT
             );
-            return Ok(exit::TIMEOUT);
+            return Ok(Followed::TimedOut);
         }
-        if last_holder_log.is_none_or(|at| at.elapsed() >= HOLDER_LOG_EVERY) {
+        if wait.last_holder_log.is_none_or(|at| at.elapsed() >= HOLDER_LOG_EVERY) {
             let holder = describe_holder(backend).await;
             info!(
                 event = "waiting",
@@ -354,12 +470,16 @@ async fn lead_or_follow<B: Backend>(backend: &mut B, plan: &Plan) -> Result<u8> 
                 waited_s = waited.as_secs(),
                 "waiting for lock `{lock}`, held by {holder}"
             );
-            last_holder_log = Some(Instant::now());
+            wait.last_holder_log = Some(Instant::now());
         }
         tokio::time::sleep(jitter(backend.poll_pause(), 0.2).min(plan.timeout.saturating_sub(waited))).await;
     }
-    info!(event = "acquired", lock, key, waited_ms = waiting_since.elapsed().as_millis() as u64, "lock acquired");
+    info!(event = "acquired", lock, key, waited_ms = wait.since.elapsed().as_millis() as u64, "lock acquired");
+    Ok(Followed::Acquired)
+}
 
+async fn lead_under_lock<B: Backend>(backend: &mut B, plan: &Plan) -> Result<u8> {
+    let lock = plan.settings.lock_name.as_str();
     let code = lead(backend, plan).await;
     match &code {
         Ok(Lead::Lost) => {}
@@ -376,9 +496,41 @@ enum Lead {
     Lost,
 }
 
+/// Holding the lock: waits out a lost leader's lock-delay, then runs the command.
 async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
     let lock = plan.settings.lock_name.as_str();
     let key = plan.key.as_str();
+    let timings = Timings::new(plan.lock_delay);
+    if !plan.lock_delay.is_zero() {
+        backend.ensure_running_table().await?;
+        if let Some((left, holder)) = backend.running_row(plan.lock_delay).await?
+            && !left.is_zero()
+        {
+            info!(
+                event = "lock-delay",
+                lock,
+                previous = holder,
+                wait_ms = left.as_millis() as u64,
+                "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
+                humantime::format_duration(plan.lock_delay)
+            );
+            let until = Instant::now() + left;
+            // Keep our own lock session busy (server-side idle timeouts) and checked.
+            while let Some(pause) = until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
+                tokio::time::sleep(pause.min(timings.heartbeat_every)).await;
+                if let Err(problem) = checked_heartbeat(backend, timings).await {
+                    error!(
+                        event = "lost",
+                        lock,
+                        error = format!("{problem:#}"),
+                        "lost the lock's database connection during the lock-delay; nothing ran (exit {})",
+                        exit::LOCK_LOST
+                    );
+                    return Ok(Lead::Lost);
+                }
+            }
+        }
+    }
     if plan.settings.table.is_some() {
         backend.ensure_record_table().await?;
         if backend.is_done(key).await? {
@@ -386,12 +538,16 @@ async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
             return Ok(Lead::Done(0));
         }
     }
+    if !plan.lock_delay.is_zero() {
+        backend.mark_running(&plan.settings.application_name).await?;
+    }
     let command = shell_words::join(&plan.command);
     let started = Instant::now();
-    let end = match supervise(backend, &plan.command).await {
+    let end = match supervise(backend, &plan.command, timings).await {
         Supervised::Exited(code) => code,
         Supervised::CannotStart(code, problem) => {
             error!(event = "failed", command, error = %problem, "cannot start the command; exit {code}");
+            clear_running(backend, plan).await;
             return Ok(Lead::Done(code));
         }
         Supervised::Lost(problem) => {
@@ -400,7 +556,7 @@ async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
                 lock,
                 command,
                 error = format!("{problem:#}"),
-                "lost the lock's database connection while the command ran; stopped the command (exit {})",
+                "lost the lock's database connection while the command ran; stopped the command and its process group (exit {})",
                 exit::LOCK_LOST
             );
             return Ok(Lead::Lost);
@@ -417,6 +573,7 @@ async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
             duration_ms,
             "the command failed; no done-record, the next pod will retry"
         );
+        clear_running(backend, plan).await;
         return Ok(Lead::Done(u8::try_from(end).unwrap_or(1)));
     }
     let record = DoneRecord {
@@ -428,6 +585,7 @@ async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
         exit_code: 0,
     };
     backend.write_record(&record).await?;
+    clear_running(backend, plan).await;
     info!(
         event = "ran",
         lock,
@@ -438,6 +596,33 @@ async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
         "the command succeeded"
     );
     Ok(Lead::Done(0))
+}
+
+/// The command has ended: our `running` row goes. A failure only costs the
+/// next leader one lock-delay, so it is logged, not fatal.
+async fn clear_running<B: Backend>(backend: &mut B, plan: &Plan) {
+    if plan.lock_delay.is_zero() {
+        return;
+    }
+    if let Err(problem) = backend.clear_running().await {
+        warn!(
+            event = "running-row",
+            lock = plan.settings.lock_name,
+            error = format!("{problem:#}"),
+            "cannot delete our `running` row; the next leader waits one lock-delay"
+        );
+    }
+}
+
+/// A heartbeat that fails when the database does not answer within the timeout.
+async fn checked_heartbeat<B: Backend>(backend: &mut B, timings: Timings) -> Result<()> {
+    match tokio::time::timeout(timings.heartbeat_timeout, backend.heartbeat()).await {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!(
+            "the lock connection did not answer the heartbeat within {}",
+            humantime::format_duration(timings.heartbeat_timeout)
+        ),
+    }
 }
 
 async fn release<B: Backend>(backend: &mut B, lock: &str) {
@@ -467,8 +652,9 @@ enum Supervised {
     Lost(anyhow::Error),
 }
 
-/// Runs the command, forwarding SIGTERM/SIGINT, while the heartbeat checks the lock.
-async fn supervise<B: Backend>(backend: &mut B, command: &[String]) -> Supervised {
+/// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
+/// the heartbeat checks the lock.
+async fn supervise<B: Backend>(backend: &mut B, command: &[String], timings: Timings) -> Supervised {
     let signals = signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
     let (mut term, mut int) = match signals {
         Ok(signals) => signals,
@@ -481,7 +667,7 @@ async fn supervise<B: Backend>(backend: &mut B, command: &[String]) -> Supervise
         Err(problem) => return Supervised::CannotStart(126, problem),
     };
     info!(event = "started", pid = child.pid(), command = shell_words::join(command), "running the command");
-    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut heartbeat = tokio::time::interval(timings.heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -489,8 +675,8 @@ async fn supervise<B: Backend>(backend: &mut B, command: &[String]) -> Supervise
             _ = term.recv() => child.signal(Signal::SIGTERM),
             _ = int.recv() => child.signal(Signal::SIGINT),
             _ = heartbeat.tick() => {
-                if let Err(problem) = backend.heartbeat().await {
-                    let _ = child.terminate(TERMINATE_GRACE).await;
+                if let Err(problem) = checked_heartbeat(backend, timings).await {
+                    let _ = child.terminate(timings.grace).await;
                     return Supervised::Lost(problem);
                 }
             }
@@ -545,6 +731,28 @@ mod tests {
             env(&[("DATABASE_URL", "sqlite:///a.db")]),
         );
         assert!(matches!(none, Ok(Plan { settings: Settings { table: None, .. }, .. })));
+    }
+
+    #[test]
+    fn keys_over_255_characters_are_refused_not_truncated() {
+        let long = |length| Options { key: Some("é".repeat(length)), ..options(&["true"]) };
+        let url = env(&[("DATABASE_URL", "mysql://h/d")]);
+        assert!(plan(&long(255), &url).is_ok());
+        let refused = plan(&long(256), &url);
+        assert!(matches!(refused, Err(UsageError::KeyTooLong(_))), "{refused:?}");
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("256 characters") && message.contains("at most 255"), "{message}");
+    }
+
+    #[test]
+    fn a_lost_leader_stops_well_inside_the_lock_delay() {
+        for seconds in [1, 2, 3, 15, 60, 600] {
+            let delay = Duration::from_secs(seconds);
+            let t = Timings::new(delay);
+            assert!(t.heartbeat_every + t.heartbeat_timeout + t.grace <= delay.mul_f64(0.8), "{seconds}s: {t:?}");
+            assert!(t.heartbeat_every <= Duration::from_secs(1));
+        }
+        assert_eq!(Timings::new(defaults::LOCK_DELAY).heartbeat_every, Duration::from_secs(1));
     }
 
     #[test]

@@ -13,28 +13,63 @@ use mysql_async::{Conn, OptsBuilder, SslOpts};
 
 use super::url::{Host, Server, TlsMode};
 use super::{Backend, Settings};
-use crate::record::{DoneRecord, mysql_lock_name};
+use crate::names::{RUNNING_TABLE, mysql_lock_name};
+use crate::record::DoneRecord;
 
 pub struct MySql {
     lock: Conn,
     /// Done-records through the app's own URL; `None` when it is the lock URL.
     records: Option<Conn>,
     name: String,
+    lock_name: String,
     table: Option<String>,
+    /// The collation keys are compared with: binary and without padding.
+    collation: &'static str,
     /// Connection id of the holder and when this process first saw it holding.
     seen_holder: Option<(u32, Instant)>,
+    /// Our `running` row's token, once written.
+    running: Option<i64>,
 }
+
+/// Collations that compare keys byte for byte *and* count trailing spaces
+/// (`utf8mb4_bin` is a PAD SPACE collation: `v1 ` = `v1`), best first:
+/// MySQL ≥ 8.0, MariaDB ≥ 10.2. Older servers get `utf8mb4_bin`, and the
+/// lookup also compares lengths, so no key is skipped wrongly there either.
+const KEY_COLLATIONS: [&str; 2] = ["utf8mb4_0900_bin", "utf8mb4_nopad_bin"];
+const FALLBACK_COLLATION: &str = "utf8mb4_bin";
 
 impl MySql {
     pub async fn connect(server: &Server, lock_server: Option<&Server>, settings: &Settings) -> Result<Self> {
         let lock_target = lock_server.unwrap_or(server);
-        let lock = open(lock_target, settings).await?;
+        let mut lock = open(lock_target, settings).await?;
+        // Server-side liveness: a session that sends nothing for 30 s is
+        // closed and its lock released. Followers poll every second, the
+        // leader heartbeats every second, so only a vanished holder is idle that long.
+        lock.query_drop("SET SESSION wait_timeout = 30").await.context("cannot set the lock session's wait_timeout")?;
+        let found: Option<String> = lock
+            .exec_first(
+                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?, ?) ORDER BY COLLATION_NAME LIMIT 1",
+                (KEY_COLLATIONS[0], KEY_COLLATIONS[1]),
+            )
+            .await
+            .context("cannot read information_schema.COLLATIONS")?;
+        let collation =
+            KEY_COLLATIONS.into_iter().find(|name| found.as_deref() == Some(*name)).unwrap_or(FALLBACK_COLLATION);
         let records = match lock_server {
             Some(_) if settings.table.is_some() => Some(open(server, settings).await?),
             _ => None,
         };
         let name = mysql_lock_name(lock_target.database.as_deref().unwrap_or_default(), &settings.lock_name);
-        Ok(MySql { lock, records, name, table: settings.table.clone(), seen_holder: None })
+        Ok(MySql {
+            lock,
+            records,
+            name,
+            lock_name: settings.lock_name.clone(),
+            table: settings.table.clone(),
+            collation,
+            seen_holder: None,
+            running: None,
+        })
     }
 
     fn records(&mut self) -> &mut Conn {
@@ -42,13 +77,15 @@ impl MySql {
     }
 }
 
-async fn open(server: &Server, settings: &Settings) -> Result<Conn> {
+pub(crate) async fn open(server: &Server, settings: &Settings) -> Result<Conn> {
     let mut opts = OptsBuilder::default()
         .user(server.user.clone())
         .pass(server.password.clone())
         .db_name(server.database.clone())
         // Without this, a TCP connection to localhost is silently moved to the Unix socket.
         .prefer_socket(false)
+        // UPDATE reports the rows it matched, not only those it changed.
+        .client_found_rows(true)
         .tcp_keepalive(Some(Duration::from_secs(10)))
         .connect_attributes(HashMap::from([("program_name".to_string(), settings.application_name.clone())]))
         .ssl_opts(ssl_opts(server));
@@ -87,8 +124,13 @@ fn is_missing_table(error: &mysql_async::Error) -> bool {
 impl Backend for MySql {
     async fn is_done(&mut self, key: &str) -> Result<bool> {
         let Some(table) = self.table.clone() else { return Ok(false) };
-        let sql = format!("SELECT 1 FROM `{table}` WHERE `key` = ?");
-        match self.records().exec_first::<i64, _, _>(sql, (key,)).await {
+        // Exact, even on a table created with a case- or accent-insensitive
+        // collation that is not migrated yet (the first leader migrates it).
+        let sql = format!(
+            "SELECT 1 FROM `{table}` WHERE `key` = ? COLLATE {} AND CHAR_LENGTH(`key`) = CHAR_LENGTH(?)",
+            self.collation
+        );
+        match self.records().exec_first::<i64, _, _>(sql, (key, key)).await {
             Ok(row) => Ok(row.is_some()),
             Err(error) if is_missing_table(&error) => Ok(false),
             Err(error) => Err(error).with_context(|| format!("cannot read the done-record table `{table}`")),
@@ -124,24 +166,116 @@ impl Backend for MySql {
     }
 
     async fn heartbeat(&mut self) -> Result<()> {
-        self.lock.query_drop("SELECT 1").await.context("the lock connection does not answer")
+        let Some(token) = self.running else {
+            return self.lock.query_drop("SELECT 1").await.context("the lock connection does not answer");
+        };
+        let sql =
+            format!("UPDATE {RUNNING_TABLE} SET heartbeat_at = UTC_TIMESTAMP(6) WHERE lock_name = ? AND token = ?");
+        self.lock.exec_drop(sql, (&self.lock_name, token)).await.context("the lock connection does not answer")?;
+        let updated = self.lock.affected_rows();
+        anyhow::ensure!(updated == 1, "our `running` row in {RUNNING_TABLE} is gone: another leader took over");
+        Ok(())
     }
 
+    async fn ensure_running_table(&mut self) -> Result<()> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {RUNNING_TABLE} (lock_name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {} NOT NULL PRIMARY KEY, \
+             holder VARCHAR(255) NOT NULL, token BIGINT NOT NULL, started_at DATETIME(6) NOT NULL, \
+             heartbeat_at DATETIME(6) NOT NULL) DEFAULT CHARSET = utf8mb4",
+            self.collation
+        );
+        self.lock.query_drop(sql).await.with_context(|| {
+            format!("cannot create the table {RUNNING_TABLE} (the leader's heartbeat, for the lock-delay); grant CREATE or pass --lock-delay 0")
+        })
+    }
+
+    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+        let sql = format!(
+            "SELECT holder, TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), heartbeat_at + INTERVAL ? MICROSECOND) \
+             FROM {RUNNING_TABLE} WHERE lock_name = ?"
+        );
+        let delay_us = lock_delay.as_micros() as i64;
+        let row: Option<(String, i64)> = self
+            .lock
+            .exec_first(sql, (delay_us, &self.lock_name))
+            .await
+            .with_context(|| format!("cannot read {RUNNING_TABLE}"))?;
+        Ok(row.map(|(holder, left_us)| (Duration::from_micros(left_us.clamp(0, delay_us) as u64), holder)))
+    }
+
+    async fn mark_running(&mut self, holder: &str) -> Result<()> {
+        let token = fastrand::i64(..);
+        let sql = format!(
+            "INSERT INTO {RUNNING_TABLE} (lock_name, holder, token, started_at, heartbeat_at) \
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE \
+             holder = VALUES(holder), token = VALUES(token), started_at = VALUES(started_at), heartbeat_at = VALUES(heartbeat_at)"
+        );
+        self.lock
+            .exec_drop(sql, (&self.lock_name, holder, token))
+            .await
+            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))?;
+        self.running = Some(token);
+        Ok(())
+    }
+
+    async fn clear_running(&mut self) -> Result<()> {
+        let Some(token) = self.running.take() else { return Ok(()) };
+        let sql = format!("DELETE FROM {RUNNING_TABLE} WHERE lock_name = ? AND token = ?");
+        self.lock
+            .exec_drop(sql, (&self.lock_name, token))
+            .await
+            .with_context(|| format!("cannot delete our row from {RUNNING_TABLE}"))
+    }
+
+    /// Creates the table, or migrates the key column of one created before
+    /// keys were compared exactly (the server's default, case- and
+    /// accent-insensitive collation). The migration only makes keys more
+    /// distinct, so it cannot fail on duplicates; it runs under the lock.
     async fn ensure_record_table(&mut self) -> Result<()> {
         let Some(table) = self.table.clone() else { return Ok(()) };
+        let collation = self.collation;
+        let column = format!("`key` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL");
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS `{table}` (`key` VARCHAR(255) PRIMARY KEY, command TEXT NOT NULL, \
+            "CREATE TABLE IF NOT EXISTS `{table}` ({column} PRIMARY KEY, command TEXT NOT NULL, \
              image TEXT NOT NULL, pod VARCHAR(253) NOT NULL, started_at DATETIME(3) NOT NULL, \
-             finished_at DATETIME(3) NOT NULL, duration_ms BIGINT NOT NULL, exit_code INT NOT NULL)"
+             finished_at DATETIME(3) NOT NULL, duration_ms BIGINT NOT NULL, exit_code INT NOT NULL) DEFAULT CHARSET = utf8mb4"
         );
-        self.records().query_drop(sql).await.with_context(|| format!("cannot create the done-record table `{table}`"))
+        self.records()
+            .query_drop(sql)
+            .await
+            .with_context(|| format!("cannot create the done-record table `{table}`"))?;
+        let current: Option<Option<String>> = self
+            .records()
+            .exec_first(
+                "SELECT COLLATION_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'key'",
+                (&table,),
+            )
+            .await
+            .with_context(|| format!("cannot read the key column of `{table}`"))?;
+        let current = current.flatten().unwrap_or_default();
+        if current != collation {
+            self.records()
+                .query_drop(format!("ALTER TABLE `{table}` MODIFY {column}"))
+                .await
+                .with_context(|| format!("cannot change the key column of `{table}` from {current} to {collation}; run: ALTER TABLE `{table}` MODIFY {column}"))?;
+            tracing::info!(
+                event = "migrated",
+                table,
+                from = current,
+                to = collation,
+                "the done-record table's key column now compares keys exactly (case, accents and trailing spaces count)"
+            );
+        }
+        Ok(())
     }
 
     async fn write_record(&mut self, record: &DoneRecord) -> Result<()> {
         let Some(table) = self.table.clone() else { return Ok(()) };
+        // Not INSERT IGNORE: that would turn a truncation into a warning.
         let sql = format!(
-            "INSERT IGNORE INTO `{table}` (`key`, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
-             VALUES (?, ?, ?, ?, NOW(3) - INTERVAL (? * 1000) MICROSECOND, NOW(3), ?, ?)"
+            "INSERT INTO `{table}` (`key`, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
+             VALUES (?, ?, ?, ?, NOW(3) - INTERVAL (? * 1000) MICROSECOND, NOW(3), ?, ?) ON DUPLICATE KEY UPDATE `key` = `key`"
         );
         let params = (
             &record.key,

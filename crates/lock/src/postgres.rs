@@ -16,7 +16,8 @@ use tokio_postgres::{Client, Config};
 
 use super::url::{Host, Server, TlsMode};
 use super::{Backend, Settings, tls};
-use crate::record::{DoneRecord, advisory_key};
+use crate::names::{RUNNING_TABLE, advisory_key};
+use crate::record::DoneRecord;
 
 pub struct Postgres {
     /// The lock's session (the lock URL when one is given).
@@ -24,17 +25,28 @@ pub struct Postgres {
     /// Done-records go through the app's own URL; `None` when it is the lock URL.
     records: Option<Client>,
     key: i64,
+    lock_name: String,
     table: Option<String>,
+    /// Our `running` row's token, once written.
+    running: Option<i64>,
 }
 
 impl Postgres {
     pub async fn connect(server: &Server, lock_server: Option<&Server>, settings: &Settings) -> Result<Self> {
         let lock = open(lock_server.unwrap_or(server), settings).await?;
+        keep_lock_session_alive(&lock).await?;
         let records = match lock_server {
             Some(_) if settings.table.is_some() => Some(open(server, settings).await?),
             _ => None,
         };
-        Ok(Postgres { lock, records, key: advisory_key(&settings.lock_name), table: settings.table.clone() })
+        Ok(Postgres {
+            lock,
+            records,
+            key: advisory_key(&settings.lock_name),
+            lock_name: settings.lock_name.clone(),
+            table: settings.table.clone(),
+            running: None,
+        })
     }
 
     fn records(&self) -> &Client {
@@ -42,7 +54,7 @@ impl Postgres {
     }
 }
 
-async fn open(server: &Server, settings: &Settings) -> Result<Client> {
+pub(crate) async fn open(server: &Server, settings: &Settings) -> Result<Client> {
     let config = config(server, &settings.application_name);
     let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(server)?);
     let (client, connection) =
@@ -83,6 +95,33 @@ fn config(server: &Server, application_name: &str) -> Config {
         .keepalives_interval(Duration::from_secs(5))
         .keepalives_retries(3);
     config
+}
+
+/// Server-side liveness of the lock's session, so that the server releases
+/// the lock of a holder that vanished (node gone, network cut) within a
+/// minute instead of the kernel's default of two hours:
+/// - keepalive probes after 10 s idle, every 5 s, 3 lost → dropped (≤ 25 s);
+/// - unacknowledged data for 30 s → dropped (`tcp_user_timeout`, PG ≥ 12);
+/// - no statement for 30 s → session ended (`idle_session_timeout`, PG ≥ 14):
+///   followers poll every 250 ms and the leader heartbeats every second, so
+///   only a vanished holder is ever idle that long.
+///
+/// On a Unix socket the TCP settings are ignored by the server.
+async fn keep_lock_session_alive(client: &Client) -> Result<()> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .context("cannot read the server version")?
+        .get(0);
+    let mut sql =
+        String::from("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3;");
+    if version >= 120000 {
+        sql.push_str(" SET tcp_user_timeout = 30000;");
+    }
+    if version >= 140000 {
+        sql.push_str(" SET idle_session_timeout = '30s';");
+    }
+    client.batch_execute(&sql).await.context("cannot set the lock session's keepalive and idle timeouts")
 }
 
 /// Splits the advisory key the way `pg_locks` shows it: classid = high half, objid = low half.
@@ -139,7 +178,76 @@ impl Backend for Postgres {
     }
 
     async fn heartbeat(&mut self) -> Result<()> {
-        self.lock.simple_query("SELECT 1").await.map(drop).context("the lock connection does not answer")
+        let Some(token) = self.running else {
+            return self.lock.simple_query("SELECT 1").await.map(drop).context("the lock connection does not answer");
+        };
+        let sql =
+            format!("UPDATE {RUNNING_TABLE} SET heartbeat_at = clock_timestamp() WHERE lock_name = $1 AND token = $2");
+        let updated =
+            self.lock.execute(&sql, &[&self.lock_name, &token]).await.context("the lock connection does not answer")?;
+        anyhow::ensure!(updated == 1, "our `running` row in {RUNNING_TABLE} is gone: another leader took over");
+        Ok(())
+    }
+
+    async fn ensure_running_table(&mut self) -> Result<()> {
+        let exists = self.lock.query_one("SELECT to_regclass($1) IS NOT NULL", &[&RUNNING_TABLE]).await;
+        if exists.is_ok_and(|row| row.get::<_, bool>(0)) {
+            return Ok(());
+        }
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {RUNNING_TABLE} (lock_name text PRIMARY KEY, holder text NOT NULL, \
+             token bigint NOT NULL, started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL)"
+        );
+        match self.lock.batch_execute(&sql).await {
+            Ok(()) => Ok(()),
+            // Two first leaders of different locks at once: the other one created it.
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(()),
+            Err(error) => Err(error).with_context(|| {
+                format!("cannot create the table {RUNNING_TABLE} (the leader's heartbeat, for the lock-delay); grant CREATE or pass --lock-delay 0")
+            }),
+        }
+    }
+
+    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+        let sql = format!(
+            "SELECT holder, greatest(0, extract(epoch FROM heartbeat_at + $2::bigint * interval '1 millisecond' - clock_timestamp()))::float8 \
+             FROM {RUNNING_TABLE} WHERE lock_name = $1"
+        );
+        let delay_ms = lock_delay.as_millis() as i64;
+        let row = self
+            .lock
+            .query_opt(&sql, &[&self.lock_name, &delay_ms])
+            .await
+            .with_context(|| format!("cannot read {RUNNING_TABLE}"))?;
+        Ok(row.map(|row| {
+            let left: f64 = row.get(1);
+            (Duration::from_secs_f64(left.clamp(0.0, lock_delay.as_secs_f64())), row.get(0))
+        }))
+    }
+
+    async fn mark_running(&mut self, holder: &str) -> Result<()> {
+        let token = fastrand::i64(..);
+        let sql = format!(
+            "INSERT INTO {RUNNING_TABLE} (lock_name, holder, token, started_at, heartbeat_at) \
+             VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp()) ON CONFLICT (lock_name) DO UPDATE \
+             SET holder = EXCLUDED.holder, token = EXCLUDED.token, started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at"
+        );
+        self.lock
+            .execute(&sql, &[&self.lock_name, &holder, &token])
+            .await
+            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))?;
+        self.running = Some(token);
+        Ok(())
+    }
+
+    async fn clear_running(&mut self) -> Result<()> {
+        let Some(token) = self.running.take() else { return Ok(()) };
+        let sql = format!("DELETE FROM {RUNNING_TABLE} WHERE lock_name = $1 AND token = $2");
+        self.lock
+            .execute(&sql, &[&self.lock_name, &token])
+            .await
+            .map(drop)
+            .with_context(|| format!("cannot delete our row from {RUNNING_TABLE}"))
     }
 
     async fn ensure_record_table(&mut self) -> Result<()> {

@@ -1,9 +1,9 @@
 //! The done-record: one row per key in a table of the app's database, written
 //! after the command succeeded, so later pods (and pods that waited) skip at
-//! once. Also the derivations of the default key and the lock identifiers.
-//! Pure; the SQL dialects live with their backends.
-
-use sha2::{Digest, Sha256};
+//! once: what it holds, its table's name and the key's length. Pure; the SQL
+//! dialects live with their backends. The default key is the core's
+//! (`kube_once_core::annotations::default_key`), the names kube-once gives
+//! itself on the servers are in [`crate::names`].
 
 /// What gets written when the command succeeded.
 #[derive(Debug, Clone)]
@@ -31,42 +31,21 @@ pub fn validate_table_name(name: &str) -> Result<(), BadTableName> {
     if first_ok && rest_ok && name.len() <= 63 { Ok(()) } else { Err(BadTableName(name.to_string())) }
 }
 
-/// PostgreSQL advisory lock key: the first 8 bytes of SHA-256(lock name),
-/// read as a big-endian signed 64-bit integer. The same number in SQL:
-/// `SELECT ('x' || left(encode(sha256('kube-once'), 'hex'), 16))::bit(64)::bigint`.
-pub fn advisory_key(lock_name: &str) -> i64 {
-    let digest = Sha256::digest(lock_name.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
-}
+/// Keys are compared and stored whole on every backend: longer keys are
+/// refused (the MySQL/MariaDB column holds 255 characters), in the same unit
+/// as the webhook's check of the `key` annotation (characters).
+pub const MAX_KEY: usize = kube_once_core::annotations::MAX_KEY;
 
-/// MySQL/MariaDB lock name. `GET_LOCK` names are server-wide, not per
-/// database, so the database name is part of it: `<database>/<lock name>`.
-/// Names longer than MySQL's 64-character limit become `kube-once:` + the
-/// first 40 hex digits of their SHA-256.
-pub fn mysql_lock_name(database: &str, lock_name: &str) -> String {
-    let name = format!("{database}/{lock_name}");
-    if name.chars().count() <= 64 {
-        name
-    } else {
-        format!("kube-once:{}", &hex::encode(Sha256::digest(name.as_bytes()))[..40])
-    }
-}
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "the key is {0} characters long; at most {MAX_KEY} are stored. Shorten the key (it is compared as written: case, accents and spaces count), or leave it out to use the hash of the image and command"
+)]
+pub struct KeyTooLong(pub usize);
 
-/// `<namespace>/<deployment>/<pod>`, cut to PostgreSQL's 63-byte limit on a
-/// character boundary; `kube-once` when nothing is known.
-pub fn application_name(namespace: &str, deployment: &str, pod: &str) -> String {
-    let name = if namespace.is_empty() && deployment.is_empty() && pod.is_empty() {
-        "kube-once".to_string()
-    } else {
-        format!("{namespace}/{deployment}/{pod}")
-    };
-    let mut end = name.len().min(63);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name[..end].to_string()
+/// Checks the key's length in characters (not bytes).
+pub fn validate_key(key: &str) -> Result<(), KeyTooLong> {
+    let length = key.chars().count();
+    if length > MAX_KEY { Err(KeyTooLong(length)) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -83,26 +62,9 @@ mod tests {
     }
 
     #[test]
-    fn advisory_key_matches_the_documented_sql() {
-        // The documented SQL reads the first 16 hex digits as a signed 64-bit number.
-        let digest = hex::encode(Sha256::digest(b"kube-once"));
-        let expected = u64::from_str_radix(&digest[..16], 16).map(|v| v as i64).unwrap_or_default();
-        assert_eq!(advisory_key("kube-once"), expected);
-        assert_ne!(advisory_key("a"), advisory_key("b"));
-    }
-
-    #[test]
-    fn mysql_names_fit_64_characters() {
-        assert_eq!(mysql_lock_name("app", "kube-once"), "app/kube-once");
-        let long = mysql_lock_name("app", &"x".repeat(80));
-        assert!(long.len() <= 64 && long.starts_with("kube-once:"));
-    }
-
-    #[test]
-    fn application_name_is_cut_to_63_bytes() {
-        assert_eq!(application_name("", "", ""), "kube-once");
-        assert_eq!(application_name("shop", "web", "web-abc"), "shop/web/web-abc");
-        let long = application_name("ns", &"é".repeat(40), "pod");
-        assert!(long.len() <= 63 && long.starts_with("ns/é"));
+    fn keys_are_counted_in_characters() {
+        assert!(validate_key(&"é".repeat(MAX_KEY)).is_ok());
+        assert_eq!(validate_key(&"é".repeat(MAX_KEY + 1)), Err(KeyTooLong(MAX_KEY + 1)));
+        assert!(validate_key("").is_ok());
     }
 }

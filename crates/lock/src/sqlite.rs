@@ -107,6 +107,24 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    // No lock-delay: the lock is this process's file lock, released only when
+    // the process (and, through the parent-death signal, its child) is gone.
+    async fn ensure_running_table(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn running_row(&mut self, _lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+        Ok(None)
+    }
+
+    async fn mark_running(&mut self, _holder: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn clear_running(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     async fn ensure_record_table(&mut self) -> Result<()> {
         let Some(table) = self.table.clone() else { return Ok(()) };
         blocking(&self.records, move |db| {

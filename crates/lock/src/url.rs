@@ -117,18 +117,49 @@ pub enum UrlError {
     NoScheme,
     #[error("the database URL scheme `{0}://` is not supported; accepted: {accepted}", accepted = ACCEPTED_SCHEMES.join(", "))]
     UnknownScheme(String),
-    #[error("the database URL has a bad port `{0}`: write a number from 1 to 65535")]
-    BadPort(String),
+    /// The text is not quoted: a mangled URL may put part of the password there.
+    #[error(
+        "the database URL has a bad port: write a number from 1 to 65535 after the host. If the password holds `@`, `:` or `/`, percent-escape them (%40, %3A, %2F)"
+    )]
+    BadPort,
+    #[error(
+        "the database URL's host is not a host name or an IP address; if the password holds `@`, `:`, `/`, `?` or `#`, percent-escape them (%40, %3A, %2F, %3F, %23)"
+    )]
+    BadHost,
     #[error("the database URL names no host; write e.g. {0}://user:pass@db.example:5432/app")]
     NoHost(&'static str),
-    #[error("the database URL has a bad percent-escape in `{0}`")]
-    BadEscape(String),
-    #[error("`{name}={value}` in the database URL is not a known value; use one of {accepted}")]
-    BadParameter { name: String, value: String, accepted: &'static str },
+    /// Only which part; its text may hold the password of a mangled URL.
     #[error(
-        "the SQLite URL `{0}` names no file; write sqlite:///relative.db or sqlite:////absolute/path.db (an in-memory database cannot be shared between pods)"
+        "the database URL has a bad percent-escape in its {0}: write `%` as %25 and every escape as % and two hex digits"
     )]
-    SqliteNoFile(String),
+    BadEscape(Part),
+    /// The value is not quoted (it might be a misplaced secret).
+    #[error("the database URL parameter `{name}` has a value that is not known; use one of {accepted}")]
+    BadParameter { name: String, accepted: &'static str },
+    #[error(
+        "the SQLite URL names no file; write sqlite:///relative.db or sqlite:////absolute/path.db (an in-memory database cannot be shared between pods)"
+    )]
+    SqliteNoFile,
+}
+
+/// A part of a database URL, named in errors instead of its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Host,
+    Database,
+    Query,
+    Path,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Part::Host => "host",
+            Part::Database => "database name",
+            Part::Query => "query parameters",
+            Part::Path => "file path",
+        })
+    }
 }
 
 pub fn parse(url: &str) -> Result<Target, UrlError> {
@@ -139,7 +170,7 @@ pub fn parse(url: &str) -> Result<Target, UrlError> {
     match dialect {
         "postgres" | "postgresql" | "pgsql" => Ok(Target::Postgres(parse_server(rest, Dialect::Postgres)?)),
         "mysql" | "mariadb" => Ok(Target::MySql(parse_server(rest, Dialect::MySql)?)),
-        "sqlite" => parse_sqlite(url, rest),
+        "sqlite" => parse_sqlite(rest),
         _ => Err(UrlError::UnknownScheme(scheme)),
     }
 }
@@ -161,44 +192,50 @@ impl Dialect {
 
 /// `sqlite:///rel.db` is relative to the working directory, `sqlite:////abs.db`
 /// is absolute (SQLAlchemy's convention: the third slash ends the empty host).
-fn parse_sqlite(url: &str, rest: &str) -> Result<Target, UrlError> {
+fn parse_sqlite(rest: &str) -> Result<Target, UrlError> {
     let path = rest.strip_prefix('/').unwrap_or(rest);
     let path = path.split('?').next().unwrap_or_default();
-    let path = percent_decode(path)?;
+    let path = percent_decode(path, Part::Path)?;
     if path.is_empty() || path == ":memory:" || path == "/" {
-        return Err(UrlError::SqliteNoFile(url.to_string()));
+        return Err(UrlError::SqliteNoFile);
     }
     Ok(Target::Sqlite(PathBuf::from(path)))
 }
 
+/// Splits `[userinfo@]host[:port][/database][?query]`.
+///
+/// Passwords come from secret stores and generators and are often not
+/// percent-escaped: they may hold `/`, `?`, `#`, `:` and `@`. The user name
+/// cannot hold `:`, `/`, `?`, `#` or `@` (SQLAlchemy's rule), and the host
+/// part cannot hold `@`, so the userinfo ends at the LAST `@` when the text
+/// before its first `:` is a plain user name. An `@` in the database name or
+/// a query value (e.g. a path in `sslrootcert`) must then be written `%40`.
+/// Errors never quote the parts, since a password written in an unexpected
+/// form may end up in any of them.
 fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
+    let (userinfo, rest) = split_userinfo(rest);
     let (before_query, query) = match rest.split_once('?') {
         Some((before, query)) => (before, Some(query)),
         None => (rest, None),
     };
-    let (authority, path) = match before_query.split_once('/') {
+    let (hostport, path) = match before_query.split_once('/') {
         Some((authority, path)) => (authority, Some(path)),
         None => (before_query, None),
     };
-    // The password may contain `@` when the user did not escape it: the last `@` ends it.
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((userinfo, hostport)) => (Some(userinfo), hostport),
-        None => (None, authority),
-    };
     let (user, password) = match userinfo {
         Some(info) => match info.split_once(':') {
-            Some((user, password)) => (non_empty(percent_decode(user)?), Some(percent_decode(password)?)),
-            None => (non_empty(percent_decode(info)?), None),
+            Some((user, password)) => (non_empty(percent_decode_lenient(user)), Some(percent_decode_lenient(password))),
+            None => (non_empty(percent_decode_lenient(info)), None),
         },
         None => (None, None),
     };
     let (host, port) = split_host_port(hostport)?;
     let mut server = Server {
-        host: Host::Tcp(percent_decode(host)?),
+        host: authority_host(host, hostport.starts_with('['))?,
         port,
         user,
         password,
-        database: path.map(percent_decode).transpose()?.and_then(non_empty),
+        database: path.map(|path| percent_decode(path, Part::Database)).transpose()?.and_then(non_empty),
         tls: match dialect {
             Dialect::Postgres => TlsMode::Prefer,
             Dialect::MySql => TlsMode::Disable,
@@ -208,7 +245,10 @@ fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
     };
     for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        apply_parameter(&mut server, dialect, &percent_decode(name)?, &percent_decode(value)?)?;
+        let name = percent_decode(name, Part::Query)?;
+        let value =
+            if name == "password" { percent_decode_lenient(value) } else { percent_decode(value, Part::Query)? };
+        apply_parameter(&mut server, dialect, &name, &value)?;
     }
     if matches!(&server.host, Host::Tcp(host) if host.is_empty()) {
         return Err(UrlError::NoHost(dialect.scheme()));
@@ -216,8 +256,39 @@ fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
     Ok(server)
 }
 
+/// The host of the authority: a name, an IP address, or a percent-escaped
+/// socket directory (`%2Fvar%2Frun%2Fpostgresql`, as libpq writes it).
+/// Anything else is refused without quoting it: a `:` or `#` there means the
+/// password was split off wrong (e.g. no `@`), and the host appears in logs.
+fn authority_host(host: &str, bracketed: bool) -> Result<Host, UrlError> {
+    let host = percent_decode(host, Part::Host)?;
+    if host.starts_with('/') {
+        return Ok(Host::Socket(PathBuf::from(host)));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    // IPv6 (only in `[...]`), with an optional zone: `[fe80::1%eth0]`.
+    let ipv6 = bracketed && host.chars().all(|c| plain(c) || matches!(c, ':' | '%'));
+    if host.chars().all(plain) || ipv6 { Ok(Host::Tcp(host)) } else { Err(UrlError::BadHost) }
+}
+
+/// `(userinfo, the rest)`: the userinfo ends at the last `@`, provided the
+/// user name before the first `:` is plain (no `/`, `?`, `#`); otherwise the
+/// `@` belongs to the path or query of a URL without userinfo.
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    if let Some((userinfo, after)) = rest.rsplit_once('@')
+        && !userinfo.split(':').next().unwrap_or_default().contains(['/', '?', '#', '@'])
+    {
+        return (Some(userinfo), after);
+    }
+    // `user@host/db?sslrootcert=/a@b`: no password, an `@` further on.
+    match rest.split_once('@') {
+        Some((userinfo, after)) if !userinfo.contains(['/', '?', '#']) => (Some(userinfo), after),
+        _ => (None, rest),
+    }
+}
+
 fn apply_parameter(server: &mut Server, dialect: Dialect, name: &str, value: &str) -> Result<(), UrlError> {
-    let bad = |accepted| UrlError::BadParameter { name: name.to_string(), value: value.to_string(), accepted };
+    let bad = |accepted| UrlError::BadParameter { name: name.to_string(), accepted };
     match (dialect, name) {
         (Dialect::Postgres, "sslmode") => {
             server.tls = match value {
@@ -275,9 +346,9 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), UrlError> {
             Some((host, "")) => Ok((host, None)),
             Some((host, port)) => match port.strip_prefix(':') {
                 Some(port) => Ok((host, Some(parse_port(port)?))),
-                None => Err(UrlError::BadPort(port.to_string())),
+                None => Err(UrlError::BadPort),
             },
-            None => Err(UrlError::BadPort(hostport.to_string())),
+            None => Err(UrlError::BadPort),
         };
     }
     match hostport.rsplit_once(':') {
@@ -290,7 +361,7 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), UrlError> {
 fn parse_port(text: &str) -> Result<u16, UrlError> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
-        _ => Err(UrlError::BadPort(text.to_string())),
+        _ => Err(UrlError::BadPort),
     }
 }
 
@@ -298,22 +369,51 @@ fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn percent_decode(text: &str) -> Result<String, UrlError> {
+fn percent_decode(text: &str, part: Part) -> Result<String, UrlError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'%' {
-            let hex = bytes.get(index + 1..index + 3).ok_or_else(|| UrlError::BadEscape(text.to_string()))?;
-            let hex = std::str::from_utf8(hex).map_err(|_| UrlError::BadEscape(text.to_string()))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| UrlError::BadEscape(text.to_string()))?);
+            out.push(hex_byte(bytes, index + 1).ok_or(UrlError::BadEscape(part))?);
             index += 3;
         } else {
             out.push(bytes[index]);
             index += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| UrlError::BadEscape(text.to_string()))
+    String::from_utf8(out).map_err(|_| UrlError::BadEscape(part))
+}
+
+/// User names and passwords: a `%` not followed by two hex digits is kept as
+/// it is (what SQLAlchemy's `unquote` does), and bytes that do not decode to
+/// UTF-8 are kept escaped, so a password never makes the URL an error.
+fn percent_decode_lenient(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match (bytes[index], hex_byte(bytes, index + 1)) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                index += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+/// The byte written as two hex digits at `at`.
+fn hex_byte(bytes: &[u8], at: usize) -> Option<u8> {
+    let hex = std::str::from_utf8(bytes.get(at..at + 2)?).ok()?;
+    if !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
 }
 
 #[cfg(test)]
@@ -361,8 +461,8 @@ mod tests {
         assert_eq!(parse("sqlite:///data/app.db"), Ok(Target::Sqlite("data/app.db".into())));
         assert_eq!(parse("sqlite:////abs.db"), Ok(Target::Sqlite("/abs.db".into())));
         assert_eq!(parse("sqlite:////var/lib/app.db?mode=rw"), Ok(Target::Sqlite("/var/lib/app.db".into())));
-        assert!(matches!(parse("sqlite://"), Err(UrlError::SqliteNoFile(_))));
-        assert!(matches!(parse("sqlite:///:memory:"), Err(UrlError::SqliteNoFile(_))));
+        assert_eq!(parse("sqlite://"), Err(UrlError::SqliteNoFile));
+        assert_eq!(parse("sqlite:///:memory:"), Err(UrlError::SqliteNoFile));
     }
 
     #[test]
@@ -396,11 +496,57 @@ mod tests {
         assert_eq!(s.host, Host::Tcp("db".into()));
         let s = server("postgresql://app@/app?host=/var/run/postgresql");
         assert_eq!(s.host, Host::Socket("/var/run/postgresql".into()));
+        let s = server("postgresql://app@%2Fvar%2Frun%2Fpostgresql/app");
+        assert_eq!(s.host, Host::Socket("/var/run/postgresql".into()));
+        assert_eq!(parse("postgresql://app:#x127.0.0.1:5432/app"), Err(UrlError::BadHost));
+        assert_eq!(parse("postgresql://app:S3cret127.0.0.1:5432/app"), Err(UrlError::BadHost));
         let s = server("postgresql://[::1]:5433/app");
         assert_eq!((s.host, s.port), (Host::Tcp("::1".into()), Some(5433)));
-        assert!(matches!(parse("postgresql://h:99999/d"), Err(UrlError::BadPort(_))));
+        assert_eq!(parse("postgresql://h:99999/d"), Err(UrlError::BadPort));
         assert!(matches!(parse("postgresql:///d"), Err(UrlError::NoHost(_))));
-        assert!(matches!(parse("postgresql://h/d%zz"), Err(UrlError::BadEscape(_))));
+        assert_eq!(parse("postgresql://h/d%zz"), Err(UrlError::BadEscape(Part::Database)));
+    }
+
+    #[test]
+    fn unescaped_passwords_end_at_the_last_at_sign() {
+        for password in ["S3cret/PW", "a?b", "x#y", "p@ss/w?rd#1", "a:b:c", "100%", "%zz%4", "%41", "/?#@:%"] {
+            let url = format!("postgresql://app:{password}@db.example:5433/shop?sslmode=require");
+            let s = server(&url);
+            let expected = if password == "%41" { "A" } else { password };
+            assert_eq!(s.password.as_deref(), Some(expected), "{url}");
+            assert_eq!(s.user.as_deref(), Some("app"), "{url}");
+            assert_eq!((s.host, s.port), (Host::Tcp("db.example".into()), Some(5433)), "{url}");
+            assert_eq!(s.database.as_deref(), Some("shop"), "{url}");
+            assert_eq!(s.tls, TlsMode::Require, "{url}");
+        }
+        // No password, an `@` further on: the first `@` ends the user.
+        let s = server("postgresql://app@db/shop?sslrootcert=/etc/a@b/ca.pem");
+        assert_eq!((s.user.as_deref(), s.host), (Some("app"), Host::Tcp("db".into())));
+        assert_eq!(s.root_cert, Some(PathBuf::from("/etc/a@b/ca.pem")));
+        // No userinfo at all, an `@` in the query.
+        let s = server("postgresql://db/shop?sslrootcert=/etc/a@b/ca.pem");
+        assert_eq!((s.user, s.host), (None, Host::Tcp("db".into())));
+    }
+
+    #[test]
+    fn errors_never_quote_the_url() {
+        for (url, error) in [
+            ("postgresql://u:pw@h:S3cretPW/d", UrlError::BadPort),
+            ("postgresql://h:99999/S3cretPW", UrlError::BadPort),
+            ("postgresql://h/S3cretPW%zz", UrlError::BadEscape(Part::Database)),
+            ("postgresql://h/d?sslmode=S3cretPW", UrlError::BadParameter { name: "sslmode".into(), accepted: "" }),
+        ] {
+            let parsed = parse(url);
+            let text = match &parsed {
+                Err(problem) => format!("{problem} {problem:?}"),
+                Ok(_) => unreachable!("{url} parsed"),
+            };
+            assert!(!text.contains("S3cretPW"), "{url}: {text}");
+            assert_eq!(
+                std::mem::discriminant(&parsed.err().unwrap_or(UrlError::NoScheme)),
+                std::mem::discriminant(&error)
+            );
+        }
     }
 
     #[test]

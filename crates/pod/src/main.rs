@@ -1,10 +1,11 @@
-//! `kube-once-pod`: the lean binary for app pods (`lock`, `install`),
+//! `kube-once-pod`: the lean binary for app pods (`lock`, `install`,
+//! `history`, `forget`),
 //! installed into the pod as `/kube-once-bin/kube-once`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kube_once_pod::cmd::{self, install, lock, logging};
+use kube_once_pod::cmd::{self, forget, history, install, lock, logging};
 
 /// Run a Deployment's one-time step exactly once per rollout (the in-pod part).
 #[derive(Debug, Parser)]
@@ -21,6 +22,10 @@ struct Cli {
 enum Command {
     Lock(Box<lock::LockArgs>),
     Install(install::InstallArgs),
+    /// Show the recorded runs (done-records), newest first.
+    History(history::HistoryArgs),
+    /// Delete done-records, so the next pod start runs the command again.
+    Forget(forget::ForgetArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +34,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Lock(args) => lock::run(*args),
         Command::Install(args) => cmd::report(install::run(&args)),
+        Command::History(args) => history::run(args),
+        Command::Forget(args) => forget::run(args),
     }
 }

@@ -8,10 +8,12 @@ use std::process::Command;
 const POD: &str = env!("CARGO_BIN_EXE_kube-once-pod");
 
 #[test]
-fn offers_lock_and_install_only() {
+fn offers_the_in_pod_subcommands_only() {
     let help = Command::new(POD).arg("--help").output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    assert!(help.contains("lock") && help.contains("install"), "{help}");
+    for subcommand in ["lock", "install", "history", "forget"] {
+        assert!(help.contains(subcommand), "{subcommand} missing from:\n{help}");
+    }
     let serve = Command::new(POD).arg("serve").output().unwrap();
     assert_eq!(serve.status.code(), Some(2), "serve is the server binary's job");
 }

@@ -1,107 +1,131 @@
-//! `POST /preview` on the localhost listener: one Deployment (YAML or JSON)
-//! in, what the webhook would do to it out.
+//! `POST /preview` on the localhost listener: a manifest (YAML or JSON, one
+//! `apps/v1` Deployment among any other documents) in, what the webhook
+//! would do to that Deployment out. Read and rendered by exactly what
+//! `kube-once preview` uses (`kube_once_core::render`):
 //!
-//! - default: JSON `{"patch": [...], "object": {...}, "warnings": [...]}`
-//! - `?format=yaml`: the mutated Deployment as YAML
-//! - `?format=diff`: a unified diff of the Deployment's YAML, before → after
+//! - default (`format=json`): `{"patch": [...], "object": {...}, "warnings": [...]}`
+//! - `?format=yaml`: the body's documents as `kube-once preview -o yaml`
+//!   prints them (unchanged ones byte for byte, the Deployment mutated)
+//! - `?format=diff`: a unified diff of the Deployment, before → after
 //!   (empty when nothing changes)
+//! - `?format=patch`: the RFC 6902 patch
 //!
-//! The body is parsed like `kube-once preview -f` parses a file; other
-//! documents beside the one Deployment are ignored. A refusal is 422 with
-//! the refusal message; a body without exactly one Deployment is 400 with
-//! the reason.
+//! A refusal is 422 with its message; a body without exactly one Deployment,
+//! or that is not a manifest, is 400 with the reason. Reading runs on the
+//! blocking pool, one body at a time, under a deadline: a hostile body
+//! (deep nesting, alias bombs, megabytes of YAML) never holds an async
+//! worker, so `/healthz` and `/mutate` stay responsive; a preview that waits
+//! more than 2 s for its turn gets 503 with `Retry-After`.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+use tokio::sync::Semaphore;
 
-use super::AppState;
-use kube_once_core::render;
+use super::{AppState, BODY_LIMIT};
+use kube_once_core::render::{self, Format};
+use kube_once_core::yaml::Limits;
 
 #[derive(Debug, Deserialize)]
 pub struct PreviewQuery {
     format: Option<String>,
 }
 
-enum Format {
-    Json,
-    Yaml,
-    Diff,
-}
+/// How long one preview may take before the client gets 503; the work
+/// itself is linear in the body (bounded by [`BODY_LIMIT`]) and ends soon after.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One preview at a time: on a 2-core pod the other core stays for `/mutate`.
+static SLOTS: Semaphore = Semaphore::const_new(1);
+
+/// How long a preview waits for its turn before the client gets 503.
+const QUEUE: Duration = Duration::from_secs(2);
+
+type Answer = (StatusCode, &'static str, String);
 
 pub async fn handle(State(state): State<AppState>, Query(query): Query<PreviewQuery>, body: Bytes) -> Response {
-    let format = match query.format.as_deref() {
-        None | Some("json") => Format::Json,
-        Some("yaml") => Format::Yaml,
-        Some("diff") => Format::Diff,
-        Some(other) => return bad_request(format!("unknown format `{other}`; use format=json, yaml or diff")),
-    };
-    let deployment = match parse_deployment(&body) {
-        Ok(deployment) => deployment,
-        Err(reason) => return bad_request(reason),
-    };
-    let mutation = match kube_once_core::mutate(&deployment, None, state.config()) {
-        Ok(mutation) => mutation,
-        Err(refusal) => {
-            return text(StatusCode::UNPROCESSABLE_ENTITY, "text/plain; charset=utf-8", refusal.to_string() + "\n");
+    let format = match query.format.as_deref().unwrap_or("json").parse::<Format>() {
+        Ok(format) => format,
+        Err(_) => {
+            let other = query.format.unwrap_or_default();
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("unknown format `{other}`; use format=json, yaml, diff or patch"),
+            );
         }
+    };
+    let Ok(Ok(permit)) = tokio::time::timeout(QUEUE, SLOTS.acquire()).await else {
+        let mut response =
+            plain(StatusCode::SERVICE_UNAVAILABLE, "other previews are running; retry in a moment".to_owned());
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    };
+    let work = tokio::task::spawn_blocking(move || {
+        let answer = answer(&body, format, &state);
+        drop(permit);
+        answer
+    });
+    match tokio::time::timeout(DEADLINE, work).await {
+        Ok(Ok((status, content_type, body))) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "the preview task failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "the preview failed; see the server log".to_owned())
+        }
+        Err(_) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the preview took longer than {}s; send a smaller manifest", DEADLINE.as_secs()),
+        ),
+    }
+}
+
+/// The whole answer, computed off the async workers.
+fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let bad = |reason: String| (StatusCode::BAD_REQUEST, TEXT, reason + "\n");
+    let Ok(text) = std::str::from_utf8(body) else {
+        return bad("the body is not UTF-8 text; send a Deployment as YAML or JSON".to_owned());
+    };
+    let limits = Limits { max_bytes: BODY_LIMIT, ..Limits::default() };
+    let preview = match render::preview(text, state.config(), &limits) {
+        Ok(preview) => preview,
+        Err(error) => return bad(format!("the body is not a valid manifest: {error}")),
+    };
+    let count = preview.documents.iter().filter(|d| d.holds_value).count();
+    let mut deployments = preview.deployments();
+    let deployment = match (deployments.next(), deployments.next()) {
+        (Some(deployment), None) => deployment,
+        (None, _) => {
+            return bad(format!(
+                "no apps/v1 Deployment in the body ({count} document(s)); send one Deployment as YAML or JSON"
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return bad(format!(
+                "{} Deployments in the body; send one (`kube-once preview -f FILE` takes many)",
+                2 + deployments.count()
+            ));
+        }
+    };
+    let mutation = match &deployment.outcome {
+        Ok(mutation) => mutation,
+        Err(refusal) => return (StatusCode::UNPROCESSABLE_ENTITY, TEXT, refusal.to_string() + "\n"),
     };
     match format {
         Format::Json => {
             let answer = json!({"patch": mutation.patch, "object": mutation.object, "warnings": mutation.warnings});
-            (StatusCode::OK, axum::Json(answer)).into_response()
+            (StatusCode::OK, "application/json", answer.to_string())
         }
-        Format::Yaml => match render::to_yaml(&mutation.object) {
-            Ok(yaml) => text(StatusCode::OK, "application/yaml", yaml),
-            Err(error) => internal(error),
-        },
-        Format::Diff => match (render::to_yaml(&deployment), render::to_yaml(&mutation.object)) {
-            (Ok(before), Ok(after)) => {
-                let name = format!("deployment/{}", kube_once_core::manifest::describe(&deployment));
-                let diff = render::unified_diff(&name, &before, &after);
-                text(StatusCode::OK, "text/x-diff; charset=utf-8", diff)
-            }
-            (Err(error), _) | (_, Err(error)) => internal(error),
-        },
+        Format::Yaml => (StatusCode::OK, "application/yaml", preview.render(Format::Yaml)),
+        Format::Diff => (StatusCode::OK, "text/x-diff; charset=utf-8", preview.render(Format::Diff)),
+        Format::Patch => (StatusCode::OK, "application/json-patch+json", preview.render(Format::Patch)),
     }
 }
 
-/// The one Deployment of a JSON or YAML body, parsed like `kube-once preview`
-/// parses files. Other documents (the Secret or Service of the same manifest
-/// file) are ignored, so a whole manifest file can be posted.
-fn parse_deployment(body: &[u8]) -> Result<Value, String> {
-    let text = std::str::from_utf8(body).map_err(|error| format!("the body is not UTF-8 text: {error}"))?;
-    let documents = kube_once_core::manifest::parse_documents(text).map_err(|error| format!("{error:#}"))?;
-    let count = documents.len();
-    let mut deployments = documents.into_iter().filter(kube_once_core::manifest::is_deployment);
-    match (deployments.next(), deployments.next()) {
-        (Some(deployment), None) => Ok(deployment),
-        (None, _) => {
-            Err(format!("no apps/v1 Deployment in the body ({count} document(s)); send one Deployment as YAML or JSON"))
-        }
-        (Some(_), Some(_)) => Err(format!(
-            "{} Deployments in the body; send one (`kube-once preview -f FILE` takes many)",
-            2 + deployments.count()
-        )),
-    }
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
-}
-
-fn bad_request(reason: String) -> Response {
-    text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", reason + "\n")
-}
-
-fn internal(error: impl std::fmt::Display) -> Response {
-    tracing::error!(%error, "cannot render the preview");
-    text(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "text/plain; charset=utf-8",
-        format!("cannot render the preview: {error}\n"),
-    )
+fn plain(status: StatusCode, reason: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], reason + "\n").into_response()
 }

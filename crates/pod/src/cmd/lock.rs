@@ -43,6 +43,10 @@ pub struct LockArgs {
     #[arg(long, env = env::CONNECT_TIMEOUT, value_parser = parse_duration, default_value_t = defaults::CONNECT_TIMEOUT.into())]
     pub connect_timeout: humantime::Duration,
 
+    /// After a leader lost the lock while its command ran, how long after its last heartbeat the next leader waits (the old one stops its command's whole process group well within it); 0 turns it off.
+    #[arg(long, env = env::LOCK_DELAY, value_parser = parse_duration, default_value_t = defaults::LOCK_DELAY.into())]
+    pub lock_delay: humantime::Duration,
+
     /// Image the command comes from (recorded, and part of the default key).
     #[arg(long, env = env::IMAGE, default_value = "")]
     pub image: String,
@@ -71,6 +75,7 @@ impl From<LockArgs> for Options {
             record_table,
             timeout,
             connect_timeout,
+            lock_delay,
             image,
             namespace,
             deployment,
@@ -86,6 +91,7 @@ impl From<LockArgs> for Options {
             record_table,
             timeout: timeout.into(),
             connect_timeout: connect_timeout.into(),
+            lock_delay: lock_delay.into(),
             image,
             namespace,
             deployment,

@@ -1,6 +1,8 @@
 //! One module per subcommand: its clap `Args` and a `run` that hands plain
 //! values to the library.
 
+pub mod forget;
+pub mod history;
 pub mod install;
 pub mod lock;
 pub mod logging;

@@ -1,0 +1,122 @@
+use super::*;
+
+fn read(text: &str) -> Vec<Document> {
+    read_stream(text, &Limits::default()).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn value(text: &str) -> Value {
+    read(text)[0].node.as_ref().and_then(|n| n.to_json().ok()).unwrap_or_default()
+}
+
+fn error(text: &str) -> YamlError {
+    match read_stream(text, &Limits::default()) {
+        Ok(documents) => panic!("read: {documents:?}"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn spans_cover_the_stream_exactly() {
+    let text = "# header\n---\na: 1\n--- # two\nb: 2\n...\n# after end\n---\n# only comments\n";
+    let documents = read(text);
+    let spans: Vec<&str> = documents.iter().map(|d| &text[d.span.clone()]).collect();
+    assert_eq!(
+        spans,
+        ["# header\n", "---\na: 1\n", "--- # two\nb: 2\n...\n", "# after end\n", "---\n# only comments\n"]
+    );
+    assert_eq!(documents.iter().map(|d| d.node.is_some()).collect::<Vec<_>>(), [false, true, true, false, false]);
+    assert_eq!(documents[2].line, 4);
+    assert_eq!(documents[2].number, 2);
+    assert_eq!(read("")[0].node, None);
+    assert_eq!(read("a: 1")[0].span, 0..4);
+    let directive = read("%YAML 1.1\n---\na: yes\n");
+    assert_eq!(directive.iter().map(|d| d.node.is_some()).collect::<Vec<_>>(), [false, true]);
+}
+
+#[test]
+fn scalars_resolve_as_kubernetes_does() {
+    let v = value(
+        "a: yes\nb: \"yes\"\nc: 0644\nd: '0644'\ne: 0o644\nf: 0x1A4\ng: 1_000\nh: ~\ni:\nj: 2001-01-01\nk: !!str 12\nl: |\n  x\nm: On\nnn: 1.5\no: 09\n",
+    );
+    assert_eq!(
+        v,
+        serde_json::json!({"a": true, "b": "yes", "c": 420, "d": "0644", "e": 420, "f": 420, "g": 1000, "h": null, "i": null, "j": "2001-01-01", "k": "12", "l": "x\n", "m": true, "nn": 1.5, "o": 9})
+    );
+    // Keys resolve too: sigs.k8s.io/yaml turns `y:` into "true".
+    assert_eq!(value("yes: 1\n1: 2\nn: 3\n"), serde_json::json!({"true": 1, "1": 2, "false": 3}));
+}
+
+#[test]
+fn merge_keys_anchors_and_aliases() {
+    let v = value("base: &b {x: 1, yy: 2}\nother: &o {z: 3}\nm:\n  <<: [*b, *o]\n  yy: 9\n  w: *o\n");
+    assert_eq!(v["m"], serde_json::json!({"x": 1, "yy": 9, "z": 3, "w": {"z": 3}}));
+    let documents = read("m:\n  a: 1\n  <<: {b: 2, a: 3}\n  c: 4\n");
+    let Some(Node::Map(entries)) = documents[0].node.as_ref().and_then(|n| n.get("m")) else { panic!() };
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "c"], "merged keys sit where `<<` was; explicit ones win");
+    assert_eq!(value("'<<': 1\n"), serde_json::json!({"<<": 1}), "a quoted << is a plain key");
+}
+
+#[test]
+fn duplicate_keys_are_refused_by_name() {
+    let e = error("---\na: 1\n---\nmetadata:\n  name: x\n  name: y\n");
+    assert_eq!(e.kind, ErrorKind::DuplicateKey);
+    assert_eq!(e.document, 2);
+    assert!(e.to_string().contains("document 2") && e.to_string().contains("\"name\""), "{e}");
+    assert_eq!(error("yes: 1\ntrue: 2\n").kind, ErrorKind::DuplicateKey);
+}
+
+#[test]
+fn billion_laughs_is_refused() {
+    let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let e = error(&text);
+    assert_eq!(e.kind, ErrorKind::TooManyAliases, "{e}");
+    assert!(e.to_string().contains("billion laughs"), "{e}");
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let deep = "[".repeat(100_000);
+    let e = error(&deep);
+    assert_eq!(e.kind, ErrorKind::TooDeep, "{e}");
+    let deep = "{a: ".repeat(50_000);
+    assert_eq!(error(&deep).kind, ErrorKind::TooDeep);
+    let mut block = String::new();
+    for depth in 0..300 {
+        block.push_str(&" ".repeat(depth));
+        block.push_str("a:\n");
+    }
+    assert_eq!(error(&block).kind, ErrorKind::TooDeep);
+    assert!(read_stream(&"[".repeat(150), &Limits::default()).is_err_and(|e| e.kind == ErrorKind::Syntax));
+}
+
+#[test]
+fn size_is_bounded() {
+    let limits = Limits { max_bytes: 10, ..Limits::default() };
+    assert_eq!(read_stream("a: 12345678901", &limits).map_err(|e| e.kind), Err(ErrorKind::TooLarge));
+}
+
+#[test]
+fn what_json_cannot_hold_is_refused() {
+    let inf = read("a:\n  b: [1, .inf]\n")[0].node.as_ref().unwrap().to_json().unwrap_err();
+    assert!(inf.starts_with("a.b[1] is inf, which has no JSON form"), "{inf}");
+    assert_eq!(error("~: 1\n").kind, ErrorKind::Unsupported);
+    assert_eq!(error("[a]: 1\n").kind, ErrorKind::Unsupported);
+    assert_eq!(error("a: !!int x\n").kind, ErrorKind::Unsupported);
+    assert_eq!(error("a: [\n").kind, ErrorKind::Syntax);
+}
+
+#[test]
+fn writer_round_trips_through_the_reader() {
+    let v = serde_json::json!({
+        "strings": ["yes", "No", "on", "0644", "0o644", "0x1A", "1_000", ".inf", "~", "null", "", " x", "x ", "2001-01-01", "1:20", "a: b", "- x", "#x", "multi\nline\n", "tab\there", "quote\"s", "back\\slash", "\u{85}nel", "é", "1e3", "-", "<<", "=", "---", "emoji 🎉"],
+        "numbers": [0, -1, 420, 1.5, 1e20, 18446744073709551615u64],
+        "yes": {"0644": true},
+    });
+    let text = write_value(&v, None);
+    assert_eq!(value(&text), v, "{text}");
+}

@@ -1,0 +1,137 @@
+//! No URL part that may hold a password reaches an error or a log line.
+//! Generated URLs carry a marker inside a password written the way secret
+//! generators write them (unescaped `/`, `?`, `#`, `@`, `:`, stray `%`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube_once_lock::url::{Server, Target};
+use kube_once_lock::{Options, plan, run_with_env};
+use proptest::prelude::*;
+
+/// Starts with a letter that is no hex digit, so no `%` before it makes an escape.
+const MARKER: &str = "ZqMarker9";
+
+fn schemes() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["postgresql", "postgres", "postgresql+psycopg2", "mysql", "mysql+pymysql", "mariadb"])
+}
+
+/// Printable ASCII, the URL delimiters included.
+fn noise() -> impl Strategy<Value = String> {
+    "[ -~]{0,10}"
+}
+
+prop_compose! {
+    fn secret_url()(
+        scheme in schemes(),
+        user in "[a-z][a-z0-9_]{0,7}",
+        before in noise(),
+        after in noise(),
+        host in prop::sample::select(vec!["127.0.0.1", "db.example", "[::1]"]),
+        port in prop::option::of(1u16..),
+        database in "[a-z]{1,8}",
+        query in prop::sample::select(vec!["", "?sslmode=disable", "?charset=utf8mb4&connect_timeout=3"]),
+    ) -> String {
+        let port = port.map(|port| format!(":{port}")).unwrap_or_default();
+        format!("{scheme}://{user}:{before}{MARKER}{after}@{host}{port}/{database}{query}")
+    }
+}
+
+fn options() -> Options {
+    Options { connect_timeout: Duration::ZERO, ..Options::new(vec!["true".into()]) }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The plan's errors and its debug form never hold the marker, and a
+    /// URL that parses has the whole password where it belongs.
+    #[test]
+    fn the_plan_never_shows_the_password(url in secret_url()) {
+        let planned = plan(&options(), |var| (var == "DATABASE_URL").then(|| url.clone()));
+        match planned {
+            Ok(plan) => {
+                let shown = format!("{plan:?}");
+                prop_assert!(!shown.contains(MARKER), "{shown}");
+                let (Target::Postgres(server) | Target::MySql(server)) = &plan.target else { panic!("{url}") };
+                prop_assert!(server.password.as_deref().is_some_and(|password| password.contains(MARKER)), "{url}");
+                prop_assert!(!server.to_string().contains(MARKER));
+            }
+            Err(problem) => {
+                let shown = format!("{problem} {problem:?}");
+                let shown = format!("{shown} {:#}", anyhow::Error::new(problem));
+                prop_assert!(!shown.contains(MARKER), "{url}: {shown}");
+            }
+        }
+    }
+}
+
+/// A writer the log lines of one test go to.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `lock` against `url` (nothing listens there) and returns its exit code and log.
+fn run_logged(url: &str) -> (ExitCode, String) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let url = url.to_string();
+    let code = tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(run_with_env(options(), |var| (var == "DATABASE_URL").then(|| url.clone())))
+    });
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    (code, log)
+}
+
+/// A local port nobody listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Every log line of a `lock` that cannot connect (or refuses the URL).
+    #[test]
+    fn the_log_never_shows_the_password(
+        scheme in schemes(),
+        before in noise(),
+        after in noise(),
+        query in prop::sample::select(vec!["", "?sslmode=disable", "?sslmode=bogus", "?charset=utf8mb4"]),
+    ) {
+        let url = format!("{scheme}://app:{before}{MARKER}{after}@127.0.0.1:{}/app{query}", closed_port());
+        let (code, log) = run_logged(&url);
+        prop_assert!(code == ExitCode::from(69) || code == ExitCode::from(64), "{url}: {code:?}\n{log}");
+        prop_assert!(!log.is_empty(), "{url}: no log");
+        prop_assert!(!log.contains(MARKER), "{url}:\n{log}");
+    }
+}
+
+/// The server's own display (host, port, database), used in every connection error.
+#[test]
+fn server_display_and_debug_hide_the_password() {
+    let url = format!("postgresql://app:a/b?c#d@e{MARKER}@db:5432/app");
+    let Ok(Target::Postgres(server)) = kube_once_lock::url::parse(&url) else { panic!("{url}") };
+    let server: Server = server;
+    assert_eq!(server.password.as_deref(), Some(format!("a/b?c#d@e{MARKER}").as_str()));
+    assert!(!format!("{server} {server:?}").contains(MARKER));
+}

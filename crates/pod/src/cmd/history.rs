@@ -1,0 +1,263 @@
+//! `history`: the done-records, newest first, as a table or JSON. Read
+//! through the same URL as `lock` (the env var `--database-url-env` names).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use kube_once_core::env;
+use kube_once_lock::history::{self, Connection, Filter, Run};
+use kube_once_lock::{defaults, exit};
+
+/// Where the done-records are: shared by `history` and `forget`.
+#[derive(Debug, Clone, Args)]
+pub struct RecordsArgs {
+    /// Name of the env var holding the database URL.
+    #[arg(long, env = env::DATABASE_URL_ENV, default_value = defaults::DATABASE_URL_ENV)]
+    pub database_url_env: String,
+
+    /// Table holding the done-records.
+    #[arg(long, env = env::RECORD_TABLE, default_value = defaults::RECORD_TABLE)]
+    pub record_table: String,
+}
+
+impl RecordsArgs {
+    fn options(&self) -> history::Options {
+        history::Options { database_url_env: self.database_url_env.clone(), record_table: self.record_table.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub records: RecordsArgs,
+
+    /// Only the run of this key.
+    #[arg(long)]
+    pub key: Option<String>,
+
+    /// Only runs of this image.
+    #[arg(long)]
+    pub image: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns, for people.
+    Table,
+    /// One JSON array of objects, for scripts.
+    Json,
+}
+
+/// Exit codes: 0 listed (also when nothing was recorded yet), 64 usage,
+/// 69 database unreachable or unreadable.
+pub fn run(args: HistoryArgs) -> ExitCode {
+    let filter = Filter { key: args.key.clone(), image: args.image.clone() };
+    let table = args.records.record_table.clone();
+    with_connection("history", &args.records, |mut connection| async move {
+        let listed = connection.list(&table, &filter).await;
+        connection.close().await;
+        let Some(runs) = listed? else {
+            match args.output {
+                Output::Table => println!("{}", no_table(&table)),
+                Output::Json => {
+                    println!("[]");
+                    eprintln!("{}", no_table(&table));
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        };
+        let text = match args.output {
+            Output::Table if runs.is_empty() && filter.is_empty() => {
+                format!("no runs recorded yet (table {table} is empty)\n")
+            }
+            Output::Table if runs.is_empty() => format!("no recorded run matches {}\n", filter.describe()),
+            Output::Table => render_table(&runs),
+            Output::Json => format!("{}\n", render_json(&runs)),
+        };
+        print(&text)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(super) fn no_table(table: &str) -> String {
+    format!("no runs recorded yet (table {table} does not exist)")
+}
+
+pub(super) fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Reads the URL, connects once on a current-thread runtime and runs `work`:
+/// usage problems exit 64, connection and database errors 69.
+pub(super) fn with_connection<F, Fut>(command: &str, records: &RecordsArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Connection) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
+    let target = match history::target(&records.options(), |var| std::env::var(var).ok()) {
+        Ok(target) => target,
+        Err(problem) => {
+            eprintln!("kube-once {command}: {problem}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return super::report::<()>(Err(anyhow::Error::new(error).context("cannot start the async runtime")));
+        }
+    };
+    runtime.block_on(async {
+        let connection = match history::connect(&target).await {
+            Ok(connection) => connection,
+            Err(problem) => {
+                eprintln!(
+                    "kube-once {command}: {problem:#}; check the URL in ${} and that the {} server is reachable from here",
+                    records.database_url_env,
+                    target.backend_name()
+                );
+                return ExitCode::from(exit::UNREACHABLE);
+            }
+        };
+        match work(connection).await {
+            Ok(code) => code,
+            Err(problem) => {
+                eprintln!("kube-once {command}: {problem:#}");
+                ExitCode::from(exit::UNREACHABLE)
+            }
+        }
+    })
+}
+
+/// The runs as aligned columns under a header; the command last, as it is
+/// the longest and may hold spaces.
+pub fn render_table(runs: &[Run]) -> String {
+    let header = ["KEY", "IMAGE", "POD", "STARTED", "FINISHED", "DURATION", "EXIT", "COMMAND"];
+    // An empty cell (no image or pod given to `lock`) shows as `-`, so every line has every column.
+    let cell = |text: &str| if text.is_empty() { "-".to_string() } else { text.to_string() };
+    let rows: Vec<[String; 8]> = runs
+        .iter()
+        .map(|run| {
+            [
+                cell(&run.key),
+                cell(&run.image),
+                cell(&run.pod),
+                history::rfc3339_seconds(run.started_ms),
+                history::rfc3339_seconds(run.finished_ms),
+                format_duration(run.duration_ms),
+                run.exit_code.to_string(),
+                cell(&run.command),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|title| title.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut out = String::new();
+        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if index + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.extend(std::iter::repeat_n(' ', width - cell.chars().count() + 2));
+            }
+        }
+        text.push_str(out.trim_end());
+        text.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    text
+}
+
+/// `1.234s`, `2m 5s`: milliseconds below a minute, whole seconds above.
+fn format_duration(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    if ms < 60_000 {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
+    }
+}
+
+/// One JSON array, newest first; times as RFC 3339 UTC with milliseconds.
+pub fn render_json(runs: &[Run]) -> String {
+    let array: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|run| {
+            serde_json::json!({
+                "key": run.key,
+                "image": run.image,
+                "command": run.command,
+                "pod": run.pod,
+                "started_at": history::rfc3339_millis(run.started_ms),
+                "finished_at": history::rfc3339_millis(run.finished_ms),
+                "duration_ms": run.duration_ms,
+                "exit_code": run.exit_code,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(array).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(key: &str, command: &str) -> Run {
+        Run {
+            key: key.into(),
+            command: command.into(),
+            image: "app:1".into(),
+            pod: "web-7d9-abc".into(),
+            started_ms: 1_700_000_000_000,
+            finished_ms: 1_700_000_001_500,
+            duration_ms: 1500,
+            exit_code: 0,
+        }
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let text = render_table(&[run("v1", "flask db upgrade"), run("a-much-longer-key", "true")]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let column = |line: &str, word: &str| line.find(word);
+        assert_eq!(column(lines[0], "IMAGE"), column(lines[1], "app:1"), "{text}");
+        assert_eq!(column(lines[0], "COMMAND"), column(lines[1], "flask"), "{text}");
+        assert_eq!(column(lines[0], "COMMAND"), column(lines[2], "true"), "{text}");
+        assert!(lines[1].contains("2023-11-14T22:13:20Z") && lines[1].contains("1.500s"), "{text}");
+        let anonymous = render_table(&[Run { pod: String::new(), ..run("v1", "true") }]);
+        assert_eq!(anonymous.lines().nth(1).map(|line| line.split_whitespace().nth(2)), Some(Some("-")), "{anonymous}");
+    }
+
+    #[test]
+    fn json_is_one_array() {
+        let value: serde_json::Value = serde_json::from_str(&render_json(&[run("v1", "true")])).unwrap_or_default();
+        assert_eq!(value[0]["key"], "v1");
+        assert_eq!(value[0]["started_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(value[0]["duration_ms"], 1500);
+        assert_eq!(render_json(&[]), "[]");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(42), "0.042s");
+        assert_eq!(format_duration(125_000), "2m 5s");
+    }
+}

@@ -1,0 +1,268 @@
+//! `kube-once history` and `kube-once forget` against real servers: the
+//! records are written by real `lock` processes (the pod binary), read and
+//! deleted by the pod binary and the full CLI. Every scenario runs on
+//! PostgreSQL, MariaDB and SQLite (`on_every_database!`), each with its own
+//! record table, so tests run in parallel.
+//! PostgreSQL and MariaDB URLs come from scripts/test.sh.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use support::databases::{Db, Kind, Scenario, Throwaway};
+
+/// One test per database for `scenario(db: Db)`: `<scenario>::postgres`, `::mysql`, `::sqlite`.
+macro_rules! on_every_database {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn postgres() {
+                super::$scenario(super::Db::postgres());
+            }
+
+            #[test]
+            fn mysql() {
+                super::$scenario(super::Db::mysql());
+            }
+
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$scenario(super::Db::sqlite(&dir.path().join("app.db")));
+            }
+        }
+    )*};
+}
+
+on_every_database!(
+    lists_runs_newest_first_and_filters,
+    forget_makes_the_next_lock_run_again,
+    missing_table_is_not_an_error
+);
+
+/// Appends `run <key>` to the output file (the key is the script's `$1`).
+const RECORD_RUN: &str = r#"echo "run $1" >> "$OUT""#;
+
+/// `binary SUBCOMMAND ARGS` against the scenario's database and record table,
+/// with `KUBE_ONCE_*` from the test environment cleared and stdin empty (no terminal).
+fn kube_once(scenario: &Scenario, binary: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(binary);
+    for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("KUBE_ONCE_")) {
+        cmd.env_remove(var);
+    }
+    cmd.env("DATABASE_URL", &scenario.db.url)
+        .env("KUBE_ONCE_RECORD_TABLE", &scenario.name)
+        .current_dir(scenario.dir.path())
+        .args(args)
+        .stdin(Stdio::null());
+    cmd.output().unwrap()
+}
+
+fn pod(scenario: &Scenario, args: &[&str]) -> Output {
+    kube_once(scenario, &support::pod_binary(), args)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn describe(output: &Output) -> String {
+    format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// Runs `lock` to completion with this key and image; its exit code.
+fn lock(scenario: &mut Scenario, key: &str, image: &str) -> i32 {
+    let cmd = scenario.lock(&["--key", key, "--image", image], &["sh", "-c", RECORD_RUN, "sh", key]);
+    let index = scenario.spawn(cmd);
+    scenario.wait(index).code().unwrap_or(-1)
+}
+
+/// How many times the command ran for `key`.
+fn runs_of(scenario: &Scenario, key: &str) -> usize {
+    scenario.lines().iter().filter(|line| **line == format!("run {key}")).count()
+}
+
+fn history_json(scenario: &Scenario, args: &[&str]) -> Vec<serde_json::Value> {
+    let output = pod(scenario, &[&["history", "-o", "json"], args].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    value.as_array().cloned().expect("a JSON array")
+}
+
+fn keys(runs: &[serde_json::Value]) -> Vec<&str> {
+    runs.iter().map(|run| run["key"].as_str().unwrap()).collect()
+}
+
+fn lists_runs_newest_first_and_filters(db: Db) {
+    let mut scenario = Scenario::new(db, "history");
+    let before = SystemTime::now();
+    for (key, image) in [("v1", "app:1"), ("v2", "app:2"), ("v3", "app:2")] {
+        assert_eq!(lock(&mut scenario, key, image), 0, "{}", scenario.all_logs());
+    }
+    let after = SystemTime::now();
+
+    let runs = history_json(&scenario, &[]);
+    assert_eq!(keys(&runs), ["v3", "v2", "v1"], "newest first: {runs:?}");
+    let v1 = &runs[2];
+    assert_eq!(v1["image"], "app:1");
+    assert_eq!(v1["pod"], "pod-0");
+    assert_eq!(v1["exit_code"], 0);
+    assert_eq!(v1["command"], r#"sh -c 'echo "run $1" >> "$OUT"' sh v1"#);
+    assert!(v1["duration_ms"].as_i64().unwrap() >= 0, "{v1}");
+    // The instants are the real ones in UTC, whatever time zone the server keeps
+    // (a DATETIME read in the wrong zone would be hours off). A second of slack
+    // for the database rounding to its own precision.
+    let slack = Duration::from_secs(1);
+    for run in &runs {
+        let started = humantime::parse_rfc3339(run["started_at"].as_str().unwrap()).unwrap();
+        let finished = humantime::parse_rfc3339(run["finished_at"].as_str().unwrap()).unwrap();
+        assert!(started + slack >= before && finished <= after + slack, "{run} not within the test's run");
+        assert!(started <= finished, "{run}");
+    }
+
+    assert_eq!(keys(&history_json(&scenario, &["--image", "app:2"])), ["v3", "v2"]);
+    assert_eq!(keys(&history_json(&scenario, &["--key", "v2"])), ["v2"]);
+    assert!(history_json(&scenario, &["--key", "v1", "--image", "app:2"]).is_empty());
+
+    // The table: a header, then one aligned line per run, newest first.
+    let table = pod(&scenario, &["history"]);
+    assert_eq!(table.status.code(), Some(0), "{}", describe(&table));
+    let stdout = text(&table.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].starts_with("KEY") && lines[0].contains("IMAGE") && lines[0].contains("COMMAND"), "{stdout}");
+    let first_words: Vec<&str> = lines[1..].iter().map(|line| line.split_whitespace().next().unwrap()).collect();
+    assert_eq!(first_words, ["v3", "v2", "v1"], "{stdout}");
+    let image_column = lines[0].find("IMAGE").unwrap();
+    assert!(lines[1..].iter().all(|line| line[image_column..].starts_with("app:")), "aligned: {stdout}");
+    let none = pod(&scenario, &["history", "--key", "v9"]);
+    assert!(text(&none.stdout).contains("no recorded run matches --key v9"), "{}", describe(&none));
+
+    // The full CLI shares the command layer: the same answer.
+    let cli = kube_once(&scenario, &support::binary(), &["history"]);
+    assert_eq!(text(&cli.stdout), stdout, "{}", describe(&cli));
+}
+
+fn forget_makes_the_next_lock_run_again(db: Db) {
+    let mut scenario = Scenario::new(db, "forget");
+    for (key, image) in [("v1", "app:1"), ("v1", "app:1"), ("v2", "app:2"), ("v3", "app:2")] {
+        assert_eq!(lock(&mut scenario, key, image), 0, "{}", scenario.all_logs());
+    }
+    assert_eq!(runs_of(&scenario, "v1"), 1, "the second lock skipped");
+
+    // No terminal to ask on and no --yes: refused, nothing deleted.
+    let refused = pod(&scenario, &["forget", "--key", "v1"]);
+    assert_eq!(refused.status.code(), Some(64), "{}", describe(&refused));
+    assert!(text(&refused.stderr).contains("--yes"), "{}", describe(&refused));
+    assert_eq!(scenario.db.records(&scenario.name, "v1"), 1);
+
+    // Neither --key nor --image: a usage error from the parser.
+    let unfiltered = pod(&scenario, &["forget", "--yes"]);
+    assert_eq!(unfiltered.status.code(), Some(2), "{}", describe(&unfiltered));
+
+    let forgot = pod(&scenario, &["forget", "--key", "v1", "--yes"]);
+    assert_eq!(forgot.status.code(), Some(0), "{}", describe(&forgot));
+    assert!(text(&forgot.stdout).contains("deleted 1 done-record"), "{}", describe(&forgot));
+    assert_eq!(keys(&history_json(&scenario, &[])), ["v3", "v2"]);
+
+    assert_eq!(lock(&mut scenario, "v1", "app:1"), 0, "{}", scenario.all_logs());
+    assert_eq!(runs_of(&scenario, "v1"), 2, "forgotten, so it ran again");
+
+    let by_image = pod(&scenario, &["forget", "--image", "app:2", "--yes"]);
+    assert!(text(&by_image.stdout).contains("deleted 2 done-record"), "{}", describe(&by_image));
+    assert_eq!(keys(&history_json(&scenario, &[])), ["v1"]);
+    let nothing = pod(&scenario, &["forget", "--image", "app:2", "--yes"]);
+    assert!(text(&nothing.stdout).contains("deleted 0 done-record"), "{}", describe(&nothing));
+}
+
+fn missing_table_is_not_an_error(db: Db) {
+    let scenario = Scenario::new(db, "empty");
+    if scenario.db.kind == Kind::Sqlite {
+        // An empty file is an empty SQLite database (a missing file is an error: see below).
+        let path = scenario.db.url.trim_start_matches("sqlite:///");
+        std::fs::write(path, "").unwrap();
+    }
+    let expected = format!("no runs recorded yet (table {} does not exist)", scenario.name);
+    let table = pod(&scenario, &["history"]);
+    assert_eq!(table.status.code(), Some(0), "{}", describe(&table));
+    assert_eq!(text(&table.stdout).trim(), expected);
+    let json = pod(&scenario, &["history", "-o", "json"]);
+    assert_eq!((json.status.code(), text(&json.stdout).trim()), (Some(0), "[]"), "{}", describe(&json));
+    let forget = pod(&scenario, &["forget", "--key", "v1", "--yes"]);
+    assert_eq!(forget.status.code(), Some(0), "{}", describe(&forget));
+    assert_eq!(text(&forget.stdout).trim(), expected);
+}
+
+/// `forget` on a terminal (a pty from util-linux `script`) shows the records
+/// and deletes only on `y`.
+#[test]
+fn forget_asks_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = Scenario::new(Db::sqlite(&dir.path().join("app.db")), "tty");
+    assert_eq!(lock(&mut scenario, "v1", "app:1"), 0, "{}", scenario.all_logs());
+    let on_a_terminal = |answer: &str| {
+        let command = format!("'{}' forget --key v1", support::pod_binary().display());
+        let mut cmd = Command::new("script");
+        for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("KUBE_ONCE_")) {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .env("DATABASE_URL", &scenario.db.url)
+            .env("KUBE_ONCE_RECORD_TABLE", &scenario.name)
+            .current_dir(scenario.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux script");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), answer.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let declined = on_a_terminal("n\n");
+    let shown = text(&declined.stdout);
+    assert!(shown.contains("app:1") && shown.contains("[y/N]") && shown.contains("nothing deleted"), "{shown}");
+    assert_eq!(scenario.db.records(&scenario.name, "v1"), 1);
+    let confirmed = on_a_terminal("y\n");
+    assert!(text(&confirmed.stdout).contains("deleted 1 done-record"), "{}", describe(&confirmed));
+    assert_eq!(scenario.db.records(&scenario.name, "v1"), 0);
+}
+
+/// MySQL's DATETIME keeps no time zone: `lock` writes NOW(3) in the
+/// session's zone and `history` must read it back in the same zone. A server
+/// of its own (the zone is global), five hours off UTC; the listing scenario
+/// checks every instant against the test's own clock.
+#[test]
+fn mysql_times_are_utc_whatever_the_server_time_zone() {
+    let server = Throwaway::start(Kind::MySql, support::net::free_port());
+    let db = Db { kind: Kind::MySql, url: Throwaway::url(Kind::MySql, server.port) };
+    db.execute("SET GLOBAL time_zone = '+05:00'");
+    lists_runs_newest_first_and_filters(db);
+}
+
+#[test]
+fn sqlite_missing_file_is_an_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.db");
+    let scenario = Scenario::new(Db::sqlite(&path), "typo");
+    let output = pod(&scenario, &["history"]);
+    assert_eq!(output.status.code(), Some(69), "{}", describe(&output));
+    assert!(text(&output.stderr).contains("typo.db"), "{}", describe(&output));
+    assert!(!path.exists(), "history created {}", path.display());
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario::new(Db::sqlite(&dir.path().join("app.db")), "usage");
+    let table = pod(&scenario, &["history", "--record-table", "runs; drop table x"]);
+    assert_eq!(table.status.code(), Some(64), "{}", describe(&table));
+    assert!(text(&table.stderr).contains("not a plain SQL identifier"), "{}", describe(&table));
+    let unset = pod(&scenario, &["history", "--database-url-env", "NO_SUCH_VAR"]);
+    assert_eq!(unset.status.code(), Some(64), "{}", describe(&unset));
+    assert!(text(&unset.stderr).contains("NO_SUCH_VAR"), "{}", describe(&unset));
+}

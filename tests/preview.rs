@@ -1,0 +1,678 @@
+//! `kube-once preview` over real manifests (tests/fixtures/manifests: 94
+//! Deployments from public charts and repositories, see its SOURCES), through
+//! the real binary: what it passes through is byte-identical, what it writes
+//! is strict-schema-valid, idempotent and reversible, and reads back the same
+//! in an independent YAML 1.1 reader (PyYAML, which reads like kubectl).
+//! Plus hostile inputs and the kubectl habits (-f repeated, directories, -R,
+//! `-o diff` exit codes).
+//!
+//! Needs KUBE_ONCE_KUBERNETES_VALIDATE and KUBE_ONCE_PYTHON (scripts/test.sh
+//! sets both through scripts/lib/tools.sh).
+
+// Test helpers outside #[test] fns: a failed expectation should panic here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::Mutex;
+
+use kube_once_core::yaml::{Limits, read_stream};
+use kube_once_core::{self as core, Config, PREFIX, manifest};
+use serde_json::{Value, json};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures/manifests"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 24, "corpus files went missing: {files:?}");
+    files
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn preview(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
+        .arg("preview")
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.unwrap_or_default().to_owned();
+    // Written from a thread: a large input must not deadlock against a full stdout pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Run {
+        code: output.status.code().unwrap(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn tool(variable: &str) -> PathBuf {
+    match std::env::var_os(variable) {
+        Some(path) => PathBuf::from(path),
+        None => panic!("{variable} is not set: run scripts/test.sh, which installs kubernetes-validate and PyYAML"),
+    }
+}
+
+/// `kubernetes-validate --strict -k 1.33.0` over files: it reads YAML 1.1 as
+/// kubectl does, so `yes` or `"0644"` in the wrong place fails it.
+fn assert_strict_valid(files: &[PathBuf]) {
+    let output: Output = Command::new(tool("KUBE_ONCE_KUBERNETES_VALIDATE"))
+        .args(["--strict", "-k", "1.33.0", "--quiet"])
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubernetes-validate --strict failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The `---`-separated parts of a stream, as text, with their values.
+fn parts(text: &str) -> Vec<(String, Option<Value>)> {
+    read_stream(text, &Limits::default())
+        .unwrap()
+        .iter()
+        .map(|d| (text[d.span.clone()].to_owned(), manifest::to_json(d).unwrap()))
+        .collect()
+}
+
+fn has_contract_annotation(object: &Value) -> bool {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| a.keys().any(|k| k.starts_with(PREFIX)))
+}
+
+#[test]
+fn every_corpus_file_passes_through_byte_for_byte_and_stays_strict_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    let mut untouched = 0;
+    for file in corpus() {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        let input = std::fs::read_to_string(&file).unwrap();
+        let run = preview(&["-f", file.to_str().unwrap(), "-o", "yaml"], None);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        let (before, after) = (parts(&input), parts(&run.stdout));
+        assert_eq!(before.len(), after.len(), "{name}: documents must stay one for one");
+        for ((text, value), (out_text, out_value)) in before.iter().zip(&after) {
+            let annotated = value.as_ref().is_some_and(|v| manifest::is_deployment(v) && has_contract_annotation(v));
+            if annotated {
+                let mutated = core::mutate(value.as_ref().unwrap(), None, &Config::default()).unwrap().object;
+                assert_eq!(out_value.as_ref(), Some(&mutated), "{name}: the output reads back as the mutated object");
+            } else {
+                assert_eq!(out_text, text, "{name}: a document kube-once does not change must pass byte for byte");
+                untouched += 1;
+            }
+        }
+        if !before.iter().any(|(_, v)| v.as_ref().is_some_and(has_contract_annotation)) {
+            assert_eq!(run.stdout, input, "{name}: nothing to change, so the output is the input");
+        }
+        let out = dir.path().join(&name);
+        std::fs::write(&out, &run.stdout).unwrap();
+        outputs.push(out);
+    }
+    assert!(untouched > 500, "only {untouched} untouched documents: the corpus shrank?");
+    assert_strict_valid(&outputs);
+}
+
+#[test]
+fn quirks_are_mutated_where_annotated_and_untouched_elsewhere() {
+    let file = repo().join("tests/fixtures/manifests/quirks.yaml");
+    let run = preview(&["-f", file.to_str().unwrap(), "-o", "yaml"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let documents: Vec<Value> = parts(&run.stdout).into_iter().filter_map(|(_, v)| v).collect();
+    let injected: Vec<&str> = documents
+        .iter()
+        .filter(|d| d.pointer("/spec/template/metadata/annotations/kube-once.io~1status").is_some())
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(injected.len(), 6, "{injected:?}");
+    assert!(injected.contains(&"quirk-template-annotations-null"), "annotations: null gets the status too");
+    let by_name = |name: &str| documents.iter().find(|d| d["metadata"]["name"] == name).unwrap();
+    // The values whose meaning YAML 1.2 would change, as Kubernetes reads them.
+    let volumes = &by_name("quirk-octal-mode")["spec"]["template"]["spec"]["volumes"];
+    assert!(volumes.as_array().unwrap().iter().any(|v| v.pointer("/configMap/defaultMode") == Some(&json!(420))));
+    let env = by_name("quirk-env-scalar-strings").pointer("/spec/template/spec/containers/0/env").unwrap();
+    for value in ["NULL", "~", "0644", "1_000", ".inf", "0x1A", "2001-01-01", "1:20", ""] {
+        assert!(env.as_array().unwrap().iter().any(|e| e["value"] == value), "{value} must stay a string");
+    }
+    assert_eq!(by_name("quirk-label-yes")["metadata"]["labels"]["feature-x"], "yes");
+    // A second preview has nothing to do: the output is a fixed point.
+    let again = preview(&["-f", "-", "-o", "yaml"], Some(&run.stdout));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, run.stdout, "a second preview changes nothing, byte for byte");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quirks.yaml");
+    std::fs::write(&out, &run.stdout).unwrap();
+    assert_strict_valid(&[out]);
+}
+
+/// Every corpus Deployment of `file` with `kube-once.io/run` added, as a
+/// stream of JSON documents (JSON is YAML), and the originals.
+fn annotated(file: &Path) -> (String, Vec<Value>) {
+    let originals: Vec<Value> = manifest::parse_documents(&std::fs::read_to_string(file).unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(manifest::is_deployment)
+        .collect();
+    let stream = originals
+        .iter()
+        .map(|deployment| {
+            let mut deployment = deployment.clone();
+            let metadata = deployment["metadata"].as_object_mut().unwrap();
+            let annotations = metadata.entry("annotations").or_insert(json!({}));
+            if annotations.is_null() {
+                *annotations = json!({});
+            }
+            annotations["kube-once.io/run"] = json!("migrate --yes");
+            serde_json::to_string_pretty(&deployment).unwrap() + "\n"
+        })
+        .collect::<Vec<_>>()
+        .join("---\n");
+    (stream, originals)
+}
+
+#[test]
+fn every_corpus_deployment_annotated_is_valid_idempotent_and_reversible() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    let mut count = 0;
+    for file in corpus() {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        let (stream, originals) = annotated(&file);
+        if originals.is_empty() {
+            continue;
+        }
+        count += originals.len();
+        let run = preview(&["-f", "-", "-o", "yaml"], Some(&stream));
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        let mutated: Vec<Value> = parts(&run.stdout).into_iter().filter_map(|(_, v)| v).collect();
+        assert_eq!(mutated.len(), originals.len(), "{name}");
+        for deployment in &mutated {
+            assert!(deployment.pointer("/spec/template/metadata/annotations/kube-once.io~1status").is_some(), "{name}");
+        }
+
+        // Admitting the output again changes nothing.
+        let again = preview(&["-f", "-", "-o", "patch"], Some(&run.stdout));
+        assert_eq!(again.code, 0, "{name}: {}", again.stderr);
+        let patches: Vec<Value> =
+            serde_json::Deserializer::from_str(&again.stdout).into_iter().map(Result::unwrap).collect();
+        assert_eq!(patches.len(), originals.len(), "{name}");
+        assert!(patches.iter().all(|p| p == &json!([])), "{name}: a second preview must be empty: {patches:?}");
+        let diff = preview(&["-f", "-", "-o", "diff"], Some(&run.stdout));
+        assert_eq!((diff.code, diff.stdout.as_str()), (0, ""), "{name}: {}", diff.stderr);
+
+        // Removing the annotations gives back the original template.
+        let removed = mutated
+            .iter()
+            .map(|deployment| {
+                let mut deployment = deployment.clone();
+                if let Some(a) = deployment.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+                    a.retain(|key, _| !key.starts_with(PREFIX));
+                }
+                serde_json::to_string(&deployment).unwrap() + "\n"
+            })
+            .collect::<Vec<_>>()
+            .join("---\n");
+        let reverted = preview(&["-f", "-", "-o", "yaml"], Some(&removed));
+        assert_eq!(reverted.code, 0, "{name}: {}", reverted.stderr);
+        let reverted: Vec<Value> = parts(&reverted.stdout).into_iter().filter_map(|(_, v)| v).collect();
+        for (original, reverted) in originals.iter().zip(&reverted) {
+            assert_eq!(
+                reverted["spec"]["template"], original["spec"]["template"],
+                "{name}: removing the annotations must give back the template of {}",
+                original["metadata"]["name"]
+            );
+        }
+        let out = dir.path().join(&name);
+        std::fs::write(&out, &run.stdout).unwrap();
+        outputs.push(out);
+    }
+    assert!(count >= 94, "only {count} Deployments in the corpus");
+    assert_strict_valid(&outputs);
+}
+
+// ------------------------------------------------------------- hostile input
+
+#[test]
+fn hostile_documents_are_refused_with_a_clear_message() {
+    let mut laughs =
+        String::from("apiVersion: v1\nkind: ConfigMap\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..12 {
+        laughs.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(", ")));
+    }
+    let deep_flow = "[".repeat(200 * 1024);
+    let deep_map = "{a: ".repeat(100 * 1024);
+    let mut deep_block = String::new();
+    for depth in 0..1000 {
+        deep_block.push_str(&format!("{}- a:\n", " ".repeat(depth * 2)));
+    }
+    let duplicate = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\n  labels: {app: x}\n  name: b\n";
+    let cases: [(&str, &str, &str); 5] = [
+        ("billion laughs", &laughs, "billion laughs"),
+        ("deep flow nesting", &deep_flow, "nested deeper than 200 levels"),
+        ("deep flow mappings", &deep_map, "nested deeper than 200 levels"),
+        ("deep block nesting", &deep_block, "nested deeper than 200 levels"),
+        ("duplicate key", duplicate, "document 2 (line 9): duplicate key \"name\""),
+    ];
+    for (case, input, message) in cases {
+        for output in ["yaml", "diff"] {
+            let run = preview(&["-f", "-", "-o", output], Some(input));
+            let code = if output == "diff" { 2 } else { 1 };
+            assert_eq!(run.code, code, "{case} -o {output}: {}", run.stderr);
+            assert!(run.stdout.is_empty(), "{case}: nothing on stdout");
+            assert!(run.stderr.contains(message) && run.stderr.contains("stdin"), "{case}: {}", run.stderr);
+        }
+    }
+}
+
+#[test]
+fn only_apps_v1_deployments_are_mutated_and_lists_are_flattened() {
+    let deployment = |api: &str, name: &str| {
+        json!({"apiVersion": api, "kind": "Deployment", "metadata": {"name": name, "annotations": {"kube-once.io/run": "migrate"}},
+               "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}}}})
+    };
+    let mut bare = deployment("apps/v1", "bare");
+    bare.as_object_mut().unwrap().retain(|k, _| k != "kind" && k != "apiVersion");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        deployment("apps/v1", "top"),
+        {"apiVersion": "v1", "kind": "List", "items": [deployment("apps/v1", "nested")]},
+        {"apiVersion": "apps/v1", "kind": "DeploymentList", "items": [bare]},
+        deployment("apps/v1beta1", "old"),
+    ]});
+    let run = preview(&["-f", "-", "-o", "json"], Some(&serde_json::to_string(&list).unwrap()));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let answers: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = answers.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["top", "nested", "bare"], "apps/v1beta1 is no longer served, so not mutated");
+    let yaml = preview(&["-f", "-", "-o", "yaml"], Some(&serde_json::to_string(&list).unwrap()));
+    let out: Value = parts(&yaml.stdout).into_iter().find_map(|(_, v)| v).unwrap();
+    assert!(out.pointer("/items/1/items/0/spec/template/spec/initContainers").is_some(), "the List stays a List");
+    assert!(out.pointer("/items/3/spec/template/spec/initContainers").is_none());
+}
+
+// ------------------------------------------------------------ kubectl habits
+
+#[test]
+fn diff_exits_0_without_differences_1_with_them_and_2_on_errors() {
+    let superset = "examples/superset.yaml";
+    let run = preview(&["-f", superset, "-o", "diff"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.starts_with("--- a/deployment/analytics/superset\n"), "{}", run.stdout);
+    let yaml = preview(&["-f", superset, "-o", "yaml"], None).stdout;
+    let run = preview(&["-f", "-", "-o", "diff"], Some(&yaml));
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.stderr);
+    let untouched = preview(&["-f", "tests/fixtures/manifests/grafana.yaml", "-o", "diff"], None);
+    assert_eq!((untouched.code, untouched.stdout.as_str()), (0, ""));
+    let missing = preview(&["-f", "no/such/file.yaml", "-o", "diff"], None);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(missing.stderr.contains("no/such/file.yaml"), "{}", missing.stderr);
+    let refused = std::fs::read_to_string(repo().join(superset))
+        .unwrap()
+        .replace("kube-once.io/timeout: 20m", "kube-once.io/timeout: twenty minutes");
+    let run = preview(&["-f", "-", "-o", "diff"], Some(&refused));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+}
+
+#[test]
+fn f_is_repeatable_and_takes_directories_recursively_with_r() {
+    let dir = tempfile::tempdir().unwrap();
+    let superset = std::fs::read_to_string(repo().join("examples/superset.yaml")).unwrap();
+    let grafana = std::fs::read_to_string(repo().join("tests/fixtures/manifests/grafana.yaml")).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), &superset).unwrap();
+    std::fs::write(dir.path().join("b.txt"), "not: a manifest: file\n").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/c.yml"), &grafana).unwrap();
+    let count = |run: &Run| {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        parts(&run.stdout).iter().filter(|(_, v)| v.is_some()).count()
+    };
+    let input = |text: &str| parts(text).iter().filter(|(_, v)| v.is_some()).count();
+    let (n_superset, n_grafana) = (input(&superset), input(&grafana));
+    let d = dir.path().to_str().unwrap();
+
+    assert_eq!(
+        count(&preview(&["-f", d, "-o", "yaml"], None)),
+        n_superset,
+        "a directory: its manifests, not subdirectories"
+    );
+    assert_eq!(count(&preview(&["-f", d, "-R", "-o", "yaml"], None)), n_superset + n_grafana, "-R descends");
+    let both =
+        preview(&["-f", "examples/superset.yaml", "-f", "tests/fixtures/manifests/grafana.yaml", "-o", "yaml"], None);
+    assert_eq!(count(&both), n_superset + n_grafana);
+    // The second file's documents are printed byte for byte after the first's.
+    assert!(both.stdout.ends_with(&grafana), "files stay apart and untouched");
+    let patches = preview(&["-f", "examples/superset.yaml", "-f", "examples/superset.yaml"], None);
+    assert_eq!(patches.code, 0, "{}", patches.stderr);
+    assert_eq!(serde_json::Deserializer::from_str(&patches.stdout).into_iter::<Value>().count(), 2);
+}
+
+// ------------------------------------------- YAML 1.1 read-back (PyYAML)
+
+/// A PyYAML process that reads YAML streams (one JSON-encoded string per
+/// line) and answers each with its documents as JSON (one line).
+struct PyYaml {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+const PYYAML_READER: &str = r#"
+import json, sys, yaml
+for line in sys.stdin:
+    try:
+        docs = list(yaml.load_all(json.loads(line), Loader=yaml.SafeLoader))
+        print(json.dumps({"ok": docs}, default=lambda o: "!!" + type(o).__name__ + " " + repr(o)), flush=True)
+    except Exception as error:
+        print(json.dumps({"error": str(error)}), flush=True)
+"#;
+
+impl PyYaml {
+    fn start() -> Self {
+        let mut child = Command::new(tool("KUBE_ONCE_PYTHON"))
+            .args(["-c", PYYAML_READER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Self { _child: child, stdin, stdout }
+    }
+
+    fn read(&mut self, yaml: &str) -> Value {
+        writeln!(self.stdin, "{}", serde_json::to_string(yaml).unwrap()).unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let answer: Value = serde_json::from_str(&line).unwrap();
+        match answer.get("ok") {
+            Some(documents) => documents.clone(),
+            None => panic!("PyYAML cannot read the output: {answer}\n{yaml}"),
+        }
+    }
+}
+
+static PYYAML: Mutex<Option<PyYaml>> = Mutex::new(None);
+
+/// Numbers compared by value (PyYAML reads `1.0` where serde_json kept `1`),
+/// to the last bits: serde_json's own float parsing (of PyYAML's answer) is
+/// not exact to the ulp.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs()),
+            _ => false,
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+mod read_back {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Strings every YAML reader is tempted to read as something else.
+    const TRICKY: &[&str] = &[
+        "yes",
+        "Yes",
+        "YES",
+        "no",
+        "No",
+        "y",
+        "Y",
+        "n",
+        "N",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "true",
+        "True",
+        "FALSE",
+        "null",
+        "Null",
+        "NULL",
+        "~",
+        "",
+        "0644",
+        "0o644",
+        "0x1A4",
+        "0b101",
+        "1_000",
+        "1e3",
+        "1E3",
+        "1.5",
+        ".5",
+        "1.",
+        "+1",
+        "-0",
+        "09",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        "2001-01-01",
+        "2001-12-14t21:59:43.10-05:00",
+        "1:20",
+        "190:20:30.15",
+        "<<",
+        "=",
+        "-",
+        "- a",
+        "? a",
+        ": a",
+        "a: b",
+        "a #b",
+        "#a",
+        "&a",
+        "*a",
+        "!a",
+        "!!str",
+        "|",
+        ">",
+        "'a",
+        "\"a",
+        "%a",
+        "@a",
+        "`a",
+        "[a]",
+        "{a: b}",
+        "---",
+        "...",
+        " lead",
+        "trail ",
+        "tab\tin",
+        "\ttab",
+        "line\nbreak",
+        "two\n\nlines\n\n",
+        "trailing space \nline",
+        "\u{85}",
+        "\u{2028}",
+        "\u{feff}bom",
+        "\u{a0}",
+        "café",
+        "日本",
+        "🎉",
+        "\\",
+        "\"",
+        "'",
+        "a'b",
+        "100m",
+        "128Mi",
+        "--flag=x",
+        "-Xmx1g",
+        "0.0.0.0:8080",
+        "10.0.0.1",
+        "64b500c28df0c86b18e1cb4e3459c2c8",
+    ];
+
+    fn string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(TRICKY).prop_map(str::to_owned),
+            2 => "[-a-zA-Z0-9 _.:#'\"!&*?|>%@,\\[\\]{}~=]{0,12}",
+            1 => "[a-z]{1,4}(\n[ a-z\t]{0,5}){1,3}\n{0,3}",
+            2 => "\\PC{0,6}",
+        ]
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            6 => string().prop_map(Value::String),
+            1 => any::<i64>().prop_map(Value::from),
+            1 => any::<u64>().prop_map(Value::from),
+            1 => any::<f64>().prop_filter("JSON has no inf or nan", |f| f.is_finite()).prop_map(Value::from),
+            1 => any::<bool>().prop_map(Value::Bool),
+            1 => Just(Value::Null),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(string(), inner, 0..5)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn deployment(labels: std::collections::BTreeMap<String, String>, env: Vec<String>, extra: Value) -> Value {
+        let env: Vec<Value> =
+            env.into_iter().enumerate().map(|(i, value)| json!({"name": format!("V{i}"), "value": value})).collect();
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "gen", "labels": labels, "annotations": {"kube-once.io/run": "migrate"}},
+            "extra": extra,
+            "spec": {"selector": {"matchLabels": {"app": "gen"}}, "template": {
+                "metadata": {"labels": {"app": "gen"}},
+                "spec": {"containers": [{"name": "app", "image": "app:1", "args": env.iter().map(|e| e["value"].clone()).collect::<Vec<_>>(), "env": env}]},
+            }},
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The mutated Deployment, written by preview, reads back unchanged
+        /// in PyYAML (YAML 1.1, like kubectl), in a YAML 1.2 reader and in
+        /// kube-once's own reader.
+        #[test]
+        fn preview_output_reads_back_unchanged_in_pyyaml(
+            labels in prop::collection::btree_map(string(), string(), 0..6),
+            env in prop::collection::vec(string(), 0..8),
+            extra in tree(),
+        ) {
+            let input = deployment(labels, env, extra);
+            let expected = core::mutate(&input, None, &Config::default()).unwrap().object;
+            let run = preview(&["-f", "-", "-o", "yaml"], Some(&serde_json::to_string(&input).unwrap()));
+            prop_assert_eq!(run.code, 0, "{}", run.stderr);
+            let ours: Vec<Value> = parts(&run.stdout).into_iter().filter_map(|(_, v)| v).collect();
+            prop_assert!(ours.len() == 1 && same(&ours[0], &expected), "kube-once reads back {:?}\n{}", ours, run.stdout);
+            // A YAML 1.2 reader (serde_yaml_ng, libyaml's parser) agrees.
+            let yaml12: Value = serde_yaml_ng::from_str(&run.stdout).unwrap();
+            prop_assert!(same(&yaml12, &expected), "YAML 1.2 reads back {}\n{}", yaml12, run.stdout);
+            let mut guard = PYYAML.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let pyyaml = guard.get_or_insert_with(PyYaml::start).read(&run.stdout);
+            prop_assert!(same(&pyyaml, &json!([expected])), "PyYAML reads back {}\n---\n{}", pyyaml, run.stdout);
+        }
+    }
+}
+
+// ------------------------------------------------------- POST /preview
+
+mod server_preview {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use kube_once_server::{self as server, AppState};
+    use tower::ServiceExt;
+
+    async fn call(app: Router, method: Method, uri: &str, body: String) -> (StatusCode, String) {
+        let request = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// On a runtime with a single worker thread, `/healthz` is answered
+    /// while a 2 MiB `/preview` body is still being read: the parse runs on
+    /// the blocking pool, never on the async worker.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_big_preview_body_never_holds_the_async_worker() {
+        let state = AppState::new(Config::default());
+        let mut body = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  items:\n");
+        while body.len() < 2 * 1024 * 1024 {
+            body.push_str("    - [a, {b: c}, \"0644\"]\n");
+        }
+        let preview = tokio::spawn(call(server::preview_router(state.clone()), Method::POST, "/preview", body));
+        tokio::task::yield_now().await;
+        let (status, text) = call(server::router(state.clone()), Method::GET, "/healthz", String::new()).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, "ok\n"));
+        assert!(!preview.is_finished(), "/healthz must be answered while the preview body is still being read");
+        let (status, text) = preview.await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains("no apps/v1 Deployment in the body (1 document(s))"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn hostile_bodies_get_400_with_the_reason() {
+        let state = AppState::new(Config::default());
+        let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..12 {
+            laughs.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(", ")));
+        }
+        for (body, reason) in [
+            ("[".repeat(100 * 1024), "nested deeper than 200 levels"),
+            (laughs, "billion laughs"),
+            ("a: 1\na: 2\n".to_owned(), "document 1 (line 2): duplicate key \"a\""),
+        ] {
+            let (status, text) = call(server::preview_router(state.clone()), Method::POST, "/preview", body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+            assert!(text.contains(reason), "expected `{reason}` in `{text}`");
+        }
+    }
+
+    /// `?format=yaml` is `kube-once preview -o yaml`: the other documents of
+    /// the body come back byte for byte.
+    #[tokio::test]
+    async fn yaml_format_is_the_cli_output() {
+        let state = AppState::new(Config::default());
+        let example = std::fs::read_to_string(repo().join("examples/superset.yaml")).unwrap();
+        let (status, text) =
+            call(server::preview_router(state), Method::POST, "/preview?format=yaml", example.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let cli = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
+        assert_eq!(text, cli.stdout);
+    }
+}
