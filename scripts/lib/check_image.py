@@ -95,6 +95,10 @@ def check_platform(layout, descriptor, arch, expected, runner, max_bytes, scratc
         if (member.uid, member.gid) != (0, 0) or member.mode & 0o022:
             raise Bad(f"{arch}: /{name} is {member.uid}:{member.gid} mode {oct(member.mode)}: "
                       "expected root-owned and not writable by group or others")
+        # Any user runs them: 65532 here, the app's own user when the image is
+        # mounted into app pods as an image volume (docs/delivery.md).
+        if member.mode & 0o555 != 0o555:
+            raise Bad(f"{arch}: /{name} has mode {oct(member.mode)}: expected readable and executable by all")
 
     for name in expected:
         path = os.path.join(root, name)
