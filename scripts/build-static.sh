@@ -1,35 +1,49 @@
 #!/usr/bin/env bash
-# Builds the fully static kube-once binary (x86_64 musl, `dist` profile: fat
-# LTO, one codegen unit, opt-level s, panic=abort, stripped) — the copy that
-# `kube-once install` puts into app pods — and prints its path and size.
-# Needs the rustup target and a musl C compiler (ring and SQLite are C):
-# both are installed when missing. Fails when the binary is over the size
-# goal (KUBE_ONCE_MAX_STATIC_BYTES, default 10 MB): it is copied into every pod.
+# Builds the fully static (musl) release binaries for each architecture
+# (default: amd64 arm64; or name some: `scripts/build-static.sh arm64`) with
+# cargo-zigbuild, and lays each architecture's image tree out in
+# target/dist/linux-ARCH/ (see scripts/lib/cross.sh for the binaries, their
+# profiles and size gates). Checks that every binary is static, for the right
+# architecture and under its gate; prints sizes and build times.
+# Installs what it needs (Rust musl targets, cargo-zigbuild + Zig from PyPI,
+# `file`) when missing. docs/dev/build.md has the details.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=x86_64-unknown-linux-musl
 
-if ! rustup target list --installed | grep -qx "$target"; then
-    rustup target add "$target"
-fi
-if ! command -v musl-gcc >/dev/null 2>&1; then
-    sudo=()
-    [ "$(id -u)" = 0 ] || sudo=(sudo)
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null
-fi
+# shellcheck source=scripts/lib/cross.sh
+source scripts/lib/cross.sh
 
-cargo build --locked --profile dist --target "$target" --bin kube-once
-binary="${CARGO_TARGET_DIR:-target}/$target/dist/kube-once"
-# A dynamic binary lists its libraries as `name => path`.
-if ldd "$binary" 2>&1 | grep -q '=>'; then
-    echo "error: $binary is dynamically linked; expected a static musl binary" >&2
-    exit 1
-fi
-size="$(stat -c %s "$binary")"
-echo "$binary: static, $size bytes ($((size / 1024 / 1024)) MiB)"
-max="${KUBE_ONCE_MAX_STATIC_BYTES:-10000000}"
-if [ "$size" -gt "$max" ]; then
-    echo "error: $binary is $size bytes, over the $max-byte goal for the copy that goes into every pod" >&2
-    exit 1
-fi
+arches=("$@")
+[ "${#arches[@]}" -gt 0 ] || arches=("${KUBE_ONCE_ARCHES[@]}")
+for arch in "${arches[@]}"; do rust_target "$arch" >/dev/null; done
+
+ensure_cross_toolchain
+target_dir="${CARGO_TARGET_DIR:-target}"
+summary=()
+failed=0
+while read -r name package bin profile path max; do
+    for arch in "${arches[@]}"; do
+        target="$(rust_target "$arch")"
+        started=$SECONDS
+        cargo_zigbuild --locked --profile "$profile" --target "$target" --package "$package" --bin "$bin"
+        seconds=$((SECONDS - started))
+        built="$target_dir/$target/$profile/$bin"
+        out="target/dist/linux-$arch/$path"
+        mkdir -p "$(dirname "$out")"
+        # install: a fresh file with mode 0755, so the image gets it as is.
+        install -m 0755 "$built" "$out"
+        # A binary over its gate fails the script, after every binary is
+        # built, so one run tells all the sizes.
+        if line="$(check_static_binary "$out" "$arch" "$max" 2>&1)"; then
+            summary+=("$name $arch: $line; built in ${seconds}s")
+        else
+            failed=1
+            summary+=("$name $arch: FAILED: $line; built in ${seconds}s")
+        fi
+        echo "${summary[-1]}"
+    done
+done < <(kube_once_artifacts)
+
+echo "static binaries:"
+printf '  %s\n' "${summary[@]}"
+exit "$failed"
