@@ -48,7 +48,7 @@ fn small_deployment() -> Value {
     })
 }
 
-/// The Deployment of the README's example (examples/superset.yaml).
+/// The Deployment of the example of docs/annotations.md (examples/superset.yaml).
 fn example_deployment() -> Value {
     let documents =
         kube_once_core::manifest::parse_documents(include_str!("../examples/superset.yaml")).unwrap_or_default();

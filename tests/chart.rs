@@ -23,8 +23,7 @@ use serde_json::{Value, json};
 use kube_once::cmd::{Cli, Command as Subcommand, serve::ServeArgs};
 use kube_once_core::config::Config;
 use support::chart::{
-    NAMESPACE, all_of, chart_dir, config_file, installed as one_of, named, run, server_args, server_container, text,
-    webhook,
+    NAMESPACE, all_of, config_file, installed as one_of, named, run, server_args, server_container, text, webhook,
 };
 use support::env::tool;
 use support::pss::restricted_violations;

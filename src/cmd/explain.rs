@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,7 +21,7 @@ use kube_once_core::manifest::{describe, is_deployment, parse_documents};
 use kube_once_explain::{self as explain, Operation, Outcome, Verdict};
 use serde_json::Value;
 
-use super::ConfigArgs;
+use super::{ConfigArgs, read_input};
 
 /// Exit status when a Deployment is not sent to the webhook (and none is refused).
 pub const NOT_SENT: u8 = 3;
@@ -174,16 +174,6 @@ fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
             _ => Err(format!("`{pair}` is not key=value; write e.g. team=data,kube-once.io/ignore=true")),
         })
         .collect()
-}
-
-fn read_input(path: &Path) -> anyhow::Result<String> {
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read manifests from stdin")?;
-        Ok(text)
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-    }
 }
 
 #[cfg(test)]

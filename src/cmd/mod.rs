@@ -5,9 +5,11 @@
 
 pub mod certs;
 pub mod explain;
+pub mod injected;
 pub mod preview;
 pub mod serve;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -46,6 +48,8 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Explain offline whether the API server sends a Deployment to the webhook, and what it answers.
     Explain(explain::ExplainArgs),
+    /// List the Deployments that carry kube-once's injection (e.g. to clean up after an uninstall).
+    Injected(injected::InjectedArgs),
 }
 
 /// The webhook configuration file, shared by `serve` and `preview`.
@@ -60,6 +64,17 @@ impl ConfigArgs {
     /// The configuration file, or the built-in defaults without one.
     pub fn load(&self) -> anyhow::Result<Config> {
         self.config.as_deref().map_or_else(|| Ok(Config::default()), load_config)
+    }
+}
+
+/// A manifest file's text; `-` reads stdin.
+pub(crate) fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read manifests from stdin")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     }
 }
 
@@ -79,5 +94,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Forget(args) => forget::run(args),
         Command::Certs(args) => report(certs::run(&args)),
         Command::Explain(args) => explain::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
+        Command::Injected(args) => report(injected::run(&args)),
     }
 }

@@ -9,7 +9,7 @@
 //! cannot be read (`-o diff`: 1 means there are differences, and errors
 //! exit 2, like `kubectl diff`).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,7 +18,7 @@ use clap::{Args, ValueEnum};
 use kube_once_core::render::{self, Format};
 use kube_once_core::yaml::Limits;
 
-use super::ConfigArgs;
+use super::{ConfigArgs, read_input};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Color {
@@ -154,16 +154,6 @@ fn collect(path: &Path, recursive: bool, given: bool, out: &mut Vec<PathBuf>) ->
         collect(&entry, recursive, false, out)?;
     }
     Ok(())
-}
-
-fn read_input(path: &Path) -> anyhow::Result<String> {
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read manifests from stdin")?;
-        Ok(text)
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-    }
 }
 
 /// ANSI colours for a unified diff, as `git diff` shows them.

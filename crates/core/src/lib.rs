@@ -226,7 +226,7 @@ fn desired_template<'a>(
             None => inject::apply(object, stripped, plan, config)?,
         },
     };
-    let first_enabled = old_object.is_none_or(|old| !has_status(old));
+    let first_enabled = old_object.is_none_or(|old| !is_injected(old));
     let warnings = plan.as_ref().map(|plan| warnings(plan, &desired_template, first_enabled)).unwrap_or_default();
     Ok(Some(DesiredTemplate { before: template, template: desired_template, warnings }))
 }
@@ -239,14 +239,16 @@ fn untouched(object: &Value) -> Mutation {
 /// the user changed neither the template nor a `kube-once.io/` annotation.
 fn kept_injection(object: &Value, old: &Value, stripped: &Value) -> Option<Value> {
     let old_template = old.pointer("/spec/template")?;
-    if !has_status(old) || contract_annotations(object) != contract_annotations(old) {
+    if !is_injected(old) || contract_annotations(object) != contract_annotations(old) {
         return None;
     }
     let old_stripped = inject::strip(old, old_template).ok()?;
     (old_stripped == *stripped).then(|| old_template.clone())
 }
 
-fn has_status(deployment: &Value) -> bool {
+/// Whether kube-once's injection is in this Deployment (its pod template
+/// carries `kube-once.io/status`): what is left to clean up after an uninstall.
+pub fn is_injected(deployment: &Value) -> bool {
     deployment.pointer("/spec/template/metadata/annotations").and_then(|a| a.get(STATUS_ANNOTATION)).is_some()
 }
 

@@ -20,7 +20,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run COMMAND once per key under a database lock (the injected initContainer).
     Lock(Box<lock::LockArgs>),
+    /// Copy this executable into DIR (the shared emptyDir of the pod).
     Install(install::InstallArgs),
     /// Show the recorded runs (done-records), newest first.
     History(history::HistoryArgs),

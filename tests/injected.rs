@@ -1,0 +1,52 @@
+//! `kube-once injected` over what `kubectl get deploy -A -o yaml` prints: a
+//! `List` whose injected Deployments are the ones to clean up after an
+//! uninstall.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/core/{name}", env!("CARGO_MANIFEST_DIR"));
+    kube_once_core::manifest::parse_documents(&std::fs::read_to_string(&path).unwrap()).unwrap().remove(0)
+}
+
+fn injected(input: &str) -> (String, String, bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
+        .args(["injected", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap(), output.status.success())
+}
+
+#[test]
+fn lists_only_deployments_that_carry_the_injection() {
+    let mut injected_one = fixture("already-injected.input.yaml");
+    injected_one["metadata"]["namespace"] = json!("shop");
+    let mut plain = fixture("no-init-containers.input.yaml");
+    plain["metadata"]["namespace"] = json!("shop");
+    plain["metadata"]["name"] = json!("plain");
+    let mut statefulset = injected_one.clone();
+    statefulset["kind"] = json!("StatefulSet");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [plain, injected_one.clone(), statefulset]});
+
+    let (stdout, _, ok) = injected(&serde_json::to_string(&list).unwrap());
+    assert!(ok);
+    assert_eq!(stdout, format!("shop/{}\n", injected_one["metadata"]["name"].as_str().unwrap()));
+}
+
+#[test]
+fn says_so_when_nothing_is_left() {
+    let (stdout, stderr, ok) = injected("apiVersion: v1\nkind: List\nitems: []\n");
+    assert!(ok);
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("no Deployment carries kube-once.io/status"), "{stderr}");
+}
