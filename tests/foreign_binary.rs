@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::databases::{Db, Scenario};
+use support::databases::{APPEND_AND_SLEEP, Db, Scenario};
 
 /// The binary under test and the runner (with its arguments) that starts it.
 struct Foreign {
@@ -70,34 +70,17 @@ impl Foreign {
     }
 }
 
-fn positions(lines: &[String], prefix: &str) -> Vec<usize> {
-    lines.iter().enumerate().filter(|(_, line)| line.starts_with(prefix)).map(|(i, _)| i).collect()
-}
-
 /// tests/lock.rs's exactly-once race, with the foreign binary: one process
 /// runs the command, the others wait for it and skip; every one exits 0
 /// after the command finished, and one done-record is written.
 fn exactly_once(db: Db, processes: usize) {
     let foreign = Foreign::from_env();
     let mut scenario = Scenario::new(db, "foreign");
-    let command = ["sh", "-c", r#"echo "start $$" >> "$OUT"; sleep 0.5; echo "end $$" >> "$OUT""#];
     for _ in 0..processes {
-        let cmd = foreign.rewrite(&scenario.lock(&["--key", "v1"], &command));
+        let cmd = foreign.rewrite(&scenario.lock(&["--key", "v1"], APPEND_AND_SLEEP));
         scenario.spawn(cmd);
     }
-    let codes = scenario.wait_all();
-    let logs = scenario.all_logs();
-    assert!(codes.iter().all(|&code| code == 0), "exit codes {codes:?}\n{logs}");
-    let lines = scenario.lines();
-    assert_eq!(positions(&lines, "start").len(), 1, "exactly one run: {lines:?}");
-    let end = positions(&lines, "end");
-    assert_eq!(end.len(), 1, "{lines:?}");
-    let exits = positions(&lines, "exited");
-    assert_eq!(exits.len(), processes, "{lines:?}");
-    assert!(exits.iter().all(|&exit| exit > end[0]), "a process exited before the command finished: {lines:?}");
-    assert_eq!(scenario.count_events("ran"), 1, "{logs}");
-    assert_eq!(scenario.count_events("skipped"), processes - 1, "{logs}");
-    assert_eq!(scenario.db.records(&scenario.name, "v1"), 1);
+    scenario.assert_ran_exactly_once();
 }
 
 #[test]

@@ -18,14 +18,9 @@ use std::time::Duration;
 use kube_once_core::annotations::default_key;
 use kube_once_lock::names::{advisory_key, mysql_lock_name};
 use kube_once_server::certs::{CertBundle, generate};
-use support::databases::{self, Db, Kind, Scenario, Throwaway, alive, runtime, wait_until};
-
-const APPEND_AND_SLEEP: &[&str] = &["sh", "-c", r#"echo "start $$" >> "$OUT"; sleep 0.5; echo "end $$" >> "$OUT""#];
-
-/// Which lines of the output file start with `prefix`.
-fn positions(lines: &[String], prefix: &str) -> Vec<usize> {
-    lines.iter().enumerate().filter(|(_, line)| line.starts_with(prefix)).map(|(i, _)| i).collect()
-}
+use support::databases::{
+    self, APPEND_AND_SLEEP, Db, Kind, Scenario, Throwaway, alive, positions, runtime, wait_until,
+};
 
 /// One test per scenario in a module per database.
 macro_rules! on_databases {
@@ -97,20 +92,7 @@ fn exactly_once(db: Db, processes: usize) {
         let cmd = scenario.lock(&["--key", "v1"], APPEND_AND_SLEEP);
         scenario.spawn(cmd);
     }
-    let codes = scenario.wait_all();
-    let logs = scenario.all_logs();
-    assert!(codes.iter().all(|&code| code == 0), "exit codes {codes:?}\n{logs}");
-    let lines = scenario.lines();
-    assert_eq!(positions(&lines, "start").len(), 1, "exactly one run: {lines:?}");
-    let end = positions(&lines, "end");
-    assert_eq!(end.len(), 1, "{lines:?}");
-    // Every process — leader and followers — exits after the command finished.
-    let exits = positions(&lines, "exited");
-    assert_eq!(exits.len(), processes, "{lines:?}");
-    assert!(exits.iter().all(|&exit| exit > end[0]), "a process exited before the command finished: {lines:?}");
-    assert_eq!(scenario.count_events("ran"), 1, "{logs}");
-    assert_eq!(scenario.count_events("skipped"), processes - 1, "{logs}");
-    assert_eq!(scenario.db.records(&scenario.name, "v1"), 1);
+    scenario.assert_ran_exactly_once();
 }
 
 fn record_none_runs_every_pod_one_at_a_time(db: Db) {

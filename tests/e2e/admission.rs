@@ -8,20 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::str_at;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Create,
-    Update,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-        }
-    }
-}
+pub use kube_once_explain::Operation;
 
 /// The AdmissionReview for a write of `object` (with the stored `old_object` on UPDATE).
 pub fn review(uid: &str, operation: Operation, object: &Value, old_object: Option<&Value>, dry_run: bool) -> Value {

@@ -241,6 +241,35 @@ impl Scenario {
     pub fn count_events(&self, event: &str) -> usize {
         (0..self.processes.len()).map(|index| self.events(index).iter().filter(|e| *e == event).count()).sum()
     }
+
+    /// After every process raced over key `v1` with [`APPEND_AND_SLEEP`]:
+    /// one process ran the command, the others waited for it and skipped;
+    /// every one exited 0 after the command finished; one done-record.
+    pub fn assert_ran_exactly_once(&mut self) {
+        let processes = self.processes.len();
+        let codes = self.wait_all();
+        let logs = self.all_logs();
+        assert!(codes.iter().all(|&code| code == 0), "exit codes {codes:?}\n{logs}");
+        let lines = self.lines();
+        assert_eq!(positions(&lines, "start").len(), 1, "exactly one run: {lines:?}");
+        let end = positions(&lines, "end");
+        assert_eq!(end.len(), 1, "{lines:?}");
+        let exits = positions(&lines, "exited");
+        assert_eq!(exits.len(), processes, "{lines:?}");
+        assert!(exits.iter().all(|&exit| exit > end[0]), "a process exited before the command finished: {lines:?}");
+        assert_eq!(self.count_events("ran"), 1, "{logs}");
+        assert_eq!(self.count_events("skipped"), processes - 1, "{logs}");
+        assert_eq!(self.db.records(&self.name, "v1"), 1);
+    }
+}
+
+/// A command that marks its start and end in the scenario's output file,
+/// taking long enough for the other processes to queue behind it.
+pub const APPEND_AND_SLEEP: &[&str] = &["sh", "-c", r#"echo "start $$" >> "$OUT"; sleep 0.5; echo "end $$" >> "$OUT""#];
+
+/// Which lines of the output file start with `prefix`.
+pub fn positions(lines: &[String], prefix: &str) -> Vec<usize> {
+    lines.iter().enumerate().filter(|(_, line)| line.starts_with(prefix)).map(|(i, _)| i).collect()
 }
 
 /// Waits for `condition` with the suite's deadline.
