@@ -16,7 +16,7 @@ source scripts/lib/tools.sh
 # shellcheck source=scripts/lib/databases.sh
 source scripts/lib/databases.sh
 
-FLAKY_BINARIES=(server hardening lock)
+FLAKY_BINARIES=(server hardening limits lock)
 
 # Runs the tests; arguments select them (`--test server`, filters).
 run_tests() {
