@@ -84,6 +84,31 @@ fn golden_cases() -> Vec<String> {
     cases
 }
 
+/// The admission path keeps the containers' lists aside as text
+/// (`Deployment::parse`); the same Deployment with everything inline (no
+/// lists aside, how every field was read before) gets the same answer.
+#[test]
+fn lists_kept_aside_give_the_answer_of_lists_inline() {
+    for case in golden_cases() {
+        let read = |suffix: &str| {
+            let path = fixtures().join(format!("{case}.{suffix}.yaml"));
+            path.exists().then(|| yaml(&std::fs::read_to_string(path).unwrap()))
+        };
+        let config = read("config").map(|c| Config::from_yaml(&serde_yaml_ng::to_string(&c).unwrap()).unwrap());
+        let config = config.unwrap_or_default();
+        let (input, old) = (read("input").unwrap(), read("old"));
+        let (text, old_text) = (input.to_string(), old.as_ref().map(Value::to_string));
+        let aside = core::Deployment::parse(&text).unwrap();
+        let old_aside = old_text.as_deref().map(|text| core::Deployment::parse(text).unwrap());
+        let inline = |value: &Value| core::Deployment { value: value.clone(), lists: Default::default() };
+        assert_eq!(
+            core::changes(&aside, old_aside.as_ref(), &config),
+            core::changes(&inline(&input), old.as_ref().map(inline).as_ref(), &config),
+            "{case}"
+        );
+    }
+}
+
 #[test]
 fn golden_patches() {
     let cases = golden_cases();

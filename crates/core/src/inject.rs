@@ -8,6 +8,7 @@ use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
 use super::config::{Config, Delivery};
 use super::env;
 use super::status::Status;
+use super::view::{Field, List, Lists, Section};
 use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
@@ -77,8 +78,15 @@ pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
     Ok(template)
 }
 
-/// Apply `plan` to a stripped `template`.
-pub fn apply(deployment: &Value, template: Value, plan: &Plan, config: &Config) -> Result<Value, Refusal> {
+/// Apply `plan` to a stripped `template` whose containers' lists are kept
+/// in `lists`; the desired template and its lists.
+pub fn apply<'a>(
+    deployment: &Value,
+    template: Value,
+    mut lists: Lists<'a>,
+    plan: &Plan,
+    config: &Config,
+) -> Result<(Value, Lists<'a>), Refusal> {
     let mut template = template;
     let mut status = Status::new();
     let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) else {
@@ -91,53 +99,56 @@ pub fn apply(deployment: &Value, template: Value, plan: &Plan, config: &Config) 
         ));
     };
     if let Some(run) = &plan.run {
-        inject_run(deployment, spec, run, config, &mut status)?;
+        inject_run(deployment, spec, &mut lists, run, config, &mut status)?;
     }
     if let Some(preemptible) = &plan.preemptible {
         inject_preemptible(deployment, spec, preemptible, &mut status)?;
     }
-    let Some(object) = template.as_object_mut() else { return Ok(template) };
-    let metadata = field(object, "metadata", Value::Object(Map::new()), &mut status);
-    let Some(metadata) = metadata.as_object_mut() else { return Ok(template) };
-    let annotations = field(metadata, "annotations", Value::Object(Map::new()), &mut status);
-    if let Some(annotations) = annotations.as_object_mut() {
-        annotations.insert(STATUS_ANNOTATION.to_owned(), Value::String(status.to_annotation()));
+    if let Some(object) = template.as_object_mut() {
+        let metadata = field(object, "metadata", Value::Object(Map::new()), &mut status);
+        if let Some(metadata) = metadata.as_object_mut() {
+            let annotations = field(metadata, "annotations", Value::Object(Map::new()), &mut status);
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.insert(STATUS_ANNOTATION.to_owned(), Value::String(status.to_annotation()));
+            }
+        }
     }
-    Ok(template)
+    Ok((template, lists))
 }
 
-fn inject_run(
+fn inject_run<'a>(
     deployment: &Value,
     spec: &mut Map<String, Value>,
+    lists: &mut Lists<'a>,
     run: &RunPlan,
     config: &Config,
     status: &mut Status,
 ) -> Result<(), Refusal> {
     refuse_reserved(deployment, spec, "initContainers", &[INSTALL_CONTAINER, RUN_CONTAINER])?;
     refuse_reserved(deployment, spec, "volumes", &[BIN_VOLUME])?;
-    // Built while the app container is only borrowed: copying it whole
-    // (env included) would cost more than the fields `run_container` reads.
+    // What a previous injection kept aside for these names was stripped with it.
+    for injected in [INSTALL_CONTAINER, RUN_CONTAINER] {
+        lists.remove_container(Section::InitContainers, injected);
+    }
     let app = spec
         .get("containers")
         .and_then(Value::as_array)
-        .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())));
-    let mut run_container = run_container(app.unwrap_or(&Value::Null), run, deployment);
+        .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())))
+        .unwrap_or(&Value::Null);
+    let (run_container, aside) = run_container(app, lists, run, deployment, config.delivery);
+    for (field, list) in aside {
+        lists.insert(Section::InitContainers, RUN_CONTAINER, field, list);
+    }
     // What differs between the deliveries: the volume, the mount's subPath, the install container.
     let (volume, install) = match config.delivery {
         Delivery::InitContainer => (
             json!({"name": BIN_VOLUME, "emptyDir": {}}),
             Some(install_container(&config.tools_image, config.install_security_context.as_ref())),
         ),
-        Delivery::ImageVolume => {
-            let mounts = run_container.get_mut("volumeMounts").and_then(Value::as_array_mut);
-            if let Some(mount) = mounts.and_then(|m| m.iter_mut().rfind(|m| name(m) == Some(BIN_VOLUME))) {
-                mount["subPath"] = json!(TOOLS_POD_DIR);
-            }
-            (
-                json!({"name": BIN_VOLUME, "image": {"reference": config.tools_image, "pullPolicy": "IfNotPresent"}}),
-                None,
-            )
-        }
+        Delivery::ImageVolume => (
+            json!({"name": BIN_VOLUME, "image": {"reference": config.tools_image, "pullPolicy": "IfNotPresent"}}),
+            None,
+        ),
     };
     status.delivery = config.delivery;
     let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
@@ -189,14 +200,26 @@ fn install_container(tools_image: &str, security_context: Option<&Value>) -> Val
 }
 
 /// Fields of the app container `kube-once-run` copies verbatim: the command
-/// must run exactly as the app does (same image, config, user, limits).
-const COPIED_FIELDS: [&str; 6] = ["imagePullPolicy", "workingDir", "envFrom", "securityContext", "resources", "image"];
+/// must run exactly as the app does (same image, config, user, limits). The
+/// lists (`envFrom`; `env` and `volumeMounts`, with kube-once's own items
+/// after the app's) are handled by [`run_container`].
+const COPIED_FIELDS: [&str; 5] = ["imagePullPolicy", "workingDir", "securityContext", "resources", "image"];
 
-fn run_container(app: &Value, run: &RunPlan, deployment: &Value) -> Value {
+/// `kube-once-run`, and those of its lists that extend an app's list kept
+/// aside in `lists`: the app's `envFrom`; the app's `env`, then the plan's
+/// variables; the app's `volumeMounts`, then the binary's mount. The app's
+/// items are referred to, not copied.
+fn run_container<'a>(
+    app: &Value,
+    lists: &Lists<'a>,
+    run: &RunPlan,
+    deployment: &Value,
+    delivery: Delivery,
+) -> (Value, Vec<(&'static str, List<'a>)>) {
     let mut container = Map::new();
     container.insert("name".to_owned(), json!(RUN_CONTAINER));
     for field in COPIED_FIELDS {
-        // `envFrom:` left empty by a chart is `null`: nothing to copy.
+        // A field left empty by a chart is `null`: nothing to copy.
         if let Some(value) = app.get(field).filter(|value| !value.is_null()) {
             container.insert(field.to_owned(), value.clone());
         }
@@ -205,14 +228,35 @@ fn run_container(app: &Value, run: &RunPlan, deployment: &Value) -> Value {
     command.extend(run.command.iter().cloned());
     container.insert("command".to_owned(), json!(command));
 
-    let mut env_vars = app.get("env").and_then(Value::as_array).cloned().unwrap_or_default();
-    env_vars.extend(plan_env(run, deployment));
-    container.insert("env".to_owned(), Value::Array(env_vars));
-
-    let mut mounts = app.get("volumeMounts").and_then(Value::as_array).cloned().unwrap_or_default();
-    mounts.push(json!({"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": true}));
-    container.insert("volumeMounts".to_owned(), Value::Array(mounts));
-    Value::Object(container)
+    let mut aside = Vec::new();
+    match Field::of(app, Section::Containers, "envFrom", lists) {
+        Some(Field::Aside(List::Text(raw))) if raw.get() != "null" => aside.push(("envFrom", List::Text(raw))),
+        Some(Field::Inline(value)) if !value.is_null() => {
+            container.insert("envFrom".to_owned(), value.clone());
+        }
+        _ => {}
+    }
+    let mut mount = json!({"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": true});
+    if delivery == Delivery::ImageVolume {
+        mount["subPath"] = json!(TOOLS_POD_DIR);
+    }
+    for (field, extra) in [("env", plan_env(run, deployment)), ("volumeMounts", vec![mount])] {
+        match Field::of(app, Section::Containers, field, lists) {
+            Some(Field::Aside(List::Text(raw))) if raw.get().starts_with('[') => {
+                let base = crate::view::raw_list(raw).unwrap_or_default();
+                aside.push((field, List::Extended { base, extra }));
+            }
+            app_list => {
+                let mut items = match app_list {
+                    Some(Field::Inline(Value::Array(items))) => items.clone(),
+                    _ => Vec::new(),
+                };
+                items.extend(extra);
+                container.insert(field.to_owned(), Value::Array(items));
+            }
+        }
+    }
+    (Value::Object(container), aside)
 }
 
 /// The plan as `KUBE_ONCE_*` env vars, so `kube-once lock` needs no API access.

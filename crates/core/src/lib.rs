@@ -14,11 +14,13 @@ pub mod patch;
 pub mod presets;
 pub mod render;
 pub mod status;
+pub mod view;
 pub mod yaml;
 
 pub use annotations::{Plan, Record};
 pub use config::{Config, ConfigError, Delivery};
 pub use manifest::describe;
+pub use view::Deployment;
 
 use serde_json::Value;
 
@@ -160,15 +162,39 @@ impl std::fmt::Display for Reason {
 ///
 /// A Deployment with no `kube-once.io/` annotation and no
 /// `kube-once.io/status` on its template is returned untouched, with no patch.
+///
+/// The same answer as [`changes`] (the object is its patch applied), for
+/// callers that hold the Deployment as a [`Value`] (`preview`, `explain`).
 pub fn mutate(object: &Value, old_object: Option<&Value>, config: &Config) -> Result<Mutation, Refusal> {
-    let Some(desired) = desired_template(object, old_object, config)? else { return Ok(untouched(object)) };
-    // The patch consumes its template; this path also needs it for the object.
-    let patch = patch::template_patch(desired.before, desired.template.clone());
+    let text = object.to_string();
+    let old_text = old_object.map(Value::to_string);
+    let view = read(object, &text)?;
+    let old_view = match (old_object, &old_text) {
+        (Some(old), Some(text)) => Some(read(old, text)?),
+        _ => None,
+    };
+    let Changes { patch, warnings } = changes(&view, old_view.as_ref(), config)?;
     let mut object = object.clone();
-    if let Some(slot) = object.pointer_mut("/spec/template") {
-        *slot = desired.template;
-    }
-    Ok(Mutation { patch: json_patch::Patch(patch), object, warnings: desired.warnings })
+    json_patch::patch(&mut object, &patch).map_err(|error| {
+        Refusal::new(
+            Reason::BadValue,
+            format!(
+                "Deployment {}: kube-once could not apply its own patch ({error}); please report this",
+                describe(&object)
+            ),
+        )
+    })?;
+    Ok(Mutation { patch, object, warnings })
+}
+
+/// `text`, the JSON of `object`, as a [`Deployment`].
+fn read<'a>(object: &Value, text: &'a str) -> Result<Deployment<'a>, Refusal> {
+    Deployment::parse(text).map_err(|error| {
+        Refusal::new(
+            Reason::BadValue,
+            format!("Deployment {}: kube-once cannot read it ({error}); simplify the manifest", describe(object)),
+        )
+    })
 }
 
 /// What the admission webhook sends back: [`Mutation`] without the desired
@@ -181,69 +207,73 @@ pub struct Changes {
     pub warnings: Vec<String>,
 }
 
-/// [`mutate`] for the admission hot path: the same patch and warnings, but
-/// no copy of the whole Deployment (its cost grows with the object, while
-/// the patch only follows the change).
-pub fn changes(object: &Value, old_object: Option<&Value>, config: &Config) -> Result<Changes, Refusal> {
+/// [`mutate`] for the admission hot path: the patch and warnings for a
+/// Deployment read by [`Deployment::parse`], with no copy of the object
+/// (the cost follows the pod template, and the patch the change).
+pub fn changes(object: &Deployment, old_object: Option<&Deployment>, config: &Config) -> Result<Changes, Refusal> {
     let Some(desired) = desired_template(object, old_object, config)? else { return Ok(Changes::default()) };
-    let patch = patch::template_patch(desired.before, desired.template);
+    let patch = patch::template_patch(desired.before, &object.lists, desired.template, &desired.lists);
     Ok(Changes { patch: json_patch::Patch(patch), warnings: desired.warnings })
 }
 
 /// The pod template before and after, with the warnings about it.
-struct DesiredTemplate<'a> {
-    before: &'a Value,
+struct DesiredTemplate<'o, 'a> {
+    before: &'o Value,
     template: Value,
+    lists: view::Lists<'a>,
     warnings: Vec<String>,
 }
 
 /// `None` when the Deployment is none of kube-once's business (see [`mutate`]).
-fn desired_template<'a>(
-    object: &'a Value,
-    old_object: Option<&Value>,
+fn desired_template<'o, 'a>(
+    object: &'o Deployment<'a>,
+    old_object: Option<&Deployment<'a>>,
     config: &Config,
-) -> Result<Option<DesiredTemplate<'a>>, Refusal> {
-    let plan = annotations::plan(object, config)?;
-    let Some(template) = object.pointer("/spec/template") else {
+) -> Result<Option<DesiredTemplate<'o, 'a>>, Refusal> {
+    let deployment = &object.value;
+    let plan = annotations::plan(deployment, config)?;
+    let Some(template) = deployment.pointer("/spec/template") else {
         return match plan {
             None => Ok(None),
             Some(_) => Err(Refusal::new(
                 Reason::IncompleteTemplate,
-                format!("Deployment {}: spec.template is missing; add the pod template", describe(object)),
+                format!("Deployment {}: spec.template is missing; add the pod template", describe(deployment)),
             )),
         };
     };
-    let injected_before = inject::status_of(object, template)?.is_some();
+    let injected_before = inject::status_of(deployment, template)?.is_some();
     if plan.is_none() && !injected_before {
         return Ok(None);
     }
 
-    let stripped = inject::strip(object, template)?;
-    let desired_template = match &plan {
-        None => stripped,
+    let stripped = inject::strip(deployment, template)?;
+    let (desired_template, lists) = match &plan {
+        None => (stripped, object.lists.clone()),
         Some(plan) => match old_object.and_then(|old| kept_injection(object, old, &stripped)) {
             Some(kept) => kept,
-            None => inject::apply(object, stripped, plan, config)?,
+            None => inject::apply(deployment, stripped, object.lists.clone(), plan, config)?,
         },
     };
-    let first_enabled = old_object.is_none_or(|old| !is_injected(old));
-    let warnings = plan.as_ref().map(|plan| warnings(plan, &desired_template, first_enabled)).unwrap_or_default();
-    Ok(Some(DesiredTemplate { before: template, template: desired_template, warnings }))
-}
-
-fn untouched(object: &Value) -> Mutation {
-    Mutation { patch: json_patch::Patch(Vec::new()), object: object.clone(), warnings: Vec::new() }
+    let first_enabled = old_object.is_none_or(|old| !is_injected(&old.value));
+    let warnings =
+        plan.as_ref().map(|plan| warnings(plan, &desired_template, &lists, first_enabled)).unwrap_or_default();
+    Ok(Some(DesiredTemplate { before: template, template: desired_template, lists, warnings }))
 }
 
 /// The stability rule: `old`'s whole pod template (injection included) when
 /// the user changed neither the template nor a `kube-once.io/` annotation.
-fn kept_injection(object: &Value, old: &Value, stripped: &Value) -> Option<Value> {
-    let old_template = old.pointer("/spec/template")?;
-    if !is_injected(old) || contract_annotations(object) != contract_annotations(old) {
+fn kept_injection<'a>(
+    object: &Deployment<'a>,
+    old: &Deployment<'a>,
+    stripped: &Value,
+) -> Option<(Value, view::Lists<'a>)> {
+    let old_template = old.value.pointer("/spec/template")?;
+    if !is_injected(&old.value) || contract_annotations(&object.value) != contract_annotations(&old.value) {
         return None;
     }
-    let old_stripped = inject::strip(old, old_template).ok()?;
-    (old_stripped == *stripped).then(|| old_template.clone())
+    let old_stripped = inject::strip(&old.value, old_template).ok()?;
+    view::same_template(&old_stripped, &old.lists, stripped, &object.lists)
+        .then(|| (old_template.clone(), old.lists.clone()))
 }
 
 /// Whether kube-once's injection is in this Deployment (its pod template
@@ -261,7 +291,7 @@ fn contract_annotations(deployment: &Value) -> Vec<(&String, &Value)> {
 }
 
 /// Notes kubectl prints on apply: what the user should know, kept short.
-fn warnings(plan: &Plan, template: &Value, first_enabled: bool) -> Vec<String> {
+fn warnings(plan: &Plan, template: &Value, lists: &view::Lists, first_enabled: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let Some(run) = &plan.run else { return warnings };
     if let Some(preemptible) = &plan.preemptible {
@@ -277,13 +307,11 @@ fn warnings(plan: &Plan, template: &Value, first_enabled: bool) -> Vec<String> {
     let app = template.pointer("/spec/containers").and_then(Value::as_array).and_then(|containers| {
         containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&run.container))
     });
+    let items = |app, field| view::Field::of(app, view::Section::Containers, field, lists).and_then(view::Field::items);
     let declared = |var: &str| {
         app.is_some_and(|app| {
-            app.get("envFrom").and_then(Value::as_array).is_some_and(|from| !from.is_empty())
-                || app
-                    .get("env")
-                    .and_then(Value::as_array)
-                    .is_some_and(|env| env.iter().any(|e| e.get("name").and_then(Value::as_str) == Some(var)))
+            items(app, "envFrom").is_some_and(|from| !from.is_empty())
+                || items(app, "env").is_some_and(|env| env.into_iter().any(|e| e.is_named(var)))
         })
     };
     let mut needed: Vec<(String, &str)> = match &run.database {

@@ -16,20 +16,28 @@ use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::Value;
 
+use crate::view::{Field, Lists, Section, same_container};
+
 /// Maps whose entries are patched one by one (other keys stay untouched).
 const TEMPLATE_MAPS: [(&str, &str); 2] = [("metadata", "annotations"), ("spec", "nodeSelector")];
 /// Lists where kube-once removes and appends items.
 const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 
 /// Operations turning `before` into `after`, two pod templates (at
-/// `/spec/template`) that may differ only where injection writes. `after`
+/// `/spec/template`) that may differ only where injection writes, whose
+/// containers' lists are kept in `before_lists` and `after_lists`. `after`
 /// is consumed: the values the patch adds are moved into it, not copied.
-pub fn template_patch(before: &Value, mut after: Value) -> Vec<PatchOperation> {
+pub fn template_patch(
+    before: &Value,
+    before_lists: &Lists,
+    mut after: Value,
+    after_lists: &Lists,
+) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
     let base = ["spec", "template"];
     // `metadata: null` is replaced whole, like an absent one is added whole.
     if !before.get("metadata").is_some_and(Value::is_object) || !after.get("metadata").is_some_and(Value::is_object) {
-        whole(&mut ops, &path(&base, "metadata"), before.get("metadata"), take(&mut after, "metadata"));
+        whole(&mut ops, &path(&base, "metadata"), before.get("metadata"), take(&mut after, "metadata"), &equal);
     }
     for (parent, map) in TEMPLATE_MAPS {
         let (Some(before_parent), Some(after_parent)) = (before.get(parent), after.get_mut(parent)) else { continue };
@@ -37,19 +45,26 @@ pub fn template_patch(before: &Value, mut after: Value) -> Vec<PatchOperation> {
         map_entries(&mut ops, &path(&at, map), before_parent.get(map), take(after_parent, map));
     }
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
+        let same_init_container =
+            |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists, Section::InitContainers);
         for list in TEMPLATE_LISTS {
+            let same: &dyn Fn(&Value, &Value) -> bool =
+                if list == "initContainers" { &same_init_container } else { &equal };
             list_items(
                 &mut ops,
                 &path(&["spec", "template", "spec"], list),
                 before_spec.get(list),
                 take(after_spec, list),
+                same,
             );
         }
     }
-    match before.pointer("/spec/containers").and_then(Value::as_array) {
-        Some(containers) if !containers.is_empty() => copy_from_containers(ops, containers),
-        _ => ops,
-    }
+    let containers = before.pointer("/spec/containers").and_then(Value::as_array).map(Vec::as_slice);
+    copy_from_containers(ops, containers.unwrap_or_default(), before_lists, after_lists)
+}
+
+fn equal(a: &Value, b: &Value) -> bool {
+    a == b
 }
 
 /// Fields an init container may take verbatim from an app container, sent
@@ -61,9 +76,16 @@ const COPIED_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "resources",
 /// `containers` of the template being patched, each followed by a `copy` of
 /// that field from that container, then `add`s of the list's remaining
 /// items. The app containers are never patched, so the copies read them as
-/// they are; the result is the same object.
-fn copy_from_containers(ops: Vec<PatchOperation>, containers: &[Value]) -> Vec<PatchOperation> {
+/// they are; the result is the same object. A field kept aside in
+/// `after_lists` with no such source is put back into the container whole.
+fn copy_from_containers(
+    ops: Vec<PatchOperation>,
+    containers: &[Value],
+    before_lists: &Lists,
+    after_lists: &Lists,
+) -> Vec<PatchOperation> {
     let init_containers = pointer(&["spec", "template", "spec", "initContainers"]);
+    let sources = Sources { containers, lists: before_lists };
     let mut out = Vec::with_capacity(ops.len());
     for mut op in ops {
         let (path, value) = match &mut op {
@@ -79,10 +101,10 @@ fn copy_from_containers(ops: Vec<PatchOperation>, containers: &[Value]) -> Vec<P
             for (index, item) in value.as_array_mut().into_iter().flatten().enumerate() {
                 let mut item_path = path.clone();
                 item_path.push_back(Token::new(index.to_string()));
-                follow.extend(copies(item, &item_path, containers));
+                follow.extend(copies(item, &item_path, &sources, after_lists));
             }
         } else if path.parent() == Some(&*init_containers) {
-            follow.extend(copies(value, &path, containers));
+            follow.extend(copies(value, &path, &sources, after_lists));
         }
         out.push(op);
         out.extend(follow);
@@ -90,19 +112,35 @@ fn copy_from_containers(ops: Vec<PatchOperation>, containers: &[Value]) -> Vec<P
     out
 }
 
+/// The app containers a `copy` may read from, with their kept-aside lists.
+struct Sources<'s, 'a> {
+    containers: &'s [Value],
+    lists: &'s Lists<'a>,
+}
+
 /// The `copy` (and `add`) operations that rebuild `item`'s copied fields
-/// from `containers`, which are taken out of `item`.
-fn copies(item: &mut Value, item_path: &PointerBuf, containers: &[Value]) -> Vec<PatchOperation> {
+/// from the app containers, which are taken out of `item`.
+fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &Lists) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
-    let Some(fields) = item.as_object_mut() else { return ops };
     for field in COPIED_FIELDS {
-        let Some(value) = fields.get(field) else { continue };
-        let Some((source, copied)) = source_of(value, field, containers) else { continue };
-        let mut rest = match fields.remove(field) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
+        let Some(ours) = Field::of(item, Section::InitContainers, field, lists) else { continue };
+        let inline = matches!(ours, Field::Inline(_));
+        let Some((source, copied)) = sources.of(ours, field) else {
+            if !inline {
+                let whole = ours.to_value();
+                if let Some(fields) = item.as_object_mut() {
+                    fields.insert(field.to_owned(), whole);
+                }
+            }
+            continue;
         };
-        let rest = rest.split_off(copied.min(rest.len()));
+        let rest: Vec<Value> = ours
+            .items()
+            .map(|items| items.into_iter().skip(copied).map(|item| item.to_value()).collect())
+            .unwrap_or_default();
+        if let Some(fields) = item.as_object_mut() {
+            fields.remove(field);
+        }
         let mut from = pointer(&["spec", "template", "spec", "containers"]);
         from.push_back(Token::new(source.to_string()));
         from.push_back(Token::new(field));
@@ -118,26 +156,32 @@ fn copies(item: &mut Value, item_path: &PointerBuf, containers: &[Value]) -> Vec
     ops
 }
 
-/// The app container to copy `value` (an init container's `field`) from,
-/// and how many items of it the copy covers (0 for a non-list): one whose
-/// `field` is equal to `value`, or, for lists, a non-empty prefix of it
-/// (the longest such prefix).
-fn source_of(value: &Value, field: &str, containers: &[Value]) -> Option<(usize, usize)> {
-    let mut best: Option<(usize, usize)> = None;
-    for (index, container) in containers.iter().enumerate() {
-        let Some(theirs) = container.get(field) else { continue };
-        match (value, theirs) {
-            (Value::Array(ours), Value::Array(theirs))
-                if !theirs.is_empty() && ours.starts_with(theirs) && best.is_none_or(|(_, len)| theirs.len() > len) =>
-            {
-                best = Some((index, theirs.len()));
+impl Sources<'_, '_> {
+    /// The app container to copy `ours` (an init container's `field`) from,
+    /// and how many items of it the copy covers (0 for a non-list): one
+    /// whose `field` is equal to it, or, for lists, a non-empty prefix of it
+    /// (the longest such prefix).
+    fn of(&self, ours: Field, field: &str) -> Option<(usize, usize)> {
+        let our_items = ours.items();
+        let mut best: Option<(usize, usize)> = None;
+        for (index, container) in self.containers.iter().enumerate() {
+            let Some(theirs) = Field::of(container, Section::Containers, field, self.lists) else { continue };
+            match (&our_items, theirs.items()) {
+                (Some(ours), Some(theirs))
+                    if !theirs.is_empty()
+                        && theirs.len() <= ours.len()
+                        && best.is_none_or(|(_, len)| theirs.len() > len)
+                        && ours.iter().zip(&theirs).all(|(a, b)| a.same(*b)) =>
+                {
+                    best = Some((index, theirs.len()));
+                }
+                (Some(_), _) => {}
+                (None, _) if ours.same(theirs) => return Some((index, 0)),
+                (None, _) => {}
             }
-            (Value::Array(_), _) => {}
-            (ours, theirs) if ours == theirs => return Some((index, 0)),
-            _ => {}
         }
+        best
     }
-    best
 }
 
 /// `value[key]` moved out of `value` (`None` when absent).
@@ -162,12 +206,18 @@ fn at(path: &[String], last: Option<&str>) -> PointerBuf {
 }
 
 /// Add, remove or replace a field as a whole.
-fn whole(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&Value>, after: Option<Value>) {
+fn whole(
+    ops: &mut Vec<PatchOperation>,
+    path: &[String],
+    before: Option<&Value>,
+    after: Option<Value>,
+    same: &dyn Fn(&Value, &Value) -> bool,
+) {
     let path = at(path, None);
     match (before, after) {
         (None, Some(value)) => ops.push(PatchOperation::Add(AddOperation { path, value })),
         (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation { path })),
-        (Some(old), Some(new)) if *old != new => {
+        (Some(old), Some(new)) if !same_whole(old, &new, same) => {
             ops.push(PatchOperation::Replace(ReplaceOperation { path, value: new }))
         }
         _ => {}
@@ -178,7 +228,7 @@ fn whole(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&Value>,
 fn map_entries(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&Value>, after: Option<Value>) {
     let (old, mut new) = match (before, after) {
         (Some(Value::Object(old)), Some(Value::Object(new))) => (old, new),
-        (before, after) => return whole(ops, path, before, after),
+        (before, after) => return whole(ops, path, before, after, &equal),
     };
     let keys: BTreeSet<String> = old.keys().chain(new.keys()).cloned().collect();
     for key in keys {
@@ -197,23 +247,31 @@ fn map_entries(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&V
 /// Item by item when both sides are lists: walks both, keeping equal items,
 /// removing items that are gone, inserting new ones and replacing an item
 /// in place when it changed. Indices refer to the list as patched so far.
-fn list_items(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&Value>, after: Option<Value>) {
+/// `same` tells equal items apart.
+fn list_items(
+    ops: &mut Vec<PatchOperation>,
+    path: &[String],
+    before: Option<&Value>,
+    after: Option<Value>,
+    same: &dyn Fn(&Value, &Value) -> bool,
+) {
     let (old, mut new) = match (before, after) {
         (Some(Value::Array(old)), Some(Value::Array(new))) => (old, new),
-        (before, after) => return whole(ops, path, before, after),
+        (before, after) => return whole(ops, path, before, after, same),
     };
+    let contains = |items: &[Value], item: &Value| items.iter().any(|other| same(item, other));
     // `new[j]` is taken once the walk has passed it: only `new[j..]` is read again.
     let index = |i: usize| at(path, Some(&i.to_string()));
     let (mut i, mut j) = (0, 0);
     while i < old.len() && j < new.len() {
-        if old[i] == new[j] {
+        if same(&old[i], &new[j]) {
             i += 1;
             j += 1;
-        } else if !new[j..].contains(&old[i]) && !old[i..].contains(&new[j]) {
+        } else if !contains(&new[j..], &old[i]) && !contains(&old[i..], &new[j]) {
             ops.push(PatchOperation::Replace(ReplaceOperation { path: index(j), value: new[j].take() }));
             i += 1;
             j += 1;
-        } else if !new[j..].contains(&old[i]) {
+        } else if !contains(&new[j..], &old[i]) {
             ops.push(PatchOperation::Remove(RemoveOperation { path: index(j) }));
             i += 1;
         } else {
@@ -226,5 +284,15 @@ fn list_items(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&Va
     }
     for (k, value) in new.into_iter().enumerate().skip(j) {
         ops.push(PatchOperation::Add(AddOperation { path: index(k), value }));
+    }
+}
+
+/// `same` for lists item by item, `==` otherwise.
+fn same_whole(old: &Value, new: &Value, same: &dyn Fn(&Value, &Value) -> bool) -> bool {
+    match (old, new) {
+        (Value::Array(old), Value::Array(new)) => {
+            old.len() == new.len() && old.iter().zip(new).all(|(a, b)| same(a, b))
+        }
+        _ => old == new,
     }
 }

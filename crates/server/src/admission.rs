@@ -22,7 +22,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use kube_once_core::manifest::{describe, is_deployment};
-use kube_once_core::{Changes, Reason, Refusal};
+use kube_once_core::{Changes, Deployment, Reason, Refusal};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -223,7 +223,7 @@ pub fn review(body: &[u8], config: &kube_once_core::Config) -> Result<Reviewed, 
 
 fn answer(
     body: &[u8],
-    changes: impl FnOnce(&Value, Option<&Value>) -> Result<Changes, Refusal>,
+    changes: impl FnOnce(&Deployment, Option<&Deployment>) -> Result<Changes, Refusal>,
 ) -> Result<Reviewed, BadRequest> {
     let review: AdmissionReviewRequest = serde_json::from_slice(body).map_err(|error| {
         BadRequest(match error.classify() {
@@ -249,7 +249,10 @@ fn answer(
             BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
         })?;
         let old_object = parse_object(request.old_object, "oldObject")?;
-        let object_name = object_name(&request, Some(&object).filter(|o| o.is_object()).or(old_object.as_ref()));
+        let object_name = object_name(
+            &request,
+            Some(&object.value).filter(|o| o.is_object()).or(old_object.as_ref().map(|old| &old.value)),
+        );
         let (response, outcome, refusal) = respond(request.uid, changes(&object, old_object.as_ref()));
         (response, outcome, refusal, object_name)
     } else {
@@ -315,14 +318,13 @@ fn base64_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
     Ok(encoded)
 }
 
-/// `object` or `oldObject` as JSON; `None` when absent or null.
-fn parse_object(raw: Option<&RawValue>, field: &str) -> Result<Option<Value>, BadRequest> {
-    let Some(raw) = raw else { return Ok(None) };
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::Null) => Ok(None),
-        Ok(value) => Ok(Some(value)),
-        Err(error) => Err(BadRequest(format!("request.{field} is not valid JSON: {error}"))),
-    }
+/// `object` or `oldObject` as the core reads a Deployment (what passes
+/// through stays borrowed text); `None` when absent or null.
+fn parse_object<'a>(raw: Option<&'a RawValue>, field: &str) -> Result<Option<Deployment<'a>>, BadRequest> {
+    let Some(raw) = raw.filter(|raw| raw.get() != "null") else { return Ok(None) };
+    Deployment::parse(raw.get())
+        .map(Some)
+        .map_err(|error| BadRequest(format!("request.{field} is not valid JSON: {error}")))
 }
 
 fn deny(uid: String, message: String) -> AdmissionResponse {
@@ -369,7 +371,7 @@ mod tests {
         .unwrap()
     }
 
-    fn patched(_: &Value, _: Option<&Value>) -> Result<Changes, Refusal> {
+    fn patched(_: &Deployment, _: Option<&Deployment>) -> Result<Changes, Refusal> {
         let patch: json_patch::Patch =
             serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])).unwrap();
         Ok(Changes { patch, warnings: vec!["mind the schema".to_owned()] })

@@ -1,0 +1,540 @@
+//! A Deployment as the core reads it, parsed from JSON text. Only what
+//! kube-once reads or writes becomes a [`Value`]: the metadata's names and
+//! annotations, and the pod template. The containers' `env`, `envFrom` and
+//! `volumeMounts` — which kube-once copies into `kube-once-run` but reads
+//! only for a name or two — stay JSON text borrowed from the request, so the
+//! cost of an admission follows the pod template's shape, not the size of
+//! the app's env (a Value of one `{"name","value"}` entry is ~20× its text).
+//!
+//! A container's list is kept aside, under the container's name, when that
+//! name is a string unique in its section (`containers` or
+//! `initContainers`); otherwise it stays inline in the [`Value`]. [`Field`]
+//! reads either the same way.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// The container fields kept as text.
+pub const LIST_FIELDS: [&str; 3] = ["env", "envFrom", "volumeMounts"];
+
+/// Metadata kube-once reads (names for messages and the lock, the contract).
+const METADATA_FIELDS: [&str; 4] = ["name", "generateName", "namespace", "annotations"];
+
+/// The two lists of containers in a pod spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Containers,
+    InitContainers,
+}
+
+impl Section {
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Containers => "containers",
+            Section::InitContainers => "initContainers",
+        }
+    }
+}
+
+/// A Deployment: [`Value`] of what the core reads, with the containers'
+/// [`LIST_FIELDS`] kept aside in [`Lists`].
+#[derive(Debug, Clone)]
+pub struct Deployment<'a> {
+    pub value: Value,
+    pub lists: Lists<'a>,
+}
+
+impl<'a> Deployment<'a> {
+    /// `text` (a Deployment as JSON) read as described in the module docs,
+    /// in one pass: what the core does not read is skipped, not built.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        let mut lists = Lists::default();
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let value = Shape::Deployment.read(&mut deserializer, &mut lists)?;
+        deserializer.end()?;
+        Ok(Self { value, lists })
+    }
+}
+
+/// Where the reader is in a Deployment: which fields it keeps, which it
+/// skips and which it keeps aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Deployment,
+    Metadata,
+    DeploymentSpec,
+    PodTemplate,
+    PodSpec,
+    Containers(Section),
+}
+
+/// What becomes of one field of an object of a [`Shape`].
+enum Keep {
+    Value,
+    Skip,
+    Nested(Shape),
+}
+
+impl Shape {
+    fn keep(self, key: &str) -> Keep {
+        match (self, key) {
+            (Shape::Deployment, "apiVersion" | "kind") => Keep::Value,
+            (Shape::Deployment, "metadata") => Keep::Nested(Shape::Metadata),
+            (Shape::Deployment, "spec") => Keep::Nested(Shape::DeploymentSpec),
+            (Shape::Metadata, key) if METADATA_FIELDS.contains(&key) => Keep::Value,
+            (Shape::DeploymentSpec, "template") => Keep::Nested(Shape::PodTemplate),
+            (Shape::Deployment | Shape::Metadata | Shape::DeploymentSpec, _) => Keep::Skip,
+            (Shape::PodTemplate, "spec") => Keep::Nested(Shape::PodSpec),
+            (Shape::PodSpec, "containers") => Keep::Nested(Shape::Containers(Section::Containers)),
+            (Shape::PodSpec, "initContainers") => Keep::Nested(Shape::Containers(Section::InitContainers)),
+            _ => Keep::Value,
+        }
+    }
+
+    fn read<'de: 'a, 'a, D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+        lists: &mut Lists<'a>,
+    ) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(Reader { shape: self, lists })
+    }
+}
+
+struct Reader<'l, 'a> {
+    shape: Shape,
+    lists: &'l mut Lists<'a>,
+}
+
+impl<'l, 'a> Reader<'l, 'a> {
+    fn nested<'m>(&'m mut self, shape: Shape) -> Reader<'m, 'a> {
+        Reader { shape, lists: self.lists }
+    }
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Reader<'_, 'a> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// A JSON object key, borrowed from the text when it has no escapes.
+#[derive(serde::Deserialize)]
+struct Key<'t>(#[serde(borrow)] Cow<'t, str>);
+
+/// One container as read: its fields but the lists, and the lists as text.
+struct ContainerText<'a> {
+    fields: Map<String, Value>,
+    lists: Vec<(&'static str, &'a RawValue)>,
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<Value, M::Error> {
+        let mut fields = Map::new();
+        while let Some(Key(key)) = map.next_key()? {
+            let value = match self.shape.keep(&key) {
+                Keep::Value => map.next_value()?,
+                Keep::Skip => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                Keep::Nested(shape) => map.next_value_seed(self.nested(shape))?,
+            };
+            fields.insert(key.into_owned(), value);
+        }
+        Ok(Value::Object(fields))
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
+        let Shape::Containers(section) = self.shape else {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            return Ok(Value::Array(items));
+        };
+        let mut containers: Vec<Result<ContainerText<'a>, Value>> = Vec::new();
+        while let Some(container) = seq.next_element_seed(ContainerSeed)? {
+            containers.push(container);
+        }
+        let name = |container: &Result<ContainerText, Value>| match container {
+            Ok(text) => text.fields.get("name").and_then(Value::as_str).map(str::to_owned),
+            Err(_) => None,
+        };
+        let names: Vec<Option<String>> = containers.iter().map(name).collect();
+        let mut items = Vec::with_capacity(containers.len());
+        for (container, name) in containers.into_iter().zip(&names) {
+            let mut container = match container {
+                Ok(container) => container,
+                Err(other) => {
+                    items.push(other);
+                    continue;
+                }
+            };
+            // A name seen twice cannot key its lists: those stay inline.
+            match name.as_ref().filter(|name| names.iter().flatten().filter(|other| other == name).count() == 1) {
+                Some(name) => {
+                    for (field, raw) in container.lists {
+                        self.lists.insert(section, name, field, List::Text(raw));
+                    }
+                }
+                None => {
+                    for (field, raw) in container.lists {
+                        container
+                            .fields
+                            .insert(field.to_owned(), serde_json::from_str(raw.get()).map_err(S::Error::custom)?);
+                    }
+                }
+            }
+            items.push(Value::Object(container.fields));
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// One item of `containers` or `initContainers`: a [`ContainerText`] when
+/// it is an object, else the item as a value.
+struct ContainerSeed;
+
+impl<'de> DeserializeSeed<'de> for ContainerSeed {
+    type Value = Result<ContainerText<'de>, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ContainerSeed {
+    type Value = Result<ContainerText<'de>, Value>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a container")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut container = ContainerText { fields: Map::new(), lists: Vec::new() };
+        while let Some(Key(key)) = map.next_key()? {
+            match LIST_FIELDS.iter().find(|field| **field == key) {
+                Some(field) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    // The last of duplicate keys wins, as in a Value.
+                    container.lists.retain(|(other, _)| other != field);
+                    container.fields.remove(*field);
+                    container.lists.push((field, raw));
+                }
+                None => {
+                    let value = map.next_value()?;
+                    container.fields.insert(key.into_owned(), value);
+                }
+            }
+        }
+        Ok(Ok(container))
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Err)
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(Err(Value::Bool(value)))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(value)))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(value)))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(value)))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Err(Value::String(value.to_owned())))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(Value::Null))
+    }
+}
+
+/// The [`LIST_FIELDS`] kept aside, by section, container name and field.
+#[derive(Debug, Clone, Default)]
+pub struct Lists<'a>(BTreeMap<(Section, String, &'static str), List<'a>>);
+
+impl<'a> Lists<'a> {
+    pub fn get(&self, section: Section, container: &str, field: &str) -> Option<&List<'a>> {
+        let field = LIST_FIELDS.iter().find(|f| **f == field)?;
+        self.0.get(&(section, container.to_owned(), *field))
+    }
+
+    pub fn insert(&mut self, section: Section, container: &str, field: &'static str, list: List<'a>) {
+        self.0.insert((section, container.to_owned(), field), list);
+    }
+
+    /// Forget every list of `container` (kube-once is about to rebuild it).
+    pub fn remove_container(&mut self, section: Section, container: &str) {
+        self.0.retain(|(s, name, _), _| !(*s == section && name == container));
+    }
+}
+
+/// One kept-aside field.
+#[derive(Debug, Clone)]
+pub enum List<'a> {
+    /// As the request wrote it (a list, or `null`).
+    Text(&'a RawValue),
+    /// The items of another container's list, then `extra`: what
+    /// `kube-once-run` gets (the app's env, then the `KUBE_ONCE_*` variables).
+    Extended { base: Vec<&'a RawValue>, extra: Vec<Value> },
+}
+
+/// One item of a list: as the request wrote it, or a value.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'x> {
+    Text(&'x RawValue),
+    Value(&'x Value),
+}
+
+impl Item<'_> {
+    pub fn to_value(self) -> Value {
+        match self {
+            Item::Text(raw) => parse_or_null(raw),
+            Item::Value(value) => value.clone(),
+        }
+    }
+
+    /// Whether the item is an object with this `name` (an env var, a mount).
+    pub fn is_named(self, wanted: &str) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Named<'t> {
+            #[serde(borrow)]
+            name: Option<std::borrow::Cow<'t, str>>,
+        }
+        match self {
+            Item::Text(raw) => {
+                serde_json::from_str::<Named>(raw.get()).is_ok_and(|item| item.name.as_deref() == Some(wanted))
+            }
+            Item::Value(value) => value.get("name").and_then(Value::as_str) == Some(wanted),
+        }
+    }
+
+    /// Equal in meaning: the same text (what the API server writes for
+    /// equal objects), else the same parsed value.
+    pub fn same(self, other: Item) -> bool {
+        match (self, other) {
+            (Item::Text(a), Item::Text(b)) if a.get() == b.get() => true,
+            (Item::Value(a), Item::Value(b)) => a == b,
+            (a, b) => a.to_value() == b.to_value(),
+        }
+    }
+}
+
+/// Text that [`Deployment::parse`] already read as JSON.
+fn parse_or_null(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+/// The items of a JSON list as text; `None` when `raw` is not a list.
+pub fn raw_list(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    if !raw.get().starts_with('[') {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
+}
+
+fn raw_items(raw: &RawValue) -> Option<Vec<Item<'_>>> {
+    raw_list(raw).map(|items| items.into_iter().map(Item::Text).collect())
+}
+
+/// A container field wherever it is: inline in the container's [`Value`],
+/// or kept aside in [`Lists`].
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'x, 'a> {
+    Inline(&'x Value),
+    Aside(&'x List<'a>),
+}
+
+impl<'x, 'a> Field<'x, 'a> {
+    /// `container[field]` of a container in `section` (absent: `None`).
+    pub fn of(container: &'x Value, section: Section, field: &str, lists: &'x Lists<'a>) -> Option<Self> {
+        if let Some(value) = container.get(field) {
+            return Some(Field::Inline(value));
+        }
+        let name = container.get("name")?.as_str()?;
+        lists.get(section, name, field).map(Field::Aside)
+    }
+
+    /// The items, when the field is a list.
+    pub fn items(self) -> Option<Vec<Item<'x>>> {
+        match self {
+            Field::Inline(value) => value.as_array().map(|items| items.iter().map(Item::Value).collect()),
+            Field::Aside(List::Text(raw)) => raw_items(raw),
+            Field::Aside(List::Extended { base, extra }) => {
+                Some(base.iter().map(|raw| Item::Text(raw)).chain(extra.iter().map(Item::Value)).collect())
+            }
+        }
+    }
+
+    /// The field as a [`Value`] (materialised: for what is sent whole).
+    pub fn to_value(self) -> Value {
+        match self {
+            Field::Inline(value) => value.clone(),
+            Field::Aside(List::Text(raw)) => parse_or_null(raw),
+            Field::Aside(List::Extended { .. }) => {
+                Value::Array(self.items().into_iter().flatten().map(Item::to_value).collect())
+            }
+        }
+    }
+
+    /// Equal in meaning.
+    pub fn same(self, other: Field) -> bool {
+        if let (Field::Inline(a), Field::Inline(b)) = (self, other) {
+            return a == b;
+        }
+        match (self.items(), other.items()) {
+            (Some(a), Some(b)) => a.len() == b.len() && a.into_iter().zip(b).all(|(a, b)| a.same(b)),
+            (None, None) => match (self, other) {
+                (Field::Aside(List::Text(a)), Field::Aside(List::Text(b))) if a.get() == b.get() => true,
+                _ => self.to_value() == other.to_value(),
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Two containers of `section` equal in meaning, wherever their lists are kept.
+pub fn same_container(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists, section: Section) -> bool {
+    let (Some(a_fields), Some(b_fields)) = (a.as_object(), b.as_object()) else { return a == b };
+    let is_list = |key: &str| LIST_FIELDS.contains(&key);
+    fields_except(a_fields, is_list) == fields_except(b_fields, is_list)
+        && LIST_FIELDS.iter().all(|field| {
+            match (Field::of(a, section, field, a_lists), Field::of(b, section, field, b_lists)) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same(b),
+                _ => false,
+            }
+        })
+}
+
+/// Two pod templates equal in meaning, wherever their containers' lists are kept.
+pub fn same_template(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
+    let (Some(a_spec), Some(b_spec)) = (a.get("spec"), b.get("spec")) else { return a == b };
+    let is_spec = |key: &str| key == "spec";
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) if fields_except(a, is_spec) == fields_except(b, is_spec) => {}
+        _ => return false,
+    }
+    let (Some(a_spec), Some(b_spec)) = (a_spec.as_object(), b_spec.as_object()) else { return a_spec == b_spec };
+    let sections = [Section::Containers, Section::InitContainers];
+    let is_section = |key: &str| sections.iter().any(|section| section.key() == key);
+    fields_except(a_spec, is_section) == fields_except(b_spec, is_section)
+        && sections.iter().all(|section| match (a_spec.get(section.key()), b_spec.get(section.key())) {
+            (Some(Value::Array(a)), Some(Value::Array(b))) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists, *section))
+            }
+            (a, b) => a == b,
+        })
+}
+
+fn fields_except(fields: &Map<String, Value>, skip: impl Fn(&str) -> bool) -> Vec<(&String, &Value)> {
+    fields.iter().filter(|(key, _)| !skip(key)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn lists_of_uniquely_named_containers_are_kept_aside_and_the_rest_skipped() {
+        let text = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"replicas": 3, "template": {"spec": {
+                "containers": [
+                    {"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}], "envFrom": null},
+                    {"name": "twin", "env": [{"name": "B"}]},
+                    {"name": "twin", "volumeMounts": []},
+                ],
+                "initContainers": [{"name": "app", "env": []}],
+            }}},
+            "status": {"replicas": 3},
+        })
+        .to_string();
+        let deployment = Deployment::parse(&text).unwrap();
+        assert_eq!(deployment.value["metadata"], json!({"name": "web"}));
+        assert_eq!(deployment.value.get("status"), None);
+        assert_eq!(deployment.value["spec"].get("replicas"), None);
+        let containers = &deployment.value["spec"]["template"]["spec"]["containers"];
+        assert_eq!(containers[0], json!({"name": "app", "image": "a:1"}));
+        // Two containers named alike keep their lists inline.
+        assert_eq!(containers[1], json!({"name": "twin", "env": [{"name": "B"}]}));
+        let lists = &deployment.lists;
+        let env = Field::of(&containers[0], Section::Containers, "env", lists).unwrap();
+        assert!(env.items().unwrap()[0].is_named("A"));
+        assert_eq!(env.to_value(), json!([{"name": "A", "value": "1"}]));
+        assert_eq!(Field::of(&containers[0], Section::Containers, "envFrom", lists).unwrap().to_value(), Value::Null);
+        // Sections are apart: the init container `app` has its own env.
+        let init = &deployment.value["spec"]["template"]["spec"]["initContainers"][0];
+        assert_eq!(Field::of(init, Section::InitContainers, "env", lists).unwrap().to_value(), json!([]));
+    }
+
+    #[test]
+    fn lists_are_equal_in_meaning_wherever_they_are() {
+        let text = r#"[{"name": "A", "value": "1"}, {"value": "2", "name": "B"}]"#;
+        let raw: &RawValue = serde_json::from_str(text).unwrap();
+        let inline = json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
+        let aside = List::Text(raw);
+        assert!(Field::Aside(&aside).same(Field::Inline(&inline)));
+        let extended = List::Extended { base: raw_list(raw).unwrap()[..1].to_vec(), extra: vec![inline[1].clone()] };
+        assert!(Field::Aside(&extended).same(Field::Aside(&aside)));
+        assert!(!Field::Aside(&extended).same(Field::Inline(&json!([{"name": "A", "value": "1"}]))));
+    }
+}
