@@ -2,8 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// The webhook server is allocation-heavy (every admission parses JSON into
-/// maps), and musl's allocator is slow: mimalloc (Cargo.toml says why this one).
+/// The webhook server is allocation-heavy (every admission builds JSON maps),
+/// and musl's allocator is slow: mimalloc (Cargo.toml says why this one).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -12,14 +12,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> ExitCode {
-    // Return freed memory to the system at once instead of on the freeing
-    // thread's next allocations: an idle server would otherwise keep the
-    // peak of its largest admission (issue 11: RSS must come back after an
-    // env-heavy review). MIMALLOC_PURGE_DELAY in the environment wins.
+    // Freed memory goes back to the system 10 ms after it was freed, so an
+    // idle server returns the peak of its largest admission (issue 11),
+    // while a busy one reuses its pages: purging at once (0) made every
+    // admission fault its pages in again, 2.6x slower under load
+    // (docs/dev/performance.md). MIMALLOC_PURGE_DELAY in the environment wins.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets one of mimalloc's process-wide options, which it
         // allows at any time from any thread; the index is checked above.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
     }
     let cli = kube_once::cmd::Cli::parse();
     kube_once_pod::cmd::logging::init(&cli.logging);
