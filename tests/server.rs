@@ -337,6 +337,24 @@ async fn preview_rejects_what_is_not_one_deployment() {
 }
 
 #[tokio::test]
+async fn preview_shares_the_alias_budget_among_the_documents() {
+    // Aliases add 11,219 nodes to each document: far under the reader's
+    // 100,000 per document, but ten of them share one body's 100,000.
+    let document = format!(
+        "---\na: &a [1,1,1,1,1,1,1,1,1,1]\nb: &b [{}]\nc: &c [{}]\nd: [{}]\n",
+        ["*a"; 10].join(","),
+        ["*b"; 10].join(","),
+        ["*c"; 9].join(",")
+    );
+    let (status, text) = call(preview_app(), Method::POST, "/preview", document.repeat(2)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("no apps/v1 Deployment in the body (2 document(s))"), "{text}");
+    let (status, text) = call(preview_app(), Method::POST, "/preview", document.repeat(10)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("alias nodes per body, shared among up to 11 documents"), "{text}");
+}
+
+#[tokio::test]
 async fn preview_is_not_on_the_admission_router_and_mutate_not_on_the_preview_one() {
     let (status, _) = call(app(), Method::POST, "/preview", "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 
 use super::{AppState, BODY_LIMIT};
 use kube_once_core::render::{self, Format};
-use kube_once_core::yaml::Limits;
+use kube_once_core::yaml::{ErrorKind, Limits};
 
 #[derive(Debug, Deserialize)]
 pub struct PreviewQuery {
@@ -39,6 +39,13 @@ pub struct PreviewQuery {
 /// How long one preview may take before the client gets 503; the work
 /// itself is linear in the body (bounded by [`BODY_LIMIT`]) and ends soon after.
 const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Nodes aliases may add to the whole body. The reader bounds them per
+/// document (100,000), which left a body of many small documents bounded by
+/// its size only: 590 documents of 170 bytes, each just under the limit, a
+/// 100 KB body, took 2 GB (bench/preview_hostile.sh). So the budget of one
+/// document is shared among all the documents of the body.
+const ALIAS_NODES: usize = 100_000;
 
 /// One preview at a time: on a 2-core pod the other core stays for `/mutate`.
 static SLOTS: Semaphore = Semaphore::const_new(1);
@@ -90,9 +97,16 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
     let Ok(text) = std::str::from_utf8(body) else {
         return bad("the body is not UTF-8 text; send a Deployment as YAML or JSON".to_owned());
     };
-    let limits = Limits { max_bytes: BODY_LIMIT, ..Limits::default() };
+    let documents = document_markers(text) + 1;
+    let limits = Limits { max_bytes: BODY_LIMIT, alias_nodes: ALIAS_NODES / documents, ..Limits::default() };
     let preview = match render::preview(text, state.config(), &limits) {
         Ok(preview) => preview,
+        Err(error) if error.kind == ErrorKind::TooManyAliases && documents > 1 => {
+            return bad(format!(
+                "the body is not a valid manifest: {error} (/preview allows {ALIAS_NODES} alias nodes per body, \
+                 shared among up to {documents} documents)"
+            ));
+        }
         Err(error) => return bad(format!("the body is not a valid manifest: {error}")),
     };
     let count = preview.documents.iter().filter(|d| d.holds_value).count();
@@ -124,6 +138,12 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
         Format::Diff => (StatusCode::OK, "text/x-diff; charset=utf-8", preview.render(Format::Diff)),
         Format::Patch => (StatusCode::OK, "application/json-patch+json", preview.render(Format::Patch)),
     }
+}
+
+/// Lines that may start or end a document (`---`, `...`): the body has at
+/// most one document more than that.
+fn document_markers(text: &str) -> usize {
+    text.lines().filter(|line| line.starts_with("---") || line.starts_with("...")).count()
 }
 
 fn plain(status: StatusCode, reason: String) -> Response {
