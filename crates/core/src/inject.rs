@@ -244,7 +244,7 @@ fn run_container<'a>(
         match Field::of(app, Section::Containers, field, lists) {
             Some(Field::Aside(List::Text(raw))) if raw.get().starts_with('[') => {
                 let base = crate::view::raw_list(raw).unwrap_or_default();
-                aside.push((field, List::Extended { base, extra }));
+                aside.push((field, List::Extended { from: raw, base, extra }));
             }
             app_list => {
                 let mut items = match app_list {

@@ -162,22 +162,20 @@ impl Sources<'_, '_> {
     /// whose `field` is equal to it, or, for lists, a non-empty prefix of it
     /// (the longest such prefix).
     fn of(&self, ours: Field, field: &str) -> Option<(usize, usize)> {
-        let our_items = ours.items();
+        let is_list = ours.is_list();
         let mut best: Option<(usize, usize)> = None;
         for (index, container) in self.containers.iter().enumerate() {
             let Some(theirs) = Field::of(container, Section::Containers, field, self.lists) else { continue };
-            match (&our_items, theirs.items()) {
-                (Some(ours), Some(theirs))
-                    if !theirs.is_empty()
-                        && theirs.len() <= ours.len()
-                        && best.is_none_or(|(_, len)| theirs.len() > len)
-                        && ours.iter().zip(&theirs).all(|(a, b)| a.same(*b)) =>
-                {
-                    best = Some((index, theirs.len()));
+            if !is_list {
+                if ours.same(theirs) {
+                    return Some((index, 0));
                 }
-                (Some(_), _) => {}
-                (None, _) if ours.same(theirs) => return Some((index, 0)),
-                (None, _) => {}
+                continue;
+            }
+            if let Some(len) = ours.starts_with(theirs)
+                && best.is_none_or(|(_, best_len)| len > best_len)
+            {
+                best = Some((index, len));
             }
         }
         best

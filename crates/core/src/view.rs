@@ -53,10 +53,16 @@ impl<'a> Deployment<'a> {
     /// `text` (a Deployment as JSON) read as described in the module docs,
     /// in one pass: what the core does not read is skipped, not built.
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// As [`Deployment::parse`], for a Deployment inside a larger document (the
+/// `object` of an AdmissionReview), borrowing from it.
+impl<'de: 'a, 'a> Deserialize<'de> for Deployment<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut lists = Lists::default();
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let value = Shape::Deployment.read(&mut deserializer, &mut lists)?;
-        deserializer.end()?;
+        let value = Shape::Deployment.read(deserializer, &mut lists)?;
         Ok(Self { value, lists })
     }
 }
@@ -304,23 +310,27 @@ impl<'de> Visitor<'de> for ContainerSeed {
     }
 }
 
-/// The [`LIST_FIELDS`] kept aside, by section, container name and field.
+/// The [`LIST_FIELDS`] kept aside, by section and field, then container name.
 #[derive(Debug, Clone, Default)]
-pub struct Lists<'a>(BTreeMap<(Section, String, &'static str), List<'a>>);
+pub struct Lists<'a>(BTreeMap<(Section, &'static str), BTreeMap<String, List<'a>>>);
 
 impl<'a> Lists<'a> {
     pub fn get(&self, section: Section, container: &str, field: &str) -> Option<&List<'a>> {
         let field = LIST_FIELDS.iter().find(|f| **f == field)?;
-        self.0.get(&(section, container.to_owned(), *field))
+        self.0.get(&(section, *field))?.get(container)
     }
 
     pub fn insert(&mut self, section: Section, container: &str, field: &'static str, list: List<'a>) {
-        self.0.insert((section, container.to_owned(), field), list);
+        self.0.entry((section, field)).or_default().insert(container.to_owned(), list);
     }
 
     /// Forget every list of `container` (kube-once is about to rebuild it).
     pub fn remove_container(&mut self, section: Section, container: &str) {
-        self.0.retain(|(s, name, _), _| !(*s == section && name == container));
+        for ((s, _), lists) in &mut self.0 {
+            if *s == section {
+                lists.remove(container);
+            }
+        }
     }
 }
 
@@ -329,9 +339,10 @@ impl<'a> Lists<'a> {
 pub enum List<'a> {
     /// As the request wrote it (a list, or `null`).
     Text(&'a RawValue),
-    /// The items of another container's list, then `extra`: what
-    /// `kube-once-run` gets (the app's env, then the `KUBE_ONCE_*` variables).
-    Extended { base: Vec<&'a RawValue>, extra: Vec<Value> },
+    /// The items of another container's list (`from`, as text), then
+    /// `extra`: what `kube-once-run` gets (the app's env, then the
+    /// `KUBE_ONCE_*` variables).
+    Extended { from: &'a RawValue, base: Vec<&'a RawValue>, extra: Vec<Value> },
 }
 
 /// One item of a list: as the request wrote it, or a value.
@@ -410,12 +421,21 @@ impl<'x, 'a> Field<'x, 'a> {
         lists.get(section, name, field).map(Field::Aside)
     }
 
+    /// Whether the field is a list.
+    pub fn is_list(self) -> bool {
+        match self {
+            Field::Inline(value) => value.is_array(),
+            Field::Aside(List::Text(raw)) => raw.get().starts_with('['),
+            Field::Aside(List::Extended { .. }) => true,
+        }
+    }
+
     /// The items, when the field is a list.
     pub fn items(self) -> Option<Vec<Item<'x>>> {
         match self {
             Field::Inline(value) => value.as_array().map(|items| items.iter().map(Item::Value).collect()),
             Field::Aside(List::Text(raw)) => raw_items(raw),
-            Field::Aside(List::Extended { base, extra }) => {
+            Field::Aside(List::Extended { base, extra, .. }) => {
                 Some(base.iter().map(|raw| Item::Text(raw)).chain(extra.iter().map(Item::Value)).collect())
             }
         }
@@ -430,6 +450,22 @@ impl<'x, 'a> Field<'x, 'a> {
                 Value::Array(self.items().into_iter().flatten().map(Item::to_value).collect())
             }
         }
+    }
+
+    /// How many items of `self` are, in order, all the items of `prefix`
+    /// (`None` when `prefix` is not a list of at least one item that
+    /// starts `self`).
+    pub fn starts_with(self, prefix: Field) -> Option<usize> {
+        // kube-once-run's list extends the app's: no need to read it again.
+        if let (Field::Aside(List::Extended { from, base, .. }), Field::Aside(List::Text(text))) = (self, prefix)
+            && std::ptr::eq(*from, *text)
+        {
+            return (!base.is_empty()).then_some(base.len());
+        }
+        let (ours, theirs) = (self.items()?, prefix.items()?);
+        let starts =
+            !theirs.is_empty() && theirs.len() <= ours.len() && ours.iter().zip(&theirs).all(|(a, b)| a.same(*b));
+        starts.then_some(theirs.len())
     }
 
     /// Equal in meaning.
@@ -533,8 +569,14 @@ mod tests {
         let inline = json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
         let aside = List::Text(raw);
         assert!(Field::Aside(&aside).same(Field::Inline(&inline)));
-        let extended = List::Extended { base: raw_list(raw).unwrap()[..1].to_vec(), extra: vec![inline[1].clone()] };
+        let first = json!([{"name": "A", "value": "1"}]);
+        let base = raw_list(raw).unwrap()[..1].to_vec();
+        let extended = List::Extended { from: raw, base, extra: vec![inline[1].clone()] };
         assert!(Field::Aside(&extended).same(Field::Aside(&aside)));
-        assert!(!Field::Aside(&extended).same(Field::Inline(&json!([{"name": "A", "value": "1"}]))));
+        assert!(!Field::Aside(&extended).same(Field::Inline(&first)));
+        assert_eq!(Field::Aside(&extended).starts_with(Field::Inline(&first)), Some(1));
+        assert_eq!(Field::Aside(&aside).starts_with(Field::Inline(&first)), Some(1));
+        assert_eq!(Field::Inline(&first).starts_with(Field::Aside(&aside)), None);
+        assert_eq!(Field::Inline(&first).starts_with(Field::Inline(&json!([]))), None);
     }
 }

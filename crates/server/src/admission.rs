@@ -19,7 +19,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use kube_once_core::manifest::{describe, is_deployment};
 use kube_once_core::{Changes, Deployment, Reason, Refusal};
@@ -161,9 +160,10 @@ pub struct Status {
     pub message: String,
 }
 
-/// The review as sent; `object` and `oldObject` stay unparsed (borrowed
-/// text) until the request turns out to be a Deployment to mutate: other
-/// kinds and operations never pay for a parse of their objects.
+/// The review as sent, read in one pass; `object` and `oldObject` as the
+/// core reads a Deployment: names, annotations and the pod template, with
+/// the containers' lists kept as borrowed text (the rest is skipped, so
+/// other kinds cost little more than their metadata).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AdmissionReviewRequest<'a> {
@@ -184,18 +184,11 @@ struct AdmissionRequest<'a> {
     name: Option<String>,
     operation: Operation,
     #[serde(default, borrow)]
-    object: Option<&'a RawValue>,
+    object: Option<Deployment<'a>>,
     #[serde(default, borrow)]
-    old_object: Option<&'a RawValue>,
+    old_object: Option<Deployment<'a>>,
     #[serde(default)]
     dry_run: Option<bool>,
-}
-
-/// What the log line needs of an object that is not parsed otherwise.
-#[derive(Deserialize)]
-struct MetadataOnly {
-    #[serde(default)]
-    metadata: Value,
 }
 
 #[derive(Deserialize)]
@@ -244,23 +237,15 @@ fn answer(
     let mutates =
         matches!(request.operation, Operation::Create | Operation::Update) && is_deployment(&request.kind.type_meta());
 
-    let (response, outcome, refusal, object_name) = if mutates {
-        let object = parse_object(request.object, "object")?.ok_or_else(|| {
+    let named = [&request.object, &request.old_object].into_iter().flatten().map(|o| &o.value).find(|o| o.is_object());
+    let object_name = object_name(&request, named);
+    let (response, outcome, refusal) = if mutates {
+        let object = request.object.as_ref().ok_or_else(|| {
             BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
         })?;
-        let old_object = parse_object(request.old_object, "oldObject")?;
-        let object_name = object_name(
-            &request,
-            Some(&object.value).filter(|o| o.is_object()).or(old_object.as_ref().map(|old| &old.value)),
-        );
-        let (response, outcome, refusal) = respond(request.uid, changes(&object, old_object.as_ref()));
-        (response, outcome, refusal, object_name)
+        respond(request.uid, changes(object, request.old_object.as_ref()))
     } else {
-        let metadata = request.object.or(request.old_object).and_then(|raw| {
-            serde_json::from_str::<MetadataOnly>(raw.get()).ok().map(|m| serde_json::json!({"metadata": m.metadata}))
-        });
-        let object_name = object_name(&request, metadata.as_ref());
-        (allow(request.uid), Outcome::Skipped, None, object_name)
+        (allow(request.uid), Outcome::Skipped, None)
     };
     Ok(Reviewed {
         response: AdmissionReviewResponse { api_version: API_VERSION, kind: KIND, response },
@@ -307,15 +292,6 @@ fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse
 fn base64_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
     use base64::Engine;
     serde_json::to_vec(value).map(|json| base64::engine::general_purpose::STANDARD.encode(json))
-}
-
-/// `object` or `oldObject` as the core reads a Deployment (what passes
-/// through stays borrowed text); `None` when absent or null.
-fn parse_object<'a>(raw: Option<&'a RawValue>, field: &str) -> Result<Option<Deployment<'a>>, BadRequest> {
-    let Some(raw) = raw.filter(|raw| raw.get() != "null") else { return Ok(None) };
-    Deployment::parse(raw.get())
-        .map(Some)
-        .map_err(|error| BadRequest(format!("request.{field} is not valid JSON: {error}")))
 }
 
 fn deny(uid: String, message: String) -> AdmissionResponse {
