@@ -8,7 +8,7 @@ use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
 use super::config::{Config, Delivery};
 use super::env;
 use super::status::Status;
-use super::view::{Field, List, Lists, Section};
+use super::view::{Field, List, Lists, Section, same_container};
 use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
@@ -40,9 +40,61 @@ pub fn status_of(deployment: &Value, template: &Value) -> Result<Option<Status>,
     })
 }
 
-/// `template` without anything a previous admission injected.
+/// Fields of a pod template's spec kube-once writes (besides the template's `metadata`).
+pub const WRITTEN_SPEC_FIELDS: [&str; 4] = ["initContainers", "volumes", "nodeSelector", "tolerations"];
+
+/// The parts of `template` kube-once writes: its `metadata`, and of its
+/// `spec` only [`WRITTEN_SPEC_FIELDS`] (the app containers and the rest are
+/// only read, so they are not copied).
+pub fn written_parts(template: &Value) -> Value {
+    let Some(fields) = template.as_object() else { return template.clone() };
+    let mut parts = Map::new();
+    if let Some(metadata) = fields.get("metadata") {
+        parts.insert("metadata".to_owned(), metadata.clone());
+    }
+    if let Some(spec) = fields.get("spec") {
+        let spec = match spec.as_object() {
+            Some(spec) => Value::Object(
+                spec.iter()
+                    .filter(|(key, _)| WRITTEN_SPEC_FIELDS.contains(&key.as_str()))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            ),
+            None => spec.clone(),
+        };
+        parts.insert("spec".to_owned(), spec);
+    }
+    Value::Object(parts)
+}
+
+/// Whether two pod templates are equal in meaning outside their
+/// [`written_parts`] (the app containers compared wherever their lists are kept).
+pub fn same_unwritten(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return a == b };
+    let outside = |key: &str| key != "metadata" && key != "spec";
+    if !a.iter().filter(|(key, _)| outside(key)).eq(b.iter().filter(|(key, _)| outside(key))) {
+        return false;
+    }
+    let (Some(a_spec), Some(b_spec)) =
+        (a.get("spec").and_then(Value::as_object), b.get("spec").and_then(Value::as_object))
+    else {
+        return a.get("spec") == b.get("spec");
+    };
+    let unwritten = |key: &str| !WRITTEN_SPEC_FIELDS.contains(&key) && key != "containers";
+    a_spec.iter().filter(|(key, _)| unwritten(key)).eq(b_spec.iter().filter(|(key, _)| unwritten(key)))
+        && match (a_spec.get("containers"), b_spec.get("containers")) {
+            (Some(Value::Array(a)), Some(Value::Array(b))) => {
+                a.len() == b.len()
+                    && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists, Section::Containers))
+            }
+            (a, b) => a == b,
+        }
+}
+
+/// The [`written_parts`] of `template` without anything a previous
+/// admission injected.
 pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
-    let mut template = template.clone();
+    let mut template = written_parts(template);
     let Some(status) = status_of(deployment, &template)? else { return Ok(template) };
     if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
         retain(spec, "initContainers", |c| !status.init_containers.iter().any(|n| Some(n.as_str()) == name(c)));
@@ -78,10 +130,12 @@ pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
     Ok(template)
 }
 
-/// Apply `plan` to a stripped `template` whose containers' lists are kept
-/// in `lists`; the desired template and its lists.
+/// Apply `plan` to a [`strip`]ped `template` (its written parts) whose
+/// app `containers` and their lists (`lists`) are read from the admitted
+/// template; the desired written parts and their lists.
 pub fn apply<'a>(
     deployment: &Value,
+    containers: &[Value],
     template: Value,
     mut lists: Lists<'a>,
     plan: &Plan,
@@ -99,7 +153,7 @@ pub fn apply<'a>(
         ));
     };
     if let Some(run) = &plan.run {
-        inject_run(deployment, spec, &mut lists, run, config, &mut status)?;
+        inject_run(deployment, containers, spec, &mut lists, run, config, &mut status)?;
     }
     if let Some(preemptible) = &plan.preemptible {
         inject_preemptible(deployment, spec, preemptible, &mut status)?;
@@ -118,6 +172,7 @@ pub fn apply<'a>(
 
 fn inject_run<'a>(
     deployment: &Value,
+    containers: &[Value],
     spec: &mut Map<String, Value>,
     lists: &mut Lists<'a>,
     run: &RunPlan,
@@ -130,11 +185,7 @@ fn inject_run<'a>(
     for injected in [INSTALL_CONTAINER, RUN_CONTAINER] {
         lists.remove_container(Section::InitContainers, injected);
     }
-    let app = spec
-        .get("containers")
-        .and_then(Value::as_array)
-        .and_then(|containers| containers.iter().find(|c| name(c) == Some(run.container.as_str())))
-        .unwrap_or(&Value::Null);
+    let app = containers.iter().find(|c| name(c) == Some(run.container.as_str())).unwrap_or(&Value::Null);
     let (run_container, aside) = run_container(app, lists, run, deployment, config.delivery);
     for (field, list) in aside {
         lists.insert(Section::InitContainers, RUN_CONTAINER, field, list);

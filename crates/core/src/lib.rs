@@ -246,34 +246,41 @@ fn desired_template<'o, 'a>(
         return Ok(None);
     }
 
+    // Only what kube-once writes is copied; the app containers are read in place.
     let stripped = inject::strip(deployment, template)?;
+    let containers = template.pointer("/spec/containers").and_then(Value::as_array).map(Vec::as_slice);
+    let containers = containers.unwrap_or_default();
     let (desired_template, lists) = match &plan {
         None => (stripped, object.lists.clone()),
         Some(plan) => match old_object.and_then(|old| kept_injection(object, old, &stripped)) {
             Some(kept) => kept,
-            None => inject::apply(deployment, stripped, object.lists.clone(), plan, config)?,
+            None => inject::apply(deployment, containers, stripped, object.lists.clone(), plan, config)?,
         },
     };
     let first_enabled = old_object.is_none_or(|old| !is_injected(&old.value));
     let warnings =
-        plan.as_ref().map(|plan| warnings(plan, &desired_template, &lists, first_enabled)).unwrap_or_default();
+        plan.as_ref().map(|plan| warnings(plan, containers, &object.lists, first_enabled)).unwrap_or_default();
     Ok(Some(DesiredTemplate { before: template, template: desired_template, lists, warnings }))
 }
 
-/// The stability rule: `old`'s whole pod template (injection included) when
-/// the user changed neither the template nor a `kube-once.io/` annotation.
+/// The stability rule: the written parts of `old`'s pod template
+/// (injection included) when the user changed neither the template nor a
+/// `kube-once.io/` annotation (`stripped`: the written parts of `object`'s
+/// template, stripped).
 fn kept_injection<'a>(
     object: &Deployment<'a>,
     old: &Deployment<'a>,
     stripped: &Value,
 ) -> Option<(Value, view::Lists<'a>)> {
     let old_template = old.value.pointer("/spec/template")?;
+    let template = object.value.pointer("/spec/template")?;
     if !is_injected(&old.value) || contract_annotations(&object.value) != contract_annotations(&old.value) {
         return None;
     }
     let old_stripped = inject::strip(&old.value, old_template).ok()?;
-    view::same_template(&old_stripped, &old.lists, stripped, &object.lists)
-        .then(|| (old_template.clone(), old.lists.clone()))
+    let unchanged = view::same_template(&old_stripped, &old.lists, stripped, &object.lists)
+        && inject::same_unwritten(old_template, &old.lists, template, &object.lists);
+    unchanged.then(|| (inject::written_parts(old_template), old.lists.clone()))
 }
 
 /// Whether kube-once's injection is in this Deployment (its pod template
@@ -291,7 +298,7 @@ fn contract_annotations(deployment: &Value) -> Vec<(&String, &Value)> {
 }
 
 /// Notes kubectl prints on apply: what the user should know, kept short.
-fn warnings(plan: &Plan, template: &Value, lists: &view::Lists, first_enabled: bool) -> Vec<String> {
+fn warnings(plan: &Plan, containers: &[Value], lists: &view::Lists, first_enabled: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let Some(run) = &plan.run else { return warnings };
     if let Some(preemptible) = &plan.preemptible {
@@ -304,9 +311,7 @@ fn warnings(plan: &Plan, template: &Value, lists: &view::Lists, first_enabled: b
         warnings
             .push("kube-once.io/record: none: every pod runs the command in turn, so it must be idempotent".to_owned());
     }
-    let app = template.pointer("/spec/containers").and_then(Value::as_array).and_then(|containers| {
-        containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&run.container))
-    });
+    let app = containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&run.container));
     let items = |app, field| view::Field::of(app, view::Section::Containers, field, lists).and_then(view::Field::items);
     let declared = |var: &str| {
         app.is_some_and(|app| {
