@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -147,14 +145,12 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
         Ok(permit) => permit,
         Err(shed) => return shed_response(&state, shed),
     };
-    let body: Result<Bytes, BytesRejection> = Bytes::from_request(request, &state).await;
-    let body = match body {
+    let body = match read_body(request, declared).await {
         Ok(body) => body,
-        Err(rejection) => {
-            // 413 above BODY_LIMIT, 400 for a body that breaks off.
+        Err((status, reason)) => {
             state.metrics().record(Outcome::BadRequest, false, started.elapsed());
-            tracing::warn!(status = rejection.status().as_u16(), reason = %rejection.body_text(), "admission request rejected");
-            return rejection.into_response();
+            tracing::warn!(status = status.as_u16(), %reason, "admission request rejected");
+            return (status, format!("{reason}\n")).into_response();
         }
     };
     match admission::review(&body, state.config()) {
@@ -181,6 +177,30 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             (StatusCode::BAD_REQUEST, format!("{bad_request}\n")).into_response()
         }
     }
+}
+
+/// The request body in one buffer sized by its Content-Length: each chunk
+/// is copied and dropped as it arrives, so a large review costs its size
+/// once (collecting the chunks first held them all, then the copy). 413
+/// above [`BODY_LIMIT`], 400 for a body that breaks off.
+async fn read_body(request: Request, declared: Option<u64>) -> Result<Vec<u8>, (StatusCode, String)> {
+    use http_body_util::BodyExt;
+    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {BODY_LIMIT} bytes"));
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.map_or(0, |length| length as usize));
+    let mut stream = request.into_body();
+    while let Some(frame) = stream.frame().await {
+        let frame = frame.map_err(|error| (StatusCode::BAD_REQUEST, format!("the request body broke off: {error}")))?;
+        if let Ok(data) = frame.into_data() {
+            if body.len() + data.len() > BODY_LIMIT {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&data);
+        }
+    }
+    Ok(body)
 }
 
 /// 429 (queue full) or 503 (waited too long), with the reason; the API
