@@ -294,8 +294,7 @@ fn run_container<'a>(
     for (field, extra) in [("env", plan_env(run, deployment)), ("volumeMounts", vec![mount])] {
         match Field::of(app, Section::Containers, field, lists) {
             Some(Field::Aside(List::Text(raw))) if raw.get().starts_with('[') => {
-                let base = crate::view::raw_list(raw).unwrap_or_default();
-                aside.push((field, List::Extended { from: raw, base, extra }));
+                aside.push((field, List::Extended { from: raw, extra }));
             }
             app_list => {
                 let mut items = match app_list {

@@ -312,11 +312,11 @@ fn warnings(plan: &Plan, containers: &[Value], lists: &view::Lists, first_enable
             .push("kube-once.io/record: none: every pod runs the command in turn, so it must be idempotent".to_owned());
     }
     let app = containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&run.container));
-    let items = |app, field| view::Field::of(app, view::Section::Containers, field, lists).and_then(view::Field::items);
+    let field = |app, name| view::Field::of(app, view::Section::Containers, name, lists);
     let declared = |var: &str| {
         app.is_some_and(|app| {
-            items(app, "envFrom").is_some_and(|from| !from.is_empty())
-                || items(app, "env").is_some_and(|env| env.into_iter().any(|e| e.is_named(var)))
+            field(app, "envFrom").and_then(view::Field::item_count).is_some_and(|len| len > 0)
+                || field(app, "env").is_some_and(|env| env.has_item_named(var))
         })
     };
     let mut needed: Vec<(String, &str)> = match &run.database {

@@ -134,10 +134,7 @@ fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &L
             }
             continue;
         };
-        let rest: Vec<Value> = ours
-            .items()
-            .map(|items| items.into_iter().skip(copied).map(|item| item.to_value()).collect())
-            .unwrap_or_default();
+        let rest = ours.items_after(copied);
         if let Some(fields) = item.as_object_mut() {
             fields.remove(field);
         }

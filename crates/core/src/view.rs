@@ -339,10 +339,10 @@ impl<'a> Lists<'a> {
 pub enum List<'a> {
     /// As the request wrote it (a list, or `null`).
     Text(&'a RawValue),
-    /// The items of another container's list (`from`, as text), then
+    /// The items of another container's list (`from`, a list as text), then
     /// `extra`: what `kube-once-run` gets (the app's env, then the
-    /// `KUBE_ONCE_*` variables).
-    Extended { from: &'a RawValue, base: Vec<&'a RawValue>, extra: Vec<Value> },
+    /// `KUBE_ONCE_*` variables). `from` is read again only when needed.
+    Extended { from: &'a RawValue, extra: Vec<Value> },
 }
 
 /// One item of a list: as the request wrote it, or a value.
@@ -403,6 +403,50 @@ fn raw_items(raw: &RawValue) -> Option<Vec<Item<'_>>> {
     raw_list(raw).map(|items| items.into_iter().map(Item::Text).collect())
 }
 
+/// How many items the JSON list `raw` has, without keeping them (0 for a non-list).
+fn count_items(raw: &RawValue) -> usize {
+    struct Count;
+    impl<'de> Visitor<'de> for Count {
+        type Value = usize;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a list")
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<usize, S::Error> {
+            let mut count = 0;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                count += 1;
+            }
+            Ok(count)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    deserializer.deserialize_seq(Count).unwrap_or(0)
+}
+
+/// Whether the JSON list `raw` has an item named `wanted`, read one item at a time.
+fn has_item_named(raw: &RawValue, wanted: &str) -> bool {
+    struct Named<'w>(&'w str);
+    impl<'de> Visitor<'de> for Named<'_> {
+        type Value = bool;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a list")
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<bool, S::Error> {
+            let mut found = false;
+            while let Some(item) = seq.next_element::<&RawValue>()? {
+                found = found || Item::Text(item).is_named(self.0);
+            }
+            Ok(found)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    deserializer.deserialize_seq(Named(wanted)).unwrap_or(false)
+}
+
 /// A container field wherever it is: inline in the container's [`Value`],
 /// or kept aside in [`Lists`].
 #[derive(Debug, Clone, Copy)]
@@ -435,8 +479,9 @@ impl<'x, 'a> Field<'x, 'a> {
         match self {
             Field::Inline(value) => value.as_array().map(|items| items.iter().map(Item::Value).collect()),
             Field::Aside(List::Text(raw)) => raw_items(raw),
-            Field::Aside(List::Extended { base, extra, .. }) => {
-                Some(base.iter().map(|raw| Item::Text(raw)).chain(extra.iter().map(Item::Value)).collect())
+            Field::Aside(List::Extended { from, extra }) => {
+                let base = raw_list(from).unwrap_or_default();
+                Some(base.into_iter().map(Item::Text).chain(extra.iter().map(Item::Value)).collect())
             }
         }
     }
@@ -452,15 +497,48 @@ impl<'x, 'a> Field<'x, 'a> {
         }
     }
 
+    /// How many items the field has, when it is a list.
+    pub fn item_count(self) -> Option<usize> {
+        match self {
+            Field::Inline(value) => value.as_array().map(Vec::len),
+            Field::Aside(List::Text(raw)) => raw.get().starts_with('[').then(|| count_items(raw)),
+            Field::Aside(List::Extended { from, extra }) => Some(count_items(from) + extra.len()),
+        }
+    }
+
+    /// Whether the field is a list with an item named `wanted` (an env var, a mount).
+    pub fn has_item_named(self, wanted: &str) -> bool {
+        match self {
+            Field::Inline(value) => {
+                value.as_array().is_some_and(|items| items.iter().any(|item| Item::Value(item).is_named(wanted)))
+            }
+            Field::Aside(List::Text(raw)) => has_item_named(raw, wanted),
+            Field::Aside(List::Extended { from, extra }) => {
+                has_item_named(from, wanted) || extra.iter().any(|item| Item::Value(item).is_named(wanted))
+            }
+        }
+    }
+
+    /// The items after the first `skip`, as values (what a patch adds after a `copy`).
+    pub fn items_after(self, skip: usize) -> Vec<Value> {
+        if let Field::Aside(List::Extended { from, extra }) = self
+            && skip == count_items(from)
+        {
+            return extra.clone();
+        }
+        self.items().into_iter().flatten().skip(skip).map(Item::to_value).collect()
+    }
+
     /// How many items of `self` are, in order, all the items of `prefix`
     /// (`None` when `prefix` is not a list of at least one item that
     /// starts `self`).
     pub fn starts_with(self, prefix: Field) -> Option<usize> {
         // kube-once-run's list extends the app's: no need to read it again.
-        if let (Field::Aside(List::Extended { from, base, .. }), Field::Aside(List::Text(text))) = (self, prefix)
+        if let (Field::Aside(List::Extended { from, .. }), Field::Aside(List::Text(text))) = (self, prefix)
             && std::ptr::eq(*from, *text)
         {
-            return (!base.is_empty()).then_some(base.len());
+            let len = count_items(from);
+            return (len > 0).then_some(len);
         }
         let (ours, theirs) = (self.items()?, prefix.items()?);
         let starts =
@@ -566,17 +644,23 @@ mod tests {
     fn lists_are_equal_in_meaning_wherever_they_are() {
         let text = r#"[{"name": "A", "value": "1"}, {"value": "2", "name": "B"}]"#;
         let raw: &RawValue = serde_json::from_str(text).unwrap();
+        let first_raw: &RawValue = serde_json::from_str(r#"[{"name": "A", "value": "1"}]"#).unwrap();
         let inline = json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
         let aside = List::Text(raw);
         assert!(Field::Aside(&aside).same(Field::Inline(&inline)));
         let first = json!([{"name": "A", "value": "1"}]);
-        let base = raw_list(raw).unwrap()[..1].to_vec();
-        let extended = List::Extended { from: raw, base, extra: vec![inline[1].clone()] };
+        let extended = List::Extended { from: first_raw, extra: vec![inline[1].clone()] };
         assert!(Field::Aside(&extended).same(Field::Aside(&aside)));
         assert!(!Field::Aside(&extended).same(Field::Inline(&first)));
         assert_eq!(Field::Aside(&extended).starts_with(Field::Inline(&first)), Some(1));
         assert_eq!(Field::Aside(&aside).starts_with(Field::Inline(&first)), Some(1));
         assert_eq!(Field::Inline(&first).starts_with(Field::Aside(&aside)), None);
         assert_eq!(Field::Inline(&first).starts_with(Field::Inline(&json!([]))), None);
+        assert_eq!(Field::Aside(&extended).starts_with(Field::Aside(&List::Text(first_raw))), Some(1));
+        assert_eq!(Field::Aside(&extended).items_after(1), vec![inline[1].clone()]);
+        assert_eq!(Field::Aside(&aside).items_after(1), vec![inline[1].clone()]);
+        assert_eq!(Field::Aside(&extended).item_count(), Some(2));
+        assert!(Field::Aside(&extended).has_item_named("B") && Field::Aside(&aside).has_item_named("A"));
+        assert!(!Field::Aside(&aside).has_item_named("C") && !Field::Inline(&first).has_item_named("B"));
     }
 }
