@@ -355,6 +355,26 @@ async fn preview_shares_the_alias_budget_among_the_documents() {
 }
 
 #[tokio::test]
+async fn preview_refuses_a_body_of_more_than_500000_nodes() {
+    // 16,700 nests of 30 lists, 1 MiB: 501,002 nodes, each costing memory
+    // however small its text. `kube-once preview` reads it (4,000,000).
+    let nest = format!("- {}{}\n", "[".repeat(30), "]".repeat(30));
+    let (status, text) = call(preview_app(), Method::POST, "/preview", nest.repeat(16_700)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(
+        text.starts_with(
+            "the body is too large to preview: document 1 (line 16667): the input has more than 500000 YAML nodes"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("(/preview allows 500000 nodes per body; send the one Deployment, or run `kube-once preview -f FILE`, which allows 4000000)"), "{text}");
+    // Under the budget, the same shape is read (and has no Deployment).
+    let (status, text) = call(preview_app(), Method::POST, "/preview", nest.repeat(16_000)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("no apps/v1 Deployment in the body (1 document(s))"), "{text}");
+}
+
+#[tokio::test]
 async fn preview_is_not_on_the_admission_router_and_mutate_not_on_the_preview_one() {
     let (status, _) = call(app(), Method::POST, "/preview", "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -110,9 +110,16 @@ impl DocumentPreview {
 }
 
 /// Reads `text` and mutates its Deployments (see the module documentation).
+///
+/// What is kept of a changed document (its JSON and each mutated object,
+/// ready to be written) counts against [`Limits::max_nodes`] together with
+/// the nodes read: many annotated Deployments cost several times what their
+/// text does, and are refused when the stream's budget runs out.
 pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Preview<'a>, YamlError> {
-    let mut documents = Vec::new();
-    for mut document in yaml::read_stream(text, limits)? {
+    let read = yaml::read_stream(text, limits)?;
+    let mut nodes: usize = read.iter().map(|document| document.nodes).sum();
+    let mut documents: Vec<DocumentPreview> = Vec::with_capacity(read.len());
+    for mut document in read {
         let holds_value = document.node.is_some();
         let candidate = document.node.as_ref().and_then(|node| node.get("kind")).is_some_and(
             |kind| matches!(kind, Node::Str(kind) if matches!(kind.as_str(), "Deployment" | "List" | "DeploymentList")),
@@ -137,9 +144,35 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
             document.node = None;
         }
         let value = if changed { value } else { None };
+        if let Some(value) = &value {
+            let objects = deployments.iter().filter_map(|d| d.outcome.as_ref().ok()).map(|m| json_nodes(&m.object));
+            nodes = nodes.saturating_add(json_nodes(value)).saturating_add(objects.sum());
+            if nodes > limits.max_nodes {
+                let mutated = documents.iter().filter(|d| d.changed()).count() + 1;
+                return Err(YamlError {
+                    document: document.number,
+                    line: document.line,
+                    kind: yaml::ErrorKind::TooManyNodes,
+                    message: format!(
+                        "the input and the {mutated} documents mutated so far hold more than {} nodes, the limit \
+                         of one stream; split it into smaller files",
+                        limits.max_nodes
+                    ),
+                });
+            }
+        }
         documents.push(DocumentPreview { document, holds_value, value, deployments });
     }
     Ok(Preview { text, documents })
+}
+
+/// Nodes of a JSON value, counted as [`yaml::Node`]s are (a key is one).
+fn json_nodes(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(json_nodes).sum::<usize>(),
+        Value::Object(entries) => 1 + entries.values().map(|v| 1 + json_nodes(v)).sum::<usize>(),
+        _ => 1,
+    }
 }
 
 impl Preview<'_> {
@@ -263,4 +296,33 @@ pub fn unified_diff(name: &str, before: &str, after: &str) -> String {
         .context_radius(3)
         .header(&format!("a/{name}"), &format!("b/{name}"))
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutated_deployments_count_against_the_node_budget() {
+        let example = include_str!("../../../examples/superset.yaml");
+        let text = format!("{example}---\n").repeat(3);
+        let read: usize = yaml::read_stream(&text, &Limits::default()).unwrap().iter().map(|d| d.nodes).sum();
+        let all = preview(&text, &Config::default(), &Limits::default()).unwrap();
+        assert_eq!(all.deployments().filter(|d| d.changed()).count(), 3);
+        // What is kept per changed Deployment: its JSON and the mutated object.
+        let kept: usize = all
+            .documents
+            .iter()
+            .filter_map(|d| {
+                Some(json_nodes(d.value.as_ref()?) + json_nodes(&d.deployments[0].outcome.as_ref().ok()?.object))
+            })
+            .sum();
+        let just = Limits { max_nodes: read + kept, ..Limits::default() };
+        assert!(preview(&text, &Config::default(), &just).is_ok(), "just at the limit passes");
+        let over = Limits { max_nodes: read + kept - 1, ..Limits::default() };
+        let e = preview(&text, &Config::default(), &over).unwrap_err();
+        assert_eq!(e.kind, yaml::ErrorKind::TooManyNodes, "{e}");
+        assert!(e.message.contains("the 3 documents mutated so far hold more than"), "{e}");
+        assert!(e.message.ends_with("split it into smaller files"), "{e}");
+    }
 }

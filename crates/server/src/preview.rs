@@ -47,6 +47,16 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// document is shared among all the documents of the body.
 const ALIAS_NODES: usize = 100_000;
 
+/// Nodes one body may hold, read or mutated (the reader's
+/// [`Limits::max_nodes`]; `kube-once preview` on a file allows
+/// [`Limits::MAX_NODES`]). The server is memory-bound: a parsed node costs
+/// 60-130 bytes whatever its size in the body, so a 7 MiB body of tiny nodes
+/// (`[[[…]]]` nests) took 470 MB, past the chart's 352 MiB. 500,000 nodes
+/// is 65 MB at worst, and twice what a 3 MiB manifest (the API server's
+/// request limit) holds at the densest real YAML (12 bytes a node;
+/// tests/fixtures/manifests average 17, 55,000 nodes in all).
+const PREVIEW_NODES: usize = 500_000;
+
 /// One preview at a time: on a 2-core pod the other core stays for `/mutate`.
 static SLOTS: Semaphore = Semaphore::const_new(1);
 
@@ -98,13 +108,25 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
         return bad("the body is not UTF-8 text; send a Deployment as YAML or JSON".to_owned());
     };
     let documents = document_markers(text) + 1;
-    let limits = Limits { max_bytes: BODY_LIMIT, alias_nodes: ALIAS_NODES / documents, ..Limits::default() };
+    let limits = Limits {
+        max_bytes: BODY_LIMIT,
+        alias_nodes: ALIAS_NODES / documents,
+        max_nodes: PREVIEW_NODES,
+        ..Limits::default()
+    };
     let preview = match render::preview(text, state.config(), &limits) {
         Ok(preview) => preview,
         Err(error) if error.kind == ErrorKind::TooManyAliases && documents > 1 => {
             return bad(format!(
                 "the body is not a valid manifest: {error} (/preview allows {ALIAS_NODES} alias nodes per body, \
                  shared among up to {documents} documents)"
+            ));
+        }
+        Err(error) if error.kind == ErrorKind::TooManyNodes => {
+            return bad(format!(
+                "the body is too large to preview: {error} (/preview allows {PREVIEW_NODES} nodes per body; send \
+                 the one Deployment, or run `kube-once preview -f FILE`, which allows {})",
+                Limits::MAX_NODES
             ));
         }
         Err(error) => return bad(format!("the body is not a valid manifest: {error}")),

@@ -9,7 +9,9 @@
 //! - Bounded before any superlinear step: input size, nesting depth (the
 //!   parser refuses deeper flow or block nesting as it meets it) and the
 //!   nodes aliases may add (a "billion laughs" document is refused after
-//!   [`Limits::alias_nodes`] nodes, in bounded memory).
+//!   [`Limits::alias_nodes`] nodes, in bounded memory), and the nodes of the
+//!   whole stream ([`Limits::max_nodes`]: memory follows the node count, not
+//!   the byte count, so a stream of tiny nodes is refused as it grows).
 //! - [`write`]: a JSON value as block YAML, keys in the order of an optional
 //!   [`Node`] hint, strings quoted whenever any reader would take them for
 //!   something else.
@@ -37,11 +39,28 @@ pub struct Limits {
     pub max_depth: usize,
     /// Nodes that aliases may add to a document by expansion.
     pub alias_nodes: usize,
+    /// Nodes of the whole stream, all documents together: every scalar
+    /// (keys included), every sequence and mapping, every node an alias
+    /// expands to, and one per document. Checked as the parser goes, before
+    /// anything more is built: a parsed node costs 60-130 bytes of memory
+    /// whatever its size in the input (`[[]]` is 2 nodes in 4 bytes), so
+    /// this, not [`Limits::max_bytes`], is what bounds the memory of a read.
+    pub max_nodes: usize,
+}
+
+impl Limits {
+    /// The default [`Limits::max_nodes`]: 4,000,000 nodes, about 520 MB at
+    /// worst (130 bytes a node). Real manifests take 12-27 bytes a node
+    /// (17 on average over tests/fixtures/manifests), so this reads 48 MiB of
+    /// the densest real YAML, 64 MiB of the average (as much as
+    /// [`Limits::max_bytes`]), and a 3 MiB bundle of CRDs with 15x to spare.
+    /// The server reads `/preview` bodies with a smaller budget.
+    pub const MAX_NODES: usize = 4_000_000;
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_bytes: 64 * 1024 * 1024, max_depth: 200, alias_nodes: 100_000 }
+        Self { max_bytes: 64 * 1024 * 1024, max_depth: 200, alias_nodes: 100_000, max_nodes: Self::MAX_NODES }
     }
 }
 
@@ -154,6 +173,9 @@ pub struct Document {
     pub span: Range<usize>,
     /// `None` for a part with only comments or blank lines.
     pub node: Option<Node>,
+    /// What the part counted against [`Limits::max_nodes`] (its nodes,
+    /// aliases expanded, and one for the part itself).
+    pub nodes: usize,
 }
 
 /// Why a stream cannot be read; says which document, where, and what.
@@ -176,6 +198,8 @@ pub enum ErrorKind {
     TooDeep,
     /// Over [`Limits::alias_nodes`].
     TooManyAliases,
+    /// Over [`Limits::max_nodes`].
+    TooManyNodes,
     DuplicateKey,
     /// Valid YAML with no JSON form (complex or null keys, `.inf`, tags).
     Unsupported,
@@ -197,21 +221,43 @@ pub fn read_stream(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlErr
     }
     let mut documents = Vec::new();
     let mut number = 0;
+    let mut nodes = 0;
     for (span, line) in split(text) {
         let part = &text[span.clone()];
         let document_number = number + 1;
-        let node = read_part(part, limits).map_err(|(kind, at, message)| YamlError {
+        let error = |(kind, at, message): PartError| YamlError {
             document: document_number,
             line: line + at.saturating_sub(1),
             kind,
             message,
-        })?;
+        };
+        let before = nodes;
+        // The part itself counts: a stream of empty parts costs memory too.
+        count_nodes(&mut nodes, 1, limits).map_err(|(kind, message)| error((kind, 1, message)))?;
+        let node = read_part(part, limits, &mut nodes).map_err(error)?;
         if node.is_some() {
             number += 1;
         }
-        documents.push(Document { number: document_number, line, span, node });
+        documents.push(Document { number: document_number, line, span, node, nodes: nodes - before });
     }
     Ok(documents)
+}
+
+/// Adds `more` nodes to the stream's count, or says the stream is over
+/// [`Limits::max_nodes`] (what `read_stream`'s callers report as is).
+fn count_nodes(nodes: &mut usize, more: usize, limits: &Limits) -> Result<(), BuildError> {
+    *nodes = nodes.saturating_add(more);
+    if *nodes > limits.max_nodes {
+        return Err((
+            ErrorKind::TooManyNodes,
+            format!(
+                "the input has more than {} YAML nodes (keys, values, lists and mappings, aliases expanded, \
+                 all documents together), the limit of one stream; split it into smaller files",
+                limits.max_nodes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Byte ranges of the `---`-separated parts, with their first line. A
@@ -246,7 +292,7 @@ fn split(text: &str) -> Vec<(Range<usize>, usize)> {
 type PartError = (ErrorKind, usize, String);
 
 /// The one document of a part (`None` when it holds none).
-fn read_part(part: &str, limits: &Limits) -> Result<Option<Node>, PartError> {
+fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<Node>, PartError> {
     // Directives (`%YAML 1.1`) come before the `---` that starts their
     // document, so they form a part of their own: nothing to read there
     // (scalars resolve as YAML 1.1 whatever the directive says).
@@ -257,7 +303,7 @@ fn read_part(part: &str, limits: &Limits) -> Result<Option<Node>, PartError> {
         flow_nesting_limit: limits.max_depth,
         block_nesting_limit: limits.max_depth,
     };
-    let mut builder = Builder::new(limits);
+    let mut builder = Builder::new(limits, nodes);
     let mut documents = 0;
     for event in Parser::new_from_str_with_options(part, options) {
         let (event, span) = event.map_err(|error| {
@@ -283,6 +329,7 @@ fn read_part(part: &str, limits: &Limits) -> Result<Option<Node>, PartError> {
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
+                builder.count(1).map_err(|(kind, message)| (kind, line, message))?;
                 let tag = tag.map(|t| t.suffix_in_namespace("tag:yaml.org,2002:").map(|s| s.into_owned()).ok_or(()));
                 let node = scalar(&text, style, tag).map_err(|message| (ErrorKind::Unsupported, line, message))?;
                 let merge = style == ScalarStyle::Plain && text == "<<";
@@ -379,17 +426,24 @@ impl MapFrame {
 
 type BuildError = (ErrorKind, String);
 
-struct Builder {
+struct Builder<'n> {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     alias_nodes: usize,
+    /// Nodes of the stream so far (shared by the parts' builders).
+    nodes: &'n mut usize,
     limits: Limits,
     root: Option<Node>,
 }
 
-impl Builder {
-    fn new(limits: &Limits) -> Self {
-        Self { stack: Vec::new(), anchors: HashMap::new(), alias_nodes: 0, limits: *limits, root: None }
+impl<'n> Builder<'n> {
+    fn new(limits: &Limits, nodes: &'n mut usize) -> Self {
+        Self { stack: Vec::new(), anchors: HashMap::new(), alias_nodes: 0, nodes, limits: *limits, root: None }
+    }
+
+    /// Counts `more` nodes about to be built against [`Limits::max_nodes`].
+    fn count(&mut self, more: usize) -> Result<(), BuildError> {
+        count_nodes(self.nodes, more, &self.limits)
     }
 
     fn open(&mut self, frame: Frame) -> Result<(), BuildError> {
@@ -399,6 +453,7 @@ impl Builder {
                 format!("nested deeper than {} levels; flatten the document", self.limits.max_depth),
             ));
         }
+        self.count(1)?;
         self.stack.push(frame);
         Ok(())
     }
@@ -416,10 +471,10 @@ impl Builder {
     }
 
     fn alias(&mut self, id: usize) -> Result<(), BuildError> {
-        let Some(target) = self.anchors.get(&id) else {
+        let Some(size) = self.anchors.get(&id).map(Node::size) else {
             return Err((ErrorKind::Unsupported, "an alias refers to a collection that contains it".to_owned()));
         };
-        self.alias_nodes += target.size();
+        self.alias_nodes += size;
         if self.alias_nodes > self.limits.alias_nodes {
             return Err((
                 ErrorKind::TooManyAliases,
@@ -429,7 +484,8 @@ impl Builder {
                 ),
             ));
         }
-        let node = target.clone();
+        self.count(size)?;
+        let node = self.anchors[&id].clone();
         self.node(node, 0, false)
     }
 

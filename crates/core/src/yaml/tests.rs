@@ -120,3 +120,39 @@ fn writer_round_trips_through_the_reader() {
     let text = write_value(&v, None);
     assert_eq!(value(&text), v, "{text}");
 }
+
+#[test]
+fn nodes_are_counted_over_the_whole_stream() {
+    // A part counts 1, a mapping 1, each key and scalar 1, a list 1, and an
+    // alias what it expands to.
+    let text = "---\na: 1\n---\nb: [1, 2]\nc: &x {d: 3}\ne: *x\n";
+    let documents = read(text);
+    assert_eq!(documents.iter().map(|d| d.nodes).collect::<Vec<_>>(), [4, 14]);
+    let total = 18;
+    let limits = |max_nodes| Limits { max_nodes, ..Limits::default() };
+    assert!(read_stream(text, &limits(total)).is_ok(), "just at the limit passes");
+    let e = read_stream(text, &limits(total - 1)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooManyNodes, "{e}");
+    // Where: the document and line of the node that passed the limit (the alias).
+    assert_eq!((e.document, e.line), (2, 6), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "document 2 (line 6): the input has more than 17 YAML nodes (keys, values, lists and mappings, aliases \
+         expanded, all documents together), the limit of one stream; split it into smaller files"
+    );
+}
+
+#[test]
+fn many_tiny_nodes_are_refused_as_they_are_read() {
+    // Each `- [[]]` is 2 nodes in 7 bytes, after the part and its list;
+    // documents (even empty ones) count too.
+    let nests = "- [[]]\n".repeat(1000);
+    assert!(read_stream(&nests, &Limits { max_nodes: 2_002, ..Limits::default() }).is_ok());
+    let e = read_stream(&nests, &Limits { max_nodes: 2_000, ..Limits::default() }).unwrap_err();
+    assert_eq!((e.kind, e.document, e.line), (ErrorKind::TooManyNodes, 1, 1000), "{e}");
+    let empty = "---\n".repeat(100);
+    assert!(read_stream(&empty, &Limits { max_nodes: 200, ..Limits::default() }).is_ok());
+    let e = read_stream(&empty, &Limits { max_nodes: 199, ..Limits::default() }).unwrap_err();
+    assert_eq!((e.kind, e.line), (ErrorKind::TooManyNodes, 100), "{e}");
+    assert!(e.message.contains("more than 199 YAML nodes"), "{e}");
+}
