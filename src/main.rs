@@ -17,6 +17,15 @@ fn main() -> ExitCode {
     // while a busy one reuses its pages: purging at once (0) made every
     // admission fault its pages in again, 2.6x slower under load
     // (docs/dev/performance.md). MIMALLOC_PURGE_DELAY in the environment wins.
+    // No transparent huge pages: mimalloc asks for them on its arenas, and
+    // the kernel then backs every touched region with 2 MiB pages, which
+    // doubled the idle RSS (7 -> 14 MiB) and made a 2.7 MB admission cost
+    // 15 MiB instead of 6 (docs/dev/performance.md), for ~5% of throughput.
+    // MIMALLOC_ALLOW_THP=1 in the environment keeps them.
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // Best effort: a kernel without THP has nothing to disable.
+        let _ = nix::sys::prctl::set_thp_disable(true);
+    }
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets one of mimalloc's process-wide options, which it
         // allows at any time from any thread; the index is checked above.

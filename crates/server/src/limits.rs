@@ -35,7 +35,8 @@ impl Limits {
     /// The defaults, which the command line shows in `--help`, sized for the
     /// chart's 352 MiB memory limit (docs/dev/performance.md, "Shipped binary
     /// (musl dist)"): idle ~20 MiB + 2,048 connections × ~25 KiB + 240 MiB
-    /// of admissions (what one env-heavy 3 MiB object costs at its peak),
+    /// of admissions (what one 3 MiB object of the costliest shape known
+    /// reserves, see [`COST_PER_BODY_BYTE`]),
     /// with room left for the allocator's slack. The queue timeout stays
     /// well inside the API server's 10 s webhook timeout.
     pub const DEFAULT: Limits = Limits {
@@ -56,10 +57,11 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 /// Peak memory of one admission per byte of request body, on top of a
-/// fixed cost per request. Measured with bench/memory.sh on the worst shape
-/// known, an env-heavy review (~90,000 tiny env entries, 2.7 MB: each entry
-/// becomes a map when parsed, and the pod template is copied once): 74-80×
-/// the body with musl's allocator, mimalloc and jemalloc alike.
+/// fixed cost per request. The containers' env, envFrom and volumeMounts
+/// stay text (an env-heavy review costs ~2x its body in the admission), but
+/// what kube-once reads or writes item by item becomes JSON maps: the worst
+/// shape known, 90,000 tiny volumes, costs ~50x (docs/dev/performance.md,
+/// "Memory bounds"); 80x leaves room for the allocator.
 pub const COST_PER_BODY_BYTE: u64 = 80;
 /// What any admission costs regardless of its size (buffers, the answer).
 pub const COST_PER_ADMISSION: u64 = 64 * KIB;
