@@ -182,14 +182,14 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
 /// The request body in one buffer sized by its Content-Length: each chunk
 /// is copied and dropped as it arrives, so a large review costs its size
 /// once (collecting the chunks first held them all, then the copy). 413
-/// above [`BODY_LIMIT`], 400 for a body that breaks off.
+/// once more than [`BODY_LIMIT`] bytes arrived, 400 for a body that breaks off.
 async fn read_body(request: Request, declared: Option<u64>) -> Result<Vec<u8>, (StatusCode, String)> {
     use http_body_util::BodyExt;
     let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {BODY_LIMIT} bytes"));
-    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
-        return Err(too_large());
-    }
-    let mut body = Vec::with_capacity(declared.map_or(0, |length| length as usize));
+    // Read up to the limit even when Content-Length is over it: answering
+    // before the client has sent its body makes it see a broken pipe, not the 413.
+    let capacity = declared.map_or(0, |length| length.min(BODY_LIMIT as u64) as usize);
+    let mut body = Vec::with_capacity(capacity);
     let mut stream = request.into_body();
     while let Some(frame) = stream.frame().await {
         let frame = frame.map_err(|error| (StatusCode::BAD_REQUEST, format!("the request body broke off: {error}")))?;
