@@ -10,6 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::config::Config;
+use super::manifest::value_at;
 use super::presets::Preset;
 use super::{PREFIX, Reason, Refusal, STATUS_ANNOTATION, describe};
 
@@ -180,7 +181,7 @@ struct Annotations<'a> {
 impl<'a> Annotations<'a> {
     fn of(deployment: &'a Value) -> Result<Self, Refusal> {
         let mut values = BTreeMap::new();
-        let Some(annotations) = deployment.pointer("/metadata/annotations").and_then(Value::as_object) else {
+        let Some(annotations) = value_at(deployment, &["metadata", "annotations"]).and_then(Value::as_object) else {
             return Ok(Self { deployment, values });
         };
         for (key, value) in annotations {
@@ -328,9 +329,7 @@ impl<'a> Annotations<'a> {
 
     /// The app container (named by `container`, else the first) and its image.
     fn container(&self) -> Result<(String, String), Refusal> {
-        let containers = self
-            .deployment
-            .pointer("/spec/template/spec/containers")
+        let containers = value_at(self.deployment, &["spec", "template", "spec", "containers"])
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
@@ -373,7 +372,9 @@ impl<'a> Annotations<'a> {
 /// Only `kube-once.io/status` (written by kube-once) belongs on the pod
 /// template; a contract annotation there would be silently ignored.
 fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
-    let Some(annotations) = deployment.pointer("/spec/template/metadata/annotations").and_then(Value::as_object) else {
+    let Some(annotations) =
+        value_at(deployment, &["spec", "template", "metadata", "annotations"]).and_then(Value::as_object)
+    else {
         return Ok(());
     };
     match annotations.keys().find(|key| key.starts_with(PREFIX) && key.as_str() != STATUS_ANNOTATION) {

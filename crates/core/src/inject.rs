@@ -7,8 +7,9 @@ use serde_json::{Map, Value, json};
 use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
 use super::config::{Config, Delivery};
 use super::env;
+use super::manifest::value_at;
 use super::status::Status;
-use super::view::{Field, List, Lists, Section, same_container};
+use super::view::{Field, List, Lists, Section, same_containers};
 use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
@@ -26,7 +27,7 @@ pub const INSTALL_UID: i64 = 65532;
 
 /// The status recorded on `template`, if any.
 pub fn status_of(deployment: &Value, template: &Value) -> Result<Option<Status>, Refusal> {
-    let Some(value) = template.pointer("/metadata/annotations").and_then(|a| a.get(STATUS_ANNOTATION)) else {
+    let Some(value) = value_at(template, &["metadata", "annotations"]).and_then(|a| a.get(STATUS_ANNOTATION)) else {
         return Ok(None);
     };
     value.as_str().and_then(|text| Status::parse(text).ok()).map(Some).ok_or_else(|| {
@@ -82,13 +83,7 @@ pub fn same_unwritten(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) ->
     };
     let unwritten = |key: &str| !WRITTEN_SPEC_FIELDS.contains(&key) && key != "containers";
     a_spec.iter().filter(|(key, _)| unwritten(key)).eq(b_spec.iter().filter(|(key, _)| unwritten(key)))
-        && match (a_spec.get("containers"), b_spec.get("containers")) {
-            (Some(Value::Array(a)), Some(Value::Array(b))) => {
-                a.len() == b.len()
-                    && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists, Section::Containers))
-            }
-            (a, b) => a == b,
-        }
+        && same_containers(a_spec.get("containers"), a_lists, b_spec.get("containers"), b_lists, Section::Containers)
 }
 
 /// The [`written_parts`] of `template` without anything a previous
@@ -327,9 +322,8 @@ fn plan_env(run: &RunPlan, deployment: &Value) -> Vec<Value> {
     }
     // A value for `lock` (part of the database's application_name), not a
     // name for messages: those come from `describe`.
-    let deployment_name = deployment
-        .pointer("/metadata/name")
-        .or_else(|| deployment.pointer("/metadata/generateName"))
+    let deployment_name = value_at(deployment, &["metadata", "name"])
+        .or_else(|| value_at(deployment, &["metadata", "generateName"]))
         .and_then(Value::as_str)
         .unwrap_or_default();
     vars.extend([

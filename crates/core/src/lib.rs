@@ -22,6 +22,7 @@ pub use config::{Config, ConfigError, Delivery};
 pub use manifest::describe;
 pub use view::Deployment;
 
+use manifest::value_at;
 use serde_json::Value;
 
 /// Annotation prefix; every annotation of the contract starts with it.
@@ -232,7 +233,7 @@ fn desired_template<'o, 'a>(
 ) -> Result<Option<DesiredTemplate<'o, 'a>>, Refusal> {
     let deployment = &object.value;
     let plan = annotations::plan(deployment, config)?;
-    let Some(template) = deployment.pointer("/spec/template") else {
+    let Some(template) = value_at(deployment, &["spec", "template"]) else {
         return match plan {
             None => Ok(None),
             Some(_) => Err(Refusal::new(
@@ -248,7 +249,7 @@ fn desired_template<'o, 'a>(
 
     // Only what kube-once writes is copied; the app containers are read in place.
     let stripped = inject::strip(deployment, template)?;
-    let containers = template.pointer("/spec/containers").and_then(Value::as_array).map(Vec::as_slice);
+    let containers = value_at(template, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
     let containers = containers.unwrap_or_default();
     let (desired_template, lists) = match &plan {
         None => (stripped, object.lists.clone()),
@@ -272,8 +273,8 @@ fn kept_injection<'a>(
     old: &Deployment<'a>,
     stripped: &Value,
 ) -> Option<(Value, view::Lists<'a>)> {
-    let old_template = old.value.pointer("/spec/template")?;
-    let template = object.value.pointer("/spec/template")?;
+    let old_template = value_at(&old.value, &["spec", "template"])?;
+    let template = value_at(&object.value, &["spec", "template"])?;
     if !is_injected(&old.value) || contract_annotations(&object.value) != contract_annotations(&old.value) {
         return None;
     }
@@ -286,12 +287,13 @@ fn kept_injection<'a>(
 /// Whether kube-once's injection is in this Deployment (its pod template
 /// carries `kube-once.io/status`): what is left to clean up after an uninstall.
 pub fn is_injected(deployment: &Value) -> bool {
-    deployment.pointer("/spec/template/metadata/annotations").and_then(|a| a.get(STATUS_ANNOTATION)).is_some()
+    value_at(deployment, &["spec", "template", "metadata", "annotations"])
+        .and_then(|a| a.get(STATUS_ANNOTATION))
+        .is_some()
 }
 
 fn contract_annotations(deployment: &Value) -> Vec<(&String, &Value)> {
-    deployment
-        .pointer("/metadata/annotations")
+    value_at(deployment, &["metadata", "annotations"])
         .and_then(Value::as_object)
         .map(|annotations| annotations.iter().filter(|(key, _)| key.starts_with(PREFIX)).collect())
         .unwrap_or_default()

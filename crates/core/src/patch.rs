@@ -16,6 +16,7 @@ use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::Value;
 
+use crate::manifest::value_at;
 use crate::view::{Field, Lists, Section, same_container};
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
@@ -59,7 +60,7 @@ pub fn template_patch(
             );
         }
     }
-    let containers = before.pointer("/spec/containers").and_then(Value::as_array).map(Vec::as_slice);
+    let containers = value_at(before, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
     copy_from_containers(ops, containers.unwrap_or_default(), before_lists, after_lists)
 }
 

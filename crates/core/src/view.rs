@@ -392,7 +392,7 @@ fn parse_or_null(raw: &RawValue) -> Value {
 }
 
 /// The items of a JSON list as text; `None` when `raw` is not a list.
-pub fn raw_list(raw: &RawValue) -> Option<Vec<&RawValue>> {
+fn raw_list(raw: &RawValue) -> Option<Vec<&RawValue>> {
     if !raw.get().starts_with('[') {
         return None;
     }
@@ -588,12 +588,26 @@ pub fn same_template(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> 
     let sections = [Section::Containers, Section::InitContainers];
     let is_section = |key: &str| sections.iter().any(|section| section.key() == key);
     fields_except(a_spec, is_section) == fields_except(b_spec, is_section)
-        && sections.iter().all(|section| match (a_spec.get(section.key()), b_spec.get(section.key())) {
-            (Some(Value::Array(a)), Some(Value::Array(b))) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists, *section))
-            }
-            (a, b) => a == b,
+        && sections.iter().all(|section| {
+            same_containers(a_spec.get(section.key()), a_lists, b_spec.get(section.key()), b_lists, *section)
         })
+}
+
+/// Two specs' container arrays of `section` are equal, each container read
+/// with its own lists (see [`same_container`]).
+pub fn same_containers(
+    a: Option<&Value>,
+    a_lists: &Lists,
+    b: Option<&Value>,
+    b_lists: &Lists,
+    section: Section,
+) -> bool {
+    match (a, b) {
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists, section))
+        }
+        (a, b) => a == b,
+    }
 }
 
 fn fields_except(fields: &Map<String, Value>, skip: impl Fn(&str) -> bool) -> Vec<(&String, &Value)> {
