@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let mut size = 0;
     for _ in 0..count {
         size = match kube_once_server::admission::review(std::hint::black_box(&body), &config) {
-            Ok(reviewed) => serde_json::to_vec(&reviewed.response).map(|answer| answer.len()).unwrap_or(0),
+            Ok(reviewed) => reviewed.response.to_json().map(|answer| answer.len()).unwrap_or(0),
             Err(bad_request) => bad_request.0.len(),
         };
     }

@@ -135,6 +135,43 @@ pub struct AdmissionReviewResponse {
     pub response: AdmissionResponse,
 }
 
+impl AdmissionReviewResponse {
+    /// The review as JSON, byte for byte what serde writes for it, with the
+    /// base64 patch copied as it is: serde would check each of its bytes
+    /// for characters to escape, which base64 has none of (7% of the
+    /// instructions of an admission, docs/dev/performance.md).
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let response = &self.response;
+        let mut out = Vec::with_capacity(256 + response.patch.as_ref().map_or(0, String::len));
+        out.extend_from_slice(b"{\"apiVersion\":");
+        serde_json::to_writer(&mut out, self.api_version)?;
+        out.extend_from_slice(b",\"kind\":");
+        serde_json::to_writer(&mut out, self.kind)?;
+        out.extend_from_slice(b",\"response\":{\"uid\":");
+        serde_json::to_writer(&mut out, &response.uid)?;
+        out.extend_from_slice(if response.allowed { b",\"allowed\":true" } else { b",\"allowed\":false" });
+        if let Some(patch_type) = response.patch_type {
+            out.extend_from_slice(b",\"patchType\":");
+            serde_json::to_writer(&mut out, patch_type)?;
+        }
+        if let Some(patch) = &response.patch {
+            out.extend_from_slice(b",\"patch\":\"");
+            out.extend_from_slice(patch.as_bytes());
+            out.push(b'"');
+        }
+        if let Some(status) = &response.status {
+            out.extend_from_slice(b",\"status\":");
+            serde_json::to_writer(&mut out, status)?;
+        }
+        if !response.warnings.is_empty() {
+            out.extend_from_slice(b",\"warnings\":");
+            serde_json::to_writer(&mut out, &response.warnings)?;
+        }
+        out.extend_from_slice(b"}}");
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmissionResponse {
@@ -142,7 +179,8 @@ pub struct AdmissionResponse {
     pub allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch_type: Option<&'static str>,
-    /// Base64 of the JSON patch, as the API requires.
+    /// Base64 of the JSON patch, as the API requires ([`AdmissionReviewResponse::to_json`]
+    /// relies on it needing no escaping).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -357,6 +395,28 @@ mod tests {
         assert_eq!(patch, json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]));
         assert_eq!(response.warnings, vec!["mind the schema".to_owned()]);
         assert_eq!(reviewed.object, "shop/web");
+    }
+
+    #[test]
+    fn reviews_are_written_as_serde_writes_them() {
+        let denied = |_: &Deployment, _: Option<&Deployment>| Err(Refusal::new(Reason::BadValue, "bad \"run\"\n"));
+        let unchanged = |_: &Deployment, _: Option<&Deployment>| {
+            Ok(Changes { patch: json_patch::Patch(Vec::new()), warnings: Vec::new() })
+        };
+        let mut answers = vec![
+            answer(&body("CREATE", "Deployment", false), patched).unwrap(),
+            answer(&body("CREATE", "Deployment", false), denied).unwrap(),
+            answer(&body("CREATE", "Deployment", false), unchanged).unwrap(),
+            answer(&body("DELETE", "Deployment", false), patched).unwrap(),
+        ];
+        answers[2].response.response.uid = "odd \u{0} \"uid\" ☃".to_owned();
+        for reviewed in answers {
+            let expected = serde_json::to_vec(&reviewed.response).unwrap();
+            assert_eq!(
+                String::from_utf8(reviewed.response.to_json().unwrap()).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! [`certs`] makes certificates and keeps the self-managed ones current.
 
 pub mod admission;
+pub mod batched_stderr;
 pub mod certs;
 pub mod limits;
 pub mod metrics;
@@ -169,7 +170,12 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             if let Some(status) = &reviewed.response.response.status {
                 tracing::debug!(uid = %reviewed.response.response.uid, message = %status.message, "refused");
             }
-            axum::Json(reviewed.response).into_response()
+            match reviewed.response.to_json() {
+                Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+                Err(error) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the answer: {error}\n")).into_response()
+                }
+            }
         }
         Err(bad_request) => {
             state.metrics().record(Outcome::BadRequest, false, started.elapsed());
