@@ -31,7 +31,5 @@ fn main() -> ExitCode {
         // allows at any time from any thread; the index is checked above.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
     }
-    let cli = kube_once::cmd::Cli::parse();
-    kube_once_pod::cmd::logging::init(&cli.logging);
-    kube_once::cmd::run(cli)
+    kube_once::cmd::run(kube_once::cmd::Cli::parse())
 }

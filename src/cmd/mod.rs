@@ -84,9 +84,13 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::from_yaml(&text).with_context(|| format!("invalid webhook configuration {} (--config)", path.display()))
 }
 
+/// Sets up logging, then runs the subcommand.
 pub fn run(cli: Cli) -> ExitCode {
+    if !matches!(cli.command, Command::Serve(_)) {
+        logging::init(&cli.logging);
+    }
     match cli.command {
-        Command::Serve(args) => report(serve::run(args)),
+        Command::Serve(args) => serve_logged(&cli.logging, args),
         Command::Preview(args) => preview::run(&args),
         Command::Lock(args) => lock::run(args),
         Command::Install(args) => report(install::run(&args)),
@@ -96,4 +100,22 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
         Command::Injected(args) => report(injected::run(&args)),
     }
+}
+
+/// `serve`, its log lines written to stderr in batches: one write per
+/// admission line cost 14% of the throughput under load (docs/dev/performance.md).
+fn serve_logged(logging_args: &logging::LoggingArgs, args: serve::ServeArgs) -> ExitCode {
+    let stderr = match kube_once_server::batched_stderr::BatchedStderr::start() {
+        Ok(stderr) => stderr,
+        Err(error) => {
+            return report::<()>(Err(anyhow::Error::new(error).context("cannot start the log writer thread")));
+        }
+    };
+    logging::init_with(logging_args, {
+        let stderr = stderr.clone();
+        move || stderr.clone()
+    });
+    let result = serve::run(args);
+    stderr.write_now();
+    report(result)
 }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use clap::{Args, ValueEnum};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -22,10 +23,19 @@ pub enum LogFormat {
     Text,
 }
 
-/// Installs the global subscriber. `RUST_LOG` sets the levels, as
-/// `info,kube_once_lock=debug` (a level, then `target=level` pairs); `info`
-/// when unset or unreadable.
+/// Installs the global subscriber, writing to stderr. `RUST_LOG` sets the
+/// levels, as `info,kube_once_lock=debug` (a level, then `target=level`
+/// pairs); `info` when unset or unreadable.
 pub fn init(args: &LoggingArgs) {
+    init_with(args, std::io::stderr);
+}
+
+/// [`init`], writing each log line to a writer from `writer`, which writes
+/// to stderr in its own way (the server batches its lines).
+pub fn init_with<W>(args: &LoggingArgs, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|directives| directives.parse::<Targets>().ok())
@@ -35,7 +45,7 @@ pub fn init(args: &LoggingArgs) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     if json {
         let layer = layer.json().flatten_event(true).with_current_span(false);
         tracing_subscriber::registry().with(layer.with_filter(filter)).init();
