@@ -289,7 +289,7 @@ fn run_container<'a>(
     for (field, extra) in [("env", plan_env(run, deployment)), ("volumeMounts", vec![mount])] {
         match Field::of(app, Section::Containers, field, lists) {
             Some(Field::Aside(List::Text(raw))) if raw.get().starts_with('[') => {
-                aside.push((field, List::Extended { from: raw, extra }));
+                aside.push((field, List::extended(raw, extra)));
             }
             app_list => {
                 let mut items = match app_list {

@@ -342,7 +342,14 @@ pub enum List<'a> {
     /// The items of another container's list (`from`, a list as text), then
     /// `extra`: what `kube-once-run` gets (the app's env, then the
     /// `KUBE_ONCE_*` variables). `from` is read again only when needed.
-    Extended { from: &'a RawValue, extra: Vec<Value> },
+    Extended { from: &'a RawValue, from_len: usize, extra: Vec<Value> },
+}
+
+impl<'a> List<'a> {
+    /// The items of `from` (a list), then `extra`.
+    pub fn extended(from: &'a RawValue, extra: Vec<Value>) -> Self {
+        List::Extended { from, from_len: count_items(from), extra }
+    }
 }
 
 /// One item of a list: as the request wrote it, or a value.
@@ -479,7 +486,7 @@ impl<'x, 'a> Field<'x, 'a> {
         match self {
             Field::Inline(value) => value.as_array().map(|items| items.iter().map(Item::Value).collect()),
             Field::Aside(List::Text(raw)) => raw_items(raw),
-            Field::Aside(List::Extended { from, extra }) => {
+            Field::Aside(List::Extended { from, extra, .. }) => {
                 let base = raw_list(from).unwrap_or_default();
                 Some(base.into_iter().map(Item::Text).chain(extra.iter().map(Item::Value)).collect())
             }
@@ -502,7 +509,7 @@ impl<'x, 'a> Field<'x, 'a> {
         match self {
             Field::Inline(value) => value.as_array().map(Vec::len),
             Field::Aside(List::Text(raw)) => raw.get().starts_with('[').then(|| count_items(raw)),
-            Field::Aside(List::Extended { from, extra }) => Some(count_items(from) + extra.len()),
+            Field::Aside(List::Extended { from_len, extra, .. }) => Some(from_len + extra.len()),
         }
     }
 
@@ -513,7 +520,7 @@ impl<'x, 'a> Field<'x, 'a> {
                 value.as_array().is_some_and(|items| items.iter().any(|item| Item::Value(item).is_named(wanted)))
             }
             Field::Aside(List::Text(raw)) => has_item_named(raw, wanted),
-            Field::Aside(List::Extended { from, extra }) => {
+            Field::Aside(List::Extended { from, extra, .. }) => {
                 has_item_named(from, wanted) || extra.iter().any(|item| Item::Value(item).is_named(wanted))
             }
         }
@@ -521,8 +528,8 @@ impl<'x, 'a> Field<'x, 'a> {
 
     /// The items after the first `skip`, as values (what a patch adds after a `copy`).
     pub fn items_after(self, skip: usize) -> Vec<Value> {
-        if let Field::Aside(List::Extended { from, extra }) = self
-            && skip == count_items(from)
+        if let Field::Aside(List::Extended { from_len, extra, .. }) = self
+            && skip == *from_len
         {
             return extra.clone();
         }
@@ -533,12 +540,18 @@ impl<'x, 'a> Field<'x, 'a> {
     /// (`None` when `prefix` is not a list of at least one item that
     /// starts `self`).
     pub fn starts_with(self, prefix: Field) -> Option<usize> {
-        // kube-once-run's list extends the app's: no need to read it again.
-        if let (Field::Aside(List::Extended { from, .. }), Field::Aside(List::Text(text))) = (self, prefix)
-            && std::ptr::eq(*from, *text)
-        {
-            let len = count_items(from);
-            return (len > 0).then_some(len);
+        // kube-once-run's list is (or extends) the app's: no need to read it again.
+        match (self, prefix) {
+            (Field::Aside(List::Extended { from, from_len, .. }), Field::Aside(List::Text(text)))
+                if std::ptr::eq(*from, *text) =>
+            {
+                return (*from_len > 0).then_some(*from_len);
+            }
+            (Field::Aside(List::Text(ours)), Field::Aside(List::Text(text))) if std::ptr::eq(*ours, *text) => {
+                let len = count_items(text);
+                return (len > 0).then_some(len);
+            }
+            _ => {}
         }
         let (ours, theirs) = (self.items()?, prefix.items()?);
         let starts =
@@ -663,7 +676,7 @@ mod tests {
         let aside = List::Text(raw);
         assert!(Field::Aside(&aside).same(Field::Inline(&inline)));
         let first = json!([{"name": "A", "value": "1"}]);
-        let extended = List::Extended { from: first_raw, extra: vec![inline[1].clone()] };
+        let extended = List::extended(first_raw, vec![inline[1].clone()]);
         assert!(Field::Aside(&extended).same(Field::Aside(&aside)));
         assert!(!Field::Aside(&extended).same(Field::Inline(&first)));
         assert_eq!(Field::Aside(&extended).starts_with(Field::Inline(&first)), Some(1));
