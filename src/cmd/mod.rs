@@ -102,8 +102,8 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// `serve`, its log lines written to stderr in batches: one write per
-/// admission line cost 14% of the throughput under load (docs/dev/performance.md).
+/// `serve`, its log lines written to stderr in batches rather than one
+/// write per admission (docs/dev/performance.md).
 fn serve_logged(logging_args: &logging::LoggingArgs, args: serve::ServeArgs) -> ExitCode {
     let stderr = match kube_once_server::batched_stderr::BatchedStderr::start() {
         Ok(stderr) => stderr,

@@ -1,8 +1,8 @@
 //! Log lines for stderr, written in batches by a thread of their own.
 //!
 //! The server logs one line per admission. Written one `write(2)` each, the
-//! lines cost 14% of the throughput at 32 connections (docs/dev/performance.md):
-//! a system call per request, and a wake-up of whoever reads the pipe. Here
+//! lines cost a system call per request, and a wake-up of whoever reads the
+//! pipe (docs/dev/performance.md). Here
 //! a line is appended to a buffer in memory; the first line into an empty
 //! buffer wakes the writer thread, which lets more arrive for
 //! [`BATCH_WINDOW`], then writes them all in one call.
