@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
+
+use super::log_json::FlatJson;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
@@ -47,7 +49,7 @@ where
     };
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     if json {
-        let layer = layer.json().flatten_event(true).with_current_span(false);
+        let layer = layer.json().event_format(FlatJson::default());
         tracing_subscriber::registry().with(layer.with_filter(filter)).init();
     } else {
         tracing_subscriber::registry().with(layer.with_filter(filter)).init();
