@@ -14,7 +14,9 @@
 # peer in turn, POSTing tests/fixtures/perf/review.json (an annotated
 # Deployment's AdmissionReview). Prints the median over ROUNDS (3) rounds of
 # ROUND_SECONDS (5) each: req/s, p50/p99 latency, errors, peak RSS, and the
-# ratios of kube-once to each peer.
+# ratios of kube-once to each peer: of the medians, and the median of the
+# ratios within each round (peers of one round run back to back, so the
+# machine's drift between rounds cancels out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -165,6 +167,8 @@ for line in open(sys.argv[1]):
     name, c = parts[0], int(parts[1])
     fields = dict(re.findall(r"(\w+)=(\d+)", line))
     rows.setdefault((name, c), []).append(fields)
+# Round r of every peer ran back to back: their ratio in that round is
+# immune to the machine's drift between rounds, which moves all of them.
 med = lambda runs, key: statistics.median(int(r[key]) for r in runs)
 names = list(dict.fromkeys(name for name, _ in rows))
 print(f"kube-once cold start to ready: {sys.argv[2]} ms")
@@ -178,6 +182,8 @@ for peer in names[1:]:
         ours, theirs = rows.get(("kube-once", c)), rows.get((peer, c))
         if not ours or not theirs:
             continue
+        paired = lambda key: statistics.median(int(a[key]) / int(b[key]) for a, b in zip(ours, theirs))
         print(f"ratio kube-once/{peer} c={c}: req/s {med(ours, 'req_per_s') / med(theirs, 'req_per_s'):.2f}x, "
-              f"p50 {med(ours, 'p50_us') / med(theirs, 'p50_us'):.2f}x, p99 {med(ours, 'p99_us') / med(theirs, 'p99_us'):.2f}x")
+              f"p50 {med(ours, 'p50_us') / med(theirs, 'p50_us'):.2f}x, p99 {med(ours, 'p99_us') / med(theirs, 'p99_us'):.2f}x "
+              f"(median of the per-round ratios: req/s {paired('req_per_s'):.2f}x, p50 {paired('p50_us'):.2f}x)")
 PY
