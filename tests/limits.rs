@@ -140,8 +140,9 @@ fn status_code(reply: &[u8]) -> Option<u16> {
 }
 
 /// A POST /mutate that declares a body as large as the server takes and
-/// sends only its first bytes: it holds its share of the admission budget
-/// (all of it, with a small budget) for as long as the connection lives.
+/// sends only its first 256 KiB: a body holds the bytes that arrived, so it
+/// holds the budget's share for bodies being received (all of it, with a
+/// 1 MiB budget) for as long as the connection lives.
 async fn hold_the_whole_budget(server: &Server) -> TlsStream<TcpStream> {
     let mut tls = server.connect().await.expect("connect");
     let head = format!(
@@ -149,6 +150,7 @@ async fn hold_the_whole_budget(server: &Server) -> TlsStream<TcpStream> {
         7 * 1024 * 1024
     );
     tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&vec![b' '; 256 * 1024]).await.unwrap();
     tls.flush().await.unwrap();
     tls
 }

@@ -135,25 +135,26 @@ pub fn preview_router(state: AppState) -> Router {
 
 async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    // The share of the memory budget is taken before the body is read, so
-    // waiting admissions hold no body (docs/dev/performance.md).
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|length| length.to_str().ok())
-        .and_then(|length| length.parse::<u64>().ok());
-    let _permit = match state.0.gate.enter(limits::admission_cost(declared)).await {
-        Ok(permit) => permit,
-        Err(shed) => return shed_response(&state, shed),
-    };
-    let body = match read_body(request, declared).await {
+    let gate = &state.0.gate;
+    // The body holds only the bytes that arrived while it is read, and
+    // keeps holding them while the review waits for its share: slow
+    // uploads cannot take the reviews' share, and waiting bodies stay
+    // bounded (docs/operations.md, "Limits").
+    let mut receiving = gate.receive();
+    let body = match read_body(request, &mut receiving).await {
         Ok(body) => body,
-        Err((status, reason)) => {
+        Err(BodyError::Shed(shed)) => return shed_response(&state, shed),
+        Err(BodyError::Bad(status, reason)) => {
             state.metrics().record(Outcome::BadRequest, false, started.elapsed());
             tracing::warn!(status = status.as_u16(), %reason, "admission request rejected");
             return (status, format!("{reason}\n")).into_response();
         }
     };
+    let _permit = match gate.enter(limits::admission_cost(body.len())).await {
+        Ok(permit) => permit,
+        Err(shed) => return shed_response(&state, shed),
+    };
+    drop(receiving);
     match admission::review(&body, state.config()) {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
@@ -185,28 +186,77 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     }
 }
 
-/// The request body in one buffer sized by its Content-Length: each chunk
-/// is copied and dropped as it arrives, so a large review costs its size
-/// once (collecting the chunks first held them all, then the copy). 413
-/// once more than [`BODY_LIMIT`] bytes arrived, 400 for a body that breaks off.
-async fn read_body(request: Request, declared: Option<u64>) -> Result<Vec<u8>, (StatusCode, String)> {
+/// Why a request body was not read whole.
+enum BodyError {
+    /// 413 or 400, with the reason.
+    Bad(StatusCode, String),
+    /// No room in the budget for the bytes arriving.
+    Shed(Shed),
+}
+
+/// The request body in one buffer, read as it arrives: `receiving` holds
+/// the buffer's capacity, which grows toward the declared Content-Length
+/// (the client's word, so only as bytes arrive) by doubling, so a large
+/// review costs about its size once and a trickling one what it sent. 413
+/// once more than [`BODY_LIMIT`] bytes arrived, 400 for a body that breaks
+/// off.
+///
+/// Every answer waits for the end of the body (within the request
+/// timeout): answering while the client still sends makes it see a broken
+/// pipe or a reset, not the status and its reason.
+async fn read_body(request: Request, receiving: &mut limits::Receiving<'_>) -> Result<Vec<u8>, BodyError> {
     use http_body_util::BodyExt;
-    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {BODY_LIMIT} bytes"));
-    // Read up to the limit even when Content-Length is over it: answering
-    // before the client has sent its body makes it see a broken pipe, not the 413.
-    let capacity = declared.map_or(0, |length| length.min(BODY_LIMIT as u64) as usize);
-    let mut body = Vec::with_capacity(capacity);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.parse::<usize>().ok());
+    let mut body = Vec::new();
     let mut stream = request.into_body();
+    let mut refused = None;
     while let Some(frame) = stream.frame().await {
-        let frame = frame.map_err(|error| (StatusCode::BAD_REQUEST, format!("the request body broke off: {error}")))?;
-        if let Ok(data) = frame.into_data() {
-            if body.len() + data.len() > BODY_LIMIT {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&data);
+        let frame = frame
+            .map_err(|error| BodyError::Bad(StatusCode::BAD_REQUEST, format!("the request body broke off: {error}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if refused.is_some() {
+            continue;
         }
+        let needed = body.len() + data.len();
+        if needed > BODY_LIMIT {
+            refused = Some(BodyError::Bad(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is over {BODY_LIMIT} bytes"),
+            ));
+            body = Vec::new();
+            continue;
+        }
+        if needed > body.capacity() {
+            let capacity = grown_capacity(body.capacity(), needed, declared);
+            if let Err(shed) = receiving.grow_to(capacity).await {
+                refused = Some(BodyError::Shed(shed));
+                body = Vec::new();
+                continue;
+            }
+            body.reserve_exact(capacity - body.len());
+        }
+        body.extend_from_slice(&data);
     }
-    Ok(body)
+    match refused {
+        Some(error) => Err(error),
+        None => Ok(body),
+    }
+}
+
+/// The next capacity of a body buffer that must hold `needed` bytes:
+/// double, but never past the declared length while the bytes fit in it,
+/// nor past [`BODY_LIMIT`].
+fn grown_capacity(capacity: usize, needed: usize, declared: Option<usize>) -> usize {
+    let doubled = needed.max(capacity * 2);
+    let capped = match declared {
+        Some(declared) if declared >= needed => doubled.min(declared),
+        _ => doubled,
+    };
+    capped.min(BODY_LIMIT)
 }
 
 /// 429 (queue full) or 503 (waited too long), with the reason; the API
