@@ -282,6 +282,46 @@ async fn connections_past_the_cap_are_closed_and_room_comes_back() {
     .unwrap();
 }
 
+/// Idle TCP connections from one address, opened as fast as it can.
+async fn flood_from(client: &str, port: u16, count: usize) -> Vec<TcpStream> {
+    let mut flood = Vec::new();
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{client}:0").parse().unwrap()).unwrap();
+        flood.push(socket.connect(([127, 0, 0, 1], port).into()).await.expect("connect"));
+    }
+    flood
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_from_one_client_leaves_room_for_the_others() {
+    const CAP: usize = 64;
+    const PER_CLIENT: usize = 16;
+    let server = Server::start(&[
+        "--max-connections",
+        &CAP.to_string(),
+        "--max-connections-per-client",
+        &PER_CLIENT.to_string(),
+        "--request-timeout",
+        "60s",
+    ])
+    .await;
+    // 127.0.0.0/8 is all loopback on Linux: 127.0.0.3 is another client.
+    let flood = flood_from("127.0.0.3", server.port, 2 * CAP).await;
+    wait_for("the server to close the flood's connections past its cap", || async {
+        metric(&server.metrics().await, "kube_once_connections_refused_total") >= (2 * CAP - PER_CLIENT) as u64
+    })
+    .await
+    .unwrap_or_else(|message| panic!("{message}\nserver log:\n{}", server.log()));
+
+    for _ in 0..CAP {
+        let mut tls = server.connect().await.expect("a connection from another client while the flood holds its cap");
+        let reply = exchange(&mut tls, &request("POST", "/mutate", REVIEW)).await;
+        assert_eq!(status_code(&reply), Some(200), "{}", String::from_utf8_lossy(&reply));
+    }
+    drop(flood);
+}
+
 #[tokio::test]
 async fn a_preview_listener_off_loopback_is_refused_unless_asked_for() {
     let output = Command::new(env!("CARGO_BIN_EXE_kube-once"))

@@ -20,7 +20,8 @@ mod preview;
 pub mod shutdown;
 pub mod tls;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
@@ -475,10 +476,12 @@ pub fn serve_on(
 /// here instead would cut off requests already sent on a fresh connection
 /// that the server has not read yet: the client would see a reset.
 ///
-/// Past `max_connections` open connections, a new one is closed at once
-/// (counted in `connections_refused`): the client sees the connection end
-/// before its TLS handshake and retries on another, which is cheaper for
-/// everyone than a server over its memory limit.
+/// Past `max_connections` open connections, or `max_connections_per_client`
+/// from the new one's address, a new one is closed at once (counted in
+/// `connections_refused`): the client sees the connection end before its
+/// TLS handshake and retries on another, which is cheaper for everyone than
+/// a server over its memory limit; and one client that opens connections
+/// and leaves them idle leaves room for the others.
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -487,22 +490,21 @@ async fn accept_loop(
     timeouts: Timeouts,
     stop: Flag,
 ) {
-    let mut connections = JoinSet::new();
+    let mut connections = Connections::new(state.limits());
     let mut stopped = pin!(stop.raised());
-    let max_connections = state.limits().max_connections;
     loop {
         tokio::select! {
             () = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    while connections.try_join_next().is_some() {}
-                    if connections.len() >= max_connections {
+                    connections.reap();
+                    if let Err(cap) = connections.room_for(peer.ip()) {
                         state.metrics().record_connection_refused();
-                        tracing::debug!(%peer, max_connections, "at --max-connections: closing a new connection");
+                        tracing::debug!(%peer, cap, "at the connection cap: closing a new connection");
                         drop(stream);
                         continue;
                     }
-                    connections.spawn(serve_connection(stream, tls.clone(), app.clone(), timeouts));
+                    connections.spawn(peer.ip(), serve_connection(stream, tls.clone(), app.clone(), timeouts));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -510,13 +512,93 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     drop(listener);
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(timeouts.request_timeout, drain).await.is_err() {
+    if tokio::time::timeout(timeouts.request_timeout, connections.drain()).await.is_err() {
         tracing::warn!(open = connections.len(), "connections still open after the drain timeout; closing them");
+    }
+}
+
+/// A listener's open connections, counted per client address.
+struct Connections {
+    tasks: JoinSet<()>,
+    client_of: HashMap<tokio::task::Id, IpAddr>,
+    per_client: HashMap<IpAddr, usize>,
+    max: usize,
+    max_per_client: usize,
+}
+
+impl Connections {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            client_of: HashMap::new(),
+            per_client: HashMap::new(),
+            max: limits.max_connections,
+            max_per_client: limits.max_connections_per_client,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// `Err(the flag whose cap is reached)` when a new connection from
+    /// `client` would pass a cap.
+    fn room_for(&self, client: IpAddr) -> Result<(), &'static str> {
+        if self.tasks.len() >= self.max {
+            return Err("--max-connections");
+        }
+        if self.per_client.get(&client).copied().unwrap_or(0) >= self.max_per_client {
+            return Err("--max-connections-per-client");
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, client: IpAddr, connection: impl Future<Output = ()> + Send + 'static) {
+        let id = self.tasks.spawn(connection).id();
+        self.client_of.insert(id, client);
+        *self.per_client.entry(client).or_default() += 1;
+    }
+
+    /// Count out the connections that have ended, without waiting.
+    fn reap(&mut self) {
+        while let Some(ended) = self.tasks.try_join_next_with_id() {
+            self.count_out(ended);
+        }
+    }
+
+    /// Wait for a connection to end, and count it out.
+    async fn join_next(&mut self) {
+        if let Some(ended) = self.tasks.join_next_with_id().await {
+            self.count_out(ended);
+        }
+    }
+
+    async fn drain(&mut self) {
+        while !self.tasks.is_empty() {
+            self.join_next().await;
+        }
+    }
+
+    fn count_out(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match ended {
+            Ok((id, ())) => id,
+            Err(error) => error.id(),
+        };
+        let Some(client) = self.client_of.remove(&id) else { return };
+        if let Some(count) = self.per_client.get_mut(&client) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_client.remove(&client);
+            }
+        }
     }
 }
 

@@ -16,7 +16,9 @@
 //!   reserves a few KiB, so ordinary load never waits.
 //! - [`Limits::max_connections`]: a cap on open connections per listener;
 //!   connections past it are closed at once (an idle TLS connection costs
-//!   about 25 KiB, see the docs).
+//!   about 25 KiB, see the docs). [`Limits::max_connections_per_client`]
+//!   caps those of one client address, so one client that opens
+//!   connections and leaves them idle cannot take every place.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -35,6 +37,9 @@ pub struct Limits {
     pub admission_queue_timeout: Duration,
     /// Open connections per listener; connections past it are closed at once.
     pub max_connections: usize,
+    /// Open connections per listener from one client address; past it, that
+    /// client's new connections are closed at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Limits {
@@ -52,6 +57,9 @@ impl Limits {
         admission_queue: 64,
         admission_queue_timeout: Duration::from_secs(2),
         max_connections: 2048,
+        // A quarter: a client alone leaves three quarters to the others, and
+        // the API server's concurrent admissions stay far below it.
+        max_connections_per_client: 512,
     };
 }
 
