@@ -167,7 +167,7 @@ async fn a_full_admission_queue_answers_429_with_a_reason() {
     let server =
         Server::start(&["--admission-memory", "1Mi", "--admission-queue", "0", "--request-timeout", "60s"]).await;
     // Once the holder's handler has its share, every further admission finds no room.
-    let (_holder, reply) = shed_behind_a_holder(&server, 429).await;
+    let (_holder, reply) = shed_behind_a_holder(&server, 429, REVIEW).await;
     let text = String::from_utf8_lossy(&reply);
     assert!(text.contains("admission memory budget") && text.contains("--admission-memory"), "{text}");
     assert!(text.to_ascii_lowercase().contains("retry-after: 1"), "{text}");
@@ -191,7 +191,7 @@ async fn an_admission_that_waits_past_the_queue_timeout_answers_503_and_the_budg
         "60s",
     ])
     .await;
-    let (holder, reply) = shed_behind_a_holder(&server, 503).await;
+    let (holder, reply) = shed_behind_a_holder(&server, 503, REVIEW).await;
     let text = String::from_utf8_lossy(&reply);
     assert!(text.contains("waited") && text.contains("admission memory budget"), "{text}");
     let metrics = server.metrics().await;
@@ -202,16 +202,28 @@ async fn an_admission_that_waits_past_the_queue_timeout_answers_503_and_the_budg
     review_until(&server, 200).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_uploading_when_shed_reads_the_status_and_its_reason() {
+    let server =
+        Server::start(&["--admission-memory", "1Mi", "--admission-queue", "0", "--request-timeout", "60s"]).await;
+    // Shed at its first bytes, with most of its 6 MiB still to send: the
+    // answer waits for the rest, so the client reads it instead of a reset.
+    let padded = format!("{}{}", REVIEW, " ".repeat(6 * 1024 * 1024));
+    let (_holder, reply) = shed_behind_a_holder(&server, 429, &padded).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("--admission-memory"), "{text}");
+}
+
 /// A holder of the whole budget, and the reply with `status` that a review
-/// gets behind it. A review that reaches the server before the holder's
+/// (`body`) gets behind it. A review that reaches the server before the holder's
 /// request takes part of the budget, so the holder is shed instead (and the
 /// review answered 200): then a fresh holder goes first, until the deadline.
-async fn shed_behind_a_holder(server: &Server, status: u16) -> (TlsStream<TcpStream>, Vec<u8>) {
+async fn shed_behind_a_holder(server: &Server, status: u16, body: &str) -> (TlsStream<TcpStream>, Vec<u8>) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let holder = hold_the_whole_budget(server).await;
         let mut tls = server.connect().await.expect("connect");
-        let reply = exchange(&mut tls, &request("POST", "/mutate", REVIEW)).await;
+        let reply = exchange(&mut tls, &request("POST", "/mutate", body)).await;
         if status_code(&reply) == Some(status) {
             return (holder, reply);
         }

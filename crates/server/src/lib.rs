@@ -170,7 +170,7 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
                 "admission"
             );
             if let Some(status) = &reviewed.response.response.status {
-                tracing::debug!(uid = %reviewed.response.response.uid, message = %status.message, "refused");
+                tracing::debug!(uid = %reviewed.response.response.uid, reason = %status.message, "refused");
             }
             match reviewed.response.to_json() {
                 Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
