@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod batched_stderr;
+pub mod body;
 pub mod certs;
 pub mod limits;
 pub mod metrics;
@@ -142,13 +143,22 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     // uploads cannot take the reviews' share, and waiting bodies stay
     // bounded (docs/operations.md, "Limits").
     let mut receiving = gate.receive();
-    let body = match read_body(request, &mut receiving).await {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.parse::<usize>().ok());
+    let body = match body::read(request.into_body(), declared, &mut receiving).await {
         Ok(body) => body,
-        Err(BodyError::Shed(shed)) => return shed_response(&state, shed),
-        Err(BodyError::Bad(status, reason)) => {
+        Err(body::Error::Shed(shed)) => return shed_response(&state, shed),
+        Err(bad) => {
+            let status = match bad {
+                body::Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
             state.metrics().record(Outcome::BadRequest, false, started.elapsed());
-            tracing::warn!(status = status.as_u16(), %reason, "admission request rejected");
-            return (status, format!("{reason}\n")).into_response();
+            tracing::warn!(status = status.as_u16(), reason = %bad, "admission request rejected");
+            return (status, format!("{bad}\n")).into_response();
         }
     };
     let _permit = match gate.enter(limits::admission_cost(body.len())).await {
@@ -185,79 +195,6 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             (StatusCode::BAD_REQUEST, format!("{bad_request}\n")).into_response()
         }
     }
-}
-
-/// Why a request body was not read whole.
-enum BodyError {
-    /// 413 or 400, with the reason.
-    Bad(StatusCode, String),
-    /// No room in the budget for the bytes arriving.
-    Shed(Shed),
-}
-
-/// The request body in one buffer, read as it arrives: `receiving` holds
-/// the buffer's capacity, which grows toward the declared Content-Length
-/// (the client's word, so only as bytes arrive) by doubling, so a large
-/// review costs about its size once and a trickling one what it sent. 413
-/// once more than [`BODY_LIMIT`] bytes arrived, 400 for a body that breaks
-/// off.
-///
-/// Every answer waits for the end of the body (within the request
-/// timeout): answering while the client still sends makes it see a broken
-/// pipe or a reset, not the status and its reason.
-async fn read_body(request: Request, receiving: &mut limits::Receiving<'_>) -> Result<Vec<u8>, BodyError> {
-    use http_body_util::BodyExt;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|length| length.to_str().ok())
-        .and_then(|length| length.parse::<usize>().ok());
-    let mut body = Vec::new();
-    let mut stream = request.into_body();
-    let mut refused = None;
-    while let Some(frame) = stream.frame().await {
-        let frame = frame
-            .map_err(|error| BodyError::Bad(StatusCode::BAD_REQUEST, format!("the request body broke off: {error}")))?;
-        let Ok(data) = frame.into_data() else { continue };
-        if refused.is_some() {
-            continue;
-        }
-        let needed = body.len() + data.len();
-        if needed > BODY_LIMIT {
-            refused = Some(BodyError::Bad(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is over {BODY_LIMIT} bytes"),
-            ));
-            body = Vec::new();
-            continue;
-        }
-        if needed > body.capacity() {
-            let capacity = grown_capacity(body.capacity(), needed, declared);
-            if let Err(shed) = receiving.grow_to(capacity).await {
-                refused = Some(BodyError::Shed(shed));
-                body = Vec::new();
-                continue;
-            }
-            body.reserve_exact(capacity - body.len());
-        }
-        body.extend_from_slice(&data);
-    }
-    match refused {
-        Some(error) => Err(error),
-        None => Ok(body),
-    }
-}
-
-/// The next capacity of a body buffer that must hold `needed` bytes:
-/// double, but never past the declared length while the bytes fit in it,
-/// nor past [`BODY_LIMIT`].
-fn grown_capacity(capacity: usize, needed: usize, declared: Option<usize>) -> usize {
-    let doubled = needed.max(capacity * 2);
-    let capped = match declared {
-        Some(declared) if declared >= needed => doubled.min(declared),
-        _ => doubled,
-    };
-    capped.min(BODY_LIMIT)
 }
 
 /// 429 (queue full) or 503 (waited too long), with the reason; the API

@@ -155,6 +155,13 @@ impl Gate {
         }
     }
 
+    /// Whether every permit is back: nothing received nor admitted holds any.
+    pub fn is_idle(&self) -> bool {
+        [&self.receiving, &self.admitting]
+            .iter()
+            .all(|pool| pool.permits.available_permits() == pool.capacity_kib as usize)
+    }
+
     /// Start receiving a body: it holds nothing until bytes arrive.
     pub fn receive(&self) -> Receiving<'_> {
         Receiving { gate: self, permit: None, kib: 0 }
