@@ -1,8 +1,8 @@
 //! Test helpers shared by every test binary: `mod support;` in each
 //! tests/*.rs, and once in tests/e2e/main.rs (`#[path]`, as that binary lives
 //! in its own directory). One place for each helper: ports, TLS clients, the
-//! in-process server, environment from scripts/test.sh, golden files and
-//! the core's golden cases, waits,
+//! in-process server, the real `serve` binary, raw HTTP/1.1, environment
+//! from scripts/test.sh, golden files and the core's golden cases, waits,
 //! YAML documents, databases, the PSS check. `golden.rs` and
 //! `core_cases.rs` are self-contained: the core crate's tests include them.
 
@@ -18,8 +18,10 @@ pub mod core_cases;
 pub mod databases;
 pub mod env;
 pub mod golden;
+pub mod http;
 pub mod net;
 pub mod pss;
+pub mod serve;
 pub mod server;
 pub mod tls;
 pub mod wait;
