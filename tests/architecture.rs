@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -11,7 +13,7 @@ use std::process::Command;
 fn linked_crates(package: &str) -> BTreeSet<String> {
     let output = Command::new(env!("CARGO"))
         .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", package])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(support::repo())
         .output()
         .expect("run cargo tree");
     assert!(output.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&output.stderr));
