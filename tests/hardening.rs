@@ -18,7 +18,7 @@ use std::time::Duration;
 use kube_once_server::certs::CertBundle;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use rustls::pki_types::ServerName;
-use support::http::{read_to_close, status_code};
+use support::http::{post_head, read_to_close, status_code};
 use support::serve::{HOST, Serve, Server};
 use support::wait::{DEADLINE, until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -211,10 +211,7 @@ async fn a_request_whose_body_never_arrives_times_out() {
     let server = start(&ca, &["--request-timeout", "1s", "--header-read-timeout", "10m"]).await;
 
     let mut stream = connect(&server).await;
-    stream
-        .write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
-        .await
-        .expect("write");
+    stream.write_all(&[post_head("/mutate", 1000), b"{".to_vec()].concat()).await.expect("write");
     stream.flush().await.expect("flush");
     let mut reply = vec![0u8; 4096];
     let read = timeout(DEADLINE, stream.read(&mut reply))
@@ -337,13 +334,7 @@ async fn sigterm_drains_in_flight_requests_and_exits() {
     let mut in_flight = connect(&server).await;
     let (head, tail) = REVIEW.split_at(REVIEW.len() / 2);
     in_flight
-        .write_all(
-            format!(
-                "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
-                REVIEW.len()
-            )
-            .as_bytes(),
-        )
+        .write_all(&[post_head("/mutate", REVIEW.len()), head.as_bytes().to_vec()].concat())
         .await
         .expect("write the first half");
     in_flight.flush().await.expect("flush");

@@ -1,5 +1,5 @@
 //! Resource bounds of `kube-once serve`, against the real binary over real
-//! TLS (issue 11): the admission memory budget answers 429/503 with a
+//! TLS (`support::serve`): the admission memory budget answers 429/503 with a
 //! reason when saturated, the connection cap closes connections past it,
 //! and /preview stays on loopback unless told otherwise.
 //!
@@ -11,7 +11,7 @@
 
 mod support;
 
-use support::http::{exchange, request, status_code};
+use support::http::{exchange, post_head, request, status_code};
 use support::serve::{Serve, Server};
 use support::wait::{DEADLINE, POLL, until};
 use tokio::io::AsyncWriteExt;
@@ -34,11 +34,7 @@ async fn metrics(server: &Server) -> String {
 /// (all of it, with a small budget) for as long as the connection lives.
 async fn hold_the_whole_budget(server: &Server) -> TlsStream<TcpStream> {
     let mut tls = server.connect().await.expect("connect");
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
-        7 * 1024 * 1024
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&[post_head("/mutate", 7 * 1024 * 1024), b"{".to_vec()].concat()).await.unwrap();
     tls.flush().await.unwrap();
     tls
 }

@@ -16,6 +16,16 @@ pub fn request(method: &str, path: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The head of a POST of `content_length` bytes of JSON to `path`, kept
+/// alive: the caller sends the body, in part, slowly or never (append the
+/// first bytes to send them in the same write).
+pub fn post_head(path: &str, content_length: usize) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {content_length}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 /// Sends a whole request (made by [`request`]) and reads the reply to the
 /// end; empty when the server closed the connection first (or after [`DEADLINE`]).
 pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request: &[u8]) -> Vec<u8> {
