@@ -57,10 +57,7 @@ async fn start(ca: &CertBundle, args: &[&str]) -> Server {
 /// TLS close_notify`) on a busy machine. Only the load tests keep
 /// connections alive, on purpose and with timeouts far above their pauses.
 fn client(server: &Server, trusted: &[&CertBundle], keep_alive: bool) -> reqwest::Client {
-    let builder = support::tls::https_client(&cas(trusted), HOST, server.addr()).expect("HTTPS client");
-    let builder = builder.timeout(DEADLINE);
-    let builder = if keep_alive { builder } else { builder.pool_max_idle_per_host(0) };
-    builder.build().expect("HTTPS client")
+    server.client_trusting(&cas(trusted), keep_alive)
 }
 
 /// A raw TLS connection, for clients that misbehave on purpose.

@@ -346,7 +346,13 @@ impl Server {
     /// An HTTPS client of it, verified against [`Server::trust`], with
     /// [`DEADLINE`] as timeout; `keep_alive: false` opens a fresh connection per request.
     pub fn client(&self, keep_alive: bool) -> reqwest::Client {
-        let builder = super::tls::https_client(&self.trust, &self.host, self.addr).expect("HTTPS client");
+        self.client_trusting(&self.trust, keep_alive)
+    }
+
+    /// [`Server::client`] trusting `ca_bundles` (PEM) instead: CAs it will
+    /// serve after a [`Server::rotate`], or a stranger's.
+    pub fn client_trusting(&self, ca_bundles: &[impl AsRef<[u8]>], keep_alive: bool) -> reqwest::Client {
+        let builder = super::tls::https_client(ca_bundles, &self.host, self.addr).expect("HTTPS client");
         let builder = builder.timeout(DEADLINE);
         let builder = if keep_alive { builder } else { builder.pool_max_idle_per_host(0) };
         builder.build().expect("HTTPS client")
@@ -391,10 +397,13 @@ impl Server {
                 }
             }
             if self.addr.port() != 0 {
-                match self.request("GET", "/readyz", "").await {
-                    Ok(reply) if http::status_code(&reply) == Some(200) => return Ok(()),
-                    Ok(reply) => last = format!("/readyz answered {:?}", String::from_utf8_lossy(&reply)),
-                    Err(error) => last = format!("/readyz: {error:#}"),
+                // A server that accepts and then says nothing must not outlast the deadline.
+                let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
+                match timeout(left, self.request("GET", "/readyz", "")).await {
+                    Ok(Ok(reply)) if http::status_code(&reply) == Some(200) => return Ok(()),
+                    Ok(Ok(reply)) => last = format!("/readyz answered {:?}", String::from_utf8_lossy(&reply)),
+                    Ok(Err(error)) => last = format!("/readyz: {error:#}"),
+                    Err(_) => last = "/readyz: no answer".to_owned(),
                 }
             }
             if Instant::now() > deadline {
