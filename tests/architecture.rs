@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -11,7 +13,7 @@ use std::process::Command;
 fn linked_crates(package: &str) -> BTreeSet<String> {
     let output = Command::new(env!("CARGO"))
         .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", package])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(support::repo())
         .output()
         .expect("run cargo tree");
     assert!(output.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&output.stderr));
@@ -72,4 +74,42 @@ fn only_the_command_layers_know_clap() {
     for library in ["kube-once-core", "kube-once-lock", "kube-once-server"] {
         assert_none_of(library, &["clap"]);
     }
+}
+
+/// One test harness: every test binary starts `serve` through
+/// `support::serve` and compares goldens through `support::golden`, so
+/// none keeps a copy of their parts.
+#[test]
+fn test_binaries_keep_no_copy_of_the_harness() {
+    let mut copies = Vec::new();
+    for dir in ["tests", "tests/e2e", "crates/core/tests"] {
+        for entry in std::fs::read_dir(support::repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|extension| extension != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                let code = line.trim_start().trim_start_matches("pub ").trim_start_matches("async ");
+                let word_after = |prefix: &str| {
+                    code.strip_prefix(prefix)
+                        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+                };
+                // The database servers of tests/e2e are `Server`s of another kind.
+                let server = dir == "tests" && word_after("struct Server");
+                if word_after("fn free_port")
+                    || word_after("fn wait_for")
+                    || server
+                    || code.contains("\"UPDATE_GOLDEN\"")
+                {
+                    copies.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        copies.is_empty(),
+        "test binaries keep their own harness: use support::serve, support::wait, support::golden instead:\n{}",
+        copies.join("\n")
+    );
 }

@@ -24,11 +24,8 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
@@ -37,8 +34,10 @@ use support::chart::{
     server_args, server_container, text, webhook,
 };
 use support::env::tool;
+use support::http::status_code;
 use support::pss::restricted_violations;
 use support::repo;
+use support::serve::Serve;
 
 /// kubernetes-validate's schemas for this version.
 const KUBERNETES_VERSION: &str = "1.33.0";
@@ -501,75 +500,17 @@ fn metric_name_extraction_finds_selectors_only() {
     assert_eq!(names, expected);
 }
 
-/// A running `kube-once serve`, stopped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The sample names the real server exports at GET /metrics: `serve` on
-/// free loopback ports with its in-memory self-signed certificate, its bound
-/// address read from the "serving" log line, then one scrape over TLS.
+/// The sample names the real server exports at GET /metrics: `serve`
+/// started by `support::serve`, then one scrape over TLS.
 fn exported_metric_names() -> BTreeSet<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--preview-listen", "127.0.0.1:0", "--log-format", "json"])
-        .env_remove("KUBE_ONCE_NAMESPACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kube-once serve");
-    let (sender, lines) = mpsc::channel::<String>();
-    let pipes: Vec<Box<dyn Read + Send>> =
-        vec![Box::new(child.stdout.take().expect("stdout")), Box::new(child.stderr.take().expect("stderr"))];
-    let server = Server(child);
-    for pipe in pipes {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(sender);
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = Vec::new();
-    let address = loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(remaining)
-            .unwrap_or_else(|error| panic!("no \"serving\" log line within 30 s ({error}):\n{}", log.join("\n")));
-        let address = serde_json::from_str::<Value>(&line).ok().and_then(|entry| {
-            let fields = if entry["fields"].is_object() { &entry["fields"] } else { &entry };
-            (fields["message"] == "serving").then(|| fields["listen"].as_str().map(str::to_owned)).flatten()
-        });
-        log.push(line);
-        if let Some(address) = address {
-            break address;
-        }
-    };
-
-    // The scrape runs in python3's standard library (scripts/lib/tools.sh
-    // needs python3 already): no TLS client crate in this test.
-    let scrape = "import ssl, sys, urllib.request\n\
-                  context = ssl.create_default_context()\n\
-                  context.check_hostname = False\n\
-                  context.verify_mode = ssl.CERT_NONE\n\
-                  sys.stdout.write(urllib.request.urlopen(sys.argv[1], context=context, timeout=10).read().decode())\n";
-    let output = Command::new("python3")
-        .args(["-c", scrape, &format!("https://{address}/metrics")])
-        .output()
-        .expect("run python3");
-    drop(server);
-    assert!(output.status.success(), "GET /metrics failed:\n{}", text(&output.stderr));
-    let exposition = text(&output.stdout);
+    let runtime = tokio::runtime::Runtime::new().expect("Tokio runtime");
+    let reply = runtime.block_on(async {
+        let server = Serve::new().env_remove("KUBE_ONCE_NAMESPACE").start().await;
+        server.request("GET", "/metrics", "").await.expect("GET /metrics")
+    });
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    assert_eq!(status_code(reply.as_bytes()), Some(200), "GET /metrics:\n{reply}");
+    let exposition = reply.split_once("\r\n\r\n").map_or("", |(_, body)| body);
     let names: BTreeSet<String> = exposition
         .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())

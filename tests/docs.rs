@@ -15,6 +15,8 @@
 // must stop the test with its message, which is what panics are for here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,7 @@ use serde_yaml_ng::Value;
 const README_MAX_LINES: usize = 250;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    support::repo().to_owned()
 }
 
 fn read(path: &Path) -> String {
@@ -34,46 +36,14 @@ fn read(path: &Path) -> String {
 
 // ------------------------------------------------------ generated blocks --
 
-/// Compares the block `name` of `doc` with `generated`, or rewrites it
-/// with `UPDATE_GOLDEN=1`.
+/// Compares the block `name` of `doc` with `generated` (through the one
+/// golden helper), or rewrites it with `UPDATE_GOLDEN=1`.
 fn check_generated(doc: &Path, name: &str, source: &str, generated: &str) {
-    let begin = format!("<!-- BEGIN generated: {name} -->\n");
-    let end = format!("<!-- END generated: {name} -->");
-    let text = read(doc);
-    let (Some(start), Some(stop)) = (text.find(&begin), text.find(&end)) else {
-        panic!(
-            "{} has no `{}` ... `{end}` block: add the two marker lines where the table goes",
-            doc.display(),
-            begin.trim()
-        );
-    };
-    assert!(start < stop, "{}: `{end}` comes before its BEGIN marker", doc.display());
-    let block_start = start + begin.len();
-    let current = &text[block_start..stop];
     let wanted = format!(
         "<!-- Generated from {source} by tests/docs.rs: edit the source, then run UPDATE_GOLDEN=1 cargo nextest run --test docs -->\n{generated}"
     );
-    if current == wanted {
-        return;
-    }
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let updated = format!("{}{wanted}{}", &text[..block_start], &text[stop..]);
-        std::fs::write(doc, updated).unwrap_or_else(|e| panic!("cannot write {}: {e}", doc.display()));
-        return;
-    }
-    let first_difference = current
-        .lines()
-        .zip(wanted.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or_else(|| current.lines().count().min(wanted.lines().count()));
-    panic!(
-        "{}: the generated `{name}` block is out of date with {source} (UPDATE_GOLDEN=1 rewrites it; review the diff).\n\
-         first difference at line {} of the block:\n  in the doc:   {:?}\n  from source:  {:?}",
-        doc.display(),
-        first_difference + 1,
-        current.lines().nth(first_difference).unwrap_or("<end of block>"),
-        wanted.lines().nth(first_difference).unwrap_or("<end of block>"),
-    );
+    let (begin, end) = (format!("<!-- BEGIN generated: {name} -->"), format!("<!-- END generated: {name} -->"));
+    support::golden::check_block(doc, &begin, &end, &wanted);
 }
 
 /// A Markdown table cell: one line, no unescaped `|`, and outside code

@@ -1,5 +1,5 @@
 //! Hardening of `kube-once serve`, against the real binary over real TLS
-//! (issue 6): slowloris, a client that never finishes the TLS handshake,
+//! (`support::serve`): slowloris, a client that never finishes the TLS handshake,
 //! many idle connections, the request timeout, the body limit, certificate
 //! rotation under load and graceful drain on SIGTERM.
 //!
@@ -11,8 +11,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,11 +18,11 @@ use std::time::Duration;
 use kube_once_server::certs::CertBundle;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use rustls::pki_types::ServerName;
-use support::net::{free_port, loopback};
-use support::wait::{DEADLINE, until as wait_for};
+use support::http::{post_head, read_to_close, status_code};
+use support::serve::{HOST, Serve, Server};
+use support::wait::{DEADLINE, until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
@@ -33,8 +31,6 @@ use tokio_rustls::client::TlsStream;
 
 const REVIEW: &str = include_str!("fixtures/perf/review.json");
 const REVIEW_UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
-/// The name the test clients verify the server's certificate for.
-const HOST: &str = "localhost";
 
 // ---------------------------------------------------------------- fixtures
 
@@ -47,125 +43,9 @@ fn cas<'a>(trusted: &[&'a CertBundle]) -> Vec<&'a str> {
     trusted.iter().map(|bundle| bundle.ca_pem.as_str()).collect()
 }
 
-/// Certificate files laid out like a Kubernetes Secret volume: `tls.crt`
-/// and `tls.key` are symlinks through `..data`, and an update swaps
-/// `..data` atomically (what a file watch on tls.crt misses).
-struct SecretVolume {
-    dir: tempfile::TempDir,
-    version: usize,
-}
-
-impl SecretVolume {
-    fn new(bundle: &CertBundle) -> Self {
-        let volume = Self { dir: tempfile::tempdir().expect("temp dir"), version: 0 };
-        volume.write_version(bundle);
-        std::os::unix::fs::symlink("..v0", volume.path("..data")).expect("..data symlink");
-        for file in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(format!("..data/{file}"), volume.path(file)).expect("file symlink");
-        }
-        volume
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write_version(&self, bundle: &CertBundle) {
-        let dir = self.path(&format!("..v{}", self.version));
-        std::fs::create_dir(&dir).expect("version dir");
-        std::fs::write(dir.join("tls.crt"), &bundle.cert_pem).expect("write tls.crt");
-        std::fs::write(dir.join("tls.key"), &bundle.key_pem).expect("write tls.key");
-    }
-
-    fn rotate(&mut self, bundle: &CertBundle) {
-        self.version += 1;
-        self.write_version(bundle);
-        let staged = self.path("..data_tmp");
-        std::os::unix::fs::symlink(format!("..v{}", self.version), &staged).expect("staged symlink");
-        std::fs::rename(&staged, self.path("..data")).expect("swap ..data");
-    }
-}
-
-/// A running `kube-once serve`, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _log_dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(volume: &SecretVolume, extra_args: &[&str]) -> Self {
-        Self::start_with(Command::new(env!("CARGO_BIN_EXE_kube-once")), volume, extra_args)
-    }
-
-    /// Started the way systemd and containerd 2 start processes: with a soft
-    /// limit of 1024 open files (the hard limit stays as it is).
-    fn start_with_default_soft_fd_limit(volume: &SecretVolume, extra_args: &[&str]) -> Self {
-        let mut command = Command::new("sh");
-        command.args(["-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_kube-once")]);
-        Self::start_with(command, volume, extra_args)
-    }
-
-    fn start_with(mut command: Command, volume: &SecretVolume, extra_args: &[&str]) -> Self {
-        let port = free_port();
-        let log_dir = tempfile::tempdir().expect("temp dir");
-        let log = log_dir.path().join("serve.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--preview-listen", "127.0.0.1:0"])
-            .arg("--tls-cert-file")
-            .arg(volume.path("tls.crt"))
-            .arg("--tls-key-file")
-            .arg(volume.path("tls.key"))
-            .args(extra_args)
-            .env("KUBE_ONCE_LOG_FORMAT", "text")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn kube-once serve");
-        Self { child, port, log, _log_dir: log_dir }
-    }
-
-    fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.child.id().expect("server still running") as i32)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{HOST}:{}{path}", self.port)
-    }
-
-    /// Connections to the server that are established on its side (Linux
-    /// /proc/net/tcp): accepted connections it has not closed. Unlike a count
-    /// of its file descriptors, this does not see a probe's connection that
-    /// the server is still tearing down.
-    fn established_connections(&self) -> usize {
-        let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-        let local = format!("0100007F:{:04X}", self.port);
-        let established = |line: &&str| {
-            let mut fields = line.split_whitespace();
-            // sl, local_address, rem_address, st ("01" is ESTABLISHED)
-            fields.nth(1) == Some(local.as_str()) && fields.nth(1) == Some("01")
-        };
-        table.lines().skip(1).filter(established).count()
-    }
-
-    /// Waits until `/readyz` answers 200, probing on fresh connections.
-    async fn wait_ready(&self, trusted: &[&CertBundle]) {
-        let probe = client(self, trusted, false);
-        wait_for("the server to become ready", || async {
-            matches!(probe.get(self.url("/readyz")).send().await, Ok(response) if response.status().is_success())
-        })
-        .await
-        .unwrap_or_else(|message| panic!("{message}\nserver log:\n{}", self.log()));
-    }
+/// `serve` with `args`, serving `ca`'s certificate (and the preview listener, as deployed).
+async fn start(ca: &CertBundle, args: &[&str]) -> Server {
+    Serve::new().cert(ca).preview().args(args).start().await
 }
 
 /// An HTTPS client that verifies the server as `localhost` against `trusted` CAs.
@@ -174,18 +54,15 @@ impl Server {
 /// uses. A pooled connection may be closed by the server's idle timeout (the
 /// header-read timeout, 1 s in some tests) just as the next request is sent
 /// on it, which fails that request (`peer closed connection without sending
-/// TLS close_notify`, issue 11) on a busy machine. Only the load tests keep
+/// TLS close_notify`) on a busy machine. Only the load tests keep
 /// connections alive, on purpose and with timeouts far above their pauses.
 fn client(server: &Server, trusted: &[&CertBundle], keep_alive: bool) -> reqwest::Client {
-    let builder = support::tls::https_client(&cas(trusted), HOST, loopback(server.port)).expect("HTTPS client");
-    let builder = builder.timeout(DEADLINE);
-    let builder = if keep_alive { builder } else { builder.pool_max_idle_per_host(0) };
-    builder.build().expect("HTTPS client")
+    server.client_trusting(&cas(trusted), keep_alive)
 }
 
 /// A raw TLS connection, for clients that misbehave on purpose.
-async fn connect(server: &Server, trusted: &[&CertBundle]) -> TlsStream<TcpStream> {
-    support::tls::connect(loopback(server.port), HOST, &cas(trusted)).await.expect("TLS connection")
+async fn connect(server: &Server) -> TlsStream<TcpStream> {
+    server.connect().await.expect("TLS connection")
 }
 
 fn serial_of_der(der: &[u8]) -> Vec<u8> {
@@ -195,7 +72,7 @@ fn serial_of_der(der: &[u8]) -> Vec<u8> {
 
 /// Serial number of the certificate the server presents to a new connection.
 async fn served_serial(server: &Server, trusted: &[&CertBundle]) -> Option<Vec<u8>> {
-    let served = timeout(DEADLINE, support::tls::served_leaf(loopback(server.port), HOST, &cas(trusted))).await;
+    let served = timeout(DEADLINE, support::tls::served_leaf(server.addr(), HOST, &cas(trusted))).await;
     served.ok()?.ok().map(|leaf| serial_of_der(&leaf))
 }
 
@@ -208,21 +85,6 @@ async fn post_review(client: &reqwest::Client, url: &str) -> Result<(), reqwest:
     Ok(())
 }
 
-/// Reads until the peer closes the connection (EOF or reset); returns what was read.
-async fn read_to_close<S: AsyncReadExt + Unpin>(stream: &mut S) -> Result<Vec<u8>, String> {
-    let mut reply = Vec::new();
-    match timeout(DEADLINE, stream.read_to_end(&mut reply)).await {
-        Ok(_) => Ok(reply),
-        Err(_) => Err(format!("the server kept the connection open for {DEADLINE:?}")),
-    }
-}
-
-/// The status code of an HTTP/1.1 reply, if it starts with a status line.
-fn status_code(reply: &[u8]) -> Option<u16> {
-    let text = String::from_utf8_lossy(reply);
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-}
-
 // ---------------------------------------------------------------- limits
 
 /// A ready server whose header-read timeout, 1 s, also bounds TLS handshakes
@@ -230,9 +92,8 @@ fn status_code(reply: &[u8]) -> Option<u16> {
 /// serves after an attack. That client opens a connection per request: one
 /// kept from before the attack would idle for about as long as the attack
 /// lasts, so the server may be closing it just as the check is sent.
-async fn start_with_a_1s_header_timeout(volume: &SecretVolume, ca: &CertBundle) -> (Server, reqwest::Client) {
-    let server = Server::start(volume, &["--header-read-timeout", "1s"]);
-    server.wait_ready(&[ca]).await;
+async fn start_with_a_1s_header_timeout(ca: &CertBundle) -> (Server, reqwest::Client) {
+    let server = start(ca, &["--header-read-timeout", "1s"]).await;
     let http = client(&server, &[ca], false);
     (server, http)
 }
@@ -240,10 +101,9 @@ async fn start_with_a_1s_header_timeout(volume: &SecretVolume, ca: &CertBundle) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_headers_are_cut_off_by_the_header_read_timeout() {
     let ca = bundle();
-    let volume = SecretVolume::new(&ca);
-    let (server, http) = start_with_a_1s_header_timeout(&volume, &ca).await;
+    let (server, http) = start_with_a_1s_header_timeout(&ca).await;
 
-    let mut stream = connect(&server, &[&ca]).await;
+    let mut stream = connect(&server).await;
     stream.write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.expect("write");
     let deadline = Instant::now() + DEADLINE;
     let closed = loop {
@@ -266,11 +126,10 @@ async fn slowloris_headers_are_cut_off_by_the_header_read_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_the_tls_handshake_is_closed() {
     let ca = bundle();
-    let volume = SecretVolume::new(&ca);
-    let (server, http) = start_with_a_1s_header_timeout(&volume, &ca).await;
+    let (server, http) = start_with_a_1s_header_timeout(&ca).await;
 
     // TCP connected, then silence: each such socket would pin a file descriptor forever.
-    let mut silent = TcpStream::connect(("127.0.0.1", server.port)).await.expect("TCP connect");
+    let mut silent = server.tcp().await.expect("TCP connect");
     let reply = read_to_close(&mut silent).await.unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
     assert!(reply.is_empty() || reply.first() == Some(&0x15), "expected a close or a TLS alert, got {reply:?}");
     post_review(&http, &server.url("/mutate")).await.expect("service after the silent client");
@@ -285,10 +144,11 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_closed() {
 async fn many_idle_connections_do_not_break_service() {
     const IDLE: usize = 2_000;
     let ca = bundle();
-    let volume = SecretVolume::new(&ca);
-    // Idle connections must stay open for the whole test, whatever the machine's speed.
-    let server = Server::start_with_default_soft_fd_limit(&volume, &["--header-read-timeout", "10m"]);
-    server.wait_ready(&[&ca]).await;
+    // Idle connections must stay open for the whole test, whatever the
+    // machine's speed; started as systemd and containerd 2 start processes,
+    // with a soft limit of 1024 open files.
+    let server =
+        Serve::new().cert(&ca).preview().soft_fd_limit(1024).args(["--header-read-timeout", "10m"]).start().await;
     // This test process holds the client side of every connection.
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     if soft < hard {
@@ -298,12 +158,16 @@ async fn many_idle_connections_do_not_break_service() {
     let connector = TlsConnector::from(Arc::new(support::tls::client_config(&cas(&[&ca])).expect("TLS client")));
     let mut opening = JoinSet::new();
     let mut idle = Vec::with_capacity(IDLE);
-    for _ in 0..IDLE {
+    for connection in 0..IDLE {
         let connector = connector.clone();
-        let port = server.port;
+        let addr = server.addr();
+        // From four client addresses (all loopback), each under --max-connections-per-client.
+        let client = std::net::Ipv4Addr::new(127, 0, 0, 10 + (connection % 4) as u8);
         opening.spawn(async move {
             let open = async {
-                let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind((client, 0).into())?;
+                let tcp = socket.connect(addr).await?;
                 let name = ServerName::try_from(HOST).map_err(std::io::Error::other)?;
                 let mut tls = connector.connect(name, tcp).await?;
                 tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await?;
@@ -345,15 +209,10 @@ async fn collect_idle(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_body_never_arrives_times_out() {
     let ca = bundle();
-    let volume = SecretVolume::new(&ca);
-    let server = Server::start(&volume, &["--request-timeout", "1s", "--header-read-timeout", "10m"]);
-    server.wait_ready(&[&ca]).await;
+    let server = start(&ca, &["--request-timeout", "1s", "--header-read-timeout", "10m"]).await;
 
-    let mut stream = connect(&server, &[&ca]).await;
-    stream
-        .write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
-        .await
-        .expect("write");
+    let mut stream = connect(&server).await;
+    stream.write_all(&[post_head("/mutate", 1000), b"{".to_vec()].concat()).await.expect("write");
     stream.flush().await.expect("flush");
     let mut reply = vec![0u8; 4096];
     let read = timeout(DEADLINE, stream.read(&mut reply))
@@ -371,9 +230,7 @@ async fn a_request_whose_body_never_arrives_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_up_to_7_mib_are_read_and_larger_ones_refused() {
     let ca = bundle();
-    let volume = SecretVolume::new(&ca);
-    let server = Server::start(&volume, &[]);
-    server.wait_ready(&[&ca]).await;
+    let server = start(&ca, &[]).await;
     let http = client(&server, &[&ca], false);
 
     // A review padded with a big annotation to just under 7 MiB is read (and answered).
@@ -430,7 +287,7 @@ impl Load {
 
     async fn wait_for_progress(&self, what: &str) {
         let seen = self.ok.load(Ordering::Relaxed);
-        wait_for(what, || async { self.ok.load(Ordering::Relaxed) > seen + 10 }).await.expect("load progresses");
+        until(what, || async { self.ok.load(Ordering::Relaxed) > seen + 10 }).await.expect("load progresses");
     }
 }
 
@@ -438,9 +295,7 @@ impl Load {
 async fn certificate_rotation_under_load_fails_no_request() {
     let bundles: Vec<CertBundle> = (0..4).map(|_| bundle()).collect();
     let trusted: Vec<&CertBundle> = bundles.iter().collect();
-    let mut volume = SecretVolume::new(&bundles[0]);
-    let server = Server::start(&volume, &["--cert-poll-interval", "100ms"]);
-    server.wait_ready(&trusted).await;
+    let mut server = start(&bundles[0], &["--cert-poll-interval", "100ms"]).await;
     let serials: BTreeSet<Vec<u8>> = bundles.iter().map(|b| serial_of_der(&support::tls::leaf(b))).collect();
     assert_eq!(serials.len(), 4, "every generated certificate has its own serial");
 
@@ -452,9 +307,9 @@ async fn certificate_rotation_under_load_fails_no_request() {
     load.wait_for_progress("load before the first rotation").await;
 
     for (version, bundle) in bundles.iter().enumerate().skip(1) {
-        volume.rotate(bundle);
+        server.rotate(bundle);
         let expected = serial_of_der(&support::tls::leaf(bundle));
-        wait_for(&format!("rotation {version} to be served"), || async {
+        until(&format!("rotation {version} to be served"), || async {
             served_serial(&server, &trusted).await.as_ref() == Some(&expected)
         })
         .await
@@ -473,22 +328,14 @@ async fn certificate_rotation_under_load_fails_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_and_exits() {
     let ca = bundle();
-    let volume = SecretVolume::new(&ca);
-    let mut server = Server::start(&volume, &["--grace-period", "5s", "--header-read-timeout", "10m"]);
-    server.wait_ready(&[&ca]).await;
+    let mut server = start(&ca, &["--grace-period", "5s", "--header-read-timeout", "10m"]).await;
     let probe = client(&server, &[&ca], false);
 
     // A request already sent in part when SIGTERM arrives: it must complete.
-    let mut in_flight = connect(&server, &[&ca]).await;
+    let mut in_flight = connect(&server).await;
     let (head, tail) = REVIEW.split_at(REVIEW.len() / 2);
     in_flight
-        .write_all(
-            format!(
-                "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
-                REVIEW.len()
-            )
-            .as_bytes(),
-        )
+        .write_all(&[post_head("/mutate", REVIEW.len()), head.as_bytes().to_vec()].concat())
         .await
         .expect("write the first half");
     in_flight.flush().await.expect("flush");
@@ -501,7 +348,7 @@ async fn sigterm_drains_in_flight_requests_and_exits() {
     load.wait_for_progress("load before SIGTERM").await;
 
     nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    wait_for("/readyz to fail after SIGTERM", || async {
+    until("/readyz to fail after SIGTERM", || async {
         !matches!(probe.get(server.url("/readyz")).send().await, Ok(r) if r.status().is_success())
     })
     .await
@@ -516,10 +363,7 @@ async fn sigterm_drains_in_flight_requests_and_exits() {
     assert_eq!(status_code(reply.as_bytes()), Some(200), "in-flight request: {reply}");
     assert!(reply.contains(REVIEW_UID), "in-flight request: {reply}");
 
-    let status = timeout(DEADLINE, server.child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("the server did not exit after SIGTERM\n{}", server.log()))
-        .expect("wait");
+    let status = server.exit_status().await;
     assert!(status.success(), "exit status {status}\n{}", server.log());
 
     while tasks.join_next().await.is_some() {}
@@ -566,18 +410,16 @@ async fn trickle(mut stream: TlsStream<TcpStream>, announced: Announced, stop: A
 /// such clients hold all of it until the request timeout.
 async fn small_reviews_are_answered_beside_slow_uploads(uploads: usize) {
     let ca = bundle();
-    let volume = SecretVolume::new(&ca);
-    let server = Server::start(&volume, &[]);
-    server.wait_ready(&[&ca]).await;
+    let server = start(&ca, &[]).await;
     let http = client(&server, &[&ca], true);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut slow = JoinSet::new();
     for upload in 0..uploads {
         let announced = if upload % 2 == 0 { Announced::Chunked } else { Announced::Large };
-        slow.spawn(trickle(connect(&server, &[&ca]).await, announced, stop.clone()));
+        slow.spawn(trickle(connect(&server).await, announced, stop.clone()));
     }
-    wait_for("the slow uploads to be connected", || async { server.established_connections() >= uploads })
+    until("the slow uploads to be connected", || async { server.established_connections() >= uploads })
         .await
         .unwrap_or_else(|message| panic!("{message}\n{}", server.log()));
 

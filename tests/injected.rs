@@ -4,18 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/core/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = support::fixtures("core").join(name);
     kube_once_core::manifest::parse_documents(&std::fs::read_to_string(&path).unwrap()).unwrap().remove(0)
 }
 
 fn injected(input: &str) -> (String, String, bool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
+    let mut child = Command::new(support::binary())
         .args(["injected", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -12,6 +12,8 @@
 // Test helpers outside #[test] fns: a failed expectation should panic here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
@@ -21,12 +23,8 @@ use kube_once_core::yaml::{Limits, read_stream};
 use kube_once_core::{self as core, Config, PREFIX, manifest};
 use serde_json::{Value, json};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn corpus() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures/manifests"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(support::repo().join("tests/fixtures/manifests"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
@@ -46,7 +44,7 @@ fn preview(args: &[&str], stdin: Option<&str>) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
         .arg("preview")
         .args(args)
-        .current_dir(repo())
+        .current_dir(support::repo())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,7 +139,7 @@ fn every_corpus_file_passes_through_byte_for_byte_and_stays_strict_valid() {
 
 #[test]
 fn quirks_are_mutated_where_annotated_and_untouched_elsewhere() {
-    let file = repo().join("tests/fixtures/manifests/quirks.yaml");
+    let file = support::repo().join("tests/fixtures/manifests/quirks.yaml");
     let run = preview(&["-f", file.to_str().unwrap(), "-o", "yaml"], None);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let documents: Vec<Value> = parts(&run.stdout).into_iter().filter_map(|(_, v)| v).collect();
@@ -331,7 +329,7 @@ fn diff_exits_0_without_differences_1_with_them_and_2_on_errors() {
     let missing = preview(&["-f", "no/such/file.yaml", "-o", "diff"], None);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     assert!(missing.stderr.contains("no/such/file.yaml"), "{}", missing.stderr);
-    let refused = std::fs::read_to_string(repo().join(superset))
+    let refused = std::fs::read_to_string(support::repo().join(superset))
         .unwrap()
         .replace("kube-once.io/timeout: 20m", "kube-once.io/timeout: twenty minutes");
     let run = preview(&["-f", "-", "-o", "diff"], Some(&refused));
@@ -342,8 +340,8 @@ fn diff_exits_0_without_differences_1_with_them_and_2_on_errors() {
 #[test]
 fn f_is_repeatable_and_takes_directories_recursively_with_r() {
     let dir = tempfile::tempdir().unwrap();
-    let superset = std::fs::read_to_string(repo().join("examples/superset.yaml")).unwrap();
-    let grafana = std::fs::read_to_string(repo().join("tests/fixtures/manifests/grafana.yaml")).unwrap();
+    let superset = std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap();
+    let grafana = std::fs::read_to_string(support::repo().join("tests/fixtures/manifests/grafana.yaml")).unwrap();
     std::fs::write(dir.path().join("a.yaml"), &superset).unwrap();
     std::fs::write(dir.path().join("b.txt"), "not: a manifest: file\n").unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
@@ -607,23 +605,103 @@ mod read_back {
     }
 }
 
+// ------------------------------------------------- the CLI on examples/
+
+/// The CLI on the documented example: each output format against the core.
+mod cli {
+    use super::*;
+
+    fn mutate(object: &Value) -> core::Mutation {
+        core::mutate(object, None, &Config::default()).unwrap_or_else(|refusal| panic!("refused: {refusal}"))
+    }
+
+    #[test]
+    fn yaml_output_is_every_document_with_deployments_mutated() {
+        let Run { code, stdout, stderr } = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
+        assert_eq!(code, 0, "{stderr}");
+        let documents = kube_once_core::manifest::parse_documents(&stdout).unwrap();
+        let input = kube_once_core::manifest::parse_documents(
+            &std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[0], input[0], "the Secret passes through unchanged");
+        assert_eq!(documents[1], mutate(&input[1]).object);
+        assert!(stderr.contains("warning: Deployment analytics/superset:"), "{stderr}");
+        // What a GitOps user commits admits with no change.
+        assert!(mutate(&documents[1]).patch.0.is_empty());
+    }
+
+    #[test]
+    fn patch_output_applies_to_the_input() {
+        let Run { code, stdout, stderr } = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
+        assert_eq!(code, 0, "{stderr}");
+        let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
+        let input = kube_once_core::manifest::parse_documents(
+            &std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap(),
+        )
+        .unwrap();
+        let mut object = input[1].clone();
+        json_patch::patch(&mut object, &patch).unwrap();
+        assert_eq!(object, mutate(&input[1]).object);
+    }
+
+    #[test]
+    fn diff_output_is_colored_on_request() {
+        let Run { code, stdout: plain, .. } = preview(&["-f", "examples/superset.yaml", "-o", "diff"], None);
+        assert_eq!(code, 1, "differences exit 1, like kubectl diff");
+        assert!(
+            plain.starts_with("--- a/deployment/analytics/superset\n+++ b/deployment/analytics/superset\n"),
+            "{plain}"
+        );
+        assert!(plain.lines().any(|l| l.starts_with('+') && l[1..].trim() == "- name: kube-once-install"), "{plain}");
+        assert!(!plain.contains('\x1b'), "no colour when not asked and not a terminal");
+        let Run { stdout: colored, .. } =
+            preview(&["-f", "examples/superset.yaml", "-o", "diff", "--color", "always"], None);
+        assert!(colored.contains("\x1b[32m+"), "{colored}");
+    }
+
+    #[test]
+    fn config_file_is_used_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, "toolsImage: registry.internal/tools:1\n").unwrap();
+        let Run { code, stdout, stderr } =
+            preview(&["-f", "examples/superset.yaml", "-o", "yaml", "--config", config.to_str().unwrap()], None);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("image: registry.internal/tools:1"), "{stdout}");
+
+        std::fs::write(&config, "toolsImag: x\n").unwrap();
+        let Run { code, stderr, .. } =
+            preview(&["-f", "examples/superset.yaml", "--config", config.to_str().unwrap()], None);
+        assert_eq!(code, 1);
+        assert!(stderr.contains("unknown field `toolsImag`") && stderr.contains("config.yaml"), "{stderr}");
+    }
+
+    #[test]
+    fn a_bad_annotation_exits_1_with_the_refusal() {
+        let bad = std::fs::read_to_string(support::repo().join("examples/superset.yaml"))
+            .unwrap()
+            .replace("kube-once.io/timeout: 20m", "kube-once.io/timeout: twenty minutes");
+        let Run { code, stdout, stderr } = preview(&["-f", "-"], Some(&bad));
+        assert_eq!(code, 1);
+        assert!(stdout.is_empty(), "nothing printed for a refused input: {stdout}");
+        assert!(
+            stderr.contains(
+                "Deployment analytics/superset: annotation kube-once.io/timeout: \"twenty minutes\" is not a duration"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
 // ------------------------------------------------------- POST /preview
 
 mod server_preview {
     use super::*;
-    use axum::Router;
-    use axum::body::Body;
-    use axum::http::{Method, Request, StatusCode};
+    use crate::support::server::call;
+    use axum::http::{Method, StatusCode};
     use kube_once_server::{self as server, AppState};
-    use tower::ServiceExt;
-
-    async fn call(app: Router, method: Method, uri: &str, body: String) -> (StatusCode, String) {
-        let request = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
-        let response = app.oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
-    }
 
     /// On a runtime with a single worker thread, `/healthz` is answered
     /// while a 2 MiB `/preview` body is still being read: the parse runs on
@@ -668,7 +746,7 @@ mod server_preview {
     #[tokio::test]
     async fn yaml_format_is_the_cli_output() {
         let state = AppState::new(Config::default());
-        let example = std::fs::read_to_string(repo().join("examples/superset.yaml")).unwrap();
+        let example = std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap();
         let (status, text) =
             call(server::preview_router(state), Method::POST, "/preview?format=yaml", example.clone()).await;
         assert_eq!(status, StatusCode::OK, "{text}");

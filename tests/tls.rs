@@ -24,6 +24,7 @@ use kube_once_server::certs::self_managed::{Policy, pem_certificates};
 use kube_once_server::tls::CertStore;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Value, json};
+use support::serve::Serve;
 use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 
@@ -529,16 +530,14 @@ async fn serve_self_managed_creates_the_secret_publishes_the_ca_and_serves_under
         ),
     )
     .unwrap();
-    let listen = support::net::loopback(support::net::free_port());
-    let mut child = tokio::process::Command::new(support::binary())
-        .args(["serve", "--self-managed", "--preview-listen", "127.0.0.1:0", "--listen"])
-        .arg(listen.to_string())
+    let mut serve = Serve::with_args(["serve", "--self-managed", "--preview-listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0"])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .without_probe()
+        .start()
+        .await;
+    let listen = serve.addr();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let served = loop {
@@ -549,17 +548,14 @@ async fn serve_self_managed_creates_the_secret_publishes_the_ca_and_serves_under
         {
             break served;
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).await.unwrap();
-            panic!("serve exited with {status}: {stderr}");
+        if let Some(status) = serve.exited() {
+            panic!("serve exited with {status}: {}", serve.log());
         }
         assert!(tokio::time::Instant::now() < deadline, "serve --self-managed never became reachable");
         tokio::time::sleep(Duration::from_millis(50)).await; // wait-on-condition: poll interval of a loop with a deadline
     };
     assert_eq!(served, pem_certificates(&api.secret()["tls.crt"])[0], "it serves the Secret's certificate");
     assert_eq!(api.ca_bundle(), api.secret()["ca.crt"]);
-    child.kill().await.unwrap();
 }
 
 // ---------------------------------------------------------------- kube-once certs

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -13,15 +12,13 @@ use serde_json::Value;
 
 use crate::cluster::{str_at, strings_at};
 use crate::install::{Installation, TLS_SECRET};
-use crate::support::binary;
-use crate::support::net::{free_port, loopback};
+use crate::support::serve::{Serve, Server};
 
 pub struct Webhook {
-    /// Killed when the harness is done (kill_on_drop).
-    child: tokio::process::Child,
+    /// Killed when the harness is done.
+    _server: Server,
     client: reqwest::Client,
     url: String,
-    ready_url: String,
 }
 
 impl Webhook {
@@ -51,54 +48,24 @@ impl Webhook {
         let ca_bundle =
             str_at(hook, "/clientConfig/caBundle").context("the rendered webhook has no caBundle (secret mode)")?;
         let ca_pem = base64::engine::general_purpose::STANDARD.decode(ca_bundle).context("caBundle is not base64")?;
-        let port = free_port();
+        let host = format!("{name}.{namespace}.svc");
+
+        let ServeCommand { argv, env } = serve_command(installation, work)?;
+        let server = Serve::with_args(argv)
+            .env_clear()
+            .envs(env)
+            .log_file(&work.join("serve.log"))
+            .trust(&host, &ca_pem)
+            .try_start()
+            .await?;
         // The API server trusts only the caBundle, dials the Service name and gives up after timeoutSeconds.
-        let client = crate::support::tls::https_client(&[&ca_pem], &format!("{name}.{namespace}.svc"), loopback(port))
+        let client = crate::support::tls::https_client(&[&ca_pem], &host, server.addr())
             .context("the rendered caBundle")?
             .timeout(timeout)
             .build()
             .context("cannot build the HTTPS client")?;
-
-        let ServeCommand { argv, env } = serve_command(installation, work, port)?;
-        let log = std::fs::File::create(work.join("serve.log")).context("cannot create serve.log")?;
-        let child = tokio::process::Command::new(binary())
-            .args(&argv)
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start kube-once serve")?;
-        let host = format!("https://{name}.{namespace}.svc:{port}");
-        let mut webhook = Webhook { child, client, url: format!("{host}{path}"), ready_url: format!("{host}/readyz") };
-        webhook.wait_ready(work).await?;
-        Ok(webhook)
-    }
-
-    async fn wait_ready(&mut self, work: &Path) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "kube-once serve exited ({status}): {}",
-                    std::fs::read_to_string(work.join("serve.log")).unwrap_or_default()
-                );
-            }
-            let last = match self.client.get(&self.ready_url).send().await {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response) => format!("HTTP {}", response.status()),
-                Err(error) => format!("{error:#}"),
-            };
-            if Instant::now() > deadline {
-                bail!(
-                    "kube-once serve not ready after 30s (last: {last}); log: {}",
-                    std::fs::read_to_string(work.join("serve.log")).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await; // wait-on-condition: poll interval of a loop with a deadline
-        }
+        let url = format!("https://{host}:{}{path}", server.port());
+        Ok(Webhook { _server: server, client, url })
     }
 
     /// POSTs an AdmissionReview; the answer as JSON (non-2xx is a failed call).
@@ -115,13 +82,13 @@ impl Webhook {
 
 /// `serve` as the chart's Deployment starts it: its args and env, its
 /// ConfigMap and TLS Secret volumes as directories, and its listen address
-/// moved to the loopback `port` that stands in for the Service.
+/// moved to a loopback port the OS picks, which stands in for the Service.
 struct ServeCommand {
     argv: Vec<String>,
     env: Vec<(String, String)>,
 }
 
-fn serve_command(installation: &Installation, work: &Path, port: u16) -> Result<ServeCommand> {
+fn serve_command(installation: &Installation, work: &Path) -> Result<ServeCommand> {
     let spec =
         installation.deployment.pointer("/spec/template/spec").context("the chart's Deployment has no pod spec")?;
     let [container] = spec.get("containers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() else {
@@ -192,7 +159,7 @@ fn serve_command(installation: &Installation, work: &Path, port: u16) -> Result<
                         "the server listens on {address}, the Service targets port {target_port}"
                     ));
                 }
-                Ok(format!("--listen=127.0.0.1:{port}"))
+                Ok("--listen=127.0.0.1:0".to_owned())
             }
             Some(("--preview-listen", _)) => Ok(String::new()),
             Some((flag, value)) => Ok(format!("{flag}={}", map(value))),

@@ -1,8 +1,10 @@
 //! Test helpers shared by every test binary: `mod support;` in each
 //! tests/*.rs, and once in tests/e2e/main.rs (`#[path]`, as that binary lives
 //! in its own directory). One place for each helper: ports, TLS clients, the
-//! in-process server, environment from scripts/test.sh, golden files, waits,
-//! YAML documents, databases, the PSS check.
+//! in-process server, the real `serve` binary, raw HTTP/1.1, environment
+//! from scripts/test.sh, golden files and the core's golden cases, waits,
+//! YAML documents, databases, the PSS check. `golden.rs` and
+//! `core_cases.rs` are self-contained: the core crate's tests include them.
 
 // Each test binary compiles all of these but uses only its part: what one
 // binary leaves unused, another uses.
@@ -12,11 +14,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod chart;
+pub mod core_cases;
 pub mod databases;
 pub mod env;
 pub mod golden;
+pub mod http;
 pub mod net;
 pub mod pss;
+pub mod serve;
 pub mod server;
 pub mod tls;
 pub mod wait;

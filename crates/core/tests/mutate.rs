@@ -1,23 +1,19 @@
 //! The pure core: golden patches per edge case, the properties every
 //! mutation must have (patch applies to the desired object, idempotent,
-//! reversible, stable, narrow), refusals, config parsing, the `preview` CLI.
+//! reversible, stable, narrow), refusals, config parsing. Fixtures in
+//! tests/fixtures/core at the repository's root; `UPDATE_GOLDEN=1 cargo
+//! nextest run -p kube-once-core` rewrites the golden patches.
 
 // Test helpers outside #[test] fns: a failed expectation should panic here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+#[path = "../../../tests/support/core_cases.rs"]
+mod core_cases;
+#[path = "../../../tests/support/golden.rs"]
+mod golden;
 
 use kube_once_core::{self as core, Config, Mutation, Reason, Refusal, STATUS_ANNOTATION};
 use serde_json::{Value, json};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/core")
-}
-
-fn yaml(text: &str) -> Value {
-    serde_yaml_ng::from_str(text).unwrap()
-}
 
 fn mutate(object: &Value, config: &Config) -> Mutation {
     core::mutate(object, None, config).unwrap_or_else(|refusal| panic!("refused: {refusal}"))
@@ -75,28 +71,12 @@ fn check_update_properties(input: &Value, old: &Value, config: &Config) -> Mutat
     mutation
 }
 
-fn golden_cases() -> Vec<String> {
-    let mut cases: Vec<String> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .filter_map(|entry| entry.unwrap().file_name().to_str()?.strip_suffix(".input.yaml").map(str::to_owned))
-        .collect();
-    cases.sort();
-    cases
-}
-
 /// The admission path keeps the containers' lists aside as text
 /// (`Deployment::parse`); the same Deployment with everything inline (no
 /// lists aside, how every field was read before) gets the same answer.
 #[test]
 fn lists_kept_aside_give_the_answer_of_lists_inline() {
-    for case in golden_cases() {
-        let read = |suffix: &str| {
-            let path = fixtures().join(format!("{case}.{suffix}.yaml"));
-            path.exists().then(|| yaml(&std::fs::read_to_string(path).unwrap()))
-        };
-        let config = read("config").map(|c| Config::from_yaml(&serde_yaml_ng::to_string(&c).unwrap()).unwrap());
-        let config = config.unwrap_or_default();
-        let (input, old) = (read("input").unwrap(), read("old"));
+    for core_cases::Case { name: case, input, old, config, .. } in core_cases::all() {
         let (text, old_text) = (input.to_string(), old.as_ref().map(Value::to_string));
         let aside = core::Deployment::parse(&text).unwrap();
         let old_aside = old_text.as_deref().map(|text| core::Deployment::parse(text).unwrap());
@@ -111,41 +91,23 @@ fn lists_kept_aside_give_the_answer_of_lists_inline() {
 
 #[test]
 fn golden_patches() {
-    let cases = golden_cases();
-    assert!(cases.len() >= 11, "golden cases went missing: {cases:?}");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let mut mismatches = Vec::new();
+    let cases = core_cases::all();
+    let names: Vec<&str> = cases.iter().map(|case| case.name.as_str()).collect();
+    assert!(cases.len() >= 11, "golden cases went missing: {names:?}");
+    let mut golden = golden::Golden::new();
     for case in &cases {
-        let input = yaml(&std::fs::read_to_string(fixtures().join(format!("{case}.input.yaml"))).unwrap());
-        let config_path = fixtures().join(format!("{case}.config.yaml"));
-        let config = if config_path.exists() {
-            Config::from_yaml(&std::fs::read_to_string(&config_path).unwrap()).unwrap()
-        } else {
-            Config::default()
-        };
-        let old_path = fixtures().join(format!("{case}.old.yaml"));
-        let mutation = if old_path.exists() {
-            let old = yaml(&std::fs::read_to_string(&old_path).unwrap());
-            check_update_properties(&input, &old, &config)
-        } else {
-            check_properties(&input, &config)
+        let mutation = match &case.old {
+            Some(old) => check_update_properties(&case.input, old, &case.config),
+            None => check_properties(&case.input, &case.config),
         };
         let actual = serde_json::to_string_pretty(&mutation.patch).unwrap() + "\n";
-        let golden = fixtures().join(format!("{case}.patch.json"));
-        if update {
-            std::fs::write(&golden, &actual).unwrap();
-        } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(actual.as_str()) {
-            mismatches.push(format!(
-                "{case}: patch differs from {} (UPDATE_GOLDEN=1 to regenerate)\n{actual}",
-                golden.display()
-            ));
-        }
+        golden.check(&case.patch_path, &actual);
     }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    golden.finish();
 }
 
 fn case(name: &str) -> Value {
-    yaml(&std::fs::read_to_string(fixtures().join(format!("{name}.input.yaml"))).unwrap())
+    core_cases::input(name)
 }
 
 fn ops(mutation: &Mutation) -> Vec<(String, String)> {
@@ -188,10 +150,7 @@ fn edge_cases_patch_where_expected() {
         json!(["/kube-once-bin/kube-once", "lock", "--", "bundle", "exec", "rails", "db:migrate"])
     );
 
-    let m = mutate(
-        &case("pointer-escaping"),
-        &Config::from_yaml(&std::fs::read_to_string(fixtures().join("pointer-escaping.config.yaml")).unwrap()).unwrap(),
-    );
+    let m = mutate(&case("pointer-escaping"), &core_cases::config("pointer-escaping.config.yaml"));
     assert_eq!(
         ops(&m),
         [
@@ -275,8 +234,7 @@ fn the_plan_travels_as_env_after_the_app_env() {
     );
 
     // The install container is restricted and uses the config's tools image.
-    let config =
-        Config::from_yaml(&std::fs::read_to_string(fixtures().join("config-defaults.config.yaml")).unwrap()).unwrap();
+    let config = core_cases::config("config-defaults.config.yaml");
     let m = mutate(&case("config-defaults"), &config);
     let install = m.object.pointer("/spec/template/spec/initContainers/0").unwrap();
     assert_eq!(install["image"], "registry.internal/kube-once:0.1.0");
@@ -357,7 +315,7 @@ fn stability_rule_keeps_injected_parts_when_the_template_is_unchanged() {
 }
 
 fn image_volume_config() -> Config {
-    Config::from_yaml(&std::fs::read_to_string(fixtures().join("image-volume.config.yaml")).unwrap()).unwrap()
+    core_cases::config("image-volume.config.yaml")
 }
 
 fn status_of(object: &Value) -> Value {
@@ -758,10 +716,9 @@ fn warnings_say_what_the_user_should_know() {
 fn config_files_are_validated_and_name_unknown_keys() {
     assert_eq!(Config::from_yaml("").unwrap(), Config::default());
     assert_eq!(Config::from_yaml("# only comments\n").unwrap(), Config::default());
-    let documented = Config::from_yaml(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("webhook-config/config.yaml")).unwrap(),
-    )
-    .unwrap();
+    let documented =
+        Config::from_yaml(&std::fs::read_to_string(core_cases::repo().join("webhook-config/config.yaml")).unwrap())
+            .unwrap();
     assert_eq!(documented.default_preset.as_deref(), Some("gke-spot"));
     assert!(documented.preset("on-prem-spot").is_some());
     for name in ["gke-preemptible", "gke-spot", "eks-spot", "aks-spot", "karpenter-spot"] {
@@ -1000,107 +957,24 @@ fn a_one_megabyte_deployment_gets_a_small_patch() {
     assert!(again.patch.0.is_empty());
 }
 
-mod preview_cli {
-    use super::*;
-
-    fn preview(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
-            .arg("preview")
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(text) = stdin {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        } else {
-            drop(child.stdin.take());
-        }
-        let output = child.wait_with_output().unwrap();
-        (
-            output.status.code().unwrap(),
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
-        )
-    }
-
-    #[test]
-    fn yaml_output_is_every_document_with_deployments_mutated() {
-        let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
-        assert_eq!(code, 0, "{stderr}");
-        let documents = kube_once_core::manifest::parse_documents(&stdout).unwrap();
-        let input = kube_once_core::manifest::parse_documents(
-            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(documents.len(), 2);
-        assert_eq!(documents[0], input[0], "the Secret passes through unchanged");
-        assert_eq!(documents[1], mutate(&input[1], &Config::default()).object);
-        assert!(stderr.contains("warning: Deployment analytics/superset:"), "{stderr}");
-        // What a GitOps user commits admits with no change.
-        assert!(mutate(&documents[1], &Config::default()).patch.0.is_empty());
-    }
-
-    #[test]
-    fn patch_output_applies_to_the_input() {
-        let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
-        assert_eq!(code, 0, "{stderr}");
-        let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
-        let input = kube_once_core::manifest::parse_documents(
-            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
-        )
-        .unwrap();
-        let mut object = input[1].clone();
-        json_patch::patch(&mut object, &patch).unwrap();
-        assert_eq!(object, mutate(&input[1], &Config::default()).object);
-    }
-
-    #[test]
-    fn diff_output_is_colored_on_request() {
-        let (code, plain, _) = preview(&["-f", "examples/superset.yaml", "-o", "diff"], None);
-        assert_eq!(code, 1, "differences exit 1, like kubectl diff");
-        assert!(
-            plain.starts_with("--- a/deployment/analytics/superset\n+++ b/deployment/analytics/superset\n"),
-            "{plain}"
-        );
-        assert!(plain.lines().any(|l| l.starts_with('+') && l[1..].trim() == "- name: kube-once-install"), "{plain}");
-        assert!(!plain.contains('\x1b'), "no colour when not asked and not a terminal");
-        let (_, colored, _) = preview(&["-f", "examples/superset.yaml", "-o", "diff", "--color", "always"], None);
-        assert!(colored.contains("\x1b[32m+"), "{colored}");
-    }
-
-    #[test]
-    fn config_file_is_used_and_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.yaml");
-        std::fs::write(&config, "toolsImage: registry.internal/tools:1\n").unwrap();
-        let (code, stdout, stderr) =
-            preview(&["-f", "examples/superset.yaml", "-o", "yaml", "--config", config.to_str().unwrap()], None);
-        assert_eq!(code, 0, "{stderr}");
-        assert!(stdout.contains("image: registry.internal/tools:1"), "{stdout}");
-
-        std::fs::write(&config, "toolsImag: x\n").unwrap();
-        let (code, _, stderr) = preview(&["-f", "examples/superset.yaml", "--config", config.to_str().unwrap()], None);
-        assert_eq!(code, 1);
-        assert!(stderr.contains("unknown field `toolsImag`") && stderr.contains("config.yaml"), "{stderr}");
-    }
-
-    #[test]
-    fn a_bad_annotation_exits_1_with_the_refusal() {
-        let bad = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml"))
-            .unwrap()
-            .replace("kube-once.io/timeout: 20m", "kube-once.io/timeout: twenty minutes");
-        let (code, stdout, stderr) = preview(&["-f", "-"], Some(&bad));
-        assert_eq!(code, 1);
-        assert!(stdout.is_empty(), "nothing printed for a refused input: {stdout}");
-        assert!(
-            stderr.contains(
-                "Deployment analytics/superset: annotation kube-once.io/timeout: \"twenty minutes\" is not a duration"
-            ),
-            "{stderr}"
-        );
-    }
+/// The admission path (`changes` over the review's text) of a 1 MB app
+/// container: the patch copies what `kube-once-run` takes from it, so it
+/// stays small however large the container is.
+#[test]
+fn the_patch_of_a_one_megabyte_app_container_follows_the_change() {
+    let env: Vec<Value> = (0..5_000)
+        .map(|i| json!({"name": format!("SETTING_{i:04}"), "value": format!("{i:04}{}", "x".repeat(180))}))
+        .collect();
+    let app = json!({"name": "app", "image": "a:1", "env": env, "resources": {"limits": {"cpu": "1"}}});
+    let object = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "app", "namespace": "shop", "annotations": {"kube-once.io/run": "rake db:migrate"}},
+        "spec": {"selector": {"matchLabels": {"app": "app"}}, "template": {"metadata": {"labels": {"app": "app"}}, "spec": {"containers": [app]}}},
+    });
+    let size = serde_json::to_vec(&object).unwrap().len();
+    assert!(size > 1_000_000, "the object must be over 1 MB, is {size}");
+    let text = object.to_string();
+    let changes = core::changes(&core::Deployment::parse(&text).unwrap(), None, &Config::default()).unwrap();
+    let patch_size = serde_json::to_vec(&changes.patch).unwrap().len();
+    assert!(patch_size <= 16 * 1024, "the patch must follow the change, not the object: {patch_size} bytes");
 }
