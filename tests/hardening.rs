@@ -158,12 +158,16 @@ async fn many_idle_connections_do_not_break_service() {
     let connector = TlsConnector::from(Arc::new(support::tls::client_config(&cas(&[&ca])).expect("TLS client")));
     let mut opening = JoinSet::new();
     let mut idle = Vec::with_capacity(IDLE);
-    for _ in 0..IDLE {
+    for connection in 0..IDLE {
         let connector = connector.clone();
         let addr = server.addr();
+        // From four client addresses (all loopback), each under --max-connections-per-client.
+        let client = std::net::Ipv4Addr::new(127, 0, 0, 10 + (connection % 4) as u8);
         opening.spawn(async move {
             let open = async {
-                let tcp = TcpStream::connect(addr).await?;
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind((client, 0).into())?;
+                let tcp = socket.connect(addr).await?;
                 let name = ServerName::try_from(HOST).map_err(std::io::Error::other)?;
                 let mut tls = connector.connect(name, tcp).await?;
                 tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await?;
@@ -366,4 +370,88 @@ async fn sigterm_drains_in_flight_requests_and_exits() {
     let failures = load.failures.lock().await;
     assert!(failures.is_empty(), "requests already sent failed during drain: {:?}\n{}", &failures[..], server.log());
     assert!(load.ok.load(Ordering::Relaxed) > ok_at_not_ready, "requests were served during the grace period");
+}
+
+// ---------------------------------------------------------------- slow uploads
+
+/// How a slow upload announces its body.
+#[derive(Clone, Copy)]
+enum Announced {
+    /// `Transfer-Encoding: chunked`: no length at all.
+    Chunked,
+    /// A `Content-Length` of nearly the largest review.
+    Large,
+}
+
+/// A client that sends the headers of a review and then its body a byte at
+/// a time, every `tick`, until `stop` is set.
+async fn trickle(mut stream: TlsStream<TcpStream>, announced: Announced, stop: Arc<AtomicBool>) {
+    let (header, byte): (&[u8], &[u8]) = match announced {
+        Announced::Chunked => (b"Transfer-Encoding: chunked\r\n", b"1\r\n \r\n"),
+        Announced::Large => (b"Content-Length: 3000000\r\n", b" "),
+    };
+    let head =
+        [b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n", header, b"\r\n"].concat();
+    if stream.write_all(&head).await.is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        if stream.write_all(byte).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await; // wait-on-condition: the trickle's pace, not a wait
+    }
+}
+
+/// `uploads` clients trickle reviews (half chunked, half with a large
+/// Content-Length) while small reviews are sent one after the other: nearly
+/// all of those are answered 200 within a second. Reserving the budget by a
+/// body's declared (or unknown, so largest) size before reading it let two
+/// such clients hold all of it until the request timeout.
+async fn small_reviews_are_answered_beside_slow_uploads(uploads: usize) {
+    let ca = bundle();
+    let server = start(&ca, &[]).await;
+    let http = client(&server, &[&ca], true);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut slow = JoinSet::new();
+    for upload in 0..uploads {
+        let announced = if upload % 2 == 0 { Announced::Chunked } else { Announced::Large };
+        slow.spawn(trickle(connect(&server).await, announced, stop.clone()));
+    }
+    until("the slow uploads to be connected", || async { server.established_connections() >= uploads })
+        .await
+        .unwrap_or_else(|message| panic!("{message}\n{}", server.log()));
+
+    const REVIEWS: usize = 40;
+    let mut prompt = 0;
+    let mut failures = Vec::new();
+    for _ in 0..REVIEWS {
+        let sent = Instant::now();
+        let answered = timeout(Duration::from_secs(1), post_review(&http, &server.url("/mutate"))).await;
+        match answered {
+            Ok(Ok(())) => prompt += 1,
+            Ok(Err(error)) => failures.push(error.to_string()),
+            Err(_) => failures.push("no answer within 1 s".to_owned()),
+        }
+        // Spread the reviews over the uploads' lifetime, a tenth of a second apart.
+        tokio::time::sleep_until(sent + Duration::from_millis(100)).await; // wait-on-condition: pacing, not a wait
+    }
+    stop.store(true, Ordering::Relaxed);
+    slow.shutdown().await;
+    assert!(
+        prompt * 100 >= REVIEWS * 95,
+        "only {prompt} of {REVIEWS} small reviews answered 200 within 1 s beside {uploads} slow uploads: {failures:?}\nserver log:\n{}",
+        server.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_slow_uploads_do_not_hold_back_small_reviews() {
+    small_reviews_are_answered_beside_slow_uploads(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_slow_uploads_do_not_hold_back_small_reviews() {
+    small_reviews_are_answered_beside_slow_uploads(20).await;
 }

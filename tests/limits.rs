@@ -30,11 +30,14 @@ async fn metrics(server: &Server) -> String {
 }
 
 /// A POST /mutate that declares a body as large as the server takes and
-/// sends only its first bytes: it holds its share of the admission budget
-/// (all of it, with a small budget) for as long as the connection lives.
+/// sends only its first 256 KiB: a body holds the bytes that arrived, so it
+/// holds the budget's share for bodies being received (all of it, with a
+/// 1 MiB budget) for as long as the connection lives.
 async fn hold_the_whole_budget(server: &Server) -> TlsStream<TcpStream> {
     let mut tls = server.connect().await.expect("connect");
-    tls.write_all(&[post_head("/mutate", 7 * 1024 * 1024), b"{".to_vec()].concat()).await.unwrap();
+    tls.write_all(&[post_head("/mutate", 7 * 1024 * 1024), b"{".to_vec(), vec![b' '; 256 * 1024]].concat())
+        .await
+        .unwrap();
     tls.flush().await.unwrap();
     tls
 }
@@ -50,7 +53,7 @@ fn metric(text: &str, name: &str) -> u64 {
 async fn a_full_admission_queue_answers_429_with_a_reason() {
     let server = start(&["--admission-memory", "1Mi", "--admission-queue", "0", "--request-timeout", "60s"]).await;
     // Once the holder's handler has its share, every further admission finds no room.
-    let (_holder, reply) = shed_behind_a_holder(&server, 429).await;
+    let (_holder, reply) = shed_behind_a_holder(&server, 429, REVIEW).await;
     let text = String::from_utf8_lossy(&reply);
     assert!(text.contains("admission memory budget") && text.contains("--admission-memory"), "{text}");
     assert!(text.to_ascii_lowercase().contains("retry-after: 1"), "{text}");
@@ -74,7 +77,7 @@ async fn an_admission_that_waits_past_the_queue_timeout_answers_503_and_the_budg
         "60s",
     ])
     .await;
-    let (holder, reply) = shed_behind_a_holder(&server, 503).await;
+    let (holder, reply) = shed_behind_a_holder(&server, 503, REVIEW).await;
     let text = String::from_utf8_lossy(&reply);
     assert!(text.contains("waited") && text.contains("admission memory budget"), "{text}");
     let metrics = metrics(&server).await;
@@ -85,16 +88,27 @@ async fn an_admission_that_waits_past_the_queue_timeout_answers_503_and_the_budg
     review_until(&server, 200).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_uploading_when_shed_reads_the_status_and_its_reason() {
+    let server = start(&["--admission-memory", "1Mi", "--admission-queue", "0", "--request-timeout", "60s"]).await;
+    // Shed at its first bytes, with most of its 6 MiB still to send: the
+    // answer waits for the rest, so the client reads it instead of a reset.
+    let padded = format!("{}{}", REVIEW, " ".repeat(6 * 1024 * 1024));
+    let (_holder, reply) = shed_behind_a_holder(&server, 429, &padded).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("--admission-memory"), "{text}");
+}
+
 /// A holder of the whole budget, and the reply with `status` that a review
-/// gets behind it. A review that reaches the server before the holder's
+/// (`body`) gets behind it. A review that reaches the server before the holder's
 /// request takes part of the budget, so the holder is shed instead (and the
 /// review answered 200): then a fresh holder goes first, until the deadline.
-async fn shed_behind_a_holder(server: &Server, status: u16) -> (TlsStream<TcpStream>, Vec<u8>) {
+async fn shed_behind_a_holder(server: &Server, status: u16, body: &str) -> (TlsStream<TcpStream>, Vec<u8>) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let holder = hold_the_whole_budget(server).await;
         let mut tls = server.connect().await.expect("connect");
-        let reply = exchange(&mut tls, &request("POST", "/mutate", REVIEW)).await;
+        let reply = exchange(&mut tls, &request("POST", "/mutate", body)).await;
         if status_code(&reply) == Some(status) {
             return (holder, reply);
         }
@@ -163,6 +177,48 @@ async fn connections_past_the_cap_are_closed_and_room_comes_back() {
     })
     .await
     .unwrap();
+}
+
+/// Idle TCP connections from one address, opened as fast as it can.
+async fn flood_from(client: &str, server: &Server, count: usize) -> Vec<TcpStream> {
+    let mut flood = Vec::new();
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{client}:0").parse().unwrap()).unwrap();
+        flood.push(socket.connect(server.addr()).await.expect("connect"));
+    }
+    flood
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_from_one_client_leaves_room_for_the_others() {
+    const CAP: usize = 64;
+    const PER_CLIENT: usize = 16;
+    let server = start(&[
+        "--max-connections",
+        &CAP.to_string(),
+        "--max-connections-per-client",
+        &PER_CLIENT.to_string(),
+        "--request-timeout",
+        "60s",
+    ])
+    .await;
+    // 127.0.0.0/8 is all loopback on Linux: 127.0.0.3 is another client.
+    let flood = flood_from("127.0.0.3", &server, 2 * CAP).await;
+    until("the server to close the flood's connections past its cap", || async {
+        metric(&metrics(&server).await, "kube_once_connections_refused_total") >= (2 * CAP - PER_CLIENT) as u64
+    })
+    .await
+    .unwrap_or_else(|message| panic!("{message}\nserver log:\n{}", server.log()));
+
+    for _ in 0..CAP {
+        let reply = server
+            .request("POST", "/mutate", REVIEW)
+            .await
+            .expect("a connection from another client while the flood holds its cap");
+        assert_eq!(status_code(&reply), Some(200), "{}", String::from_utf8_lossy(&reply));
+    }
+    drop(flood);
 }
 
 #[tokio::test]

@@ -33,7 +33,8 @@ pub struct ServeArgs {
     pub no_preview: bool,
 
     /// Memory admission work may take at once (e.g. 240Mi). Each admission reserves a share
-    /// proportional to its body before reading it; admissions that do not fit wait.
+    /// proportional to its body once read (an eighth holds bodies as they arrive); admissions that do
+    /// not fit wait.
     #[arg(long, env = "KUBE_ONCE_ADMISSION_MEMORY", default_value_t = ByteSize(Limits::DEFAULT.admission_memory))]
     pub admission_memory: ByteSize,
 
@@ -49,6 +50,12 @@ pub struct ServeArgs {
     /// about 25 KiB: size it with the pod's memory limit.
     #[arg(long, env = "KUBE_ONCE_MAX_CONNECTIONS", default_value_t = Limits::DEFAULT.max_connections)]
     pub max_connections: usize,
+
+    /// Open connections per listener from one client address; more from it are closed at once,
+    /// so one client cannot take the room others need. The API server's own address (or its
+    /// konnectivity agent's) counts as one client: keep this above its concurrent admissions.
+    #[arg(long, env = "KUBE_ONCE_MAX_CONNECTIONS_PER_CLIENT", default_value_t = Limits::DEFAULT.max_connections_per_client)]
+    pub max_connections_per_client: usize,
 
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -134,6 +141,12 @@ impl ServeArgs {
                 Limits::DEFAULT.max_connections
             );
         }
+        if self.max_connections_per_client == 0 {
+            anyhow::bail!(
+                "--max-connections-per-client 0 would refuse every connection; give at least 1 (default {})",
+                Limits::DEFAULT.max_connections_per_client
+            );
+        }
         Ok(Options {
             listen: self.listen,
             preview_listen,
@@ -149,6 +162,7 @@ impl ServeArgs {
                 admission_queue: self.admission_queue,
                 admission_queue_timeout: self.admission_queue_timeout.into(),
                 max_connections: self.max_connections,
+                max_connections_per_client: self.max_connections_per_client,
             },
         })
     }

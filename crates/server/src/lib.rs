@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod batched_stderr;
+pub mod body;
 pub mod certs;
 pub mod limits;
 pub mod metrics;
@@ -20,7 +21,8 @@ mod preview;
 pub mod shutdown;
 pub mod tls;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
@@ -135,25 +137,35 @@ pub fn preview_router(state: AppState) -> Router {
 
 async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    // The share of the memory budget is taken before the body is read, so
-    // waiting admissions hold no body (docs/dev/performance.md).
+    let gate = &state.0.gate;
+    // The body holds only the bytes that arrived while it is read, and
+    // keeps holding them while the review waits for its share: slow
+    // uploads cannot take the reviews' share, and waiting bodies stay
+    // bounded (docs/operations.md, "Limits").
+    let mut receiving = gate.receive();
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|length| length.to_str().ok())
-        .and_then(|length| length.parse::<u64>().ok());
-    let _permit = match state.0.gate.enter(limits::admission_cost(declared)).await {
+        .and_then(|length| length.parse::<usize>().ok());
+    let body = match body::read(request.into_body(), declared, &mut receiving).await {
+        Ok(body) => body,
+        Err(body::Error::Shed(shed)) => return shed_response(&state, shed),
+        Err(bad) => {
+            let status = match bad {
+                body::Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            state.metrics().record(Outcome::BadRequest, false, started.elapsed());
+            tracing::warn!(status = status.as_u16(), reason = %bad, "admission request rejected");
+            return (status, format!("{bad}\n")).into_response();
+        }
+    };
+    let _permit = match gate.enter(limits::admission_cost(body.len())).await {
         Ok(permit) => permit,
         Err(shed) => return shed_response(&state, shed),
     };
-    let body = match read_body(request, declared).await {
-        Ok(body) => body,
-        Err((status, reason)) => {
-            state.metrics().record(Outcome::BadRequest, false, started.elapsed());
-            tracing::warn!(status = status.as_u16(), %reason, "admission request rejected");
-            return (status, format!("{reason}\n")).into_response();
-        }
-    };
+    drop(receiving);
     match admission::review(&body, state.config()) {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
@@ -168,7 +180,7 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
                 "admission"
             );
             if let Some(status) = &reviewed.response.response.status {
-                tracing::debug!(uid = %reviewed.response.response.uid, message = %status.message, "refused");
+                tracing::debug!(uid = %reviewed.response.response.uid, reason = %status.message, "refused");
             }
             match reviewed.response.to_json() {
                 Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
@@ -183,30 +195,6 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             (StatusCode::BAD_REQUEST, format!("{bad_request}\n")).into_response()
         }
     }
-}
-
-/// The request body in one buffer sized by its Content-Length: each chunk
-/// is copied and dropped as it arrives, so a large review costs its size
-/// once (collecting the chunks first held them all, then the copy). 413
-/// once more than [`BODY_LIMIT`] bytes arrived, 400 for a body that breaks off.
-async fn read_body(request: Request, declared: Option<u64>) -> Result<Vec<u8>, (StatusCode, String)> {
-    use http_body_util::BodyExt;
-    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {BODY_LIMIT} bytes"));
-    // Read up to the limit even when Content-Length is over it: answering
-    // before the client has sent its body makes it see a broken pipe, not the 413.
-    let capacity = declared.map_or(0, |length| length.min(BODY_LIMIT as u64) as usize);
-    let mut body = Vec::with_capacity(capacity);
-    let mut stream = request.into_body();
-    while let Some(frame) = stream.frame().await {
-        let frame = frame.map_err(|error| (StatusCode::BAD_REQUEST, format!("the request body broke off: {error}")))?;
-        if let Ok(data) = frame.into_data() {
-            if body.len() + data.len() > BODY_LIMIT {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&data);
-        }
-    }
-    Ok(body)
 }
 
 /// 429 (queue full) or 503 (waited too long), with the reason; the API
@@ -425,10 +413,12 @@ pub fn serve_on(
 /// here instead would cut off requests already sent on a fresh connection
 /// that the server has not read yet: the client would see a reset.
 ///
-/// Past `max_connections` open connections, a new one is closed at once
-/// (counted in `connections_refused`): the client sees the connection end
-/// before its TLS handshake and retries on another, which is cheaper for
-/// everyone than a server over its memory limit.
+/// Past `max_connections` open connections, or `max_connections_per_client`
+/// from the new one's address, a new one is closed at once (counted in
+/// `connections_refused`): the client sees the connection end before its
+/// TLS handshake and retries on another, which is cheaper for everyone than
+/// a server over its memory limit; and one client that opens connections
+/// and leaves them idle leaves room for the others.
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -437,22 +427,21 @@ async fn accept_loop(
     timeouts: Timeouts,
     stop: Flag,
 ) {
-    let mut connections = JoinSet::new();
+    let mut connections = Connections::new(state.limits());
     let mut stopped = pin!(stop.raised());
-    let max_connections = state.limits().max_connections;
     loop {
         tokio::select! {
             () = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    while connections.try_join_next().is_some() {}
-                    if connections.len() >= max_connections {
+                    connections.reap();
+                    if let Err(cap) = connections.room_for(peer.ip()) {
                         state.metrics().record_connection_refused();
-                        tracing::debug!(%peer, max_connections, "at --max-connections: closing a new connection");
+                        tracing::debug!(%peer, cap, "at the connection cap: closing a new connection");
                         drop(stream);
                         continue;
                     }
-                    connections.spawn(serve_connection(stream, tls.clone(), app.clone(), timeouts));
+                    connections.spawn(peer.ip(), serve_connection(stream, tls.clone(), app.clone(), timeouts));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -460,13 +449,93 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     drop(listener);
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(timeouts.request_timeout, drain).await.is_err() {
+    if tokio::time::timeout(timeouts.request_timeout, connections.drain()).await.is_err() {
         tracing::warn!(open = connections.len(), "connections still open after the drain timeout; closing them");
+    }
+}
+
+/// A listener's open connections, counted per client address.
+struct Connections {
+    tasks: JoinSet<()>,
+    client_of: HashMap<tokio::task::Id, IpAddr>,
+    per_client: HashMap<IpAddr, usize>,
+    max: usize,
+    max_per_client: usize,
+}
+
+impl Connections {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            client_of: HashMap::new(),
+            per_client: HashMap::new(),
+            max: limits.max_connections,
+            max_per_client: limits.max_connections_per_client,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// `Err(the flag whose cap is reached)` when a new connection from
+    /// `client` would pass a cap.
+    fn room_for(&self, client: IpAddr) -> Result<(), &'static str> {
+        if self.tasks.len() >= self.max {
+            return Err("--max-connections");
+        }
+        if self.per_client.get(&client).copied().unwrap_or(0) >= self.max_per_client {
+            return Err("--max-connections-per-client");
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, client: IpAddr, connection: impl Future<Output = ()> + Send + 'static) {
+        let id = self.tasks.spawn(connection).id();
+        self.client_of.insert(id, client);
+        *self.per_client.entry(client).or_default() += 1;
+    }
+
+    /// Count out the connections that have ended, without waiting.
+    fn reap(&mut self) {
+        while let Some(ended) = self.tasks.try_join_next_with_id() {
+            self.count_out(ended);
+        }
+    }
+
+    /// Wait for a connection to end, and count it out.
+    async fn join_next(&mut self) {
+        if let Some(ended) = self.tasks.join_next_with_id().await {
+            self.count_out(ended);
+        }
+    }
+
+    async fn drain(&mut self) {
+        while !self.tasks.is_empty() {
+            self.join_next().await;
+        }
+    }
+
+    fn count_out(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match ended {
+            Ok((id, ())) => id,
+            Err(error) => error.id(),
+        };
+        let Some(client) = self.client_of.remove(&id) else { return };
+        if let Some(count) = self.per_client.get_mut(&client) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_client.remove(&client);
+            }
+        }
     }
 }
 
