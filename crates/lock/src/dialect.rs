@@ -54,9 +54,10 @@ pub(crate) trait Lock {
     async fn try_lock(&mut self) -> Result<bool>;
     /// Who holds the lock, for the waiting log line.
     async fn holder(&mut self) -> Result<Option<String>>;
-    /// Fails when the lock's session is gone (or our `running` row was taken
-    /// over); refreshes the row's heartbeat once it is written.
-    async fn heartbeat(&mut self) -> Result<()>;
+    /// Fails when the lock's session is gone, or when our `running` row
+    /// (`running`: its token, once written) was taken over; refreshes that
+    /// row's heartbeat.
+    async fn heartbeat(&mut self, running: Option<i64>) -> Result<()>;
     /// `false` when the lock was not held (any more).
     async fn unlock(&mut self) -> Result<bool>;
     /// Pause between two lock attempts.
@@ -71,11 +72,11 @@ pub(crate) trait Lock {
     /// heartbeat is `lock_delay` old (zero when it already is; server time)
     /// and who wrote it.
     async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>>;
-    /// Writes our `running` row (holder, heartbeat now); from now on
-    /// `heartbeat` refreshes it.
-    async fn mark_running(&mut self, holder: &str) -> Result<()>;
+    /// Writes our `running` row (holder, heartbeat now) under a fresh
+    /// `token`; `heartbeat` refreshes it from then on.
+    async fn mark_running(&mut self, holder: &str, token: i64) -> Result<()>;
     /// Deletes our `running` row: the command and its process group have ended.
-    async fn clear_running(&mut self) -> Result<()>;
+    async fn clear_running(&mut self, token: i64) -> Result<()>;
 }
 
 /// A statement's answer, or `None` when its table does not exist yet;

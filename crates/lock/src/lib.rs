@@ -329,15 +329,8 @@ where
     let mut backend = match connect(plan.connect_timeout, &mut attempt).await {
         Ok(backend) => backend,
         Err((attempts, problem)) => {
-            let waited = humantime::format_duration(plan.connect_timeout);
-            return unreachable(
-                attempts,
-                &problem,
-                &format!(
-                    "database still unreachable after {waited}; giving up (exit {}). Check the URL, the network policy and that the server is up",
-                    exit::UNREACHABLE
-                ),
-            );
+            let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
+            return unreachable(attempts, &problem, &within);
         }
     };
     let mut wait = Wait { since: Instant::now(), last_holder_log: None };
@@ -364,15 +357,8 @@ where
                 match connect(left.saturating_sub(pause), &mut attempt).await {
                     Ok(fresh) => backend = fresh,
                     Err((attempts, problem)) => {
-                        let timeout = humantime::format_duration(plan.timeout);
-                        return unreachable(
-                            attempts,
-                            &problem,
-                            &format!(
-                                "database unreachable until the lock timeout ({timeout}); giving up (exit {})",
-                                exit::UNREACHABLE
-                            ),
-                        );
+                        let within = format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
+                        return unreachable(attempts, &problem, &within);
                     }
                 }
             }
@@ -387,9 +373,15 @@ where
     }
 }
 
-/// Logs that the database could not be reached in time; the exit code for it.
-fn unreachable(attempts: u32, problem: &anyhow::Error, message: &str) -> u8 {
-    error!(event = "unreachable", attempts, error = format!("{problem:#}"), "{message}");
+/// Logs that the database stayed unreachable `within` a deadline; the exit code for it.
+fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str) -> u8 {
+    error!(
+        event = "unreachable",
+        attempts,
+        error = format!("{problem:#}"),
+        "database still unreachable {within}; giving up (exit {}). Check the URL, the network policy and that the server is up",
+        exit::UNREACHABLE
+    );
     exit::UNREACHABLE
 }
 
@@ -499,10 +491,15 @@ async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
             return Ok(Lead::Done(0));
         }
     }
-    if !plan.lock_delay.is_zero() {
-        backend.mark_running(&plan.settings.application_name).await?;
-    }
-    run_command(backend, plan, timings).await
+    // Our `running` row, told from a row a later leader writes by its token.
+    let running = if plan.lock_delay.is_zero() {
+        None
+    } else {
+        let token = fastrand::i64(..);
+        backend.mark_running(&plan.settings.application_name, token).await?;
+        Some(token)
+    };
+    run_command(backend, plan, timings, running).await
 }
 
 /// When the previous leader lost the lock while its command ran, waits until
@@ -527,7 +524,7 @@ async fn wait_out_lock_delay<L: Lock>(backend: &mut L, plan: &LockPlan, timings:
     // Keep our own lock session busy (server-side idle timeouts) and checked.
     while let Some(pause) = until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
         tokio::time::sleep(pause.min(timings.heartbeat_every)).await;
-        if let Err(problem) = checked_heartbeat(backend, timings).await {
+        if let Err(problem) = checked_heartbeat(backend, timings, None).await {
             error!(
                 event = "lost",
                 lock,
@@ -542,17 +539,22 @@ async fn wait_out_lock_delay<L: Lock>(backend: &mut L, plan: &LockPlan, timings:
 }
 
 /// Runs the command under the heartbeat and says how it ended.
-async fn run_command<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings) -> Result<Lead> {
+async fn run_command<L: Lock>(
+    backend: &mut L,
+    plan: &LockPlan,
+    timings: Timings,
+    running: Option<i64>,
+) -> Result<Lead> {
     let command = shell_words::join(&plan.command);
     let started = Instant::now();
-    match supervise(backend, &plan.command, timings).await {
+    match supervise(backend, &plan.command, timings, running).await {
         Supervised::Exited(code) => {
             let duration_ms = started.elapsed().as_millis() as i64;
-            finish(backend, plan, command, code, duration_ms).await
+            finish(backend, plan, running, command, code, duration_ms).await
         }
         Supervised::CannotStart(code, problem) => {
             error!(event = "failed", command, error = %problem, "cannot start the command; exit {code}");
-            clear_running(backend, plan).await;
+            clear_running(backend, plan, running).await;
             Ok(Lead::Done(code))
         }
         Supervised::Lost(problem) => {
@@ -574,6 +576,7 @@ async fn run_command<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings
 async fn finish<L: Lock>(
     backend: &mut L,
     plan: &LockPlan,
+    running: Option<i64>,
     command: String,
     code: i32,
     duration_ms: i64,
@@ -590,7 +593,7 @@ async fn finish<L: Lock>(
             duration_ms,
             "the command failed; no done-record, the next pod will retry"
         );
-        clear_running(backend, plan).await;
+        clear_running(backend, plan, running).await;
         return Ok(Lead::Done(u8::try_from(code).unwrap_or(1)));
     }
     if let Some(table) = &plan.settings.table {
@@ -604,7 +607,7 @@ async fn finish<L: Lock>(
         };
         backend.records().write_done(table, &record).await?;
     }
-    clear_running(backend, plan).await;
+    clear_running(backend, plan, running).await;
     info!(
         event = "ran",
         lock,
@@ -619,11 +622,9 @@ async fn finish<L: Lock>(
 
 /// The command has ended: our `running` row goes. A failure only costs the
 /// next leader one lock-delay, so it is logged, not fatal.
-async fn clear_running<L: Lock>(backend: &mut L, plan: &LockPlan) {
-    if plan.lock_delay.is_zero() {
-        return;
-    }
-    if let Err(problem) = backend.clear_running().await {
+async fn clear_running<L: Lock>(backend: &mut L, plan: &LockPlan, running: Option<i64>) {
+    let Some(token) = running else { return };
+    if let Err(problem) = backend.clear_running(token).await {
         warn!(
             event = "running-row",
             lock = plan.settings.lock_name,
@@ -634,8 +635,8 @@ async fn clear_running<L: Lock>(backend: &mut L, plan: &LockPlan) {
 }
 
 /// A heartbeat that fails when the database does not answer within the timeout.
-async fn checked_heartbeat<L: Lock>(backend: &mut L, timings: Timings) -> Result<()> {
-    match tokio::time::timeout(timings.heartbeat_timeout, backend.heartbeat()).await {
+async fn checked_heartbeat<L: Lock>(backend: &mut L, timings: Timings, running: Option<i64>) -> Result<()> {
+    match tokio::time::timeout(timings.heartbeat_timeout, backend.heartbeat(running)).await {
         Ok(result) => result,
         Err(_) => anyhow::bail!(
             "the lock connection did not answer the heartbeat within {}",
@@ -673,7 +674,7 @@ enum Supervised {
 
 /// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
 /// the heartbeat checks the lock.
-async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timings) -> Supervised {
+async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timings, running: Option<i64>) -> Supervised {
     let signals = signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
     let (mut term, mut int) = match signals {
         Ok(signals) => signals,
@@ -694,7 +695,7 @@ async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timing
             _ = term.recv() => child.signal(Signal::SIGTERM),
             _ = int.recv() => child.signal(Signal::SIGINT),
             _ = heartbeat.tick() => {
-                if let Err(problem) = checked_heartbeat(backend, timings).await {
+                if let Err(problem) = checked_heartbeat(backend, timings, running).await {
                     let _ = child.terminate(timings.grace).await;
                     return Supervised::Lost(problem);
                 }

@@ -61,9 +61,7 @@ pub(crate) struct MySqlLock {
     name: String,
     lock_name: String,
     /// Connection id of the holder and when this process first saw it holding.
-    seen_holder: Option<(u32, Instant)>,
-    /// Our `running` row's token, once written.
-    running: Option<i64>,
+    seen_holder: Option<(i64, Instant)>,
 }
 
 impl MySqlLock {
@@ -83,14 +81,19 @@ impl MySqlLock {
             _ => None,
         };
         let name = mysql_lock_name(lock_target.database.as_deref().unwrap_or_default(), &settings.lock_name);
-        Ok(MySqlLock {
-            session,
-            records,
-            name,
-            lock_name: settings.lock_name.clone(),
-            seen_holder: None,
-            running: None,
-        })
+        Ok(MySqlLock { session, records, name, lock_name: settings.lock_name.clone(), seen_holder: None })
+    }
+
+    /// One of the lock functions on our lock name (`GET_LOCK(?, 1)`): its
+    /// answer, `None` for NULL.
+    async fn lock_function(&mut self, call: &str) -> Result<Option<i64>> {
+        let answer: Option<Option<i64>> = self
+            .session
+            .conn
+            .exec_first(format!("SELECT {call}"), (&self.name,))
+            .await
+            .with_context(|| format!("{call} failed"))?;
+        Ok(answer.flatten())
     }
 }
 
@@ -261,19 +264,11 @@ impl Lock for MySqlLock {
     }
 
     async fn try_lock(&mut self) -> Result<bool> {
-        let got: Option<Option<i64>> =
-            self.session.conn.exec_first("SELECT GET_LOCK(?, 1)", (&self.name,)).await.context("GET_LOCK failed")?;
-        Ok(got.flatten() == Some(1))
+        Ok(self.lock_function("GET_LOCK(?, 1)").await? == Some(1))
     }
 
     async fn holder(&mut self) -> Result<Option<String>> {
-        let id: Option<Option<u32>> = self
-            .session
-            .conn
-            .exec_first("SELECT IS_USED_LOCK(?)", (&self.name,))
-            .await
-            .context("IS_USED_LOCK failed")?;
-        let Some(id) = id.flatten() else {
+        let Some(id) = self.lock_function("IS_USED_LOCK(?)").await? else {
             self.seen_holder = None;
             return Ok(None);
         };
@@ -293,8 +288,8 @@ impl Lock for MySqlLock {
         Ok(Some(format!("connection {id}{who}, seen holding it for {}s", since.elapsed().as_secs())))
     }
 
-    async fn heartbeat(&mut self) -> Result<()> {
-        let Some(token) = self.running else {
+    async fn heartbeat(&mut self, running: Option<i64>) -> Result<()> {
+        let Some(token) = running else {
             return self.session.conn.query_drop("SELECT 1").await.context("the lock connection does not answer");
         };
         let sql =
@@ -336,8 +331,7 @@ impl Lock for MySqlLock {
         Ok(row.map(|(holder, left_us)| (Duration::from_micros(left_us.clamp(0, delay_us) as u64), holder)))
     }
 
-    async fn mark_running(&mut self, holder: &str) -> Result<()> {
-        let token = fastrand::i64(..);
+    async fn mark_running(&mut self, holder: &str, token: i64) -> Result<()> {
         let sql = format!(
             "INSERT INTO {RUNNING_TABLE} (lock_name, holder, token, started_at, heartbeat_at) \
              VALUES (?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE \
@@ -347,13 +341,11 @@ impl Lock for MySqlLock {
             .conn
             .exec_drop(sql, (&self.lock_name, holder, token))
             .await
-            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))?;
-        self.running = Some(token);
-        Ok(())
+            .map(drop)
+            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))
     }
 
-    async fn clear_running(&mut self) -> Result<()> {
-        let Some(token) = self.running.take() else { return Ok(()) };
+    async fn clear_running(&mut self, token: i64) -> Result<()> {
         let sql = format!("DELETE FROM {RUNNING_TABLE} WHERE lock_name = ? AND token = ?");
         self.session
             .conn
@@ -363,13 +355,7 @@ impl Lock for MySqlLock {
     }
 
     async fn unlock(&mut self) -> Result<bool> {
-        let released: Option<Option<i64>> = self
-            .session
-            .conn
-            .exec_first("SELECT RELEASE_LOCK(?)", (&self.name,))
-            .await
-            .context("RELEASE_LOCK failed")?;
-        Ok(released.flatten() == Some(1))
+        Ok(self.lock_function("RELEASE_LOCK(?)").await? == Some(1))
     }
 
     /// `GET_LOCK(name, 1)` already waited up to a second on the server.

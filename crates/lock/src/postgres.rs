@@ -39,8 +39,6 @@ pub(crate) struct PostgresLock {
     records: Option<Session>,
     key: i64,
     lock_name: String,
-    /// Our `running` row's token, once written.
-    running: Option<i64>,
 }
 
 impl PostgresLock {
@@ -56,7 +54,6 @@ impl PostgresLock {
             records,
             key: advisory_key(&settings.lock_name),
             lock_name: settings.lock_name.clone(),
-            running: None,
         })
     }
 
@@ -278,8 +275,8 @@ impl Lock for PostgresLock {
         }))
     }
 
-    async fn heartbeat(&mut self) -> Result<()> {
-        let Some(token) = self.running else {
+    async fn heartbeat(&mut self, running: Option<i64>) -> Result<()> {
+        let Some(token) = running else {
             return self.lock().simple_query("SELECT 1").await.map(drop).context("the lock connection does not answer");
         };
         let sql =
@@ -329,8 +326,7 @@ impl Lock for PostgresLock {
         }))
     }
 
-    async fn mark_running(&mut self, holder: &str) -> Result<()> {
-        let token = fastrand::i64(..);
+    async fn mark_running(&mut self, holder: &str, token: i64) -> Result<()> {
         let sql = format!(
             "INSERT INTO {RUNNING_TABLE} (lock_name, holder, token, started_at, heartbeat_at) \
              VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp()) ON CONFLICT (lock_name) DO UPDATE \
@@ -339,13 +335,11 @@ impl Lock for PostgresLock {
         self.lock()
             .execute(&sql, &[&self.lock_name, &holder, &token])
             .await
-            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))?;
-        self.running = Some(token);
-        Ok(())
+            .map(drop)
+            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))
     }
 
-    async fn clear_running(&mut self) -> Result<()> {
-        let Some(token) = self.running.take() else { return Ok(()) };
+    async fn clear_running(&mut self, token: i64) -> Result<()> {
         let sql = format!("DELETE FROM {RUNNING_TABLE} WHERE lock_name = $1 AND token = $2");
         self.lock()
             .execute(&sql, &[&self.lock_name, &token])

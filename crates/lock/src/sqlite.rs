@@ -221,7 +221,7 @@ impl Lock for SqliteLock {
     }
 
     /// The lock is a file lock of this process: it cannot be lost while we live.
-    async fn heartbeat(&mut self) -> Result<()> {
+    async fn heartbeat(&mut self, _running: Option<i64>) -> Result<()> {
         Ok(())
     }
 
@@ -247,11 +247,11 @@ impl Lock for SqliteLock {
         Ok(None)
     }
 
-    async fn mark_running(&mut self, _holder: &str) -> Result<()> {
+    async fn mark_running(&mut self, _holder: &str, _token: i64) -> Result<()> {
         Ok(())
     }
 
-    async fn clear_running(&mut self) -> Result<()> {
+    async fn clear_running(&mut self, _token: i64) -> Result<()> {
         Ok(())
     }
 }
