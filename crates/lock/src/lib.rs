@@ -89,7 +89,7 @@ impl Timings {
     }
 }
 
-/// What every backend needs besides its URL.
+/// What the lock of every dialect needs besides its URLs.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub lock_name: String,
@@ -491,7 +491,8 @@ async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
             return Ok(Lead::Done(0));
         }
     }
-    // Our `running` row, told from a row a later leader writes by its token.
+    // A fresh token tells our `running` row from one a later leader writes
+    // over it: our heartbeat then fails as taken over.
     let running = if plan.lock_delay.is_zero() {
         None
     } else {

@@ -17,7 +17,7 @@ use crate::dialect::{Lock, RecordStore, unless_missing};
 use crate::names::{RUNNING_TABLE, mysql_lock_name};
 use crate::record::{DoneRecord, Filter, StoredRecord};
 
-/// One MySQL/MariaDB session.
+/// One MySQL/MariaDB session, and the collation it compares keys in.
 pub(crate) struct Session {
     conn: Conn,
     /// The collation keys are compared with: binary and without padding.
