@@ -41,6 +41,7 @@ macro_rules! on_every_database {
 on_every_database!(
     lists_runs_newest_first_and_filters,
     forget_makes_the_next_lock_run_again,
+    keys_differing_only_in_case_accent_or_trailing_space_stay_apart,
     missing_table_is_not_an_error
 );
 
@@ -177,6 +178,59 @@ fn forget_makes_the_next_lock_run_again(db: Db) {
     assert_eq!(keys(&history_json(&scenario, &[])), ["v1"]);
     let nothing = pod(&scenario, &["forget", "--image", "app:2", "--yes"]);
     assert!(text(&nothing.stdout).contains("deleted 0 done-record"), "{}", describe(&nothing));
+}
+
+/// Keys that differ only in case, an accent or a trailing space are
+/// different keys alike for `lock` (the done-record check), `history --key`
+/// and `forget --key`.
+fn keys_differing_only_in_case_accent_or_trailing_space_stay_apart(db: Db) {
+    let mut scenario = Scenario::new(db, "exact");
+    let all = ["k", "K", "k ", "e", "é"];
+    for round in 1..=2 {
+        for key in all {
+            assert_eq!(lock(&mut scenario, key, "app:1"), 0, "{}", scenario.all_logs());
+            assert_eq!(runs_of(&scenario, key), 1, "round {round}, key {key:?}: {:?}", scenario.lines());
+        }
+    }
+    for key in all {
+        assert_eq!(keys(&history_json(&scenario, &["--key", key])), [key], "history --key {key:?}");
+    }
+
+    for key in ["k", "é"] {
+        let forgot = pod(&scenario, &["forget", "--key", key, "--yes"]);
+        assert!(text(&forgot.stdout).contains("deleted 1 done-record"), "forget --key {key:?}: {}", describe(&forgot));
+    }
+    let mut left = keys(&history_json(&scenario, &[])).into_iter().map(str::to_string).collect::<Vec<_>>();
+    left.sort();
+    assert_eq!(left, ["K", "e", "k "], "forget deleted only the keys it was given");
+
+    for key in all {
+        assert_eq!(lock(&mut scenario, key, "app:1"), 0, "{}", scenario.all_logs());
+        let expected = if key == "k" || key == "é" { 2 } else { 1 };
+        assert_eq!(runs_of(&scenario, key), expected, "after forget, key {key:?}: {:?}", scenario.lines());
+    }
+}
+
+/// A record table made by an older kube-once (its MySQL DDL word for word:
+/// the server's default, case-insensitive collation) that no `lock` has
+/// migrated yet: `history` and `forget` still select exactly.
+#[test]
+fn mysql_an_old_case_insensitive_table_is_read_exactly() {
+    let scenario = Scenario::new(Db::mysql(), "oldci");
+    let table = &scenario.name;
+    scenario.db.execute(&format!(
+        "CREATE TABLE `{table}` (`key` VARCHAR(255) PRIMARY KEY, command TEXT NOT NULL, image TEXT NOT NULL, \
+         pod VARCHAR(253) NOT NULL, started_at DATETIME(3) NOT NULL, finished_at DATETIME(3) NOT NULL, \
+         duration_ms BIGINT NOT NULL, exit_code INT NOT NULL); \
+         INSERT INTO `{table}` VALUES ('Release-A', 'old', 'App:1', 'pod', NOW(3), NOW(3), 1, 0)"
+    ));
+    for near in [&["--key", "release-a"][..], &["--key", "Release-A "], &["--image", "app:1"]] {
+        assert!(history_json(&scenario, near).is_empty(), "history {near:?} matched Release-A");
+        let forget = pod(&scenario, &[&["forget", "--yes"], near].concat());
+        assert!(text(&forget.stdout).contains("deleted 0 done-record"), "forget {near:?}: {}", describe(&forget));
+    }
+    assert_eq!(keys(&history_json(&scenario, &["--key", "Release-A", "--image", "App:1"])), ["Release-A"]);
+    assert_eq!(scenario.db.records(table, "Release-A"), 1);
 }
 
 fn missing_table_is_not_an_error(db: Db) {

@@ -21,6 +21,7 @@
 
 mod backoff;
 mod child;
+mod dialect;
 pub mod history;
 pub mod install;
 mod mysql;
@@ -40,6 +41,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 use backoff::{Backoff, jitter};
+use dialect::{Lock, RecordStore};
 use kube_once_core::Record;
 use kube_once_core::env;
 use record::DoneRecord;
@@ -87,7 +89,7 @@ impl Timings {
     }
 }
 
-/// What every backend needs besides its URL.
+/// What the lock of every dialect needs besides its URLs.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub lock_name: String,
@@ -97,38 +99,7 @@ pub struct Settings {
     pub application_name: String,
 }
 
-/// One database dialect. Calls on the lock connection never leave a
-/// transaction open (except SQLite's, whose lock *is* the transaction).
-pub(crate) trait Backend {
-    /// Whether the done-record for `key` exists; a missing table means "not done".
-    async fn is_done(&mut self, key: &str) -> Result<bool>;
-    /// One non-blocking (or briefly blocking) attempt to take the lock.
-    async fn try_lock(&mut self) -> Result<bool>;
-    /// Who holds the lock, for the waiting log line.
-    async fn holder(&mut self) -> Result<Option<String>>;
-    /// Fails when the lock's connection is gone (or our `running` row was
-    /// taken over); refreshes the row's heartbeat once it is written.
-    async fn heartbeat(&mut self) -> Result<()>;
-    /// Creates the table of `running` rows ([`names::RUNNING_TABLE`]) if missing.
-    async fn ensure_running_table(&mut self) -> Result<()>;
-    /// The `running` row under this lock, if any: how long until its last
-    /// heartbeat is `lock_delay` old (zero when it already is; server time)
-    /// and who wrote it.
-    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>>;
-    /// Writes our `running` row (holder, heartbeat now); from now on
-    /// `heartbeat` refreshes it.
-    async fn mark_running(&mut self, holder: &str) -> Result<()>;
-    /// Deletes our `running` row: the command and its process group have ended.
-    async fn clear_running(&mut self) -> Result<()>;
-    async fn ensure_record_table(&mut self) -> Result<()>;
-    async fn write_record(&mut self, record: &DoneRecord) -> Result<()>;
-    /// `false` when the lock was not held (any more).
-    async fn unlock(&mut self) -> Result<bool>;
-    /// Pause between two lock attempts.
-    fn poll_pause(&self) -> Duration;
-}
-
-/// Defaults of [`Options`]; the command line shows them in `--help`. Those
+/// Defaults of [`LockOptions`]; the command line shows them in `--help`. Those
 /// the webhook also applies come from the core, so both sides agree.
 pub mod defaults {
     use std::time::Duration;
@@ -148,7 +119,7 @@ pub mod defaults {
 /// What `lock` is asked to do, as plain values; [`plan`] reads the
 /// environment it names.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct LockOptions {
     /// Name of the env var holding the database URL.
     pub database_url_env: String,
     /// Name of an env var holding a direct URL used only for the lock (PgBouncer).
@@ -173,10 +144,10 @@ pub struct Options {
     pub command: Vec<String>,
 }
 
-impl Options {
+impl LockOptions {
     /// The defaults for `command`.
     pub fn new(command: Vec<String>) -> Self {
-        Options {
+        LockOptions {
             database_url_env: defaults::DATABASE_URL_ENV.to_owned(),
             lock_url_env: None,
             lock_name: defaults::LOCK_NAME.to_owned(),
@@ -197,7 +168,7 @@ impl Options {
 
 /// Everything `lock` needs, read and checked before any connection is made.
 #[derive(Debug)]
-pub struct Plan {
+pub struct LockPlan {
     pub target: Target,
     pub lock_target: Option<Target>,
     pub settings: Settings,
@@ -230,7 +201,7 @@ pub enum UsageError {
 }
 
 /// Builds the plan from the arguments and the environment (`lookup` reads an env var).
-pub fn plan(args: &Options, lookup: impl Fn(&str) -> Option<String>) -> Result<Plan, UsageError> {
+pub fn plan(args: &LockOptions, lookup: impl Fn(&str) -> Option<String>) -> Result<LockPlan, UsageError> {
     let read = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
     let parse = |var: &str, text: String| {
         url::parse(text.trim()).map_err(|source| UsageError::BadUrl { var: var.to_string(), source })
@@ -260,7 +231,7 @@ pub fn plan(args: &Options, lookup: impl Fn(&str) -> Option<String>) -> Result<P
         .filter(|key| !key.is_empty())
         .unwrap_or_else(|| kube_once_core::annotations::default_key(&args.image, &args.command));
     record::validate_key(&key)?;
-    Ok(Plan {
+    Ok(LockPlan {
         target,
         lock_target,
         settings: Settings {
@@ -278,12 +249,12 @@ pub fn plan(args: &Options, lookup: impl Fn(&str) -> Option<String>) -> Result<P
     })
 }
 
-pub async fn run(args: Options) -> ExitCode {
+pub async fn run(args: LockOptions) -> ExitCode {
     run_with_env(args, |var| std::env::var(var).ok()).await
 }
 
 /// [`run`] with the environment read through `lookup` (tests).
-pub async fn run_with_env(args: Options, lookup: impl Fn(&str) -> Option<String>) -> ExitCode {
+pub async fn run_with_env(args: LockOptions, lookup: impl Fn(&str) -> Option<String>) -> ExitCode {
     let plan = match plan(&args, lookup) {
         Ok(plan) => plan,
         Err(problem) => {
@@ -304,13 +275,13 @@ pub async fn run_with_env(args: Options, lookup: impl Fn(&str) -> Option<String>
     let code = match &plan.target {
         Target::Postgres(server) => {
             let lock = lock_server(&plan.lock_target);
-            protocol(&plan, || postgres::Postgres::connect(server, lock.as_ref(), settings)).await
+            protocol(&plan, || postgres::PostgresLock::connect(server, lock.as_ref(), settings)).await
         }
         Target::MySql(server) => {
             let lock = lock_server(&plan.lock_target);
-            protocol(&plan, || mysql::MySql::connect(server, lock.as_ref(), settings)).await
+            protocol(&plan, || mysql::MySqlLock::connect(server, lock.as_ref(), settings)).await
         }
-        Target::Sqlite(path) => protocol(&plan, || sqlite::Sqlite::connect(path, settings)).await,
+        Target::Sqlite(path) => protocol(&plan, || sqlite::SqliteLock::connect(path)).await,
     };
     ExitCode::from(code)
 }
@@ -349,24 +320,17 @@ where
 
 /// Connects, waits for the lock (connecting again when the connection breaks
 /// while waiting), leads.
-async fn protocol<B, F, Fut>(plan: &Plan, mut attempt: F) -> u8
+async fn protocol<L, F, Fut>(plan: &LockPlan, mut attempt: F) -> u8
 where
-    B: Backend,
+    L: Lock,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<B>>,
+    Fut: Future<Output = Result<L>>,
 {
     let mut backend = match connect(plan.connect_timeout, &mut attempt).await {
         Ok(backend) => backend,
         Err((attempts, problem)) => {
-            error!(
-                event = "unreachable",
-                attempts,
-                error = format!("{problem:#}"),
-                "database still unreachable after {}; giving up (exit {}). Check the URL, the network policy and that the server is up",
-                humantime::format_duration(plan.connect_timeout),
-                exit::UNREACHABLE
-            );
-            return exit::UNREACHABLE;
+            let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
+            return unreachable(attempts, &problem, &within);
         }
     };
     let mut wait = Wait { since: Instant::now(), last_holder_log: None };
@@ -393,15 +357,8 @@ where
                 match connect(left.saturating_sub(pause), &mut attempt).await {
                     Ok(fresh) => backend = fresh,
                     Err((attempts, problem)) => {
-                        error!(
-                            event = "unreachable",
-                            attempts,
-                            error = format!("{problem:#}"),
-                            "database unreachable until the lock timeout ({}); giving up (exit {})",
-                            humantime::format_duration(plan.timeout),
-                            exit::UNREACHABLE
-                        );
-                        return exit::UNREACHABLE;
+                        let within = format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
+                        return unreachable(attempts, &problem, &within);
                     }
                 }
             }
@@ -416,6 +373,18 @@ where
     }
 }
 
+/// Logs that the database stayed unreachable `within` a deadline; the exit code for it.
+fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str) -> u8 {
+    error!(
+        event = "unreachable",
+        attempts,
+        error = format!("{problem:#}"),
+        "database still unreachable {within}; giving up (exit {}). Check the URL, the network policy and that the server is up",
+        exit::UNREACHABLE
+    );
+    exit::UNREACHABLE
+}
+
 /// A follower's wait, kept across reconnections.
 struct Wait {
     since: Instant,
@@ -428,17 +397,24 @@ enum Followed {
     Acquired,
 }
 
+/// Whether the done-record for the plan's key exists; never with `record=none`.
+async fn is_done<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<bool> {
+    match &plan.settings.table {
+        Some(table) => backend.records().is_done(table, &plan.key).await,
+        None => Ok(false),
+    }
+}
+
 /// The fast path and the wait for the lock; an error means the connection broke.
-async fn follow<B: Backend>(backend: &mut B, plan: &Plan, wait: &mut Wait) -> Result<Followed> {
+async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> Result<Followed> {
     let lock = plan.settings.lock_name.as_str();
     let key = plan.key.as_str();
-    let recording = plan.settings.table.is_some();
-    if recording && backend.is_done(key).await? {
+    if is_done(backend, plan).await? {
         info!(event = "skipped", lock, key, "already done for this key; nothing to run");
         return Ok(Followed::Skipped);
     }
     while !backend.try_lock().await? {
-        if recording && backend.is_done(key).await? {
+        if is_done(backend, plan).await? {
             info!(
                 event = "skipped",
                 lock,
@@ -478,7 +454,7 @@ async fn follow<B: Backend>(backend: &mut B, plan: &Plan, wait: &mut Wait) -> Re
     Ok(Followed::Acquired)
 }
 
-async fn lead_under_lock<B: Backend>(backend: &mut B, plan: &Plan) -> Result<u8> {
+async fn lead_under_lock<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<u8> {
     let lock = plan.settings.lock_name.as_str();
     let code = lead(backend, plan).await;
     match &code {
@@ -496,96 +472,143 @@ enum Lead {
     Lost,
 }
 
-/// Holding the lock: waits out a lost leader's lock-delay, then runs the command.
-async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
-    let lock = plan.settings.lock_name.as_str();
-    let key = plan.key.as_str();
+/// Holding the lock: waits out a lost leader's lock-delay, checks the
+/// done-record once more, then runs the command.
+async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
     let timings = Timings::new(plan.lock_delay);
-    if !plan.lock_delay.is_zero() {
-        backend.ensure_running_table().await?;
-        if let Some((left, holder)) = backend.running_row(plan.lock_delay).await?
-            && !left.is_zero()
-        {
-            info!(
-                event = "lock-delay",
-                lock,
-                previous = holder,
-                wait_ms = left.as_millis() as u64,
-                "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
-                humantime::format_duration(plan.lock_delay)
-            );
-            let until = Instant::now() + left;
-            // Keep our own lock session busy (server-side idle timeouts) and checked.
-            while let Some(pause) = until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
-                tokio::time::sleep(pause.min(timings.heartbeat_every)).await;
-                if let Err(problem) = checked_heartbeat(backend, timings).await {
-                    error!(
-                        event = "lost",
-                        lock,
-                        error = format!("{problem:#}"),
-                        "lost the lock's database connection during the lock-delay; nothing ran (exit {})",
-                        exit::LOCK_LOST
-                    );
-                    return Ok(Lead::Lost);
-                }
-            }
-        }
+    if !plan.lock_delay.is_zero() && !wait_out_lock_delay(backend, plan, timings).await? {
+        return Ok(Lead::Lost);
     }
-    if plan.settings.table.is_some() {
-        backend.ensure_record_table().await?;
-        if backend.is_done(key).await? {
-            info!(event = "skipped", lock, key, "done by another pod just before we got the lock; nothing to run");
+    if let Some(table) = &plan.settings.table {
+        backend.records().create_done_table(table).await?;
+        if backend.records().is_done(table, &plan.key).await? {
+            info!(
+                event = "skipped",
+                lock = plan.settings.lock_name,
+                key = plan.key,
+                "done by another pod just before we got the lock; nothing to run"
+            );
             return Ok(Lead::Done(0));
         }
     }
-    if !plan.lock_delay.is_zero() {
-        backend.mark_running(&plan.settings.application_name).await?;
+    // A fresh token tells our `running` row from one a later leader writes
+    // over it: our heartbeat then fails as taken over.
+    let running = if plan.lock_delay.is_zero() {
+        None
+    } else {
+        let token = fastrand::i64(..);
+        backend.mark_running(&plan.settings.application_name, token).await?;
+        Some(token)
+    };
+    run_command(backend, plan, timings, running).await
+}
+
+/// When the previous leader lost the lock while its command ran, waits until
+/// its last heartbeat is `lock-delay` old, keeping our own session busy and
+/// checked; `false` when that session was lost meanwhile (nothing ran).
+async fn wait_out_lock_delay<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings) -> Result<bool> {
+    let lock = plan.settings.lock_name.as_str();
+    backend.ensure_running_table().await?;
+    let Some((left, holder)) = backend.running_row(plan.lock_delay).await? else { return Ok(true) };
+    if left.is_zero() {
+        return Ok(true);
     }
+    info!(
+        event = "lock-delay",
+        lock,
+        previous = holder,
+        wait_ms = left.as_millis() as u64,
+        "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
+        humantime::format_duration(plan.lock_delay)
+    );
+    let until = Instant::now() + left;
+    // Keep our own lock session busy (server-side idle timeouts) and checked.
+    while let Some(pause) = until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
+        tokio::time::sleep(pause.min(timings.heartbeat_every)).await;
+        if let Err(problem) = checked_heartbeat(backend, timings, None).await {
+            error!(
+                event = "lost",
+                lock,
+                error = format!("{problem:#}"),
+                "lost the lock's database connection during the lock-delay; nothing ran (exit {})",
+                exit::LOCK_LOST
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Runs the command under the heartbeat and says how it ended.
+async fn run_command<L: Lock>(
+    backend: &mut L,
+    plan: &LockPlan,
+    timings: Timings,
+    running: Option<i64>,
+) -> Result<Lead> {
     let command = shell_words::join(&plan.command);
     let started = Instant::now();
-    let end = match supervise(backend, &plan.command, timings).await {
-        Supervised::Exited(code) => code,
+    match supervise(backend, &plan.command, timings, running).await {
+        Supervised::Exited(code) => {
+            let duration_ms = started.elapsed().as_millis() as i64;
+            finish(backend, plan, running, command, code, duration_ms).await
+        }
         Supervised::CannotStart(code, problem) => {
             error!(event = "failed", command, error = %problem, "cannot start the command; exit {code}");
-            clear_running(backend, plan).await;
-            return Ok(Lead::Done(code));
+            clear_running(backend, plan, running).await;
+            Ok(Lead::Done(code))
         }
         Supervised::Lost(problem) => {
             error!(
                 event = "lost",
-                lock,
+                lock = plan.settings.lock_name,
                 command,
                 error = format!("{problem:#}"),
                 "lost the lock's database connection while the command ran; stopped the command and its process group (exit {})",
                 exit::LOCK_LOST
             );
-            return Ok(Lead::Lost);
+            Ok(Lead::Lost)
         }
-    };
-    let duration_ms = started.elapsed().as_millis() as i64;
-    if end != 0 {
+    }
+}
+
+/// The command exited with `code`: the done-record when it succeeded, and
+/// our `running` row goes either way.
+async fn finish<L: Lock>(
+    backend: &mut L,
+    plan: &LockPlan,
+    running: Option<i64>,
+    command: String,
+    code: i32,
+    duration_ms: i64,
+) -> Result<Lead> {
+    let lock = plan.settings.lock_name.as_str();
+    let key = plan.key.as_str();
+    if code != 0 {
         warn!(
             event = "failed",
             lock,
             key,
             command,
-            exit_code = end,
+            exit_code = code,
             duration_ms,
             "the command failed; no done-record, the next pod will retry"
         );
-        clear_running(backend, plan).await;
-        return Ok(Lead::Done(u8::try_from(end).unwrap_or(1)));
+        clear_running(backend, plan, running).await;
+        return Ok(Lead::Done(u8::try_from(code).unwrap_or(1)));
     }
-    let record = DoneRecord {
-        key: key.to_string(),
-        command: command.clone(),
-        image: plan.image.clone(),
-        pod: plan.pod.clone(),
-        duration_ms,
-        exit_code: 0,
-    };
-    backend.write_record(&record).await?;
-    clear_running(backend, plan).await;
+    if let Some(table) = &plan.settings.table {
+        let record = DoneRecord {
+            key: key.to_string(),
+            command: command.clone(),
+            image: plan.image.clone(),
+            pod: plan.pod.clone(),
+            duration_ms,
+            exit_code: 0,
+        };
+        backend.records().write_done(table, &record).await?;
+    }
+    clear_running(backend, plan, running).await;
     info!(
         event = "ran",
         lock,
@@ -600,11 +623,9 @@ async fn lead<B: Backend>(backend: &mut B, plan: &Plan) -> Result<Lead> {
 
 /// The command has ended: our `running` row goes. A failure only costs the
 /// next leader one lock-delay, so it is logged, not fatal.
-async fn clear_running<B: Backend>(backend: &mut B, plan: &Plan) {
-    if plan.lock_delay.is_zero() {
-        return;
-    }
-    if let Err(problem) = backend.clear_running().await {
+async fn clear_running<L: Lock>(backend: &mut L, plan: &LockPlan, running: Option<i64>) {
+    let Some(token) = running else { return };
+    if let Err(problem) = backend.clear_running(token).await {
         warn!(
             event = "running-row",
             lock = plan.settings.lock_name,
@@ -615,8 +636,8 @@ async fn clear_running<B: Backend>(backend: &mut B, plan: &Plan) {
 }
 
 /// A heartbeat that fails when the database does not answer within the timeout.
-async fn checked_heartbeat<B: Backend>(backend: &mut B, timings: Timings) -> Result<()> {
-    match tokio::time::timeout(timings.heartbeat_timeout, backend.heartbeat()).await {
+async fn checked_heartbeat<L: Lock>(backend: &mut L, timings: Timings, running: Option<i64>) -> Result<()> {
+    match tokio::time::timeout(timings.heartbeat_timeout, backend.heartbeat(running)).await {
         Ok(result) => result,
         Err(_) => anyhow::bail!(
             "the lock connection did not answer the heartbeat within {}",
@@ -625,7 +646,7 @@ async fn checked_heartbeat<B: Backend>(backend: &mut B, timings: Timings) -> Res
     }
 }
 
-async fn release<B: Backend>(backend: &mut B, lock: &str) {
+async fn release<L: Lock>(backend: &mut L, lock: &str) {
     match backend.unlock().await {
         Ok(true) => {}
         Ok(false) => warn!(event = "unlock", lock, "the lock was not held any more when releasing it"),
@@ -638,7 +659,7 @@ async fn release<B: Backend>(backend: &mut B, lock: &str) {
     }
 }
 
-async fn describe_holder<B: Backend>(backend: &mut B) -> String {
+async fn describe_holder<L: Lock>(backend: &mut L) -> String {
     match backend.holder().await {
         Ok(Some(holder)) => holder,
         Ok(None) => "nobody (just released)".to_string(),
@@ -654,7 +675,7 @@ enum Supervised {
 
 /// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
 /// the heartbeat checks the lock.
-async fn supervise<B: Backend>(backend: &mut B, command: &[String], timings: Timings) -> Supervised {
+async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timings, running: Option<i64>) -> Supervised {
     let signals = signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
     let (mut term, mut int) = match signals {
         Ok(signals) => signals,
@@ -675,7 +696,7 @@ async fn supervise<B: Backend>(backend: &mut B, command: &[String], timings: Tim
             _ = term.recv() => child.signal(Signal::SIGTERM),
             _ = int.recv() => child.signal(Signal::SIGINT),
             _ = heartbeat.tick() => {
-                if let Err(problem) = checked_heartbeat(backend, timings).await {
+                if let Err(problem) = checked_heartbeat(backend, timings, running).await {
                     let _ = child.terminate(timings.grace).await;
                     return Supervised::Lost(problem);
                 }
@@ -688,8 +709,8 @@ async fn supervise<B: Backend>(backend: &mut B, command: &[String], timings: Tim
 mod tests {
     use super::*;
 
-    fn options(command: &[&str]) -> Options {
-        Options::new(command.iter().map(|word| word.to_string()).collect())
+    fn options(command: &[&str]) -> LockOptions {
+        LockOptions::new(command.iter().map(|word| word.to_string()).collect())
     }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
@@ -698,7 +719,7 @@ mod tests {
 
     #[test]
     fn plan_reads_the_named_env_var() {
-        let options = Options { image: "app:1".into(), ..options(&["flask", "db", "upgrade"]) };
+        let options = LockOptions { image: "app:1".into(), ..options(&["flask", "db", "upgrade"]) };
         let plan = plan(&options, env(&[("DATABASE_URL", "postgresql+psycopg2://u:p@db/app")]));
         let Ok(plan) = plan else { unreachable!("{plan:?}") };
         assert!(matches!(plan.target, Target::Postgres(_)));
@@ -717,25 +738,25 @@ mod tests {
         let bad = plan(&options(&["true"]), env(&[("DATABASE_URL", "redis://x")]));
         assert!(matches!(bad, Err(UsageError::BadUrl { .. })));
         let mixed = plan(
-            &Options { lock_url_env: Some("DIRECT".into()), ..options(&["true"]) },
+            &LockOptions { lock_url_env: Some("DIRECT".into()), ..options(&["true"]) },
             env(&[("DATABASE_URL", "postgresql://h/d"), ("DIRECT", "mysql://h/d")]),
         );
         assert!(matches!(mixed, Err(UsageError::MixedBackends { .. })));
         let table = plan(
-            &Options { record_table: "x;y".into(), ..options(&["true"]) },
+            &LockOptions { record_table: "x;y".into(), ..options(&["true"]) },
             env(&[("DATABASE_URL", "sqlite:///a.db")]),
         );
         assert!(matches!(table, Err(UsageError::BadTable(_))));
         let none = plan(
-            &Options { record: Record::None, record_table: "x;y".into(), ..options(&["true"]) },
+            &LockOptions { record: Record::None, record_table: "x;y".into(), ..options(&["true"]) },
             env(&[("DATABASE_URL", "sqlite:///a.db")]),
         );
-        assert!(matches!(none, Ok(Plan { settings: Settings { table: None, .. }, .. })));
+        assert!(matches!(none, Ok(LockPlan { settings: Settings { table: None, .. }, .. })));
     }
 
     #[test]
     fn keys_over_255_characters_are_refused_not_truncated() {
-        let long = |length| Options { key: Some("é".repeat(length)), ..options(&["true"]) };
+        let long = |length| LockOptions { key: Some("é".repeat(length)), ..options(&["true"]) };
         let url = env(&[("DATABASE_URL", "mysql://h/d")]);
         assert!(plan(&long(255), &url).is_ok());
         let refused = plan(&long(256), &url);
@@ -757,8 +778,10 @@ mod tests {
 
     #[test]
     fn explicit_key_wins() {
-        let plan =
-            plan(&Options { key: Some("v42".into()), ..options(&["true"]) }, env(&[("DATABASE_URL", "mysql://h/d")]));
-        assert!(matches!(plan, Ok(Plan { ref key, .. }) if key == "v42"));
+        let plan = plan(
+            &LockOptions { key: Some("v42".into()), ..options(&["true"]) },
+            env(&[("DATABASE_URL", "mysql://h/d")]),
+        );
+        assert!(matches!(plan, Ok(LockPlan { ref key, .. }) if key == "v42"));
     }
 }

@@ -11,42 +11,31 @@ use anyhow::{Context, Result};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts};
 
+use super::Settings;
 use super::url::{Host, Server, TlsMode};
-use super::{Backend, Settings};
+use crate::dialect::{Lock, RecordStore, unless_missing};
 use crate::names::{RUNNING_TABLE, mysql_lock_name};
-use crate::record::DoneRecord;
+use crate::record::{DoneRecord, Filter, StoredRecord};
 
-pub struct MySql {
-    lock: Conn,
-    /// Done-records through the app's own URL; `None` when it is the lock URL.
-    records: Option<Conn>,
-    name: String,
-    lock_name: String,
-    table: Option<String>,
+/// One MySQL/MariaDB session, and the collation it compares keys in.
+pub(crate) struct Session {
+    conn: Conn,
     /// The collation keys are compared with: binary and without padding.
     collation: &'static str,
-    /// Connection id of the holder and when this process first saw it holding.
-    seen_holder: Option<(u32, Instant)>,
-    /// Our `running` row's token, once written.
-    running: Option<i64>,
 }
 
 /// Collations that compare keys byte for byte *and* count trailing spaces
 /// (`utf8mb4_bin` is a PAD SPACE collation: `v1 ` = `v1`), best first:
-/// MySQL ≥ 8.0, MariaDB ≥ 10.2. Older servers get `utf8mb4_bin`, and the
-/// lookup also compares lengths, so no key is skipped wrongly there either.
+/// MySQL ≥ 8.0, MariaDB ≥ 10.2. Older servers get `utf8mb4_bin`, and every
+/// comparison also compares lengths ([`equals`]), so no key matches wrongly
+/// there either.
 const KEY_COLLATIONS: [&str; 2] = ["utf8mb4_0900_bin", "utf8mb4_nopad_bin"];
 const FALLBACK_COLLATION: &str = "utf8mb4_bin";
 
-impl MySql {
-    pub async fn connect(server: &Server, lock_server: Option<&Server>, settings: &Settings) -> Result<Self> {
-        let lock_target = lock_server.unwrap_or(server);
-        let mut lock = open(lock_target, settings).await?;
-        // Server-side liveness: a session that sends nothing for 30 s is
-        // closed and its lock released. Followers poll every second, the
-        // leader heartbeats every second, so only a vanished holder is idle that long.
-        lock.query_drop("SET SESSION wait_timeout = 30").await.context("cannot set the lock session's wait_timeout")?;
-        let found: Option<String> = lock
+impl Session {
+    pub(crate) async fn open(server: &Server, application_name: &str) -> Result<Session> {
+        let mut conn = open(server, application_name).await?;
+        let found: Option<String> = conn
             .exec_first(
                 "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?, ?) ORDER BY COLLATION_NAME LIMIT 1",
                 (KEY_COLLATIONS[0], KEY_COLLATIONS[1]),
@@ -55,29 +44,60 @@ impl MySql {
             .context("cannot read information_schema.COLLATIONS")?;
         let collation =
             KEY_COLLATIONS.into_iter().find(|name| found.as_deref() == Some(*name)).unwrap_or(FALLBACK_COLLATION);
-        let records = match lock_server {
-            Some(_) if settings.table.is_some() => Some(open(server, settings).await?),
-            _ => None,
-        };
-        let name = mysql_lock_name(lock_target.database.as_deref().unwrap_or_default(), &settings.lock_name);
-        Ok(MySql {
-            lock,
-            records,
-            name,
-            lock_name: settings.lock_name.clone(),
-            table: settings.table.clone(),
-            collation,
-            seen_holder: None,
-            running: None,
-        })
+        Ok(Session { conn, collation })
     }
 
-    fn records(&mut self) -> &mut Conn {
-        self.records.as_mut().unwrap_or(&mut self.lock)
+    /// [`equals`] in this server's exact collation.
+    fn equals(&self, column: &str) -> String {
+        equals(column, self.collation)
     }
 }
 
-pub(crate) async fn open(server: &Server, settings: &Settings) -> Result<Conn> {
+pub(crate) struct MySqlLock {
+    /// The lock's session (the lock URL when one is given).
+    session: Session,
+    /// Done-records through the app's own URL; `None` when it is the lock URL.
+    records: Option<Session>,
+    name: String,
+    lock_name: String,
+    /// Connection id of the holder and when this process first saw it holding.
+    seen_holder: Option<(i64, Instant)>,
+}
+
+impl MySqlLock {
+    pub(crate) async fn connect(server: &Server, lock_server: Option<&Server>, settings: &Settings) -> Result<Self> {
+        let lock_target = lock_server.unwrap_or(server);
+        let mut session = Session::open(lock_target, &settings.application_name).await?;
+        // Server-side liveness: a session that sends nothing for 30 s is
+        // closed and its lock released. Followers poll every second, the
+        // leader heartbeats every second, so only a vanished holder is idle that long.
+        session
+            .conn
+            .query_drop("SET SESSION wait_timeout = 30")
+            .await
+            .context("cannot set the lock session's wait_timeout")?;
+        let records = match lock_server {
+            Some(_) if settings.table.is_some() => Some(Session::open(server, &settings.application_name).await?),
+            _ => None,
+        };
+        let name = mysql_lock_name(lock_target.database.as_deref().unwrap_or_default(), &settings.lock_name);
+        Ok(MySqlLock { session, records, name, lock_name: settings.lock_name.clone(), seen_holder: None })
+    }
+
+    /// One of the lock functions on our lock name (`GET_LOCK(?, 1)`): its
+    /// answer, `None` for NULL.
+    async fn lock_function(&mut self, call: &str) -> Result<Option<i64>> {
+        let answer: Option<Option<i64>> = self
+            .session
+            .conn
+            .exec_first(format!("SELECT {call}"), (&self.name,))
+            .await
+            .with_context(|| format!("{call} failed"))?;
+        Ok(answer.flatten())
+    }
+}
+
+async fn open(server: &Server, application_name: &str) -> Result<Conn> {
     let mut opts = OptsBuilder::default()
         .user(server.user.clone())
         .pass(server.password.clone())
@@ -87,7 +107,7 @@ pub(crate) async fn open(server: &Server, settings: &Settings) -> Result<Conn> {
         // UPDATE reports the rows it matched, not only those it changed.
         .client_found_rows(true)
         .tcp_keepalive(Some(Duration::from_secs(10)))
-        .connect_attributes(HashMap::from([("program_name".to_string(), settings.application_name.clone())]))
+        .connect_attributes(HashMap::from([("program_name".to_string(), application_name.to_string())]))
         .ssl_opts(ssl_opts(server));
     opts = match &server.host {
         Host::Tcp(host) => opts.ip_or_hostname(host.clone()).tcp_port(server.port.unwrap_or(3306)),
@@ -121,118 +141,48 @@ fn is_missing_table(error: &mysql_async::Error) -> bool {
     matches!(error, mysql_async::Error::Server(server) if server.code == 1146)
 }
 
-impl Backend for MySql {
-    async fn is_done(&mut self, key: &str) -> Result<bool> {
-        let Some(table) = self.table.clone() else { return Ok(false) };
-        // Exact, even on a table created with a case- or accent-insensitive
-        // collation that is not migrated yet (the first leader migrates it).
-        let sql = format!(
-            "SELECT 1 FROM `{table}` WHERE `key` = ? COLLATE {} AND CHAR_LENGTH(`key`) = CHAR_LENGTH(?)",
-            self.collation
-        );
-        match self.records().exec_first::<i64, _, _>(sql, (key, key)).await {
-            Ok(row) => Ok(row.is_some()),
-            Err(error) if is_missing_table(&error) => Ok(false),
-            Err(error) => Err(error).with_context(|| format!("cannot read the done-record table `{table}`")),
-        }
-    }
+/// `column` equal to a parameter, exactly: in `collation` (binary), whatever
+/// the column's own (a table not migrated yet compares exactly too), and of
+/// the same length, which `utf8mb4_bin` would pad. Takes the value twice.
+fn equals(column: &str, collation: &str) -> String {
+    format!("`{column}` = ? COLLATE {collation} AND CHAR_LENGTH(`{column}`) = CHAR_LENGTH(?)")
+}
 
-    async fn try_lock(&mut self) -> Result<bool> {
-        let got: Option<Option<i64>> =
-            self.lock.exec_first("SELECT GET_LOCK(?, 1)", (&self.name,)).await.context("GET_LOCK failed")?;
-        Ok(got.flatten() == Some(1))
+/// The values as parameters, each twice (see [`equals`]).
+fn twice(values: &[&str]) -> mysql_async::Params {
+    if values.is_empty() {
+        return mysql_async::Params::Empty;
     }
+    mysql_async::Params::Positional(values.iter().flat_map(|value| [*value, *value]).map(Into::into).collect())
+}
 
-    async fn holder(&mut self) -> Result<Option<String>> {
-        let id: Option<Option<u32>> =
-            self.lock.exec_first("SELECT IS_USED_LOCK(?)", (&self.name,)).await.context("IS_USED_LOCK failed")?;
-        let Some(id) = id.flatten() else {
-            self.seen_holder = None;
-            return Ok(None);
-        };
-        let since = match self.seen_holder {
-            Some((seen, since)) if seen == id => since,
-            _ => Instant::now(),
-        };
-        self.seen_holder = Some((id, since));
-        // Without the PROCESS privilege only our own user's sessions are listed.
-        let who: Option<(String, String)> = self
-            .lock
-            .exec_first("SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = ?", (id,))
-            .await
-            .context("cannot read information_schema.PROCESSLIST")?;
-        let who = who.map(|(user, host)| format!(" {user}@{host}")).unwrap_or_default();
-        Ok(Some(format!("connection {id}{who}, seen holding it for {}s", since.elapsed().as_secs())))
-    }
+/// What `list_done` reads, in the order of [`LISTED`].
+type ListedRow = (String, String, String, String, i64, i64, i64, i64);
 
-    async fn heartbeat(&mut self) -> Result<()> {
-        let Some(token) = self.running else {
-            return self.lock.query_drop("SELECT 1").await.context("the lock connection does not answer");
-        };
-        let sql =
-            format!("UPDATE {RUNNING_TABLE} SET heartbeat_at = UTC_TIMESTAMP(6) WHERE lock_name = ? AND token = ?");
-        self.lock.exec_drop(sql, (&self.lock_name, token)).await.context("the lock connection does not answer")?;
-        let updated = self.lock.affected_rows();
-        anyhow::ensure!(updated == 1, "our `running` row in {RUNNING_TABLE} is gone: another leader took over");
-        Ok(())
-    }
+/// The columns of [`ListedRow`]. UNIX_TIMESTAMP reads a DATETIME in the
+/// session's time zone, the zone NOW(3) wrote it in.
+const LISTED: &str = "`key`, command, image, pod, CAST(duration_ms AS SIGNED), CAST(exit_code AS SIGNED), \
+    CAST(UNIX_TIMESTAMP(started_at) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(finished_at) * 1000 AS SIGNED)";
 
-    async fn ensure_running_table(&mut self) -> Result<()> {
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {RUNNING_TABLE} (lock_name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {} NOT NULL PRIMARY KEY, \
-             holder VARCHAR(255) NOT NULL, token BIGINT NOT NULL, started_at DATETIME(6) NOT NULL, \
-             heartbeat_at DATETIME(6) NOT NULL) DEFAULT CHARSET = utf8mb4",
-            self.collation
-        );
-        self.lock.query_drop(sql).await.with_context(|| {
-            format!("cannot create the table {RUNNING_TABLE} (the leader's heartbeat, for the lock-delay); grant CREATE or pass --lock-delay 0")
-        })
-    }
+fn stored_record(
+    (key, command, image, pod, duration_ms, exit_code, started_ms, finished_ms): ListedRow,
+) -> StoredRecord {
+    let exit_code = i32::try_from(exit_code).unwrap_or(i32::MAX);
+    StoredRecord { record: DoneRecord { key, command, image, pod, duration_ms, exit_code }, started_ms, finished_ms }
+}
 
-    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>> {
-        let sql = format!(
-            "SELECT holder, TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), heartbeat_at + INTERVAL ? MICROSECOND) \
-             FROM {RUNNING_TABLE} WHERE lock_name = ?"
-        );
-        let delay_us = lock_delay.as_micros() as i64;
-        let row: Option<(String, i64)> = self
-            .lock
-            .exec_first(sql, (delay_us, &self.lock_name))
-            .await
-            .with_context(|| format!("cannot read {RUNNING_TABLE}"))?;
-        Ok(row.map(|(holder, left_us)| (Duration::from_micros(left_us.clamp(0, delay_us) as u64), holder)))
-    }
-
-    async fn mark_running(&mut self, holder: &str) -> Result<()> {
-        let token = fastrand::i64(..);
-        let sql = format!(
-            "INSERT INTO {RUNNING_TABLE} (lock_name, holder, token, started_at, heartbeat_at) \
-             VALUES (?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE \
-             holder = VALUES(holder), token = VALUES(token), started_at = VALUES(started_at), heartbeat_at = VALUES(heartbeat_at)"
-        );
-        self.lock
-            .exec_drop(sql, (&self.lock_name, holder, token))
-            .await
-            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))?;
-        self.running = Some(token);
-        Ok(())
-    }
-
-    async fn clear_running(&mut self) -> Result<()> {
-        let Some(token) = self.running.take() else { return Ok(()) };
-        let sql = format!("DELETE FROM {RUNNING_TABLE} WHERE lock_name = ? AND token = ?");
-        self.lock
-            .exec_drop(sql, (&self.lock_name, token))
-            .await
-            .with_context(|| format!("cannot delete our row from {RUNNING_TABLE}"))
+impl RecordStore for Session {
+    async fn is_done(&mut self, table: &str, key: &str) -> Result<bool> {
+        let sql = format!("SELECT 1 FROM `{table}` WHERE {}", self.equals("key"));
+        let found = self.conn.exec_first::<i64, _, _>(sql, twice(&[key])).await;
+        Ok(unless_missing(found, is_missing_table, "read", table)?.flatten().is_some())
     }
 
     /// Creates the table, or migrates the key column of one created before
     /// keys were compared exactly (the server's default, case- and
     /// accent-insensitive collation). The migration only makes keys more
     /// distinct, so it cannot fail on duplicates; it runs under the lock.
-    async fn ensure_record_table(&mut self) -> Result<()> {
-        let Some(table) = self.table.clone() else { return Ok(()) };
+    async fn create_done_table(&mut self, table: &str) -> Result<()> {
         let collation = self.collation;
         let column = format!("`key` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL");
         let sql = format!(
@@ -240,22 +190,19 @@ impl Backend for MySql {
              image TEXT NOT NULL, pod VARCHAR(253) NOT NULL, started_at DATETIME(3) NOT NULL, \
              finished_at DATETIME(3) NOT NULL, duration_ms BIGINT NOT NULL, exit_code INT NOT NULL) DEFAULT CHARSET = utf8mb4"
         );
-        self.records()
-            .query_drop(sql)
-            .await
-            .with_context(|| format!("cannot create the done-record table `{table}`"))?;
+        self.conn.query_drop(sql).await.with_context(|| format!("cannot create the done-record table `{table}`"))?;
         let current: Option<Option<String>> = self
-            .records()
+            .conn
             .exec_first(
                 "SELECT COLLATION_NAME FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'key'",
-                (&table,),
+                (table,),
             )
             .await
             .with_context(|| format!("cannot read the key column of `{table}`"))?;
         let current = current.flatten().unwrap_or_default();
         if current != collation {
-            self.records()
+            self.conn
                 .query_drop(format!("ALTER TABLE `{table}` MODIFY {column}"))
                 .await
                 .with_context(|| format!("cannot change the key column of `{table}` from {current} to {collation}; run: ALTER TABLE `{table}` MODIFY {column}"))?;
@@ -270,8 +217,7 @@ impl Backend for MySql {
         Ok(())
     }
 
-    async fn write_record(&mut self, record: &DoneRecord) -> Result<()> {
-        let Some(table) = self.table.clone() else { return Ok(()) };
+    async fn write_done(&mut self, table: &str, record: &DoneRecord) -> Result<()> {
         // Not INSERT IGNORE: that would turn a truncation into a warning.
         let sql = format!(
             "INSERT INTO `{table}` (`key`, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
@@ -286,20 +232,149 @@ impl Backend for MySql {
             record.duration_ms,
             record.exit_code,
         );
-        self.records()
-            .exec_drop(sql, params)
+        self.conn.exec_drop(sql, params).await.with_context(|| format!("cannot write the done-record into `{table}`"))
+    }
+
+    async fn list_done(&mut self, table: &str, filter: &Filter) -> Result<Option<Vec<StoredRecord>>> {
+        let (condition, values) = filter.where_clause(|column, _| self.equals(column));
+        let sql = format!("SELECT {LISTED} FROM `{table}`{condition} ORDER BY started_at DESC, `key`");
+        let rows = self.conn.exec::<ListedRow, _, _>(sql, twice(&values)).await;
+        Ok(unless_missing(rows, is_missing_table, "read", table)?
+            .map(|rows| rows.into_iter().map(stored_record).collect()))
+    }
+
+    async fn delete_done(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>> {
+        let (condition, values) = filter.where_clause(|column, _| self.equals(column));
+        let sql = format!("DELETE FROM `{table}`{condition}");
+        let deleted = self.conn.exec_drop(sql, twice(&values)).await;
+        Ok(unless_missing(deleted, is_missing_table, "delete from", table)?.map(|()| self.conn.affected_rows()))
+    }
+
+    async fn close(self) {
+        // Only politeness: the server ends a dropped session on its own.
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+impl Lock for MySqlLock {
+    type Records = Session;
+
+    fn records(&mut self) -> &mut Session {
+        self.records.as_mut().unwrap_or(&mut self.session)
+    }
+
+    async fn try_lock(&mut self) -> Result<bool> {
+        Ok(self.lock_function("GET_LOCK(?, 1)").await? == Some(1))
+    }
+
+    async fn holder(&mut self) -> Result<Option<String>> {
+        let Some(id) = self.lock_function("IS_USED_LOCK(?)").await? else {
+            self.seen_holder = None;
+            return Ok(None);
+        };
+        let since = match self.seen_holder {
+            Some((seen, since)) if seen == id => since,
+            _ => Instant::now(),
+        };
+        self.seen_holder = Some((id, since));
+        // Without the PROCESS privilege only our own user's sessions are listed.
+        let who: Option<(String, String)> = self
+            .session
+            .conn
+            .exec_first("SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = ?", (id,))
             .await
-            .with_context(|| format!("cannot write the done-record into `{table}`"))
+            .context("cannot read information_schema.PROCESSLIST")?;
+        let who = who.map(|(user, host)| format!(" {user}@{host}")).unwrap_or_default();
+        Ok(Some(format!("connection {id}{who}, seen holding it for {}s", since.elapsed().as_secs())))
+    }
+
+    async fn heartbeat(&mut self, running: Option<i64>) -> Result<()> {
+        let Some(token) = running else {
+            return self.session.conn.query_drop("SELECT 1").await.context("the lock connection does not answer");
+        };
+        let sql =
+            format!("UPDATE {RUNNING_TABLE} SET heartbeat_at = UTC_TIMESTAMP(6) WHERE lock_name = ? AND token = ?");
+        self.session
+            .conn
+            .exec_drop(sql, (&self.lock_name, token))
+            .await
+            .context("the lock connection does not answer")?;
+        let updated = self.session.conn.affected_rows();
+        anyhow::ensure!(updated == 1, "our `running` row in {RUNNING_TABLE} is gone: another leader took over");
+        Ok(())
+    }
+
+    async fn ensure_running_table(&mut self) -> Result<()> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {RUNNING_TABLE} (lock_name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {} NOT NULL PRIMARY KEY, \
+             holder VARCHAR(255) NOT NULL, token BIGINT NOT NULL, started_at DATETIME(6) NOT NULL, \
+             heartbeat_at DATETIME(6) NOT NULL) DEFAULT CHARSET = utf8mb4",
+            self.session.collation
+        );
+        self.session.conn.query_drop(sql).await.with_context(|| {
+            format!("cannot create the table {RUNNING_TABLE} (the leader's heartbeat, for the lock-delay); grant CREATE or pass --lock-delay 0")
+        })
+    }
+
+    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+        let sql = format!(
+            "SELECT holder, TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), heartbeat_at + INTERVAL ? MICROSECOND) \
+             FROM {RUNNING_TABLE} WHERE lock_name = ?"
+        );
+        let delay_us = lock_delay.as_micros() as i64;
+        let row: Option<(String, i64)> = self
+            .session
+            .conn
+            .exec_first(sql, (delay_us, &self.lock_name))
+            .await
+            .with_context(|| format!("cannot read {RUNNING_TABLE}"))?;
+        Ok(row.map(|(holder, left_us)| (Duration::from_micros(left_us.clamp(0, delay_us) as u64), holder)))
+    }
+
+    async fn mark_running(&mut self, holder: &str, token: i64) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {RUNNING_TABLE} (lock_name, holder, token, started_at, heartbeat_at) \
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE \
+             holder = VALUES(holder), token = VALUES(token), started_at = VALUES(started_at), heartbeat_at = VALUES(heartbeat_at)"
+        );
+        self.session
+            .conn
+            .exec_drop(sql, (&self.lock_name, holder, token))
+            .await
+            .map(drop)
+            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))
+    }
+
+    async fn clear_running(&mut self, token: i64) -> Result<()> {
+        let sql = format!("DELETE FROM {RUNNING_TABLE} WHERE lock_name = ? AND token = ?");
+        self.session
+            .conn
+            .exec_drop(sql, (&self.lock_name, token))
+            .await
+            .with_context(|| format!("cannot delete our row from {RUNNING_TABLE}"))
     }
 
     async fn unlock(&mut self) -> Result<bool> {
-        let released: Option<Option<i64>> =
-            self.lock.exec_first("SELECT RELEASE_LOCK(?)", (&self.name,)).await.context("RELEASE_LOCK failed")?;
-        Ok(released.flatten() == Some(1))
+        Ok(self.lock_function("RELEASE_LOCK(?)").await? == Some(1))
     }
 
     /// `GET_LOCK(name, 1)` already waited up to a second on the server.
     fn poll_pause(&self) -> Duration {
         Duration::from_millis(20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_compare_in_the_binary_collation_and_by_length() {
+        assert_eq!(
+            equals("key", "utf8mb4_nopad_bin"),
+            "`key` = ? COLLATE utf8mb4_nopad_bin AND CHAR_LENGTH(`key`) = CHAR_LENGTH(?)"
+        );
+        assert_eq!(twice(&["v1"]), mysql_async::Params::Positional(vec!["v1".into(), "v1".into()]));
+        assert_eq!(twice(&[]), mysql_async::Params::Empty);
     }
 }

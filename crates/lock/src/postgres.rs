@@ -12,50 +12,68 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Row};
 
 use super::url::{Host, Server, TlsMode};
-use super::{Backend, Settings, tls};
+use super::{Settings, tls};
+use crate::dialect::{Lock, RecordStore, unless_missing};
 use crate::names::{RUNNING_TABLE, advisory_key};
-use crate::record::DoneRecord;
+use crate::record::{DoneRecord, Filter, StoredRecord};
 
-pub struct Postgres {
-    /// The lock's session (the lock URL when one is given).
-    lock: Client,
-    /// Done-records go through the app's own URL; `None` when it is the lock URL.
-    records: Option<Client>,
-    key: i64,
-    lock_name: String,
-    table: Option<String>,
-    /// Our `running` row's token, once written.
-    running: Option<i64>,
+/// One PostgreSQL session.
+pub(crate) struct Session {
+    client: Client,
 }
 
-impl Postgres {
-    pub async fn connect(server: &Server, lock_server: Option<&Server>, settings: &Settings) -> Result<Self> {
-        let lock = open(lock_server.unwrap_or(server), settings).await?;
-        keep_lock_session_alive(&lock).await?;
+impl Session {
+    pub(crate) async fn open(server: &Server, application_name: &str) -> Result<Session> {
+        Ok(Session { client: open(server, application_name).await? })
+    }
+}
+
+pub(crate) struct PostgresLock {
+    /// The lock's session (the lock URL when one is given).
+    session: Session,
+    /// Done-records go through the app's own URL; `None` when it is the lock URL.
+    records: Option<Session>,
+    key: i64,
+    lock_name: String,
+}
+
+impl PostgresLock {
+    pub(crate) async fn connect(server: &Server, lock_server: Option<&Server>, settings: &Settings) -> Result<Self> {
+        let session = Session::open(lock_server.unwrap_or(server), &settings.application_name).await?;
+        keep_lock_session_alive(&session.client).await?;
         let records = match lock_server {
-            Some(_) if settings.table.is_some() => Some(open(server, settings).await?),
+            Some(_) if settings.table.is_some() => Some(Session::open(server, &settings.application_name).await?),
             _ => None,
         };
-        Ok(Postgres {
-            lock,
+        Ok(PostgresLock {
+            session,
             records,
             key: advisory_key(&settings.lock_name),
             lock_name: settings.lock_name.clone(),
-            table: settings.table.clone(),
-            running: None,
         })
     }
 
-    fn records(&self) -> &Client {
-        self.records.as_ref().unwrap_or(&self.lock)
+    fn lock(&self) -> &Client {
+        &self.session.client
+    }
+
+    /// One of the advisory lock functions on our key: its boolean answer.
+    async fn advisory(&self, function: &str) -> Result<bool> {
+        let row = self
+            .lock()
+            .query_one(&format!("SELECT {function}($1)"), &[&self.key])
+            .await
+            .with_context(|| format!("{function} failed"))?;
+        Ok(row.get(0))
     }
 }
 
-pub(crate) async fn open(server: &Server, settings: &Settings) -> Result<Client> {
-    let config = config(server, &settings.application_name);
+async fn open(server: &Server, application_name: &str) -> Result<Client> {
+    let config = config(server, application_name);
     let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(server)?);
     let (client, connection) =
         config.connect(connector).await.with_context(|| format!("cannot connect to PostgreSQL at {server}"))?;
@@ -129,34 +147,114 @@ fn lock_columns(key: i64) -> (u32, u32) {
     ((key as u64 >> 32) as u32, key as u64 as u32)
 }
 
-fn is_undefined_table(error: &tokio_postgres::Error) -> bool {
+fn is_missing_table(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNDEFINED_TABLE)
 }
 
-impl Backend for Postgres {
-    async fn is_done(&mut self, key: &str) -> Result<bool> {
-        let Some(table) = &self.table else { return Ok(false) };
-        let sql = format!("SELECT 1 FROM \"{table}\" WHERE key = $1");
-        match self.records().query_opt(&sql, &[&key]).await {
-            Ok(row) => Ok(row.is_some()),
-            Err(error) if is_undefined_table(&error) => Ok(false),
-            Err(error) => Err(error).with_context(|| format!("cannot read the done-record table `{table}`")),
+/// The values as statement parameters.
+fn parameters<'a>(values: &'a [&'a str]) -> Vec<&'a (dyn ToSql + Sync)> {
+    values.iter().map(|value| value as &(dyn ToSql + Sync)).collect()
+}
+
+/// `column = $n`: PostgreSQL's `=` on text is exact under a deterministic
+/// collation, the only kind a database or a column can default to.
+fn equals(column: &str, index: usize) -> String {
+    format!("{column} = ${}", index + 1)
+}
+
+/// The columns [`stored_record`] reads, in its order; the times as
+/// milliseconds since the epoch, computed by the server from its timestamptz.
+const LISTED: &str = "key, command, image, pod, duration_ms::bigint, exit_code::integer, \
+    (extract(epoch FROM started_at) * 1000)::bigint, (extract(epoch FROM finished_at) * 1000)::bigint";
+
+fn stored_record(row: &Row) -> StoredRecord {
+    StoredRecord {
+        record: DoneRecord {
+            key: row.get(0),
+            command: row.get(1),
+            image: row.get(2),
+            pod: row.get(3),
+            duration_ms: row.get(4),
+            exit_code: row.get(5),
+        },
+        started_ms: row.get(6),
+        finished_ms: row.get(7),
+    }
+}
+
+impl RecordStore for Session {
+    async fn is_done(&mut self, table: &str, key: &str) -> Result<bool> {
+        let sql = format!("SELECT 1 FROM \"{table}\" WHERE {}", equals("key", 0));
+        let found = unless_missing(self.client.query_opt(&sql, &[&key]).await, is_missing_table, "read", table)?;
+        Ok(found.flatten().is_some())
+    }
+
+    async fn create_done_table(&mut self, table: &str) -> Result<()> {
+        // Checked first so that the usual case does not make the server send an "already exists" notice.
+        let exists = self.client.query_one("SELECT to_regclass(quote_ident($1)) IS NOT NULL", &[&table]).await;
+        if exists.is_ok_and(|row| row.get::<_, bool>(0)) {
+            return Ok(());
         }
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS \"{table}\" (key text PRIMARY KEY, command text NOT NULL, image text NOT NULL, \
+             pod text NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, \
+             duration_ms bigint NOT NULL, exit_code integer NOT NULL)"
+        );
+        self.client.batch_execute(&sql).await.with_context(|| format!("cannot create the done-record table `{table}`"))
+    }
+
+    async fn write_done(&mut self, table: &str, record: &DoneRecord) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO \"{table}\" (key, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
+             VALUES ($1, $2, $3, $4, now() - $5::bigint * interval '1 millisecond', now(), $5, $6) ON CONFLICT (key) DO NOTHING"
+        );
+        self.client
+            .execute(
+                &sql,
+                &[&record.key, &record.command, &record.image, &record.pod, &record.duration_ms, &record.exit_code],
+            )
+            .await
+            .map(drop)
+            .with_context(|| format!("cannot write the done-record into `{table}`"))
+    }
+
+    async fn list_done(&mut self, table: &str, filter: &Filter) -> Result<Option<Vec<StoredRecord>>> {
+        let (condition, values) = filter.where_clause(equals);
+        let sql = format!("SELECT {LISTED} FROM \"{table}\"{condition} ORDER BY started_at DESC, key");
+        let rows = self.client.query(&sql, &parameters(&values)).await;
+        Ok(unless_missing(rows, is_missing_table, "read", table)?.map(|rows| rows.iter().map(stored_record).collect()))
+    }
+
+    async fn delete_done(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>> {
+        let (condition, values) = filter.where_clause(equals);
+        let sql = format!("DELETE FROM \"{table}\"{condition}");
+        unless_missing(self.client.execute(&sql, &parameters(&values)).await, is_missing_table, "delete from", table)
+    }
+}
+
+impl Lock for PostgresLock {
+    type Records = Session;
+
+    fn records(&mut self) -> &mut Session {
+        self.records.as_mut().unwrap_or(&mut self.session)
     }
 
     async fn try_lock(&mut self) -> Result<bool> {
-        let row = self
-            .lock
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&self.key])
-            .await
-            .context("pg_try_advisory_lock failed")?;
-        Ok(row.get(0))
+        self.advisory("pg_try_advisory_lock").await
+    }
+
+    async fn unlock(&mut self) -> Result<bool> {
+        self.advisory("pg_advisory_unlock").await
+    }
+
+    fn poll_pause(&self) -> Duration {
+        Duration::from_millis(250)
     }
 
     async fn holder(&mut self) -> Result<Option<String>> {
         let (classid, objid) = lock_columns(self.key);
         let row = self
-            .lock
+            .lock()
             .query_opt(
                 "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), \
                         extract(epoch FROM now() - a.backend_start)::bigint \
@@ -177,20 +275,23 @@ impl Backend for Postgres {
         }))
     }
 
-    async fn heartbeat(&mut self) -> Result<()> {
-        let Some(token) = self.running else {
-            return self.lock.simple_query("SELECT 1").await.map(drop).context("the lock connection does not answer");
+    async fn heartbeat(&mut self, running: Option<i64>) -> Result<()> {
+        let Some(token) = running else {
+            return self.lock().simple_query("SELECT 1").await.map(drop).context("the lock connection does not answer");
         };
         let sql =
             format!("UPDATE {RUNNING_TABLE} SET heartbeat_at = clock_timestamp() WHERE lock_name = $1 AND token = $2");
-        let updated =
-            self.lock.execute(&sql, &[&self.lock_name, &token]).await.context("the lock connection does not answer")?;
+        let updated = self
+            .lock()
+            .execute(&sql, &[&self.lock_name, &token])
+            .await
+            .context("the lock connection does not answer")?;
         anyhow::ensure!(updated == 1, "our `running` row in {RUNNING_TABLE} is gone: another leader took over");
         Ok(())
     }
 
     async fn ensure_running_table(&mut self) -> Result<()> {
-        let exists = self.lock.query_one("SELECT to_regclass($1) IS NOT NULL", &[&RUNNING_TABLE]).await;
+        let exists = self.lock().query_one("SELECT to_regclass($1) IS NOT NULL", &[&RUNNING_TABLE]).await;
         if exists.is_ok_and(|row| row.get::<_, bool>(0)) {
             return Ok(());
         }
@@ -198,7 +299,7 @@ impl Backend for Postgres {
             "CREATE TABLE IF NOT EXISTS {RUNNING_TABLE} (lock_name text PRIMARY KEY, holder text NOT NULL, \
              token bigint NOT NULL, started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL)"
         );
-        match self.lock.batch_execute(&sql).await {
+        match self.lock().batch_execute(&sql).await {
             Ok(()) => Ok(()),
             // Two first leaders of different locks at once: the other one created it.
             Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(()),
@@ -215,7 +316,7 @@ impl Backend for Postgres {
         );
         let delay_ms = lock_delay.as_millis() as i64;
         let row = self
-            .lock
+            .lock()
             .query_opt(&sql, &[&self.lock_name, &delay_ms])
             .await
             .with_context(|| format!("cannot read {RUNNING_TABLE}"))?;
@@ -225,75 +326,25 @@ impl Backend for Postgres {
         }))
     }
 
-    async fn mark_running(&mut self, holder: &str) -> Result<()> {
-        let token = fastrand::i64(..);
+    async fn mark_running(&mut self, holder: &str, token: i64) -> Result<()> {
         let sql = format!(
             "INSERT INTO {RUNNING_TABLE} (lock_name, holder, token, started_at, heartbeat_at) \
              VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp()) ON CONFLICT (lock_name) DO UPDATE \
              SET holder = EXCLUDED.holder, token = EXCLUDED.token, started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at"
         );
-        self.lock
+        self.lock()
             .execute(&sql, &[&self.lock_name, &holder, &token])
             .await
-            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))?;
-        self.running = Some(token);
-        Ok(())
+            .map(drop)
+            .with_context(|| format!("cannot write our row into {RUNNING_TABLE}"))
     }
 
-    async fn clear_running(&mut self) -> Result<()> {
-        let Some(token) = self.running.take() else { return Ok(()) };
+    async fn clear_running(&mut self, token: i64) -> Result<()> {
         let sql = format!("DELETE FROM {RUNNING_TABLE} WHERE lock_name = $1 AND token = $2");
-        self.lock
+        self.lock()
             .execute(&sql, &[&self.lock_name, &token])
             .await
             .map(drop)
             .with_context(|| format!("cannot delete our row from {RUNNING_TABLE}"))
-    }
-
-    async fn ensure_record_table(&mut self) -> Result<()> {
-        let Some(table) = &self.table else { return Ok(()) };
-        // Checked first so that the usual case does not make the server send an "already exists" notice.
-        let exists = self.records().query_one("SELECT to_regclass(quote_ident($1)) IS NOT NULL", &[table]).await;
-        if exists.is_ok_and(|row| row.get::<_, bool>(0)) {
-            return Ok(());
-        }
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS \"{table}\" (key text PRIMARY KEY, command text NOT NULL, image text NOT NULL, \
-             pod text NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, \
-             duration_ms bigint NOT NULL, exit_code integer NOT NULL)"
-        );
-        self.records()
-            .batch_execute(&sql)
-            .await
-            .with_context(|| format!("cannot create the done-record table `{table}`"))
-    }
-
-    async fn write_record(&mut self, record: &DoneRecord) -> Result<()> {
-        let Some(table) = &self.table else { return Ok(()) };
-        let sql = format!(
-            "INSERT INTO \"{table}\" (key, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
-             VALUES ($1, $2, $3, $4, now() - $5::bigint * interval '1 millisecond', now(), $5, $6) ON CONFLICT (key) DO NOTHING"
-        );
-        self.records()
-            .execute(
-                &sql,
-                &[&record.key, &record.command, &record.image, &record.pod, &record.duration_ms, &record.exit_code],
-            )
-            .await
-            .map(drop)
-            .with_context(|| format!("cannot write the done-record into `{table}`"))
-    }
-
-    async fn unlock(&mut self) -> Result<bool> {
-        let row = self
-            .lock
-            .query_one("SELECT pg_advisory_unlock($1)", &[&self.key])
-            .await
-            .context("pg_advisory_unlock failed")?;
-        Ok(row.get(0))
-    }
-
-    fn poll_pause(&self) -> Duration {
-        Duration::from_millis(250)
     }
 }

@@ -12,15 +12,52 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
-use super::{Backend, Settings};
-use crate::record::DoneRecord;
+use crate::dialect::{Lock, RecordStore, unless_missing};
+use crate::record::{DoneRecord, Filter, StoredRecord};
 
-pub struct Sqlite {
-    lock: Arc<Mutex<Connection>>,
-    records: Arc<Mutex<Connection>>,
-    table: Option<String>,
+/// One SQLite connection, used from tokio's blocking pool.
+pub(crate) struct Session {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl Session {
+    fn new(connection: Connection) -> Session {
+        Session { connection: Arc::new(Mutex::new(connection)) }
+    }
+
+    /// The app's SQLite file for `history`, which must exist: a wrong path is
+    /// not an empty history.
+    pub(crate) fn open_existing(path: &Path) -> Result<Session> {
+        let connection =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .with_context(|| {
+                    format!("cannot open the SQLite database {} (it must exist; check the URL)", path.display())
+                })?;
+        // A migration may hold the write lock for a while: wait for it.
+        connection.busy_timeout(Duration::from_secs(30))?;
+        Ok(Session::new(connection))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().map_err(|_| anyhow!("the SQLite connection was poisoned by a crash"))?;
+            work(&connection)
+        })
+        .await?
+    }
+}
+
+pub(crate) struct SqliteLock {
+    /// The companion lock file.
+    lock: Session,
+    /// The app's database.
+    records: Session,
 }
 
 pub fn lock_file(database: &Path) -> PathBuf {
@@ -29,8 +66,8 @@ pub fn lock_file(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-impl Sqlite {
-    pub async fn connect(database: &Path, settings: &Settings) -> Result<Self> {
+impl SqliteLock {
+    pub(crate) async fn connect(database: &Path) -> Result<Self> {
         let database = database.to_path_buf();
         let lock_path = lock_file(&database);
         let (lock, records) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -45,24 +82,8 @@ impl Sqlite {
             Ok((lock, records))
         })
         .await??;
-        Ok(Sqlite {
-            lock: Arc::new(Mutex::new(lock)),
-            records: Arc::new(Mutex::new(records)),
-            table: settings.table.clone(),
-        })
+        Ok(SqliteLock { lock: Session::new(lock), records: Session::new(records) })
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    connection: &Arc<Mutex<Connection>>,
-    work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let connection = connection.clone();
-    tokio::task::spawn_blocking(move || {
-        let connection = connection.lock().map_err(|_| anyhow!("the SQLite connection was poisoned by a crash"))?;
-        work(&connection)
-    })
-    .await?
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {
@@ -73,15 +94,43 @@ fn is_missing_table(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(_, Some(message)) if message.starts_with("no such table"))
 }
 
-impl Backend for Sqlite {
-    async fn is_done(&mut self, key: &str) -> Result<bool> {
-        let Some(table) = self.table.clone() else { return Ok(false) };
+/// `column = ?`: SQLite compares in the column's collation, BINARY in the
+/// table kube-once creates (byte for byte).
+fn equals(column: &str, _index: usize) -> String {
+    format!("{column} = ?")
+}
+
+/// A column's text instant as milliseconds since the epoch (2440587.5 is
+/// the Julian day of the Unix epoch).
+fn epoch_ms(column: &str) -> String {
+    format!("CAST(round((julianday({column}) - 2440587.5) * 86400000.0) AS INTEGER)")
+}
+
+fn stored_record(row: &Row) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        record: DoneRecord {
+            key: row.get(0)?,
+            command: row.get(1)?,
+            image: row.get(2)?,
+            pod: row.get(3)?,
+            duration_ms: row.get(4)?,
+            exit_code: row.get(5)?,
+        },
+        started_ms: row.get(6)?,
+        finished_ms: row.get(7)?,
+    })
+}
+
+impl RecordStore for Session {
+    async fn is_done(&mut self, table: &str, key: &str) -> Result<bool> {
+        let table = table.to_string();
         let key = key.to_string();
-        blocking(&self.records, move |db| {
-            let sql = format!("SELECT 1 FROM \"{table}\" WHERE key = ?1");
+        self.blocking(move |db| {
+            let sql = format!("SELECT 1 FROM \"{table}\" WHERE {}", equals("key", 0));
             match db.query_row(&sql, [&key], |_| Ok(())) {
                 Ok(()) => Ok(true),
                 Err(rusqlite::Error::QueryReturnedNoRows) => Ok(false),
+                // Busy: the migration holds the write lock; the leader checks again under the lock.
                 Err(error) if is_missing_table(&error) || is_busy(&error) => Ok(false),
                 Err(error) => Err(error).with_context(|| format!("cannot read the done-record table `{table}`")),
             }
@@ -89,45 +138,9 @@ impl Backend for Sqlite {
         .await
     }
 
-    async fn try_lock(&mut self) -> Result<bool> {
-        blocking(&self.lock, |db| match db.execute_batch("BEGIN EXCLUSIVE") {
-            Ok(()) => Ok(true),
-            Err(error) if is_busy(&error) => Ok(false),
-            Err(error) => Err(error).context("BEGIN EXCLUSIVE on the SQLite lock file failed"),
-        })
-        .await
-    }
-
-    async fn holder(&mut self) -> Result<Option<String>> {
-        Ok(Some("another process (SQLite does not say which)".to_string()))
-    }
-
-    /// The lock is a file lock of this process: it cannot be lost while we live.
-    async fn heartbeat(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    // No lock-delay: the lock is this process's file lock, released only when
-    // the process (and, through the parent-death signal, its child) is gone.
-    async fn ensure_running_table(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    async fn running_row(&mut self, _lock_delay: Duration) -> Result<Option<(Duration, String)>> {
-        Ok(None)
-    }
-
-    async fn mark_running(&mut self, _holder: &str) -> Result<()> {
-        Ok(())
-    }
-
-    async fn clear_running(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    async fn ensure_record_table(&mut self) -> Result<()> {
-        let Some(table) = self.table.clone() else { return Ok(()) };
-        blocking(&self.records, move |db| {
+    async fn create_done_table(&mut self, table: &str) -> Result<()> {
+        let table = table.to_string();
+        self.blocking(move |db| {
             let sql = format!(
                 "CREATE TABLE IF NOT EXISTS \"{table}\" (key TEXT PRIMARY KEY, command TEXT NOT NULL, image TEXT NOT NULL, \
                  pod TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, duration_ms INTEGER NOT NULL, \
@@ -138,10 +151,10 @@ impl Backend for Sqlite {
         .await
     }
 
-    async fn write_record(&mut self, record: &DoneRecord) -> Result<()> {
-        let Some(table) = self.table.clone() else { return Ok(()) };
+    async fn write_done(&mut self, table: &str, record: &DoneRecord) -> Result<()> {
+        let table = table.to_string();
         let record = record.clone();
-        blocking(&self.records, move |db| {
+        self.blocking(move |db| {
             let sql = format!(
                 "INSERT OR IGNORE INTO \"{table}\" (key, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
                  VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || (?5 / 1000.0) || ' seconds'), \
@@ -154,14 +167,91 @@ impl Backend for Sqlite {
         .await
     }
 
-    async fn unlock(&mut self) -> Result<bool> {
-        blocking(&self.lock, |db| {
-            db.execute_batch("ROLLBACK").map(|()| true).context("ROLLBACK on the SQLite lock file failed")
+    async fn list_done(&mut self, table: &str, filter: &Filter) -> Result<Option<Vec<StoredRecord>>> {
+        let table = table.to_string();
+        let filter = filter.clone();
+        self.blocking(move |db| {
+            let (condition, values) = filter.where_clause(equals);
+            let sql = format!(
+                "SELECT key, command, image, pod, duration_ms, exit_code, {}, {} FROM \"{table}\"{condition} \
+                 ORDER BY started_at DESC, key",
+                epoch_ms("started_at"),
+                epoch_ms("finished_at"),
+            );
+            let rows = db.prepare(&sql).and_then(|mut statement| {
+                statement.query_map(rusqlite::params_from_iter(values), stored_record)?.collect()
+            });
+            unless_missing(rows, is_missing_table, "read", &table)
         })
         .await
     }
 
+    async fn delete_done(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>> {
+        let table = table.to_string();
+        let filter = filter.clone();
+        self.blocking(move |db| {
+            let (condition, values) = filter.where_clause(equals);
+            let sql = format!("DELETE FROM \"{table}\"{condition}");
+            let deleted = db.execute(&sql, rusqlite::params_from_iter(values)).map(|count| count as u64);
+            unless_missing(deleted, is_missing_table, "delete from", &table)
+        })
+        .await
+    }
+}
+
+impl Lock for SqliteLock {
+    type Records = Session;
+
+    fn records(&mut self) -> &mut Session {
+        &mut self.records
+    }
+
+    async fn try_lock(&mut self) -> Result<bool> {
+        self.lock
+            .blocking(|db| match db.execute_batch("BEGIN EXCLUSIVE") {
+                Ok(()) => Ok(true),
+                Err(error) if is_busy(&error) => Ok(false),
+                Err(error) => Err(error).context("BEGIN EXCLUSIVE on the SQLite lock file failed"),
+            })
+            .await
+    }
+
+    async fn holder(&mut self) -> Result<Option<String>> {
+        Ok(Some("another process (SQLite does not say which)".to_string()))
+    }
+
+    /// The lock is a file lock of this process: it cannot be lost while we live.
+    async fn heartbeat(&mut self, _running: Option<i64>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn unlock(&mut self) -> Result<bool> {
+        self.lock
+            .blocking(|db| {
+                db.execute_batch("ROLLBACK").map(|()| true).context("ROLLBACK on the SQLite lock file failed")
+            })
+            .await
+    }
+
     fn poll_pause(&self) -> Duration {
         Duration::from_millis(100)
+    }
+
+    // No lock-delay: the lock is this process's file lock, released only when
+    // the process (and, through the parent-death signal, its child) is gone.
+    async fn ensure_running_table(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn running_row(&mut self, _lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+        Ok(None)
+    }
+
+    async fn mark_running(&mut self, _holder: &str, _token: i64) -> Result<()> {
+        Ok(())
+    }
+
+    async fn clear_running(&mut self, _token: i64) -> Result<()> {
+        Ok(())
     }
 }

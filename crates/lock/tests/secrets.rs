@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube_once_lock::url::{Server, Target};
-use kube_once_lock::{Options, plan, run_with_env};
+use kube_once_lock::{LockOptions, plan, run_with_env};
 use proptest::prelude::*;
 
 /// Starts with a letter that is no hex digit, so no `%` before it makes an escape.
@@ -41,8 +41,8 @@ prop_compose! {
     }
 }
 
-fn options() -> Options {
-    Options { connect_timeout: Duration::ZERO, ..Options::new(vec!["true".into()]) }
+fn options() -> LockOptions {
+    LockOptions { connect_timeout: Duration::ZERO, ..LockOptions::new(vec!["true".into()]) }
 }
 
 proptest! {

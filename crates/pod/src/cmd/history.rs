@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use kube_once_core::env;
-use kube_once_lock::history::{self, Connection, Filter, Run};
+use kube_once_lock::history::{self, Connection, Filter, StoredRecord};
 use kube_once_lock::{defaults, exit};
 
 /// Where the done-records are: shared by `history` and `forget`.
@@ -22,8 +22,11 @@ pub struct RecordsArgs {
 }
 
 impl RecordsArgs {
-    fn options(&self) -> history::Options {
-        history::Options { database_url_env: self.database_url_env.clone(), record_table: self.record_table.clone() }
+    fn options(&self) -> history::HistoryOptions {
+        history::HistoryOptions {
+            database_url_env: self.database_url_env.clone(),
+            record_table: self.record_table.clone(),
+        }
     }
 }
 
@@ -137,24 +140,24 @@ where
     })
 }
 
-/// The runs as aligned columns under a header; the command last, as it is
-/// the longest and may hold spaces.
-pub fn render_table(runs: &[Run]) -> String {
+/// The records as aligned columns under a header; the command last, as it
+/// is the longest and may hold spaces.
+pub fn render_table(runs: &[StoredRecord]) -> String {
     let header = ["KEY", "IMAGE", "POD", "STARTED", "FINISHED", "DURATION", "EXIT", "COMMAND"];
     // An empty cell (no image or pod given to `lock`) shows as `-`, so every line has every column.
     let cell = |text: &str| if text.is_empty() { "-".to_string() } else { text.to_string() };
     let rows: Vec<[String; 8]> = runs
         .iter()
-        .map(|run| {
+        .map(|StoredRecord { record, started_ms, finished_ms }| {
             [
-                cell(&run.key),
-                cell(&run.image),
-                cell(&run.pod),
-                history::rfc3339_seconds(run.started_ms),
-                history::rfc3339_seconds(run.finished_ms),
-                format_duration(run.duration_ms),
-                run.exit_code.to_string(),
-                cell(&run.command),
+                cell(&record.key),
+                cell(&record.image),
+                cell(&record.pod),
+                history::rfc3339_seconds(*started_ms),
+                history::rfc3339_seconds(*finished_ms),
+                format_duration(record.duration_ms),
+                record.exit_code.to_string(),
+                cell(&record.command),
             ]
         })
         .collect();
@@ -196,19 +199,19 @@ fn format_duration(ms: i64) -> String {
 }
 
 /// One JSON array, newest first; times as RFC 3339 UTC with milliseconds.
-pub fn render_json(runs: &[Run]) -> String {
+pub fn render_json(runs: &[StoredRecord]) -> String {
     let array: Vec<serde_json::Value> = runs
         .iter()
-        .map(|run| {
+        .map(|StoredRecord { record, started_ms, finished_ms }| {
             serde_json::json!({
-                "key": run.key,
-                "image": run.image,
-                "command": run.command,
-                "pod": run.pod,
-                "started_at": history::rfc3339_millis(run.started_ms),
-                "finished_at": history::rfc3339_millis(run.finished_ms),
-                "duration_ms": run.duration_ms,
-                "exit_code": run.exit_code,
+                "key": record.key,
+                "image": record.image,
+                "command": record.command,
+                "pod": record.pod,
+                "started_at": history::rfc3339_millis(*started_ms),
+                "finished_at": history::rfc3339_millis(*finished_ms),
+                "duration_ms": record.duration_ms,
+                "exit_code": record.exit_code,
             })
         })
         .collect();
@@ -217,18 +220,22 @@ pub fn render_json(runs: &[Run]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use kube_once_lock::history::DoneRecord;
+
     use super::*;
 
-    fn run(key: &str, command: &str) -> Run {
-        Run {
-            key: key.into(),
-            command: command.into(),
-            image: "app:1".into(),
-            pod: "web-7d9-abc".into(),
+    fn run(key: &str, command: &str) -> StoredRecord {
+        StoredRecord {
+            record: DoneRecord {
+                key: key.into(),
+                command: command.into(),
+                image: "app:1".into(),
+                pod: "web-7d9-abc".into(),
+                duration_ms: 1500,
+                exit_code: 0,
+            },
             started_ms: 1_700_000_000_000,
             finished_ms: 1_700_000_001_500,
-            duration_ms: 1500,
-            exit_code: 0,
         }
     }
 
@@ -242,7 +249,9 @@ mod tests {
         assert_eq!(column(lines[0], "COMMAND"), column(lines[1], "flask"), "{text}");
         assert_eq!(column(lines[0], "COMMAND"), column(lines[2], "true"), "{text}");
         assert!(lines[1].contains("2023-11-14T22:13:20Z") && lines[1].contains("1.500s"), "{text}");
-        let anonymous = render_table(&[Run { pod: String::new(), ..run("v1", "true") }]);
+        let mut anonymous = run("v1", "true");
+        anonymous.record.pod = String::new();
+        let anonymous = render_table(&[anonymous]);
         assert_eq!(anonymous.lines().nth(1).map(|line| line.split_whitespace().nth(2)), Some(Some("-")), "{anonymous}");
     }
 

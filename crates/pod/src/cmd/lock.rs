@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kube_once_core::{Record, env};
-use kube_once_lock::{Options, defaults};
+use kube_once_lock::{LockOptions, defaults};
 
 use super::parse_duration;
 
@@ -64,8 +64,8 @@ pub struct LockArgs {
     pub command: Vec<String>,
 }
 
-impl From<LockArgs> for Options {
-    fn from(args: LockArgs) -> Options {
+impl From<LockArgs> for LockOptions {
+    fn from(args: LockArgs) -> LockOptions {
         let LockArgs {
             database_url_env,
             lock_url_env,
@@ -82,7 +82,7 @@ impl From<LockArgs> for Options {
             pod,
             command,
         } = args;
-        Options {
+        LockOptions {
             database_url_env,
             lock_url_env,
             lock_name,
