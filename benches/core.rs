@@ -50,9 +50,8 @@ fn small_deployment() -> Value {
 
 /// The Deployment of the example of docs/annotations.md (examples/superset.yaml).
 fn example_deployment() -> Value {
-    let documents =
-        kube_once_core::manifest::parse_documents(include_str!("../examples/superset.yaml")).unwrap_or_default();
-    documents.into_iter().find(kube_once_core::manifest::is_deployment).unwrap_or_default()
+    let documents = kube_once_core::parse_documents(include_str!("../examples/superset.yaml")).unwrap_or_default();
+    documents.into_iter().find(kube_once_core::is_deployment).unwrap_or_default()
 }
 
 /// The small Deployment with 5,000 env vars of ~200 bytes: about 1 MB, a

@@ -1031,8 +1031,8 @@ mod preview_cli {
     fn yaml_output_is_every_document_with_deployments_mutated() {
         let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
         assert_eq!(code, 0, "{stderr}");
-        let documents = kube_once_core::manifest::parse_documents(&stdout).unwrap();
-        let input = kube_once_core::manifest::parse_documents(
+        let documents = kube_once_core::parse_documents(&stdout).unwrap();
+        let input = kube_once_core::parse_documents(
             &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
         )
         .unwrap();
@@ -1049,7 +1049,7 @@ mod preview_cli {
         let (code, stdout, stderr) = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
         assert_eq!(code, 0, "{stderr}");
         let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
-        let input = kube_once_core::manifest::parse_documents(
+        let input = kube_once_core::parse_documents(
             &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/superset.yaml")).unwrap(),
         )
         .unwrap();

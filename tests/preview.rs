@@ -18,7 +18,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::Mutex;
 
 use kube_once_core::yaml::{Limits, read_stream};
-use kube_once_core::{self as core, Config, PREFIX, manifest};
+use kube_once_core::{self as core, Config, PREFIX};
 use serde_json::{Value, json};
 
 fn repo() -> &'static Path {
@@ -95,7 +95,7 @@ fn parts(text: &str) -> Vec<(String, Option<Value>)> {
     read_stream(text, &Limits::default())
         .unwrap()
         .iter()
-        .map(|d| (text[d.span.clone()].to_owned(), manifest::to_json(d).unwrap()))
+        .map(|d| (text[d.span.clone()].to_owned(), d.to_json().unwrap()))
         .collect()
 }
 
@@ -119,7 +119,7 @@ fn every_corpus_file_passes_through_byte_for_byte_and_stays_strict_valid() {
         let (before, after) = (parts(&input), parts(&run.stdout));
         assert_eq!(before.len(), after.len(), "{name}: documents must stay one for one");
         for ((text, value), (out_text, out_value)) in before.iter().zip(&after) {
-            let annotated = value.as_ref().is_some_and(|v| manifest::is_deployment(v) && has_contract_annotation(v));
+            let annotated = value.as_ref().is_some_and(|v| core::is_deployment(v) && has_contract_annotation(v));
             if annotated {
                 let mutated = core::mutate(value.as_ref().unwrap(), None, &Config::default()).unwrap().object;
                 assert_eq!(out_value.as_ref(), Some(&mutated), "{name}: the output reads back as the mutated object");
@@ -174,10 +174,10 @@ fn quirks_are_mutated_where_annotated_and_untouched_elsewhere() {
 /// Every corpus Deployment of `file` with `kube-once.io/run` added, as a
 /// stream of JSON documents (JSON is YAML), and the originals.
 fn annotated(file: &Path) -> (String, Vec<Value>) {
-    let originals: Vec<Value> = manifest::parse_documents(&std::fs::read_to_string(file).unwrap())
+    let originals: Vec<Value> = core::parse_documents(&std::fs::read_to_string(file).unwrap())
         .unwrap()
         .into_iter()
-        .filter(manifest::is_deployment)
+        .filter(core::is_deployment)
         .collect();
     let stream = originals
         .iter()

@@ -16,26 +16,10 @@ pub type ManifestError = YamlError;
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
     let mut documents = Vec::new();
     for document in yaml::read_stream(text, &Limits::default())? {
-        let Some(value) = to_json(&document)? else { continue };
+        let Some(value) = document.to_json()? else { continue };
         flatten(value, &mut documents);
     }
     Ok(documents)
-}
-
-/// The document's value as JSON (`None` for an empty document).
-pub fn to_json(document: &yaml::Document) -> Result<Option<Value>, ManifestError> {
-    document
-        .node
-        .as_ref()
-        .map(|node| {
-            node.to_json().map_err(|message| YamlError {
-                document: document.number,
-                line: document.line,
-                kind: yaml::ErrorKind::Unsupported,
-                message,
-            })
-        })
-        .transpose()
 }
 
 fn flatten(value: Value, out: &mut Vec<Value>) {

@@ -11,6 +11,7 @@
 //! Values in, [`Verdict`] out: the command line reads the files.
 //!
 //! [`mutate`]: kube_once_core::mutate
+#![forbid(unsafe_code)]
 
 pub mod selection;
 

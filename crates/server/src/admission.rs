@@ -4,7 +4,7 @@
 //! is not an AdmissionReview at all. No error can escape as a 500.
 //!
 //! - Only `apps` Deployments on CREATE and UPDATE are mutated (the same
-//!   test as `kube-once preview`: [`kube_once_core::manifest::is_deployment`]);
+//!   test as `kube-once preview`: [`kube_once_core::is_deployment`]);
 //!   other kinds (and subresources such as `deployments/scale`, whose kind is
 //!   `Scale`), DELETE, CONNECT and operations unknown to this version are
 //!   allowed untouched.
@@ -20,8 +20,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use kube_once_core::manifest::{describe, is_deployment};
-use kube_once_core::{Changes, Deployment, Reason, Refusal};
+use kube_once_core::{Changes, Deployment, Reason, Refusal, describe, is_deployment};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";

@@ -10,6 +10,7 @@
 //!   listeners, signals.
 //!
 //! [`certs`] makes certificates and keeps the self-managed ones current.
+#![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod batched_stderr;

@@ -178,6 +178,23 @@ pub struct Document {
     pub nodes: usize,
 }
 
+impl Document {
+    /// The part's value as JSON (`None` for a part without one).
+    pub fn to_json(&self) -> Result<Option<Value>, YamlError> {
+        self.node
+            .as_ref()
+            .map(|node| {
+                node.to_json().map_err(|message| YamlError {
+                    document: self.number,
+                    line: self.line,
+                    kind: ErrorKind::Unsupported,
+                    message,
+                })
+            })
+            .transpose()
+    }
+}
+
 /// Why a stream cannot be read; says which document, where, and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("document {document} (line {line}): {message}")]
