@@ -294,9 +294,9 @@ fn serve_arguments_parse_with_the_real_cli_in_every_tls_mode() {
             .as_array()
             .expect("env")
             .iter()
-            .find(|env| env["name"] == "KUBE_ONCE_NAMESPACE")
+            .find(|env| env["name"] == "KUBE_ONCE_WEBHOOK_NAMESPACE")
             .cloned()
-            .expect("KUBE_ONCE_NAMESPACE");
+            .expect("KUBE_ONCE_WEBHOOK_NAMESPACE");
         assert_eq!(namespace_env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace", "{case}");
 
         if case == "self-managed" {

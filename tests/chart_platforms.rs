@@ -517,7 +517,7 @@ impl Drop for Server {
 fn exported_metric_names() -> BTreeSet<String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
         .args(["serve", "--listen", "127.0.0.1:0", "--preview-listen", "127.0.0.1:0", "--log-format", "json"])
-        .env_remove("KUBE_ONCE_NAMESPACE")
+        .env_remove("KUBE_ONCE_WEBHOOK_NAMESPACE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -6,7 +6,7 @@
 //! - [`serve_on`]: serve them on listeners the caller bound (an ephemeral port
 //!   in tests), returning a [`ServerHandle`] with the addresses and the
 //!   shutdown trigger.
-//! - [`run`]: the subcommand from plain [`Options`]: certificate source,
+//! - [`run`]: the subcommand from plain [`ServeOptions`]: certificate source,
 //!   listeners, signals.
 //!
 //! [`certs`] makes certificates and keeps the self-managed ones current.
@@ -288,7 +288,7 @@ impl Default for Timeouts {
 
 /// Everything `serve` needs, as plain values.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct ServeOptions {
     /// The HTTPS admission listener (what the Service points at).
     pub listen: SocketAddr,
     /// The plain-HTTP `/preview` listener; `None` turns it off.
@@ -506,7 +506,7 @@ where
 }
 
 /// `kube-once serve`: serve until SIGTERM or SIGINT, then drain.
-pub async fn run(options: Options) -> anyhow::Result<()> {
+pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
     let (certs, refresh) = certificate_source(&options.certs).await?;
     let admission = TcpListener::bind(options.listen)

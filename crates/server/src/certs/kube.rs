@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Secret;
 use time::OffsetDateTime;
 
 use super::CertBundle;
-use super::self_managed::{Plan, Policy, SecretData, SecretWrite, Step, plan};
+use super::self_managed::{CertPlan, Policy, SecretData, SecretWrite, Step, plan};
 
 /// How many read-plan-write rounds one pass may lose to other replicas
 /// before it gives up (and the next poll tries again).
@@ -128,7 +128,7 @@ impl SelfManaged {
             }
         };
 
-        let Plan { step, secret: write, ca_bundle, serve } = plan(data.as_ref(), &published, now, &self.policy)?;
+        let CertPlan { step, secret: write, ca_bundle, serve } = plan(data.as_ref(), &published, now, &self.policy)?;
         match write {
             None => {}
             Some(SecretWrite::Create(data)) => {

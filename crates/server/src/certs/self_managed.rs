@@ -90,7 +90,7 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct CertPlan {
     pub step: Step,
     pub secret: Option<SecretWrite>,
     /// The caBundle to patch into every webhook, when one of them differs.
@@ -106,7 +106,7 @@ pub fn plan(
     published: &[Option<Vec<u8>>],
     now: OffsetDateTime,
     policy: &Policy,
-) -> anyhow::Result<Plan> {
+) -> anyhow::Result<CertPlan> {
     let (step, state) = match secret {
         None => (Step::Created, State::fresh(now, policy)?),
         Some(data) => match State::read(data, now, policy) {
@@ -127,7 +127,7 @@ pub fn plan(
         cert_pem: state.current.cert_pem.clone(),
         key_pem: state.current.key_pem.clone(),
     };
-    Ok(Plan { step, secret: secret_write, ca_bundle, serve })
+    Ok(CertPlan { step, secret: secret_write, ca_bundle, serve })
 }
 
 /// The next state of a readable Secret.
@@ -317,7 +317,7 @@ mod tests {
             World { secret: None, published: vec![None, None] }
         }
 
-        fn step(&mut self, now: OffsetDateTime) -> Plan {
+        fn step(&mut self, now: OffsetDateTime) -> CertPlan {
             let plan = plan(self.secret.as_ref(), &self.published, now, &policy()).unwrap();
             match &plan.secret {
                 Some(SecretWrite::Create(data)) => {
@@ -341,7 +341,7 @@ mod tests {
         }
     }
 
-    fn ca_of(plan: &Plan) -> Vec<Vec<u8>> {
+    fn ca_of(plan: &CertPlan) -> Vec<Vec<u8>> {
         pem_certificates(plan.serve.ca_pem.as_bytes())
     }
 
