@@ -17,7 +17,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use base64::Engine;
 use kube_once_core::Config;
 use kube_once_server::certs::CertBundle;
 use kube_once_server::tls::{self, CertFiles, CertStore};
@@ -71,7 +70,7 @@ fn assert_answers(fixture_name: &str, status: StatusCode, body: &str) -> Value {
 fn readable_answer(body: &str) -> Value {
     let mut review: Value = serde_json::from_str(body).unwrap();
     if let Some(patch) = review["response"].get("patch") {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(patch.as_str().unwrap()).unwrap();
+        let bytes = base64_simd::STANDARD.decode_to_vec(patch.as_str().unwrap()).unwrap();
         review["response"]["patch"] = serde_json::from_slice(&bytes).unwrap();
     }
     review
@@ -124,7 +123,7 @@ async fn dry_run_gets_the_answer_of_the_real_request() {
 /// The JSON patch of an admission response (base64, as the API requires).
 fn decoded_patch(response: &Value) -> json_patch::Patch {
     assert_eq!(response["patchType"], "JSONPatch", "{response}");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+    let bytes = base64_simd::STANDARD.decode_to_vec(response["patch"].as_str().unwrap()).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 

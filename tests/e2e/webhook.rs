@@ -8,7 +8,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use serde_json::Value;
 
 use crate::cluster::{str_at, strings_at};
@@ -50,7 +49,7 @@ impl Webhook {
 
         let ca_bundle =
             str_at(hook, "/clientConfig/caBundle").context("the rendered webhook has no caBundle (secret mode)")?;
-        let ca_pem = base64::engine::general_purpose::STANDARD.decode(ca_bundle).context("caBundle is not base64")?;
+        let ca_pem = base64_simd::STANDARD.decode_to_vec(ca_bundle).context("caBundle is not base64")?;
         let port = free_port();
         // The API server trusts only the caBundle, dials the Service name and gives up after timeoutSeconds.
         let client = crate::support::tls::https_client(&[&ca_pem], &format!("{name}.{namespace}.svc"), loopback(port))

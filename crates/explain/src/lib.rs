@@ -17,7 +17,7 @@ pub mod selection;
 
 use std::collections::BTreeMap;
 
-use kube_once_core::{Config, Reason, STATUS_ANNOTATION, describe, mutate};
+use kube_once_core::{Config, Reason, STATUS_ANNOTATION, mutate};
 use serde_json::{Value, json};
 
 pub use selection::{Attributes, Decision, NAMESPACE_NAME_LABEL, SelectionError, decide, selector_matches};
@@ -271,11 +271,6 @@ pub fn labels_of_namespace(
         SelectionError::InvalidObject { what: format!("Namespace {name}: metadata.labels"), problem }
     })?;
     Ok(Some(namespace_labels(name, labels)))
-}
-
-/// `namespace/name` of the Deployment, for messages.
-pub fn name_of(object: &Value) -> String {
-    describe(object)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use std::time::Duration;
 use ::kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use ::kube::{Client, ResourceExt};
 use anyhow::Context;
-use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
@@ -203,7 +202,7 @@ impl SelfManaged {
         configuration: &MutatingWebhookConfiguration,
         bundle: &[u8],
     ) -> anyhow::Result<bool> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(bundle);
+        let encoded = base64_simd::STANDARD.encode_to_string(bundle);
         let mut operations = vec![
             serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": configuration.resource_version()}),
         ];
