@@ -80,33 +80,13 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 /// Sets up logging, then runs the subcommand.
 pub fn run(cli: Cli) -> ExitCode {
-    if !matches!(cli.command, Command::Serve(_)) {
-        logging::init(&cli.logging);
-    }
+    logging::init(&cli.logging);
     match cli.command {
-        Command::Serve(args) => serve_logged(&cli.logging, args),
+        Command::Serve(args) => report(serve::run(args)),
         Command::Preview(args) => preview::run(&args),
         Command::Pod(command) => command.run(),
         Command::Certs(args) => report(certs::run(&args)),
         Command::Explain(args) => explain::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
         Command::Injected(args) => report(injected::run(&args)),
     }
-}
-
-/// `serve`, its log lines written to stderr in batches rather than one
-/// write per admission (docs/dev/performance.md).
-fn serve_logged(logging_args: &logging::LoggingArgs, args: serve::ServeArgs) -> ExitCode {
-    let stderr = match kube_once_server::batched_stderr::BatchedStderr::start() {
-        Ok(stderr) => stderr,
-        Err(error) => {
-            return report::<()>(Err(anyhow::Error::new(error).context("cannot start the log writer thread")));
-        }
-    };
-    logging::init_with(logging_args, {
-        let stderr = stderr.clone();
-        move || stderr.clone()
-    });
-    let result = serve::run(args);
-    stderr.write_now();
-    report(result)
 }

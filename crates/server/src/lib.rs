@@ -13,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
-pub mod batched_stderr;
 pub mod certs;
 pub mod limits;
 pub mod metrics;

@@ -5,7 +5,6 @@ pub mod forget;
 pub mod history;
 pub mod install;
 pub mod lock;
-mod log_json;
 pub mod logging;
 
 use std::process::ExitCode;
