@@ -4,7 +4,7 @@
 //!
 //! Cases: a small Deployment, the annotated example, a Deployment with
 //! 5,000 env vars (~1 MB), and the review bench/load.sh posts. Targets
-//! (issue 6): example ≤ 30 µs, 1 MB ≤ 15 ms, and the 1 MB object's patch
+//! (docs/dev/performance.md): example ≤ 30 µs, 1 MB ≤ 15 ms, and the 1 MB object's patch
 //! no bigger than the small one's (the patch follows the change, not the
 //! object). Run: `cargo bench --bench core`.
 

@@ -1,4 +1,4 @@
-//! The chart on the clusters people have (issue 13): OpenShift's assigned
+//! The chart on the clusters people have: OpenShift's assigned
 //! user IDs, host networking and custom ports for private control planes,
 //! namespace selection modes, the webhook configuration's metadata (AKS),
 //! monitoring objects that follow the cluster's APIs, the `helm test` hooks,

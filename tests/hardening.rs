@@ -1,5 +1,5 @@
-//! Hardening of `kube-once serve`, against the real binary over real TLS
-//! (issue 6): slowloris, a client that never finishes the TLS handshake,
+//! Hardening of `kube-once serve`, against the real binary over real TLS:
+//! slowloris, a client that never finishes the TLS handshake,
 //! many idle connections, the request timeout, the body limit, certificate
 //! rotation under load and graceful drain on SIGTERM.
 //!
@@ -174,7 +174,7 @@ impl Server {
 /// uses. A pooled connection may be closed by the server's idle timeout (the
 /// header-read timeout, 1 s in some tests) just as the next request is sent
 /// on it, which fails that request (`peer closed connection without sending
-/// TLS close_notify`, issue 11) on a busy machine. Only the load tests keep
+/// TLS close_notify`) on a busy machine. Only the load tests keep
 /// connections alive, on purpose and with timeouts far above their pauses.
 fn client(server: &Server, trusted: &[&CertBundle], keep_alive: bool) -> reqwest::Client {
     let builder = support::tls::https_client(&cas(trusted), HOST, loopback(server.port)).expect("HTTPS client");

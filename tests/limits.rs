@@ -1,5 +1,5 @@
 //! Resource bounds of `kube-once serve`, against the real binary over real
-//! TLS (issue 11): the admission memory budget answers 429/503 with a
+//! TLS: the admission memory budget answers 429/503 with a
 //! reason when saturated, the connection cap closes connections past it,
 //! and /preview stays on loopback unless told otherwise.
 //!

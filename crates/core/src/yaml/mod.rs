@@ -50,10 +50,9 @@ pub struct Limits {
 
 impl Limits {
     /// The default [`Limits::max_nodes`]: 4,000,000 nodes, about 520 MB at
-    /// worst (130 bytes a node). Real manifests take 12-27 bytes a node
-    /// (17 on average over tests/fixtures/manifests), so this reads 48 MiB of
-    /// the densest real YAML, 64 MiB of the average (as much as
-    /// [`Limits::max_bytes`]), and a 3 MiB bundle of CRDs with 15x to spare.
+    /// worst (130 bytes a node). Real manifests take far more text per node,
+    /// so this reads about as much average YAML as [`Limits::max_bytes`]
+    /// allows, and CRD bundles many times over (the figures: docs/preview.md).
     /// The server reads `/preview` bodies with a smaller budget.
     pub const MAX_NODES: usize = 4_000_000;
 }
