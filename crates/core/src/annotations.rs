@@ -1,5 +1,5 @@
 //! The annotation contract: every `kube-once.io/` annotation of a Deployment,
-//! parsed and validated into a typed [`InjectionPlan`]. A malformed annotation is a
+//! parsed and validated into a typed plan. A malformed annotation is a
 //! [`Refusal`] whose message names the Deployment, the annotation, its value,
 //! what is wrong and how to fix it.
 

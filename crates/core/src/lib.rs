@@ -2,7 +2,7 @@
 //! (plus the previous one, on UPDATE) and the webhook [`Config`] into the
 //! desired Deployment, the RFC 6902 patch that gets there, and warnings.
 //!
-//! annotations → [`InjectionPlan`] → strip the previous injection → inject → patch.
+//! annotations → an injection plan → strip the previous injection → inject → patch.
 
 #![forbid(unsafe_code)]
 
@@ -39,7 +39,7 @@ use serde_json::Value;
 
 /// Annotation prefix; every annotation of the contract starts with it.
 pub const PREFIX: &str = "kube-once.io/";
-/// On the pod template: what kube-once injected (see [`status::Status`]).
+/// On the pod template: the record of what kube-once injected, which makes removing it exact.
 pub const STATUS_ANNOTATION: &str = "kube-once.io/status";
 
 /// What the webhook does to one Deployment.

@@ -85,7 +85,7 @@ pub struct DocumentPreview {
 
 #[derive(Debug)]
 pub struct DeploymentPreview {
-    /// Where in the document (see [`manifest::deployment_paths`]).
+    /// Where in the document (see `deployment_paths`).
     pub path: Vec<usize>,
     /// `namespace/name`, for messages.
     pub name: String,

@@ -43,7 +43,7 @@ impl Section {
 }
 
 /// A Deployment: [`Value`] of what the core reads, with the containers'
-/// [`LIST_FIELDS`] kept aside in [`Lists`].
+/// `LIST_FIELDS` kept aside in `lists`.
 #[derive(Debug, Clone)]
 pub struct Deployment<'a> {
     pub value: Value,

@@ -12,7 +12,7 @@
 //!   [`Limits::alias_nodes`] nodes, in bounded memory), and the nodes of the
 //!   whole stream ([`Limits::max_nodes`]: memory follows the node count, not
 //!   the byte count, so a stream of tiny nodes is refused as it grows).
-//! - [`write`]: a JSON value as block YAML, keys in the order of an optional
+//! - [`write`](mod@write): a JSON value as block YAML, keys in the order of an optional
 //!   [`Node`] hint, strings quoted whenever any reader would take them for
 //!   something else.
 //!
