@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Memory of `kube-once serve` under hostile-sized admissions (issue 11):
+# Memory of `kube-once serve` under hostile-sized admissions:
 # an env-heavy AdmissionReview of about 2.8 MB (~90,000 tiny env entries in
 # the app container, under the API server's 3 MiB object limit), posted
 # once, then COUNT (8) at once; prints idle RSS, peak RSS above idle (and as

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Hostile `POST /preview` bodies against `/healthz` (issue 11: "hostile
-# /preview bodies of 100 KB-7 MiB never delay /healthz beyond 100 ms").
+# Hostile `POST /preview` bodies against `/healthz`: the target is that
+# /preview bodies of 100 KB-7 MiB never delay /healthz beyond 100 ms.
 #
 # Starts the shipped binary (KUBE_ONCE_BIN, default the musl dist build;
 # built if missing) with a self-signed certificate and the plain-HTTP

@@ -13,15 +13,15 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> ExitCode {
     // Freed memory goes back to the system 10 ms after it was freed, so an
-    // idle server returns the peak of its largest admission (issue 11),
-    // while a busy one reuses its pages: purging at once (0) made every
-    // admission fault its pages in again, 2.6x slower under load
-    // (docs/dev/performance.md). MIMALLOC_PURGE_DELAY in the environment wins.
+    // idle server returns the peak of its largest admission, while a busy
+    // one reuses its pages: purging at once (0) made every admission fault
+    // its pages in again, which slowed the server under load.
+    // MIMALLOC_PURGE_DELAY in the environment wins.
     // No transparent huge pages: mimalloc asks for them on its arenas, and
     // the kernel then backs every touched region with 2 MiB pages, which
-    // doubled the idle RSS (7 -> 14 MiB) and made a 2.7 MB admission cost
-    // 15 MiB instead of 6 (docs/dev/performance.md), for ~5% of throughput.
-    // MIMALLOC_ALLOW_THP=1 in the environment keeps them.
+    // multiplied the idle RSS and what a large admission costs, for little
+    // throughput. MIMALLOC_ALLOW_THP=1 in the environment keeps them.
+    // The figures of both: docs/dev/performance.md ("Allocator").
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         // Best effort: a kernel without THP has nothing to disable.
         let _ = nix::sys::prctl::set_thp_disable(true);

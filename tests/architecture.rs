@@ -113,3 +113,71 @@ fn test_binaries_keep_no_copy_of_the_harness() {
         copies.join("\n")
     );
 }
+
+/// The names a core module's source reaches through `super::` or `crate::`
+/// (its sibling modules among them).
+fn core_imports(source: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for prefix in ["super::", "crate::"] {
+        for (at, _) in source.match_indices(prefix) {
+            let rest = &source[at + prefix.len()..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let braced = rest.strip_prefix('{').map(|list| list.split('}').next().unwrap_or_default());
+            match braced {
+                Some(list) => names
+                    .extend(list.split(',').map(|item| item.trim().split("::").next().unwrap_or_default().to_owned())),
+                None => {
+                    names.insert(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// A module graph with no two-way edges reads top down: each module builds
+/// on the ones below it.
+#[test]
+fn no_two_core_modules_import_each_other() {
+    let src = support::repo().join("crates/core/src");
+    let mut imports = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(module) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+        if module == "lib" {
+            continue;
+        }
+        let file = if path.is_dir() { path.join("mod.rs") } else { path };
+        imports.insert(module, core_imports(&std::fs::read_to_string(file).unwrap()));
+    }
+    let mut mutual = Vec::new();
+    for (a, uses) in &imports {
+        for b in uses.iter().filter(|b| a < *b) {
+            if imports.get(b).is_some_and(|back| back.contains(a)) {
+                mutual.push((a, b));
+            }
+        }
+    }
+    assert!(
+        mutual.is_empty(),
+        "core modules importing each other: {mutual:?}; move what they share to where it belongs"
+    );
+}
+
+/// The core's surface is its crate root; `pub mod` only for the namespaces
+/// other crates name, and no crate that needs no `unsafe` allows it.
+#[test]
+fn the_core_re_exports_its_api_and_no_crate_needs_unsafe() {
+    let root = support::repo();
+    let lib = std::fs::read_to_string(root.join("crates/core/src/lib.rs")).unwrap();
+    let public: Vec<_> = lib.lines().filter_map(|line| line.strip_prefix("pub mod ")).collect();
+    assert_eq!(
+        public,
+        ["annotations;", "config;", "env;", "yaml;"],
+        "a new `pub mod` in crates/core/src/lib.rs: re-export its API instead"
+    );
+    for krate in ["core", "explain", "server"] {
+        let lib = std::fs::read_to_string(root.join("crates").join(krate).join("src/lib.rs")).unwrap();
+        assert!(lib.contains("#![forbid(unsafe_code)]"), "crates/{krate}/src/lib.rs lost #![forbid(unsafe_code)]");
+    }
+}

@@ -72,7 +72,7 @@ fn serve_args(objects: &[Value]) -> ServeArgs {
     let cli = Cli::try_parse_from(std::iter::once("kube-once".to_owned()).chain(args.iter().cloned()))
         .unwrap_or_else(|error| panic!("the chart's args {args:?} do not parse with the real CLI:\n{error}"));
     match cli.command {
-        Subcommand::Serve(serve) => serve,
+        Subcommand::Serve(serve) => *serve,
         other => panic!("the chart runs {other:?}, not serve"),
     }
 }
@@ -294,9 +294,9 @@ fn serve_arguments_parse_with_the_real_cli_in_every_tls_mode() {
             .as_array()
             .expect("env")
             .iter()
-            .find(|env| env["name"] == "KUBE_ONCE_NAMESPACE")
+            .find(|env| env["name"] == "KUBE_ONCE_WEBHOOK_NAMESPACE")
             .cloned()
-            .expect("KUBE_ONCE_NAMESPACE");
+            .expect("KUBE_ONCE_WEBHOOK_NAMESPACE");
         assert_eq!(namespace_env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace", "{case}");
 
         if case == "self-managed" {

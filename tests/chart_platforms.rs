@@ -1,4 +1,4 @@
-//! The chart on the clusters people have (issue 13): OpenShift's assigned
+//! The chart on the clusters people have: OpenShift's assigned
 //! user IDs, host networking and custom ports for private control planes,
 //! namespace selection modes, the webhook configuration's metadata (AKS),
 //! monitoring objects that follow the cluster's APIs, the `helm test` hooks,
@@ -505,7 +505,7 @@ fn metric_name_extraction_finds_selectors_only() {
 fn exported_metric_names() -> BTreeSet<String> {
     let runtime = tokio::runtime::Runtime::new().expect("Tokio runtime");
     let reply = runtime.block_on(async {
-        let server = Serve::new().env_remove("KUBE_ONCE_NAMESPACE").start().await;
+        let server = Serve::new().env_remove("KUBE_ONCE_WEBHOOK_NAMESPACE").start().await;
         server.request("GET", "/metrics", "").await.expect("GET /metrics")
     });
     let reply = String::from_utf8_lossy(&reply).into_owned();

@@ -20,7 +20,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use kube_once_core::contract::ANNOTATIONS;
+use kube_once_core::ANNOTATIONS;
 use serde_yaml_ng::Value;
 
 /// The front page is for the person trying kube-once; the rest is in docs/.

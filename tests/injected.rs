@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {
     let path = support::fixtures("core").join(name);
-    kube_once_core::manifest::parse_documents(&std::fs::read_to_string(&path).unwrap()).unwrap().remove(0)
+    kube_once_core::parse_documents(&std::fs::read_to_string(&path).unwrap()).unwrap().remove(0)
 }
 
 fn injected(input: &str) -> (String, String, bool) {

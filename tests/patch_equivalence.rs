@@ -89,8 +89,8 @@ fn corpus_cases() -> Vec<Case> {
     files.sort();
     let mut cases = Vec::new();
     for file in files {
-        let documents = core::manifest::parse_documents(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        for (index, mut object) in documents.into_iter().filter(core::manifest::is_deployment).enumerate() {
+        let documents = core::parse_documents(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        for (index, mut object) in documents.into_iter().filter(core::is_deployment).enumerate() {
             let metadata = object.as_object_mut().unwrap().entry("metadata").or_insert_with(|| json!({}));
             let annotations = metadata.as_object_mut().unwrap().entry("annotations").or_insert_with(|| json!({}));
             annotations["kube-once.io/run"] = json!("./migrate --yes");

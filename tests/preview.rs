@@ -20,7 +20,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::Mutex;
 
 use kube_once_core::yaml::{Limits, read_stream};
-use kube_once_core::{self as core, Config, PREFIX, manifest};
+use kube_once_core::{self as core, Config, PREFIX};
 use serde_json::{Value, json};
 
 fn corpus() -> Vec<PathBuf> {
@@ -93,7 +93,7 @@ fn parts(text: &str) -> Vec<(String, Option<Value>)> {
     read_stream(text, &Limits::default())
         .unwrap()
         .iter()
-        .map(|d| (text[d.span.clone()].to_owned(), manifest::to_json(d).unwrap()))
+        .map(|d| (text[d.span.clone()].to_owned(), d.to_json().unwrap()))
         .collect()
 }
 
@@ -117,7 +117,7 @@ fn every_corpus_file_passes_through_byte_for_byte_and_stays_strict_valid() {
         let (before, after) = (parts(&input), parts(&run.stdout));
         assert_eq!(before.len(), after.len(), "{name}: documents must stay one for one");
         for ((text, value), (out_text, out_value)) in before.iter().zip(&after) {
-            let annotated = value.as_ref().is_some_and(|v| manifest::is_deployment(v) && has_contract_annotation(v));
+            let annotated = value.as_ref().is_some_and(|v| core::is_deployment(v) && has_contract_annotation(v));
             if annotated {
                 let mutated = core::mutate(value.as_ref().unwrap(), None, &Config::default()).unwrap().object;
                 assert_eq!(out_value.as_ref(), Some(&mutated), "{name}: the output reads back as the mutated object");
@@ -172,10 +172,10 @@ fn quirks_are_mutated_where_annotated_and_untouched_elsewhere() {
 /// Every corpus Deployment of `file` with `kube-once.io/run` added, as a
 /// stream of JSON documents (JSON is YAML), and the originals.
 fn annotated(file: &Path) -> (String, Vec<Value>) {
-    let originals: Vec<Value> = manifest::parse_documents(&std::fs::read_to_string(file).unwrap())
+    let originals: Vec<Value> = core::parse_documents(&std::fs::read_to_string(file).unwrap())
         .unwrap()
         .into_iter()
-        .filter(manifest::is_deployment)
+        .filter(core::is_deployment)
         .collect();
     let stream = originals
         .iter()
@@ -619,8 +619,8 @@ mod cli {
     fn yaml_output_is_every_document_with_deployments_mutated() {
         let Run { code, stdout, stderr } = preview(&["-f", "examples/superset.yaml", "-o", "yaml"], None);
         assert_eq!(code, 0, "{stderr}");
-        let documents = kube_once_core::manifest::parse_documents(&stdout).unwrap();
-        let input = kube_once_core::manifest::parse_documents(
+        let documents = kube_once_core::parse_documents(&stdout).unwrap();
+        let input = kube_once_core::parse_documents(
             &std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap(),
         )
         .unwrap();
@@ -637,7 +637,7 @@ mod cli {
         let Run { code, stdout, stderr } = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
         assert_eq!(code, 0, "{stderr}");
         let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
-        let input = kube_once_core::manifest::parse_documents(
+        let input = kube_once_core::parse_documents(
             &std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap(),
         )
         .unwrap();

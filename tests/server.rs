@@ -17,7 +17,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use base64::Engine;
 use kube_once_core::Config;
 use kube_once_server::certs::CertBundle;
 use kube_once_server::tls::{self, CertFiles, CertStore};
@@ -71,7 +70,7 @@ fn assert_answers(fixture_name: &str, status: StatusCode, body: &str) -> Value {
 fn readable_answer(body: &str) -> Value {
     let mut review: Value = serde_json::from_str(body).unwrap();
     if let Some(patch) = review["response"].get("patch") {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(patch.as_str().unwrap()).unwrap();
+        let bytes = base64_simd::STANDARD.decode_to_vec(patch.as_str().unwrap()).unwrap();
         review["response"]["patch"] = serde_json::from_slice(&bytes).unwrap();
     }
     review
@@ -124,7 +123,7 @@ async fn dry_run_gets_the_answer_of_the_real_request() {
 /// The JSON patch of an admission response (base64, as the API requires).
 fn decoded_patch(response: &Value) -> json_patch::Patch {
     assert_eq!(response["patchType"], "JSONPatch", "{response}");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+    let bytes = base64_simd::STANDARD.decode_to_vec(response["patch"].as_str().unwrap()).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -264,7 +263,7 @@ fn preview_app() -> Router {
 #[tokio::test]
 async fn preview_takes_json_or_yaml_and_answers_patch_object_warnings() {
     let deployment = superset_deployment();
-    let yaml = kube_once_core::render::to_yaml(&deployment).unwrap();
+    let yaml = kube_once_core::to_yaml(&deployment).unwrap();
     for body in [serde_json::to_string(&deployment).unwrap(), yaml.clone(), format!("---\n{yaml}---\n")] {
         let (status, text) = call(preview_app(), Method::POST, "/preview", body).await;
         assert_eq!(status, StatusCode::OK, "{text}");
@@ -317,8 +316,8 @@ async fn preview_of_a_refused_deployment_is_422_with_the_message() {
 
 #[tokio::test]
 async fn preview_rejects_what_is_not_one_deployment() {
-    let yaml = kube_once_core::render::to_yaml(&superset_deployment()).unwrap();
-    let configmap = kube_once_core::render::to_yaml(&fixture_json("configmap.json")["request"]["object"]).unwrap();
+    let yaml = kube_once_core::to_yaml(&superset_deployment()).unwrap();
+    let configmap = kube_once_core::to_yaml(&fixture_json("configmap.json")["request"]["object"]).unwrap();
     let cases = [
         (configmap, "no apps/v1 Deployment in the body (1 document(s))".to_owned()),
         (format!("{yaml}---\n{yaml}"), "2 Deployments in the body".to_owned()),
@@ -448,7 +447,7 @@ async fn admission_reviews_over_tls_verified_against_the_service_name() {
 async fn preview_listener_is_plain_http() {
     let server = TestServer::start(Timeouts::default()).await;
     let preview_addr = server.handle.preview_addr().unwrap();
-    let yaml = kube_once_core::render::to_yaml(&superset_deployment()).unwrap();
+    let yaml = kube_once_core::to_yaml(&superset_deployment()).unwrap();
     let response =
         http_client().post(format!("http://{preview_addr}/preview?format=yaml")).body(yaml).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);

@@ -16,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine;
 use kube_once_server as server;
 use kube_once_server::certs::CertBundle;
 use kube_once_server::certs::kube::{SelfManaged, SelfManagedConfig, start};
@@ -191,9 +190,7 @@ async fn patch_webhook_configuration(
 fn decode_data(secret: &Value) -> BTreeMap<String, Vec<u8>> {
     let data = secret["data"].as_object().cloned().unwrap_or_default();
     data.into_iter()
-        .map(|(key, value)| {
-            (key, base64::engine::general_purpose::STANDARD.decode(value.as_str().unwrap_or_default()).unwrap())
-        })
+        .map(|(key, value)| (key, base64_simd::STANDARD.decode_to_vec(value.as_str().unwrap_or_default()).unwrap()))
         .collect()
 }
 
@@ -203,7 +200,7 @@ fn ca_bundles(configuration: &Value) -> Vec<Vec<u8>> {
         .iter()
         .map(|webhook| {
             let encoded = webhook["clientConfig"]["caBundle"].as_str().unwrap_or_default();
-            base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()
+            base64_simd::STANDARD.decode_to_vec(encoded).unwrap()
         })
         .collect()
 }
@@ -582,7 +579,7 @@ fn certs_writes_the_files_and_prints_a_ca_bundle_that_verifies_them() {
     let ca_crt = std::fs::read(out.join("ca.crt")).unwrap();
     let tls_crt = std::fs::read_to_string(out.join("tls.crt")).unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let ca_bundle = base64::engine::general_purpose::STANDARD.decode(stdout.trim()).unwrap();
+    let ca_bundle = base64_simd::STANDARD.decode_to_vec(stdout.trim()).unwrap();
     assert_eq!(ca_bundle, ca_crt, "stdout is the base64 of ca.crt");
     verify(&ca_bundle, &tls_crt).unwrap();
 

@@ -4,13 +4,12 @@
 //! changed document must read back to the mutated objects.
 #![no_main]
 
-use kube_once_core::render::{self, Format};
 use kube_once_core::yaml::{Limits, read_stream};
-use kube_once_core::{Config, manifest};
+use kube_once_core::{self as core, Config, Format};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let Ok(preview) = render::preview(text, &Config::default(), &Limits::default()) else { return };
+    let Ok(preview) = core::preview(text, &Config::default(), &Limits::default()) else { return };
     for format in [Format::Patch, Format::Yaml, Format::Diff, Format::Json] {
         let _ = preview.render(format);
     }
@@ -20,7 +19,7 @@ fuzz_target!(|text: &str| {
         }
         let written = preview.document_yaml(document);
         let Ok(read) = read_stream(&written, &Limits::default()) else { panic!("unreadable output:\n{written}") };
-        let values: Vec<_> = read.iter().filter_map(|d| manifest::to_json(d).ok().flatten()).collect();
+        let values: Vec<_> = read.iter().filter_map(|d| d.to_json().ok().flatten()).collect();
         assert_eq!(values.len(), 1, "{written}");
     }
 });

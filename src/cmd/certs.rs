@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use base64::Engine;
 use clap::Args;
 use kube_once_server::certs;
 
@@ -45,6 +44,6 @@ pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
         names.join(", ")
     );
     eprintln!("kube-once: the caBundle (base64 of ca.crt) follows on stdout");
-    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&bundle.ca_pem);
+    let ca_bundle = base64_simd::STANDARD.encode_to_string(&bundle.ca_pem);
     writeln!(std::io::stdout(), "{ca_bundle}").context("cannot write the caBundle to stdout")
 }

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use kube_once_core::manifest::{describe, is_deployment, parse_documents};
+use kube_once_core::{describe, is_deployment, parse_documents};
 use kube_once_explain::{self as explain, Operation, Outcome, Verdict};
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use kube_once_core::manifest::{describe, is_deployment, parse_documents};
+use kube_once_core::{describe, is_deployment, parse_documents};
 
 use super::read_input;
 

@@ -1,7 +1,7 @@
 //! Command line: one file per subcommand, each with its clap `Args` and a
-//! `run` that turns them into plain values for the library. `lock` and
-//! `install` come from the pod binary's command layer, so both binaries take
-//! the same arguments.
+//! `run` that turns them into plain values for the library. `lock`,
+//! `install`, `history` and `forget` are the pod binary's [`PodCommand`],
+//! flattened in, so both binaries take the same arguments.
 
 pub mod certs;
 pub mod explain;
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kube_once_core::Config;
-use kube_once_pod::cmd::{forget, history, install, lock, logging, report};
+use kube_once_pod::cmd::{PodCommand, logging, report};
 
 pub use kube_once_pod::cmd::parse_duration;
 
@@ -33,17 +33,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the mutating admission webhook over HTTPS.
-    Serve(serve::ServeArgs),
+    // Boxed: the largest arguments by far, parsed once.
+    Serve(Box<serve::ServeArgs>),
     /// Show offline what the webhook would change in Deployment manifests.
     Preview(preview::PreviewArgs),
-    /// Run COMMAND once per key under a database lock (the injected initContainer).
-    Lock(lock::LockArgs),
-    /// Copy this executable into DIR (the shared emptyDir of the pod).
-    Install(install::InstallArgs),
-    /// Show the recorded runs (done-records), newest first.
-    History(history::HistoryArgs),
-    /// Delete done-records, so the next pod start runs the command again.
-    Forget(forget::ForgetArgs),
+    #[command(flatten)]
+    Pod(PodCommand),
     /// Generate a CA and a serving certificate for the webhook Service.
     Certs(certs::CertsArgs),
     /// Explain offline whether the API server sends a Deployment to the webhook, and what it answers.
@@ -86,36 +81,13 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 /// Sets up logging, then runs the subcommand.
 pub fn run(cli: Cli) -> ExitCode {
-    if !matches!(cli.command, Command::Serve(_)) {
-        logging::init(&cli.logging);
-    }
+    logging::init(&cli.logging);
     match cli.command {
-        Command::Serve(args) => serve_logged(&cli.logging, args),
+        Command::Serve(args) => report(serve::run(*args)),
         Command::Preview(args) => preview::run(&args),
-        Command::Lock(args) => lock::run(args),
-        Command::Install(args) => report(install::run(&args)),
-        Command::History(args) => history::run(args),
-        Command::Forget(args) => forget::run(args),
+        Command::Pod(command) => command.run(),
         Command::Certs(args) => report(certs::run(&args)),
         Command::Explain(args) => explain::run(&args).unwrap_or_else(|error| report::<()>(Err(error))),
         Command::Injected(args) => report(injected::run(&args)),
     }
-}
-
-/// `serve`, its log lines written to stderr in batches rather than one
-/// write per admission (docs/dev/performance.md).
-fn serve_logged(logging_args: &logging::LoggingArgs, args: serve::ServeArgs) -> ExitCode {
-    let stderr = match kube_once_server::batched_stderr::BatchedStderr::start() {
-        Ok(stderr) => stderr,
-        Err(error) => {
-            return report::<()>(Err(anyhow::Error::new(error).context("cannot start the log writer thread")));
-        }
-    };
-    logging::init_with(logging_args, {
-        let stderr = stderr.clone();
-        move || stderr.clone()
-    });
-    let result = serve::run(args);
-    stderr.write_now();
-    report(result)
 }

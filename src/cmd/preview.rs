@@ -2,7 +2,7 @@
 //! many YAML (or JSON) documents from files, directories or stdin, mutates
 //! the `apps/v1` Deployments among them exactly as the webhook would on
 //! CREATE, and prints the patch, the manifests or a diff
-//! (`kube_once_core::render`, shared with `POST /preview`). Warnings go to
+//! (`kube_once_core::preview`, shared with `POST /preview`). Warnings go to
 //! stderr.
 //!
 //! Exit codes, as kubectl's: 0 done; 1 a Deployment is refused or the input
@@ -15,8 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use kube_once_core::render::{self, Format};
 use kube_once_core::yaml::Limits;
+use kube_once_core::{self as core, Format};
 
 use super::{ConfigArgs, read_input};
 
@@ -80,7 +80,7 @@ fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits::default();
     let mut previews = Vec::with_capacity(texts.len());
     for (path, text) in &texts {
-        let preview = render::preview(text, &config, &limits)
+        let preview = core::preview(text, &config, &limits)
             .with_context(|| format!("cannot read the manifests in {}", display(path)))?;
         previews.push(preview);
     }
@@ -124,7 +124,7 @@ fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         }
     }
     std::io::stdout().lock().write_all(out.as_bytes()).context("cannot write to stdout")?;
-    let changed = previews.iter().any(render::Preview::changed);
+    let changed = previews.iter().any(core::Preview::changed);
     Ok(if args.output == Format::Diff && changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use kube_once_server::certs::{self, kube::SelfManagedConfig};
-use kube_once_server::{CertSource, Limits, Options, Timeouts};
+use kube_once_server::{CertSource, Limits, ServeOptions, Timeouts};
 
 use super::{ConfigArgs, parse_duration};
 
@@ -109,7 +109,7 @@ pub struct TlsArgs {
     pub service: String,
 
     /// Namespace of the webhook's Service and Secret (in a pod: from the downward API).
-    #[arg(long, env = "KUBE_ONCE_NAMESPACE", default_value = "kube-once")]
+    #[arg(long, env = "KUBE_ONCE_WEBHOOK_NAMESPACE", default_value = "kube-once")]
     pub namespace: String,
 
     /// Self-managed: lifetime of a generated serving certificate.
@@ -124,7 +124,7 @@ pub struct TlsArgs {
 impl ServeArgs {
     /// The server's options: the configuration file read and checked, the
     /// certificate source chosen.
-    pub fn options(self) -> anyhow::Result<Options> {
+    pub fn options(self) -> anyhow::Result<ServeOptions> {
         let preview_listen = match (self.no_preview, self.preview_listen_any) {
             (true, _) => None,
             (false, false) if !self.preview_listen.ip().is_loopback() => anyhow::bail!(
@@ -147,7 +147,7 @@ impl ServeArgs {
                 Limits::DEFAULT.max_connections_per_client
             );
         }
-        Ok(Options {
+        Ok(ServeOptions {
             listen: self.listen,
             preview_listen,
             config: self.config.load()?,
@@ -252,7 +252,7 @@ mod tests {
         serve: ServeArgs,
     }
 
-    fn options(args: &[&str]) -> anyhow::Result<Options> {
+    fn options(args: &[&str]) -> anyhow::Result<ServeOptions> {
         let cli = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))?;
         cli.serve.options()
     }

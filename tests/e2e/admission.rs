@@ -3,7 +3,6 @@
 //! applying the patch (k8s.io/apiserver admission/plugin/webhook).
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::cluster::str_at;
@@ -94,8 +93,7 @@ pub fn check_response(uid: &str, response: &Value, object: &Value) -> Result<Ver
         bail!("webhook returned invalid patchType: {patch_type}");
     }
     let encoded = patch.as_str().context("response.patch is not a base64 string")?;
-    let bytes =
-        base64::engine::general_purpose::STANDARD.decode(encoded).context("response.patch is not valid base64")?;
+    let bytes = base64_simd::STANDARD.decode_to_vec(encoded).context("response.patch is not valid base64")?;
     let operations: json_patch::Patch =
         serde_json::from_slice(&bytes).context("response.patch is not an RFC 6902 JSON Patch")?;
     let mut patched = object.clone();
@@ -108,7 +106,7 @@ mod tests {
     use super::*;
 
     fn encoded(patch: &Value) -> String {
-        base64::engine::general_purpose::STANDARD.encode(patch.to_string())
+        base64_simd::STANDARD.encode_to_string(patch.to_string())
     }
 
     #[test]

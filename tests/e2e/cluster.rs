@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use serde_json::Value;
 
 pub fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -49,8 +48,8 @@ impl Cluster {
                 "Secret" => {
                     let mut data = BTreeMap::new();
                     for (key, encoded) in string_map(object.get("data"))? {
-                        let bytes = base64::engine::general_purpose::STANDARD
-                            .decode(&encoded)
+                        let bytes = base64_simd::STANDARD
+                            .decode_to_vec(&encoded)
                             .with_context(|| format!("Secret {namespace}/{name}: data.{key} is not base64"))?;
                         data.insert(key, String::from_utf8(bytes).context("Secret data is not UTF-8")?);
                     }

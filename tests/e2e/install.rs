@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use serde_json::Value;
 
 use crate::cluster::str_at;
@@ -39,7 +38,7 @@ pub const TLS_SECRET: &str = "kube-once-tls";
 pub fn install(work: &Path, values: &[&str]) -> Result<Installation> {
     let certs = generate_certs(&work.join("certs"))?;
     let ca_pem = std::fs::read(&certs.ca).context("cannot read ca.crt")?;
-    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let ca_bundle = base64_simd::STANDARD.encode_to_string(ca_pem);
     let objects = render_chart(&ca_bundle, values)?;
     let find = |kind: &str| -> Result<Value> {
         let mut found = objects.iter().filter(|o| str_at(o, "/kind") == Some(kind));

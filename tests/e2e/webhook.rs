@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use serde_json::Value;
 
 use crate::cluster::{str_at, strings_at};
@@ -47,7 +46,7 @@ impl Webhook {
 
         let ca_bundle =
             str_at(hook, "/clientConfig/caBundle").context("the rendered webhook has no caBundle (secret mode)")?;
-        let ca_pem = base64::engine::general_purpose::STANDARD.decode(ca_bundle).context("caBundle is not base64")?;
+        let ca_pem = base64_simd::STANDARD.decode_to_vec(ca_bundle).context("caBundle is not base64")?;
         let host = format!("{name}.{namespace}.svc");
 
         let ServeCommand { argv, env } = serve_command(installation, work)?;

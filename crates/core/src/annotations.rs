@@ -1,5 +1,5 @@
 //! The annotation contract: every `kube-once.io/` annotation of a Deployment,
-//! parsed and validated into a typed [`Plan`]. A malformed annotation is a
+//! parsed and validated into a typed plan. A malformed annotation is a
 //! [`Refusal`] whose message names the Deployment, the annotation, its value,
 //! what is wrong and how to fix it.
 
@@ -12,21 +12,22 @@ use sha2::{Digest, Sha256};
 use super::config::Config;
 use super::manifest::value_at;
 use super::presets::Preset;
+use super::settings::{Record, check_lock_name, parse_timeout};
 use super::{PREFIX, Reason, Refusal, STATUS_ANNOTATION, describe};
 
-pub const RUN: &str = "run";
-pub const CONTAINER: &str = "container";
-pub const DATABASE_URL_ENV: &str = "database-url-env";
-pub const DATABASE_URL: &str = "database-url";
-pub const LOCK_URL_ENV: &str = "lock-url-env";
-pub const LOCK_NAME: &str = "lock-name";
-pub const KEY: &str = "key";
-pub const RECORD: &str = "record";
-pub const TIMEOUT: &str = "timeout";
-pub const PREEMPTIBLE: &str = "preemptible";
+pub(crate) const RUN: &str = "run";
+pub(crate) const CONTAINER: &str = "container";
+pub(crate) const DATABASE_URL_ENV: &str = "database-url-env";
+pub(crate) const DATABASE_URL: &str = "database-url";
+pub(crate) const LOCK_URL_ENV: &str = "lock-url-env";
+pub(crate) const LOCK_NAME: &str = "lock-name";
+pub(crate) const KEY: &str = "key";
+pub(crate) const RECORD: &str = "record";
+pub(crate) const TIMEOUT: &str = "timeout";
+pub(crate) const PREEMPTIBLE: &str = "preemptible";
 
 /// Every annotation of the contract (without the prefix).
-pub const KNOWN: [&str; 10] =
+pub(crate) const KNOWN: [&str; 10] =
     [RUN, CONTAINER, DATABASE_URL_ENV, DATABASE_URL, LOCK_URL_ENV, LOCK_NAME, KEY, RECORD, TIMEOUT, PREEMPTIBLE];
 
 /// Annotations that only mean something together with `run`.
@@ -36,8 +37,6 @@ const RUN_OPTIONS: [&str; 8] =
 /// The env var holding the database URL when no annotation says otherwise.
 pub const DEFAULT_DATABASE_URL_ENV: &str = "DATABASE_URL";
 
-/// Longest lock name: MySQL's `GET_LOCK` refuses names over 64 characters.
-pub const MAX_LOCK_NAME: usize = 64;
 /// Longest `key`, in characters (Unicode scalar values, not bytes): it is
 /// stored in the done-record table, whose column holds 255 characters.
 pub const MAX_KEY: usize = 255;
@@ -52,14 +51,14 @@ const DEFAULT_KEY_HEX_DIGITS: usize = 32;
 
 /// What a Deployment asks for. `None` from [`plan`] means nothing at all.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub(crate) struct InjectionPlan {
     pub run: Option<RunPlan>,
     pub preemptible: Option<Preemptible>,
 }
 
 /// The lock-guarded one-time command and everything `kube-once lock` needs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunPlan {
+pub(crate) struct RunPlan {
     /// argv of the command, run without a shell.
     pub command: Vec<String>,
     /// Name of the app container the command runs as.
@@ -77,56 +76,16 @@ pub struct RunPlan {
 
 /// Where `kube-once lock` finds the database URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
+pub(crate) enum DatabaseUrl {
     /// An env var of the app container (`database-url-env`, default `DATABASE_URL`).
     Env(String),
     /// A template with `$(VAR)` references, expanded by the kubelet (`database-url`).
     Template(String),
 }
 
-/// `table` keeps a done-record per key; `none` runs the command in every pod, one at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
-    Table,
-    None,
-}
-
-impl Record {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "table" => Ok(Record::Table),
-            "none" => Ok(Record::None),
-            _ => Err(format!(
-                "`{text}` is not a record mode; write `table` (skip once done) or `none` (run in every pod, one at a time)"
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Record::Table => "table",
-            Record::None => "none",
-        }
-    }
-}
-
-impl std::str::FromStr for Record {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        Record::parse(text)
-    }
-}
-
-impl std::fmt::Display for Record {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A named preset, resolved from the config.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Preemptible {
+pub(crate) struct Preemptible {
     pub name: String,
     pub preset: Preset,
 }
@@ -148,7 +107,7 @@ pub fn default_key(image: &str, command: &[String]) -> String {
 
 /// Parse every `kube-once.io/` annotation of `deployment`. `Ok(None)` when it
 /// asks for nothing (no annotation, or only `preemptible: "false"`).
-pub fn plan(deployment: &Value, config: &Config) -> Result<Option<Plan>, Refusal> {
+pub(crate) fn plan(deployment: &Value, config: &Config) -> Result<Option<InjectionPlan>, Refusal> {
     let annotations = Annotations::of(deployment)?;
     check_template_annotations(deployment)?;
 
@@ -169,7 +128,7 @@ pub fn plan(deployment: &Value, config: &Config) -> Result<Option<Plan>, Refusal
             None
         }
     };
-    Ok((run.is_some() || preemptible.is_some()).then_some(Plan { run, preemptible }))
+    Ok((run.is_some() || preemptible.is_some()).then_some(InjectionPlan { run, preemptible }))
 }
 
 /// The `kube-once.io/` annotations of a Deployment's metadata, without prefix.
@@ -393,7 +352,7 @@ fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
 /// `run`: a JSON array of strings, or words split like a POSIX shell does
 /// (on one line: a line break would split words without a word of warning,
 /// so a command over several lines must be a JSON array).
-pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_command(text: &str) -> Result<Vec<String>, String> {
     let words: Vec<String> = if text.starts_with('[') {
         serde_json::from_str(text).map_err(|e| {
             format!("looks like a JSON array but is not an array of strings ({e}); write e.g. [\"flask\", \"db\", \"upgrade\"]")
@@ -419,7 +378,7 @@ pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
 }
 
 /// Env var names as Kubernetes accepts them in `$(VAR)` references and `env`.
-pub fn check_env_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid_start = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '-' || c == '.');
     if valid_start && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
@@ -429,20 +388,8 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Lock names work for PostgreSQL (hashed into an advisory lock id) and
-/// MySQL/MariaDB (`GET_LOCK`, at most 64 characters).
-pub fn check_lock_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.chars().count() > MAX_LOCK_NAME {
-        return Err(format!("must be 1 to {MAX_LOCK_NAME} characters (MySQL's limit for GET_LOCK); shorten it"));
-    }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c)) {
-        return Err("may only hold letters, digits and - _ . : /; write e.g. shop-migrations".to_owned());
-    }
-    Ok(())
-}
-
 /// `key`: 1 to [`MAX_KEY`] characters (not bytes), on one line.
-pub fn check_key(key: &str) -> Result<(), String> {
+pub(crate) fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.chars().count() > MAX_KEY {
         return Err(format!(
             "must be 1 to {MAX_KEY} characters; shorten it, or remove it to use the image and command"
@@ -452,16 +399,6 @@ pub fn check_key(key: &str) -> Result<(), String> {
         return Err("must not contain control characters (newlines, tabs); write it on one line".to_owned());
     }
     Ok(())
-}
-
-/// `timeout`: a humantime duration of at least one second, e.g. `10m`.
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text)
-        .map_err(|e| format!("is not a duration ({e}); write e.g. 90s, 10m or 1h30m"))?;
-    if duration < Duration::from_secs(1) {
-        return Err("is shorter than one second; write e.g. 90s, 10m or 1h30m".to_owned());
-    }
-    Ok(duration)
 }
 
 /// The database URL schemes `kube-once lock` speaks (before any `+driver`).
@@ -534,7 +471,7 @@ pub fn check_database_url(template: &str) -> Result<(), DatabaseUrlError> {
 }
 
 /// Names of the `$(VAR)` references in a template (`$$(` is Kubernetes' escape for a literal `$(`).
-pub fn env_references(template: &str) -> Result<Vec<String>, String> {
+pub(crate) fn env_references(template: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find('$') {

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::annotations::{self, Record};
 use super::presets::{self, Preset, Toleration};
+use super::settings::{self, Record};
 
 /// Image of `kube-once-install` when the config file does not name one.
 pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/kube-once/kube-once:", env!("CARGO_PKG_VERSION"));
@@ -208,11 +208,10 @@ impl TryFrom<ConfigFile> for Config {
             config.install_security_context = Some(context);
         }
         if let Some(timeout) = file.defaults.timeout {
-            config.defaults.timeout =
-                annotations::parse_timeout(&timeout).map_err(|r| invalid("defaults.timeout", r))?;
+            config.defaults.timeout = settings::parse_timeout(&timeout).map_err(|r| invalid("defaults.timeout", r))?;
         }
         if let Some(lock_name) = file.defaults.lock_name {
-            annotations::check_lock_name(&lock_name).map_err(|r| invalid("defaults.lockName", r))?;
+            settings::check_lock_name(&lock_name).map_err(|r| invalid("defaults.lockName", r))?;
             config.defaults.lock_name = lock_name;
         }
         if let Some(record) = file.defaults.record {

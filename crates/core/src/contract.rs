@@ -9,7 +9,7 @@ use crate::annotations;
 /// One annotation of the contract, as the reference shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnnotationDoc {
-    /// Name without the `kube-once.io/` prefix (one of [`annotations::KNOWN`]).
+    /// Name without the `kube-once.io/` prefix (one of `annotations::KNOWN`).
     pub name: &'static str,
     /// What it does and what values it takes (Markdown, one paragraph).
     pub meaning: &'static str,

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::annotations::{self, DatabaseUrl, Plan, Preemptible, RunPlan};
+use super::annotations::{self, DatabaseUrl, InjectionPlan, Preemptible, RunPlan};
 use super::config::{Config, Delivery};
 use super::env;
 use super::manifest::value_at;
@@ -133,7 +133,7 @@ pub fn apply<'a>(
     containers: &[Value],
     template: Value,
     mut lists: Lists<'a>,
-    plan: &Plan,
+    plan: &InjectionPlan,
     config: &Config,
 ) -> Result<(Value, Lists<'a>), Refusal> {
     let mut template = template;

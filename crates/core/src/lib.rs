@@ -2,32 +2,44 @@
 //! (plus the previous one, on UPDATE) and the webhook [`Config`] into the
 //! desired Deployment, the RFC 6902 patch that gets there, and warnings.
 //!
-//! annotations → [`Plan`] → strip the previous injection → inject → patch.
+//! annotations → an injection plan → strip the previous injection → inject → patch.
 
+#![forbid(unsafe_code)]
+
+// Namespaces other crates name: the lock reads `annotations::default_key`,
+// `annotations::MAX_KEY` and `config::Defaults` for the same defaults the
+// webhook injects, `env` is the list of `KUBE_ONCE_*` variables the webhook
+// sets and the lock reads, and `yaml` is a reader whose `Limits` and
+// `ErrorKind` only read clearly qualified.
 pub mod annotations;
 pub mod config;
-pub mod contract;
 pub mod env;
-pub mod inject;
-pub mod manifest;
-pub mod patch;
-pub mod presets;
-pub mod render;
-pub mod status;
-pub mod view;
 pub mod yaml;
 
-pub use annotations::{Plan, Record};
-pub use config::{Config, ConfigError, Delivery};
-pub use manifest::describe;
+mod contract;
+mod inject;
+mod manifest;
+mod patch;
+mod presets;
+mod render;
+mod settings;
+mod status;
+mod view;
+
+pub use config::{Config, ConfigError, Defaults, Delivery};
+pub use contract::{ANNOTATIONS, AnnotationDoc};
+pub use manifest::{describe, is_deployment, parse_documents};
+pub use render::{DeploymentPreview, DocumentPreview, Format, Preview, preview, to_yaml};
+pub use settings::Record;
 pub use view::Deployment;
 
+use annotations::InjectionPlan;
 use manifest::value_at;
 use serde_json::Value;
 
 /// Annotation prefix; every annotation of the contract starts with it.
 pub const PREFIX: &str = "kube-once.io/";
-/// On the pod template: what kube-once injected (see [`status::Status`]).
+/// On the pod template: the record of what kube-once injected, which makes removing it exact.
 pub const STATUS_ANNOTATION: &str = "kube-once.io/status";
 
 /// What the webhook does to one Deployment.
@@ -300,7 +312,7 @@ fn contract_annotations(deployment: &Value) -> Vec<(&String, &Value)> {
 }
 
 /// Notes kubectl prints on apply: what the user should know, kept short.
-fn warnings(plan: &Plan, containers: &[Value], lists: &view::Lists, first_enabled: bool) -> Vec<String> {
+fn warnings(plan: &InjectionPlan, containers: &[Value], lists: &view::Lists, first_enabled: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let Some(run) = &plan.run else { return warnings };
     if let Some(preemptible) = &plan.preemptible {

@@ -85,7 +85,7 @@ pub struct DocumentPreview {
 
 #[derive(Debug)]
 pub struct DeploymentPreview {
-    /// Where in the document (see [`manifest::deployment_paths`]).
+    /// Where in the document (see `deployment_paths`).
     pub path: Vec<usize>,
     /// `namespace/name`, for messages.
     pub name: String,
@@ -124,7 +124,7 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
         let candidate = document.node.as_ref().and_then(|node| node.get("kind")).is_some_and(
             |kind| matches!(kind, Node::Str(kind) if matches!(kind.as_str(), "Deployment" | "List" | "DeploymentList")),
         );
-        let value = if candidate { manifest::to_json(&document)? } else { None };
+        let value = if candidate { document.to_json()? } else { None };
         let deployments: Vec<DeploymentPreview> = value
             .as_ref()
             .map(|value| {

@@ -4,7 +4,8 @@
 //! `volumeMounts` — which kube-once copies into `kube-once-run` but reads
 //! only for a name or two — stay JSON text borrowed from the request, so the
 //! cost of an admission follows the pod template's shape, not the size of
-//! the app's env (a Value of one `{"name","value"}` entry is ~20× its text).
+//! the app's env (a `Value` of one `{"name","value"}` entry is many times
+//! the size of its text).
 //!
 //! A container's list is kept aside, under the container's name, when that
 //! name is a string unique in its section (`containers` or
@@ -42,7 +43,7 @@ impl Section {
 }
 
 /// A Deployment: [`Value`] of what the core reads, with the containers'
-/// [`LIST_FIELDS`] kept aside in [`Lists`].
+/// `LIST_FIELDS` kept aside in `lists`.
 #[derive(Debug, Clone)]
 pub struct Deployment<'a> {
     pub value: Value,

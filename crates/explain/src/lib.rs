@@ -11,12 +11,13 @@
 //! Values in, [`Verdict`] out: the command line reads the files.
 //!
 //! [`mutate`]: kube_once_core::mutate
+#![forbid(unsafe_code)]
 
 pub mod selection;
 
 use std::collections::BTreeMap;
 
-use kube_once_core::{Config, Reason, STATUS_ANNOTATION, describe, mutate};
+use kube_once_core::{Config, Reason, STATUS_ANNOTATION, mutate};
 use serde_json::{Value, json};
 
 pub use selection::{Attributes, Decision, NAMESPACE_NAME_LABEL, SelectionError, decide, selector_matches};
@@ -270,11 +271,6 @@ pub fn labels_of_namespace(
         SelectionError::InvalidObject { what: format!("Namespace {name}: metadata.labels"), problem }
     })?;
     Ok(Some(namespace_labels(name, labels)))
-}
-
-/// `namespace/name` of the Deployment, for messages.
-pub fn name_of(object: &Value) -> String {
-    describe(object)
 }
 
 #[cfg(test)]

@@ -28,3 +28,21 @@ fn installs_itself_as_kube_once() {
     let version = Command::new(&installed).arg("--version").output().unwrap();
     assert!(String::from_utf8(version.stdout).unwrap().starts_with("kube-once "));
 }
+
+/// Text logs read by anything but a terminal (`kubectl logs`, a file, a
+/// collector) carry no ANSI escape codes.
+#[test]
+fn text_logs_to_a_pipe_carry_no_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(POD)
+        .args(["--log-format", "text", "lock", "--", "true"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "sqlite://db.sqlite")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("lock acquired"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "escape codes in piped text logs:\n{stderr}");
+}

@@ -6,13 +6,13 @@
 //! - [`serve_on`]: serve them on listeners the caller bound (an ephemeral port
 //!   in tests), returning a [`ServerHandle`] with the addresses and the
 //!   shutdown trigger.
-//! - [`run`]: the subcommand from plain [`Options`]: certificate source,
+//! - [`run`]: the subcommand from plain [`ServeOptions`]: certificate source,
 //!   listeners, signals.
 //!
 //! [`certs`] makes certificates and keeps the self-managed ones current.
+#![forbid(unsafe_code)]
 
 pub mod admission;
-pub mod batched_stderr;
 pub mod body;
 pub mod certs;
 pub mod limits;
@@ -34,19 +34,19 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use self::admission::Outcome;
 pub use self::limits::Limits;
 use self::limits::{Gate, Shed};
 use self::metrics::Metrics;
-use self::shutdown::{Flag, Readiness};
+use self::shutdown::Readiness;
 use self::tls::{CertFiles, CertStore};
 use kube_once_core::Config;
 
@@ -275,7 +275,7 @@ impl Default for Timeouts {
 
 /// Everything `serve` needs, as plain values.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct ServeOptions {
     /// The HTTPS admission listener (what the Service points at).
     pub listen: SocketAddr,
     /// The plain-HTTP `/preview` listener; `None` turns it off.
@@ -305,7 +305,7 @@ pub struct ServerHandle {
     admission_addr: SocketAddr,
     preview_addr: Option<SocketAddr>,
     state: AppState,
-    shutdown_requested: Flag,
+    shutdown_requested: CancellationToken,
     drained: JoinHandle<()>,
 }
 
@@ -329,7 +329,7 @@ impl ServerHandle {
     pub fn shutdown(&self) {
         // Readiness first, synchronously: a probe right after this call fails.
         self.state.readiness().set_not_ready();
-        self.shutdown_requested.raise();
+        self.shutdown_requested.cancel();
     }
 
     /// Resolves when the server has stopped: after [`ServerHandle::shutdown`]
@@ -360,7 +360,7 @@ pub fn serve_on(
     let tls = TlsAcceptor::from(Arc::new(tls::server_config(certs)?));
     let timeout =
         tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeouts.request_timeout);
-    let stop_accepting = Flag::default();
+    let stop_accepting = CancellationToken::new();
 
     let mut listeners = vec![tokio::spawn(accept_loop(
         admission,
@@ -383,9 +383,9 @@ pub fn serve_on(
         )));
     }
 
-    let shutdown_requested = Flag::default();
+    let shutdown_requested = CancellationToken::new();
     let drained = tokio::spawn({
-        let requested = shutdown_requested.raised();
+        let requested = shutdown_requested.clone().cancelled_owned();
         async move {
             requested.await;
             tracing::info!(
@@ -394,7 +394,7 @@ pub fn serve_on(
             );
             tokio::time::sleep(timeouts.grace_period).await;
             tracing::info!("grace period over: no new connections; finishing requests in flight");
-            stop_accepting.raise();
+            stop_accepting.cancel();
             for listener in listeners {
                 if let Err(error) = listener.await {
                     tracing::error!(%error, "a listener task ended abnormally");
@@ -406,7 +406,7 @@ pub fn serve_on(
     Ok(ServerHandle { admission_addr, preview_addr, state, shutdown_requested, drained })
 }
 
-/// Accept connections until `stop` is raised, then wait (at most the request
+/// Accept connections until `stop` is cancelled, then wait (at most the request
 /// timeout) for the open ones to finish. They end by themselves: while
 /// draining every response closes its connection (see `close_when_draining`),
 /// and idle ones are closed by the header-read timeout. Closing them from
@@ -425,10 +425,10 @@ async fn accept_loop(
     app: Router,
     state: AppState,
     timeouts: Timeouts,
-    stop: Flag,
+    stop: CancellationToken,
 ) {
     let mut connections = Connections::new(state.limits());
-    let mut stopped = pin!(stop.raised());
+    let mut stopped = pin!(stop.cancelled());
     loop {
         tokio::select! {
             () = &mut stopped => break,
@@ -574,7 +574,7 @@ where
 }
 
 /// `kube-once serve`: serve until SIGTERM or SIGINT, then drain.
-pub async fn run(options: Options) -> anyhow::Result<()> {
+pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
     let (certs, refresh) = certificate_source(&options.certs).await?;
     let admission = TcpListener::bind(options.listen)
@@ -662,7 +662,7 @@ async fn certificate_source(source: &CertSource) -> anyhow::Result<(Arc<CertStor
         }
         CertSource::InMemory { names, validity } => {
             let bundle = certs::generate(names, *validity)?;
-            let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&bundle.ca_pem);
+            let ca_bundle = base64_simd::STANDARD.encode_to_string(&bundle.ca_pem);
             tracing::info!(
                 %ca_bundle,
                 names = ?names,

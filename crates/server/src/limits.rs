@@ -74,10 +74,11 @@ const MIB: u64 = 1024 * KIB;
 
 /// Peak memory of one admission per byte of request body, on top of a
 /// fixed cost per request. The containers' env, envFrom and volumeMounts
-/// stay text (an env-heavy review costs ~2x its body in the admission), but
-/// what kube-once reads or writes item by item becomes JSON maps: the worst
-/// shape known, 90,000 tiny volumes, costs ~50x (docs/dev/performance.md,
-/// "Memory bounds"); 80x leaves room for the allocator.
+/// stay text, so an env-heavy review costs little beyond its body, but
+/// what kube-once reads or writes item by item becomes JSON maps, many times
+/// their text: 80 covers the worst shape known (tiny volumes by the
+/// thousand) with room left for the allocator (the figures:
+/// docs/dev/performance.md, "Memory bounds").
 pub const COST_PER_BODY_BYTE: u64 = 80;
 /// What any admission costs regardless of its size (buffers, the answer).
 pub const COST_PER_ADMISSION: u64 = 64 * KIB;

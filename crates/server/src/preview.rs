@@ -1,7 +1,7 @@
 //! `POST /preview` on the localhost listener: a manifest (YAML or JSON, one
 //! `apps/v1` Deployment among any other documents) in, what the webhook
 //! would do to that Deployment out. Read and rendered by exactly what
-//! `kube-once preview` uses (`kube_once_core::render`):
+//! `kube-once preview` uses (`kube_once_core::preview`):
 //!
 //! - default (`format=json`): `{"patch": [...], "object": {...}, "warnings": [...]}`
 //! - `?format=yaml`: the body's documents as `kube-once preview -o yaml`
@@ -28,8 +28,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::{AppState, BODY_LIMIT};
-use kube_once_core::render::{self, Format};
 use kube_once_core::yaml::{ErrorKind, Limits};
+use kube_once_core::{self as core, Format};
 
 #[derive(Debug, Deserialize)]
 pub struct PreviewQuery {
@@ -114,7 +114,7 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
         max_nodes: PREVIEW_NODES,
         ..Limits::default()
     };
-    let preview = match render::preview(text, state.config(), &limits) {
+    let preview = match core::preview(text, state.config(), &limits) {
         Ok(preview) => preview,
         Err(error) if error.kind == ErrorKind::TooManyAliases && documents > 1 => {
             return bad(format!(

@@ -12,7 +12,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use tokio::sync::watch;
 
 /// Whether `/readyz` succeeds.
 #[derive(Debug)]
@@ -31,34 +30,6 @@ impl Readiness {
 
     pub fn set_not_ready(&self) {
         self.0.store(false, Ordering::Relaxed);
-    }
-}
-
-/// A one-way flag many tasks can wait on (shutdown requested, stop accepting).
-#[derive(Debug, Clone)]
-pub struct Flag(watch::Sender<bool>);
-
-impl Default for Flag {
-    fn default() -> Self {
-        Self(watch::Sender::new(false))
-    }
-}
-
-impl Flag {
-    pub fn raise(&self) {
-        self.0.send_replace(true);
-    }
-
-    /// Resolves once the flag is raised (at once if it already is).
-    pub fn raised(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut receiver = self.0.subscribe();
-        async move {
-            // Err only if the sender is gone, which cannot raise it any more:
-            // wait forever rather than pretend it was raised.
-            if receiver.wait_for(|raised| *raised).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
     }
 }
 

@@ -12,7 +12,7 @@
 //!   [`Limits::alias_nodes`] nodes, in bounded memory), and the nodes of the
 //!   whole stream ([`Limits::max_nodes`]: memory follows the node count, not
 //!   the byte count, so a stream of tiny nodes is refused as it grows).
-//! - [`write`]: a JSON value as block YAML, keys in the order of an optional
+//! - [`write`](mod@write): a JSON value as block YAML, keys in the order of an optional
 //!   [`Node`] hint, strings quoted whenever any reader would take them for
 //!   something else.
 //!
@@ -50,10 +50,9 @@ pub struct Limits {
 
 impl Limits {
     /// The default [`Limits::max_nodes`]: 4,000,000 nodes, about 520 MB at
-    /// worst (130 bytes a node). Real manifests take 12-27 bytes a node
-    /// (17 on average over tests/fixtures/manifests), so this reads 48 MiB of
-    /// the densest real YAML, 64 MiB of the average (as much as
-    /// [`Limits::max_bytes`]), and a 3 MiB bundle of CRDs with 15x to spare.
+    /// worst (130 bytes a node). Real manifests take far more text per node,
+    /// so this reads about as much average YAML as [`Limits::max_bytes`]
+    /// allows, and CRD bundles many times over (the figures: docs/preview.md).
     /// The server reads `/preview` bodies with a smaller budget.
     pub const MAX_NODES: usize = 4_000_000;
 }
@@ -176,6 +175,23 @@ pub struct Document {
     /// What the part counted against [`Limits::max_nodes`] (its nodes,
     /// aliases expanded, and one for the part itself).
     pub nodes: usize,
+}
+
+impl Document {
+    /// The part's value as JSON (`None` for a part without one).
+    pub fn to_json(&self) -> Result<Option<Value>, YamlError> {
+        self.node
+            .as_ref()
+            .map(|node| {
+                node.to_json().map_err(|message| YamlError {
+                    document: self.number,
+                    line: self.line,
+                    kind: ErrorKind::Unsupported,
+                    message,
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Why a stream cannot be read; says which document, where, and what.

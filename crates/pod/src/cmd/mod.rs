@@ -5,10 +5,36 @@ pub mod forget;
 pub mod history;
 pub mod install;
 pub mod lock;
-mod log_json;
 pub mod logging;
 
 use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// The subcommands a pod runs, the same in both binaries: `kube-once-pod`
+/// takes them as its commands, `kube-once` flattens them among its own.
+#[derive(Debug, Subcommand)]
+pub enum PodCommand {
+    /// Run COMMAND once per key under a database lock (the injected initContainer).
+    Lock(Box<lock::LockArgs>),
+    /// Copy this executable into DIR (the shared emptyDir of the pod).
+    Install(install::InstallArgs),
+    /// Show the recorded runs (done-records), newest first.
+    History(history::HistoryArgs),
+    /// Delete done-records, so the next pod start runs the command again.
+    Forget(forget::ForgetArgs),
+}
+
+impl PodCommand {
+    pub fn run(self) -> ExitCode {
+        match self {
+            PodCommand::Lock(args) => lock::run(*args),
+            PodCommand::Install(args) => report(install::run(&args)),
+            PodCommand::History(args) => history::run(args),
+            PodCommand::Forget(args) => forget::run(args),
+        }
+    }
+}
 
 /// Durations as people write them: `90s`, `10m`, `1h 30m`, `365d`. The
 /// humantime type prints a default in `--help` the way it is read back.

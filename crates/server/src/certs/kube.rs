@@ -11,14 +11,13 @@ use std::time::Duration;
 use ::kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use ::kube::{Client, ResourceExt};
 use anyhow::Context;
-use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use time::OffsetDateTime;
 
 use super::CertBundle;
-use super::self_managed::{Plan, Policy, SecretData, SecretWrite, Step, plan};
+use super::self_managed::{CertPlan, Policy, SecretData, SecretWrite, Step, plan};
 
 /// How many read-plan-write rounds one pass may lose to other replicas
 /// before it gives up (and the next poll tries again).
@@ -128,7 +127,7 @@ impl SelfManaged {
             }
         };
 
-        let Plan { step, secret: write, ca_bundle, serve } = plan(data.as_ref(), &published, now, &self.policy)?;
+        let CertPlan { step, secret: write, ca_bundle, serve } = plan(data.as_ref(), &published, now, &self.policy)?;
         match write {
             None => {}
             Some(SecretWrite::Create(data)) => {
@@ -203,7 +202,7 @@ impl SelfManaged {
         configuration: &MutatingWebhookConfiguration,
         bundle: &[u8],
     ) -> anyhow::Result<bool> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(bundle);
+        let encoded = base64_simd::STANDARD.encode_to_string(bundle);
         let mut operations = vec![
             serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": configuration.resource_version()}),
         ];

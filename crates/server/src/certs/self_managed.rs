@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use time::OffsetDateTime;
@@ -90,7 +89,7 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct CertPlan {
     pub step: Step,
     pub secret: Option<SecretWrite>,
     /// The caBundle to patch into every webhook, when one of them differs.
@@ -106,7 +105,7 @@ pub fn plan(
     published: &[Option<Vec<u8>>],
     now: OffsetDateTime,
     policy: &Policy,
-) -> anyhow::Result<Plan> {
+) -> anyhow::Result<CertPlan> {
     let (step, state) = match secret {
         None => (Step::Created, State::fresh(now, policy)?),
         Some(data) => match State::read(data, now, policy) {
@@ -127,7 +126,7 @@ pub fn plan(
         cert_pem: state.current.cert_pem.clone(),
         key_pem: state.current.key_pem.clone(),
     };
-    Ok(Plan { step, secret: secret_write, ca_bundle, serve })
+    Ok(CertPlan { step, secret: secret_write, ca_bundle, serve })
 }
 
 /// The next state of a readable Secret.
@@ -263,7 +262,7 @@ pub fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn pem_encode(der: &[u8]) -> String {
-    let base64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let base64 = base64_simd::STANDARD.encode_to_string(der);
     let lines: Vec<&str> = base64.as_bytes().chunks(64).filter_map(|chunk| std::str::from_utf8(chunk).ok()).collect();
     format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
@@ -317,7 +316,7 @@ mod tests {
             World { secret: None, published: vec![None, None] }
         }
 
-        fn step(&mut self, now: OffsetDateTime) -> Plan {
+        fn step(&mut self, now: OffsetDateTime) -> CertPlan {
             let plan = plan(self.secret.as_ref(), &self.published, now, &policy()).unwrap();
             match &plan.secret {
                 Some(SecretWrite::Create(data)) => {
@@ -341,7 +340,7 @@ mod tests {
         }
     }
 
-    fn ca_of(plan: &Plan) -> Vec<Vec<u8>> {
+    fn ca_of(plan: &CertPlan) -> Vec<Vec<u8>> {
         pem_certificates(plan.serve.ca_pem.as_bytes())
     }
 

@@ -1,8 +1,8 @@
 //! JSON log lines written straight into the line: byte for byte what
 //! tracing-subscriber's `json().flatten_event(true).with_current_span(false)`
 //! writes, without its serde map, its `String` per timestamp and its
-//! `format!` per field. The server logs a line per admission: the stock
-//! formatter was 4% of an admission's instructions (docs/dev/performance.md).
+//! `format!` per field. The server logs a line per admission, so what the
+//! stock formatter costs there counts (docs/dev/performance.md).
 //! Events inside a span, rare here, go to the stock formatter, which also
 //! lists the spans.
 
