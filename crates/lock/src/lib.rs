@@ -292,9 +292,20 @@ pub async fn run_with_env(args: Options, lookup: impl Fn(&str) -> Option<String>
         }
     };
     if let Target::Postgres(server) | Target::MySql(server) = &plan.target
-        && !server.ignored.is_empty()
+        && (!server.ignored.is_empty() || server.ignored_unnamed > 0)
     {
-        info!(event = "url", ignored = ?server.ignored, "database URL parameters not used by the lock (driver options)");
+        info!(
+            event = "url",
+            ignored = ?server.ignored,
+            not_named = server.ignored_unnamed,
+            "database URL parameters not used by the lock (driver options); those after `password` are counted, not named, in case an unescaped `&` split the password"
+        );
+    }
+    for target in std::iter::once(&plan.target).chain(&plan.lock_target) {
+        if let Err(problem) = tls::check_root_cert(target) {
+            error!(event = "config", "kube-once lock: {problem} (exit {})", exit::USAGE);
+            return ExitCode::from(exit::USAGE);
+        }
     }
     let settings = &plan.settings;
     let lock_server = |target: &Option<Target>| match target {
@@ -315,8 +326,17 @@ pub async fn run_with_env(args: Options, lookup: impl Fn(&str) -> Option<String>
     ExitCode::from(code)
 }
 
-/// Connects, retrying with capped exponential backoff until `deadline` has passed.
-async fn connect<B, F, Fut>(deadline: Duration, attempt: &mut F) -> Result<B, (u32, anyhow::Error)>
+/// Why connecting gave up.
+enum NotConnected {
+    /// Still failing at the deadline: attempts made, the last error.
+    Unreachable(u32, anyhow::Error),
+    /// A failure no retry can cure (the server's TLS certificate against the URL's settings).
+    Misconfigured(tls::Misconfigured, anyhow::Error),
+}
+
+/// Connects, retrying with capped exponential backoff until `deadline` has
+/// passed; a configuration error ends it at once.
+async fn connect<B, F, Fut>(deadline: Duration, attempt: &mut F, target: &Target) -> Result<B, NotConnected>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<B>>,
@@ -329,9 +349,12 @@ where
         match attempt().await {
             Ok(backend) => return Ok(backend),
             Err(problem) => {
+                if let Some(misconfigured) = tls::misconfigured(target, &problem) {
+                    return Err(NotConnected::Misconfigured(misconfigured, problem));
+                }
                 let left = deadline.saturating_sub(started.elapsed());
                 if left.is_zero() {
-                    return Err((number, problem));
+                    return Err(NotConnected::Unreachable(number, problem));
                 }
                 let pause = backoff.next_pause().min(left);
                 warn!(
@@ -355,9 +378,14 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<B>>,
 {
-    let mut backend = match connect(plan.connect_timeout, &mut attempt).await {
+    // The first connection is the lock's, so its URL names the parameters to fix.
+    let target = plan.lock_target.as_ref().unwrap_or(&plan.target);
+    let mut backend = match connect(plan.connect_timeout, &mut attempt, target).await {
         Ok(backend) => backend,
-        Err((attempts, problem)) => {
+        Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+            return misconfigured_exit(&misconfigured, &problem);
+        }
+        Err(NotConnected::Unreachable(attempts, problem)) => {
             error!(
                 event = "unreachable",
                 attempts,
@@ -390,9 +418,12 @@ where
                     "the database connection broke while waiting for the lock; connecting again"
                 );
                 tokio::time::sleep(pause).await;
-                match connect(left.saturating_sub(pause), &mut attempt).await {
+                match connect(left.saturating_sub(pause), &mut attempt, target).await {
                     Ok(fresh) => backend = fresh,
-                    Err((attempts, problem)) => {
+                    Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+                        return misconfigured_exit(&misconfigured, &problem);
+                    }
+                    Err(NotConnected::Unreachable(attempts, problem)) => {
                         error!(
                             event = "unreachable",
                             attempts,
@@ -414,6 +445,17 @@ where
             exit::UNREACHABLE
         }
     }
+}
+
+/// Logs a configuration error found while connecting; the exit code to return.
+fn misconfigured_exit(misconfigured: &tls::Misconfigured, problem: &anyhow::Error) -> u8 {
+    error!(
+        event = "config",
+        error = format!("{problem:#}"),
+        "kube-once lock: {misconfigured}; not retried, since waiting cannot fix it (exit {})",
+        exit::USAGE
+    );
+    exit::USAGE
 }
 
 /// A follower's wait, kept across reconnections.
