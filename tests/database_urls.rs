@@ -203,3 +203,44 @@ fn a_missing_ca_file_is_a_configuration_error_before_connecting() {
         assert!(!scenario.events(index).iter().any(|event| event == "connecting"), "{url}: {log}");
     }
 }
+
+/// MariaDB offering TLS: the framework forms verify with their CA parameter,
+/// and another CA is a configuration error within seconds, naming `ssl-ca`.
+#[test]
+fn mysql_tls_verifies_with_the_given_ca_and_a_wrong_ca_exits_64_at_once() {
+    let certs = generate(&["localhost".into(), "127.0.0.1".into()], Duration::from_secs(3600)).unwrap();
+    let server = Throwaway::start_mariadb_tls(support::net::free_port(), &certs);
+    let db = Db { kind: Kind::MySql, url: Throwaway::url(Kind::MySql, server.port) };
+    let mut scenario = Scenario::new(db, "mytls");
+    let ca = scenario.dir.path().join("ca.crt");
+    fs::write(&ca, &certs.ca_pem).unwrap();
+    let other_ca = scenario.dir.path().join("other-ca.crt");
+    fs::write(&other_ca, generate(&["localhost".into()], Duration::from_secs(3600)).unwrap().ca_pem).unwrap();
+    let port = server.port;
+
+    for url in [
+        format!("root@tcp(127.0.0.1:{port})/test?ssl-mode=VERIFY_IDENTITY&ssl-ca={}", other_ca.display()),
+        format!("jdbc:mysql://127.0.0.1:{port}/test?user=root&sslMode=VERIFY_CA&serverSslCert={}", other_ca.display()),
+    ] {
+        let started = Instant::now();
+        let (index, code) = run_with(&mut scenario, &url, "5m");
+        let log = scenario.stderr(index);
+        assert_eq!(code, Some(64), "{url}:\n{log}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{url}: retried?\n{log}");
+        let line = log.lines().find(|line| line.contains(r#""event":"config""#)).unwrap_or_else(|| panic!("{log}"));
+        assert!(line.contains("ssl-ca") && line.contains("not trusted"), "{url}: names the parameter: {line}");
+    }
+    assert!(!scenario.lines().iter().any(|line| line == "run"), "nothing ran: {:?}", scenario.lines());
+
+    for url in [
+        format!("mysql2://root@127.0.0.1:{port}/test?sslmode=verify_identity&sslca={}", ca.display()),
+        format!("root@tcp(127.0.0.1:{port})/test?tls=true&ssl-ca={}", ca.display()),
+    ] {
+        let before = scenario.lines().iter().filter(|line| *line == "run").count();
+        let mut cmd = scenario.lock(&["--connect-timeout", "30s", "--record", "none"], RUN);
+        cmd.env("DATABASE_URL", &url);
+        let index = scenario.spawn(cmd);
+        assert_eq!(scenario.wait(index).code(), Some(0), "{url}:\n{}", scenario.stderr(index));
+        assert_eq!(scenario.lines().iter().filter(|line| *line == "run").count(), before + 1, "{url}: ran once");
+    }
+}
