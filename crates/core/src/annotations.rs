@@ -550,13 +550,16 @@ pub fn redact_database_url(template: &str) -> Option<String> {
     let mut out = String::with_capacity(template.len());
     let mut at = 0;
     for password in &shape.passwords {
-        // A second password parameter inside the hidden tail of the first.
-        if password.hidden.start < at || only_references(&template[password.value.clone()]) {
+        if only_references(&template[password.value.clone()]) {
             continue;
         }
-        out.push_str(&template[at..password.hidden.start]);
-        out.push_str(REDACTED);
-        at = password.hidden.end;
+        // Spans that overlap (a password parameter inside a userinfo that an
+        // unescaped `@` made too long) are hidden as one.
+        if password.hidden.start >= at {
+            out.push_str(&template[at..password.hidden.start]);
+            out.push_str(REDACTED);
+        }
+        at = at.max(password.hidden.end);
     }
     out.push_str(&template[at..]);
     Some(out)
@@ -605,33 +608,41 @@ fn is_scheme(scheme: &str) -> bool {
 /// `scheme://[userinfo@]host/db?query`, `rest` starting at byte `start`.
 /// The userinfo ends at the last `@` when the user name (before the first
 /// `:`) is plain, so passwords with unescaped `/ ? # @ :` are found whole.
+/// Password parameters are looked for in all of the text: an unescaped `@`
+/// in one makes everything before it look like a userinfo.
 fn url_passwords(text: &str, start: usize) -> Vec<Password> {
     let rest = &text[start..];
     let mut passwords = Vec::new();
-    let mut after_userinfo = start;
+    // As the lock splits it, an `@` in a query's password parameter does not end a userinfo.
+    let in_query_password = |before: &str| {
+        before.split_once('?').is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("password=")))
+    };
     let userinfo = match rest.rfind('@') {
-        Some(at) if !rest[..at].split(':').next().unwrap_or_default().contains(['/', '?', '#', '@']) => Some(at),
+        Some(at)
+            if !rest[..at].split(':').next().unwrap_or_default().contains(['/', '?', '#', '@'])
+                && !in_query_password(&rest[..at]) =>
+        {
+            Some(at)
+        }
         _ => rest.find('@').filter(|at| !rest[..*at].contains(['/', '?', '#'])),
     };
-    if let Some(at) = userinfo {
-        after_userinfo = start + at + 1;
-        if let Some(colon) = rest[..at].find(':') {
-            let value = start + colon + 1..start + at;
-            passwords.push(Password { hidden: value.clone(), value });
-        }
+    if let Some(at) = userinfo
+        && let Some(colon) = rest[..at].find(':')
+    {
+        let value = start + colon + 1..start + at;
+        passwords.push(Password { hidden: value.clone(), value });
     }
-    let Some(question) = text[after_userinfo..].find('?') else { return passwords };
-    let query_start = after_userinfo + question + 1;
-    let mut pair_start = query_start;
-    for pair in text[query_start..].split('&') {
+    for (separator, _) in rest.match_indices(['?', '&']) {
+        let pair = &rest[separator + 1..];
+        let pair = &pair[..pair.find('&').unwrap_or(pair.len())];
         if let Some((name, value)) = pair.split_once('=')
             && PASSWORD_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
         {
-            let value_start = pair_start + name.len() + 1;
+            let value_start = start + separator + 1 + name.len() + 1;
             passwords.push(Password { value: value_start..value_start + value.len(), hidden: value_start..text.len() });
         }
-        pair_start += pair.len() + 1;
     }
+    passwords.sort_by_key(|password| password.hidden.start);
     passwords
 }
 
@@ -643,9 +654,11 @@ fn starts_with_keyword(text: &str) -> bool {
 
 /// `password=...` values of a libpq keyword/value string, as libpq splits
 /// it: bare words or single-quoted, a backslash escaping the next character.
-/// The range of a quoted value is what is inside the quotes, and a redaction
-/// hides the quotes too. `None` when it is not well formed (a word without
-/// `=`, an open quote): where the password ends cannot be told then.
+/// The range of a quoted value is what is inside the quotes; a redaction
+/// hides from the value to the end, since a space or quote left unescaped in
+/// the password makes its tail look like more keywords. `None` when it is not
+/// well formed (a word without `=`, an open quote): where the password ends
+/// cannot be told then.
 fn keyword_passwords(text: &str) -> Option<Vec<Password>> {
     let bytes = text.as_bytes();
     let mut at = 0;
@@ -683,14 +696,14 @@ fn keyword_passwords(text: &str) -> Option<Vec<Password>> {
             }
             at = at.min(bytes.len());
             at += 1;
-            (open + 1..at - 1, open..at)
+            (open + 1..at - 1, open..text.len())
         } else {
             let start = at;
             while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
                 at += if bytes[at] == b'\\' { 2 } else { 1 };
             }
             at = at.min(bytes.len());
-            (start..at, start..at)
+            (start..at, start..text.len())
         };
         if keyword == "password" {
             passwords.push(Password { value, hidden });
@@ -867,8 +880,11 @@ mod tests {
             ("postgres://$(U):$(P)@db/app?password=pw&tail", "postgres://$(U):$(P)@db/app?password=***"),
             ("postgres://$(U):$(P)@db/app?password=$(P)&pass=x", "postgres://$(U):$(P)@db/app?password=$(P)&pass=***"),
             ("u:p(a)ss@tcp($(H):3306)/app", "u:***@tcp($(H):3306)/app"),
-            (r"host=db password='it\'s a b' dbname=app", "host=db password=*** dbname=app"),
-            (r"host=db password=x\ y dbname=app", "host=db password=*** dbname=app"),
+            ("jdbc:mysql://db:3306/app?user=u&password=x@y&ssl=true", "jdbc:mysql://db:3306/app?user=u&password=***"),
+            (r"host=db password='it\'s a b' dbname=app", "host=db password=***"),
+            (r"host=db password=x\ y dbname=app", "host=db password=***"),
+            // An unescaped space: libpq reads `S3cret=` as a keyword and `dbname=app` as its value.
+            ("host=db password=! S3cret= dbname=app", "host=db password=***"),
             ("host=$(H) password=$(P) dbname=app", "host=$(H) password=$(P) dbname=app"),
         ];
         for (url, expected) in cases {

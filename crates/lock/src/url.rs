@@ -395,6 +395,7 @@ fn check_host(host: String, bracketed: bool) -> Result<Host, UrlError> {
 fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
     if let Some((userinfo, after)) = rest.rsplit_once('@')
         && !userinfo.split(':').next().unwrap_or_default().contains(['/', '?', '#', '@'])
+        && !has_password_parameter(userinfo)
     {
         return (Some(userinfo), after);
     }
@@ -403,6 +404,13 @@ fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
         Some((userinfo, after)) if !userinfo.contains(['/', '?', '#']) => (Some(userinfo), after),
         _ => (None, rest),
     }
+}
+
+/// Whether `text` has a query with a `password` parameter: then the last
+/// `@` is in that password (JDBC's `?user=app&password=p@ss`), not the end of
+/// a userinfo that would make the host the password's tail.
+fn has_password_parameter(text: &str) -> bool {
+    text.split_once('?').is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("password=")))
 }
 
 fn truthy(value: &str) -> Option<bool> {
@@ -923,6 +931,9 @@ mod tests {
             let shown = error.map(|e| format!("{e} {e:?}")).unwrap_or_default();
             assert!(!shown.contains("S3cret"), "{url}: {shown}");
         }
+        // An `@` in a password parameter does not end a userinfo.
+        let s = server("jdbc:mysql://127.0.0.1:1/app?user=app&password=p@S3cret");
+        assert_eq!((s.host, s.password.as_deref()), (Host::Tcp("127.0.0.1".into()), Some("p@S3cret")));
         // Before the password, unknown names are driver options and are named.
         let s = server("postgresql://db/shop?charset=utf8&password=pw");
         assert_eq!((s.ignored, s.ignored_unnamed), (vec!["charset".to_string()], 0));
