@@ -2,7 +2,8 @@
 //! Lean on purpose: this crate is what the pod binary is built from.
 //!
 //! The protocol (docs/lock.md):
-//! 1. connect, retrying with capped exponential backoff (exit 69 after `connect-timeout`);
+//! 1. connect, retrying with capped exponential backoff (exit 69 after
+//!    `connect-timeout`; a TLS configuration error, exit 64 at once);
 //! 2. fast path: the done-record for the key exists → exit 0;
 //! 3. poll for the lock; between polls re-check the done-record (skip as soon
 //!    as the leader finished), log the holder every few seconds, give up with
@@ -47,6 +48,7 @@ use url::Target;
 
 /// Exit codes (sysexits.h where one fits); a failed command exits with its own code.
 pub mod exit {
+    /// Usage and configuration errors: nothing a retry or a wait can fix.
     pub const USAGE: u8 = 64;
     pub const UNREACHABLE: u8 = 69;
     pub const LOCK_LOST: u8 = 70;
