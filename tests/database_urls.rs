@@ -244,3 +244,30 @@ fn mysql_tls_verifies_with_the_given_ca_and_a_wrong_ca_exits_64_at_once() {
         assert_eq!(scenario.lines().iter().filter(|line| *line == "run").count(), before + 1, "{url}: ran once");
     }
 }
+
+/// A URL that demands TLS of a server that does not offer it: exit 64 at
+/// once, not five minutes of "unreachable".
+#[test]
+fn tls_demanded_of_a_server_without_it_exits_64_at_once() {
+    let postgres = Db::postgres();
+    let (pg_host, pg_port, pg_database) = parts(&postgres);
+    let mysql = Db::mysql();
+    let (my_host, my_port, my_database) = parts(&mysql);
+    for (db, url, parameter) in [
+        (
+            &postgres,
+            format!("postgresql://postgres@{pg_host}:{pg_port}/{pg_database}?sslmode=require"),
+            "sslmode=prefer",
+        ),
+        (&mysql, format!("root@tcp({my_host}:{my_port})/{my_database}?ssl-mode=REQUIRED"), "ssl-mode=DISABLED"),
+    ] {
+        let mut scenario = Scenario::new(db.clone(), "notls");
+        let started = Instant::now();
+        let (index, code) = run_with(&mut scenario, &url, "5m");
+        let log = scenario.stderr(index);
+        assert_eq!(code, Some(64), "{url}:\n{log}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{url}: retried?\n{log}");
+        let line = log.lines().find(|line| line.contains(r#""event":"config""#)).unwrap_or_else(|| panic!("{log}"));
+        assert!(line.contains("does not offer TLS") && line.contains(parameter), "{url}: {line}");
+    }
+}

@@ -45,14 +45,24 @@ struct Parameters {
     no_verify: &'static str,
     /// Verifies the chain, not the host name.
     chain_only: &'static str,
+    /// Plain text allowed.
+    plain_text: &'static str,
 }
 
 fn parameters(target: &Target) -> Parameters {
     match target {
-        Target::MySql(_) => {
-            Parameters { ca: "ssl-ca", no_verify: "ssl-mode=REQUIRED", chain_only: "ssl-mode=VERIFY_CA" }
-        }
-        _ => Parameters { ca: "sslrootcert", no_verify: "sslmode=require", chain_only: "sslmode=verify-ca" },
+        Target::MySql(_) => Parameters {
+            ca: "ssl-ca",
+            no_verify: "ssl-mode=REQUIRED",
+            chain_only: "ssl-mode=VERIFY_CA",
+            plain_text: "ssl-mode=DISABLED",
+        },
+        _ => Parameters {
+            ca: "sslrootcert",
+            no_verify: "sslmode=require",
+            chain_only: "sslmode=verify-ca",
+            plain_text: "sslmode=prefer or sslmode=disable",
+        },
     }
 }
 
@@ -97,13 +107,32 @@ fn certificate_error(problem: &anyhow::Error) -> Option<&CertificateError> {
     })
 }
 
-/// A connection that failed on the server's certificate, as the
-/// configuration error it is, naming the parameter to fix; `None` for any
-/// other failure.
+/// The server answered that it does not speak TLS while the URL demands it.
+/// tokio-postgres says so only in its message, hence the text; the
+/// `database_urls` test holds it to a real server.
+fn tls_not_offered(problem: &anyhow::Error) -> bool {
+    problem.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<mysql_async::Error>(),
+            Some(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+        ) || cause.to_string() == "server does not support TLS"
+    })
+}
+
+/// A connection that failed on the server's certificate, or on a server
+/// without TLS while the URL demands it, as the configuration error it is,
+/// naming the parameter to fix; `None` for any other failure.
 pub fn misconfigured(target: &Target, problem: &anyhow::Error) -> Option<Misconfigured> {
-    let error = certificate_error(problem)?;
     let (Target::Postgres(server) | Target::MySql(server)) = target else { return None };
     let names = parameters(target);
+    if tls_not_offered(problem) {
+        return Some(Misconfigured(format!(
+            "{} at {server} does not offer TLS, and the URL requires it; set {} (or enable TLS on the server)",
+            target.backend_name(),
+            names.plain_text
+        )));
+    }
+    let error = certificate_error(problem)?;
     let roots = match &server.root_cert {
         Some(path) => format!("the CA in {}={}", names.ca, path.display()),
         None => format!("the built-in Mozilla roots (no {} given)", names.ca),
