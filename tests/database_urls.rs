@@ -125,7 +125,8 @@ fn tls_only_postgres() -> (Throwaway, CertBundle) {
     (Throwaway::start_postgres_tls_only(support::net::free_port(), &certs), certs)
 }
 
-/// The JDBC and keyword/value forms verify the server with their CA parameter.
+/// The JDBC and keyword/value forms verify the server with their CA
+/// parameter; the keyword form reaches the Unix socket too.
 #[test]
 fn tls_variants_of_the_jdbc_and_keyword_forms_verify_with_the_given_ca() {
     let (server, certs) = tls_only_postgres();
@@ -141,6 +142,8 @@ fn tls_variants_of_the_jdbc_and_keyword_forms_verify_with_the_given_ca() {
             ca.display()
         ),
         format!("postgis://postgres@localhost:{port}/test?sslmode=verify-full&sslrootcert={}", ca.display()),
+        // The keyword form's Unix socket directory (the server allows it without TLS).
+        format!("host={} port={port} user=postgres dbname=test sslmode=disable", server.socket().display()),
     ] {
         let runs = |scenario: &Scenario| scenario.lines().iter().filter(|line| *line == "run").count();
         let before = runs(&scenario);
@@ -206,6 +209,7 @@ fn a_missing_ca_file_is_a_configuration_error_before_connecting() {
 
 /// MariaDB offering TLS: the framework forms verify with their CA parameter,
 /// and another CA is a configuration error within seconds, naming `ssl-ca`.
+/// The Go DSN's `unix(/path)` reaches the socket.
 #[test]
 fn mysql_tls_verifies_with_the_given_ca_and_a_wrong_ca_exits_64_at_once() {
     let certs = generate(&["localhost".into(), "127.0.0.1".into()], Duration::from_secs(3600)).unwrap();
@@ -235,6 +239,8 @@ fn mysql_tls_verifies_with_the_given_ca_and_a_wrong_ca_exits_64_at_once() {
     for url in [
         format!("mysql2://root@127.0.0.1:{port}/test?sslmode=verify_identity&sslca={}", ca.display()),
         format!("root@tcp(127.0.0.1:{port})/test?tls=true&ssl-ca={}", ca.display()),
+        // The Go driver's Unix socket form (no TLS there).
+        format!("root@unix({})/test", server.socket().display()),
     ] {
         let before = scenario.lines().iter().filter(|line| *line == "run").count();
         let mut cmd = scenario.lock(&["--connect-timeout", "30s", "--record", "none"], RUN);

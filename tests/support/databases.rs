@@ -343,6 +343,14 @@ impl Throwaway {
         server
     }
 
+    /// The Unix socket: PostgreSQL's directory (`-k`), MariaDB's socket file.
+    pub fn socket(&self) -> PathBuf {
+        match self.kind {
+            Kind::Postgres => self.data(),
+            _ => self.data().join("mysqld.sock"),
+        }
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("server")
     }
