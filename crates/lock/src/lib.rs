@@ -332,7 +332,7 @@ pub async fn run_with_env(args: Options, lookup: impl Fn(&str) -> Option<String>
 enum NotConnected {
     /// Still failing at the deadline: attempts made, the last error.
     Unreachable(u32, anyhow::Error),
-    /// A failure no retry can cure (the server's TLS certificate against the URL's settings).
+    /// A failure no retry can cure: the server's TLS against the URL's settings.
     Misconfigured(tls::Misconfigured, anyhow::Error),
 }
 

@@ -31,7 +31,8 @@ pub fn client_config(server: &Server) -> Result<ClientConfig> {
 }
 
 /// A TLS setting that cannot work, whatever the server does next: a CA file
-/// that cannot be read, or a server certificate that fails verification.
+/// that cannot be read, a server certificate that fails verification, or a
+/// server without TLS when the URL requires it.
 /// Retrying does not help, so `lock` stops at once (exit 64) and says which
 /// URL parameter to fix.
 #[derive(Debug, thiserror::Error)]
