@@ -224,3 +224,48 @@ impl ServerCertVerifier for Verifier {
         self.webpki.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url::parse;
+
+    /// A connection error as the TLS libraries hand it up: rustls' error in an
+    /// `io::Error`, under the driver's error and our context.
+    fn failed(error: CertificateError) -> anyhow::Error {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::InvalidCertificate(error));
+        anyhow::Error::new(io).context("cannot connect to the database")
+    }
+
+    fn message(url: &str, problem: &anyhow::Error) -> Option<String> {
+        let target = parse(url).ok()?;
+        misconfigured(&target, problem).map(|m| m.to_string())
+    }
+
+    #[test]
+    fn certificate_errors_name_the_parameter_of_the_dialect() {
+        let unknown = failed(CertificateError::UnknownIssuer);
+        let pg = message("postgresql://u@db/app?sslmode=verify-full&sslrootcert=/ca.pem", &unknown).unwrap_or_default();
+        assert!(pg.contains("sslrootcert=/ca.pem") && pg.contains("sslmode=require"), "{pg}");
+        let my = message("u:pw@tcp(db:3306)/app?tls=true", &unknown).unwrap_or_default();
+        assert!(my.contains("built-in Mozilla roots (no ssl-ca given)") && my.contains("ssl-mode=REQUIRED"), "{my}");
+        assert!(!my.contains("pw"), "{my}");
+        let name = message("postgresql://u@db/app?sslmode=verify-full", &failed(CertificateError::NotValidForName));
+        assert!(name.is_some_and(|m| m.contains("does not name the host") && m.contains("sslmode=verify-ca")));
+        let expired = message("jdbc:mysql://db/app?sslMode=VERIFY_CA", &failed(CertificateError::Expired));
+        assert!(expired.is_some_and(|m| m.contains("validity period") && m.contains("ssl-mode=REQUIRED")));
+        // mysql_async's own wrapping of a rustls error.
+        let wrapped = anyhow::Error::new(mysql_async::Error::from(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        )));
+        assert!(message("mysql://u@db/app?ssl-ca=/ca.pem", &wrapped).is_some_and(|m| m.contains("ssl-ca=/ca.pem")));
+    }
+
+    #[test]
+    fn other_failures_are_not_configuration_errors() {
+        let refused = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(message("postgresql://u@db/app?sslmode=verify-full", &refused), None);
+        let alert = anyhow::Error::new(rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure));
+        assert_eq!(message("postgresql://u@db/app?sslmode=verify-full", &alert), None);
+    }
+}
