@@ -144,6 +144,12 @@ pub enum UrlError {
         "the database URL's host is not a host name or an IP address; if the password holds `@`, `:`, `/`, `?` or `#`, percent-escape them (%40, %3A, %2F, %3F, %23)"
     )]
     BadHost,
+    /// libpq and JDBC accept `host1,host2` to try in turn; a lock must be
+    /// taken on the one primary, which kube-once cannot pick.
+    #[error(
+        "the database URL names several hosts (separated by `,`); name the primary alone, since the lock must be taken where the writes go"
+    )]
+    SeveralHosts,
     #[error("the database URL names no host; write e.g. {0}")]
     NoHost(&'static str),
     /// Only which part; its text may hold the password of a mangled URL.
@@ -319,6 +325,9 @@ fn parse_server(rest: &str, dialect: Dialect) -> Result<Server, UrlError> {
         };
         server.user = non_empty(percent_decode_lenient(user));
         server.password = password.map(percent_decode_lenient);
+    }
+    if hostport.contains(',') {
+        return Err(UrlError::SeveralHosts);
     }
     let (host, port) = split_host_port(hostport)?;
     server.host = authority_host(host, hostport.starts_with('['))?;
@@ -507,6 +516,9 @@ fn apply_parameter(server: &mut Server, dialect: Dialect, name: &str, value: &st
 }
 
 fn host_or_socket(value: &str) -> Result<Host, UrlError> {
+    if value.contains(',') {
+        return Err(UrlError::SeveralHosts);
+    }
     if value.starts_with('/') {
         return Ok(Host::Socket(PathBuf::from(value)));
     }
@@ -912,6 +924,10 @@ mod tests {
         assert_eq!(s.root_cert, Some(PathBuf::from("/ca.pem")));
         assert_eq!(parse("host=db password=two words dbname=d"), Err(UrlError::KeywordWithoutValue));
         assert_eq!(parse("host=db password='open"), Err(UrlError::UnterminatedQuote));
+        assert_eq!(parse("host=db1,db2 dbname=d"), Err(UrlError::SeveralHosts));
+        assert_eq!(parse("jdbc:postgresql://db1:5432,db2:5432/d"), Err(UrlError::SeveralHosts));
+        assert_eq!(parse("postgresql://u:p,w@db1,db2/d"), Err(UrlError::SeveralHosts));
+        assert_eq!(server("postgresql://u:p,w@db/d").password.as_deref(), Some("p,w"));
         assert!(matches!(parse("dbname=d"), Err(UrlError::NoHost(_))));
         // A tail of an unquoted password that looks like a keyword is counted, not named.
         let s = server("host=db password=a tail=b dbname=d");
