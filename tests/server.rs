@@ -180,6 +180,78 @@ async fn malformed_annotation_is_denied_with_400_and_the_message() {
     assert!(message.contains("kube-once.io/record") && message.contains("sometimes"), "{message}");
 }
 
+/// A writer that keeps the log lines of one test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A literal password in `kube-once.io/database-url`, written the ways
+/// secret generators and frameworks write them, is refused without being
+/// repeated: not in the answer kubectl and the audit log show, not in the
+/// server's log lines (JSON and text, debug level: the refusal's message
+/// is logged there), not in the metrics.
+#[tokio::test(flavor = "current_thread")]
+async fn a_literal_database_password_is_refused_and_never_repeated() {
+    const MARKER: &str = "ZqMarker9";
+    let shapes = ["", "a/", "?x=1&", "#", "p@", "%zz", ":/?#@%4", "'", "\\'", "$(", "a b", "x&c=d", "@tcp("];
+    let state = AppState::new(Config::default());
+    let captured = Captured::default();
+    let (json_writer, text_writer) = (captured.clone(), captured.clone());
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().json().with_writer(move || json_writer.clone()))
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || text_writer.clone()))
+        .with(tracing_subscriber::filter::LevelFilter::TRACE);
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let mut refused = 0;
+    for shape in shapes {
+        let password = format!("{shape}{MARKER}{shape}");
+        let quoted = password.replace('\\', "\\\\").replace('\'', "\\'");
+        for url in [
+            format!("postgres://app:{password}@db:5432/app"),
+            format!("postgis://$(DB_USER):{password}@$(DB_HOST)/app"),
+            format!("mysql2://app:{password}@db/app?encoding=utf8mb4"),
+            format!("jdbc:postgresql://db/app?user=app&password={password}&ssl=true"),
+            format!("jdbc:mysql://db/app?user=app&password={password}"),
+            format!("app:{password}@tcp(db:3306)/app"),
+            format!("host=db user=app password='{quoted}' dbname=app"),
+        ] {
+            // Alone (refused for the password) and beside database-url-env
+            // (refused for the conflict, which quotes the value too).
+            let conflicting = create_with_annotation("kube-once.io/database-url", &url);
+            let mut review: Value = serde_json::from_slice(&conflicting).unwrap();
+            let annotations = review["request"]["object"]["metadata"]["annotations"].as_object_mut().unwrap();
+            annotations.remove("kube-once.io/database-url-env");
+            let alone = serde_json::to_vec(&review).unwrap();
+            for (body, expected) in [(alone, "literal password"), (conflicting, "keep only one")] {
+                let (status, body) = call(server::router(state.clone()), Method::POST, "/mutate", body).await;
+                let response = assert_answers("create.json", status, &body);
+                assert_eq!(response["allowed"], false, "{url}: {body}");
+                let message = response["status"]["message"].as_str().unwrap();
+                assert!(message.contains(expected) && message.contains("***"), "{url}: {message}");
+                assert!(!body.contains(MARKER), "{url}: {body}");
+            }
+            refused += 1;
+        }
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("literal password"), "the refusals are logged: {log}");
+    assert!(!log.contains(MARKER), "{log}");
+    let metrics = state.metrics().render().unwrap();
+    assert!(!metrics.contains(MARKER), "{metrics}");
+    let line = format!(r#"kube_once_refusals_total{{reason="literal_password"}} {refused}"#);
+    assert!(metrics.lines().any(|l| l == line), "missing `{line}` in:\n{metrics}");
+}
+
 #[tokio::test]
 async fn metrics_count_patches_and_refusals_of_real_admissions_only() {
     let state = AppState::new(Config::default());

@@ -11,6 +11,7 @@
 #   start_postgres DIR PORT   # prints nothing, server on 127.0.0.1:PORT, db `test`
 #   start_postgres DIR PORT CERT KEY   # the same, accepting only TLS over TCP
 #   start_mariadb DIR PORT
+#   start_mariadb DIR PORT CERT KEY    # the same, with TLS offered (ssl-mode tests)
 #   stop_postgres DIR; stop_mariadb DIR
 
 _KUBE_ONCE_DB_DIR=""
@@ -114,10 +115,12 @@ stop_postgres() {
     _as_postgres "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
 }
 
-# start_mariadb DIR PORT: mariadb-install-db + mariadbd in DIR, root without
-# password on 127.0.0.1:PORT, database `test`. Waits until it answers.
+# start_mariadb DIR PORT [CERT KEY]: mariadb-install-db + mariadbd in DIR,
+# root without password on 127.0.0.1:PORT, database `test`. Waits until it
+# answers. With a PEM certificate and key, the server offers TLS.
 start_mariadb() {
-    local dir="$1" port="$2" deadline
+    local dir="$1" port="$2" cert="${3:-}" key="${4:-}" deadline tls=()
+    [ -n "$cert" ] && tls=(--ssl-cert="$cert" --ssl-key="$key")
     _ensure_mariadb_installed || return 1
     mkdir -p "$dir"
     mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --auth-root-authentication-method=normal \
@@ -127,7 +130,7 @@ start_mariadb() {
     setsid mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mysqld.sock" \
         --pid-file="$dir/mariadbd.pid" --port="$port" --bind-address=127.0.0.1 --skip-networking=0 \
         --log-error="$dir/error.log" --max-connections=400 --innodb-use-native-aio=0 \
-        --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --skip-log-bin </dev/null >/dev/null 2>&1 &
+        --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --skip-log-bin "${tls[@]}" </dev/null >/dev/null 2>&1 &
     local pid=$!
     deadline=$((SECONDS + 60))
     # Through our own socket, so another server that took the port cannot answer for ours;

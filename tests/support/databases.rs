@@ -328,6 +328,29 @@ impl Throwaway {
         server
     }
 
+    /// A MariaDB offering TLS with `certs` (it also accepts plain text, so
+    /// only a verification that fails proves the certificate was checked).
+    pub fn start_mariadb_tls(port: u16, certs: &kube_once_server::certs::CertBundle) -> Throwaway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        fs::write(&cert, &certs.cert_pem).expect("write tls.crt");
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).expect("tls.key");
+        std::io::Write::write_all(&mut file, certs.key_pem.as_bytes()).expect("write tls.key");
+        let server = Throwaway { kind: Kind::MySql, dir, port };
+        let status = databases_sh(r#"start_mariadb "$1" "$2" "$3" "$4""#, &server.data(), port, &[&cert, &key]);
+        assert!(status.success(), "start_mariadb with TLS failed");
+        server
+    }
+
+    /// The Unix socket: PostgreSQL's directory (`-k`), MariaDB's socket file.
+    pub fn socket(&self) -> PathBuf {
+        match self.kind {
+            Kind::Postgres => self.data(),
+            _ => self.data().join("mysqld.sock"),
+        }
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("server")
     }

@@ -190,9 +190,18 @@ impl<'a> Annotations<'a> {
     /// A refusal about annotation `name` with its current value.
     fn refuse(&self, name: &'static str, reason: Reason, problem: &str) -> Refusal {
         let value = self.get(name).unwrap_or_default();
+        let shown = if name == DATABASE_URL {
+            // Refusals reach kubectl, CI logs and the audit log: never a password.
+            match redact_database_url(value) {
+                Some(redacted) => format!("{redacted:?}"),
+                None => "(value not shown: it may hold a password)".to_owned(),
+            }
+        } else {
+            format!("{value:?}")
+        };
         Refusal::new(
             reason,
-            format!("Deployment {}: annotation {PREFIX}{name}: {value:?} {problem}", describe(self.deployment)),
+            format!("Deployment {}: annotation {PREFIX}{name}: {shown} {problem}", describe(self.deployment)),
         )
         .about(name)
     }
@@ -401,12 +410,16 @@ pub(crate) fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The database URL schemes `kube-once lock` speaks (before any `+driver`).
-const SCHEMES: [&str; 5] = ["postgres", "postgresql", "mysql", "mariadb", "sqlite"];
+/// The database URL schemes `kube-once lock` speaks (before any `+driver`;
+/// after `jdbc:` only `postgresql`, `mysql` and `mariadb`).
+const SCHEMES: [&str; 9] =
+    ["postgres", "postgresql", "pgsql", "postgis", "mysql", "mysql2", "trilogy", "mariadb", "sqlite"];
 /// Query parameters that carry a password in database URLs.
 const PASSWORD_PARAMETERS: [&str; 3] = ["password", "pass", "pwd"];
+/// What a refusal shows in place of a literal password.
+const REDACTED: &str = "***";
 
-/// Why a `database-url` is refused.
+/// Why a `database-url` is refused. No message repeats the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DatabaseUrlError {
     /// A password written out instead of a `$(VAR)` reference.
@@ -433,41 +446,220 @@ impl DatabaseUrlError {
 /// anyone who can read the Deployment.
 pub fn check_database_url(template: &str) -> Result<(), DatabaseUrlError> {
     let malformed = DatabaseUrlError::Malformed;
-    env_references(template).map_err(malformed)?;
-    let Some((scheme, rest)) = template.split_once("://") else {
+    let Some(shape) = Shape::of(template) else {
         return Err(malformed(
-            "is not a URL; write e.g. postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app".to_owned(),
+            "is not a database URL kube-once can lock with; write e.g. postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app, \
+             a JDBC URL, a Go MySQL DSN ($(DB_USER):$(DB_PASSWORD)@tcp($(DB_HOST):3306)/app) or a libpq keyword/value string \
+             (host=$(DB_HOST) user=$(DB_USER) password=$(DB_PASSWORD) dbname=app)"
+                .to_owned(),
         ));
     };
-    if !scheme.starts_with("$(") {
-        let family = scheme.split('+').next().unwrap_or_default().to_ascii_lowercase();
-        if !SCHEMES.contains(&family.as_str()) {
+    // Before the references are checked: their errors quote text, and a
+    // literal password may hold a `$(`.
+    if shape.passwords.iter().any(|password| !only_references(&template[password.value.clone()])) {
+        return Err(DatabaseUrlError::LiteralPassword);
+    }
+    env_references(template).map_err(malformed)?;
+    if let Some(scheme) = shape.scheme
+        && !scheme.starts_with("$(")
+    {
+        let lower = scheme.to_ascii_lowercase();
+        let known = match lower.strip_prefix("jdbc:") {
+            Some(jdbc) => ["postgresql", "mysql", "mariadb"].contains(&jdbc),
+            None => SCHEMES.contains(&lower.split('+').next().unwrap_or_default()),
+        };
+        if !known {
             return Err(malformed(format!(
-                "has scheme `{scheme}`, which kube-once cannot lock; use postgres(ql), mysql, mariadb or sqlite (with an optional +driver)"
+                "has scheme `{scheme}`, which kube-once cannot lock; use postgres(ql), pgsql, postgis, mysql, mysql2, trilogy, \
+                 mariadb or sqlite (with an optional +driver), jdbc:postgresql or jdbc:mysql"
             )));
         }
     }
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    if let Some((userinfo, _host)) = authority.rsplit_once('@')
-        && let Some((_user, password)) = userinfo.split_once(':')
-        && !password.is_empty()
-        && !only_references(password)
-    {
-        return Err(DatabaseUrlError::LiteralPassword);
+    Ok(())
+}
+
+/// The template with every literal password replaced by `***` (and, in a
+/// query, everything after it: an unescaped `&` in the password would leave
+/// its tail in sight); `$(VAR)` references stay. `None` when the text is in
+/// no form kube-once knows, so where a password starts cannot be told.
+pub fn redact_database_url(template: &str) -> Option<String> {
+    let shape = Shape::of(template)?;
+    let mut out = String::with_capacity(template.len());
+    let mut at = 0;
+    for password in &shape.passwords {
+        if only_references(&template[password.value.clone()]) {
+            continue;
+        }
+        // Spans that overlap (a password parameter inside a userinfo that an
+        // unescaped `@` made too long) are hidden as one.
+        if password.hidden.start >= at {
+            out.push_str(&template[at..password.hidden.start]);
+            out.push_str(REDACTED);
+        }
+        at = at.max(password.hidden.end);
     }
-    if let Some((_, query)) = rest.split_once('?') {
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if PASSWORD_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
-                && !value.is_empty()
-                && !only_references(value)
-            {
-                return Err(DatabaseUrlError::LiteralPassword);
-            }
+    out.push_str(&template[at..]);
+    Some(out)
+}
+
+/// Where the passwords of a database URL template are, in each of the forms
+/// `kube-once lock` reads (its parser splits them the same way).
+struct Shape<'a> {
+    /// `None` for the forms without one (Go DSN, libpq keyword/value).
+    scheme: Option<&'a str>,
+    passwords: Vec<Password>,
+}
+
+struct Password {
+    /// The password itself.
+    value: std::ops::Range<usize>,
+    /// What a redaction hides: the value, or to the end of a query.
+    hidden: std::ops::Range<usize>,
+}
+
+impl<'a> Shape<'a> {
+    fn of(text: &'a str) -> Option<Shape<'a>> {
+        if let Some((scheme, rest)) = text.split_once("://")
+            && (is_scheme(scheme) || scheme.starts_with("$("))
+        {
+            return Some(Shape { scheme: Some(scheme), passwords: url_passwords(text, text.len() - rest.len()) });
+        }
+        if starts_with_keyword(text) {
+            return keyword_passwords(text).map(|passwords| Shape { scheme: None, passwords });
+        }
+        go_dsn_password(text).map(|passwords| Shape { scheme: None, passwords })
+    }
+}
+
+/// `jdbc:postgresql`, `mysql+pymysql`: RFC 3986's letters, digits, `+ . -`, and one `jdbc:`.
+fn is_scheme(scheme: &str) -> bool {
+    let bare = match scheme.get(..5) {
+        Some(head) if head.eq_ignore_ascii_case("jdbc:") => &scheme[5..],
+        _ => scheme,
+    };
+    bare.starts_with(|c: char| c.is_ascii_alphabetic())
+        && bare.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+}
+
+/// The userinfo's password and the query's password parameters of
+/// `scheme://[userinfo@]host/db?query`, `rest` starting at byte `start`.
+/// The userinfo ends at the last `@` when the user name (before the first
+/// `:`) is plain, so passwords with unescaped `/ ? # @ :` are found whole.
+/// Password parameters are looked for in all of the text: an unescaped `@`
+/// in one makes everything before it look like a userinfo.
+fn url_passwords(text: &str, start: usize) -> Vec<Password> {
+    let rest = &text[start..];
+    let mut passwords = Vec::new();
+    // As the lock splits it, an `@` in a query's password parameter does not end a userinfo.
+    let in_query_password = |before: &str| {
+        before.split_once('?').is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("password=")))
+    };
+    let userinfo = match rest.rfind('@') {
+        Some(at)
+            if !rest[..at].split(':').next().unwrap_or_default().contains(['/', '?', '#', '@'])
+                && !in_query_password(&rest[..at]) =>
+        {
+            Some(at)
+        }
+        _ => rest.find('@').filter(|at| !rest[..*at].contains(['/', '?', '#'])),
+    };
+    if let Some(at) = userinfo
+        && let Some(colon) = rest[..at].find(':')
+    {
+        let value = start + colon + 1..start + at;
+        passwords.push(Password { hidden: value.clone(), value });
+    }
+    for (separator, _) in rest.match_indices(['?', '&']) {
+        let pair = &rest[separator + 1..];
+        let pair = &pair[..pair.find('&').unwrap_or(pair.len())];
+        if let Some((name, value)) = pair.split_once('=')
+            && PASSWORD_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
+        {
+            let value_start = start + separator + 1 + name.len() + 1;
+            passwords.push(Password { value: value_start..value_start + value.len(), hidden: value_start..text.len() });
         }
     }
-    Ok(())
+    passwords.sort_by_key(|password| password.hidden.start);
+    passwords
+}
+
+/// libpq's keyword/value form starts with a keyword and `=`.
+fn starts_with_keyword(text: &str) -> bool {
+    let end = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len());
+    end > 0 && text[end..].trim_start().starts_with('=')
+}
+
+/// `password=...` values of a libpq keyword/value string, as libpq splits
+/// it: bare words or single-quoted, a backslash escaping the next character.
+/// The range of a quoted value is what is inside the quotes; a redaction
+/// hides from the value to the end, since a space or quote left unescaped in
+/// the password makes its tail look like more keywords. `None` when it is not
+/// well formed (a word without `=`, an open quote): where the password ends
+/// cannot be told then.
+fn keyword_passwords(text: &str) -> Option<Vec<Password>> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    let mut passwords = Vec::new();
+    let skip_space = |mut at: usize| {
+        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        at
+    };
+    loop {
+        at = skip_space(at);
+        if at == bytes.len() {
+            return Some(passwords);
+        }
+        let keyword_start = at;
+        while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace() && *b != b'=') {
+            at += 1;
+        }
+        let keyword = &text[keyword_start..at];
+        at = skip_space(at);
+        if bytes.get(at) != Some(&b'=') {
+            return None;
+        }
+        at = skip_space(at + 1);
+        let (value, hidden) = if bytes.get(at) == Some(&b'\'') {
+            let open = at;
+            at += 1;
+            loop {
+                match bytes.get(at)? {
+                    b'\\' => at += 2,
+                    b'\'' => break,
+                    _ => at += 1,
+                }
+            }
+            at = at.min(bytes.len());
+            at += 1;
+            (open + 1..at - 1, open..text.len())
+        } else {
+            let start = at;
+            while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
+                at += if bytes[at] == b'\\' { 2 } else { 1 };
+            }
+            at = at.min(bytes.len());
+            (start..at, start..text.len())
+        };
+        if keyword == "password" {
+            passwords.push(Password { value, hidden });
+        }
+    }
+}
+
+/// The password of a Go MySQL driver DSN, `user:password@tcp(host:3306)/db`
+/// (also `tcp4`, `tcp6`, `unix(/path)`, or none: `user:password@/db`),
+/// written as it is: the driver unescapes nothing there. `None` when the text
+/// is not such a DSN.
+fn go_dsn_password(text: &str) -> Option<Vec<Password>> {
+    let nets = ["@tcp(", "@tcp4(", "@tcp6(", "@unix("];
+    let at = nets.iter().filter_map(|net| text.rfind(net)).max().or_else(|| text.rfind("@/"))?;
+    let userinfo = &text[..at];
+    Some(match userinfo.find(':') {
+        Some(colon) => vec![Password { value: colon + 1..at, hidden: colon + 1..at }],
+        None => Vec::new(),
+    })
 }
 
 /// Names of the `$(VAR)` references in a template (`$$(` is Kubernetes' escape for a literal `$(`).
@@ -544,4 +736,126 @@ fn edit_distance(a: &str, b: &str) -> usize {
         previous = current;
     }
     previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Passwords as secret generators write them: unescaped URL delimiters,
+    /// quotes, backslashes, stray `%`, `$(`; each holds the marker.
+    const MARKER: &str = "ZqMarker9";
+    fn passwords() -> Vec<String> {
+        ["", "a/", "?x=1&", "#", "p@", "%zz", ":/?#@%4", "'", "\\'", "\\", "$(", "a b", "x&c=d", "=", "))", "@tcp("]
+            .iter()
+            .map(|noise| format!("{noise}{MARKER}{noise}"))
+            .collect()
+    }
+
+    /// Every form `lock` reads, with `password` in the place a password goes.
+    fn forms(password: &str) -> Vec<String> {
+        let quoted = password.replace('\\', "\\\\").replace('\'', "\\'");
+        vec![
+            format!("postgresql://app:{password}@db:5432/app"),
+            format!("postgres://$(DB_USER):{password}@$(DB_HOST)/app?sslmode=require"),
+            format!("pgsql://app:{password}@[::1]:5432/app"),
+            format!("postgis://app:{password}@db/app"),
+            format!("mysql2://app:{password}@db/app?encoding=utf8mb4"),
+            format!("trilogy://app:{password}@db/app"),
+            format!("mysql+pymysql://app:{password}@db/app"),
+            format!("postgresql://$(DB_USER)@db/app?sslmode=require&password={password}"),
+            format!("jdbc:postgresql://db:5432/app?user=app&password={password}&ssl=true"),
+            format!("jdbc:mysql://db:3306/app?user=app&password={password}"),
+            format!("app:{password}@tcp(db:3306)/app?tls=true"),
+            format!("app:{password}@unix(/run/mysqld/mysqld.sock)/app"),
+            format!("host=db port=5432 user=app password='{quoted}' dbname=app sslmode=verify-full"),
+            format!("redis://app:{password}@db/0"),
+        ]
+    }
+
+    fn refusal_message(url: &str) -> String {
+        let deployment = json!({
+            "metadata": {"name": "shop", "namespace": "store", "annotations": {
+                "kube-once.io/run": "rake db:migrate",
+                "kube-once.io/database-url": url,
+            }},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:1"}]}}}
+        });
+        match plan(&deployment, &Config::default()) {
+            Err(refusal) => refusal.to_string(),
+            Ok(plan) => panic!("{url}: admitted as {plan:?}"),
+        }
+    }
+
+    #[test]
+    fn a_literal_password_is_refused_in_every_form_and_never_repeated() {
+        for password in passwords() {
+            for url in forms(&password) {
+                let checked = check_database_url(&url);
+                if !url.starts_with("redis") {
+                    assert_eq!(checked, Err(DatabaseUrlError::LiteralPassword), "{url}");
+                }
+                let message = refusal_message(&url);
+                assert!(!message.contains(MARKER), "{url}: {message}");
+                assert!(message.contains("kube-once.io/database-url"), "{message}");
+                let redacted = redact_database_url(&url);
+                assert!(
+                    redacted.as_ref().is_some_and(|r| r.contains("***") && !r.contains(MARKER)),
+                    "{url}: {redacted:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_everything_but_the_password() {
+        let cases = [
+            ("postgres://app:hunter2@db/app", "postgres://app:***@db/app"),
+            ("postgres://app:a/b?c#d@e@db/app?sslmode=require", "postgres://app:***@db/app?sslmode=require"),
+            ("postgres://$(U):$(P)@db/app?password=pw&tail", "postgres://$(U):$(P)@db/app?password=***"),
+            ("postgres://$(U):$(P)@db/app?password=$(P)&pass=x", "postgres://$(U):$(P)@db/app?password=$(P)&pass=***"),
+            ("u:p(a)ss@tcp($(H):3306)/app", "u:***@tcp($(H):3306)/app"),
+            ("jdbc:mysql://db:3306/app?user=u&password=x@y&ssl=true", "jdbc:mysql://db:3306/app?user=u&password=***"),
+            (r"host=db password='it\'s a b' dbname=app", "host=db password=***"),
+            (r"host=db password=x\ y dbname=app", "host=db password=***"),
+            // An unescaped space: libpq reads `S3cret=` as a keyword and `dbname=app` as its value.
+            ("host=db password=! S3cret= dbname=app", "host=db password=***"),
+            ("host=$(H) password=$(P) dbname=app", "host=$(H) password=$(P) dbname=app"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_database_url(url).as_deref(), Some(expected), "{url}");
+        }
+        // Where a password would start cannot be told: nothing is shown.
+        for url in ["app:hunter2@db/app", "host=db password=two words", "host=db password='open"] {
+            assert_eq!(redact_database_url(url), None, "{url}");
+            let message = refusal_message(url);
+            assert!(
+                !message.contains("hunter2") && !message.contains("two words") && message.contains("not shown"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn references_in_every_form_are_accepted() {
+        for url in [
+            "postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app",
+            "pgsql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app",
+            "postgis://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app",
+            "mysql2://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app",
+            "trilogy://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app",
+            "jdbc:postgresql://$(DB_HOST):5432/app?user=$(DB_USER)&password=$(DB_PASSWORD)",
+            "jdbc:mysql://$(DB_HOST):3306/app?user=$(DB_USER)&password=$(DB_PASSWORD)&useSSL=true",
+            "$(DB_USER):$(DB_PASSWORD)@tcp($(DB_HOST):3306)/app?tls=true",
+            "host=$(DB_HOST) port=5432 user=$(DB_USER) password='$(DB_PASSWORD)' dbname=app",
+            "$(SCHEME)://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app",
+            "sqlite:////data/app.db",
+        ] {
+            assert_eq!(check_database_url(url), Ok(()), "{url}");
+        }
+        assert!(matches!(check_database_url("jdbc:sqlserver://$(H)/app"), Err(DatabaseUrlError::Malformed(_))));
+        assert!(matches!(check_database_url("db.internal"), Err(DatabaseUrlError::Malformed(_))));
+    }
 }

@@ -41,9 +41,10 @@ pub const ANNOTATIONS: &[AnnotationDoc] = &[
     AnnotationDoc {
         name: annotations::DATABASE_URL,
         meaning: "A URL template with Kubernetes `$(VAR)` references, for apps that keep host, user and password in \
-                  separate variables: `postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app`. A literal password (in \
-                  the user info or a `password=` parameter) is refused: put it in a Secret and reference it. \
-                  Conflicts with `database-url-env`.",
+                  separate variables: `postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST)/app` (any form `lock` reads: \
+                  JDBC, Go MySQL DSN, libpq keyword/value too). A literal password (in the user info, a `password=` \
+                  parameter or keyword) is refused, and the refusal shows it as `***`: put it in a Secret and \
+                  reference it. Conflicts with `database-url-env`.",
         default: "—",
     },
     AnnotationDoc {

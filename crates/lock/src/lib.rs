@@ -2,7 +2,8 @@
 //! Lean on purpose: this crate is what the pod binary is built from.
 //!
 //! The protocol (docs/lock.md):
-//! 1. connect, retrying with capped exponential backoff (exit 69 after `connect-timeout`);
+//! 1. connect, retrying with capped exponential backoff (exit 69 after
+//!    `connect-timeout`; a TLS configuration error, exit 64 at once);
 //! 2. fast path: the done-record for the key exists → exit 0;
 //! 3. poll for the lock; between polls re-check the done-record (skip as soon
 //!    as the leader finished), log the holder every few seconds, give up with
@@ -49,6 +50,7 @@ use url::Target;
 
 /// Exit codes (sysexits.h where one fits); a failed command exits with its own code.
 pub mod exit {
+    /// Usage and configuration errors: nothing a retry or a wait can fix.
     pub const USAGE: u8 = 64;
     pub const UNREACHABLE: u8 = 69;
     pub const LOCK_LOST: u8 = 70;
@@ -263,9 +265,20 @@ pub async fn run_with_env(args: LockOptions, lookup: impl Fn(&str) -> Option<Str
         }
     };
     if let Target::Postgres(server) | Target::MySql(server) = &plan.target
-        && !server.ignored.is_empty()
+        && (!server.ignored.is_empty() || server.ignored_unnamed > 0)
     {
-        info!(event = "url", ignored = ?server.ignored, "database URL parameters not used by the lock (driver options)");
+        info!(
+            event = "url",
+            ignored = ?server.ignored,
+            not_named = server.ignored_unnamed,
+            "database URL parameters not used by the lock (driver options); those after `password` are counted, not named, in case an unescaped `&` split the password"
+        );
+    }
+    for target in std::iter::once(&plan.target).chain(&plan.lock_target) {
+        if let Err(problem) = tls::check_root_cert(target) {
+            error!(event = "config", "kube-once lock: {problem} (exit {})", exit::USAGE);
+            return ExitCode::from(exit::USAGE);
+        }
     }
     let settings = &plan.settings;
     let lock_server = |target: &Option<Target>| match target {
@@ -286,8 +299,17 @@ pub async fn run_with_env(args: LockOptions, lookup: impl Fn(&str) -> Option<Str
     ExitCode::from(code)
 }
 
-/// Connects, retrying with capped exponential backoff until `deadline` has passed.
-async fn connect<B, F, Fut>(deadline: Duration, attempt: &mut F) -> Result<B, (u32, anyhow::Error)>
+/// Why connecting gave up.
+enum NotConnected {
+    /// Still failing at the deadline: attempts made, the last error.
+    Unreachable(u32, anyhow::Error),
+    /// A failure no retry can cure: the server's TLS against the URL's settings.
+    Misconfigured(tls::Misconfigured, anyhow::Error),
+}
+
+/// Connects, retrying with capped exponential backoff until `deadline` has
+/// passed; a configuration error ends it at once.
+async fn connect<B, F, Fut>(deadline: Duration, attempt: &mut F, target: &Target) -> Result<B, NotConnected>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<B>>,
@@ -300,9 +322,12 @@ where
         match attempt().await {
             Ok(backend) => return Ok(backend),
             Err(problem) => {
+                if let Some(misconfigured) = tls::misconfigured(target, &problem) {
+                    return Err(NotConnected::Misconfigured(misconfigured, problem));
+                }
                 let left = deadline.saturating_sub(started.elapsed());
                 if left.is_zero() {
-                    return Err((number, problem));
+                    return Err(NotConnected::Unreachable(number, problem));
                 }
                 let pause = backoff.next_pause().min(left);
                 warn!(
@@ -326,9 +351,14 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<L>>,
 {
-    let mut backend = match connect(plan.connect_timeout, &mut attempt).await {
+    // The first connection is the lock's, so its URL names the parameters to fix.
+    let target = plan.lock_target.as_ref().unwrap_or(&plan.target);
+    let mut backend = match connect(plan.connect_timeout, &mut attempt, target).await {
         Ok(backend) => backend,
-        Err((attempts, problem)) => {
+        Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+            return misconfigured_exit(&misconfigured, &problem);
+        }
+        Err(NotConnected::Unreachable(attempts, problem)) => {
             let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
             return unreachable(attempts, &problem, &within);
         }
@@ -354,9 +384,12 @@ where
                     "the database connection broke while waiting for the lock; connecting again"
                 );
                 tokio::time::sleep(pause).await;
-                match connect(left.saturating_sub(pause), &mut attempt).await {
+                match connect(left.saturating_sub(pause), &mut attempt, target).await {
                     Ok(fresh) => backend = fresh,
-                    Err((attempts, problem)) => {
+                    Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+                        return misconfigured_exit(&misconfigured, &problem);
+                    }
+                    Err(NotConnected::Unreachable(attempts, problem)) => {
                         let within = format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
                         return unreachable(attempts, &problem, &within);
                     }
@@ -383,6 +416,17 @@ fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str) -> u8 {
         exit::UNREACHABLE
     );
     exit::UNREACHABLE
+}
+
+/// Logs a configuration error found while connecting; the exit code to return.
+fn misconfigured_exit(misconfigured: &tls::Misconfigured, problem: &anyhow::Error) -> u8 {
+    error!(
+        event = "config",
+        error = format!("{problem:#}"),
+        "kube-once lock: {misconfigured}; not retried, since waiting cannot fix it (exit {})",
+        exit::USAGE
+    );
+    exit::USAGE
 }
 
 /// A follower's wait, kept across reconnections.

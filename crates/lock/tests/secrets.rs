@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kube_once_core::annotations::{DatabaseUrlError, check_database_url, redact_database_url};
 use kube_once_lock::url::{Server, Target};
 use kube_once_lock::{LockOptions, plan, run_with_env};
 use proptest::prelude::*;
@@ -17,7 +18,18 @@ use proptest::prelude::*;
 const MARKER: &str = "ZqMarker9";
 
 fn schemes() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["postgresql", "postgres", "postgresql+psycopg2", "mysql", "mysql+pymysql", "mariadb"])
+    prop::sample::select(vec![
+        "postgresql",
+        "postgres",
+        "postgresql+psycopg2",
+        "pgsql",
+        "postgis",
+        "mysql",
+        "mysql+pymysql",
+        "mysql2",
+        "trilogy",
+        "mariadb",
+    ])
 }
 
 /// Printable ASCII, the URL delimiters included.
@@ -38,6 +50,27 @@ prop_compose! {
     ) -> String {
         let port = port.map(|port| format!(":{port}")).unwrap_or_default();
         format!("{scheme}://{user}:{before}{MARKER}{after}@{host}{port}/{database}{query}")
+    }
+}
+
+/// The forms without a scheme and the JDBC ones, the password written raw,
+/// as a generator or a careless hand leaves it.
+fn in_form(form: usize, password: &str, port: u16) -> String {
+    let quoted = password.replace('\\', "\\\\").replace('\'', "\\'");
+    match form {
+        0 => format!("jdbc:postgresql://127.0.0.1:{port}/app?user=app&password={password}&ssl=true"),
+        1 => format!("jdbc:mysql://127.0.0.1:{port}/app?user=app&password={password}"),
+        2 => format!("app:{password}@tcp(127.0.0.1:{port})/app?parseTime=true"),
+        3 => format!("host=127.0.0.1 port={port} user=app password='{quoted}' dbname=app"),
+        _ => format!("host=127.0.0.1 port={port} user=app password={password} dbname=app"),
+    }
+}
+
+const FORMS: usize = 5;
+
+prop_compose! {
+    fn secret_in_any_form()(form in 0..FORMS, before in noise(), after in noise(), port in 1u16..) -> String {
+        in_form(form, &format!("{before}{MARKER}{after}"), port)
     }
 }
 
@@ -67,6 +100,41 @@ proptest! {
                 prop_assert!(!shown.contains(MARKER), "{url}: {shown}");
             }
         }
+    }
+}
+
+/// What `lock` takes for a password, the webhook's `database-url` check
+/// takes for a literal password too, and the refusal never shows it.
+fn webhook_agrees(url: &str) -> Result<(), TestCaseError> {
+    let lock_password = match kube_once_lock::url::parse(url) {
+        Ok(Target::Postgres(server) | Target::MySql(server)) => server.password,
+        _ => None,
+    };
+    let checked = check_database_url(url);
+    if lock_password.is_some_and(|password| password.contains(MARKER)) {
+        prop_assert_eq!(&checked, &Err(DatabaseUrlError::LiteralPassword), "{}", url);
+    }
+    if checked.is_err() {
+        let shown = format!("{:?} {:?}", checked, redact_database_url(url));
+        prop_assert!(!shown.contains(MARKER), "{}: {}", url, shown);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_form_keeps_the_password_out_of_errors_and_debug(url in prop_oneof![secret_url(), secret_in_any_form()]) {
+        match plan(&options(), |var| (var == "DATABASE_URL").then(|| url.clone())) {
+            Ok(plan) => prop_assert!(!format!("{plan:?}").contains(MARKER), "{}", url),
+            Err(problem) => {
+                let shown = format!("{problem} {problem:?}");
+                let shown = format!("{shown} {:#}", anyhow::Error::new(problem));
+                prop_assert!(!shown.contains(MARKER), "{}: {}", url, shown);
+            }
+        }
+        webhook_agrees(&url)?;
     }
 }
 
@@ -117,8 +185,14 @@ proptest! {
         before in noise(),
         after in noise(),
         query in prop::sample::select(vec!["", "?sslmode=disable", "?sslmode=bogus", "?charset=utf8mb4"]),
+        form in 0..FORMS * 2,
     ) {
-        let url = format!("{scheme}://app:{before}{MARKER}{after}@127.0.0.1:{}/app{query}", closed_port());
+        let port = closed_port();
+        let url = match form {
+            // Half the cases in a scheme's URL, the others in the other forms.
+            form if form < FORMS => in_form(form, &format!("{before}{MARKER}{after}"), port),
+            _ => format!("{scheme}://app:{before}{MARKER}{after}@127.0.0.1:{port}/app{query}"),
+        };
         let (code, log) = run_logged(&url);
         prop_assert!(code == ExitCode::from(69) || code == ExitCode::from(64), "{url}: {code:?}\n{log}");
         prop_assert!(!log.is_empty(), "{url}: no log");
