@@ -415,7 +415,12 @@ fn webhook_follows_the_design_by_default() {
     assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
     assert_eq!(
         hook["rules"],
-        json!([{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"], "scope": "Namespaced"}])
+        json!([
+            {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments", "statefulsets", "daemonsets"], "scope": "Namespaced"},
+            {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["cronjobs"], "scope": "Namespaced"},
+            {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["jobs"], "scope": "Namespaced"},
+            {"apiGroups": ["argoproj.io"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"], "resources": ["rollouts"], "scope": "Namespaced"}
+        ])
     );
     assert_eq!(hook["sideEffects"], "None");
     assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
@@ -438,8 +443,9 @@ fn webhook_follows_the_design_by_default() {
     let expression = condition["expression"].as_str().expect("CEL expression");
     for part in [
         "object.metadata.annotations.exists(k, k.startsWith('kube-once.io/'))",
-        "'kube-once.io/status' in object.spec.template.metadata.annotations",
+        "object.spec.template.metadata.annotations.exists(k, k.startsWith('kube-once.io/'))",
         "has(object.spec.template.metadata.annotations)",
+        "object.spec.jobTemplate.spec.template.metadata.annotations.exists(k, k.startsWith('kube-once.io/'))",
     ] {
         assert!(expression.contains(part), "{part:?} missing from {expression}");
     }

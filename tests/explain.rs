@@ -201,6 +201,30 @@ fn opt_in_namespaces_need_their_label() {
     assert!(with.verdict.starts_with("sent, injected"), "{}", with.stdout);
 }
 
+/// A kustomize overlay that installs the plain manifests in another
+/// namespace renames the Namespace object but not the name in the
+/// namespaceSelector: the Namespace's kube-once.io/ignore label keeps the
+/// webhook's own namespace out all the same.
+#[test]
+fn the_webhooks_own_namespace_stays_excluded_under_a_kustomize_namespace_override() {
+    let overlay = support::fixtures("chart").join("overlay-platform");
+    let output = chart::run(&support::env::tool("KUBE_ONCE_KUBECTL"), ["kustomize".as_ref(), overlay.as_os_str()]);
+    assert!(output.status.success(), "kubectl kustomize failed:\n{}", chart::text(&output.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = dir.path().join("rendered.yaml");
+    std::fs::write(&rendered, &output.stdout).unwrap();
+    let manifest = dir.path().join("deploy.yaml");
+    let django = std::fs::read_to_string(corpus_manifest("django")).unwrap();
+    std::fs::write(&manifest, django.replace("namespace: apps", "namespace: platform")).unwrap();
+    let got = explain_with(&manifest, &rendered, None, &["--namespace-file", rendered.to_str().unwrap()]);
+    assert_eq!(got.code, 3, "{}{}", got.stdout, got.stderr);
+    assert!(
+        got.verdict.starts_with("not sent to the webhook: namespaceSelector does not select namespace platform"),
+        "{}",
+        got.stdout
+    );
+}
+
 /// `webhook.matchConditions=false`: every Deployment is sent; one without
 /// kube-once.io/ annotations comes back unchanged.
 #[test]
