@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::kind::Kind;
 use crate::yaml::{self, Limits, YamlError};
 
 /// A stream that is not a valid manifest; says which document and line.
@@ -94,6 +95,12 @@ pub fn at_path_mut<'a>(document: &'a mut Value, path: &[usize]) -> Option<&'a mu
 /// (docs/dev/performance.md).
 pub fn value_at<'v>(value: &'v Value, keys: &[&str]) -> Option<&'v Value> {
     keys.iter().try_fold(value, |value, key| value.get(key))
+}
+
+/// `<Kind> namespace/name` of an object for messages: `Deployment shop/web`,
+/// `CronJob shop/report` (see [`Kind::read_as`]).
+pub fn subject(object: &Value) -> String {
+    format!("{} {}", Kind::read_as(object), describe(object))
 }
 
 /// `namespace/name` of an object for messages (`name` alone when the

@@ -72,15 +72,15 @@ fn check_update_properties(input: &Value, old: &Value, config: &Config) -> Mutat
 }
 
 /// The admission path keeps the containers' lists aside as text
-/// (`Deployment::parse`); the same Deployment with everything inline (no
+/// (`Workload::parse`); the same Deployment with everything inline (no
 /// lists aside, how every field was read before) gets the same answer.
 #[test]
 fn lists_kept_aside_give_the_answer_of_lists_inline() {
     for core_cases::Case { name: case, input, old, config, .. } in core_cases::all() {
         let (text, old_text) = (input.to_string(), old.as_ref().map(Value::to_string));
-        let aside = core::Deployment::parse(&text).unwrap();
-        let old_aside = old_text.as_deref().map(|text| core::Deployment::parse(text).unwrap());
-        let inline = |value: &Value| core::Deployment { value: value.clone(), lists: Default::default() };
+        let aside = core::Workload::parse(&text).unwrap();
+        let old_aside = old_text.as_deref().map(|text| core::Workload::parse(text).unwrap());
+        let inline = |value: &Value| core::Workload { value: value.clone(), lists: Default::default() };
         assert_eq!(
             core::changes(&aside, old_aside.as_ref(), &config),
             core::changes(&inline(&input), old.as_ref().map(inline).as_ref(), &config),
@@ -974,7 +974,7 @@ fn the_patch_of_a_one_megabyte_app_container_follows_the_change() {
     let size = serde_json::to_vec(&object).unwrap().len();
     assert!(size > 1_000_000, "the object must be over 1 MB, is {size}");
     let text = object.to_string();
-    let changes = core::changes(&core::Deployment::parse(&text).unwrap(), None, &Config::default()).unwrap();
+    let changes = core::changes(&core::Workload::parse(&text).unwrap(), None, &Config::default()).unwrap();
     let patch_size = serde_json::to_vec(&changes.patch).unwrap().len();
     assert!(patch_size <= 16 * 1024, "the patch must follow the change, not the object: {patch_size} bytes");
 }
