@@ -84,6 +84,13 @@ impl Kind {
         self != Kind::Job
     }
 
+    /// Whether its pods keep running (and serving) until replaced, so old
+    /// pods serve while new ones migrate. A Job's and a CronJob's run to
+    /// completion.
+    pub fn long_running(self) -> bool {
+        !matches!(self, Kind::Job | Kind::CronJob)
+    }
+
     /// The kind named by `kind` (any API version).
     pub fn named(kind: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == kind)

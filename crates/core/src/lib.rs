@@ -31,8 +31,8 @@ mod view;
 pub use config::{Config, ConfigError, Defaults, Delivery};
 pub use contract::{ANNOTATIONS, AnnotationDoc};
 pub use kind::Kind;
-pub use manifest::{describe, is_deployment, parse_documents, subject};
-pub use render::{DeploymentPreview, DocumentPreview, Format, Preview, preview, to_yaml};
+pub use manifest::{describe, is_deployment, is_workload, parse_documents, subject, unheeded};
+pub use render::{DocumentPreview, Format, Preview, WorkloadPreview, preview, to_yaml};
 pub use settings::Record;
 pub use view::Workload;
 
@@ -270,13 +270,17 @@ fn desired_template<'o, 'a>(
     config: &Config,
 ) -> Result<Option<DesiredTemplate<'o, 'a>>, Refusal> {
     let deployment = &object.value;
-    let plan = annotations::plan(deployment, config)?;
+    let plan = annotations::plan(deployment, config);
     let Some(template) = kind.template(deployment) else {
+        // A Rollout's workloadRef explains its empty list of containers.
+        let borrowed = value_at(deployment, &["spec", "workloadRef"]).is_some();
         return match plan {
-            None => Ok(None),
-            Some(_) => Err(missing_template(kind, deployment)),
+            Ok(None) => Ok(None),
+            Err(refusal) if !(borrowed && refusal.reason() == Reason::IncompleteTemplate) => Err(refusal),
+            _ => Err(missing_template(kind, deployment)),
         };
     };
+    let plan = plan?;
     let injected_before = inject::status_of(deployment, template)?.is_some();
     // A Job with kube-once's status but no annotation of its own was made
     // from an injected template (a CronJob's Jobs are): it is not ours to
@@ -296,7 +300,7 @@ fn desired_template<'o, 'a>(
             None => inject::apply(deployment, containers, stripped, object.lists.clone(), plan, config)?,
         },
     };
-    let first_enabled = old_object.is_none_or(|old| !is_injected(&old.value));
+    let first_enabled = kind.long_running() && old_object.is_none_or(|old| !is_injected(&old.value));
     let warnings =
         plan.as_ref().map(|plan| warnings(plan, containers, &object.lists, first_enabled)).unwrap_or_default();
     Ok(Some(DesiredTemplate { before: template, template: desired_template, lists, warnings }))
