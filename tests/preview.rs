@@ -720,7 +720,7 @@ mod server_preview {
         assert!(!preview.is_finished(), "/healthz must be answered while the preview body is still being read");
         let (status, text) = preview.await.unwrap();
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-        assert!(text.contains("no apps/v1 Deployment in the body (1 document(s))"), "{text}");
+        assert!(text.contains("no workload kube-once handles in the body (1 document(s))"), "{text}");
     }
 
     #[tokio::test]
