@@ -59,23 +59,24 @@ pub fn is_workload(object: &Value) -> bool {
     Kind::of(object).is_some()
 }
 
-/// Where the workloads of one document are: `[]` is the document itself,
-/// `[2, 0]` is `items[2].items[0]` (Lists nest). Items of a supported kind's
-/// list (an `apps/v1` `DeploymentList`, a `batch/v1` `CronJobList`) may
-/// leave out their `kind` and `apiVersion`.
-pub fn workload_paths(document: &Value) -> Vec<Vec<usize>> {
+/// Where the workloads of one document are, with their kind: `[]` is the
+/// document itself, `[2, 0]` is `items[2].items[0]` (Lists nest). Items of a
+/// supported kind's list (an `apps/v1` `DeploymentList`, a `batch/v1`
+/// `CronJobList`) may leave out their `kind` and `apiVersion`.
+pub fn workload_paths(document: &Value) -> Vec<(Vec<usize>, Kind)> {
     let mut paths = Vec::new();
     walk(document, &mut Vec::new(), None, &mut paths);
     paths
 }
 
-fn walk(object: &Value, path: &mut Vec<usize>, in_list_of: Option<Kind>, paths: &mut Vec<Vec<usize>>) {
-    let implied = in_list_of.is_some_and(|kind| {
-        object.get("kind").is_none_or(|k| k == kind.name())
+fn walk(object: &Value, path: &mut Vec<usize>, in_list_of: Option<Kind>, paths: &mut Vec<(Vec<usize>, Kind)>) {
+    let implied = in_list_of.filter(|kind| {
+        object.is_object()
+            && object.get("kind").is_none_or(|k| k == kind.name())
             && object.get("apiVersion").is_none_or(|v| v == kind.api_version())
     });
-    if is_workload(object) || (implied && object.is_object()) {
-        paths.push(path.clone());
+    if let Some(kind) = Kind::of(object).or(implied) {
+        paths.push((path.clone(), kind));
     } else if is_list(object) {
         let list_kind = object
             .get("kind")
@@ -195,7 +196,8 @@ mod tests {
             {"apiVersion": "v1", "kind": "List", "items": [d("apps/v1"), d("apps/v1beta1")]},
             {"apiVersion": "apps/v1", "kind": "DeploymentList", "items": [{"metadata": {"name": "bare"}}]},
         ]});
-        assert_eq!(workload_paths(&list), [vec![0], vec![1, 0], vec![2, 0]]);
+        let paths: Vec<Vec<usize>> = workload_paths(&list).into_iter().map(|(path, _)| path).collect();
+        assert_eq!(paths, [vec![0], vec![1, 0], vec![2, 0]]);
         assert_eq!(at_path(&list, &[2, 0]).unwrap()["metadata"]["name"], "bare");
         let text = serde_json::to_string(&list).unwrap();
         assert_eq!(parse_documents(&text).unwrap().len(), 4);
@@ -207,12 +209,12 @@ mod tests {
             {"metadata": {"name": "bare"}},
             {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "old"}},
         ]});
-        assert_eq!(workload_paths(&list), [vec![0]]);
+        assert_eq!(workload_paths(&list), [(vec![0], Kind::CronJob)]);
         let list = json!({"apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"}},
             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}},
         ]});
-        assert_eq!(workload_paths(&list), [vec![0]]);
+        assert_eq!(workload_paths(&list), [(vec![0], Kind::StatefulSet)]);
     }
 
     #[test]

@@ -136,11 +136,10 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
             .map(|value| {
                 workload_paths(value)
                     .into_iter()
-                    .filter_map(|path| {
+                    .filter_map(|(path, kind)| {
                         let object = at_path(value, &path)?;
-                        let outcome = crate::mutate(object, None, config);
-                        let (kind, name) = (Kind::read_as(object), manifest::describe(object));
-                        Some(WorkloadPreview { kind, name, path, outcome })
+                        let outcome = mutate_as(object, kind, config);
+                        Some(WorkloadPreview { kind, name: manifest::describe(object), path, outcome })
                     })
                     .collect()
             })
@@ -175,6 +174,24 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
         documents.push(DocumentPreview { document, holds_value, value, workloads, notes });
     }
     Ok(Preview { text, documents })
+}
+
+/// [`crate::mutate`] of `object` as `kind`: an item of a `CronJobList` may
+/// leave its `kind` out, which the core would read as a Deployment's; it is
+/// mutated with its kind filled in, and printed without it, as written.
+fn mutate_as(object: &Value, kind: Kind, config: &Config) -> Result<Mutation, Refusal> {
+    if object.get("kind").is_some() {
+        return crate::mutate(object, None, config);
+    }
+    let mut typed = object.clone();
+    if let Some(fields) = typed.as_object_mut() {
+        fields.insert("kind".to_owned(), Value::String(kind.name().to_owned()));
+    }
+    let mut mutation = crate::mutate(&typed, None, config)?;
+    if let Some(fields) = mutation.object.as_object_mut() {
+        fields.remove("kind");
+    }
+    Ok(mutation)
 }
 
 /// The objects of a document: itself, or the items of its (nested) lists.
@@ -345,6 +362,19 @@ pub fn unified_diff(name: &str, before: &str, after: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_of_a_cron_job_list_are_cron_jobs_even_without_their_kind() {
+        let text = r#"{"apiVersion": "batch/v1", "kind": "CronJobList", "items": [{"metadata": {"name": "r",
+            "annotations": {"kube-once.io/run": "migrate"}}, "spec": {"jobTemplate": {"spec": {"template": {"spec":
+            {"containers": [{"name": "app", "image": "app:1"}]}}}}}}]}"#;
+        let all = preview(text, &Config::default(), &Limits::default()).unwrap();
+        let workload = all.workloads().next().unwrap();
+        assert_eq!(workload.kind, Kind::CronJob);
+        let mutation = workload.outcome.as_ref().unwrap();
+        assert!(mutation.object.get("kind").is_none(), "printed as written, without a kind");
+        assert!(mutation.object.pointer("/spec/jobTemplate/spec/template/spec/initContainers").is_some());
+    }
 
     #[test]
     fn mutated_deployments_count_against_the_node_budget() {
