@@ -313,14 +313,51 @@ fn only_apps_v1_deployments_are_mutated_and_lists_are_flattened() {
     assert!(out.pointer("/items/3/spec/template/spec/initContainers").is_none());
 }
 
+/// Rollouts against the Argo Rollouts CRD's own v1alpha1 schema
+/// (tests/fixtures/schemas, with its source), as strictly as
+/// kubernetes-validate --strict checks the Kubernetes kinds: a field the
+/// schema does not name is an error, except where it preserves unknown fields.
+const STRICT_CRD_CHECK: &str = r#"
+import sys, yaml, jsonschema
+crd = yaml.safe_load(open(sys.argv[1]))
+schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")["schema"]["openAPIV3Schema"]
+def strict(node):
+    if isinstance(node, dict):
+        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            strict(value)
+    elif isinstance(node, list):
+        for value in node:
+            strict(value)
+strict(schema)
+for key in ("apiVersion", "kind"):
+    schema["properties"].setdefault(key, {"type": "string"})
+for path in sys.argv[2:]:
+    for document in yaml.safe_load_all(open(path)):
+        if document:
+            jsonschema.validate(document, schema)
+"#;
+
+fn assert_rollouts_valid(files: &[PathBuf]) {
+    let crd = support::fixtures("schemas").join("argo-rollouts-rollout-crd.yaml");
+    let output =
+        Command::new(tool("KUBE_ONCE_PYTHON")).arg("-c").arg(STRICT_CRD_CHECK).arg(&crd).args(files).output().unwrap();
+    assert!(
+        output.status.success(),
+        "the Argo Rollouts CRD schema refuses {files:?}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Each kind in every output format: the patch is the core's golden one, the
-/// YAML is strict-valid (the Kubernetes kinds; kubernetes-validate has no
-/// schema for Argo's Rollout) and previews again to no change, the diff is
+/// YAML is strict-valid (the Kubernetes kinds by kubernetes-validate, the
+/// Rollout by its CRD's schema) and previews again to no change, the diff is
 /// labelled with the kind, and what kube-once passes over is warned about.
 #[test]
 fn every_kind_previews_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
-    let mut valid = Vec::new();
+    let (mut valid, mut rollouts) = (Vec::new(), Vec::new());
     for (case, label) in [
         ("statefulset", "statefulset/shop/ledger"),
         ("daemonset", "daemonset/observability/agent"),
@@ -337,10 +374,11 @@ fn every_kind_previews_in_every_format() {
         assert_eq!(yaml.code, 0, "{case}: {}", yaml.stderr);
         let again = preview(&["-f", "-", "-o", "patch"], Some(&yaml.stdout));
         assert_eq!(again.stdout, "[]\n", "{case}: previewing the output again changes nothing");
-        if case != "rollout" {
-            let path = dir.path().join(format!("{case}.yaml"));
-            std::fs::write(&path, &yaml.stdout).unwrap();
-            valid.push(path);
+        let path = dir.path().join(format!("{case}.yaml"));
+        std::fs::write(&path, &yaml.stdout).unwrap();
+        match case {
+            "rollout" => rollouts.push(path),
+            _ => valid.push(path),
         }
         let diff = preview(&["-f", &input, "-o", "diff"], None);
         assert_eq!(diff.code, 1, "{case}: {}", diff.stderr);
@@ -351,6 +389,21 @@ fn every_kind_previews_in_every_format() {
         assert_eq!(answers[0]["patch"], serde_json::from_str::<Value>(&golden).unwrap(), "{case}");
     }
     assert_strict_valid(&valid);
+    assert_rollouts_valid(&rollouts);
+    // The check can fail: a misspelt field in the pod template is refused.
+    let misspelt = dir.path().join("misspelt.yaml");
+    let text = std::fs::read_to_string(&rollouts[0]).unwrap().replace("initContainers:", "initContainerz:");
+    std::fs::write(&misspelt, text).unwrap();
+    let output = Command::new(tool("KUBE_ONCE_PYTHON"))
+        .arg("-c")
+        .arg(STRICT_CRD_CHECK)
+        .arg(support::fixtures("schemas").join("argo-rollouts-rollout-crd.yaml"))
+        .arg(&misspelt)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("'initContainerz' was unexpected")
+    );
 
     // Nothing silent: near-miss prefixes and kinds kube-once does not handle.
     let unheeded = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: typo\n  annotations:\n    kubeonce.io/run: migrate\n\
