@@ -30,7 +30,7 @@ fn injected(input: &str) -> (String, String, bool) {
 }
 
 #[test]
-fn lists_only_deployments_that_carry_the_injection() {
+fn lists_only_workloads_that_carry_the_injection() {
     let mut injected_one = fixture("already-injected.input.yaml");
     injected_one["metadata"]["namespace"] = json!("shop");
     let mut plain = fixture("no-init-containers.input.yaml");
@@ -38,11 +38,18 @@ fn lists_only_deployments_that_carry_the_injection() {
     plain["metadata"]["name"] = json!("plain");
     let mut statefulset = injected_one.clone();
     statefulset["kind"] = json!("StatefulSet");
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": [plain, injected_one.clone(), statefulset]});
+    statefulset["metadata"]["name"] = json!("db");
+    // Not served since Kubernetes 1.16: no webhook ever saw it.
+    let mut old = injected_one.clone();
+    old["apiVersion"] = json!("apps/v1beta2");
+    let cron = fixture("cronjob-update.old.yaml");
+    let list =
+        json!({"apiVersion": "v1", "kind": "List", "items": [plain, injected_one.clone(), statefulset, old, cron]});
 
     let (stdout, _, ok) = injected(&serde_json::to_string(&list).unwrap());
     assert!(ok);
-    assert_eq!(stdout, format!("shop/{}\n", injected_one["metadata"]["name"].as_str().unwrap()));
+    let name = injected_one["metadata"]["name"].as_str().unwrap();
+    assert_eq!(stdout, format!("shop/{name}\nstatefulset shop/db\ncronjob shop/report\n"));
 }
 
 #[test]
@@ -50,5 +57,5 @@ fn says_so_when_nothing_is_left() {
     let (stdout, stderr, ok) = injected("apiVersion: v1\nkind: List\nitems: []\n");
     assert!(ok);
     assert_eq!(stdout, "");
-    assert!(stderr.contains("no Deployment carries kube-once.io/status"), "{stderr}");
+    assert!(stderr.contains("no workload carries kube-once.io/status"), "{stderr}");
 }

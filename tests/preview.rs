@@ -313,6 +313,124 @@ fn only_apps_v1_deployments_are_mutated_and_lists_are_flattened() {
     assert!(out.pointer("/items/3/spec/template/spec/initContainers").is_none());
 }
 
+/// Rollouts against the Argo Rollouts CRD's own v1alpha1 schema
+/// (tests/fixtures/schemas, with its source), as strictly as
+/// kubernetes-validate --strict checks the Kubernetes kinds: a field the
+/// schema does not name is an error, except where it preserves unknown fields.
+const STRICT_CRD_CHECK: &str = r#"
+import sys, yaml, jsonschema
+crd = yaml.safe_load(open(sys.argv[1]))
+schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")["schema"]["openAPIV3Schema"]
+def strict(node):
+    if isinstance(node, dict):
+        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            strict(value)
+    elif isinstance(node, list):
+        for value in node:
+            strict(value)
+strict(schema)
+for key in ("apiVersion", "kind"):
+    schema["properties"].setdefault(key, {"type": "string"})
+for path in sys.argv[2:]:
+    for document in yaml.safe_load_all(open(path)):
+        if document:
+            jsonschema.validate(document, schema)
+"#;
+
+fn assert_rollouts_valid(files: &[PathBuf]) {
+    let crd = support::fixtures("schemas").join("argo-rollouts-rollout-crd.yaml");
+    let output =
+        Command::new(tool("KUBE_ONCE_PYTHON")).arg("-c").arg(STRICT_CRD_CHECK).arg(&crd).args(files).output().unwrap();
+    assert!(
+        output.status.success(),
+        "the Argo Rollouts CRD schema refuses {files:?}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Each kind in every output format: the patch is the core's golden one, the
+/// YAML is strict-valid (the Kubernetes kinds by kubernetes-validate, the
+/// Rollout by its CRD's schema) and previews again to no change, the diff is
+/// labelled with the kind, and what kube-once passes over is warned about.
+#[test]
+fn every_kind_previews_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut valid, mut rollouts) = (Vec::new(), Vec::new());
+    for (case, label) in [
+        ("statefulset", "statefulset/shop/ledger"),
+        ("daemonset", "daemonset/observability/agent"),
+        ("job", "job/shop/seed"),
+        ("cronjob", "cronjob/shop/report"),
+        ("rollout", "rollout/shop/storefront"),
+    ] {
+        let input = format!("tests/fixtures/core/{case}.input.yaml");
+        let patch = preview(&["-f", &input, "-o", "patch"], None);
+        assert_eq!(patch.code, 0, "{case}: {}", patch.stderr);
+        let golden = std::fs::read_to_string(support::fixtures("core").join(format!("{case}.patch.json"))).unwrap();
+        assert_eq!(patch.stdout, golden, "{case}: preview and the core agree");
+        let yaml = preview(&["-f", &input, "-o", "yaml"], None);
+        assert_eq!(yaml.code, 0, "{case}: {}", yaml.stderr);
+        let again = preview(&["-f", "-", "-o", "patch"], Some(&yaml.stdout));
+        assert_eq!(again.stdout, "[]\n", "{case}: previewing the output again changes nothing");
+        let path = dir.path().join(format!("{case}.yaml"));
+        std::fs::write(&path, &yaml.stdout).unwrap();
+        match case {
+            "rollout" => rollouts.push(path),
+            _ => valid.push(path),
+        }
+        let diff = preview(&["-f", &input, "-o", "diff"], None);
+        assert_eq!(diff.code, 1, "{case}: {}", diff.stderr);
+        assert!(diff.stdout.starts_with(&format!("--- a/{label}\n+++ b/{label}\n")), "{case}: {}", diff.stdout);
+        let json = preview(&["-f", &input, "-o", "json"], None);
+        let answers: Vec<Value> = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(answers.len(), 1, "{case}");
+        assert_eq!(answers[0]["patch"], serde_json::from_str::<Value>(&golden).unwrap(), "{case}");
+    }
+    assert_strict_valid(&valid);
+    assert_rollouts_valid(&rollouts);
+    // The check can fail: a misspelt field in the pod template is refused.
+    let misspelt = dir.path().join("misspelt.yaml");
+    let text = std::fs::read_to_string(&rollouts[0]).unwrap().replace("initContainers:", "initContainerz:");
+    std::fs::write(&misspelt, text).unwrap();
+    let output = Command::new(tool("KUBE_ONCE_PYTHON"))
+        .arg("-c")
+        .arg(STRICT_CRD_CHECK)
+        .arg(support::fixtures("schemas").join("argo-rollouts-rollout-crd.yaml"))
+        .arg(&misspelt)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("'initContainerz' was unexpected")
+    );
+
+    // Nothing silent: near-miss prefixes and kinds kube-once does not handle.
+    let unheeded = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: typo\n  annotations:\n    kubeonce.io/run: migrate\n\
+                    ---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: rs\n  annotations:\n    kube-once.io/run: migrate\n\
+                    ---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: old\n  annotations:\n    kube-once.io/run: migrate\n";
+    let run = preview(&["-f", "-", "-o", "patch"], Some(unheeded));
+    assert_eq!((run.code, run.stdout.as_str()), (0, "[]\n"), "{}", run.stderr);
+    let warnings: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(warnings.len(), 3, "{}", run.stderr);
+    assert_eq!(
+        warnings[0],
+        "warning: Deployment typo: annotation kubeonce.io/run is not read by kube-once, whose prefix is kube-once.io/; write kube-once.io/run"
+    );
+    assert!(
+        warnings[1].starts_with("warning: ReplicaSet rs (apps/v1): kube-once does not handle this kind"),
+        "{}",
+        warnings[1]
+    );
+    assert!(
+        warnings[1]
+            .ends_with("annotate the workload that creates its pods (its Deployment, StatefulSet, Job, ...) instead"),
+        "{}",
+        warnings[1]
+    );
+    assert!(warnings[2].ends_with("use apiVersion batch/v1 (the one the API server serves)"), "{}", warnings[2]);
+}
+
 // ------------------------------------------------------------ kubectl habits
 
 #[test]
@@ -720,7 +838,7 @@ mod server_preview {
         assert!(!preview.is_finished(), "/healthz must be answered while the preview body is still being read");
         let (status, text) = preview.await.unwrap();
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-        assert!(text.contains("no apps/v1 Deployment in the body (1 document(s))"), "{text}");
+        assert!(text.contains("no workload kube-once handles in the body (1 document(s))"), "{text}");
     }
 
     #[tokio::test]

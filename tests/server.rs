@@ -391,11 +391,18 @@ async fn preview_rejects_what_is_not_one_deployment() {
     let yaml = kube_once_core::to_yaml(&superset_deployment()).unwrap();
     let configmap = kube_once_core::to_yaml(&fixture_json("configmap.json")["request"]["object"]).unwrap();
     let cases = [
-        (configmap, "no apps/v1 Deployment in the body (1 document(s))".to_owned()),
-        (format!("{yaml}---\n{yaml}"), "2 Deployments in the body".to_owned()),
+        (configmap, "no workload kube-once handles in the body (1 document(s))".to_owned()),
+        (format!("{yaml}---\n{yaml}"), "2 workloads in the body".to_owned()),
+        (
+            yaml.replace("apiVersion: apps/v1\n", "apiVersion: apps/v1beta2\n"),
+            "send one of apps/v1 Deployment, apps/v1 StatefulSet, apps/v1 DaemonSet, batch/v1 Job, batch/v1 CronJob, \
+             argoproj.io/v1alpha1 Rollout as YAML or JSON\nDeployment analytics/superset (apps/v1beta2): kube-once does \
+             not handle this kind"
+                .to_owned(),
+        ),
         ("{ not json".to_owned(), "not valid YAML".to_owned()),
         ("a: [unclosed".to_owned(), "not valid YAML".to_owned()),
-        (String::new(), "no apps/v1 Deployment in the body (0 document(s))".to_owned()),
+        (String::new(), "no workload kube-once handles in the body (0 document(s))".to_owned()),
     ];
     for (body, reason) in cases {
         let (status, text) = call(preview_app(), Method::POST, "/preview", body).await;
@@ -405,6 +412,28 @@ async fn preview_rejects_what_is_not_one_deployment() {
     let (status, text) = call(preview_app(), Method::POST, "/preview?format=xml", yaml).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(text.contains("unknown format `xml`"), "{text}");
+}
+
+/// Every kind previews as it is admitted: the CronJob's patch is under its
+/// job template, and a near-miss annotation elsewhere in the body is named.
+#[tokio::test]
+async fn preview_answers_for_every_kind() {
+    for case in ["statefulset-create", "daemonset-create", "job-create", "cronjob-create", "rollout-create"] {
+        let review = fixture_json(&format!("{case}.json"));
+        let object = &review["request"]["object"];
+        let mut body = kube_once_core::to_yaml(object).unwrap();
+        body.push_str(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n    kubeonce.io/run: x\n",
+        );
+        let (status, text) = call(preview_app(), Method::POST, "/preview", body).await;
+        assert_eq!(status, StatusCode::OK, "{case}: {text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let expected = kube_once_core::mutate(object, None, &Default::default()).unwrap();
+        assert_eq!(answer["patch"], serde_json::to_value(&expected.patch).unwrap(), "{case}");
+        let warnings = answer["warnings"].as_array().unwrap();
+        let last = warnings.last().and_then(Value::as_str).unwrap_or_default();
+        assert!(last.starts_with("ConfigMap c: annotation kubeonce.io/run is not read by kube-once"), "{case}: {last}");
+    }
 }
 
 #[tokio::test]
@@ -419,7 +448,7 @@ async fn preview_shares_the_alias_budget_among_the_documents() {
     );
     let (status, text) = call(preview_app(), Method::POST, "/preview", document.repeat(2)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    assert!(text.contains("no apps/v1 Deployment in the body (2 document(s))"), "{text}");
+    assert!(text.contains("no workload kube-once handles in the body (2 document(s))"), "{text}");
     let (status, text) = call(preview_app(), Method::POST, "/preview", document.repeat(10)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("alias nodes per body, shared among up to 11 documents"), "{text}");
@@ -442,7 +471,7 @@ async fn preview_refuses_a_body_of_more_than_500000_nodes() {
     // Under the budget, the same shape is read (and has no Deployment).
     let (status, text) = call(preview_app(), Method::POST, "/preview", nest.repeat(16_000)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    assert!(text.contains("no apps/v1 Deployment in the body (1 document(s))"), "{text}");
+    assert!(text.contains("no workload kube-once handles in the body (1 document(s))"), "{text}");
 }
 
 #[tokio::test]

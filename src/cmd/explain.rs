@@ -1,8 +1,10 @@
-//! `kube-once explain`: why a Deployment is (or is not) injected. Reads the
-//! Deployment manifests, the webhook configuration (the rendered chart or
+//! `kube-once explain`: why a workload (a Deployment, StatefulSet, DaemonSet,
+//! Job, CronJob or Argo Rollout) is (or is not) injected. Reads the
+//! manifests, the webhook configuration (the rendered chart or
 //! `kubectl get mutatingwebhookconfiguration -o yaml`), the namespace's
 //! labels and the webhook's config file, and prints one verdict line per
-//! Deployment (docs/explain.md). The evaluation is `kube_once_explain`'s.
+//! workload, named by its kind (docs/explain.md), and a warning for what
+//! kube-once would pass over in silence (`kube_once_core::unheeded`). The evaluation is `kube_once_explain`'s.
 //!
 //! Exit status: 0 every Deployment is sent and allowed (injected or
 //! unchanged), 1 one is refused (by the webhook, or by the API server's
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use kube_once_core::{describe, is_deployment, parse_documents};
+use kube_once_core::{Kind, describe, is_workload, parse_documents, subject, unheeded};
 use kube_once_explain::{self as explain, Operation, Outcome, Verdict};
 use serde_json::Value;
 
@@ -77,9 +79,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     }
     let text = read_input(&args.file)?;
     let documents = parse_documents(&text).with_context(|| format!("cannot parse {}", args.file.display()))?;
-    let deployments: Vec<&Value> = documents.iter().filter(|d| is_deployment(d)).collect();
+    let notes: Vec<String> = documents.iter().flat_map(unheeded).collect();
+    let deployments: Vec<&Value> = documents.iter().filter(|d| is_workload(d)).collect();
     if deployments.is_empty() {
-        bail!("no Deployment (apps/v1) in {}; give the manifest with -f", args.file.display());
+        let notes: String = notes.iter().map(|note| format!("\n  warning: {note}")).collect();
+        bail!(
+            "no workload kube-once handles in {}: it handles {}; give such a manifest with -f{notes}",
+            args.file.display(),
+            Kind::supported_list()
+        );
     }
     let configuration_path = &args.webhook_configuration;
     let configuration_text = read_input(configuration_path)?;
@@ -100,6 +108,10 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mut out = String::new();
+    for note in &notes {
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "warning: {note}");
+    }
     let (mut refused, mut not_sent) = (false, false);
     for deployment in deployments {
         let object = with_namespace(deployment, args.namespace.as_deref())?;
@@ -107,14 +119,14 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         let labels = match (&namespaces, &args.namespace_labels) {
             (Some(documents), _) => explain::labels_of_namespace(documents, namespace)?.with_context(|| {
                 format!(
-                    "Deployment {}: no Namespace {namespace} in --namespace-file; add it (`kubectl get namespace {namespace} -o yaml`) or give --namespace-labels",
-                    describe(&object)
+                    "{}: no Namespace {namespace} in --namespace-file; add it (`kubectl get namespace {namespace} -o yaml`) or give --namespace-labels",
+                    subject(&object)
                 )
             })?,
             (None, labels) => explain::namespace_labels(namespace, labels.clone().unwrap_or_default()),
         };
         let verdict = explain::explain(&object, operation, None, &labels, webhook, &config)
-            .with_context(|| format!("cannot explain Deployment {}", describe(&object)))?;
+            .with_context(|| format!("cannot explain {}", subject(&object)))?;
         refused |= matches!(verdict, Verdict::Rejected { .. } | Verdict::Sent { outcome: Outcome::Refused { .. } });
         not_sent |= matches!(verdict, Verdict::NotSent { .. });
         write_verdict(&mut out, &object, &verdict);
@@ -135,8 +147,8 @@ fn with_namespace(deployment: &Value, namespace: Option<&str>) -> anyhow::Result
     let mut object = deployment.clone();
     match (object.pointer("/metadata/namespace").and_then(Value::as_str), namespace) {
         (Some(own), Some(namespace)) if own != namespace => bail!(
-            "Deployment {}: its manifest says namespace {own}, -n says {namespace}; drop -n or make them agree",
-            describe(deployment)
+            "{}: its manifest says namespace {own}, -n says {namespace}; drop -n or make them agree",
+            subject(deployment)
         ),
         (Some(_), _) => {}
         (None, namespace) => {
@@ -144,7 +156,7 @@ fn with_namespace(deployment: &Value, namespace: Option<&str>) -> anyhow::Result
                 .as_object_mut()
                 .map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Default::default())))
                 .and_then(Value::as_object_mut)
-                .with_context(|| format!("Deployment {}: metadata is not a map", describe(deployment)))?;
+                .with_context(|| format!("{}: metadata is not a map", subject(deployment)))?;
             metadata.insert("namespace".to_owned(), Value::String(namespace.unwrap_or("default").to_owned()));
         }
     }
@@ -153,7 +165,8 @@ fn with_namespace(deployment: &Value, namespace: Option<&str>) -> anyhow::Result
 
 fn write_verdict(out: &mut String, object: &Value, verdict: &Verdict) {
     // Writing to a String cannot fail.
-    let _ = writeln!(out, "deployment {}: {}", describe(object), verdict.summary());
+    let kind = Kind::read_as(object).name().to_ascii_lowercase();
+    let _ = writeln!(out, "{kind} {}: {}", describe(object), verdict.summary());
     if let Verdict::Sent { outcome: Outcome::Injected { operations, .. } } = verdict {
         for operation in operations {
             let _ = writeln!(out, "  patch: {operation}");

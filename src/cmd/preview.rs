@@ -1,11 +1,12 @@
 //! `kube-once preview`: the core, offline, over manifest files. Reads one or
 //! many YAML (or JSON) documents from files, directories or stdin, mutates
-//! the `apps/v1` Deployments among them exactly as the webhook would on
-//! CREATE, and prints the patch, the manifests or a diff
+//! the workloads of every supported kind among them (`kube_once_core::Kind`)
+//! exactly as the webhook would on CREATE, and prints the patch, the manifests or a diff
 //! (`kube_once_core::preview`, shared with `POST /preview`). Warnings go to
-//! stderr.
+//! stderr, with what kube-once would pass over in silence (near-miss
+//! prefixes, `kube-once.io/` on kinds it does not handle).
 //!
-//! Exit codes, as kubectl's: 0 done; 1 a Deployment is refused or the input
+//! Exit codes, as kubectl's: 0 done; 1 a workload is refused or the input
 //! cannot be read (`-o diff`: 1 means there are differences, and errors
 //! exit 2, like `kubectl diff`).
 
@@ -91,8 +92,8 @@ fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
             eprintln!("kube-once: refused: {refusal}");
             refused = true;
         }
-        for (name, warning) in preview.warnings() {
-            eprintln!("warning: Deployment {name}: {warning}");
+        for warning in preview.warnings() {
+            eprintln!("warning: {warning}");
         }
     }
     if refused {

@@ -10,10 +10,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::config::Config;
+use super::kind::Kind;
+use super::manifest::subject;
 use super::manifest::value_at;
 use super::presets::Preset;
 use super::settings::{Record, check_lock_name, parse_timeout};
-use super::{PREFIX, Reason, Refusal, STATUS_ANNOTATION, describe};
+use super::{PREFIX, Reason, Refusal, STATUS_ANNOTATION};
 
 pub(crate) const RUN: &str = "run";
 pub(crate) const CONTAINER: &str = "container";
@@ -150,16 +152,17 @@ impl<'a> Annotations<'a> {
                     Refusal::new(
                         Reason::MisplacedAnnotation,
                         format!(
-                            "Deployment {}: annotation {key} is written by kube-once on the pod template only; remove it from the Deployment's metadata",
-                            describe(deployment)
+                            "{}: annotation {key} is written by kube-once on the pod template only; remove it from the {}'s metadata",
+                            subject(deployment),
+                            Kind::read_as(deployment)
                         ),
                     )
                 } else {
                     Refusal::new(
                         Reason::UnknownAnnotation,
                         format!(
-                            "Deployment {}: annotation {} is not a kube-once annotation{}; the known ones are {}",
-                            describe(deployment),
+                            "{}: annotation {} is not a kube-once annotation{}; the known ones are {}",
+                            subject(deployment),
                             shortened(key),
                             suggestion(name),
                             known_list()
@@ -172,8 +175,8 @@ impl<'a> Annotations<'a> {
                 return Err(Refusal::new(
                     Reason::BadValue,
                     format!(
-                        "Deployment {}: annotation {key} must be a string; quote the value in the manifest",
-                        describe(deployment)
+                        "{}: annotation {key} must be a string; quote the value in the manifest",
+                        subject(deployment)
                     ),
                 )
                 .about(known));
@@ -199,11 +202,8 @@ impl<'a> Annotations<'a> {
         } else {
             format!("{value:?}")
         };
-        Refusal::new(
-            reason,
-            format!("Deployment {}: annotation {PREFIX}{name}: {shown} {problem}", describe(self.deployment)),
-        )
-        .about(name)
+        Refusal::new(reason, format!("{}: annotation {PREFIX}{name}: {shown} {problem}", subject(self.deployment)))
+            .about(name)
     }
 
     /// A refusal about annotation `name` whose value is malformed.
@@ -297,7 +297,9 @@ impl<'a> Annotations<'a> {
 
     /// The app container (named by `container`, else the first) and its image.
     fn container(&self) -> Result<(String, String), Refusal> {
-        let containers = value_at(self.deployment, &["spec", "template", "spec", "containers"])
+        let containers = Kind::read_as(self.deployment)
+            .template(self.deployment)
+            .and_then(|template| value_at(template, &["spec", "containers"]))
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
@@ -315,8 +317,9 @@ impl<'a> Annotations<'a> {
                 return Err(Refusal::new(
                     Reason::IncompleteTemplate,
                     format!(
-                        "Deployment {}: kube-once.io/run needs an app container, but spec.template.spec.containers is empty; add the app container",
-                        describe(self.deployment)
+                        "{}: kube-once.io/run needs an app container, but {}.spec.containers is empty; add the app container",
+                        subject(self.deployment),
+                        Kind::read_as(self.deployment).template_field()
                     ),
                 ));
             }
@@ -327,8 +330,8 @@ impl<'a> Annotations<'a> {
             return Err(Refusal::new(
                 Reason::IncompleteTemplate,
                 format!(
-                    "Deployment {}: container {:?} has no image, so kube-once.io/run has nothing to run the command with; set its image",
-                    describe(self.deployment),
+                    "{}: container {:?} has no image, so kube-once.io/run has nothing to run the command with; set its image",
+                    subject(self.deployment),
                     names[index]
                 ),
             ));
@@ -340,8 +343,11 @@ impl<'a> Annotations<'a> {
 /// Only `kube-once.io/status` (written by kube-once) belongs on the pod
 /// template; a contract annotation there would be silently ignored.
 fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
-    let Some(annotations) =
-        value_at(deployment, &["spec", "template", "metadata", "annotations"]).and_then(Value::as_object)
+    let kind = Kind::read_as(deployment);
+    let Some(annotations) = kind
+        .template(deployment)
+        .and_then(|template| value_at(template, &["metadata", "annotations"]))
+        .and_then(Value::as_object)
     else {
         return Ok(());
     };
@@ -349,9 +355,10 @@ fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
         Some(key) => Err(Refusal::new(
             Reason::MisplacedAnnotation,
             format!(
-                "Deployment {}: annotation {} is on the pod template (spec.template.metadata.annotations), where kube-once does not read it; move it to the Deployment's metadata.annotations",
-                describe(deployment),
-                shortened(key)
+                "{}: annotation {} is on the pod template ({}.metadata.annotations), where kube-once does not read it; move it to the {kind}'s metadata.annotations",
+                subject(deployment),
+                shortened(key),
+                kind.template_field()
             ),
         )),
         None => Ok(()),

@@ -20,6 +20,9 @@ pub const CONNECT_TIMEOUT: &str = "KUBE_ONCE_CONNECT_TIMEOUT";
 pub const IMAGE: &str = "KUBE_ONCE_IMAGE";
 /// From the downward API (`metadata.namespace`).
 pub const NAMESPACE: &str = "KUBE_ONCE_NAMESPACE";
+/// The workload whose pods run the lock: a Deployment's name, or
+/// `<kind>/<name>` for the other kinds (`statefulset/db`, `cronjob/report`).
+/// Its name predates the other kinds and stays, as pods already carry it.
 pub const DEPLOYMENT: &str = "KUBE_ONCE_DEPLOYMENT";
 /// From the downward API (`metadata.name`).
 pub const POD_NAME: &str = "KUBE_ONCE_POD_NAME";

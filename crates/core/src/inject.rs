@@ -7,10 +7,12 @@ use serde_json::{Map, Value, json};
 use super::annotations::{self, DatabaseUrl, InjectionPlan, Preemptible, RunPlan};
 use super::config::{Config, Delivery};
 use super::env;
+use super::kind::Kind;
+use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
 use super::view::{Field, List, Lists, Section, same_containers};
-use super::{Reason, Refusal, STATUS_ANNOTATION, describe};
+use super::{Reason, Refusal, STATUS_ANNOTATION};
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
 pub const RUN_CONTAINER: &str = "kube-once-run";
@@ -34,8 +36,8 @@ pub fn status_of(deployment: &Value, template: &Value) -> Result<Option<Status>,
         Refusal::new(
             Reason::BadStatus,
             format!(
-                "Deployment {}: annotation {STATUS_ANNOTATION} on the pod template is not a status written by kube-once, so kube-once cannot tell what it injected; remove that annotation and any kube-once-* initContainers and kube-once-bin volume from the pod template",
-                describe(deployment)
+                "{}: annotation {STATUS_ANNOTATION} on the pod template is not a status written by kube-once, so kube-once cannot tell what it injected; remove that annotation and any kube-once-* initContainers and kube-once-bin volume from the pod template",
+                subject(deployment)
             ),
         )
     })
@@ -142,8 +144,9 @@ pub fn apply<'a>(
         return Err(Refusal::new(
             Reason::IncompleteTemplate,
             format!(
-                "Deployment {}: spec.template.spec is missing; add the pod spec with its containers",
-                describe(deployment)
+                "{}: {}.spec is missing; add the pod spec with its containers",
+                subject(deployment),
+                Kind::read_as(deployment).template_field()
             ),
         ));
     };
@@ -321,18 +324,25 @@ fn plan_env(run: &RunPlan, deployment: &Value) -> Vec<Value> {
         vars.push(var(env::LOCK_URL_ENV, name));
     }
     // A value for `lock` (part of the database's application_name), not a
-    // name for messages: those come from `describe`.
-    let deployment_name = value_at(deployment, &["metadata", "name"])
+    // name for messages: those come from `subject`. A Deployment's is its
+    // name, as it always was; another kind's says the kind too
+    // (`statefulset/db`), so a StatefulSet and a Deployment of one name tell
+    // apart in `pg_stat_activity`.
+    let name = value_at(deployment, &["metadata", "name"])
         .or_else(|| value_at(deployment, &["metadata", "generateName"]))
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let deployment_name = match Kind::read_as(deployment) {
+        Kind::Deployment => name.to_owned(),
+        kind => format!("{}/{name}", kind.name().to_ascii_lowercase()),
+    };
     vars.extend([
         var(env::LOCK_NAME, &run.lock_name),
         var(env::KEY, &run.key),
         var(env::RECORD, run.record.as_str()),
         var(env::TIMEOUT, &humantime::format_duration(run.timeout).to_string()),
         var(env::IMAGE, &run.image),
-        var(env::DEPLOYMENT, deployment_name),
+        var(env::DEPLOYMENT, &deployment_name),
         field_ref(env::NAMESPACE, "metadata.namespace"),
         field_ref(env::POD_NAME, "metadata.name"),
     ]);
@@ -361,8 +371,8 @@ fn inject_preemptible(
                         return Err(Refusal::new(
                             Reason::NodeSelectorConflict,
                             format!(
-                                "Deployment {}: annotation kube-once.io/preemptible: {:?} sets nodeSelector {key}={value}, but the pod template already has {key}={existing}; remove that nodeSelector entry or choose another preset",
-                                describe(deployment),
+                                "{}: annotation kube-once.io/preemptible: {:?} sets nodeSelector {key}={value}, but the pod template already has {key}={existing}; remove that nodeSelector entry or choose another preset",
+                                subject(deployment),
                                 preemptible.name
                             ),
                         )
@@ -421,8 +431,8 @@ fn refuse_reserved(
         Some(taken) => Err(Refusal::new(
             Reason::ReservedName,
             format!(
-                "Deployment {}: the pod template already has {list} entry {taken:?}, a name kube-once reserves for what it injects; rename it",
-                describe(deployment)
+                "{}: the pod template already has {list} entry {taken:?}, a name kube-once reserves for what it injects; rename it",
+                subject(deployment)
             ),
         )),
         None => Ok(()),

@@ -1,6 +1,7 @@
-//! The pure core: no I/O, no clock, no randomness. It turns a Deployment
-//! (plus the previous one, on UPDATE) and the webhook [`Config`] into the
-//! desired Deployment, the RFC 6902 patch that gets there, and warnings.
+//! The pure core: no I/O, no clock, no randomness. It turns a workload (a
+//! Deployment or another [`Kind`] with a pod template; plus the previous one,
+//! on UPDATE) and the webhook [`Config`] into the desired object, the RFC
+//! 6902 patch that gets there, and warnings.
 //!
 //! annotations → an injection plan → strip the previous injection → inject → patch.
 
@@ -18,6 +19,7 @@ pub mod yaml;
 
 mod contract;
 mod inject;
+mod kind;
 mod manifest;
 mod patch;
 mod presets;
@@ -28,10 +30,11 @@ mod view;
 
 pub use config::{Config, ConfigError, Defaults, Delivery};
 pub use contract::{ANNOTATIONS, AnnotationDoc};
-pub use manifest::{describe, is_deployment, parse_documents};
-pub use render::{DeploymentPreview, DocumentPreview, Format, Preview, preview, to_yaml};
+pub use kind::Kind;
+pub use manifest::{describe, is_deployment, is_workload, parse_documents, subject, unheeded};
+pub use render::{DocumentPreview, Format, Preview, WorkloadPreview, preview, to_yaml};
 pub use settings::Record;
-pub use view::Deployment;
+pub use view::Workload;
 
 use annotations::InjectionPlan;
 use manifest::value_at;
@@ -191,21 +194,18 @@ pub fn mutate(object: &Value, old_object: Option<&Value>, config: &Config) -> Re
     json_patch::patch(&mut object, &patch).map_err(|error| {
         Refusal::new(
             Reason::BadValue,
-            format!(
-                "Deployment {}: kube-once could not apply its own patch ({error}); please report this",
-                describe(&object)
-            ),
+            format!("{}: kube-once could not apply its own patch ({error}); please report this", subject(&object)),
         )
     })?;
     Ok(Mutation { patch, object, warnings })
 }
 
-/// `text`, the JSON of `object`, as a [`Deployment`].
-fn read<'a>(object: &Value, text: &'a str) -> Result<Deployment<'a>, Refusal> {
-    Deployment::parse(text).map_err(|error| {
+/// `text`, the JSON of `object`, as a [`Workload`].
+fn read<'a>(object: &Value, text: &'a str) -> Result<Workload<'a>, Refusal> {
+    Workload::parse(text).map_err(|error| {
         Refusal::new(
             Reason::BadValue,
-            format!("Deployment {}: kube-once cannot read it ({error}); simplify the manifest", describe(object)),
+            format!("{}: kube-once cannot read it ({error}); simplify the manifest", subject(object)),
         )
     })
 }
@@ -221,12 +221,37 @@ pub struct Changes {
 }
 
 /// [`mutate`] for the admission hot path: the patch and warnings for a
-/// Deployment read by [`Deployment::parse`], with no copy of the object
+/// workload read by [`Workload::parse`], with no copy of the object
 /// (the cost follows the pod template, and the patch the change).
-pub fn changes(object: &Deployment, old_object: Option<&Deployment>, config: &Config) -> Result<Changes, Refusal> {
-    let Some(desired) = desired_template(object, old_object, config)? else { return Ok(Changes::default()) };
-    let patch = patch::template_patch(desired.before, &object.lists, desired.template, &desired.lists);
+pub fn changes(object: &Workload, old_object: Option<&Workload>, config: &Config) -> Result<Changes, Refusal> {
+    let kind = Kind::read_as(&object.value);
+    if !kind.template_mutable()
+        && let Some(old) = old_object
+    {
+        return Ok(Changes {
+            patch: json_patch::Patch::default(),
+            warnings: immutable_update(&object.value, &old.value),
+        });
+    }
+    let Some(desired) = desired_template(kind, object, old_object, config)? else { return Ok(Changes::default()) };
+    let patch =
+        patch::template_patch(kind.template_path(), desired.before, &object.lists, desired.template, &desired.lists);
     Ok(Changes { patch: json_patch::Patch(patch), warnings: desired.warnings })
+}
+
+/// The answer to an UPDATE of a kind whose pod template is fixed at
+/// creation (a Job): no patch, since the API server refuses any change to
+/// the template, and a warning when the `kube-once.io/` annotations changed,
+/// so the change is not taken for applied.
+fn immutable_update(object: &Value, old: &Value) -> Vec<String> {
+    if contract_annotations(object) == contract_annotations(old) {
+        return Vec::new();
+    }
+    vec![format!(
+        "{}: a {kind}'s pod template cannot change after creation, so kube-once injects only when the {kind} is created and leaves this update as it is; its changed kube-once.io/ annotations take effect on a new {kind} (delete and re-create it)",
+        subject(object),
+        kind = Kind::read_as(object),
+    )]
 }
 
 /// The pod template before and after, with the warnings about it.
@@ -237,25 +262,30 @@ struct DesiredTemplate<'o, 'a> {
     warnings: Vec<String>,
 }
 
-/// `None` when the Deployment is none of kube-once's business (see [`mutate`]).
+/// `None` when the workload is none of kube-once's business (see [`mutate`]).
 fn desired_template<'o, 'a>(
-    object: &'o Deployment<'a>,
-    old_object: Option<&Deployment<'a>>,
+    kind: Kind,
+    object: &'o Workload<'a>,
+    old_object: Option<&Workload<'a>>,
     config: &Config,
 ) -> Result<Option<DesiredTemplate<'o, 'a>>, Refusal> {
     let deployment = &object.value;
-    let plan = annotations::plan(deployment, config)?;
-    let Some(template) = value_at(deployment, &["spec", "template"]) else {
+    let plan = annotations::plan(deployment, config);
+    let Some(template) = kind.template(deployment) else {
+        // A Rollout's workloadRef explains its empty list of containers.
+        let borrowed = value_at(deployment, &["spec", "workloadRef"]).is_some();
         return match plan {
-            None => Ok(None),
-            Some(_) => Err(Refusal::new(
-                Reason::IncompleteTemplate,
-                format!("Deployment {}: spec.template is missing; add the pod template", describe(deployment)),
-            )),
+            Ok(None) => Ok(None),
+            Err(refusal) if !(borrowed && refusal.reason() == Reason::IncompleteTemplate) => Err(refusal),
+            _ => Err(missing_template(kind, deployment)),
         };
     };
+    let plan = plan?;
     let injected_before = inject::status_of(deployment, template)?.is_some();
-    if plan.is_none() && !injected_before {
+    // A Job with kube-once's status but no annotation of its own was made
+    // from an injected template (a CronJob's Jobs are): it is not ours to
+    // strip, and its template cannot change anyway.
+    if plan.is_none() && (!injected_before || !kind.template_mutable()) {
         return Ok(None);
     }
 
@@ -270,7 +300,7 @@ fn desired_template<'o, 'a>(
             None => inject::apply(deployment, containers, stripped, object.lists.clone(), plan, config)?,
         },
     };
-    let first_enabled = old_object.is_none_or(|old| !is_injected(&old.value));
+    let first_enabled = kind.long_running() && old_object.is_none_or(|old| !is_injected(&old.value));
     let warnings =
         plan.as_ref().map(|plan| warnings(plan, containers, &object.lists, first_enabled)).unwrap_or_default();
     Ok(Some(DesiredTemplate { before: template, template: desired_template, lists, warnings }))
@@ -280,13 +310,9 @@ fn desired_template<'o, 'a>(
 /// (injection included) when the user changed neither the template nor a
 /// `kube-once.io/` annotation (`stripped`: the written parts of `object`'s
 /// template, stripped).
-fn kept_injection<'a>(
-    object: &Deployment<'a>,
-    old: &Deployment<'a>,
-    stripped: &Value,
-) -> Option<(Value, view::Lists<'a>)> {
-    let old_template = value_at(&old.value, &["spec", "template"])?;
-    let template = value_at(&object.value, &["spec", "template"])?;
+fn kept_injection<'a>(object: &Workload<'a>, old: &Workload<'a>, stripped: &Value) -> Option<(Value, view::Lists<'a>)> {
+    let old_template = Kind::read_as(&old.value).template(&old.value)?;
+    let template = Kind::read_as(&object.value).template(&object.value)?;
     if !is_injected(&old.value) || contract_annotations(&object.value) != contract_annotations(&old.value) {
         return None;
     }
@@ -296,12 +322,33 @@ fn kept_injection<'a>(
     unchanged.then(|| (inject::written_parts(old_template), old.lists.clone()))
 }
 
-/// Whether kube-once's injection is in this Deployment (its pod template
+/// Whether kube-once's injection is in this workload (its pod template
 /// carries `kube-once.io/status`): what is left to clean up after an uninstall.
 pub fn is_injected(deployment: &Value) -> bool {
-    value_at(deployment, &["spec", "template", "metadata", "annotations"])
+    Kind::read_as(deployment)
+        .template(deployment)
+        .and_then(|template| value_at(template, &["metadata", "annotations"]))
         .and_then(|a| a.get(STATUS_ANNOTATION))
         .is_some()
+}
+
+/// The refusal for an annotated workload without a pod template. A Rollout
+/// may have none of its own: `spec.workloadRef` borrows a Deployment's, and
+/// that Deployment is where the injection belongs.
+fn missing_template(kind: Kind, object: &Value) -> Refusal {
+    let workload_ref = value_at(object, &["spec", "workloadRef"]);
+    let message = match workload_ref {
+        Some(reference) if kind == Kind::Rollout => {
+            let name = reference.get("name").and_then(Value::as_str).unwrap_or("(unnamed)");
+            let referenced = reference.get("kind").and_then(Value::as_str).unwrap_or("Deployment");
+            format!(
+                "{}: the Rollout has no pod template of its own (spec.workloadRef uses {referenced} {name}'s), so kube-once has nothing to inject into here; move the kube-once.io/ annotations to {referenced} {name}, whose injected template the Rollout's pods then use",
+                subject(object)
+            )
+        }
+        _ => format!("{}: {} is missing; add the pod template", subject(object), kind.template_field()),
+    };
+    Refusal::new(Reason::IncompleteTemplate, message)
 }
 
 fn contract_annotations(deployment: &Value) -> Vec<(&String, &Value)> {

@@ -24,26 +24,26 @@ const TEMPLATE_MAPS: [(&str, &str); 2] = [("metadata", "annotations"), ("spec", 
 /// Lists where kube-once removes and appends items.
 const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 
-/// Operations turning `before` into `after`, two pod templates (at
-/// `/spec/template`) that may differ only where injection writes, whose
+/// Operations turning `before` into `after`, two pod templates (at `base`:
+/// `spec.template`, or a CronJob's `spec.jobTemplate.spec.template`, see
+/// [`crate::Kind::template_path`]) that may differ only where injection writes, whose
 /// containers' lists are kept in `before_lists` and `after_lists`. `after`
 /// is consumed: the values the patch adds are moved into it, not copied.
 pub fn template_patch(
+    base: &[&str],
     before: &Value,
     before_lists: &Lists,
     mut after: Value,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
-    let base = ["spec", "template"];
     // `metadata: null` is replaced whole, like an absent one is added whole.
     if !before.get("metadata").is_some_and(Value::is_object) || !after.get("metadata").is_some_and(Value::is_object) {
-        whole(&mut ops, &path(&base, "metadata"), before.get("metadata"), take(&mut after, "metadata"), &equal);
+        whole(&mut ops, &path(base, "metadata"), before.get("metadata"), take(&mut after, "metadata"), &equal);
     }
     for (parent, map) in TEMPLATE_MAPS {
         let (Some(before_parent), Some(after_parent)) = (before.get(parent), after.get_mut(parent)) else { continue };
-        let at = [base[0], base[1], parent];
-        map_entries(&mut ops, &path(&at, map), before_parent.get(map), take(after_parent, map));
+        map_entries(&mut ops, &path(&join(base, &[parent]), map), before_parent.get(map), take(after_parent, map));
     }
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
         let same_init_container =
@@ -53,7 +53,7 @@ pub fn template_patch(
                 if list == "initContainers" { &same_init_container } else { &equal };
             list_items(
                 &mut ops,
-                &path(&["spec", "template", "spec"], list),
+                &path(&join(base, &["spec"]), list),
                 before_spec.get(list),
                 take(after_spec, list),
                 same,
@@ -61,7 +61,12 @@ pub fn template_patch(
         }
     }
     let containers = value_at(before, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
-    copy_from_containers(ops, containers.unwrap_or_default(), before_lists, after_lists)
+    copy_from_containers(base, ops, containers.unwrap_or_default(), before_lists, after_lists)
+}
+
+/// `base` then `more`.
+fn join<'s>(base: &[&'s str], more: &[&'s str]) -> Vec<&'s str> {
+    base.iter().chain(more).copied().collect()
 }
 
 fn equal(a: &Value, b: &Value) -> bool {
@@ -80,13 +85,14 @@ const COPIED_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "resources",
 /// they are; the result is the same object. A field kept aside in
 /// `after_lists` with no such source is put back into the container whole.
 fn copy_from_containers(
+    base: &[&str],
     ops: Vec<PatchOperation>,
     containers: &[Value],
     before_lists: &Lists,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
-    let init_containers = pointer(&["spec", "template", "spec", "initContainers"]);
-    let sources = Sources { containers, lists: before_lists };
+    let init_containers = pointer(&join(base, &["spec", "initContainers"]));
+    let sources = Sources { containers, lists: before_lists, from: pointer(&join(base, &["spec", "containers"])) };
     let mut out = Vec::with_capacity(ops.len());
     for mut op in ops {
         let (path, value) = match &mut op {
@@ -117,6 +123,8 @@ fn copy_from_containers(
 struct Sources<'s, 'a> {
     containers: &'s [Value],
     lists: &'s Lists<'a>,
+    /// Where `containers` are in the object.
+    from: PointerBuf,
 }
 
 /// The `copy` (and `add`) operations that rebuild `item`'s copied fields
@@ -139,7 +147,7 @@ fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &L
         if let Some(fields) = item.as_object_mut() {
             fields.remove(field);
         }
-        let mut from = pointer(&["spec", "template", "spec", "containers"]);
+        let mut from = sources.from.clone();
         from.push_back(Token::new(source.to_string()));
         from.push_back(Token::new(field));
         let mut path = item_path.clone();

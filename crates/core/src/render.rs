@@ -2,36 +2,38 @@
 //! renderer, one choice of [`Format`].
 //!
 //! [`preview`] reads a manifest stream ([`crate::yaml`]), runs every
-//! `apps/v1` Deployment in it (nested `List`/`DeploymentList` items
-//! included) through [`crate::mutate`] as a CREATE, and keeps each
-//! document's text. [`Preview::render`] then prints:
+//! workload of a supported [`Kind`] in it (nested `List`/`DeploymentList`/...
+//! items included) through [`crate::mutate`] as a CREATE, and keeps each
+//! document's text; what kube-once would pass over in silence
+//! ([`crate::unheeded`]) becomes a warning. [`Preview::render`] then prints:
 //! - `yaml`: the stream with every document kube-once does not change
 //!   exactly as it was, byte for byte (comments, key order, quoting,
 //!   whitespace); a changed document is written anew, in its input's key
 //!   order, after its leading `---` and comment lines;
-//! - `patch`: the RFC 6902 patch of each Deployment (`[]` when unchanged);
-//! - `diff`: a unified diff of each changed Deployment (nothing when none
+//! - `patch`: the RFC 6902 patch of each workload (`[]` when unchanged);
+//! - `diff`: a unified diff of each changed workload (nothing when none
 //!   changes), both sides written the same way so only real changes show;
-//! - `json`: `[{"name", "patch", "object", "warnings"}]` per Deployment.
+//! - `json`: `[{"name", "patch", "object", "warnings"}]` per workload.
 
 use std::borrow::Cow;
 
 use serde_json::{Value, json};
 
-use crate::manifest::{self, at_path, at_path_mut, deployment_paths};
+use crate::kind::Kind;
+use crate::manifest::{self, at_path, at_path_mut, workload_paths};
 use crate::yaml::{self, Document, Limits, Node, YamlError};
 use crate::{Config, Mutation, Refusal};
 
 /// What to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// The RFC 6902 JSON patch per Deployment.
+    /// The RFC 6902 JSON patch per workload.
     Patch,
     /// The manifests, mutated where kube-once changes them, ready to commit.
     Yaml,
-    /// A unified diff of each changed Deployment.
+    /// A unified diff of each changed workload.
     Diff,
-    /// Patch, mutated object and warnings per Deployment, as JSON.
+    /// Patch, mutated object and warnings per workload, as JSON.
     Json,
 }
 
@@ -77,23 +79,27 @@ pub struct DocumentPreview {
     /// Whether the document holds a value (not only comments).
     pub holds_value: bool,
     /// The document as JSON, kept only when kube-once changes it. Only
-    /// Deployments, `List`s and `DeploymentList`s are converted at all: what
-    /// passes through is printed from its text.
+    /// supported kinds and their lists are converted at all: what passes
+    /// through is printed from its text.
     pub value: Option<Value>,
-    pub deployments: Vec<DeploymentPreview>,
+    pub workloads: Vec<WorkloadPreview>,
+    /// What kube-once passes over in silence in this document
+    /// ([`crate::unheeded`]), each naming its object.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug)]
-pub struct DeploymentPreview {
-    /// Where in the document (see `deployment_paths`).
+pub struct WorkloadPreview {
+    /// Where in the document (see `workload_paths`).
     pub path: Vec<usize>,
+    pub kind: Kind,
     /// `namespace/name`, for messages.
     pub name: String,
     pub outcome: Result<Mutation, Refusal>,
 }
 
-impl DeploymentPreview {
-    /// Whether kube-once changes this Deployment.
+impl WorkloadPreview {
+    /// Whether kube-once changes this workload.
     pub fn changed(&self) -> bool {
         self.outcome.as_ref().is_ok_and(|m| !m.patch.0.is_empty())
     }
@@ -101,7 +107,7 @@ impl DeploymentPreview {
 
 impl DocumentPreview {
     pub fn changed(&self) -> bool {
-        self.deployments.iter().any(DeploymentPreview::changed)
+        self.workloads.iter().any(WorkloadPreview::changed)
     }
 
     fn node_at(&self, path: &[usize]) -> Option<&Node> {
@@ -109,11 +115,11 @@ impl DocumentPreview {
     }
 }
 
-/// Reads `text` and mutates its Deployments (see the module documentation).
+/// Reads `text` and mutates its workloads (see the module documentation).
 ///
 /// What is kept of a changed document (its JSON and each mutated object,
 /// ready to be written) counts against [`Limits::max_nodes`] together with
-/// the nodes read: many annotated Deployments cost several times what their
+/// the nodes read: many annotated workloads cost several times what their
 /// text does, and are refused when the stream's budget runs out.
 pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Preview<'a>, YamlError> {
     let read = yaml::read_stream(text, limits)?;
@@ -121,31 +127,35 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
     let mut documents: Vec<DocumentPreview> = Vec::with_capacity(read.len());
     for mut document in read {
         let holds_value = document.node.is_some();
-        let candidate = document.node.as_ref().and_then(|node| node.get("kind")).is_some_and(
-            |kind| matches!(kind, Node::Str(kind) if matches!(kind.as_str(), "Deployment" | "List" | "DeploymentList")),
-        );
+        let candidate = document.node.as_ref().and_then(|node| node.get("kind")).is_some_and(|kind| {
+            matches!(kind, Node::Str(kind) if kind == "List" || Kind::named(kind).is_some() || manifest::list_of(kind).is_some())
+        });
         let value = if candidate { document.to_json()? } else { None };
-        let deployments: Vec<DeploymentPreview> = value
+        let workloads: Vec<WorkloadPreview> = value
             .as_ref()
             .map(|value| {
-                deployment_paths(value)
+                workload_paths(value)
                     .into_iter()
-                    .filter_map(|path| {
+                    .filter_map(|(path, kind)| {
                         let object = at_path(value, &path)?;
-                        let outcome = crate::mutate(object, None, config);
-                        Some(DeploymentPreview { name: manifest::describe(object), path, outcome })
+                        let outcome = mutate_as(object, kind, config);
+                        Some(WorkloadPreview { kind, name: manifest::describe(object), path, outcome })
                     })
                     .collect()
             })
             .unwrap_or_default();
+        let notes = match &value {
+            Some(value) => objects(value).flat_map(manifest::unheeded).collect(),
+            None => document.node.as_ref().map(notes_of_node).unwrap_or_default(),
+        };
         // Memory: a document printed as it was needs neither its tree nor its JSON.
-        let changed = deployments.iter().any(DeploymentPreview::changed);
+        let changed = workloads.iter().any(WorkloadPreview::changed);
         if !changed {
             document.node = None;
         }
         let value = if changed { value } else { None };
         if let Some(value) = &value {
-            let objects = deployments.iter().filter_map(|d| d.outcome.as_ref().ok()).map(|m| json_nodes(&m.object));
+            let objects = workloads.iter().filter_map(|d| d.outcome.as_ref().ok()).map(|m| json_nodes(&m.object));
             nodes = nodes.saturating_add(json_nodes(value)).saturating_add(objects.sum());
             if nodes > limits.max_nodes {
                 let mutated = documents.iter().filter(|d| d.changed()).count() + 1;
@@ -161,9 +171,53 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
                 });
             }
         }
-        documents.push(DocumentPreview { document, holds_value, value, deployments });
+        documents.push(DocumentPreview { document, holds_value, value, workloads, notes });
     }
     Ok(Preview { text, documents })
+}
+
+/// [`crate::mutate`] of `object` as `kind`: an item of a `CronJobList` may
+/// leave its `kind` out, which the core would read as a Deployment's; it is
+/// mutated with its kind filled in, and printed without it, as written.
+fn mutate_as(object: &Value, kind: Kind, config: &Config) -> Result<Mutation, Refusal> {
+    if object.get("kind").is_some() {
+        return crate::mutate(object, None, config);
+    }
+    let mut typed = object.clone();
+    if let Some(fields) = typed.as_object_mut() {
+        fields.insert("kind".to_owned(), Value::String(kind.name().to_owned()));
+    }
+    let mut mutation = crate::mutate(&typed, None, config)?;
+    if let Some(fields) = mutation.object.as_object_mut() {
+        fields.remove("kind");
+    }
+    Ok(mutation)
+}
+
+/// The objects of a document: itself, or the items of its (nested) lists.
+fn objects(value: &Value) -> Box<dyn Iterator<Item = &Value> + '_> {
+    match manifest::is_list(value) {
+        true => Box::new(value.get("items").and_then(Value::as_array).into_iter().flatten().flat_map(objects)),
+        false => Box::new(std::iter::once(value)),
+    }
+}
+
+/// [`manifest::unheeded`] of a document not converted to JSON: only its
+/// type and metadata are, and only when it has annotations.
+fn notes_of_node(node: &Node) -> Vec<String> {
+    let Some(metadata) = node.get("metadata") else { return Vec::new() };
+    if metadata.get("annotations").is_none() {
+        return Vec::new();
+    }
+    let mut object = serde_json::Map::new();
+    for key in ["apiVersion", "kind"] {
+        if let Some(Ok(value)) = node.get(key).map(Node::to_json) {
+            object.insert(key.to_owned(), value);
+        }
+    }
+    let Ok(metadata) = metadata.to_json() else { return Vec::new() };
+    object.insert("metadata".to_owned(), metadata);
+    manifest::unheeded(&Value::Object(object))
 }
 
 /// Nodes of a JSON value, counted as [`yaml::Node`]s are (a key is one).
@@ -176,20 +230,26 @@ fn json_nodes(value: &Value) -> usize {
 }
 
 impl Preview<'_> {
-    pub fn deployments(&self) -> impl Iterator<Item = &DeploymentPreview> {
-        self.documents.iter().flat_map(|d| &d.deployments)
+    pub fn workloads(&self) -> impl Iterator<Item = &WorkloadPreview> {
+        self.documents.iter().flat_map(|d| &d.workloads)
     }
 
     /// Every refusal, in stream order.
     pub fn refusals(&self) -> impl Iterator<Item = &Refusal> {
-        self.deployments().filter_map(|d| d.outcome.as_ref().err())
+        self.workloads().filter_map(|d| d.outcome.as_ref().err())
     }
 
-    /// `(Deployment name, warning)` pairs, in stream order.
-    pub fn warnings(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.deployments()
-            .filter_map(|d| Some((d.name.as_str(), d.outcome.as_ref().ok()?)))
-            .flat_map(|(name, m)| m.warnings.iter().map(move |w| (name, w.as_str())))
+    /// Every warning, naming its object (`Deployment shop/web: ...`), in
+    /// stream order: a document's notes, then its workloads' warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = String> + '_ {
+        self.documents.iter().flat_map(|document| {
+            let mutations = document
+                .workloads
+                .iter()
+                .filter_map(|d| Some((d, d.outcome.as_ref().ok()?)))
+                .flat_map(|(d, m)| m.warnings.iter().map(move |w| format!("{} {}: {w}", d.kind, d.name)));
+            document.notes.iter().cloned().chain(mutations)
+        })
     }
 
     /// Whether kube-once changes anything (what `-o diff`'s exit code says).
@@ -197,25 +257,25 @@ impl Preview<'_> {
         self.documents.iter().any(DocumentPreview::changed)
     }
 
-    /// The whole output in `format` (refused Deployments count as unchanged).
+    /// The whole output in `format` (refused workloads count as unchanged).
     pub fn render(&self, format: Format) -> String {
         match format {
             Format::Yaml => self.documents.iter().map(|d| self.document_yaml(d)).collect(),
             Format::Patch => self
-                .deployments()
+                .workloads()
                 .filter_map(|d| d.outcome.as_ref().ok())
                 .map(|m| serde_json::to_string_pretty(&m.patch).unwrap_or_default() + "\n")
                 .collect(),
             Format::Diff => self
                 .documents
                 .iter()
-                .flat_map(|document| document.deployments.iter().map(move |d| (document, d)))
+                .flat_map(|document| document.workloads.iter().map(move |d| (document, d)))
                 .filter(|(_, d)| d.changed())
-                .map(|(document, d)| self.deployment_diff(document, d))
+                .map(|(document, d)| self.workload_diff(document, d))
                 .collect(),
             Format::Json => {
                 let all: Vec<Value> = self
-                    .deployments()
+                    .workloads()
                     .filter_map(|d| Some((d, d.outcome.as_ref().ok()?)))
                     .map(|(d, m)| json!({"name": d.name, "patch": m.patch, "object": m.object, "warnings": m.warnings}))
                     .collect();
@@ -229,7 +289,7 @@ impl Preview<'_> {
         let part = &self.text[document.document.span.clone()];
         let (true, Some(value)) = (document.changed(), &document.value) else { return Cow::Borrowed(part) };
         let mut value = value.clone();
-        for deployment in &document.deployments {
+        for deployment in &document.workloads {
             if let (Ok(mutation), Some(slot)) = (&deployment.outcome, at_path_mut(&mut value, &deployment.path)) {
                 slot.clone_from(&mutation.object);
             }
@@ -242,13 +302,14 @@ impl Preview<'_> {
         Cow::Owned(out)
     }
 
-    fn deployment_diff(&self, document: &DocumentPreview, deployment: &DeploymentPreview) -> String {
+    fn workload_diff(&self, document: &DocumentPreview, deployment: &WorkloadPreview) -> String {
         let hint = document.node_at(&deployment.path);
         let before = document.value.as_ref().and_then(|v| at_path(v, &deployment.path));
         let (Some(before), Ok(mutation)) = (before, &deployment.outcome) else { return String::new() };
         let before = yaml::write_value(before, hint);
         let after = yaml::write_value(&mutation.object, hint);
-        unified_diff(&format!("deployment/{}", deployment.name), &before, &after)
+        let kind = deployment.kind.name().to_ascii_lowercase();
+        unified_diff(&format!("{kind}/{}", deployment.name), &before, &after)
     }
 }
 
@@ -303,18 +364,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn items_of_a_cron_job_list_are_cron_jobs_even_without_their_kind() {
+        let text = r#"{"apiVersion": "batch/v1", "kind": "CronJobList", "items": [{"metadata": {"name": "r",
+            "annotations": {"kube-once.io/run": "migrate"}}, "spec": {"jobTemplate": {"spec": {"template": {"spec":
+            {"containers": [{"name": "app", "image": "app:1"}]}}}}}}]}"#;
+        let all = preview(text, &Config::default(), &Limits::default()).unwrap();
+        let workload = all.workloads().next().unwrap();
+        assert_eq!(workload.kind, Kind::CronJob);
+        let mutation = workload.outcome.as_ref().unwrap();
+        assert!(mutation.object.get("kind").is_none(), "printed as written, without a kind");
+        assert!(mutation.object.pointer("/spec/jobTemplate/spec/template/spec/initContainers").is_some());
+    }
+
+    #[test]
     fn mutated_deployments_count_against_the_node_budget() {
         let example = include_str!("../../../examples/superset.yaml");
         let text = format!("{example}---\n").repeat(3);
         let read: usize = yaml::read_stream(&text, &Limits::default()).unwrap().iter().map(|d| d.nodes).sum();
         let all = preview(&text, &Config::default(), &Limits::default()).unwrap();
-        assert_eq!(all.deployments().filter(|d| d.changed()).count(), 3);
+        assert_eq!(all.workloads().filter(|d| d.changed()).count(), 3);
         // What is kept per changed Deployment: its JSON and the mutated object.
         let kept: usize = all
             .documents
             .iter()
             .filter_map(|d| {
-                Some(json_nodes(d.value.as_ref()?) + json_nodes(&d.deployments[0].outcome.as_ref().ok()?.object))
+                Some(json_nodes(d.value.as_ref()?) + json_nodes(&d.workloads[0].outcome.as_ref().ok()?.object))
             })
             .sum();
         let just = Limits { max_nodes: read + kept, ..Limits::default() };

@@ -1,6 +1,7 @@
-//! A Deployment as the core reads it, parsed from JSON text. Only what
-//! kube-once reads or writes becomes a [`Value`]: the metadata's names and
-//! annotations, and the pod template. The containers' `env`, `envFrom` and
+//! A workload (a Deployment, a CronJob, ... see [`crate::Kind`]) as the
+//! core reads it, parsed from JSON text. Only what kube-once reads or writes
+//! becomes a [`Value`]: the metadata's names and annotations, and the pod
+//! template wherever a supported kind keeps it. The containers' `env`, `envFrom` and
 //! `volumeMounts` — which kube-once copies into `kube-once-run` but reads
 //! only for a name or two — stay JSON text borrowed from the request, so the
 //! cost of an admission follows the pod template's shape, not the size of
@@ -42,39 +43,45 @@ impl Section {
     }
 }
 
-/// A Deployment: [`Value`] of what the core reads, with the containers'
+/// A workload: [`Value`] of what the core reads, with the containers'
 /// `LIST_FIELDS` kept aside in `lists`.
 #[derive(Debug, Clone)]
-pub struct Deployment<'a> {
+pub struct Workload<'a> {
     pub value: Value,
     pub lists: Lists<'a>,
 }
 
-impl<'a> Deployment<'a> {
-    /// `text` (a Deployment as JSON) read as described in the module docs,
+impl<'a> Workload<'a> {
+    /// `text` (a workload as JSON) read as described in the module docs,
     /// in one pass: what the core does not read is skipped, not built.
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
 }
 
-/// As [`Deployment::parse`], for a Deployment inside a larger document (the
+/// As [`Workload::parse`], for a workload inside a larger document (the
 /// `object` of an AdmissionReview), borrowing from it.
-impl<'de: 'a, 'a> Deserialize<'de> for Deployment<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut lists = Lists::default();
-        let value = Shape::Deployment.read(deserializer, &mut lists)?;
+        let value = Shape::Object.read(deserializer, &mut lists)?;
         Ok(Self { value, lists })
     }
 }
 
-/// Where the reader is in a Deployment: which fields it keeps, which it
-/// skips and which it keeps aside.
+/// Where the reader is in a workload: which fields it keeps, which it
+/// skips and which it keeps aside. The reader does not know the kind (JSON
+/// does not say `kind` first): it keeps every place a supported kind keeps
+/// its pod template, and [`crate::Kind`] picks the one that counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
-    Deployment,
+    Object,
     Metadata,
-    DeploymentSpec,
+    Spec,
+    /// A CronJob's `spec.jobTemplate`.
+    JobTemplate,
+    /// A CronJob's `spec.jobTemplate.spec`.
+    JobSpec,
     PodTemplate,
     PodSpec,
     Containers(Section),
@@ -90,12 +97,16 @@ enum Keep {
 impl Shape {
     fn keep(self, key: &str) -> Keep {
         match (self, key) {
-            (Shape::Deployment, "apiVersion" | "kind") => Keep::Value,
-            (Shape::Deployment, "metadata") => Keep::Nested(Shape::Metadata),
-            (Shape::Deployment, "spec") => Keep::Nested(Shape::DeploymentSpec),
+            (Shape::Object, "apiVersion" | "kind") => Keep::Value,
+            (Shape::Object, "metadata") => Keep::Nested(Shape::Metadata),
+            (Shape::Object, "spec") => Keep::Nested(Shape::Spec),
             (Shape::Metadata, key) if METADATA_FIELDS.contains(&key) => Keep::Value,
-            (Shape::DeploymentSpec, "template") => Keep::Nested(Shape::PodTemplate),
-            (Shape::Deployment | Shape::Metadata | Shape::DeploymentSpec, _) => Keep::Skip,
+            (Shape::Spec | Shape::JobSpec, "template") => Keep::Nested(Shape::PodTemplate),
+            (Shape::Spec, "jobTemplate") => Keep::Nested(Shape::JobTemplate),
+            // A Rollout's reference to the Deployment whose template it uses.
+            (Shape::Spec, "workloadRef") => Keep::Value,
+            (Shape::JobTemplate, "spec") => Keep::Nested(Shape::JobSpec),
+            (Shape::Object | Shape::Metadata | Shape::Spec | Shape::JobTemplate | Shape::JobSpec, _) => Keep::Skip,
             (Shape::PodTemplate, "spec") => Keep::Nested(Shape::PodSpec),
             (Shape::PodSpec, "containers") => Keep::Nested(Shape::Containers(Section::Containers)),
             (Shape::PodSpec, "initContainers") => Keep::Nested(Shape::Containers(Section::InitContainers)),
@@ -394,7 +405,7 @@ impl Item<'_> {
     }
 }
 
-/// Text that [`Deployment::parse`] already read as JSON.
+/// Text that [`Workload::parse`] already read as JSON.
 fn parse_or_null(raw: &RawValue) -> Value {
     serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
@@ -650,7 +661,7 @@ mod tests {
             "status": {"replicas": 3},
         })
         .to_string();
-        let deployment = Deployment::parse(&text).unwrap();
+        let deployment = Workload::parse(&text).unwrap();
         assert_eq!(deployment.value["metadata"], json!({"name": "web"}));
         assert_eq!(deployment.value.get("status"), None);
         assert_eq!(deployment.value["spec"].get("replicas"), None);

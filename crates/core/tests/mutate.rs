@@ -12,7 +12,7 @@ mod core_cases;
 #[path = "../../../tests/support/golden.rs"]
 mod golden;
 
-use kube_once_core::{self as core, Config, Mutation, Reason, Refusal, STATUS_ANNOTATION};
+use kube_once_core::{self as core, Config, Kind, Mutation, Reason, Refusal, STATUS_ANNOTATION};
 use serde_json::{Value, json};
 
 fn mutate(object: &Value, config: &Config) -> Mutation {
@@ -33,8 +33,14 @@ fn without_contract_annotations(object: &Value) -> Value {
     object
 }
 
+/// The pod template, wherever the object's kind keeps it.
 fn template(object: &Value) -> &Value {
-    object.pointer("/spec/template").unwrap()
+    Kind::read_as(object).template(object).unwrap()
+}
+
+fn template_mut(object: &mut Value) -> &mut Value {
+    let path: String = Kind::read_as(object).template_path().iter().map(|key| format!("/{key}")).collect();
+    object.pointer_mut(&path).unwrap()
 }
 
 /// The properties every mutation must have, checked on any annotated input.
@@ -47,12 +53,22 @@ fn check_properties(input: &Value, config: &Config) -> Mutation {
     let update = core::mutate(&mutation.object, Some(&mutation.object), config).unwrap();
     assert!(update.patch.0.is_empty(), "an UPDATE that changes nothing must not patch");
 
-    // Removing the annotations gives back what the user had without kube-once.
-    let original = mutate(&without_contract_annotations(input), config).object;
     let removed = without_contract_annotations(&mutation.object);
     let reverted = mutate(&removed, config);
     assert_eq!(apply(&removed, &reverted), reverted.object);
-    assert_eq!(template(&reverted.object), template(&original), "removing the annotations must strip the injection");
+    if Kind::read_as(input).template_mutable() {
+        // Removing the annotations gives back what the user had without kube-once.
+        let original = mutate(&without_contract_annotations(input), config).object;
+        assert_eq!(
+            template(&reverted.object),
+            template(&original),
+            "removing the annotations must strip the injection"
+        );
+    } else {
+        // A Job made from an injected template without annotations of its
+        // own (a CronJob's Job) keeps it: stripping would undo its owner's.
+        assert!(reverted.patch.0.is_empty(), "a Job is left as created: {:?}", reverted.patch);
+    }
     mutation
 }
 
@@ -64,6 +80,10 @@ fn check_update_properties(input: &Value, old: &Value, config: &Config) -> Mutat
     assert_eq!(apply(input, &mutation), mutation.object, "the patch must lead to the desired object");
     let again = core::mutate(&mutation.object, Some(&mutation.object), config).unwrap();
     assert!(again.patch.0.is_empty(), "an UPDATE that changes nothing must not patch: {:?}", again.patch);
+    if !Kind::read_as(input).template_mutable() {
+        assert!(mutation.patch.0.is_empty(), "a Job's UPDATE never patches its template: {:?}", mutation.patch);
+        return mutation;
+    }
     let original = mutate(&without_contract_annotations(input), config).object;
     let removed = without_contract_annotations(&mutation.object);
     let reverted = core::mutate(&removed, Some(&mutation.object), config).unwrap();
@@ -72,15 +92,15 @@ fn check_update_properties(input: &Value, old: &Value, config: &Config) -> Mutat
 }
 
 /// The admission path keeps the containers' lists aside as text
-/// (`Deployment::parse`); the same Deployment with everything inline (no
+/// (`Workload::parse`); the same Deployment with everything inline (no
 /// lists aside, how every field was read before) gets the same answer.
 #[test]
 fn lists_kept_aside_give_the_answer_of_lists_inline() {
     for core_cases::Case { name: case, input, old, config, .. } in core_cases::all() {
         let (text, old_text) = (input.to_string(), old.as_ref().map(Value::to_string));
-        let aside = core::Deployment::parse(&text).unwrap();
-        let old_aside = old_text.as_deref().map(|text| core::Deployment::parse(text).unwrap());
-        let inline = |value: &Value| core::Deployment { value: value.clone(), lists: Default::default() };
+        let aside = core::Workload::parse(&text).unwrap();
+        let old_aside = old_text.as_deref().map(|text| core::Workload::parse(text).unwrap());
+        let inline = |value: &Value| core::Workload { value: value.clone(), lists: Default::default() };
         assert_eq!(
             core::changes(&aside, old_aside.as_ref(), &config),
             core::changes(&inline(&input), old.as_ref().map(inline).as_ref(), &config),
@@ -876,11 +896,37 @@ mod generated {
                 deployment
             })
     }
+
+    /// A generated Deployment as each of `kinds`: the same pod template
+    /// where that kind keeps it.
+    pub fn workload(annotated: bool, kinds: &'static [kube_once_core::Kind]) -> BoxedStrategy<Value> {
+        (deployment(annotated), prop::sample::select(kinds))
+            .prop_map(|(deployment, kind)| as_kind(deployment, kind))
+            .boxed()
+    }
+
+    pub fn as_kind(mut deployment: Value, kind: kube_once_core::Kind) -> Value {
+        use kube_once_core::Kind;
+        deployment["apiVersion"] = json!(kind.api_version());
+        deployment["kind"] = json!(kind.name());
+        let template = deployment["spec"]["template"].take();
+        deployment["spec"] = match kind {
+            Kind::CronJob => json!({"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}}),
+            Kind::Job => json!({"template": template}),
+            _ => json!({"selector": {"matchLabels": {"app": "x"}}, "template": template}),
+        };
+        deployment
+    }
 }
 
 mod properties {
     use super::*;
     use proptest::prelude::*;
+
+    /// The kinds whose pod template an UPDATE may change (not a Job's).
+    static ALL_KINDS: [Kind; 6] = Kind::ALL;
+    static MUTABLE_TEMPLATES: [Kind; 5] =
+        [Kind::Deployment, Kind::StatefulSet, Kind::DaemonSet, Kind::CronJob, Kind::Rollout];
 
     /// The default config (initContainer delivery) and the same with `delivery: imageVolume`.
     fn deliveries() -> [Config; 2] {
@@ -891,14 +937,14 @@ mod properties {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
         #[test]
-        fn non_annotated_deployments_get_no_patch(deployment in generated::deployment(false)) {
+        fn non_annotated_deployments_get_no_patch(deployment in generated::workload(false, &ALL_KINDS)) {
             let m = core::mutate(&deployment, None, &Config::default()).unwrap();
             prop_assert!(m.patch.0.is_empty());
             prop_assert_eq!(m.object, deployment);
         }
 
         #[test]
-        fn mutation_is_consistent_idempotent_and_reversible(deployment in generated::deployment(true)) {
+        fn mutation_is_consistent_idempotent_and_reversible(deployment in generated::workload(true, &ALL_KINDS)) {
             for config in deliveries() {
                 // Reserved names or a nodeSelector conflict may be refused; everything admitted must hold.
                 match core::mutate(&deployment, None, &config) {
@@ -917,7 +963,9 @@ mod properties {
         /// other: kept while the user changes nothing, switched cleanly
         /// (as if injected fresh) when the user changes the pod template.
         #[test]
-        fn a_delivery_change_is_stable_and_switches_on_a_users_change(deployment in generated::deployment(true)) {
+        fn a_delivery_change_is_stable_and_switches_on_a_users_change(
+            deployment in generated::workload(true, &MUTABLE_TEMPLATES)
+        ) {
             let [initial, other] = deliveries();
             for (before, after) in [(&initial, &other), (&other, &initial)] {
                 let Ok(injected) = core::mutate(&deployment, None, before) else { continue };
@@ -926,9 +974,9 @@ mod properties {
                 prop_assert!(noop.patch.0.is_empty(), "{:?}", noop.patch);
 
                 let mut changed = injected.clone();
-                changed["spec"]["template"]["metadata"]["labels"]["release"] = json!("next");
+                template_mut(&mut changed)["metadata"]["labels"]["release"] = json!("next");
                 let mut fresh = deployment.clone();
-                fresh["spec"]["template"]["metadata"]["labels"]["release"] = json!("next");
+                template_mut(&mut fresh)["metadata"]["labels"]["release"] = json!("next");
                 let switched = core::mutate(&changed, Some(&injected), after).unwrap();
                 prop_assert_eq!(apply(&changed, &switched), switched.object.clone());
                 let fresh = mutate(&fresh, after).object;
@@ -974,7 +1022,128 @@ fn the_patch_of_a_one_megabyte_app_container_follows_the_change() {
     let size = serde_json::to_vec(&object).unwrap().len();
     assert!(size > 1_000_000, "the object must be over 1 MB, is {size}");
     let text = object.to_string();
-    let changes = core::changes(&core::Deployment::parse(&text).unwrap(), None, &Config::default()).unwrap();
+    let changes = core::changes(&core::Workload::parse(&text).unwrap(), None, &Config::default()).unwrap();
     let patch_size = serde_json::to_vec(&changes.patch).unwrap().len();
     assert!(patch_size <= 16 * 1024, "the patch must follow the change, not the object: {patch_size} bytes");
+}
+
+/// Each kind's patch lands where that kind keeps its pod template, and the
+/// lock is told which workload it runs for.
+#[test]
+fn each_kind_is_patched_where_its_pod_template_is() {
+    let config = Config::default();
+    for (name, kind, base, workload) in [
+        ("no-init-containers", Kind::Deployment, "/spec/template/", "shop"),
+        ("statefulset", Kind::StatefulSet, "/spec/template/", "statefulset/ledger"),
+        ("daemonset", Kind::DaemonSet, "/spec/template/", "daemonset/agent"),
+        ("job", Kind::Job, "/spec/template/", "job/seed"),
+        ("cronjob", Kind::CronJob, "/spec/jobTemplate/spec/template/", "cronjob/report"),
+        ("rollout", Kind::Rollout, "/spec/template/", "rollout/storefront"),
+    ] {
+        let (input, case) = (case(name), name);
+        assert_eq!(Kind::of(&input), Some(kind), "{case}");
+        let m = mutate(&input, &config);
+        assert!(!m.patch.0.is_empty(), "{case}");
+        for (op, path) in ops(&m) {
+            assert!(path.starts_with(base), "{case}: {op} {path} is outside {base}");
+        }
+        let run = template(&m.object)["spec"]["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "kube-once-run")
+            .unwrap();
+        let env = run["env"].as_array().unwrap();
+        let deployment = env.iter().find(|var| var["name"] == "KUBE_ONCE_DEPLOYMENT").unwrap();
+        assert_eq!(deployment["value"], workload, "{case}");
+        // Jobs run to completion: no old pods serve while new ones migrate.
+        let serving = m.warnings.iter().any(|w| w.contains("old pods keep serving"));
+        assert_eq!(serving, kind.long_running(), "{case}: {:?}", m.warnings);
+    }
+}
+
+/// A Job's pod template cannot change after creation: an UPDATE never
+/// patches it, and says so when the annotations changed; a Job made from
+/// an injected template (a CronJob's) is not stripped.
+#[test]
+fn a_job_is_injected_at_create_only() {
+    let config = Config::default();
+    let cases = core_cases::case("job-update");
+    let old = cases.old.unwrap();
+    let m = core::mutate(&cases.input, Some(&old), &config).unwrap();
+    assert!(m.patch.0.is_empty(), "{:?}", m.patch);
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(
+        m.warnings[0].starts_with("Job shop/seed: a Job's pod template cannot change after creation"),
+        "{}",
+        m.warnings[0]
+    );
+    assert!(m.warnings[0].ends_with("take effect on a new Job (delete and re-create it)"), "{}", m.warnings[0]);
+    // The same annotations: nothing to say.
+    let same = core::mutate(&old, Some(&old), &config).unwrap();
+    assert!(same.patch.0.is_empty() && same.warnings.is_empty(), "{:?}", same.warnings);
+    // Even a refusable UPDATE is left alone: the template is what it was created with.
+    let mut bad = old.clone();
+    bad["metadata"]["annotations"]["kube-once.io/timeout"] = json!("forever");
+    assert!(core::mutate(&bad, Some(&old), &config).unwrap().patch.0.is_empty());
+
+    // What a CronJob's controller creates: the injected template, without
+    // the CronJob's annotations.
+    let cron = mutate(&case("cronjob"), &config).object;
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "report-29000000", "namespace": "shop"},
+        "spec": cron["spec"]["jobTemplate"]["spec"].clone(),
+    });
+    let m = mutate(&job, &config);
+    assert!(m.patch.0.is_empty(), "a CronJob's Job keeps its injection: {:?}", m.patch);
+    assert!(core::is_injected(&job));
+}
+
+#[test]
+fn a_rollout_with_a_workload_ref_is_refused_with_where_to_annotate() {
+    let rollout = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "storefront", "namespace": "shop", "annotations": {"kube-once.io/run": "rake db:migrate"}},
+        "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "storefront-base"}},
+    });
+    let refusal = core::mutate(&rollout, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::IncompleteTemplate);
+    assert_eq!(
+        refusal.message(),
+        "Rollout shop/storefront: the Rollout has no pod template of its own (spec.workloadRef uses Deployment \
+         storefront-base's), so kube-once has nothing to inject into here; move the kube-once.io/ annotations to \
+         Deployment storefront-base, whose injected template the Rollout's pods then use"
+    );
+    // Without annotations it is none of kube-once's business.
+    let plain = without_contract_annotations(&rollout);
+    assert!(core::mutate(&plain, None, &Config::default()).unwrap().patch.0.is_empty());
+    // A CronJob without its template says where the containers belong.
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "r", "annotations": {"kube-once.io/run": "x"}}, "spec": {}});
+    let refusal = core::mutate(&cron, None, &Config::default()).unwrap_err();
+    assert_eq!(
+        refusal.message(),
+        "CronJob r: kube-once.io/run needs an app container, but spec.jobTemplate.spec.template.spec.containers is \
+         empty; add the app container"
+    );
+}
+
+#[test]
+fn refusals_name_the_kind_and_its_template_path() {
+    let mut cron = case("cronjob");
+    cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"] = json!({"kube-once.io/run": "x"});
+    let refusal = core::mutate(&cron, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::MisplacedAnnotation);
+    assert!(
+        refusal.message().starts_with("CronJob shop/report: annotation kube-once.io/run is on the pod template (spec.jobTemplate.spec.template.metadata.annotations)"),
+        "{refusal}"
+    );
+    assert!(refusal.message().ends_with("move it to the CronJob's metadata.annotations"), "{refusal}");
+    let mut sts = case("statefulset");
+    sts["metadata"]["annotations"]["kube-once.io/timeout"] = json!("soon");
+    let refusal = core::mutate(&sts, None, &Config::default()).unwrap_err();
+    assert!(
+        refusal.message().starts_with("StatefulSet shop/ledger: annotation kube-once.io/timeout: \"soon\""),
+        "{refusal}"
+    );
 }

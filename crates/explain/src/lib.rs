@@ -1,4 +1,5 @@
-//! `kube-once explain`, pure: why a Deployment is (or is not) injected.
+//! `kube-once explain`, pure: why a workload (a Deployment, or another
+//! [`Kind`]) is (or is not) injected.
 //!
 //! Two questions, in the order the API server asks them:
 //! 1. Would the API server send the write to the webhook? Its `rules`,
@@ -17,7 +18,7 @@ pub mod selection;
 
 use std::collections::BTreeMap;
 
-use kube_once_core::{Config, Reason, STATUS_ANNOTATION, mutate};
+use kube_once_core::{Config, Kind, Reason, is_injected, mutate};
 use serde_json::{Value, json};
 
 pub use selection::{Attributes, Decision, NAMESPACE_NAME_LABEL, SelectionError, decide, selector_matches};
@@ -99,11 +100,11 @@ impl Verdict {
     }
 }
 
-/// The verdict for a write of `object` (a Deployment whose
+/// The verdict for a write of `object` (a workload whose
 /// `metadata.namespace` is set, as the API server sets it) in a namespace
 /// with `namespace_labels`, against `webhook` (one entry of a
 /// MutatingWebhookConfiguration's `webhooks`) and the webhook's `config`.
-/// On [`Operation::Update`], `old_object` is the stored Deployment (the
+/// On [`Operation::Update`], `old_object` is the stored workload (the
 /// object itself when `None`: an unchanged re-apply).
 pub fn explain(
     object: &Value,
@@ -118,7 +119,7 @@ pub fn explain(
         Operation::Update => Some(old_object.unwrap_or(object)),
     };
     let request = admission_request(object, operation, old_object);
-    let attributes = Attributes::deployment(operation.as_str(), namespace_labels, &request);
+    let attributes = Attributes::workload(Kind::read_as(object), operation.as_str(), namespace_labels, &request);
     match decide(webhook, &attributes)? {
         Decision::Skip(reason) => return Ok(Verdict::NotSent { reason }),
         Decision::Error(error) => {
@@ -137,7 +138,7 @@ pub fn explain(
         // An annotation plan always writes the status annotation, and stripping
         // an injection removes it: no patch with the status means up to date.
         Ok(mutation) if mutation.patch.0.is_empty() => {
-            Outcome::Unchanged { injected: has_status(object), warnings: mutation.warnings }
+            Outcome::Unchanged { injected: is_injected(object), warnings: mutation.warnings }
         }
         Ok(mutation) => Outcome::Injected {
             operations: mutation
@@ -152,25 +153,21 @@ pub fn explain(
     Ok(Verdict::Sent { outcome })
 }
 
-fn has_status(object: &Value) -> bool {
-    object
-        .pointer("/spec/template/metadata/annotations")
-        .and_then(Value::as_object)
-        .is_some_and(|annotations| annotations.contains_key(STATUS_ANNOTATION))
-}
-
 /// `add /spec/template/spec/volumes`: an operation without its value.
 fn operation_line(value: &Value) -> String {
     let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or("?").to_owned();
     format!("{} {}", text("op"), text("path"))
 }
 
-/// The AdmissionRequest the API server sends for a write of a Deployment,
+/// The AdmissionRequest the API server sends for a write of a workload
+/// (its kind read by [`Kind::read_as`]),
 /// which matchConditions see as `request` (without the objects), `object`
 /// and `oldObject`. The user is unknown offline: `userInfo` is empty.
 pub fn admission_request(object: &Value, operation: Operation, old_object: Option<&Value>) -> Value {
-    let gvk = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
-    let gvr = json!({"group": "apps", "version": "v1", "resource": "deployments"});
+    let kind = Kind::read_as(object);
+    let (group, version) = kind.api_version().rsplit_once('/').unwrap_or(("", kind.api_version()));
+    let gvk = json!({"group": group, "version": version, "kind": kind.name()});
+    let gvr = json!({"group": group, "version": version, "resource": kind.resource()});
     let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
     let options_kind = match operation {
         Operation::Create => "CreateOptions",

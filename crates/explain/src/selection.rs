@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kube_once_core::Kind;
 use serde_json::Value;
 
 /// What the API server knows about a request when it picks webhooks.
@@ -31,10 +32,21 @@ pub struct Attributes<'a> {
 impl<'a> Attributes<'a> {
     /// A write of a Deployment itself (apps/v1 deployments, no subresource).
     pub fn deployment(operation: &'a str, namespace_labels: &'a BTreeMap<String, String>, request: &'a Value) -> Self {
+        Self::workload(Kind::Deployment, operation, namespace_labels, request)
+    }
+
+    /// A write of a workload of `kind` itself (`batch/v1 cronjobs`, no subresource).
+    pub fn workload(
+        kind: Kind,
+        operation: &'a str,
+        namespace_labels: &'a BTreeMap<String, String>,
+        request: &'a Value,
+    ) -> Self {
+        let version = kind.api_version().rsplit('/').next().unwrap_or_default();
         Attributes {
-            group: "apps",
-            version: "v1",
-            resource: "deployments",
+            group: kind.group(),
+            version,
+            resource: kind.resource(),
             subresource: "",
             operation,
             namespaced: true,

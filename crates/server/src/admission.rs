@@ -3,11 +3,12 @@
 //! request's uid, or a [`BadRequest`] with a reason (HTTP 400) when the body
 //! is not an AdmissionReview at all. No error can escape as a 500.
 //!
-//! - Only `apps` Deployments on CREATE and UPDATE are mutated (the same
-//!   test as `kube-once preview`: [`kube_once_core::is_deployment`]);
-//!   other kinds (and subresources such as `deployments/scale`, whose kind is
-//!   `Scale`), DELETE, CONNECT and operations unknown to this version are
-//!   allowed untouched.
+//! - Only the workload kinds of [`kube_once_core::Kind`] (`apps/v1`
+//!   Deployment, StatefulSet, DaemonSet, `batch/v1` Job, CronJob, Argo
+//!   Rollout) on CREATE and UPDATE are mutated (the same test as `kube-once
+//!   preview`: [`Kind::of`]); other kinds (and subresources such as
+//!   `deployments/scale`, whose kind is `Scale`), DELETE, CONNECT and
+//!   operations unknown to this version are allowed untouched.
 //! - `dryRun` requests get exactly the answer a real request would get: the
 //!   mutation has no side effects (the webhook declares `sideEffects: None`),
 //!   so there is nothing to skip, and `kubectl apply --dry-run=server` shows
@@ -20,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use kube_once_core::{Changes, Deployment, Reason, Refusal, describe, is_deployment};
+use kube_once_core::{Changes, Kind, Reason, Refusal, Workload, describe};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -28,9 +29,9 @@ const KIND: &str = "AdmissionReview";
 /// What became of one admission request (the `result` label of the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// A Deployment that needed changes: allowed with a patch.
+    /// A workload that needed changes: allowed with a patch.
     Patched,
-    /// A Deployment already in its desired state: allowed, no patch.
+    /// A workload already in its desired state: allowed, no patch.
     Unchanged,
     /// Not ours to mutate (another kind, DELETE, CONNECT): allowed, no patch.
     Skipped,
@@ -198,7 +199,7 @@ pub struct Status {
 }
 
 /// The review as sent, read in one pass; `object` and `oldObject` as the
-/// core reads a Deployment: names, annotations and the pod template, with
+/// core reads a workload: names, annotations and the pod template, with
 /// the containers' lists kept as borrowed text (the rest is skipped, so
 /// other kinds cost little more than their metadata).
 #[derive(Deserialize)]
@@ -221,9 +222,9 @@ struct AdmissionRequest<'a> {
     name: Option<String>,
     operation: Operation,
     #[serde(default, borrow)]
-    object: Option<Deployment<'a>>,
+    object: Option<Workload<'a>>,
     #[serde(default, borrow)]
-    old_object: Option<Deployment<'a>>,
+    old_object: Option<Workload<'a>>,
     #[serde(default)]
     dry_run: Option<bool>,
 }
@@ -238,7 +239,7 @@ struct GroupVersionKind {
 }
 
 impl GroupVersionKind {
-    /// What [`is_deployment`] reads: an object's `apiVersion` and `kind`.
+    /// What [`Kind::of`] reads: an object's `apiVersion` and `kind`.
     fn type_meta(&self) -> Value {
         let api_version =
             if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) };
@@ -246,14 +247,14 @@ impl GroupVersionKind {
     }
 }
 
-/// Answer the AdmissionReview in `body`, mutating Deployments with the core.
+/// Answer the AdmissionReview in `body`, mutating workloads with the core.
 pub fn review(body: &[u8], config: &kube_once_core::Config) -> Result<Reviewed, BadRequest> {
     answer(body, |object, old_object| kube_once_core::changes(object, old_object, config))
 }
 
 fn answer(
     body: &[u8],
-    changes: impl FnOnce(&Deployment, Option<&Deployment>) -> Result<Changes, Refusal>,
+    changes: impl FnOnce(&Workload, Option<&Workload>) -> Result<Changes, Refusal>,
 ) -> Result<Reviewed, BadRequest> {
     // UTF-8 checked once for the whole body: reading from bytes checks every
     // string on its own, which costs far more (docs/dev/performance.md).
@@ -275,14 +276,18 @@ fn answer(
     let request = review.request.ok_or_else(|| BadRequest(format!("the {KIND} has no `request` to answer")))?;
 
     let dry_run = request.dry_run.unwrap_or(false);
-    let mutates =
-        matches!(request.operation, Operation::Create | Operation::Update) && is_deployment(&request.kind.type_meta());
+    let kind = Kind::of(&request.kind.type_meta());
+    let mutates = matches!(request.operation, Operation::Create | Operation::Update) && kind.is_some();
 
     let named = [&request.object, &request.old_object].into_iter().flatten().map(|o| &o.value).find(|o| o.is_object());
     let object_name = object_name(&request, named);
     let (response, outcome, refusal) = if mutates {
         let object = request.object.as_ref().ok_or_else(|| {
-            BadRequest(format!("request.object is missing on a {} of a Deployment", request.operation))
+            BadRequest(format!(
+                "request.object is missing on a {} of a {}",
+                request.operation,
+                kind.map_or("workload", Kind::name)
+            ))
         })?;
         respond(request.uid, changes(object, request.old_object.as_ref()))
     } else {
@@ -377,7 +382,7 @@ mod tests {
         .unwrap()
     }
 
-    fn patched(_: &Deployment, _: Option<&Deployment>) -> Result<Changes, Refusal> {
+    fn patched(_: &Workload, _: Option<&Workload>) -> Result<Changes, Refusal> {
         let patch: json_patch::Patch =
             serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])).unwrap();
         Ok(Changes { patch, warnings: vec!["mind the schema".to_owned()] })
@@ -400,8 +405,8 @@ mod tests {
 
     #[test]
     fn reviews_are_written_as_serde_writes_them() {
-        let denied = |_: &Deployment, _: Option<&Deployment>| Err(Refusal::new(Reason::BadValue, "bad \"run\"\n"));
-        let unchanged = |_: &Deployment, _: Option<&Deployment>| {
+        let denied = |_: &Workload, _: Option<&Workload>| Err(Refusal::new(Reason::BadValue, "bad \"run\"\n"));
+        let unchanged = |_: &Workload, _: Option<&Workload>| {
             Ok(Changes { patch: json_patch::Patch(Vec::new()), warnings: Vec::new() })
         };
         let mut answers = vec![
@@ -465,9 +470,10 @@ mod tests {
         assert_eq!(reviewed.operation.to_string(), "UPDATE");
     }
 
-    /// Admission and `preview` agree: group exactly `apps`, any version, kind Deployment.
+    /// Admission and `preview` agree: each supported kind at its one API
+    /// version, nothing else.
     #[test]
-    fn deployments_are_apps_v1_deployments() {
+    fn workloads_are_the_supported_kinds_at_their_api_version() {
         let with_kind = |group: &str, version: &str, kind: &str| {
             let mut review: Value = serde_json::from_slice(&body("CREATE", "Deployment", false)).unwrap();
             review["request"]["kind"] = json!({"group": group, "version": version, "kind": kind});
@@ -482,6 +488,13 @@ mod tests {
         assert_eq!(with_kind("", "v1", "Deployment"), Outcome::Skipped);
         assert_eq!(with_kind("apps", "v1", "Scale"), Outcome::Skipped);
         assert_eq!(with_kind("autoscaling", "v1", "Scale"), Outcome::Skipped);
+        for (group, kind) in [("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job"), ("batch", "CronJob")] {
+            assert_eq!(with_kind(group, "v1", kind), Outcome::Patched, "{kind}");
+        }
+        assert_eq!(with_kind("argoproj.io", "v1alpha1", "Rollout"), Outcome::Patched);
+        assert_eq!(with_kind("batch", "v1beta1", "CronJob"), Outcome::Skipped);
+        assert_eq!(with_kind("apps", "v1", "ReplicaSet"), Outcome::Skipped);
+        assert_eq!(with_kind("", "v1", "Pod"), Outcome::Skipped);
     }
 
     #[test]

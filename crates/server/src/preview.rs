@@ -1,16 +1,16 @@
 //! `POST /preview` on the localhost listener: a manifest (YAML or JSON, one
-//! `apps/v1` Deployment among any other documents) in, what the webhook
-//! would do to that Deployment out. Read and rendered by exactly what
+//! workload of a supported kind, [`kube_once_core::Kind`], among any other
+//! documents) in, what the webhook would do to that workload out. Read and rendered by exactly what
 //! `kube-once preview` uses (`kube_once_core::preview`):
 //!
 //! - default (`format=json`): `{"patch": [...], "object": {...}, "warnings": [...]}`
 //! - `?format=yaml`: the body's documents as `kube-once preview -o yaml`
-//!   prints them (unchanged ones byte for byte, the Deployment mutated)
-//! - `?format=diff`: a unified diff of the Deployment, before → after
+//!   prints them (unchanged ones byte for byte, the workload mutated)
+//! - `?format=diff`: a unified diff of the workload, before → after
 //!   (empty when nothing changes)
 //! - `?format=patch`: the RFC 6902 patch
 //!
-//! A refusal is 422 with its message; a body without exactly one Deployment,
+//! A refusal is 422 with its message; a body without exactly one workload,
 //! or that is not a manifest, is 400 with the reason. Reading runs on the
 //! blocking pool, one body at a time, under a deadline: a hostile body
 //! (deep nesting, alias bombs, megabytes of YAML) never holds an async
@@ -132,17 +132,20 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
         Err(error) => return bad(format!("the body is not a valid manifest: {error}")),
     };
     let count = preview.documents.iter().filter(|d| d.holds_value).count();
-    let mut deployments = preview.deployments();
+    let mut deployments = preview.workloads();
     let deployment = match (deployments.next(), deployments.next()) {
         (Some(deployment), None) => deployment,
         (None, _) => {
+            // What was sent instead, when it carries kube-once annotations.
+            let notes: String = preview.warnings().map(|note| format!("\n{note}")).collect();
             return bad(format!(
-                "no apps/v1 Deployment in the body ({count} document(s)); send one Deployment as YAML or JSON"
+                "no workload kube-once handles in the body ({count} document(s)); send one of {} as YAML or JSON{notes}",
+                core::Kind::supported_list()
             ));
         }
         (Some(_), Some(_)) => {
             return bad(format!(
-                "{} Deployments in the body; send one (`kube-once preview -f FILE` takes many)",
+                "{} workloads in the body; send one (`kube-once preview -f FILE` takes many)",
                 2 + deployments.count()
             ));
         }
@@ -153,7 +156,11 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
     };
     match format {
         Format::Json => {
-            let answer = json!({"patch": mutation.patch, "object": mutation.object, "warnings": mutation.warnings});
+            // The notes about the other documents (near-miss annotations)
+            // come after the workload's own warnings.
+            let mut warnings = mutation.warnings.clone();
+            warnings.extend(preview.documents.iter().flat_map(|d| d.notes.iter().cloned()));
+            let answer = json!({"patch": mutation.patch, "object": mutation.object, "warnings": warnings});
             (StatusCode::OK, "application/json", answer.to_string())
         }
         Format::Yaml => (StatusCode::OK, "application/yaml", preview.render(Format::Yaml)),
