@@ -366,3 +366,40 @@ fn every_kind_is_explained_under_its_own_name() {
         assert!(!patch.is_empty() && patch.iter().all(|line| line.contains(&format!(" {base}"))), "{kind}: {patch:?}");
     }
 }
+
+/// The chart's own rules and matchCondition, for every kind: each is sent
+/// and injected at CREATE; a Job's UPDATE, whose pod template cannot change,
+/// is not sent at all.
+#[test]
+fn the_rendered_chart_sends_every_kind_and_a_job_at_create_only() {
+    let rendered = render(&[]);
+    let core = support::fixtures("core");
+    for (case, kind) in [
+        ("statefulset", "statefulset"),
+        ("daemonset", "daemonset"),
+        ("job", "job"),
+        ("cronjob", "cronjob"),
+        ("rollout", "rollout"),
+    ] {
+        let manifest = core.join(format!("{case}.input.yaml"));
+        let output = Command::new(support::binary())
+            .arg("explain")
+            .arg("-f")
+            .arg(&manifest)
+            .arg("--webhook-configuration")
+            .arg(&rendered.chart)
+            .arg("--config")
+            .arg(&rendered.config)
+            .args(["--namespace-labels", "team=web", "--operation", "create"])
+            .env_remove("KUBE_ONCE_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let first = stdout.lines().next().unwrap_or_default();
+        assert!(first.starts_with(&format!("{kind} ")) && first.contains(": sent, injected: "), "{case}: {stdout}");
+    }
+    let job =
+        explain(&core.join("job.input.yaml"), &rendered, &["--namespace-labels", "team=web", "--operation", "update"]);
+    assert_eq!(job.code, 3, "{}{}", job.stdout, job.stderr);
+    assert!(job.stdout.starts_with("job shop/seed: not sent to the webhook: "), "{}", job.stdout);
+}
