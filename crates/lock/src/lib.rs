@@ -25,6 +25,7 @@ mod child;
 mod dialect;
 pub mod history;
 pub mod install;
+mod lease;
 mod mysql;
 pub mod names;
 mod postgres;
@@ -88,6 +89,14 @@ impl Timings {
             heartbeat_timeout: (lock_delay / 4).min(Duration::from_secs(5)),
             grace: (lock_delay / 4).min(Duration::from_secs(10)),
         }
+    }
+
+    /// How long after its last heartbeat got through the leader may let its
+    /// command live: the lost-lock path above takes at most this long, so a
+    /// command still running later means the wrapper was frozen or starved;
+    /// the lease's watchdog then SIGKILLs the group with no grace.
+    pub fn bound(&self) -> Duration {
+        self.heartbeat_every + self.heartbeat_timeout + self.grace
     }
 }
 
@@ -718,11 +727,23 @@ enum Supervised {
 }
 
 /// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
-/// the heartbeat checks the lock.
+/// the heartbeat checks the lock and the lease's watchdog checks the
+/// heartbeat (a frozen wrapper).
 async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timings, running: Option<i64>) -> Supervised {
     let signals = signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
     let (mut term, mut int) = match signals {
         Ok(signals) => signals,
+        Err(problem) => return Supervised::CannotStart(exit::UNREACHABLE, problem),
+    };
+    // The lease starts at a heartbeat that got through just now, so a
+    // wrapper frozen since it wrote its `running` row never starts the command.
+    let sent = lease::Stamp::now();
+    if let Err(problem) = checked_heartbeat(backend, timings, running).await {
+        return Supervised::Lost(problem.context("before starting the command (it did not run)"));
+    }
+    let bound = if backend.lost_when_frozen() { timings.bound() } else { Duration::MAX };
+    let lease = match lease::Lease::start(bound, sent) {
+        Ok(lease) => lease,
         Err(problem) => return Supervised::CannotStart(exit::UNREACHABLE, problem),
     };
     let mut child = match child::spawn(command) {
@@ -731,22 +752,53 @@ async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timing
         Err(problem) if problem.kind() == std::io::ErrorKind::NotFound => return Supervised::CannotStart(127, problem),
         Err(problem) => return Supervised::CannotStart(126, problem),
     };
+    lease.guard(child.kill_arg());
     info!(event = "started", pid = child.pid(), command = shell_words::join(command), "running the command");
     let mut heartbeat = tokio::time::interval(timings.heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            status = child.wait() => return Supervised::Exited(status.unwrap_or(1)),
+            // First: after a freeze, every branch is ready at once.
+            biased;
+            () = lease.fired() => {
+                let _ = child.wait().await;
+                return Supervised::Lost(frozen(&lease, timings));
+            }
+            status = child.wait() => {
+                lease.disarm();
+                if lease.expired().is_some() {
+                    return Supervised::Lost(frozen(&lease, timings));
+                }
+                return Supervised::Exited(status.unwrap_or(1));
+            }
             _ = term.recv() => child.signal(Signal::SIGTERM),
             _ = int.recv() => child.signal(Signal::SIGINT),
             _ = heartbeat.tick() => {
-                if let Err(problem) = checked_heartbeat(backend, timings, running).await {
-                    let _ = child.terminate(timings.grace).await;
-                    return Supervised::Lost(problem);
+                let sent = lease::Stamp::now();
+                match checked_heartbeat(backend, timings, running).await {
+                    Ok(()) => lease.renew(sent),
+                    Err(problem) => {
+                        // A failure noticed late (the wrapper was starved) gets
+                        // only what is left of the lease as its grace.
+                        let _ = child.terminate(timings.grace.min(lease.left())).await;
+                        lease.disarm();
+                        return Supervised::Lost(problem);
+                    }
                 }
             }
         }
     }
+}
+
+/// Why the watchdog killed the command.
+fn frozen(lease: &lease::Lease, timings: Timings) -> anyhow::Error {
+    let age = lease.expired().unwrap_or_default();
+    anyhow::anyhow!(
+        "no heartbeat got through for {} (the wrapper was frozen or starved: SIGSTOP, a node or VM pause), longer than the {} the lock-delay allows; \
+         the command's process group was SIGKILLed at once, as another leader may be running",
+        humantime::format_duration(Duration::from_millis(age.as_millis() as u64)),
+        humantime::format_duration(timings.bound())
+    )
 }
 
 #[cfg(test)]
@@ -818,6 +870,7 @@ mod tests {
             assert!(t.heartbeat_every <= Duration::from_secs(1));
         }
         assert_eq!(Timings::new(defaults::LOCK_DELAY).heartbeat_every, Duration::from_secs(1));
+        assert_eq!(Timings::new(defaults::LOCK_DELAY).bound(), Duration::from_millis(8500));
     }
 
     #[test]
