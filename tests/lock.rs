@@ -56,6 +56,7 @@ on_databases! {
         keys_are_compared_exactly,
         a_lost_lock_never_overlaps_the_next_leader,
         a_frozen_holder_loses_the_lock_within_a_minute,
+        timeout_holds_while_the_record_table_is_locked,
         followers_wait_on_through_a_restart,
     ],
     mysql: [
@@ -71,6 +72,7 @@ on_databases! {
         a_lost_lock_never_overlaps_the_next_leader,
         an_old_case_insensitive_record_table_is_migrated,
         a_frozen_holder_loses_the_lock_within_a_minute,
+        timeout_holds_while_the_record_table_is_locked,
         followers_wait_on_through_a_restart,
     ],
     sqlite: [
@@ -442,6 +444,53 @@ fn a_frozen_holder_loses_the_lock_within_a_minute(db: Db) {
     let lost = scenario.stderr(old).lines().find(|line| line.contains(r#""event":"lost""#)).map(str::to_string);
     eprintln!("{:?}: frozen {extra} s past the next leader's run; {}", db.kind, lost.unwrap_or_default());
     assert_eq!(db.records(&scenario.name, "v1"), 1);
+}
+
+/// Another session locks the record table (`LOCK TABLE` in an open
+/// transaction, `LOCK TABLES ... WRITE`), so reading the done-record hangs:
+/// `--timeout 5s` still gives up after about 5 s with exit 75 and says what
+/// it waited on, instead of waiting for the table as long as it is locked.
+fn timeout_holds_while_the_record_table_is_locked(db: Db) {
+    let mut scenario = Scenario::new(db.clone(), "stall");
+    let table = scenario.name.clone();
+    let first = scenario.spawn(scenario.lock(&["--key", "v0"], &["true"]));
+    assert_eq!(scenario.wait(first).code(), Some(0), "creates the record table: {}", scenario.all_logs());
+    let runtime = runtime();
+    let _held = runtime.block_on(async {
+        match db.kind {
+            Kind::Postgres => {
+                let client = databases::pg(&db.url).await;
+                client.batch_execute(&format!("BEGIN; LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE")).await.unwrap();
+                Box::new(client) as Box<dyn std::any::Any>
+            }
+            _ => {
+                use mysql_async::prelude::Queryable;
+                let mut conn = mysql_async::Conn::from_url(&db.url).await.unwrap();
+                conn.query_drop(format!("LOCK TABLES `{table}` WRITE")).await.unwrap();
+                Box::new(conn) as Box<dyn std::any::Any>
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let index = scenario.spawn_direct(scenario.lock(&["--key", "v1", "--timeout", "5s"], RUN));
+    let process = &mut scenario.processes[index].child;
+    let status = loop {
+        if let Some(status) = process.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = process.kill();
+            panic!("`lock --timeout 5s` still waiting after 20 s:\n{}", scenario.stderr(index));
+        }
+        std::thread::sleep(support::wait::POLL); // wait-on-condition: poll interval of a loop with a deadline
+    };
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(75), "{}", scenario.stderr(index));
+    assert!(took < Duration::from_secs(9), "returned {took:?} after start, for a 5 s timeout");
+    let log = scenario.stderr(index);
+    let line = log.lines().find(|line| line.contains(r#""event":"timeout""#)).unwrap_or_default();
+    assert!(line.contains(&table), "the timeout line names the table it waited on:\n{log}");
+    assert!(scenario.lines().iter().all(|line| line != "run"), "nothing ran: {:?}", scenario.lines());
 }
 
 // ---- Without a database, or with one of their own ----

@@ -61,6 +61,11 @@ pub mod exit {
 /// How often a follower logs who holds the lock.
 const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// How long past the lock timeout a statement of the wait may still answer:
+/// one started just before it (`GET_LOCK(name, 1)` takes a second), or the
+/// holder's name for the `timeout` line.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
+
 /// The leader's clock, derived from the lock-delay so that a leader whose
 /// lock is gone has SIGKILLed its command's process group before the next
 /// leader may start: after the last heartbeat that got through, the next one
@@ -459,15 +464,36 @@ async fn is_done<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<bool> {
 }
 
 /// The fast path and the wait for the lock; an error means the connection broke.
+/// Every statement is bounded by what is left of the timeout (plus
+/// [`ANSWER_GRACE`]): a database that stalls (a table lock held by another
+/// session, an overloaded server) ends the wait like a held lock does.
 async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> Result<Followed> {
     let lock = plan.settings.lock_name.as_str();
     let key = plan.key.as_str();
-    if is_done(backend, plan).await? {
+    // `None`: a timeout beyond what the clock can count, no bound.
+    let deadline = wait.since.checked_add(plan.timeout.saturating_add(ANSWER_GRACE));
+    let reading = || match &plan.settings.table {
+        Some(table) => format!("reading the done-record table `{table}`"),
+        None => String::new(),
+    };
+    let Some(done) = within(deadline, is_done(backend, plan)).await? else {
+        return Ok(stalled(plan, &reading()));
+    };
+    if done {
         info!(event = "skipped", lock, key, "already done for this key; nothing to run");
         return Ok(Followed::Skipped);
     }
-    while !backend.try_lock().await? {
-        if is_done(backend, plan).await? {
+    loop {
+        let Some(acquired) = within(deadline, backend.try_lock()).await? else {
+            return Ok(stalled(plan, "taking the lock"));
+        };
+        if acquired {
+            break;
+        }
+        let Some(done) = within(deadline, is_done(backend, plan)).await? else {
+            return Ok(stalled(plan, &reading()));
+        };
+        if done {
             info!(
                 event = "skipped",
                 lock,
@@ -505,6 +531,31 @@ async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> R
     }
     info!(event = "acquired", lock, key, waited_ms = wait.since.elapsed().as_millis() as u64, "lock acquired");
     Ok(Followed::Acquired)
+}
+
+/// `step`'s answer, or `None` when the database has not given it by `deadline`.
+async fn within<T>(deadline: Option<Instant>, step: impl Future<Output = Result<T>>) -> Result<Option<T>> {
+    let Some(deadline) = deadline else { return step.await.map(Some) };
+    match tokio::time::timeout_at(deadline.into(), step).await {
+        Ok(answer) => answer.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Logs a wait that ended because the database did not answer `doing` in time.
+fn stalled(plan: &LockPlan, doing: &str) -> Followed {
+    let lock = plan.settings.lock_name.as_str();
+    error!(
+        event = "timeout",
+        lock,
+        waited_on = doing,
+        "gave up waiting for lock `{lock}` after {} (exit {}): the database did not answer {doing}. \
+         Another session may hold a lock on that table (PostgreSQL: pg_locks where not granted; MySQL: SHOW PROCESSLIST), \
+         or the server is overloaded; the next pod tries again",
+        humantime::format_duration(plan.timeout),
+        exit::TIMEOUT
+    );
+    Followed::TimedOut
 }
 
 async fn lead_under_lock<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<u8> {
@@ -713,10 +764,11 @@ async fn release<L: Lock>(backend: &mut L, lock: &str) {
 }
 
 async fn describe_holder<L: Lock>(backend: &mut L) -> String {
-    match backend.holder().await {
-        Ok(Some(holder)) => holder,
-        Ok(None) => "nobody (just released)".to_string(),
-        Err(problem) => format!("unknown ({problem:#})"),
+    match tokio::time::timeout(ANSWER_GRACE, backend.holder()).await {
+        Ok(Ok(Some(holder))) => holder,
+        Ok(Ok(None)) => "nobody (just released)".to_string(),
+        Ok(Err(problem)) => format!("unknown ({problem:#})"),
+        Err(_) => format!("unknown (no answer within {})", humantime::format_duration(ANSWER_GRACE)),
     }
 }
 
