@@ -68,6 +68,12 @@ impl Child {
         self.pid.as_raw() as u32
     }
 
+    /// What `kill(2)` takes to reach the child's whole group (`-pgid`), or
+    /// the child alone when it has none of its own.
+    pub fn kill_arg(&self) -> i32 {
+        if self.own_group { -self.pid.as_raw() } else { self.pid.as_raw() }
+    }
+
     /// Sends `signal` to the child's whole process group (to the child
     /// alone when it has none of its own); one that is already gone is not an error.
     pub fn signal(&self, signal: Signal) {

@@ -62,6 +62,11 @@ pub(crate) trait Lock {
     async fn unlock(&mut self) -> Result<bool>;
     /// Pause between two lock attempts.
     fn poll_pause(&self) -> Duration;
+    /// Whether the lock can be freed while its holder is frozen (the server
+    /// ends an idle session); if not, the lease's watchdog never fires.
+    fn lost_when_frozen(&self) -> bool {
+        true
+    }
 
     // The `running` row: the leader's heartbeat, for the lock-delay, written
     // through the lock's session so that it lives exactly as long as the lock.

@@ -25,6 +25,7 @@ mod child;
 mod dialect;
 pub mod history;
 pub mod install;
+mod lease;
 mod mysql;
 pub mod names;
 mod postgres;
@@ -60,6 +61,11 @@ pub mod exit {
 /// How often a follower logs who holds the lock.
 const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// How long past the lock timeout a statement of the wait may still answer:
+/// one started just before it (`GET_LOCK(name, 1)` takes a second), or the
+/// holder's name for the `timeout` line.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
+
 /// The leader's clock, derived from the lock-delay so that a leader whose
 /// lock is gone has SIGKILLed its command's process group before the next
 /// leader may start: after the last heartbeat that got through, the next one
@@ -88,6 +94,14 @@ impl Timings {
             heartbeat_timeout: (lock_delay / 4).min(Duration::from_secs(5)),
             grace: (lock_delay / 4).min(Duration::from_secs(10)),
         }
+    }
+
+    /// How long after its last heartbeat got through the leader may let its
+    /// command live: the lost-lock path above takes at most this long, so a
+    /// command still running later means the wrapper was frozen or starved;
+    /// the lease's watchdog then SIGKILLs the group with no grace.
+    pub fn bound(&self) -> Duration {
+        self.heartbeat_every + self.heartbeat_timeout + self.grace
     }
 }
 
@@ -450,15 +464,36 @@ async fn is_done<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<bool> {
 }
 
 /// The fast path and the wait for the lock; an error means the connection broke.
+/// Every statement is bounded by what is left of the timeout (plus
+/// [`ANSWER_GRACE`]): a database that stalls (a table lock held by another
+/// session, an overloaded server) ends the wait like a held lock does.
 async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> Result<Followed> {
     let lock = plan.settings.lock_name.as_str();
     let key = plan.key.as_str();
-    if is_done(backend, plan).await? {
+    // `None`: a timeout beyond what the clock can count, no bound.
+    let deadline = wait.since.checked_add(plan.timeout.saturating_add(ANSWER_GRACE));
+    let reading = || match &plan.settings.table {
+        Some(table) => format!("reading the done-record table `{table}`"),
+        None => String::new(),
+    };
+    let Some(done) = within(deadline, is_done(backend, plan)).await? else {
+        return Ok(stalled(plan, &reading()));
+    };
+    if done {
         info!(event = "skipped", lock, key, "already done for this key; nothing to run");
         return Ok(Followed::Skipped);
     }
-    while !backend.try_lock().await? {
-        if is_done(backend, plan).await? {
+    loop {
+        let Some(acquired) = within(deadline, backend.try_lock()).await? else {
+            return Ok(stalled(plan, "taking the lock"));
+        };
+        if acquired {
+            break;
+        }
+        let Some(done) = within(deadline, is_done(backend, plan)).await? else {
+            return Ok(stalled(plan, &reading()));
+        };
+        if done {
             info!(
                 event = "skipped",
                 lock,
@@ -496,6 +531,31 @@ async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> R
     }
     info!(event = "acquired", lock, key, waited_ms = wait.since.elapsed().as_millis() as u64, "lock acquired");
     Ok(Followed::Acquired)
+}
+
+/// `step`'s answer, or `None` when the database has not given it by `deadline`.
+async fn within<T>(deadline: Option<Instant>, step: impl Future<Output = Result<T>>) -> Result<Option<T>> {
+    let Some(deadline) = deadline else { return step.await.map(Some) };
+    match tokio::time::timeout_at(deadline.into(), step).await {
+        Ok(answer) => answer.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Logs a wait that ended because the database did not answer `doing` in time.
+fn stalled(plan: &LockPlan, doing: &str) -> Followed {
+    let lock = plan.settings.lock_name.as_str();
+    error!(
+        event = "timeout",
+        lock,
+        waited_on = doing,
+        "gave up waiting for lock `{lock}` after {} (exit {}): the database did not answer {doing}. \
+         Another session may hold a lock on that table (PostgreSQL: pg_locks where not granted; MySQL: SHOW PROCESSLIST), \
+         or the server is overloaded; the next pod tries again",
+        humantime::format_duration(plan.timeout),
+        exit::TIMEOUT
+    );
+    Followed::TimedOut
 }
 
 async fn lead_under_lock<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<u8> {
@@ -704,10 +764,11 @@ async fn release<L: Lock>(backend: &mut L, lock: &str) {
 }
 
 async fn describe_holder<L: Lock>(backend: &mut L) -> String {
-    match backend.holder().await {
-        Ok(Some(holder)) => holder,
-        Ok(None) => "nobody (just released)".to_string(),
-        Err(problem) => format!("unknown ({problem:#})"),
+    match tokio::time::timeout(ANSWER_GRACE, backend.holder()).await {
+        Ok(Ok(Some(holder))) => holder,
+        Ok(Ok(None)) => "nobody (just released)".to_string(),
+        Ok(Err(problem)) => format!("unknown ({problem:#})"),
+        Err(_) => format!("unknown (no answer within {})", humantime::format_duration(ANSWER_GRACE)),
     }
 }
 
@@ -718,11 +779,23 @@ enum Supervised {
 }
 
 /// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
-/// the heartbeat checks the lock.
+/// the heartbeat checks the lock and the lease's watchdog checks the
+/// heartbeat (a frozen wrapper).
 async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timings, running: Option<i64>) -> Supervised {
     let signals = signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
     let (mut term, mut int) = match signals {
         Ok(signals) => signals,
+        Err(problem) => return Supervised::CannotStart(exit::UNREACHABLE, problem),
+    };
+    // The lease starts at a heartbeat that got through just now, so a
+    // wrapper frozen since it wrote its `running` row never starts the command.
+    let sent = lease::Stamp::now();
+    if let Err(problem) = checked_heartbeat(backend, timings, running).await {
+        return Supervised::Lost(problem.context("before starting the command (it did not run)"));
+    }
+    let bound = if backend.lost_when_frozen() { timings.bound() } else { Duration::MAX };
+    let lease = match lease::Lease::start(bound, sent) {
+        Ok(lease) => lease,
         Err(problem) => return Supervised::CannotStart(exit::UNREACHABLE, problem),
     };
     let mut child = match child::spawn(command) {
@@ -731,22 +804,53 @@ async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timing
         Err(problem) if problem.kind() == std::io::ErrorKind::NotFound => return Supervised::CannotStart(127, problem),
         Err(problem) => return Supervised::CannotStart(126, problem),
     };
+    lease.guard(child.kill_arg());
     info!(event = "started", pid = child.pid(), command = shell_words::join(command), "running the command");
     let mut heartbeat = tokio::time::interval(timings.heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            status = child.wait() => return Supervised::Exited(status.unwrap_or(1)),
+            // First: after a freeze, every branch is ready at once.
+            biased;
+            () = lease.fired() => {
+                let _ = child.wait().await;
+                return Supervised::Lost(frozen(&lease, timings));
+            }
+            status = child.wait() => {
+                lease.disarm();
+                if lease.expired().is_some() {
+                    return Supervised::Lost(frozen(&lease, timings));
+                }
+                return Supervised::Exited(status.unwrap_or(1));
+            }
             _ = term.recv() => child.signal(Signal::SIGTERM),
             _ = int.recv() => child.signal(Signal::SIGINT),
             _ = heartbeat.tick() => {
-                if let Err(problem) = checked_heartbeat(backend, timings, running).await {
-                    let _ = child.terminate(timings.grace).await;
-                    return Supervised::Lost(problem);
+                let sent = lease::Stamp::now();
+                match checked_heartbeat(backend, timings, running).await {
+                    Ok(()) => lease.renew(sent),
+                    Err(problem) => {
+                        // A failure noticed late (the wrapper was starved) gets
+                        // only what is left of the lease as its grace.
+                        let _ = child.terminate(timings.grace.min(lease.left())).await;
+                        lease.disarm();
+                        return Supervised::Lost(problem);
+                    }
                 }
             }
         }
     }
+}
+
+/// Why the watchdog killed the command.
+fn frozen(lease: &lease::Lease, timings: Timings) -> anyhow::Error {
+    let age = lease.expired().unwrap_or_default();
+    anyhow::anyhow!(
+        "no heartbeat got through for {} (the wrapper was frozen or starved: SIGSTOP, a node or VM pause), longer than the {} the lock-delay allows; \
+         the command's process group was SIGKILLed at once, as another leader may be running",
+        humantime::format_duration(Duration::from_millis(age.as_millis() as u64)),
+        humantime::format_duration(timings.bound())
+    )
 }
 
 #[cfg(test)]
@@ -818,6 +922,7 @@ mod tests {
             assert!(t.heartbeat_every <= Duration::from_secs(1));
         }
         assert_eq!(Timings::new(defaults::LOCK_DELAY).heartbeat_every, Duration::from_secs(1));
+        assert_eq!(Timings::new(defaults::LOCK_DELAY).bound(), Duration::from_millis(8500));
     }
 
     #[test]

@@ -237,6 +237,11 @@ impl Lock for SqliteLock {
         Duration::from_millis(100)
     }
 
+    /// A file lock of the process: a frozen process keeps it.
+    fn lost_when_frozen(&self) -> bool {
+        false
+    }
+
     // No lock-delay: the lock is this process's file lock, released only when
     // the process (and, through the parent-death signal, its child) is gone.
     async fn ensure_running_table(&mut self) -> Result<()> {
