@@ -91,6 +91,13 @@ impl Kind {
         !matches!(self, Kind::Job | Kind::CronJob)
     }
 
+    /// Whether a rollout of it fails when it makes no progress for
+    /// `spec.progressDeadlineSeconds` (default 600): a Deployment's and a
+    /// Rollout's do, while their new pods wait in kube-once-run.
+    pub fn has_progress_deadline(self) -> bool {
+        matches!(self, Kind::Deployment | Kind::Rollout)
+    }
+
     /// The kind named by `kind` (any API version).
     pub fn named(kind: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == kind)

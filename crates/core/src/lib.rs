@@ -301,8 +301,11 @@ fn desired_template<'o, 'a>(
         },
     };
     let first_enabled = kind.long_running() && old_object.is_none_or(|old| !is_injected(&old.value));
-    let warnings =
+    let mut warnings =
         plan.as_ref().map(|plan| warnings(plan, containers, &object.lists, first_enabled)).unwrap_or_default();
+    if let Some(run) = plan.as_ref().and_then(|plan| plan.run.as_ref()) {
+        warnings.extend(progress_deadline_warning(kind, deployment, run.timeout));
+    }
     Ok(Some(DesiredTemplate { before: template, template: desired_template, lists, warnings }))
 }
 
@@ -356,6 +359,26 @@ fn contract_annotations(deployment: &Value) -> Vec<(&String, &Value)> {
         .and_then(Value::as_object)
         .map(|annotations| annotations.iter().filter(|(key, _)| key.starts_with(PREFIX)).collect())
         .unwrap_or_default()
+}
+
+/// A rollout whose progress deadline passes before kube-once-run's timeout
+/// is reported failed (`ProgressDeadlineExceeded`, `kubectl rollout status`
+/// exits 1) while its new pods still wait for, or run, the migration.
+fn progress_deadline_warning(kind: Kind, workload: &Value, timeout: std::time::Duration) -> Option<String> {
+    /// Kubernetes' default `spec.progressDeadlineSeconds`.
+    const DEFAULT_DEADLINE: u64 = 600;
+    if !kind.has_progress_deadline() {
+        return None;
+    }
+    let set = value_at(workload, &["spec", "progressDeadlineSeconds"]).and_then(Value::as_u64);
+    let deadline = set.unwrap_or(DEFAULT_DEADLINE);
+    (timeout.as_secs() > deadline).then(|| {
+        format!(
+            "kube-once.io/timeout ({}) is longer than spec.progressDeadlineSeconds ({deadline} s{}): a migration that waits or runs past it makes the rollout report ProgressDeadlineExceeded (kubectl rollout status fails) while it goes on; set spec.progressDeadlineSeconds above the timeout, or a shorter kube-once.io/timeout",
+            humantime::format_duration(timeout),
+            if set.is_some() { "" } else { ", the default" }
+        )
+    })
 }
 
 /// Notes kubectl prints on apply: what the user should know, kept short.

@@ -105,6 +105,8 @@ impl Shape {
             (Shape::Spec, "jobTemplate") => Keep::Nested(Shape::JobTemplate),
             // A Rollout's reference to the Deployment whose template it uses.
             (Shape::Spec, "workloadRef") => Keep::Value,
+            // Compared with kube-once.io/timeout (a warning).
+            (Shape::Spec, "progressDeadlineSeconds") => Keep::Value,
             (Shape::JobTemplate, "spec") => Keep::Nested(Shape::JobSpec),
             (Shape::Object | Shape::Metadata | Shape::Spec | Shape::JobTemplate | Shape::JobSpec, _) => Keep::Skip,
             (Shape::PodTemplate, "spec") => Keep::Nested(Shape::PodSpec),

@@ -1147,3 +1147,24 @@ fn refusals_name_the_kind_and_its_template_path() {
         "{refusal}"
     );
 }
+
+/// A rollout that fails its progress deadline while kube-once-run still
+/// waits or runs is a stall the user sees only at the deadline: warned
+/// about where the deadline is shorter than the timeout, for the kinds that
+/// have one.
+#[test]
+fn a_timeout_past_the_progress_deadline_is_warned_about() {
+    let deadline_warning = |m: &Mutation| m.warnings.iter().find(|w| w.contains("progressDeadlineSeconds")).cloned();
+    let mut deployment = case("no-init-containers");
+    let warned = deadline_warning(&mutate(&deployment, &Config::default())).expect("15m against the default 600 s");
+    assert!(warned.contains("(15m)") && warned.contains("(600 s, the default)"), "{warned}");
+
+    deployment["spec"]["progressDeadlineSeconds"] = json!(1200);
+    assert_eq!(deadline_warning(&mutate(&deployment, &Config::default())), None, "20 minutes cover 15");
+    deployment["metadata"]["annotations"]["kube-once.io/timeout"] = json!("30m");
+    let warned = deadline_warning(&mutate(&deployment, &Config::default())).expect("30m against 1200 s");
+    assert!(warned.contains("(30m)") && warned.contains("(1200 s)"), "{warned}");
+
+    // A StatefulSet's rollout has no progress deadline.
+    assert_eq!(deadline_warning(&mutate(&case("statefulset"), &Config::default())), None);
+}
