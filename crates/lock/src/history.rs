@@ -1,4 +1,5 @@
-//! `kube-once history` and `kube-once forget`: read and delete done-records.
+//! `kube-once history` and `kube-once forget`: read and delete done-records
+//! and the attempts recorded beside them (failures included).
 //!
 //! Plain values in ([`HistoryOptions`], [`Filter`]), records out
 //! ([`StoredRecord`]). The record table is the one `lock` writes; each
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
+pub use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::RecordStore;
 pub use crate::record::{DoneRecord, Filter, StoredRecord};
 use crate::url::{self, Target};
@@ -84,6 +86,21 @@ impl Connection {
         self.0.delete_done(table, filter).await
     }
 
+    /// The matching attempts of the done-record table `table`, newest first,
+    /// at most `limit`; empty when the attempts table does not exist.
+    pub async fn attempts(&mut self, table: &str, filter: &Filter, limit: u32) -> Result<Vec<StoredAttempt>> {
+        record::validate_table_name(table)?;
+        Ok(self.0.list_attempts(table, filter, limit).await?.unwrap_or_default())
+    }
+
+    /// Deletes the matching attempts (so a key backing off may run at the
+    /// next pod start); how many. An empty filter is refused, as for [`Self::delete`].
+    pub async fn delete_attempts(&mut self, table: &str, filter: &Filter) -> Result<u64> {
+        record::validate_table_name(table)?;
+        anyhow::ensure!(!filter.is_empty(), "refusing to delete every attempt: give --key or --image");
+        Ok(self.0.delete_attempts(table, filter).await?.unwrap_or(0))
+    }
+
     /// Closes the connection politely (MySQL says goodbye; the others just drop).
     pub async fn close(self) {
         self.0.close().await
@@ -97,6 +114,13 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 trait AnyStore {
     fn list_done<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<Vec<StoredRecord>>>>;
     fn delete_done<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>>;
+    fn list_attempts<'a>(
+        &'a mut self,
+        table: &'a str,
+        filter: &'a Filter,
+        limit: u32,
+    ) -> Boxed<'a, Result<Option<Vec<StoredAttempt>>>>;
+    fn delete_attempts<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>>;
     fn close(self: Box<Self>) -> Boxed<'static, ()>;
 }
 
@@ -107,6 +131,19 @@ impl<S: RecordStore + 'static> AnyStore for S {
 
     fn delete_done<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>> {
         Box::pin(RecordStore::delete_done(self, table, filter))
+    }
+
+    fn list_attempts<'a>(
+        &'a mut self,
+        table: &'a str,
+        filter: &'a Filter,
+        limit: u32,
+    ) -> Boxed<'a, Result<Option<Vec<StoredAttempt>>>> {
+        Box::pin(RecordStore::list_attempts(self, table, filter, limit))
+    }
+
+    fn delete_attempts<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>> {
+        Box::pin(RecordStore::delete_attempts(self, table, filter))
     }
 
     fn close(self: Box<Self>) -> Boxed<'static, ()> {
