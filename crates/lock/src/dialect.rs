@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::attempts::{Attempt, StoredAttempt};
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// The tables kube-once keeps in the app's database, on one connection to it.
 /// One method set per table: a new table is a new set here and its SQL in
@@ -49,6 +49,11 @@ pub(crate) trait RecordStore {
     async fn list_attempts(&mut self, table: &str, filter: &Filter, limit: u32) -> Result<Option<Vec<StoredAttempt>>>;
     /// Deletes the matching attempts: how many, or `None` when the table does not exist.
     async fn delete_attempts(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>>;
+
+    /// The leaders' `running` rows (`names::RUNNING_TABLE`, written through
+    /// the lock's session, read here for `history`), newest first; `None`
+    /// when the table does not exist (or the dialect keeps none: SQLite).
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>>;
 
     /// Ends the connection the way its server expects (MySQL says goodbye).
     async fn close(self)

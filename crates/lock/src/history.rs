@@ -17,7 +17,7 @@ use anyhow::Result;
 
 pub use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::RecordStore;
-pub use crate::record::{DoneRecord, Filter, StoredRecord};
+pub use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 use crate::url::{self, Target};
 use crate::{UsageError, mysql, postgres, record, sqlite};
 
@@ -101,6 +101,12 @@ impl Connection {
         Ok(self.0.delete_attempts(table, filter).await?.unwrap_or(0))
     }
 
+    /// The commands running now under a lock (the leaders' `running` rows);
+    /// empty when there are none or the dialect keeps none (SQLite).
+    pub async fn running(&mut self) -> Result<Vec<RunningRow>> {
+        Ok(self.0.list_running().await?.unwrap_or_default())
+    }
+
     /// Closes the connection politely (MySQL says goodbye; the others just drop).
     pub async fn close(self) {
         self.0.close().await
@@ -121,6 +127,7 @@ trait AnyStore {
         limit: u32,
     ) -> Boxed<'a, Result<Option<Vec<StoredAttempt>>>>;
     fn delete_attempts<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>>;
+    fn list_running(&mut self) -> Boxed<'_, Result<Option<Vec<RunningRow>>>>;
     fn close(self: Box<Self>) -> Boxed<'static, ()>;
 }
 
@@ -146,9 +153,46 @@ impl<S: RecordStore + 'static> AnyStore for S {
         Box::pin(RecordStore::delete_attempts(self, table, filter))
     }
 
+    fn list_running(&mut self) -> Boxed<'_, Result<Option<Vec<RunningRow>>>> {
+        Box::pin(RecordStore::list_running(self))
+    }
+
     fn close(self: Box<Self>) -> Boxed<'static, ()> {
         Box::pin(RecordStore::close(*self))
     }
+}
+
+/// A key whose last attempt failed and that has no done-record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The newest attempt, a failure.
+    pub last: StoredAttempt,
+    /// Failures in a row up to it (within the attempts read).
+    pub failures: u32,
+}
+
+/// The keys failing now, from `attempts` (newest first) and the keys that
+/// have a done-record; newest first.
+pub fn failures(attempts: &[StoredAttempt], done: &[StoredRecord]) -> Vec<Failure> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut failing = Vec::new();
+    for attempt in attempts {
+        let key = attempt.attempt.key.as_str();
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        if attempt.attempt.outcome != Outcome::Failed || done.iter().any(|run| run.record.key == key) {
+            continue;
+        }
+        let failures = attempts
+            .iter()
+            .filter(|a| a.attempt.key == key)
+            .take_while(|a| a.attempt.outcome == Outcome::Failed)
+            .count() as u32;
+        failing.push(Failure { last: attempt.clone(), failures });
+    }
+    failing
 }
 
 #[cfg(test)]

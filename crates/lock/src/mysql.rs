@@ -16,7 +16,7 @@ use super::url::{Host, Server, TlsMode};
 use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, RecordStore, unless_missing};
 use crate::names::{ATTEMPTS_TABLE, RUNNING_TABLE, mysql_lock_name};
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// One MySQL/MariaDB session, and the collation it compares keys in.
 pub(crate) struct Session {
@@ -212,6 +212,26 @@ fn stored_attempt(row: mysql_async::Row) -> StoredAttempt {
 }
 
 impl RecordStore for Session {
+    /// The `running` table keeps UTC (`UTC_TIMESTAMP(6)`), whatever the session's zone.
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>> {
+        let sql = format!(
+            "SELECT lock_name, holder, CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) DIV 1000 AS SIGNED), \
+             CAST(TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) DIV 1000 AS SIGNED) \
+             FROM {RUNNING_TABLE} ORDER BY started_at DESC"
+        );
+        let rows = self.conn.query::<(String, String, i64, i64), _>(sql).await;
+        Ok(unless_missing(rows, is_missing_table, "read", RUNNING_TABLE)?.map(|rows| {
+            rows.into_iter()
+                .map(|(lock_name, holder, started_ms, heartbeat_age_ms)| RunningRow {
+                    lock_name,
+                    holder,
+                    started_ms,
+                    heartbeat_age_ms,
+                })
+                .collect()
+        }))
+    }
+
     async fn create_attempts_table(&mut self) -> Result<()> {
         let collation = self.collation;
         let sql = format!(

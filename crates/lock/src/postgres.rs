@@ -20,7 +20,7 @@ use super::{Settings, tls};
 use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, RecordStore, unless_missing};
 use crate::names::{ATTEMPTS_TABLE, RUNNING_TABLE, advisory_key};
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// One PostgreSQL session.
 pub(crate) struct Session {
@@ -216,6 +216,24 @@ fn stored_attempt(row: &Row) -> StoredAttempt {
 }
 
 impl RecordStore for Session {
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>> {
+        let sql = format!(
+            "SELECT lock_name, holder, (extract(epoch FROM started_at) * 1000)::bigint, \
+             (extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::bigint FROM {RUNNING_TABLE} ORDER BY started_at DESC"
+        );
+        let rows = self.client.query(&sql, &[]).await;
+        Ok(unless_missing(rows, is_missing_table, "read", RUNNING_TABLE)?.map(|rows| {
+            rows.iter()
+                .map(|row| RunningRow {
+                    lock_name: row.get(0),
+                    holder: row.get(1),
+                    started_ms: row.get(2),
+                    heartbeat_age_ms: row.get(3),
+                })
+                .collect()
+        }))
+    }
+
     async fn create_attempts_table(&mut self) -> Result<()> {
         let exists = self.client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&ATTEMPTS_TABLE]).await;
         if exists.is_ok_and(|row| row.get::<_, bool>(0)) {

@@ -17,7 +17,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, RecordStore, unless_missing};
 use crate::names::ATTEMPTS_TABLE;
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// One SQLite connection, used from tokio's blocking pool.
 pub(crate) struct Session {
@@ -151,6 +151,11 @@ fn stored_attempt(row: &Row) -> rusqlite::Result<StoredAttempt> {
 }
 
 impl RecordStore for Session {
+    /// SQLite keeps no `running` row (its lock is a transaction on a file of its own).
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>> {
+        Ok(None)
+    }
+
     async fn create_attempts_table(&mut self) -> Result<()> {
         self.blocking(move |db| {
             let sql = format!(
