@@ -43,7 +43,8 @@ on_every_database!(
     forget_makes_the_next_lock_run_again,
     keys_differing_only_in_case_accent_or_trailing_space_stay_apart,
     missing_table_is_not_an_error,
-    shows_a_failed_a_running_and_a_done_key
+    shows_a_failed_a_running_and_a_done_key,
+    forget_clears_a_keys_failures
 );
 
 /// Appends `run <key>` to the output file (the key is the script's `$1`).
@@ -364,6 +365,9 @@ fn json_without_times(value: &mut serde_json::Value) {
     }
 }
 
+/// The lock of [`shows_a_failed_a_running_and_a_done_key`]'s running command.
+const OVERVIEW_LOCK: &str = "ko_history_overview";
+
 /// A done key (`v1`), a failing one (`v2`: its exit code, pod, workload and
 /// last output) and a command running now (`v3`, from its leader's `running`
 /// row: SQLite keeps none), as a table and as JSON; golden files per kind.
@@ -379,13 +383,14 @@ fn shows_a_failed_a_running_and_a_done_key(db: Db) {
     let index = scenario.spawn(failed);
     assert_eq!(scenario.wait(index).code(), Some(3), "{}", scenario.all_logs());
     let waiting = ["sh", "-c", r#"while [ ! -e go ]; do sleep 0.05; done"#];
-    let running = scenario.lock(&[&["--key", "v3"][..], &workload].concat(), &waiting);
+    let mut running = scenario.lock(&[&["--key", "v3"][..], &workload].concat(), &waiting);
+    // A lock name of this test's own (not the scenario's random one), so the golden files hold it.
+    running.env("KUBE_ONCE_LOCK_NAME", OVERVIEW_LOCK);
     let leader = scenario.spawn(running);
     support::databases::wait_until("the running command", || scenario.events(leader).iter().any(|e| e == "started"));
 
-    let lock_name = scenario.name.clone();
-    let table = pod(&scenario, &["history", "--lock-name", &lock_name]);
-    let json = pod(&scenario, &["history", "--lock-name", &lock_name, "-o", "json"]);
+    let table = pod(&scenario, &["history", "--lock-name", OVERVIEW_LOCK]);
+    let json = pod(&scenario, &["history", "--lock-name", OVERVIEW_LOCK, "-o", "json"]);
     std::fs::write(scenario.dir.path().join("go"), "").unwrap();
     assert_eq!(scenario.wait(leader).code(), Some(0), "{}", scenario.all_logs());
 
@@ -399,4 +404,22 @@ fn shows_a_failed_a_running_and_a_done_key(db: Db) {
     json_without_times(&mut value);
     golden.check(&dir.join(format!("{name}.json")), &format!("{}\n", serde_json::to_string_pretty(&value).unwrap()));
     golden.finish();
+}
+
+/// A key backing off after a failure runs at once after `forget --key`.
+fn forget_clears_a_keys_failures(db: Db) {
+    let mut scenario = Scenario::new(db, "forgetfail");
+    let failing = ["sh", "-c", r#"echo "run" >> "$OUT"; exit 3"#];
+    let run = |scenario: &mut Scenario| {
+        let cmd = scenario.lock(&["--key", "v1", "--failure-backoff", "5m"], &failing);
+        let index = scenario.spawn(cmd);
+        scenario.wait(index).code()
+    };
+    assert_eq!(run(&mut scenario), Some(3));
+    assert_eq!(run(&mut scenario), Some(76), "backing off: {}", scenario.all_logs());
+    let forget = pod(&scenario, &["forget", "--key", "v1", "--yes"]);
+    assert_eq!(forget.status.code(), Some(0), "{}", describe(&forget));
+    assert!(text(&forget.stdout).contains("deleted 1 recorded attempt(s) matching --key v1"), "{}", describe(&forget));
+    assert_eq!(run(&mut scenario), Some(3), "runs again at once: {}", scenario.all_logs());
+    assert_eq!(scenario.lines().iter().filter(|line| *line == "run").count(), 2, "two runs");
 }
