@@ -105,11 +105,24 @@ pub fn bounded(text: &str, max: usize) -> String {
     format!("{}{ellipsis}", &text[..end])
 }
 
+/// How much of a message the quoted output may take, leaving room for the
+/// outcome before it within [`MAX_BYTES`].
+const QUOTED_BYTES: usize = 3 * 1024;
+
 /// The last `lines` lines of `output`, trimmed, as one paragraph joined by ` | `
-/// (the message is read in one line of `kubectl get pod -o wide` or an Event).
+/// (the message is read in one line of `kubectl get pod -o wide` or an Event),
+/// at most [`QUOTED_BYTES`]: the end is kept, since the error is usually last.
 pub fn last_lines(output: &str, lines: usize) -> String {
     let kept: Vec<&str> = output.lines().map(str::trim_end).filter(|line| !line.trim().is_empty()).collect();
-    kept[kept.len().saturating_sub(lines)..].join(" | ")
+    let joined = kept[kept.len().saturating_sub(lines)..].join(" | ");
+    if joined.len() <= QUOTED_BYTES {
+        return joined;
+    }
+    let mut start = joined.len() - QUOTED_BYTES;
+    while !joined.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &joined[start..])
 }
 
 /// A duration as `12.3 s`.
@@ -170,6 +183,9 @@ mod tests {
     fn last_lines_keep_the_end() {
         assert_eq!(last_lines("a\n\nb\nc\n", 2), "b | c");
         assert_eq!(last_lines("", 3), "");
+        let long = format!("{}\nthe error", "x".repeat(10_000));
+        let kept = last_lines(&long, 20);
+        assert!(kept.len() <= QUOTED_BYTES + 3 && kept.starts_with('…') && kept.ends_with("| the error"), "{kept}");
     }
 
     #[test]
