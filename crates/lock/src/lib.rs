@@ -66,8 +66,8 @@ pub mod exit {
     pub const LOCK_LOST: u8 = 70;
     pub const TIMEOUT: u8 = 75;
     /// The key's last attempt failed and its backoff step has not passed:
-    /// nothing ran (no sysexits code means "wait and retry" without 75's
-    /// "gave up waiting").
+    /// nothing ran. Apart from 75 on purpose: that one means "gave up
+    /// waiting", this one "not yet, by design".
     pub const BACKING_OFF: u8 = 76;
 }
 
