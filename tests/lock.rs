@@ -249,12 +249,14 @@ fn timeout_exits_75_naming_the_holder(db: Db) {
             db.scalar(&format!("SELECT IS_USED_LOCK('{}')", mysql_lock_name(&db.database(), &scenario.name)))
         ),
     };
-    let cmd = scenario.lock(&["--key", "v1", "--timeout", "2s"], APPEND_AND_SLEEP);
+    let cmd = lock_with_message(&scenario, &["--key", "v1", "--timeout", "2s"], APPEND_AND_SLEEP);
     let index = scenario.spawn(cmd);
     assert_eq!(scenario.wait(index).code(), Some(75), "{}", scenario.all_logs());
     let log = scenario.stderr(index);
     let timeout_line = log.lines().find(|line| line.contains(r#""event":"timeout""#)).unwrap_or_default();
     assert!(timeout_line.contains(&holder_id), "the log names the holder `{holder_id}`:\n{log}");
+    let text = message(&scenario, index);
+    assert!(text.starts_with("gave up waiting for the lock `") && text.contains(&holder_id), "{text}");
     assert!(positions(&scenario.lines(), "start").is_empty(), "the command did not run");
 }
 
