@@ -42,7 +42,9 @@ on_every_database!(
     lists_runs_newest_first_and_filters,
     forget_makes_the_next_lock_run_again,
     keys_differing_only_in_case_accent_or_trailing_space_stay_apart,
-    missing_table_is_not_an_error
+    missing_table_is_not_an_error,
+    shows_a_failed_a_running_and_a_done_key,
+    forget_clears_a_keys_failures
 );
 
 /// Appends `run <key>` to the output file (the key is the script's `$1`).
@@ -319,4 +321,105 @@ fn usage_errors_exit_64() {
     let unset = pod(&scenario, &["history", "--database-url-env", "NO_SUCH_VAR"]);
     assert_eq!(unset.status.code(), Some(64), "{}", describe(&unset));
     assert!(text(&unset.stderr).contains("NO_SUCH_VAR"), "{}", describe(&unset));
+}
+
+/// `text` with the digits of every instant (`2026-12-06T09:48:13Z`, with
+/// or without milliseconds) and duration (`0.512s`) turned into `N`: the
+/// same width, so the table's alignment stays as it was.
+fn without_times(text: &str) -> String {
+    let mut out = String::new();
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        let digits_only = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit() || c == '.');
+        let is_time = token.len() >= 20 && token.ends_with('Z') && token.as_bytes()[10] == b'T';
+        let is_duration = token.strip_suffix('s').is_some_and(digits_only) && token.contains('.');
+        if is_time || is_duration {
+            out.extend(token.chars().map(|c| if c.is_ascii_digit() { 'N' } else { c }));
+        } else {
+            out.push_str(token);
+        }
+        token.clear();
+    };
+    for c in text.chars() {
+        if c == ' ' || c == '\n' {
+            flush(&mut token, &mut out);
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
+}
+
+/// The JSON with its instants and durations replaced by placeholders.
+fn json_without_times(value: &mut serde_json::Value) {
+    for item in value.as_array_mut().unwrap() {
+        for (field, value) in item.as_object_mut().unwrap() {
+            if field.ends_with("_at") {
+                *value = "<time>".into();
+            } else if field.ends_with("_ms") {
+                *value = 0.into();
+            }
+        }
+    }
+}
+
+/// The lock of [`shows_a_failed_a_running_and_a_done_key`]'s running command.
+const OVERVIEW_LOCK: &str = "ko_history_overview";
+
+/// A done key (`v1`), a failing one (`v2`: its exit code, pod, workload and
+/// last output) and a command running now (`v3`, from its leader's `running`
+/// row: SQLite keeps none), as a table and as JSON; golden files per kind.
+fn shows_a_failed_a_running_and_a_done_key(db: Db) {
+    let sqlite = db.kind == Kind::Sqlite;
+    let mut scenario = Scenario::new(db, "overview");
+    let workload = ["--namespace", "web", "--deployment", "shop", "--image", "app:1"];
+    let done = scenario.lock(&[&["--key", "v1"][..], &workload].concat(), &["sh", "-c", RECORD_RUN, "sh", "v1"]);
+    let index = scenario.spawn(done);
+    assert_eq!(scenario.wait(index).code(), Some(0), "{}", scenario.all_logs());
+    let failing = ["sh", "-c", r#"echo "migration 42: no such column" >&2; exit 3"#];
+    let failed = scenario.lock(&[&["--key", "v2"][..], &workload].concat(), &failing);
+    let index = scenario.spawn(failed);
+    assert_eq!(scenario.wait(index).code(), Some(3), "{}", scenario.all_logs());
+    let waiting = ["sh", "-c", r#"while [ ! -e go ]; do sleep 0.05; done"#];
+    let mut running = scenario.lock(&[&["--key", "v3"][..], &workload].concat(), &waiting);
+    // A lock name of this test's own (not the scenario's random one), so the golden files hold it.
+    running.env("KUBE_ONCE_LOCK_NAME", OVERVIEW_LOCK);
+    let leader = scenario.spawn(running);
+    support::databases::wait_until("the running command", || scenario.events(leader).iter().any(|e| e == "started"));
+
+    let table = pod(&scenario, &["history", "--lock-name", OVERVIEW_LOCK]);
+    let json = pod(&scenario, &["history", "--lock-name", OVERVIEW_LOCK, "-o", "json"]);
+    std::fs::write(scenario.dir.path().join("go"), "").unwrap();
+    assert_eq!(scenario.wait(leader).code(), Some(0), "{}", scenario.all_logs());
+
+    assert_eq!(table.status.code(), Some(0), "{}", describe(&table));
+    assert_eq!(json.status.code(), Some(0), "{}", describe(&json));
+    let name = if sqlite { "overview-sqlite" } else { "overview" };
+    let dir = support::fixtures("history");
+    let mut golden = support::golden::Golden::new();
+    golden.check(&dir.join(format!("{name}.txt")), &without_times(&text(&table.stdout)));
+    let mut value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    json_without_times(&mut value);
+    golden.check(&dir.join(format!("{name}.json")), &format!("{}\n", serde_json::to_string_pretty(&value).unwrap()));
+    golden.finish();
+}
+
+/// A key backing off after a failure runs at once after `forget --key`.
+fn forget_clears_a_keys_failures(db: Db) {
+    let mut scenario = Scenario::new(db, "forgetfail");
+    let failing = ["sh", "-c", r#"echo "run" >> "$OUT"; exit 3"#];
+    let run = |scenario: &mut Scenario| {
+        let cmd = scenario.lock(&["--key", "v1", "--failure-backoff", "5m"], &failing);
+        let index = scenario.spawn(cmd);
+        scenario.wait(index).code()
+    };
+    assert_eq!(run(&mut scenario), Some(3));
+    assert_eq!(run(&mut scenario), Some(76), "backing off: {}", scenario.all_logs());
+    let forget = pod(&scenario, &["forget", "--key", "v1", "--yes"]);
+    assert_eq!(forget.status.code(), Some(0), "{}", describe(&forget));
+    assert!(text(&forget.stdout).contains("deleted 1 recorded attempt(s) matching --key v1"), "{}", describe(&forget));
+    assert_eq!(run(&mut scenario), Some(3), "runs again at once: {}", scenario.all_logs());
+    assert_eq!(scenario.lines().iter().filter(|line| *line == "run").count(), 2, "two runs");
 }

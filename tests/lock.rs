@@ -58,6 +58,9 @@ on_databases! {
         a_frozen_holder_loses_the_lock_within_a_minute,
         timeout_holds_while_the_record_table_is_locked,
         followers_wait_on_through_a_restart,
+        failures_back_off_across_replicas_until_a_new_key,
+        the_backoff_step_passes_then_doubles,
+        a_database_with_only_the_old_table_keeps_working,
     ],
     mysql: [
         twenty_processes_run_the_command_once,
@@ -74,6 +77,9 @@ on_databases! {
         a_frozen_holder_loses_the_lock_within_a_minute,
         timeout_holds_while_the_record_table_is_locked,
         followers_wait_on_through_a_restart,
+        failures_back_off_across_replicas_until_a_new_key,
+        the_backoff_step_passes_then_doubles,
+        a_database_with_only_the_old_table_keeps_working,
     ],
     sqlite: [
         twenty_processes_run_the_command_once,
@@ -81,6 +87,9 @@ on_databases! {
         failed_command_writes_no_record_and_retries,
         new_image_runs_again,
         keys_are_compared_exactly,
+        failures_back_off_across_replicas_until_a_new_key,
+        the_backoff_step_passes_then_doubles,
+        a_database_with_only_the_old_table_keeps_working,
     ],
 }
 
@@ -152,7 +161,8 @@ fn failed_command_writes_no_record_and_retries(db: Db) {
     let mut scenario = Scenario::new(db, "fails");
     let command = ["sh", "-c", r#"echo "run" >> "$OUT"; exit 3"#];
     for attempt in 1..=2 {
-        let cmd = scenario.lock(&["--key", "v1"], &command);
+        // No backoff step: this is about the retry itself.
+        let cmd = scenario.lock(&["--key", "v1", "--failure-backoff", "0s"], &command);
         let index = scenario.spawn(cmd);
         assert_eq!(scenario.wait(index).code(), Some(3), "{}", scenario.all_logs());
         assert_eq!(positions(&scenario.lines(), "run").len(), attempt, "the next run retries");
@@ -241,12 +251,14 @@ fn timeout_exits_75_naming_the_holder(db: Db) {
             db.scalar(&format!("SELECT IS_USED_LOCK('{}')", mysql_lock_name(&db.database(), &scenario.name)))
         ),
     };
-    let cmd = scenario.lock(&["--key", "v1", "--timeout", "2s"], APPEND_AND_SLEEP);
+    let cmd = lock_with_message(&scenario, &["--key", "v1", "--timeout", "2s"], APPEND_AND_SLEEP);
     let index = scenario.spawn(cmd);
     assert_eq!(scenario.wait(index).code(), Some(75), "{}", scenario.all_logs());
     let log = scenario.stderr(index);
     let timeout_line = log.lines().find(|line| line.contains(r#""event":"timeout""#)).unwrap_or_default();
     assert!(timeout_line.contains(&holder_id), "the log names the holder `{holder_id}`:\n{log}");
+    let text = message(&scenario, index);
+    assert!(text.starts_with("gave up waiting for the lock `") && text.contains(&holder_id), "{text}");
     assert!(positions(&scenario.lines(), "start").is_empty(), "the command did not run");
 }
 
@@ -746,4 +758,160 @@ fn install_copies_the_binary() {
     assert_eq!(fs::read(&installed).unwrap(), fs::read(support::pod_binary()).unwrap());
     let output = std::process::Command::new(&installed).arg("--version").output().unwrap();
     assert!(output.status.success());
+}
+
+/// `lock` with its termination message going to `termination-<n>` in the
+/// scenario's directory (n: the index the process will get).
+fn lock_with_message(scenario: &Scenario, args: &[&str], command: &[&str]) -> std::process::Command {
+    let mut cmd = scenario.lock(args, command);
+    cmd.env("KUBE_ONCE_TERMINATION_LOG", termination_log(scenario, scenario.processes.len()));
+    cmd
+}
+
+fn termination_log(scenario: &Scenario, index: usize) -> std::path::PathBuf {
+    scenario.dir.path().join(format!("termination-{index}"))
+}
+
+fn message(scenario: &Scenario, index: usize) -> String {
+    fs::read_to_string(termination_log(scenario, index)).unwrap_or_default()
+}
+
+/// How many attempts of `key` the attempts table holds for the scenario's
+/// record table, and how many of them failed.
+fn attempts(scenario: &Scenario, key: &str) -> (i64, i64) {
+    let (quoted, table) = match scenario.db.kind {
+        Kind::MySql => ("`key`", "kube_once_attempts"),
+        _ => ("key", "kube_once_attempts"),
+    };
+    let rows = |extra: &str| {
+        scenario.db.scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE record_table = '{}' AND {quoted} = '{key}'{extra}",
+            scenario.name
+        ))
+    };
+    (rows(""), rows(" AND outcome = 'failed'"))
+}
+
+const FAILING: &[&str] = &["sh", "-c", r#"echo "run" >> "$OUT"; echo "migration 42: no such column" >&2; exit 3"#];
+
+/// Fail → the backoff holds across 5 concurrent pods (one run, the others
+/// exit 76 at once with the failure's summary) → a new key (the fix) runs →
+/// a later pod skips, naming who ran it.
+fn failures_back_off_across_replicas_until_a_new_key(db: Db) {
+    let mut scenario = Scenario::new(db, "backoff");
+    for _ in 0..5 {
+        let cmd = lock_with_message(&scenario, &["--key", "v1", "--failure-backoff", "5m"], FAILING);
+        scenario.spawn(cmd);
+    }
+    let codes = scenario.wait_all();
+    let logs = scenario.all_logs();
+    assert_eq!(
+        positions(&scenario.lines(), "run").len(),
+        1,
+        "one run per backoff step: {:?}\n{logs}",
+        scenario.lines()
+    );
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(sorted, [3, 76, 76, 76, 76], "{logs}");
+    for (index, code) in codes.iter().enumerate() {
+        let text = message(&scenario, index);
+        if *code == 3 {
+            assert!(text.starts_with("failed: exit 3 after "), "{text}");
+        } else {
+            assert!(text.starts_with("backing off: the last attempt failed (exit 3 after "), "{text}");
+            assert!(text.contains("1 in a row") && text.contains("(exit 76)"), "{text}");
+        }
+        assert!(text.contains("migration 42: no such column"), "the output's last lines: {text}");
+    }
+    assert_eq!(attempts(&scenario, "v1"), (1, 1), "one failed attempt recorded");
+    assert_eq!(scenario.db.records(&scenario.name, "v1"), 0);
+
+    // The fix is a new key (a new image or command): it runs at once.
+    let fixed = ["sh", "-c", r#"echo "fixed" >> "$OUT""#];
+    let cmd = lock_with_message(&scenario, &["--key", "v2", "--failure-backoff", "5m"], &fixed);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(0), "{}", scenario.stderr(index));
+    let text = message(&scenario, index);
+    assert!(text.starts_with(r#"ran "sh -c 'echo "#) && text.ends_with("(key v2)"), "{text}");
+    assert_eq!(attempts(&scenario, "v2"), (1, 0));
+    let cmd = lock_with_message(&scenario, &["--key", "v2"], &fixed);
+    let later = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(later).code(), Some(0));
+    let text = message(&scenario, later);
+    assert!(
+        text.starts_with(&format!("skipped: done by pod pod-{index} at ")) && text.ends_with("Z (key v2)"),
+        "{text}"
+    );
+    assert_eq!(positions(&scenario.lines(), "fixed").len(), 1);
+}
+
+/// After the step has passed one pod runs the key again; its failure
+/// doubles the step, so the next pod backs off again.
+fn the_backoff_step_passes_then_doubles(db: Db) {
+    let mut scenario = Scenario::new(db, "steps");
+    let args = ["--key", "v1", "--failure-backoff", "1s"];
+    let run = |scenario: &mut Scenario| {
+        let cmd = lock_with_message(scenario, &args, FAILING);
+        let index = scenario.spawn(cmd);
+        (index, scenario.wait(index).code())
+    };
+    assert_eq!(run(&mut scenario).1, Some(3));
+    let (index, code) = run(&mut scenario);
+    assert_eq!(code, Some(76), "within the first step: {}", scenario.stderr(index));
+    wait_until("the first step (1 s) to pass", || run(&mut scenario).1 == Some(3));
+    assert_eq!(positions(&scenario.lines(), "run").len(), 2, "one run per step");
+    let (index, code) = run(&mut scenario);
+    assert_eq!(code, Some(76));
+    let text = message(&scenario, index);
+    assert!(text.contains("2 in a row"), "{text}");
+    assert_eq!(attempts(&scenario, "v1"), (2, 2));
+}
+
+/// A database an older kube-once wrote to: its done-record table and an
+/// old row, no attempts table. The new binary skips the old key, runs a
+/// new one, and creates the attempts table beside the old table online;
+/// the done-record table keeps its shape, so older pods go on reading it.
+fn a_database_with_only_the_old_table_keeps_working(db: Db) {
+    let mut scenario = Scenario::new(db, "oldtable");
+    let table = scenario.name.clone();
+    let old_row =
+        "('v1', 'flask db upgrade', 'app:1', 'old-pod', '2024-01-02 03:04:05', '2024-01-02 03:04:06', 1000, 0)";
+    match scenario.db.kind {
+        Kind::Sqlite => {
+            let path = scenario.db.url.trim_start_matches("sqlite:///").to_string();
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TABLE \"{table}\" (key TEXT PRIMARY KEY, command TEXT NOT NULL, image TEXT NOT NULL, \
+                 pod TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, duration_ms INTEGER NOT NULL, \
+                 exit_code INTEGER NOT NULL); INSERT INTO \"{table}\" VALUES {}",
+                old_row.replace(" 03:04:05", "T03:04:05.000Z").replace(" 03:04:06", "T03:04:06.000Z")
+            ))
+            .unwrap();
+        }
+        Kind::Postgres => scenario.db.execute(&format!(
+            "CREATE TABLE \"{table}\" (key text PRIMARY KEY, command text NOT NULL, image text NOT NULL, \
+             pod text NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, \
+             duration_ms bigint NOT NULL, exit_code integer NOT NULL); INSERT INTO \"{table}\" VALUES {}",
+            old_row.replace(" 03:04:05'", " 03:04:05+00'").replace(" 03:04:06'", " 03:04:06+00'")
+        )),
+        Kind::MySql => scenario.db.execute(&format!(
+            "CREATE TABLE `{table}` (`key` VARCHAR(255) NOT NULL PRIMARY KEY, command TEXT NOT NULL, \
+             image TEXT NOT NULL, pod VARCHAR(253) NOT NULL, started_at DATETIME(3) NOT NULL, \
+             finished_at DATETIME(3) NOT NULL, duration_ms BIGINT NOT NULL, exit_code INT NOT NULL); \
+             INSERT INTO `{table}` VALUES {old_row}"
+        )),
+    }
+    let cmd = lock_with_message(&scenario, &["--key", "v1"], &["sh", "-c", r#"echo "run" >> "$OUT""#]);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(0), "{}", scenario.stderr(index));
+    let text = message(&scenario, index);
+    // MariaDB reads the DATETIME in its session's zone, so only the day is sure.
+    assert!(text.starts_with("skipped: done by pod old-pod at 2024-01-0"), "{text}");
+    let cmd = lock_with_message(&scenario, &["--key", "v2"], &["sh", "-c", r#"echo "run" >> "$OUT""#]);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(0), "{}", scenario.stderr(index));
+    assert_eq!(positions(&scenario.lines(), "run").len(), 1, "v1 skipped, v2 ran");
+    assert_eq!(scenario.db.records(&table, "v2"), 1);
+    assert_eq!(attempts(&scenario, "v2"), (1, 0));
 }

@@ -29,3 +29,10 @@ pub const POD_NAME: &str = "KUBE_ONCE_POD_NAME";
 /// How long a new leader waits after the last heartbeat of a leader that lost
 /// the lock, e.g. `15s`. Not injected by the webhook (the default suffices).
 pub const LOCK_DELAY: &str = "KUBE_ONCE_LOCK_DELAY";
+/// Where `kube-once lock` writes its one-paragraph summary, by default the
+/// kubelet's `/dev/termination-log`. Not injected by the webhook (the
+/// container's default path is used); tests point it at a file.
+pub const TERMINATION_LOG: &str = "KUBE_ONCE_TERMINATION_LOG";
+/// The first backoff step after a failed attempt (then doubling, up to 30
+/// steps' worth), e.g. `10s`. Not injected by the webhook (the default suffices).
+pub const FAILURE_BACKOFF: &str = "KUBE_ONCE_FAILURE_BACKOFF";

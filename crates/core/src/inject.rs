@@ -12,7 +12,7 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
 use super::view::{Field, List, Lists, Section, same_containers};
-use super::{Reason, Refusal, STATUS_ANNOTATION};
+use super::{INJECTED_LABEL, INJECTED_LABEL_VALUE, Reason, Refusal, STATUS_ANNOTATION};
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
 pub const RUN_CONTAINER: &str = "kube-once-run";
@@ -119,7 +119,13 @@ pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
         if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
             annotations.remove(STATUS_ANNOTATION);
         }
+        if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
+            for label in &status.labels {
+                labels.remove(label);
+            }
+        }
         remove_if_created_and_empty(metadata, "annotations", &status);
+        remove_if_created_and_empty(metadata, "labels", &status);
     }
     if let Some(object) = template.as_object_mut() {
         remove_if_created_and_empty(object, "metadata", &status);
@@ -159,6 +165,16 @@ pub fn apply<'a>(
     if let Some(object) = template.as_object_mut() {
         let metadata = field(object, "metadata", Value::Object(Map::new()), &mut status);
         if let Some(metadata) = metadata.as_object_mut() {
+            // Pods that run `kube-once-run` carry the label the watcher selects them by.
+            if plan.run.is_some() {
+                let labels = field(metadata, "labels", Value::Object(Map::new()), &mut status);
+                if let Some(labels) = labels.as_object_mut()
+                    && !labels.contains_key(INJECTED_LABEL)
+                {
+                    labels.insert(INJECTED_LABEL.to_owned(), json!(INJECTED_LABEL_VALUE));
+                    status.labels.push(INJECTED_LABEL.to_owned());
+                }
+            }
             let annotations = field(metadata, "annotations", Value::Object(Map::new()), &mut status);
             if let Some(annotations) = annotations.as_object_mut() {
                 annotations.insert(STATUS_ANNOTATION.to_owned(), Value::String(status.to_annotation()));
@@ -273,6 +289,9 @@ fn run_container<'a>(
             container.insert(field.to_owned(), value.clone());
         }
     }
+    // `kube-once lock` writes its summary to the termination-message path;
+    // when it could not (killed first), the last log lines stand in for it.
+    container.insert("terminationMessagePolicy".to_owned(), json!("FallbackToLogsOnError"));
     let mut command = vec![format!("{BIN_DIR}/kube-once"), "lock".to_owned(), "--".to_owned()];
     command.extend(run.command.iter().cloned());
     container.insert("command".to_owned(), json!(command));

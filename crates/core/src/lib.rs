@@ -44,6 +44,12 @@ use serde_json::Value;
 pub const PREFIX: &str = "kube-once.io/";
 /// On the pod template: the record of what kube-once injected, which makes removing it exact.
 pub const STATUS_ANNOTATION: &str = "kube-once.io/status";
+/// The pod template label kube-once adds with `kube-once-run`, so that the
+/// webhook's watcher lists the pods it injected by a label selector instead
+/// of every pod of the cluster.
+pub const INJECTED_LABEL: &str = "kube-once.io/injected";
+/// The value of [`INJECTED_LABEL`].
+pub const INJECTED_LABEL_VALUE: &str = "true";
 
 /// What the webhook does to one Deployment.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,7 +20,8 @@ use crate::manifest::value_at;
 use crate::view::{Field, Lists, Section, same_container};
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
-const TEMPLATE_MAPS: [(&str, &str); 2] = [("metadata", "annotations"), ("spec", "nodeSelector")];
+const TEMPLATE_MAPS: [(&str, &str); 3] =
+    [("metadata", "annotations"), ("metadata", "labels"), ("spec", "nodeSelector")];
 /// Lists where kube-once removes and appends items.
 const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 

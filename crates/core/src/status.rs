@@ -31,6 +31,9 @@ pub struct Status {
     /// Names of the injected initContainers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub init_containers: Vec<String>,
+    /// Pod template labels added (a label the user already had is not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
     /// Names of the injected volumes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
@@ -41,7 +44,7 @@ pub struct Status {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Value>,
     /// Fields that did not exist before injection (`metadata`, `annotations`,
-    /// `initContainers`, `volumes`, `nodeSelector`, `tolerations`): removed
+    /// `labels`, `initContainers`, `volumes`, `nodeSelector`, `tolerations`): removed
     /// again when stripping leaves them empty, so stripping restores the
     /// template exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

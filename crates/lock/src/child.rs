@@ -1,6 +1,8 @@
-//! The one-time command as a child process: no shell, stdout/stderr inherited
-//! (streamed straight through), signals forwarded, and neither it nor its own
-//! children outlive the wrapper's lock:
+//! The one-time command as a child process: no shell, stdout/stderr streamed
+//! straight through (piped and copied as they come, keeping the last few KiB
+//! for the attempts table and the termination message; inherited when stdin
+//! is a terminal), signals forwarded, and neither it nor its own children
+//! outlive the wrapper's lock:
 //! - it runs in a process group of its own, and every signal goes to the
 //!   whole group, so grandchildren (`sh -c 'x & y'`) are stopped with it;
 //! - when the wrapper is SIGKILLed, the kernel SIGKILLs the child
@@ -15,19 +17,74 @@
 //! the child stays in the wrapper's group: in a group of its own it would be
 //! a background job, stopped (SIGTTIN) as soon as it reads the terminal.
 
+use std::collections::VecDeque;
 use std::io;
-use std::process::ExitStatus;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
+use tokio::task::JoinHandle;
+
+/// How much of the command's output is kept (its end).
+pub const TAIL_BYTES: usize = 4096;
+
+/// How long the copies of the output may go on after the child exited: a
+/// grandchild that left the group (`setsid`) may hold the pipe open forever.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// The end of the command's stdout and of its stderr, kept apart: the two
+/// pipes are read independently, so their interleaving is not known, and a
+/// chatty stdout must not push the error on stderr out of the tail.
+#[derive(Debug, Clone, Default)]
+pub struct OutputTail(Arc<Mutex<[VecDeque<u8>; 2]>>);
+
+/// Which of the command's streams.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout = 0,
+    Stderr = 1,
+}
+
+impl OutputTail {
+    fn push(&self, stream: Stream, bytes: &[u8]) {
+        if let Ok(mut tails) = self.0.lock() {
+            let tail = &mut tails[stream as usize];
+            tail.extend(bytes);
+            let excess = tail.len().saturating_sub(TAIL_BYTES);
+            tail.drain(..excess);
+        }
+    }
+
+    /// The kept output as text, at most [`TAIL_BYTES`]: the end of stdout,
+    /// then the end of stderr (where errors go), half each when both have
+    /// something. A character cut at the start of a part is dropped.
+    pub fn text(&self) -> String {
+        let Ok(tails) = self.0.lock() else { return String::new() };
+        let both = tails.iter().all(|tail| !tail.is_empty());
+        let share = if both { TAIL_BYTES / 2 } else { TAIL_BYTES };
+        tails
+            .iter()
+            .map(|tail| {
+                let bytes: Vec<u8> = tail.iter().skip(tail.len().saturating_sub(share)).copied().collect();
+                String::from_utf8_lossy(&bytes).trim_start_matches('\u{fffd}').to_string()
+            })
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(if both { "\n" } else { "" })
+    }
+}
 
 pub struct Child {
     process: tokio::process::Child,
     pid: Pid,
     /// Whether the child leads a process group of its own (pgid = pid).
     own_group: bool,
+    /// The copies of its stdout and stderr.
+    copies: Vec<JoinHandle<()>>,
 }
 
 /// Starts `command[0]` with the remaining arguments in a new process group.
@@ -36,7 +93,7 @@ pub struct Child {
 /// under `block_on`): Linux sends the parent-death signal when the *thread*
 /// that forked the child exits, and the main thread lives as long as the
 /// wrapper.
-pub fn spawn(command: &[String]) -> io::Result<Child> {
+pub fn spawn(command: &[String], tail: &OutputTail) -> io::Result<Child> {
     let (program, args) = command.split_first().ok_or_else(|| io::Error::other("no command given"))?;
     let parent = nix::unistd::getpid();
     let mut builder = Command::new(program);
@@ -44,6 +101,7 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     let own_group = !std::io::IsTerminal::is_terminal(&std::io::stdin());
     if own_group {
         builder.process_group(0);
+        builder.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     // SAFETY: the closure runs between fork and exec and only makes
     // async-signal-safe system calls (prctl, getppid, kill).
@@ -57,10 +115,35 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
             Ok(())
         });
     }
-    let process = builder.spawn()?;
+    let mut process = builder.spawn()?;
     let pid =
         process.id().map(|id| Pid::from_raw(id as i32)).ok_or_else(|| io::Error::other("child exited at once"))?;
-    Ok(Child { process, pid, own_group })
+    let mut copies = Vec::new();
+    if let Some(stdout) = process.stdout.take() {
+        copies.push(tokio::spawn(copy(stdout, tokio::io::stdout(), tail.clone(), Stream::Stdout)));
+    }
+    if let Some(stderr) = process.stderr.take() {
+        copies.push(tokio::spawn(copy(stderr, tokio::io::stderr(), tail.clone(), Stream::Stderr)));
+    }
+    Ok(Child { process, pid, own_group, copies })
+}
+
+/// Copies `from` to `to` as it comes, keeping its end in `tail`. Our own
+/// stdout going away (a closed pipe) must not stop the child: the rest is
+/// still read and kept.
+async fn copy(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, tail: OutputTail, stream: Stream) {
+    let mut buffer = vec![0u8; 8192];
+    let mut writable = true;
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        tail.push(stream, &buffer[..read]);
+        if writable {
+            writable = to.write_all(&buffer[..read]).await.is_ok() && to.flush().await.is_ok();
+        }
+    }
 }
 
 impl Child {
@@ -85,7 +168,20 @@ impl Child {
     pub async fn wait(&mut self) -> io::Result<i32> {
         let status = self.process.wait().await.map(exit_code);
         self.kill_leftovers();
+        self.drain().await;
         status
+    }
+
+    /// Lets the copies of the output finish (the pipes close once the group
+    /// is gone), within [`DRAIN`].
+    async fn drain(&mut self) {
+        let copies = std::mem::take(&mut self.copies);
+        let _ = tokio::time::timeout(DRAIN, async {
+            for copy in copies {
+                let _ = copy.await;
+            }
+        })
+        .await;
     }
 
     /// SIGKILL to what is left of the child's group once the child is gone
@@ -105,6 +201,7 @@ impl Child {
         match tokio::time::timeout(grace, self.process.wait()).await {
             Ok(status) => {
                 self.kill_leftovers();
+                self.drain().await;
                 status.map(exit_code)
             }
             Err(_) => {
@@ -125,6 +222,17 @@ fn exit_code(status: ExitStatus) -> i32 {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_end_of_the_output_is_kept() {
+        let tail = OutputTail::default();
+        let script = "seq 1 5000; echo last words >&2; exit 3".to_string();
+        let mut child = spawn(&["sh".into(), "-c".into(), script], &tail).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(child.wait().await.unwrap_or_else(|e| unreachable!("{e}")), 3);
+        let text = tail.text();
+        assert!(text.len() <= TAIL_BYTES && text.ends_with("4999\n5000\n\nlast words\n"), "{text:?}");
+        assert!(!text.contains("\n2\n3\n"), "the start is dropped: {text:?}");
+    }
+
     /// Whether `pid` is a running (not zombie) process.
     fn alive(pid: i32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -141,7 +249,8 @@ mod tests {
             r#"trap '' TERM; (trap '' TERM; echo $BASHPID >> {0}; while :; do sleep 0.05; done) & echo $$ >> {0}; wait"#,
             pids.display()
         );
-        let mut child = spawn(&["bash".into(), "-c".into(), script]).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut child = spawn(&["bash".into(), "-c".into(), script], &OutputTail::default())
+            .unwrap_or_else(|e| unreachable!("{e}"));
         let read = || std::fs::read_to_string(&pids).unwrap_or_default();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while read().lines().count() < 2 {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::attempts::{Attempt, StoredAttempt};
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// The tables kube-once keeps in the app's database, on one connection to it.
 /// One method set per table: a new table is a new set here and its SQL in
@@ -32,6 +33,27 @@ pub(crate) trait RecordStore {
     async fn list_done(&mut self, table: &str, filter: &Filter) -> Result<Option<Vec<StoredRecord>>>;
     /// Deletes the matching records: how many, or `None` when the table does not exist.
     async fn delete_done(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>>;
+
+    // The attempts table (`names::ATTEMPTS_TABLE`): one row per run of the
+    // command, for the done-record table `table` (keys are unique per
+    // done-record table, so its rows are apart from other tables'). Created
+    // online by the first new leader; older pods never read it, so they keep
+    // working beside it.
+
+    /// Creates the attempts table if missing.
+    async fn create_attempts_table(&mut self) -> Result<()>;
+    /// Writes the attempt stamped with the database's clock (finished now,
+    /// started `duration_ms` before).
+    async fn write_attempt(&mut self, table: &str, attempt: &Attempt) -> Result<()>;
+    /// The matching attempts, newest first, at most `limit`; `None` when the table does not exist.
+    async fn list_attempts(&mut self, table: &str, filter: &Filter, limit: u32) -> Result<Option<Vec<StoredAttempt>>>;
+    /// Deletes the matching attempts: how many, or `None` when the table does not exist.
+    async fn delete_attempts(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>>;
+
+    /// The leaders' `running` rows (`names::RUNNING_TABLE`, written through
+    /// the lock's session, read here for `history`), newest first; `None`
+    /// when the table does not exist (or the dialect keeps none: SQLite).
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>>;
 
     /// Ends the connection the way its server expects (MySQL says goodbye).
     async fn close(self)
@@ -99,6 +121,6 @@ where
     match result {
         Ok(value) => Ok(Some(value)),
         Err(error) if is_missing(&error) => Ok(None),
-        Err(error) => Err(error).with_context(|| format!("cannot {doing} the done-record table `{table}`")),
+        Err(error) => Err(error).with_context(|| format!("cannot {doing} the table `{table}`")),
     }
 }

@@ -1,4 +1,5 @@
-//! `kube-once history` and `kube-once forget`: read and delete done-records.
+//! `kube-once history` and `kube-once forget`: read and delete done-records
+//! and the attempts recorded beside them (failures included).
 //!
 //! Plain values in ([`HistoryOptions`], [`Filter`]), records out
 //! ([`StoredRecord`]). The record table is the one `lock` writes; each
@@ -14,8 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
+pub use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::RecordStore;
-pub use crate::record::{DoneRecord, Filter, StoredRecord};
+pub use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 use crate::url::{self, Target};
 use crate::{UsageError, mysql, postgres, record, sqlite};
 
@@ -84,6 +86,27 @@ impl Connection {
         self.0.delete_done(table, filter).await
     }
 
+    /// The matching attempts of the done-record table `table`, newest first,
+    /// at most `limit`; empty when the attempts table does not exist.
+    pub async fn attempts(&mut self, table: &str, filter: &Filter, limit: u32) -> Result<Vec<StoredAttempt>> {
+        record::validate_table_name(table)?;
+        Ok(self.0.list_attempts(table, filter, limit).await?.unwrap_or_default())
+    }
+
+    /// Deletes the matching attempts (so a key backing off may run at the
+    /// next pod start); how many. An empty filter is refused, as for [`Self::delete`].
+    pub async fn delete_attempts(&mut self, table: &str, filter: &Filter) -> Result<u64> {
+        record::validate_table_name(table)?;
+        anyhow::ensure!(!filter.is_empty(), "refusing to delete every attempt: give --key or --image");
+        Ok(self.0.delete_attempts(table, filter).await?.unwrap_or(0))
+    }
+
+    /// The commands running now under a lock (the leaders' `running` rows);
+    /// empty when there are none or the dialect keeps none (SQLite).
+    pub async fn running(&mut self) -> Result<Vec<RunningRow>> {
+        Ok(self.0.list_running().await?.unwrap_or_default())
+    }
+
     /// Closes the connection politely (MySQL says goodbye; the others just drop).
     pub async fn close(self) {
         self.0.close().await
@@ -97,6 +120,14 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 trait AnyStore {
     fn list_done<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<Vec<StoredRecord>>>>;
     fn delete_done<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>>;
+    fn list_attempts<'a>(
+        &'a mut self,
+        table: &'a str,
+        filter: &'a Filter,
+        limit: u32,
+    ) -> Boxed<'a, Result<Option<Vec<StoredAttempt>>>>;
+    fn delete_attempts<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>>;
+    fn list_running(&mut self) -> Boxed<'_, Result<Option<Vec<RunningRow>>>>;
     fn close(self: Box<Self>) -> Boxed<'static, ()>;
 }
 
@@ -109,9 +140,59 @@ impl<S: RecordStore + 'static> AnyStore for S {
         Box::pin(RecordStore::delete_done(self, table, filter))
     }
 
+    fn list_attempts<'a>(
+        &'a mut self,
+        table: &'a str,
+        filter: &'a Filter,
+        limit: u32,
+    ) -> Boxed<'a, Result<Option<Vec<StoredAttempt>>>> {
+        Box::pin(RecordStore::list_attempts(self, table, filter, limit))
+    }
+
+    fn delete_attempts<'a>(&'a mut self, table: &'a str, filter: &'a Filter) -> Boxed<'a, Result<Option<u64>>> {
+        Box::pin(RecordStore::delete_attempts(self, table, filter))
+    }
+
+    fn list_running(&mut self) -> Boxed<'_, Result<Option<Vec<RunningRow>>>> {
+        Box::pin(RecordStore::list_running(self))
+    }
+
     fn close(self: Box<Self>) -> Boxed<'static, ()> {
         Box::pin(RecordStore::close(*self))
     }
+}
+
+/// A key whose last attempt failed and that has no done-record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The newest attempt, a failure.
+    pub last: StoredAttempt,
+    /// Failures in a row up to it (within the attempts read).
+    pub failures: u32,
+}
+
+/// The keys failing now, from `attempts` (newest first) and the keys that
+/// have a done-record; newest first.
+pub fn failures(attempts: &[StoredAttempt], done: &[StoredRecord]) -> Vec<Failure> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut failing = Vec::new();
+    for attempt in attempts {
+        let key = attempt.attempt.key.as_str();
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        if attempt.attempt.outcome != Outcome::Failed || done.iter().any(|run| run.record.key == key) {
+            continue;
+        }
+        let failures = attempts
+            .iter()
+            .filter(|a| a.attempt.key == key)
+            .take_while(|a| a.attempt.outcome == Outcome::Failed)
+            .count() as u32;
+        failing.push(Failure { last: attempt.clone(), failures });
+    }
+    failing
 }
 
 #[cfg(test)]

@@ -18,8 +18,14 @@
 //!    exit 70);
 //! 5. success → write the done-record, delete the `running` row, release;
 //!    failure → the same without the record, exit with the child's code, so
-//!    Kubernetes retries the pod.
+//!    Kubernetes retries the pod. Either way the run leaves a row in the
+//!    attempts table (`attempts`), and a key whose last attempts failed backs
+//!    off: a pod that finds it so exits 76 at once, before and after taking
+//!    the lock, so at most one run per backoff step happens across replicas;
+//! 6. every outcome ends with a one-line summary in the termination-message
+//!    file (`termination`), which `kubectl describe pod` shows.
 
+pub mod attempts;
 mod backoff;
 mod child;
 mod dialect;
@@ -31,9 +37,11 @@ pub mod names;
 mod postgres;
 pub mod record;
 mod sqlite;
+pub mod termination;
 mod tls;
 pub mod url;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -42,11 +50,13 @@ use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
+use attempts::{Attempt, Outcome};
 use backoff::{Backoff, jitter};
 use dialect::{Lock, RecordStore};
 use kube_once_core::Record;
 use kube_once_core::env;
-use record::DoneRecord;
+use record::{DoneRecord, Filter};
+use termination::{Redactor, Summary};
 use url::Target;
 
 /// Exit codes (sysexits.h where one fits); a failed command exits with its own code.
@@ -56,6 +66,10 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 69;
     pub const LOCK_LOST: u8 = 70;
     pub const TIMEOUT: u8 = 75;
+    /// The key's last attempt failed and its backoff step has not passed:
+    /// nothing ran. Apart from 75 on purpose: that one means "gave up
+    /// waiting", this one "not yet, by design".
+    pub const BACKING_OFF: u8 = 76;
 }
 
 /// How often a follower logs who holds the lock.
@@ -158,6 +172,10 @@ pub struct LockOptions {
     pub pod: String,
     /// The one-time command, run without a shell.
     pub command: Vec<String>,
+    /// Where the summary goes; `None`: the kubelet's default path.
+    pub termination_log: Option<PathBuf>,
+    /// The first backoff step after a failed attempt.
+    pub failure_backoff: Duration,
 }
 
 impl LockOptions {
@@ -178,6 +196,8 @@ impl LockOptions {
             deployment: String::new(),
             pod: String::new(),
             command,
+            termination_log: None,
+            failure_backoff: attempts::DEFAULT_BASE,
         }
     }
 }
@@ -191,10 +211,17 @@ pub struct LockPlan {
     pub key: String,
     pub command: Vec<String>,
     pub image: String,
+    pub namespace: String,
+    pub deployment: String,
     pub pod: String,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub lock_delay: Duration,
+    pub failure_backoff: Duration,
+    /// How the run ended, for the termination message.
+    pub summary: Summary,
+    /// Hides the URLs' secrets in what the summary and the attempts table quote.
+    pub redactor: Redactor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,11 +251,23 @@ pub fn plan(args: &LockOptions, lookup: impl Fn(&str) -> Option<String>) -> Resu
     };
     let database_url =
         read(&args.database_url_env).ok_or_else(|| UsageError::NoDatabaseUrl(args.database_url_env.clone()))?;
-    let target = parse(&args.database_url_env, database_url)?;
-    let lock_target = match &args.lock_url_env {
-        Some(var) => Some(parse(var, read(var).ok_or_else(|| UsageError::NoLockUrl(var.clone()))?)?),
+    let target = parse(&args.database_url_env, database_url.clone())?;
+    let lock_url = match &args.lock_url_env {
+        Some(var) => Some(read(var).ok_or_else(|| UsageError::NoLockUrl(var.clone()))?),
         None => None,
     };
+    let lock_target = match (&args.lock_url_env, &lock_url) {
+        (Some(var), Some(url)) => Some(parse(var, url.clone())?),
+        _ => None,
+    };
+    let passwords: Vec<&str> = std::iter::once(&target)
+        .chain(&lock_target)
+        .filter_map(|target| match target {
+            Target::Postgres(server) | Target::MySql(server) => server.password.as_deref(),
+            Target::Sqlite(_) => None,
+        })
+        .collect();
+    let redactor = Redactor::new(std::iter::once(database_url.as_str()).chain(lock_url.as_deref()), passwords);
     if let Some(lock) = &lock_target
         && std::mem::discriminant(lock) != std::mem::discriminant(&target)
     {
@@ -258,10 +297,15 @@ pub fn plan(args: &LockOptions, lookup: impl Fn(&str) -> Option<String>) -> Resu
         key,
         command: args.command.clone(),
         image: args.image.clone(),
+        namespace: args.namespace.clone(),
+        deployment: args.deployment.clone(),
         pod: args.pod.clone(),
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
         lock_delay: args.lock_delay,
+        failure_backoff: args.failure_backoff,
+        summary: Summary::default(),
+        redactor,
     })
 }
 
@@ -271,13 +315,24 @@ pub async fn run(args: LockOptions) -> ExitCode {
 
 /// [`run`] with the environment read through `lookup` (tests).
 pub async fn run_with_env(args: LockOptions, lookup: impl Fn(&str) -> Option<String>) -> ExitCode {
+    let path = termination::path(args.termination_log.clone());
     let plan = match plan(&args, lookup) {
         Ok(plan) => plan,
         Err(problem) => {
             error!(event = "usage", "kube-once lock: {problem}");
+            // Usage errors never quote a URL's text (see `url::UrlError`).
+            termination::write(&path, &format!("usage error (exit {}): {problem}", exit::USAGE));
             return ExitCode::from(exit::USAGE);
         }
     };
+    let code = run_plan(&plan).await;
+    let summary = plan.summary.get().unwrap_or_else(|| format!("exit {code}; see the container's log"));
+    termination::write(&path, &plan.redactor.redact(&summary));
+    ExitCode::from(code)
+}
+
+/// Runs a checked plan; the exit code (the summary is left in `plan.summary`).
+async fn run_plan(plan: &LockPlan) -> u8 {
     if let Target::Postgres(server) | Target::MySql(server) = &plan.target
         && (!server.ignored.is_empty() || server.ignored_unnamed > 0)
     {
@@ -291,7 +346,8 @@ pub async fn run_with_env(args: LockOptions, lookup: impl Fn(&str) -> Option<Str
     for target in std::iter::once(&plan.target).chain(&plan.lock_target) {
         if let Err(problem) = tls::check_root_cert(target) {
             error!(event = "config", "kube-once lock: {problem} (exit {})", exit::USAGE);
-            return ExitCode::from(exit::USAGE);
+            plan.summary.set(format!("configuration error (exit {}): {problem}", exit::USAGE));
+            return exit::USAGE;
         }
     }
     let settings = &plan.settings;
@@ -299,18 +355,17 @@ pub async fn run_with_env(args: LockOptions, lookup: impl Fn(&str) -> Option<Str
         Some(Target::Postgres(server) | Target::MySql(server)) => Some(server.clone()),
         _ => None,
     };
-    let code = match &plan.target {
+    match &plan.target {
         Target::Postgres(server) => {
             let lock = lock_server(&plan.lock_target);
-            protocol(&plan, || postgres::PostgresLock::connect(server, lock.as_ref(), settings)).await
+            protocol(plan, || postgres::PostgresLock::connect(server, lock.as_ref(), settings)).await
         }
         Target::MySql(server) => {
             let lock = lock_server(&plan.lock_target);
-            protocol(&plan, || mysql::MySqlLock::connect(server, lock.as_ref(), settings)).await
+            protocol(plan, || mysql::MySqlLock::connect(server, lock.as_ref(), settings)).await
         }
-        Target::Sqlite(path) => protocol(&plan, || sqlite::SqliteLock::connect(path)).await,
-    };
-    ExitCode::from(code)
+        Target::Sqlite(path) => protocol(plan, || sqlite::SqliteLock::connect(path)).await,
+    }
 }
 
 /// Why connecting gave up.
@@ -370,11 +425,11 @@ where
     let mut backend = match connect(plan.connect_timeout, &mut attempt, target).await {
         Ok(backend) => backend,
         Err(NotConnected::Misconfigured(misconfigured, problem)) => {
-            return misconfigured_exit(&misconfigured, &problem);
+            return misconfigured_exit(&misconfigured, &problem, &plan.summary);
         }
         Err(NotConnected::Unreachable(attempts, problem)) => {
             let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
-            return unreachable(attempts, &problem, &within);
+            return unreachable(attempts, &problem, &within, &plan.summary);
         }
     };
     let mut wait = Wait { since: Instant::now(), last_holder_log: None };
@@ -385,6 +440,7 @@ where
         match follow(&mut backend, plan, &mut wait).await {
             Ok(Followed::Skipped) => return 0,
             Ok(Followed::TimedOut) => return exit::TIMEOUT,
+            Ok(Followed::BackingOff) => return exit::BACKING_OFF,
             Ok(Followed::Acquired) => break,
             Err(problem) => {
                 let left = plan.timeout.saturating_sub(wait.since.elapsed());
@@ -401,11 +457,11 @@ where
                 match connect(left.saturating_sub(pause), &mut attempt, target).await {
                     Ok(fresh) => backend = fresh,
                     Err(NotConnected::Misconfigured(misconfigured, problem)) => {
-                        return misconfigured_exit(&misconfigured, &problem);
+                        return misconfigured_exit(&misconfigured, &problem, &plan.summary);
                     }
                     Err(NotConnected::Unreachable(attempts, problem)) => {
                         let within = format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
-                        return unreachable(attempts, &problem, &within);
+                        return unreachable(attempts, &problem, &within, &plan.summary);
                     }
                 }
             }
@@ -415,13 +471,16 @@ where
         Ok(code) => code,
         Err(problem) => {
             error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
+            plan.summary.set(format!("database error (exit {}): {problem:#}", exit::UNREACHABLE));
             exit::UNREACHABLE
         }
     }
 }
 
 /// Logs that the database stayed unreachable `within` a deadline; the exit code for it.
-fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str) -> u8 {
+fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str, summary: &Summary) -> u8 {
+    summary
+        .set(format!("database unreachable {within} (exit {}), {attempts} attempts: {problem:#}", exit::UNREACHABLE));
     error!(
         event = "unreachable",
         attempts,
@@ -433,7 +492,8 @@ fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str) -> u8 {
 }
 
 /// Logs a configuration error found while connecting; the exit code to return.
-fn misconfigured_exit(misconfigured: &tls::Misconfigured, problem: &anyhow::Error) -> u8 {
+fn misconfigured_exit(misconfigured: &tls::Misconfigured, problem: &anyhow::Error, summary: &Summary) -> u8 {
+    summary.set(format!("configuration error (exit {}): {misconfigured}", exit::USAGE));
     error!(
         event = "config",
         error = format!("{problem:#}"),
@@ -452,6 +512,7 @@ struct Wait {
 enum Followed {
     Skipped,
     TimedOut,
+    BackingOff,
     Acquired,
 }
 
@@ -481,7 +542,11 @@ async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> R
     };
     if done {
         info!(event = "skipped", lock, key, "already done for this key; nothing to run");
+        skipped_summary(backend, plan).await;
         return Ok(Followed::Skipped);
+    }
+    if backing_off(backend, plan).await {
+        return Ok(Followed::BackingOff);
     }
     loop {
         let Some(acquired) = within(deadline, backend.try_lock()).await? else {
@@ -494,6 +559,7 @@ async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> R
             return Ok(stalled(plan, &reading()));
         };
         if done {
+            skipped_summary(backend, plan).await;
             info!(
                 event = "skipped",
                 lock,
@@ -502,6 +568,10 @@ async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> R
                 "another pod finished the command while we waited; nothing to run"
             );
             return Ok(Followed::Skipped);
+        }
+        // The leader failed while we waited: no point waiting for our turn to fail again.
+        if backing_off(backend, plan).await {
+            return Ok(Followed::BackingOff);
         }
         let waited = wait.since.elapsed();
         if waited >= plan.timeout {
@@ -514,6 +584,11 @@ async fn follow<L: Lock>(backend: &mut L, plan: &LockPlan, wait: &mut Wait) -> R
                 humantime::format_duration(plan.timeout),
                 exit::TIMEOUT
             );
+            plan.summary.set(format!(
+                "gave up waiting for the lock `{lock}` after {} (exit {}); held by {holder}",
+                humantime::format_duration(plan.timeout),
+                exit::TIMEOUT
+            ));
             return Ok(Followed::TimedOut);
         }
         if wait.last_holder_log.is_none_or(|at| at.elapsed() >= HOLDER_LOG_EVERY) {
@@ -555,6 +630,11 @@ fn stalled(plan: &LockPlan, doing: &str) -> Followed {
         humantime::format_duration(plan.timeout),
         exit::TIMEOUT
     );
+    plan.summary.set(format!(
+        "gave up waiting for the lock `{lock}` after {} (exit {}): the database did not answer {doing}",
+        humantime::format_duration(plan.timeout),
+        exit::TIMEOUT
+    ));
     Followed::TimedOut
 }
 
@@ -592,7 +672,12 @@ async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
                 key = plan.key,
                 "done by another pod just before we got the lock; nothing to run"
             );
+            skipped_summary(backend, plan).await;
             return Ok(Lead::Done(0));
+        }
+        // Under the lock, so two replicas never both take the same backoff step.
+        if attempts_table(backend, plan).await && backing_off(backend, plan).await {
+            return Ok(Lead::Done(exit::BACKING_OFF));
         }
     }
     // A fresh token tells our `running` row from one a later leader writes
@@ -652,13 +737,17 @@ async fn run_command<L: Lock>(
 ) -> Result<Lead> {
     let command = shell_words::join(&plan.command);
     let started = Instant::now();
-    match supervise(backend, &plan.command, timings, running).await {
+    let tail = child::OutputTail::default();
+    match supervise(backend, &plan.command, timings, running, &tail).await {
         Supervised::Exited(code) => {
             let duration_ms = started.elapsed().as_millis() as i64;
-            finish(backend, plan, running, command, code, duration_ms).await
+            finish(backend, plan, running, command, code, duration_ms, &tail.text()).await
         }
         Supervised::CannotStart(code, problem) => {
             error!(event = "failed", command, error = %problem, "cannot start the command; exit {code}");
+            let output = format!("cannot start the command: {problem}");
+            record_attempt(backend, plan, &command, i32::from(code), 0, &output).await;
+            plan.summary.set(format!("failed: cannot start {command:?} (exit {code}): {problem}"));
             clear_running(backend, plan, running).await;
             Ok(Lead::Done(code))
         }
@@ -671,6 +760,10 @@ async fn run_command<L: Lock>(
                 "lost the lock's database connection while the command ran; stopped the command and its process group (exit {})",
                 exit::LOCK_LOST
             );
+            plan.summary.set(format!(
+                "lost the lock's database connection while {command:?} ran; stopped it (exit {}), the next pod runs it again: {problem:#}",
+                exit::LOCK_LOST
+            ));
             Ok(Lead::Lost)
         }
     }
@@ -685,9 +778,11 @@ async fn finish<L: Lock>(
     command: String,
     code: i32,
     duration_ms: i64,
+    output: &str,
 ) -> Result<Lead> {
     let lock = plan.settings.lock_name.as_str();
     let key = plan.key.as_str();
+    record_attempt(backend, plan, &command, code, duration_ms, output).await;
     if code != 0 {
         warn!(
             event = "failed",
@@ -698,6 +793,13 @@ async fn finish<L: Lock>(
             duration_ms,
             "the command failed; no done-record, the next pod will retry"
         );
+        let lines = plan.redactor.redact(&termination::last_lines(output, 20));
+        plan.summary.set(format!(
+            "failed: exit {code} after {}{}{}",
+            termination::seconds(duration_ms),
+            if plan.settings.table.is_some() { "" } else { " (record: none)" },
+            if lines.is_empty() { String::new() } else { format!("; last lines: {lines}") }
+        ));
         clear_running(backend, plan, running).await;
         return Ok(Lead::Done(u8::try_from(code).unwrap_or(1)));
     }
@@ -722,7 +824,126 @@ async fn finish<L: Lock>(
         recorded = plan.settings.table.is_some(),
         "the command succeeded"
     );
+    plan.summary.set(format!(
+        "ran {command:?} in {} (key {})",
+        termination::seconds(duration_ms),
+        termination::short_key(key)
+    ));
     Ok(Lead::Done(0))
+}
+
+/// Creates the attempts table if missing; `false` (logged) when that is not
+/// possible, say without the CREATE privilege: then no attempt is recorded
+/// and no backoff holds, as before the table existed.
+async fn attempts_table<L: Lock>(backend: &mut L, plan: &LockPlan) -> bool {
+    match backend.records().create_attempts_table().await {
+        Ok(()) => true,
+        Err(problem) => {
+            warn!(
+                event = "attempts",
+                lock = plan.settings.lock_name,
+                error = format!("{problem:#}"),
+                "cannot create the attempts table; failures are not recorded and replicas do not back off"
+            );
+            false
+        }
+    }
+}
+
+/// Leaves a row in the attempts table for a run of the command (not with
+/// `record: none`). A failure to write it is logged: the outcome stands.
+async fn record_attempt<L: Lock>(
+    backend: &mut L,
+    plan: &LockPlan,
+    command: &str,
+    exit_code: i32,
+    duration_ms: i64,
+    output: &str,
+) {
+    let attempt = Attempt {
+        key: plan.key.clone(),
+        command: plan.redactor.redact(command),
+        image: plan.image.clone(),
+        namespace: plan.namespace.clone(),
+        deployment: plan.deployment.clone(),
+        pod: plan.pod.clone(),
+        duration_ms,
+        exit_code,
+        outcome: if exit_code == 0 { Outcome::Ran } else { Outcome::Failed },
+        output: termination::bounded(&plan.redactor.redact(output), child::TAIL_BYTES),
+    };
+    let Some(table) = &plan.settings.table else { return };
+    if let Err(problem) = backend.records().write_attempt(table, &attempt).await {
+        warn!(
+            event = "attempts",
+            lock = plan.settings.lock_name,
+            error = format!("{problem:#}"),
+            "cannot record the attempt; replicas do not back off from it"
+        );
+    }
+}
+
+/// Whether the plan's key is backing off after failed attempts; if so, logs
+/// it and sets the summary. Never with `record: none`; a table that cannot
+/// be read counts as no backoff (logged), as before the table existed.
+async fn backing_off<L: Lock>(backend: &mut L, plan: &LockPlan) -> bool {
+    let Some(table) = &plan.settings.table else { return false };
+    let filter = Filter { key: Some(plan.key.clone()), image: None };
+    let recent = match backend.records().list_attempts(table, &filter, attempts::RECENT).await {
+        Ok(recent) => recent.unwrap_or_default(),
+        Err(problem) => {
+            warn!(event = "attempts", error = format!("{problem:#}"), "cannot read the attempts table; no backoff");
+            return false;
+        }
+    };
+    let Some(off) = attempts::backing_off(&recent, plan.failure_backoff) else { return false };
+    let last = &off.last.attempt;
+    let lines = termination::last_lines(&last.output, 10);
+    let left = humantime::format_duration(Duration::from_secs(off.left.as_secs().max(1)));
+    error!(
+        event = "backing-off",
+        lock = plan.settings.lock_name,
+        key = plan.key,
+        failures = off.failures,
+        exit_code = last.exit_code,
+        pod = last.pod,
+        "the last attempt for this key failed (exit {}, pod {}); not running it again for {left} (exit {})",
+        last.exit_code,
+        last.pod,
+        exit::BACKING_OFF
+    );
+    plan.summary.set(format!(
+        "backing off: the last attempt failed (exit {} after {}, pod {}, {}; {} in a row); next try in {left} (exit {}){}",
+        last.exit_code,
+        termination::seconds(last.duration_ms),
+        if last.pod.is_empty() { "unknown" } else { &last.pod },
+        history::rfc3339_seconds(off.last.finished_ms),
+        off.failures,
+        exit::BACKING_OFF,
+        if lines.is_empty() { String::new() } else { format!("; last lines: {lines}") }
+    ));
+    true
+}
+
+/// Sets the summary of a skip from the done-record (who ran it, when).
+async fn skipped_summary<L: Lock>(backend: &mut L, plan: &LockPlan) {
+    let key = termination::short_key(&plan.key);
+    let done = match &plan.settings.table {
+        Some(table) => {
+            let filter = Filter { key: Some(plan.key.clone()), image: None };
+            backend.records().list_done(table, &filter).await.ok().flatten().and_then(|mut done| done.pop())
+        }
+        None => None,
+    };
+    plan.summary.set(match done {
+        Some(done) if !done.record.pod.is_empty() => format!(
+            "skipped: done by pod {} at {} (key {key})",
+            done.record.pod,
+            history::rfc3339_seconds(done.finished_ms)
+        ),
+        Some(done) => format!("skipped: done at {} (key {key})", history::rfc3339_seconds(done.finished_ms)),
+        None => format!("skipped: already done (key {key})"),
+    });
 }
 
 /// The command has ended: our `running` row goes. A failure only costs the
@@ -781,7 +1002,13 @@ enum Supervised {
 /// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
 /// the heartbeat checks the lock and the lease's watchdog checks the
 /// heartbeat (a frozen wrapper).
-async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timings, running: Option<i64>) -> Supervised {
+async fn supervise<L: Lock>(
+    backend: &mut L,
+    command: &[String],
+    timings: Timings,
+    running: Option<i64>,
+    tail: &child::OutputTail,
+) -> Supervised {
     let signals = signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
     let (mut term, mut int) = match signals {
         Ok(signals) => signals,
@@ -798,7 +1025,7 @@ async fn supervise<L: Lock>(backend: &mut L, command: &[String], timings: Timing
         Ok(lease) => lease,
         Err(problem) => return Supervised::CannotStart(exit::UNREACHABLE, problem),
     };
-    let mut child = match child::spawn(command) {
+    let mut child = match child::spawn(command, tail) {
         Ok(child) => child,
         // 127 / 126: what a shell reports for "not found" / "not executable".
         Err(problem) if problem.kind() == std::io::ErrorKind::NotFound => return Supervised::CannotStart(127, problem),

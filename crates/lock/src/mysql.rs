@@ -13,9 +13,10 @@ use mysql_async::{Conn, OptsBuilder, SslOpts};
 
 use super::Settings;
 use super::url::{Host, Server, TlsMode};
+use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, RecordStore, unless_missing};
-use crate::names::{RUNNING_TABLE, mysql_lock_name};
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::names::{ATTEMPTS_TABLE, RUNNING_TABLE, mysql_lock_name};
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// One MySQL/MariaDB session, and the collation it compares keys in.
 pub(crate) struct Session {
@@ -50,6 +51,17 @@ impl Session {
     /// [`equals`] in this server's exact collation.
     fn equals(&self, column: &str) -> String {
         equals(column, self.collation)
+    }
+
+    /// ` WHERE record_table = ? AND <the filter's conditions>` and its parameters.
+    fn attempts_where(&self, table: &str, filter: &Filter) -> (String, mysql_async::Params) {
+        let (condition, values) = filter.where_clause(|column, _| self.equals(column));
+        let mut params: Vec<mysql_async::Value> = vec![table.into()];
+        params.extend(values.iter().flat_map(|value| [*value, *value]).map(Into::into));
+        (
+            format!(" WHERE record_table = ?{}", condition.replacen(" WHERE ", " AND ", 1)),
+            mysql_async::Params::Positional(params),
+        )
     }
 }
 
@@ -171,7 +183,116 @@ fn stored_record(
     StoredRecord { record: DoneRecord { key, command, image, pod, duration_ms, exit_code }, started_ms, finished_ms }
 }
 
+/// The columns [`stored_attempt`] reads, in its order; the age by the
+/// server's clock, in the session's zone like the DATETIMEs it compares.
+const ATTEMPT_COLUMNS: &str = "`key`, command, image, `namespace`, deployment, pod, CAST(duration_ms AS SIGNED), \
+    CAST(exit_code AS SIGNED), outcome, output, CAST(UNIX_TIMESTAMP(started_at) * 1000 AS SIGNED), \
+    CAST(UNIX_TIMESTAMP(finished_at) * 1000 AS SIGNED), CAST(TIMESTAMPDIFF(MICROSECOND, finished_at, NOW(3)) DIV 1000 AS SIGNED)";
+
+fn stored_attempt(row: mysql_async::Row) -> StoredAttempt {
+    let text = |index: usize| row.get::<Option<String>, _>(index).flatten().unwrap_or_default();
+    let number = |index: usize| row.get::<Option<i64>, _>(index).flatten().unwrap_or_default();
+    StoredAttempt {
+        attempt: Attempt {
+            key: text(0),
+            command: text(1),
+            image: text(2),
+            namespace: text(3),
+            deployment: text(4),
+            pod: text(5),
+            duration_ms: number(6),
+            exit_code: i32::try_from(number(7)).unwrap_or(i32::MAX),
+            outcome: Outcome::parse(&text(8)),
+            output: text(9),
+        },
+        started_ms: number(10),
+        finished_ms: number(11),
+        age_ms: number(12),
+    }
+}
+
 impl RecordStore for Session {
+    /// The `running` table keeps UTC (`UTC_TIMESTAMP(6)`), whatever the session's zone.
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>> {
+        let sql = format!(
+            "SELECT lock_name, holder, CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) DIV 1000 AS SIGNED), \
+             CAST(TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) DIV 1000 AS SIGNED) \
+             FROM {RUNNING_TABLE} ORDER BY started_at DESC"
+        );
+        let rows = self.conn.query::<(String, String, i64, i64), _>(sql).await;
+        Ok(unless_missing(rows, is_missing_table, "read", RUNNING_TABLE)?.map(|rows| {
+            rows.into_iter()
+                .map(|(lock_name, holder, started_ms, heartbeat_age_ms)| RunningRow {
+                    lock_name,
+                    holder,
+                    started_ms,
+                    heartbeat_age_ms,
+                })
+                .collect()
+        }))
+    }
+
+    async fn create_attempts_table(&mut self) -> Result<()> {
+        let collation = self.collation;
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {ATTEMPTS_TABLE} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+             record_table VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
+             `key` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL, command TEXT NOT NULL, \
+             image TEXT NOT NULL, `namespace` VARCHAR(253) NOT NULL, deployment VARCHAR(253) NOT NULL, \
+             pod VARCHAR(253) NOT NULL, started_at DATETIME(3) NOT NULL, finished_at DATETIME(3) NOT NULL, \
+             duration_ms BIGINT NOT NULL, exit_code INT NOT NULL, outcome VARCHAR(16) NOT NULL, output TEXT NOT NULL, \
+             INDEX {ATTEMPTS_TABLE}_key (record_table, `key`, finished_at)) DEFAULT CHARSET = utf8mb4"
+        );
+        self.conn.query_drop(sql).await.with_context(|| {
+            format!("cannot create the attempts table {ATTEMPTS_TABLE}; grant CREATE on the database, or create it as docs/lock.md shows")
+        })
+    }
+
+    async fn write_attempt(&mut self, table: &str, attempt: &Attempt) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {ATTEMPTS_TABLE} (`key`, command, image, `namespace`, deployment, pod, started_at, finished_at, \
+             duration_ms, exit_code, outcome, output, record_table) \
+             VALUES (?, ?, ?, ?, ?, ?, NOW(3) - INTERVAL (? * 1000) MICROSECOND, NOW(3), ?, ?, ?, ?, ?)"
+        );
+        let a = attempt;
+        let params: Vec<mysql_async::Value> = vec![
+            a.key.as_str().into(),
+            a.command.as_str().into(),
+            a.image.as_str().into(),
+            a.namespace.as_str().into(),
+            a.deployment.as_str().into(),
+            a.pod.as_str().into(),
+            a.duration_ms.into(),
+            a.duration_ms.into(),
+            a.exit_code.into(),
+            a.outcome.as_str().into(),
+            a.output.as_str().into(),
+            table.into(),
+        ];
+        self.conn
+            .exec_drop(sql, mysql_async::Params::Positional(params))
+            .await
+            .with_context(|| format!("cannot write the attempt into {ATTEMPTS_TABLE}"))
+    }
+
+    async fn list_attempts(&mut self, table: &str, filter: &Filter, limit: u32) -> Result<Option<Vec<StoredAttempt>>> {
+        let (condition, params) = self.attempts_where(table, filter);
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM {ATTEMPTS_TABLE}{condition} ORDER BY finished_at DESC, id DESC LIMIT {limit}"
+        );
+        let rows = self.conn.exec::<mysql_async::Row, _, _>(sql, params).await;
+        Ok(unless_missing(rows, is_missing_table, "read", ATTEMPTS_TABLE)?
+            .map(|rows| rows.into_iter().map(stored_attempt).collect()))
+    }
+
+    async fn delete_attempts(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>> {
+        let (condition, params) = self.attempts_where(table, filter);
+        let sql = format!("DELETE FROM {ATTEMPTS_TABLE}{condition}");
+        let deleted = self.conn.exec_drop(sql, params).await;
+        Ok(unless_missing(deleted, is_missing_table, "delete from", ATTEMPTS_TABLE)?
+            .map(|()| self.conn.affected_rows()))
+    }
+
     async fn is_done(&mut self, table: &str, key: &str) -> Result<bool> {
         let sql = format!("SELECT 1 FROM `{table}` WHERE {}", self.equals("key"));
         let found = self.conn.exec_first::<i64, _, _>(sql, twice(&[key])).await;

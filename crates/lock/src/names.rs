@@ -9,6 +9,11 @@ use sha2::{Digest, Sha256};
 /// for the lock-delay), beside the done-records in the app's database.
 pub const RUNNING_TABLE: &str = "kube_once_running";
 
+/// The table of attempts (one row per run of the command, success or
+/// failure: what `history` shows and the backoff reads), beside the
+/// done-records in the app's database.
+pub const ATTEMPTS_TABLE: &str = "kube_once_attempts";
+
 /// PostgreSQL advisory lock key: the first 8 bytes of SHA-256(lock name),
 /// read as a big-endian signed 64-bit integer. The same number in SQL:
 /// `SELECT ('x' || left(encode(sha256('kube-once'), 'hex'), 16))::bit(64)::bigint`.

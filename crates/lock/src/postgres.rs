@@ -17,9 +17,10 @@ use tokio_postgres::{Client, Config, Row};
 
 use super::url::{Host, Server, TlsMode};
 use super::{Settings, tls};
+use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, RecordStore, unless_missing};
-use crate::names::{RUNNING_TABLE, advisory_key};
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::names::{ATTEMPTS_TABLE, RUNNING_TABLE, advisory_key};
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// One PostgreSQL session.
 pub(crate) struct Session {
@@ -182,7 +183,129 @@ fn stored_record(row: &Row) -> StoredRecord {
     }
 }
 
+/// The columns [`stored_attempt`] reads, in its order.
+const ATTEMPT_COLUMNS: &str = "key, command, image, namespace, deployment, pod, duration_ms::bigint, \
+    exit_code::integer, outcome, output, (extract(epoch FROM started_at) * 1000)::bigint, \
+    (extract(epoch FROM finished_at) * 1000)::bigint, (extract(epoch FROM clock_timestamp() - finished_at) * 1000)::bigint";
+
+/// ` WHERE record_table = $1 AND <the filter's conditions>` and the values in order.
+fn attempts_where<'a>(table: &'a str, filter: &'a Filter) -> (String, Vec<&'a str>) {
+    let (condition, mut values) = filter.where_clause(|column, index| equals(column, index + 1));
+    values.insert(0, table);
+    (format!(" WHERE record_table = $1{}", condition.replacen(" WHERE ", " AND ", 1)), values)
+}
+
+fn stored_attempt(row: &Row) -> StoredAttempt {
+    StoredAttempt {
+        attempt: Attempt {
+            key: row.get(0),
+            command: row.get(1),
+            image: row.get(2),
+            namespace: row.get(3),
+            deployment: row.get(4),
+            pod: row.get(5),
+            duration_ms: row.get(6),
+            exit_code: row.get(7),
+            outcome: Outcome::parse(row.get(8)),
+            output: row.get(9),
+        },
+        started_ms: row.get(10),
+        finished_ms: row.get(11),
+        age_ms: row.get(12),
+    }
+}
+
 impl RecordStore for Session {
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>> {
+        let sql = format!(
+            "SELECT lock_name, holder, (extract(epoch FROM started_at) * 1000)::bigint, \
+             (extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::bigint FROM {RUNNING_TABLE} ORDER BY started_at DESC"
+        );
+        let rows = self.client.query(&sql, &[]).await;
+        Ok(unless_missing(rows, is_missing_table, "read", RUNNING_TABLE)?.map(|rows| {
+            rows.iter()
+                .map(|row| RunningRow {
+                    lock_name: row.get(0),
+                    holder: row.get(1),
+                    started_ms: row.get(2),
+                    heartbeat_age_ms: row.get(3),
+                })
+                .collect()
+        }))
+    }
+
+    async fn create_attempts_table(&mut self) -> Result<()> {
+        let exists = self.client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&ATTEMPTS_TABLE]).await;
+        if exists.is_ok_and(|row| row.get::<_, bool>(0)) {
+            return Ok(());
+        }
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {ATTEMPTS_TABLE} (id bigserial PRIMARY KEY, record_table text NOT NULL, key text NOT NULL, \
+             command text NOT NULL, image text NOT NULL, namespace text NOT NULL, deployment text NOT NULL, \
+             pod text NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, \
+             duration_ms bigint NOT NULL, exit_code integer NOT NULL, outcome text NOT NULL, output text NOT NULL); \
+             CREATE INDEX IF NOT EXISTS {ATTEMPTS_TABLE}_key ON {ATTEMPTS_TABLE} (record_table, key, finished_at)"
+        );
+        match self.client.batch_execute(&sql).await {
+            Ok(()) => Ok(()),
+            // Leaders of two locks at once: the other one created it.
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(()),
+            Err(error) => Err(error).with_context(|| {
+                format!("cannot create the attempts table {ATTEMPTS_TABLE}; grant CREATE on the schema, or create it as docs/lock.md shows")
+            }),
+        }
+    }
+
+    async fn write_attempt(&mut self, table: &str, attempt: &Attempt) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {ATTEMPTS_TABLE} (key, command, image, namespace, deployment, pod, started_at, finished_at, \
+             duration_ms, exit_code, outcome, output, record_table) VALUES ($1, $2, $3, $4, $5, $6, \
+             clock_timestamp() - $7::bigint * interval '1 millisecond', clock_timestamp(), $7, $8, $9, $10, $11)"
+        );
+        let a = attempt;
+        self.client
+            .execute(
+                &sql,
+                &[
+                    &a.key,
+                    &a.command,
+                    &a.image,
+                    &a.namespace,
+                    &a.deployment,
+                    &a.pod,
+                    &a.duration_ms,
+                    &a.exit_code,
+                    &a.outcome.as_str(),
+                    &a.output,
+                    &table,
+                ],
+            )
+            .await
+            .map(drop)
+            .with_context(|| format!("cannot write the attempt into {ATTEMPTS_TABLE}"))
+    }
+
+    async fn list_attempts(&mut self, table: &str, filter: &Filter, limit: u32) -> Result<Option<Vec<StoredAttempt>>> {
+        let (condition, values) = attempts_where(table, filter);
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM {ATTEMPTS_TABLE}{condition} ORDER BY finished_at DESC, id DESC LIMIT {limit}"
+        );
+        let rows = self.client.query(&sql, &parameters(&values)).await;
+        Ok(unless_missing(rows, is_missing_table, "read", ATTEMPTS_TABLE)?
+            .map(|rows| rows.iter().map(stored_attempt).collect()))
+    }
+
+    async fn delete_attempts(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>> {
+        let (condition, values) = attempts_where(table, filter);
+        let sql = format!("DELETE FROM {ATTEMPTS_TABLE}{condition}");
+        unless_missing(
+            self.client.execute(&sql, &parameters(&values)).await,
+            is_missing_table,
+            "delete from",
+            ATTEMPTS_TABLE,
+        )
+    }
+
     async fn is_done(&mut self, table: &str, key: &str) -> Result<bool> {
         let sql = format!("SELECT 1 FROM \"{table}\" WHERE {}", equals("key", 0));
         let found = unless_missing(self.client.query_opt(&sql, &[&key]).await, is_missing_table, "read", table)?;

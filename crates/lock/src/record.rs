@@ -27,6 +27,19 @@ pub struct StoredRecord {
     pub finished_ms: i64,
 }
 
+/// A leader's `running` row (`names::RUNNING_TABLE`): a command running now
+/// under the lock `lock_name`, and how long ago its heartbeat was refreshed
+/// (by the database's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningRow {
+    pub lock_name: String,
+    /// `<namespace>/<deployment>/<pod>` of the leader.
+    pub holder: String,
+    /// Milliseconds since the Unix epoch.
+    pub started_ms: i64,
+    pub heartbeat_age_ms: i64,
+}
+
 /// Which records: every field given must match exactly; none given, all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {

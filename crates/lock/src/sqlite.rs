@@ -14,8 +14,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
+use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, RecordStore, unless_missing};
-use crate::record::{DoneRecord, Filter, StoredRecord};
+use crate::names::ATTEMPTS_TABLE;
+use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
 /// One SQLite connection, used from tokio's blocking pool.
 pub(crate) struct Session {
@@ -121,7 +123,117 @@ fn stored_record(row: &Row) -> rusqlite::Result<StoredRecord> {
     })
 }
 
+/// ` WHERE record_table = ? AND <the filter's conditions>` and the values in order.
+fn attempts_where<'a>(table: &'a str, filter: &'a Filter) -> (String, Vec<&'a str>) {
+    let (condition, mut values) = filter.where_clause(equals);
+    values.insert(0, table);
+    (format!(" WHERE record_table = ?{}", condition.replacen(" WHERE ", " AND ", 1)), values)
+}
+
+fn stored_attempt(row: &Row) -> rusqlite::Result<StoredAttempt> {
+    Ok(StoredAttempt {
+        attempt: Attempt {
+            key: row.get(0)?,
+            command: row.get(1)?,
+            image: row.get(2)?,
+            namespace: row.get(3)?,
+            deployment: row.get(4)?,
+            pod: row.get(5)?,
+            duration_ms: row.get(6)?,
+            exit_code: row.get(7)?,
+            outcome: Outcome::parse(&row.get::<_, String>(8)?),
+            output: row.get(9)?,
+        },
+        started_ms: row.get(10)?,
+        finished_ms: row.get(11)?,
+        age_ms: row.get(12)?,
+    })
+}
+
 impl RecordStore for Session {
+    /// SQLite keeps no `running` row (its lock is a transaction on a file of its own).
+    async fn list_running(&mut self) -> Result<Option<Vec<RunningRow>>> {
+        Ok(None)
+    }
+
+    async fn create_attempts_table(&mut self) -> Result<()> {
+        self.blocking(move |db| {
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {ATTEMPTS_TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, record_table TEXT NOT NULL, key TEXT NOT NULL, \
+                 command TEXT NOT NULL, image TEXT NOT NULL, namespace TEXT NOT NULL, deployment TEXT NOT NULL, \
+                 pod TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, duration_ms INTEGER NOT NULL, \
+                 exit_code INTEGER NOT NULL, outcome TEXT NOT NULL, output TEXT NOT NULL); \
+                 CREATE INDEX IF NOT EXISTS {ATTEMPTS_TABLE}_key ON {ATTEMPTS_TABLE} (record_table, key, finished_at)"
+            );
+            db.execute_batch(&sql).with_context(|| format!("cannot create the attempts table {ATTEMPTS_TABLE}"))
+        })
+        .await
+    }
+
+    async fn write_attempt(&mut self, table: &str, attempt: &Attempt) -> Result<()> {
+        let a = attempt.clone();
+        let table = table.to_string();
+        self.blocking(move |db| {
+            let sql = format!(
+                "INSERT INTO {ATTEMPTS_TABLE} (key, command, image, namespace, deployment, pod, started_at, finished_at, \
+                 duration_ms, exit_code, outcome, output, record_table) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || (?7 / 1000.0) || ' seconds'), \
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?7, ?8, ?9, ?10, ?11)"
+            );
+            db.execute(
+                &sql,
+                rusqlite::params![
+                    a.key,
+                    a.command,
+                    a.image,
+                    a.namespace,
+                    a.deployment,
+                    a.pod,
+                    a.duration_ms,
+                    a.exit_code,
+                    a.outcome.as_str(),
+                    a.output,
+                    table
+                ],
+            )
+            .map(drop)
+            .with_context(|| format!("cannot write the attempt into {ATTEMPTS_TABLE}"))
+        })
+        .await
+    }
+
+    async fn list_attempts(&mut self, table: &str, filter: &Filter, limit: u32) -> Result<Option<Vec<StoredAttempt>>> {
+        let filter = filter.clone();
+        let table = table.to_string();
+        self.blocking(move |db| {
+            let (condition, values) = attempts_where(&table, &filter);
+            let sql = format!(
+                "SELECT key, command, image, namespace, deployment, pod, duration_ms, exit_code, outcome, output, {}, {}, \
+                 CAST(round((julianday('now') - julianday(finished_at)) * 86400000.0) AS INTEGER) \
+                 FROM {ATTEMPTS_TABLE}{condition} ORDER BY finished_at DESC, id DESC LIMIT {limit}",
+                epoch_ms("started_at"),
+                epoch_ms("finished_at"),
+            );
+            let rows = db.prepare(&sql).and_then(|mut statement| {
+                statement.query_map(rusqlite::params_from_iter(values), stored_attempt)?.collect()
+            });
+            unless_missing(rows, is_missing_table, "read", ATTEMPTS_TABLE)
+        })
+        .await
+    }
+
+    async fn delete_attempts(&mut self, table: &str, filter: &Filter) -> Result<Option<u64>> {
+        let filter = filter.clone();
+        let table = table.to_string();
+        self.blocking(move |db| {
+            let (condition, values) = attempts_where(&table, &filter);
+            let sql = format!("DELETE FROM {ATTEMPTS_TABLE}{condition}");
+            let deleted = db.execute(&sql, rusqlite::params_from_iter(values));
+            Ok(unless_missing(deleted, is_missing_table, "delete from", ATTEMPTS_TABLE)?.map(|count| count as u64))
+        })
+        .await
+    }
+
     async fn is_done(&mut self, table: &str, key: &str) -> Result<bool> {
         let table = table.to_string();
         let key = key.to_string();

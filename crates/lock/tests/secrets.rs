@@ -153,7 +153,7 @@ impl Write for Captured {
 }
 
 /// Runs `lock` against `url` (nothing listens there) and returns its exit code and log.
-fn run_logged(url: &str) -> (ExitCode, String) {
+fn run_logged(url: &str) -> (ExitCode, String, String) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -162,12 +162,15 @@ fn run_logged(url: &str) -> (ExitCode, String) {
         .with_ansi(false)
         .finish();
     let url = url.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let message = dir.path().join("termination-log");
+    let options = LockOptions { termination_log: Some(message.clone()), ..options() };
     let code = tracing::subscriber::with_default(subscriber, || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(run_with_env(options(), |var| (var == "DATABASE_URL").then(|| url.clone())))
+        runtime.block_on(run_with_env(options, |var| (var == "DATABASE_URL").then(|| url.clone())))
     });
     let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
-    (code, log)
+    (code, log, std::fs::read_to_string(&message).unwrap_or_default())
 }
 
 /// A local port nobody listens on.
@@ -193,10 +196,12 @@ proptest! {
             form if form < FORMS => in_form(form, &format!("{before}{MARKER}{after}"), port),
             _ => format!("{scheme}://app:{before}{MARKER}{after}@127.0.0.1:{port}/app{query}"),
         };
-        let (code, log) = run_logged(&url);
+        let (code, log, message) = run_logged(&url);
         prop_assert!(code == ExitCode::from(69) || code == ExitCode::from(64), "{url}: {code:?}\n{log}");
         prop_assert!(!log.is_empty(), "{url}: no log");
         prop_assert!(!log.contains(MARKER), "{url}:\n{log}");
+        prop_assert!(!message.is_empty(), "{url}: no termination message");
+        prop_assert!(!message.contains(MARKER), "{url}: termination message {message}");
     }
 }
 
@@ -208,4 +213,23 @@ fn server_display_and_debug_hide_the_password() {
     let server: Server = server;
     assert_eq!(server.password.as_deref(), Some(format!("a/b?c#d@e{MARKER}").as_str()));
     assert!(!format!("{server} {server:?}").contains(MARKER));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// What the command prints goes into the termination message and the
+    /// attempts table through the plan's redactor: a migration that prints
+    /// its URL, or the password alone (raw or percent-encoded), shows neither.
+    #[test]
+    fn the_commands_output_is_redacted(url in prop_oneof![secret_url(), secret_in_any_form()]) {
+        let Ok(plan) = plan(&options(), |var| (var == "DATABASE_URL").then(|| url.clone())) else { return Ok(()) };
+        let (Target::Postgres(server) | Target::MySql(server)) = &plan.target else { return Ok(()) };
+        let password = server.password.clone().unwrap_or_default();
+        prop_assume!(password.contains(MARKER));
+        let encoded = percent_encoding::utf8_percent_encode(&password, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let output = format!("connecting to {url}\nFATAL: password {password} (or {encoded}) refused\n");
+        let shown = plan.redactor.redact(&output);
+        prop_assert!(!shown.contains(MARKER), "{}: {}", url, shown);
+    }
 }

@@ -45,17 +45,21 @@ pub fn run(args: ForgetArgs) -> ExitCode {
     with_connection("forget", &args.records, |mut connection| async move {
         let result = async {
             if !args.yes {
-                let Some(runs) = connection.list(&table, &filter).await? else {
+                let runs = connection.list(&table, &filter).await?;
+                let attempts = connection.attempts(&table, &filter, u32::MAX).await?.len();
+                let Some(runs) = runs else {
                     println!("{}", no_table(&table));
                     return Ok(ExitCode::SUCCESS);
                 };
-                if runs.is_empty() {
+                if runs.is_empty() && attempts == 0 {
                     println!("no recorded run matches {}; nothing to delete", filter.describe());
                     return Ok(ExitCode::SUCCESS);
                 }
-                print(&render_table(&runs))?;
+                if !runs.is_empty() {
+                    print(&render_table(&runs))?;
+                }
                 if !confirm(&format!(
-                    "Delete these {} done-record(s) from {table}, so the next pod start runs the command again? [y/N] ",
+                    "Delete these {} done-record(s) from {table} and {attempts} recorded attempt(s) (failures clear their backoff), so the next pod start runs the command again? [y/N] ",
                     runs.len()
                 ))? {
                     println!("nothing deleted");
@@ -65,6 +69,10 @@ pub fn run(args: ForgetArgs) -> ExitCode {
             match connection.delete(&table, &filter).await? {
                 Some(count) => println!("deleted {count} done-record(s) from {table} matching {}", filter.describe()),
                 None => println!("{}", no_table(&table)),
+            }
+            let attempts = connection.delete_attempts(&table, &filter).await?;
+            if attempts > 0 {
+                println!("deleted {attempts} recorded attempt(s) matching {}; no backoff holds", filter.describe());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,12 +1,13 @@
-//! `history`: the done-records, newest first, as a table or JSON. Read
-//! through the same URL as `lock` (the env var `--database-url-env` names).
+//! `history`: the done-records, newest first, then the keys failing now and
+//! the command running now, as a table or JSON. Read through the same URL
+//! as `lock` (the env var `--database-url-env` names).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use kube_once_core::env;
-use kube_once_lock::history::{self, Connection, Filter, StoredRecord};
+use kube_once_lock::history::{self, Connection, Failure, Filter, RunningRow, StoredRecord};
 use kube_once_lock::{defaults, exit};
 
 /// Where the done-records are: shared by `history` and `forget`.
@@ -43,9 +44,23 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub image: Option<String>,
 
+    /// The lock whose running command (its leader's heartbeat) is shown.
+    #[arg(long, env = env::LOCK_NAME, default_value = defaults::LOCK_NAME)]
+    pub lock_name: String,
+
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+/// How many of the newest attempts `history` reads to find the failing keys.
+const ATTEMPTS_READ: u32 = 1000;
+
+/// What `history` shows: the done-records, the keys failing now, the command running now.
+pub struct Overview {
+    pub runs: Vec<StoredRecord>,
+    pub failing: Vec<Failure>,
+    pub running: Vec<RunningRow>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +78,9 @@ pub fn run(args: HistoryArgs) -> ExitCode {
     let table = args.records.record_table.clone();
     with_connection("history", &args.records, |mut connection| async move {
         let listed = connection.list(&table, &filter).await;
+        let attempts = connection.attempts(&table, &filter, ATTEMPTS_READ).await;
+        // A `running` row names no key: shown only when no filter narrows the view.
+        let running = if filter.is_empty() { connection.running().await } else { Ok(Vec::new()) };
         connection.close().await;
         let Some(runs) = listed? else {
             match args.output {
@@ -74,13 +92,20 @@ pub fn run(args: HistoryArgs) -> ExitCode {
             }
             return Ok(ExitCode::SUCCESS);
         };
+        let failing = history::failures(&attempts?, &runs);
+        let running: Vec<RunningRow> = running?.into_iter().filter(|row| row.lock_name == args.lock_name).collect();
+        let overview = Overview { runs, failing, running };
         let text = match args.output {
-            Output::Table if runs.is_empty() && filter.is_empty() => {
-                format!("no runs recorded yet (table {table} is empty)\n")
+            Output::Table => {
+                let mut text = match &overview.runs {
+                    runs if !runs.is_empty() => render_table(runs),
+                    _ if filter.is_empty() => format!("no runs recorded yet (table {table} is empty)\n"),
+                    _ => format!("no recorded run matches {}\n", filter.describe()),
+                };
+                text.push_str(&render_now(&overview));
+                text
             }
-            Output::Table if runs.is_empty() => format!("no recorded run matches {}\n", filter.describe()),
-            Output::Table => render_table(&runs),
-            Output::Json => format!("{}\n", render_json(&runs)),
+            Output::Json => format!("{}\n", render_overview_json(&overview)),
         };
         print(&text)?;
         Ok(ExitCode::SUCCESS)
@@ -140,12 +165,15 @@ where
     })
 }
 
+/// An empty cell (no image or pod given to `lock`) shows as `-`, so every line has every column.
+fn cell(text: &str) -> String {
+    if text.is_empty() { "-".to_string() } else { text.to_string() }
+}
+
 /// The records as aligned columns under a header; the command last, as it
 /// is the longest and may hold spaces.
 pub fn render_table(runs: &[StoredRecord]) -> String {
     let header = ["KEY", "IMAGE", "POD", "STARTED", "FINISHED", "DURATION", "EXIT", "COMMAND"];
-    // An empty cell (no image or pod given to `lock`) shows as `-`, so every line has every column.
-    let cell = |text: &str| if text.is_empty() { "-".to_string() } else { text.to_string() };
     let rows: Vec<[String; 8]> = runs
         .iter()
         .map(|StoredRecord { record, started_ms, finished_ms }| {
@@ -161,8 +189,73 @@ pub fn render_table(runs: &[StoredRecord]) -> String {
             ]
         })
         .collect();
+    aligned(header, &rows)
+}
+
+/// The keys failing now and the command running now, each a section after
+/// the done-records; nothing when there are none.
+pub fn render_now(overview: &Overview) -> String {
+    let mut text = String::new();
+    if !overview.failing.is_empty() {
+        text.push_str("\nFAILING (the last attempt failed; no done-record)\n");
+        let header = ["KEY", "NAMESPACE/DEPLOYMENT", "POD", "FINISHED", "DURATION", "EXIT", "FAILURES", "COMMAND"];
+        let rows: Vec<[String; 8]> = overview
+            .failing
+            .iter()
+            .map(|Failure { last, failures }| {
+                let a = &last.attempt;
+                [
+                    cell(&a.key),
+                    cell(&workload(&a.namespace, &a.deployment)),
+                    cell(&a.pod),
+                    history::rfc3339_seconds(last.finished_ms),
+                    format_duration(a.duration_ms),
+                    a.exit_code.to_string(),
+                    failures.to_string(),
+                    cell(&a.command),
+                ]
+            })
+            .collect();
+        text.push_str(&aligned(header, &rows));
+        for Failure { last, .. } in &overview.failing {
+            let lines = kube_once_lock::termination::last_lines(&last.attempt.output, 3);
+            if !lines.is_empty() {
+                text.push_str(&format!("{}: last lines: {lines}\n", last.attempt.key));
+            }
+        }
+    }
+    if !overview.running.is_empty() {
+        text.push_str("\nRUNNING NOW\n");
+        let header = ["LOCK", "HOLDER", "STARTED", "HEARTBEAT"];
+        let rows: Vec<[String; 4]> = overview
+            .running
+            .iter()
+            .map(|row| {
+                [
+                    cell(&row.lock_name),
+                    cell(&row.holder),
+                    history::rfc3339_seconds(row.started_ms),
+                    format!("{} ago", format_duration(row.heartbeat_age_ms)),
+                ]
+            })
+            .collect();
+        text.push_str(&aligned(header, &rows));
+    }
+    text
+}
+
+/// `namespace/deployment`, or what is known of it.
+fn workload(namespace: &str, deployment: &str) -> String {
+    match (namespace, deployment) {
+        ("", "") => String::new(),
+        (namespace, deployment) => format!("{namespace}/{deployment}"),
+    }
+}
+
+/// Rows as aligned columns under `header`; the last column unpadded.
+fn aligned<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(|title| title.chars().count());
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -182,7 +275,7 @@ pub fn render_table(runs: &[StoredRecord]) -> String {
         text.push('\n');
     };
     line(&header);
-    for row in &rows {
+    for row in rows {
         line(&row.each_ref().map(String::as_str));
     }
     text
@@ -198,12 +291,52 @@ fn format_duration(ms: i64) -> String {
     }
 }
 
-/// One JSON array, newest first; times as RFC 3339 UTC with milliseconds.
+/// One JSON array: the done-records newest first (`outcome: ran`), then the
+/// keys failing now (`outcome: failed`), then the command running now
+/// (`outcome: running`); times as RFC 3339 UTC with milliseconds.
+pub fn render_overview_json(overview: &Overview) -> String {
+    let mut array: Vec<serde_json::Value> = json_runs(&overview.runs);
+    for Failure { last, failures } in &overview.failing {
+        let a = &last.attempt;
+        array.push(serde_json::json!({
+            "outcome": "failed",
+            "key": a.key,
+            "image": a.image,
+            "command": a.command,
+            "namespace": a.namespace,
+            "deployment": a.deployment,
+            "pod": a.pod,
+            "started_at": history::rfc3339_millis(last.started_ms),
+            "finished_at": history::rfc3339_millis(last.finished_ms),
+            "duration_ms": a.duration_ms,
+            "exit_code": a.exit_code,
+            "failures": failures,
+            "output": a.output,
+        }));
+    }
+    for row in &overview.running {
+        array.push(serde_json::json!({
+            "outcome": "running",
+            "lock": row.lock_name,
+            "holder": row.holder,
+            "started_at": history::rfc3339_millis(row.started_ms),
+            "heartbeat_age_ms": row.heartbeat_age_ms,
+        }));
+    }
+    serde_json::Value::Array(array).to_string()
+}
+
+/// The done-records alone as one JSON array (see [`render_overview_json`]).
 pub fn render_json(runs: &[StoredRecord]) -> String {
+    serde_json::Value::Array(json_runs(runs)).to_string()
+}
+
+fn json_runs(runs: &[StoredRecord]) -> Vec<serde_json::Value> {
     let array: Vec<serde_json::Value> = runs
         .iter()
         .map(|StoredRecord { record, started_ms, finished_ms }| {
             serde_json::json!({
+                "outcome": "ran",
                 "key": record.key,
                 "image": record.image,
                 "command": record.command,
@@ -215,7 +348,7 @@ pub fn render_json(runs: &[StoredRecord]) -> String {
             })
         })
         .collect();
-    serde_json::Value::Array(array).to_string()
+    array
 }
 
 #[cfg(test)]

@@ -59,6 +59,14 @@ pub struct LockArgs {
     #[arg(long, env = env::POD_NAME, default_value = "")]
     pub pod: String,
 
+    /// File the one-line summary of the outcome goes to (the container's terminationMessagePath).
+    #[arg(long, env = env::TERMINATION_LOG, default_value = kube_once_lock::termination::DEFAULT_PATH)]
+    pub termination_log: std::path::PathBuf,
+
+    /// After a failed attempt, how long every replica waits before one runs the key again (doubling per failure in a row, up to 30 times this).
+    #[arg(long, env = env::FAILURE_BACKOFF, value_parser = parse_duration, default_value_t = kube_once_lock::attempts::DEFAULT_BASE.into())]
+    pub failure_backoff: humantime::Duration,
+
     /// The one-time command, run without a shell.
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<String>,
@@ -80,6 +88,8 @@ impl From<LockArgs> for LockOptions {
             namespace,
             deployment,
             pod,
+            termination_log,
+            failure_backoff,
             command,
         } = args;
         LockOptions {
@@ -97,12 +107,15 @@ impl From<LockArgs> for LockOptions {
             deployment,
             pod,
             command,
+            termination_log: Some(termination_log),
+            failure_backoff: failure_backoff.into(),
         }
     }
 }
 
 /// Exit codes: 0 ran or skipped, the command's own code when it failed,
-/// 75 lock wait timed out, 69 database unreachable, 70 lock lost, 64 usage.
+/// 75 lock wait timed out, 76 backing off after a failed attempt, 69 database
+/// unreachable, 70 lock lost, 64 usage.
 pub fn run(args: LockArgs) -> ExitCode {
     // One thread is plenty: the lock waits on the database and the child.
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
