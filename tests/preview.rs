@@ -304,11 +304,21 @@ fn del_in_json_strings_and_quoted_scalars_is_read_and_written_escaped() {
     });
     let json_text = deployment.to_string();
     assert!(json_text.contains('\u{7f}'), "serde_json writes DEL as is, as kubectl's JSON may hold it");
-    let yaml_text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    kube-once.io/run: 'migrate \u{7f}'\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: app\n        image: web:1\n        env:\n        - {name: D, value: \"x\u{7f}y\"}\n";
+    let yaml_text = concat!(
+        "apiVersion: apps/v1\nkind: Deployment\n",
+        "metadata:\n  name: web\n  annotations:\n    kube-once.io/run: 'migrate \u{7f}'\n",
+        "spec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n",
+        "    spec:\n      containers:\n      - name: app\n        image: web:1\n        env:\n",
+        "        - {name: D, value: \"x\u{7f}y\"}\n",
+    );
     for (input, text) in [("JSON", json_text.as_str()), ("YAML", yaml_text)] {
         let run = preview(&["-f", "-", "-o", "yaml"], Some(text));
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
-        assert!(!run.stdout.contains('\u{7f}') && run.stdout.contains(r"\x7F"), "{input}: written escaped\n{}", run.stdout);
+        assert!(
+            !run.stdout.contains('\u{7f}') && run.stdout.contains(r"\x7F"),
+            "{input}: written escaped\n{}",
+            run.stdout
+        );
         let documents = read_stream(&run.stdout, &Limits::default()).unwrap();
         let object = documents[0].to_json().unwrap().unwrap();
         assert_eq!(object["metadata"]["annotations"]["kube-once.io/run"], "migrate \u{7f}", "{input}");
@@ -324,7 +334,13 @@ fn del_in_json_strings_and_quoted_scalars_is_read_and_written_escaped() {
     let plain = yaml_text.replace("value: \"x\u{7f}y\"", "value: x\u{7f}y");
     let run = preview(&["-f", "-", "-o", "yaml"], Some(&plain));
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("line 16): not valid YAML: the control character U+007F (DEL) at column 29 is outside a quoted string"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "line 16): not valid YAML: the control character U+007F (DEL) at column 29 is outside a quoted string"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
