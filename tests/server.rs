@@ -351,9 +351,10 @@ async fn del_in_a_string_is_accepted_and_copied() {
     assert_del_reaches_kube_once_run(&review, &response);
 }
 
-/// The two rows above against the real binary over TLS.
+/// The rows above against the real binary over TLS: DEL accepted, a
+/// repeated key and a number beyond 64 bits refused.
 #[tokio::test]
-async fn the_real_binary_takes_del_and_refuses_a_repeated_key() {
+async fn the_real_binary_takes_del_and_refuses_what_the_api_server_never_sends() {
     let server = support::serve::Serve::new().start().await;
     let (review, body) = review_with_del();
     let reply = server.request("POST", "/mutate", std::str::from_utf8(&body).unwrap()).await.unwrap();
@@ -362,12 +363,24 @@ async fn the_real_binary_takes_del_and_refuses_a_repeated_key() {
     let answer: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_del_reaches_kube_once_run(&review, &answer["response"]);
 
-    let repeated =
-        fixture_json("create.json").to_string().replacen(r#""containers":["#, r#""containers":[],"containers":["#, 1);
-    let reply = server.request("POST", "/mutate", &repeated).await.unwrap();
-    let text = String::from_utf8_lossy(&reply);
-    assert_eq!(support::http::status_code(&reply), Some(400), "{text}");
-    assert!(text.contains("duplicate key `containers` at /spec/template/spec:"), "{text}");
+    let review = fixture_json("create.json").to_string();
+    for (from, to, reason) in [
+        (
+            r#""containers":["#,
+            r#""containers":[],"containers":["#,
+            "duplicate key `containers` at /spec/template/spec:",
+        ),
+        (
+            r#""containerPort":8088"#,
+            r#""containerPort":18446744073709551616"#,
+            "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside",
+        ),
+    ] {
+        let reply = server.request("POST", "/mutate", &review.replacen(from, to, 1)).await.unwrap();
+        let text = String::from_utf8_lossy(&reply);
+        assert_eq!(support::http::status_code(&reply), Some(400), "{text}");
+        assert!(text.contains(reason), "expected `{reason}` in `{text}`");
+    }
 }
 
 #[tokio::test]
