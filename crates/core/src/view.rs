@@ -270,26 +270,30 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        // Items of env and volumeMounts have a handful of keys: a list
-        // scan, turned into a set for a mapping that has more.
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
-        let mut set: HashSet<Cow<'de, str>> = HashSet::new();
+        // Items of env and volumeMounts have a handful of keys: they are
+        // compared on the stack (no allocation per item, on the hot path of
+        // an env-heavy review); a mapping with more gets a set.
+        const FEW: usize = 8;
+        let mut few: [Option<Cow<'de, str>>; FEW] = Default::default();
+        let mut count = 0;
+        let mut many: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(Key(key)) = map.next_key()? {
-            let seen = if set.is_empty() && keys.len() < 16 {
-                keys.contains(&key)
-            } else {
-                set.extend(keys.drain(..));
-                set.contains(&key)
+            let seen = match &many {
+                Some(many) => many.contains(&key),
+                None => few[..count].iter().flatten().any(|seen| *seen == key),
             };
             if seen {
                 return Err(duplicate(&key, self.at));
             }
             map.next_value_seed(Check { at: At::Key(&self.at, &key) })?;
-            if set.is_empty() && keys.len() < 16 {
-                keys.push(key);
-            } else {
-                set.insert(key);
+            match (&mut many, few.get_mut(count)) {
+                (None, Some(slot)) => *slot = Some(key),
+                (None, None) => many = Some(few.iter_mut().filter_map(Option::take).chain([key]).collect()),
+                (Some(many), _) => {
+                    many.insert(key);
+                }
             }
+            count += 1;
         }
         Ok(())
     }

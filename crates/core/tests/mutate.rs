@@ -1047,6 +1047,10 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
             "the number at /spec/template/spec/terminationGracePeriodSeconds (1e300) is outside",
         ),
     ];
+    // A mapping with more keys than the few compared on the stack.
+    let many: String = (0..10).map(|i| format!(r#""k{i}": {i}, "#)).collect();
+    let many = deployment("", &format!(r#""containers": [{{"name": "app", "env": [{{{many}"k3": 0}}]}}]"#));
+    let refused = refused.into_iter().chain([(many, "duplicate key `k3` at /spec/template/spec/containers/0/env/0:")]);
     for (text, expected) in refused {
         let error = match core::Deployment::parse(&text) {
             Ok(_) => panic!("read: {text}"),
