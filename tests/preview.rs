@@ -288,6 +288,61 @@ fn hostile_documents_are_refused_with_a_clear_message() {
     }
 }
 
+/// DEL (U+007F) is valid in a JSON string and in a YAML quoted scalar
+/// (YAML 1.2's `nb-json`), and kubectl and `/mutate` take it: preview reads
+/// it too, copies it into `kube-once-run` with the app's env, and writes it
+/// escaped. Where YAML does not allow it (a plain scalar) it stays refused.
+#[test]
+fn del_in_json_strings_and_quoted_scalars_is_read_and_written_escaped() {
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "annotations": {"kube-once.io/run": "migrate \u{7f}"}},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "web:1", "env": [{"name": "D", "value": "x\u{7f}y"}]}]},
+        }},
+    });
+    let json_text = deployment.to_string();
+    assert!(json_text.contains('\u{7f}'), "serde_json writes DEL as is, as kubectl's JSON may hold it");
+    let yaml_text = concat!(
+        "apiVersion: apps/v1\nkind: Deployment\n",
+        "metadata:\n  name: web\n  annotations:\n    kube-once.io/run: 'migrate \u{7f}'\n",
+        "spec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n",
+        "    spec:\n      containers:\n      - name: app\n        image: web:1\n        env:\n",
+        "        - {name: D, value: \"x\u{7f}y\"}\n",
+    );
+    for (input, text) in [("JSON", json_text.as_str()), ("YAML", yaml_text)] {
+        let run = preview(&["-f", "-", "-o", "yaml"], Some(text));
+        assert_eq!(run.code, 0, "{input}: {}", run.stderr);
+        assert!(
+            !run.stdout.contains('\u{7f}') && run.stdout.contains(r"\x7F"),
+            "{input}: written escaped\n{}",
+            run.stdout
+        );
+        let documents = read_stream(&run.stdout, &Limits::default()).unwrap();
+        let object = documents[0].to_json().unwrap().unwrap();
+        assert_eq!(object["metadata"]["annotations"]["kube-once.io/run"], "migrate \u{7f}", "{input}");
+        let run_container = object["spec"]["template"]["spec"]["initContainers"]
+            .as_array()
+            .and_then(|containers| containers.iter().find(|c| c["name"] == "kube-once-run"))
+            .unwrap_or_else(|| panic!("{input}: no kube-once-run in {object}"));
+        assert!(
+            run_container["env"].as_array().unwrap().contains(&json!({"name": "D", "value": "x\u{7f}y"})),
+            "{input}: the app's env travels with DEL: {run_container}"
+        );
+    }
+    let plain = yaml_text.replace("value: \"x\u{7f}y\"", "value: x\u{7f}y");
+    let run = preview(&["-f", "-", "-o", "yaml"], Some(&plain));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "line 16): not valid YAML: the control character U+007F (DEL) at column 29 is outside a quoted string"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn only_apps_v1_deployments_are_mutated_and_lists_are_flattened() {
     let deployment = |api: &str, name: &str| {

@@ -289,6 +289,100 @@ async fn garbage_and_non_reviews_get_400_with_a_reason() {
     }
 }
 
+/// The API server writes each key once and every integer in 64 bits. A
+/// review that repeats a key, or holds a longer number, where kube-once
+/// reads or copies leaves the copy source ambiguous: 400 saying what and
+/// where, never a guess.
+#[tokio::test]
+async fn reviews_the_api_server_never_sends_get_400_not_a_guess() {
+    let review = fixture_json("create.json").to_string();
+    let cases = [
+        (
+            r#""containers":["#,
+            r#""containers":[],"containers":["#,
+            "duplicate key `containers` at /spec/template/spec:",
+        ),
+        (
+            r#""containers":[{"#,
+            r#""containers":[{"name":"other","#,
+            "duplicate key `name` at /spec/template/spec/containers/0:",
+        ),
+        (r#""env":["#, r#""env":[],"env":["#, "duplicate key `env` at /spec/template/spec/containers/0:"),
+        (
+            r#""containerPort":8088"#,
+            r#""containerPort":18446744073709551616"#,
+            "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside",
+        ),
+    ];
+    for (from, to, reason) in cases {
+        let body = review.replacen(from, to, 1);
+        assert_ne!(body, review, "`{from}` is in the fixture");
+        let (status, text) = call(app(), Method::POST, "/mutate", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reason}: {text}");
+        assert!(text.contains(reason), "expected `{reason}` in `{text}`");
+    }
+}
+
+/// A review with the app's env holding DEL (U+007F): valid JSON, which the
+/// API server sends as is; the env reaches `kube-once-run` unchanged.
+fn review_with_del() -> (Value, Vec<u8>) {
+    let mut review = fixture_json("create.json");
+    let env = review.pointer_mut("/request/object/spec/template/spec/containers/0/env").unwrap();
+    env.as_array_mut().unwrap().push(json!({"name": "D", "value": "x\u{7f}y"}));
+    let body = serde_json::to_vec(&review).unwrap();
+    assert!(body.contains(&0x7f), "serde_json writes DEL as is");
+    (review, body)
+}
+
+fn assert_del_reaches_kube_once_run(review: &Value, response: &Value) {
+    let mut deployment = review["request"]["object"].clone();
+    json_patch::patch(&mut deployment, &decoded_patch(response)).unwrap();
+    let containers = deployment["spec"]["template"]["spec"]["initContainers"].as_array().unwrap();
+    let run = containers.iter().find(|c| c["name"] == "kube-once-run").unwrap();
+    assert!(run["env"].as_array().unwrap().contains(&json!({"name": "D", "value": "x\u{7f}y"})), "{run}");
+}
+
+#[tokio::test]
+async fn del_in_a_string_is_accepted_and_copied() {
+    let (review, body) = review_with_del();
+    let (status, text) = call(app(), Method::POST, "/mutate", body).await;
+    let response = assert_answers("create.json", status, &text);
+    assert_eq!(response["allowed"], true, "{text}");
+    assert_del_reaches_kube_once_run(&review, &response);
+}
+
+/// The rows above against the real binary over TLS: DEL accepted, a
+/// repeated key and a number beyond 64 bits refused.
+#[tokio::test]
+async fn the_real_binary_takes_del_and_refuses_what_the_api_server_never_sends() {
+    let server = support::serve::Serve::new().start().await;
+    let (review, body) = review_with_del();
+    let reply = server.request("POST", "/mutate", std::str::from_utf8(&body).unwrap()).await.unwrap();
+    assert_eq!(support::http::status_code(&reply), Some(200), "{}", String::from_utf8_lossy(&reply));
+    let text = String::from_utf8(reply).unwrap();
+    let answer: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_del_reaches_kube_once_run(&review, &answer["response"]);
+
+    let review = fixture_json("create.json").to_string();
+    for (from, to, reason) in [
+        (
+            r#""containers":["#,
+            r#""containers":[],"containers":["#,
+            "duplicate key `containers` at /spec/template/spec:",
+        ),
+        (
+            r#""containerPort":8088"#,
+            r#""containerPort":18446744073709551616"#,
+            "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside",
+        ),
+    ] {
+        let reply = server.request("POST", "/mutate", &review.replacen(from, to, 1)).await.unwrap();
+        let text = String::from_utf8_lossy(&reply);
+        assert_eq!(support::http::status_code(&reply), Some(400), "{text}");
+        assert!(text.contains(reason), "expected `{reason}` in `{text}`");
+    }
+}
+
 #[tokio::test]
 async fn health_and_readiness() {
     let state = AppState::new(Config::default());

@@ -12,9 +12,17 @@
 //! name is a string unique in its section (`containers` or
 //! `initContainers`); otherwise it stays inline in the [`Value`]. [`Field`]
 //! reads either the same way.
+//!
+//! What is read (everything but the skipped fields) is read strictly: a
+//! repeated key or a number no 64-bit integer holds is refused, with where
+//! it is. The API server never sends either, and both leave the copy source
+//! ambiguous (which `containers` counts, whose `env` goes with which
+//! container, which number to write back), so kube-once refuses rather than
+//! guess.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -64,7 +72,7 @@ impl<'a> Workload<'a> {
 impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut lists = Lists::default();
-        let value = Shape::Object.read(deserializer, &mut lists)?;
+        let value = deserializer.deserialize_any(Reader { shape: Shape::Object, lists: &mut lists, at: At::Root })?;
         Ok(Self { value, lists })
     }
 }
@@ -115,28 +123,60 @@ impl Shape {
             _ => Keep::Value,
         }
     }
+}
 
-    fn read<'de: 'a, 'a, D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-        lists: &mut Lists<'a>,
-    ) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(Reader { shape: self, lists })
+/// Where a reader is in the object, as a JSON pointer (`/spec/template`)
+/// for messages; built from the stack, written out only on error.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    Root,
+    Key(&'p At<'p>, &'p str),
+    Index(&'p At<'p>, usize),
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Key(parent, key) => write!(formatter, "{parent}/{}", key.replace('~', "~0").replace('/', "~1")),
+            At::Index(parent, index) => write!(formatter, "{parent}/{index}"),
+        }
     }
 }
 
-struct Reader<'l, 'a> {
+/// The refusal of a repeated key in the mapping at `at`.
+fn duplicate<E: serde::de::Error>(key: &str, at: At) -> E {
+    let at = if matches!(at, At::Root) { "the top of the Deployment".to_owned() } else { at.to_string() };
+    E::custom(format_args!(
+        "duplicate key `{key}` at {at}: the API server never sends a repeated key, and kube-once will not guess \
+         which one counts; send the object as the API server writes it"
+    ))
+}
+
+/// A number from the JSON reader as a float that is integral and outside
+/// every 64-bit integer: an integer literal too long for `i64`/`u64` reads
+/// as such a float (and loses digits), and no float field of a pod template
+/// is that large.
+fn check_float<E: serde::de::Error>(value: f64, at: At) -> Result<f64, E> {
+    // 2^63: below it every integral float is an `i64`, above it the reader
+    // would have handed a `u64` literal over as one, not as a float.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if value.abs() < LIMIT {
+        return Ok(value);
+    }
+    Err(E::custom(format_args!(
+        "the number at {at} ({value:e}) is outside the 64-bit integers kube-once reads without losing digits; \
+         the API server never sends it, write it as a string or a smaller number"
+    )))
+}
+
+struct Reader<'l, 'a, 'p> {
     shape: Shape,
     lists: &'l mut Lists<'a>,
+    at: At<'p>,
 }
 
-impl<'l, 'a> Reader<'l, 'a> {
-    fn nested<'m>(&'m mut self, shape: Shape) -> Reader<'m, 'a> {
-        Reader { shape, lists: self.lists }
-    }
-}
-
-impl<'de: 'a, 'a> DeserializeSeed<'de> for Reader<'_, 'a> {
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Reader<'_, 'a, '_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -148,30 +188,107 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for Reader<'_, 'a> {
 #[derive(serde::Deserialize)]
 struct Key<'t>(#[serde(borrow)] Cow<'t, str>);
 
+/// Any value in a part the core reads, as a [`Value`], read strictly
+/// (see the module documentation).
+#[derive(Clone, Copy)]
+struct Strict<'p> {
+    at: At<'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Value, M::Error> {
+        let mut fields = Map::new();
+        while let Some(Key(key)) = map.next_key()? {
+            if fields.contains_key(key.as_ref()) {
+                return Err(duplicate(&key, self.at));
+            }
+            let value = map.next_value_seed(Strict { at: At::Key(&self.at, &key) })?;
+            fields.insert(key.into_owned(), value);
+        }
+        Ok(Value::Object(fields))
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict { at: At::Index(&self.at, items.len()) })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Value, E> {
+        check_float(value, self.at).map(Value::from)
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
 /// One container as read: its fields but the lists, and the lists as text.
 struct ContainerText<'a> {
     fields: Map<String, Value>,
     lists: Vec<(&'static str, &'a RawValue)>,
 }
 
-impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a> {
+impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     type Value = Value;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
         formatter.write_str("any JSON value")
     }
 
-    fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<Value, M::Error> {
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Value, M::Error> {
         let mut fields = Map::new();
         while let Some(Key(key)) = map.next_key()? {
+            let at = At::Key(&self.at, &key);
             let value = match self.shape.keep(&key) {
-                Keep::Value => map.next_value()?,
+                Keep::Value => map.next_value_seed(Strict { at })?,
                 Keep::Skip => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                Keep::Nested(shape) => map.next_value_seed(self.nested(shape))?,
+                Keep::Nested(shape) => map.next_value_seed(Reader { shape, lists: self.lists, at })?,
             };
+            // A skipped field is read by nobody, so only kept ones are
+            // checked (after the value: `Key` borrows it for `at`).
+            if fields.contains_key(key.as_ref()) {
+                return Err(duplicate(&key, self.at));
+            }
             fields.insert(key.into_owned(), value);
         }
         Ok(Value::Object(fields))
@@ -179,14 +296,12 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a> {
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
         let Shape::Containers(section) = self.shape else {
-            let mut items = Vec::new();
-            while let Some(item) = seq.next_element()? {
-                items.push(item);
-            }
-            return Ok(Value::Array(items));
+            return Strict { at: self.at }.visit_seq(seq);
         };
         let mut containers: Vec<Result<ContainerText<'a>, Value>> = Vec::new();
-        while let Some(container) = seq.next_element_seed(ContainerSeed)? {
+        while let Some(container) =
+            seq.next_element_seed(ContainerSeed { at: At::Index(&self.at, containers.len()) })?
+        {
             containers.push(container);
         }
         let name = |container: &Result<ContainerText, Value>| match container {
@@ -235,8 +350,8 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a> {
         Ok(Value::from(value))
     }
 
-    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
-        Ok(Value::from(value))
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Value, E> {
+        check_float(value, self.at).map(Value::from)
     }
 
     fn visit_str<E>(self, value: &str) -> Result<Value, E> {
@@ -258,9 +373,11 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a> {
 
 /// One item of `containers` or `initContainers`: a [`ContainerText`] when
 /// it is an object, else the item as a value.
-struct ContainerSeed;
+struct ContainerSeed<'p> {
+    at: At<'p>,
+}
 
-impl<'de> DeserializeSeed<'de> for ContainerSeed {
+impl<'de> DeserializeSeed<'de> for ContainerSeed<'_> {
     type Value = Result<ContainerText<'de>, Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -268,7 +385,7 @@ impl<'de> DeserializeSeed<'de> for ContainerSeed {
     }
 }
 
-impl<'de> Visitor<'de> for ContainerSeed {
+impl<'de> Visitor<'de> for ContainerSeed<'_> {
     type Value = Result<ContainerText<'de>, Value>;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -278,16 +395,20 @@ impl<'de> Visitor<'de> for ContainerSeed {
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
         let mut container = ContainerText { fields: Map::new(), lists: Vec::new() };
         while let Some(Key(key)) = map.next_key()? {
+            if container.fields.contains_key(key.as_ref()) || container.lists.iter().any(|(field, _)| *field == key) {
+                return Err(duplicate(&key, self.at));
+            }
+            let at = At::Key(&self.at, &key);
             match LIST_FIELDS.iter().find(|field| **field == key) {
                 Some(field) => {
+                    // Copied as written, never read item by item: its text
+                    // is the copy source whatever it repeats, so it is not
+                    // checked (an env-heavy review would pay a second pass).
                     let raw: &'de RawValue = map.next_value()?;
-                    // The last of duplicate keys wins, as in a Value.
-                    container.lists.retain(|(other, _)| other != field);
-                    container.fields.remove(*field);
                     container.lists.push((field, raw));
                 }
                 None => {
-                    let value = map.next_value()?;
+                    let value = map.next_value_seed(Strict { at })?;
                     container.fields.insert(key.into_owned(), value);
                 }
             }
@@ -296,7 +417,7 @@ impl<'de> Visitor<'de> for ContainerSeed {
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
-        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Err)
+        Strict { at: self.at }.visit_seq(seq).map(Err)
     }
 
     fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
@@ -311,8 +432,8 @@ impl<'de> Visitor<'de> for ContainerSeed {
         Ok(Err(Value::from(value)))
     }
 
-    fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
-        Ok(Err(Value::from(value)))
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        check_float(value, self.at).map(|value| Err(Value::from(value)))
     }
 
     fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {

@@ -1168,3 +1168,80 @@ fn a_timeout_past_the_progress_deadline_is_warned_about() {
     // A StatefulSet's rollout has no progress deadline.
     assert_eq!(deadline_warning(&mutate(&case("statefulset"), &Config::default())), None);
 }
+
+/// A repeated key or a number no 64-bit integer holds, in what the core
+/// reads or copies, leaves the copy source ambiguous: refused, saying what
+/// and where. The same in the parts nobody reads is left alone.
+#[test]
+fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
+    let container = r#"{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}]}"#;
+    let deployment = |metadata: &str, spec: &str| {
+        format!(
+            r#"{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {{"name": "web"{metadata}}},
+                "spec": {{"replicas": 1, "template": {{"spec": {{{spec}}}}}}}}}"#
+        )
+    };
+    let refused = [
+        (
+            deployment("", &format!(r#""containers": [{container}], "containers": []"#)),
+            "duplicate key `containers` at /spec/template/spec:",
+        ),
+        (
+            deployment("", &format!(r#""initContainers": [], "containers": [{container}], "initContainers": []"#)),
+            "duplicate key `initContainers` at /spec/template/spec:",
+        ),
+        (
+            deployment("", r#""containers": [{"name": "app", "name": "other"}]"#),
+            "duplicate key `name` at /spec/template/spec/containers/0:",
+        ),
+        (
+            deployment("", r#""containers": [{"name": "app", "env": [], "env": [{"name": "B"}]}]"#),
+            "duplicate key `env` at /spec/template/spec/containers/0:",
+        ),
+        (
+            deployment("", r#""containers": [{"name": "app", "envFrom": [], "volumeMounts": [], "envFrom": null}]"#),
+            "duplicate key `envFrom` at /spec/template/spec/containers/0:",
+        ),
+        (
+            deployment(r#", "annotations": {"kube-once.io/run": "a", "kube-once.io/run": "b"}"#, r#""containers": []"#),
+            "duplicate key `kube-once.io/run` at /metadata/annotations:",
+        ),
+        (
+            deployment("", r#""containers": [], "nodeSelector": {"a~/b": "x", "a~/b": "y"}"#),
+            "duplicate key `a~/b` at /spec/template/spec/nodeSelector:",
+        ),
+        (
+            deployment("", r#""containers": [{"name": "app", "ports": [{"containerPort": 18446744073709551616}]}]"#),
+            "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside the 64-bit integers",
+        ),
+        (
+            deployment("", r#""containers": [], "terminationGracePeriodSeconds": 1e300"#),
+            "the number at /spec/template/spec/terminationGracePeriodSeconds (1e300) is outside",
+        ),
+    ];
+    for (text, expected) in refused {
+        let error = match core::Workload::parse(&text) {
+            Ok(_) => panic!("read: {text}"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains(expected), "{text}\n{error}\nexpected: {expected}");
+    }
+    // What fits 64 bits is read as written; a float is not an integer but
+    // no reader guesses about it; the unread parts are not looked at.
+    let fits = deployment(
+        r#", "labels": {"a": "1", "a": "2"}, "x": 1e300"#,
+        &format!(r#""containers": [{container}], "priority": 18446744073709551615, "overhead": {{"cpu": 0.5}}, "x": -9223372036854775808"#),
+    )
+    .replace(r#""replicas": 1"#, r#""replicas": 1, "replicas": 99999999999999999999"#);
+    let read = core::Workload::parse(&fits).unwrap_or_else(|error| panic!("{error}"));
+    let spec = &read.value["spec"]["template"]["spec"];
+    assert_eq!((spec["priority"].as_u64(), spec["x"].as_i64()), (Some(u64::MAX), Some(i64::MIN)));
+    assert_eq!(spec["overhead"]["cpu"], json!(0.5));
+    // env, envFrom and volumeMounts are copied as written, never read item
+    // by item: their text is the copy source whatever it repeats.
+    let verbatim = deployment(
+        "",
+        r#""containers": [{"name": "app", "env": [{"name": "A", "value": "1", "name": "B", "x": -9223372036854775809}], "volumeMounts": [{"name": "v", "mountPath": "/a", "mountPath": "/b"}]}]"#,
+    );
+    assert!(core::Workload::parse(&verbatim).is_ok(), "the kept-aside lists are not checked");
+}

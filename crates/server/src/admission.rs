@@ -1,7 +1,9 @@
 //! `POST /mutate`: AdmissionReview v1 in, AdmissionReview out. Pure and
 //! infallible: every input becomes either a response that echoes the
 //! request's uid, or a [`BadRequest`] with a reason (HTTP 400) when the body
-//! is not an AdmissionReview at all. No error can escape as a 500.
+//! is not an AdmissionReview at all, or not one the API server would send (a
+//! repeated key or an integer beyond 64 bits where the core reads: the core
+//! refuses to guess). No error can escape as a 500.
 //!
 //! - Only the workload kinds of [`kube_once_core::Kind`] (`apps/v1`
 //!   Deployment, StatefulSet, DaemonSet, `batch/v1` Job, CronJob, Argo
@@ -262,7 +264,9 @@ fn answer(
         .map_err(|error| BadRequest(format!("the body is not valid JSON: it is not UTF-8 ({error})")))?;
     let review: AdmissionReviewRequest = serde_json::from_str(body).map_err(|error| {
         BadRequest(match error.classify() {
-            serde_json::error::Category::Data => format!("the body is not an AdmissionReview: {error}"),
+            serde_json::error::Category::Data => {
+                format!("the body is not an AdmissionReview as the API server sends it: {error}")
+            }
             _ => format!("the body is not valid JSON: {error}"),
         })
     })?;

@@ -321,7 +321,17 @@ fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<No
     };
     let mut builder = Builder::new(limits, nodes);
     let mut documents = 0;
-    for event in Parser::new_from_str_with_options(part, options) {
+    let del = Del::find(part);
+    let stood_in;
+    let source = match &del {
+        Some(del) => {
+            stood_in = part.replace('\u{7f}', del.stand_in.encode_utf8(&mut [0; 4]));
+            stood_in.as_str()
+        }
+        None => part,
+    };
+    let mut quoted = Vec::new();
+    for event in Parser::new_from_str_with_options(source, options) {
         let (event, span) = event.map_err(|error| {
             let info = error.info();
             let kind = if matches!(error.kind(), granit_parser::ErrorKind::RecursionLimitExceeded) {
@@ -344,8 +354,16 @@ fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<No
                     return Err((ErrorKind::Syntax, line, "two documents without `---` between them".to_owned()));
                 }
             }
-            Event::Scalar(text, style, anchor, tag) => {
+            Event::Scalar(mut text, style, anchor, tag) => {
                 builder.count(1).map_err(|(kind, message)| (kind, line, message))?;
+                if let Some(del) = &del {
+                    if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) {
+                        quoted.push(span.start.index()..span.end.index());
+                    }
+                    if text.contains(del.stand_in) {
+                        text = text.replace(del.stand_in, "\u{7f}").into();
+                    }
+                }
                 let tag = tag.map(|t| t.suffix_in_namespace("tag:yaml.org,2002:").map(|s| s.into_owned()).ok_or(()));
                 let node = scalar(&text, style, tag).map_err(|message| (ErrorKind::Unsupported, line, message))?;
                 let merge = style == ScalarStyle::Plain && text == "<<";
@@ -365,8 +383,64 @@ fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<No
             _ => {}
         }
     }
+    if let Some(del) = &del {
+        del.check(part, &quoted)?;
+    }
     // `---` with nothing after it is an empty (null) document: no value.
     Ok(builder.root.filter(|node| *node != Node::Null))
+}
+
+/// DEL (U+007F) where YAML 1.2 allows it: inside quoted scalars (their
+/// characters are `nb-json`), so in every JSON string, as kubectl and the
+/// API server read JSON. granit-parser refuses it everywhere, so a part
+/// holding one is parsed with a stand-in character in its place (one
+/// character for one, so the parser's character positions stay those of
+/// the part), the scalars get DEL back, and a DEL outside every quoted
+/// scalar (a plain or block scalar, a comment) is refused as before.
+struct Del {
+    stand_in: char,
+    /// Character indices of the DELs in the part.
+    at: Vec<usize>,
+}
+
+impl Del {
+    /// `None` when the part has no DEL, or when no stand-in is safe: one
+    /// that neither occurs in the part nor can be written as an escape in
+    /// it (`\uE000`), so every stand-in in a parsed scalar was a DEL.
+    fn find(part: &str) -> Option<Del> {
+        if !part.contains('\u{7f}') {
+            return None;
+        }
+        let lower = part.to_ascii_lowercase();
+        let stand_in = ('\u{e000}'..='\u{f8ff}')
+            .take(64)
+            .find(|&c| !part.contains(c) && !lower.contains(&format!("{:04x}", u32::from(c))))?;
+        let at = part.chars().enumerate().filter(|&(_, c)| c == '\u{7f}').map(|(index, _)| index).collect();
+        Some(Del { stand_in, at })
+    }
+
+    /// Refuses a DEL outside the quoted scalars' spans (in source order).
+    fn check(&self, part: &str, quoted: &[Range<usize>]) -> Result<(), PartError> {
+        let mut spans = quoted.iter().peekable();
+        for &index in &self.at {
+            while spans.next_if(|span| span.end <= index).is_some() {}
+            if spans.peek().is_some_and(|span| span.contains(&index)) {
+                continue;
+            }
+            let before: String = part.chars().take(index).collect();
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |text| text.chars().count()) + 1;
+            return Err((
+                ErrorKind::Syntax,
+                line,
+                format!(
+                    "not valid YAML: the control character U+007F (DEL) at column {column} is outside a quoted \
+                     string, the only place YAML allows it; quote the value (\"...\") or write it as \"\\x7F\""
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A scalar as Kubernetes reads it: plain ones resolve (YAML 1.1), quoted

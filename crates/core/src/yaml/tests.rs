@@ -156,3 +156,27 @@ fn many_tiny_nodes_are_refused_as_they_are_read() {
     assert_eq!((e.kind, e.line), (ErrorKind::TooManyNodes, 100), "{e}");
     assert!(e.message.contains("more than 199 YAML nodes"), "{e}");
 }
+
+#[test]
+fn del_is_read_in_quoted_scalars_only_as_yaml_1_2_allows() {
+    // JSON strings, double- and single-quoted scalars, keys, over lines.
+    let json = value("{\"a\x7f\": \"x\x7fy\", \"b\": [\"\x7f\"]}");
+    assert_eq!(json, serde_json::json!({"a\u{7f}": "x\u{7f}y", "b": ["\u{7f}"]}));
+    let yaml = value("a: \"x\x7f\"\nb: 'y\x7f'\nc: \"long\n  \x7f line\"\nd: \"\\uE000\"\n");
+    assert_eq!(yaml, serde_json::json!({"a": "x\u{7f}", "b": "y\u{7f}", "c": "long \u{7f} line", "d": "\u{e000}"}));
+    // Elsewhere it stays refused, with where and how to fix it.
+    for (text, line, column) in
+        [("a: x\x7fy\n", 1, 5), ("a: \"ok\x7f\"\nb: |\n  \x7f\n", 3, 3), ("a: 1 # \x7f\n", 1, 8), ("\x7f: 1\n", 1, 1)]
+    {
+        let error = error(text);
+        assert_eq!((error.kind, error.line), (ErrorKind::Syntax, line), "{text:?}: {error}");
+        assert!(
+            error.message.contains(&format!("U+007F (DEL) at column {column} is outside a quoted string")),
+            "{text:?}: {error}"
+        );
+    }
+    // Written back escaped, so any reader takes it.
+    let written = to_yaml(&serde_json::json!({"a": "x\u{7f}"}));
+    assert_eq!(value(&written), serde_json::json!({"a": "x\u{7f}"}));
+    assert!(!written.contains('\u{7f}'), "{written}");
+}
