@@ -436,8 +436,11 @@ fn a_frozen_holder_loses_the_lock_within_a_minute(db: Db) {
     // The scenario's freeze length (opt-in), not a wait for something to happen.
     std::thread::sleep(Duration::from_secs(extra));
     // Thawed together, as a freezer or a VM resume does: the wrapper first
-    // by microseconds, so what is shown is that it kills before the
-    // command's next write, not before the command is scheduled.
+    // by microseconds. The command may still win the race to the CPU and
+    // write once before the wrapper's watchdog kills its group
+    // (docs/lock.md, "A frozen holder"): what is asserted is that it is
+    // stopped at once, not that it never runs again.
+    let thawed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     kill(wrapper, Signal::SIGCONT).unwrap();
     killpg(group, Signal::SIGCONT).unwrap();
     assert_eq!(code, Some(0), "the lock was freed within the next pod's minute: {}", scenario.all_logs());
@@ -445,10 +448,16 @@ fn a_frozen_holder_loses_the_lock_within_a_minute(db: Db) {
     let lines = scenario.lines();
     let (old_ticks, next_ticks) = (ticks(&lines, "pod-0"), ticks(&lines, "pod-1"));
     assert_eq!(next_ticks.len(), 20, "the next leader ran to the end: {lines:?}");
-    let (last_old, first_next) = (old_ticks.iter().max().copied(), next_ticks.iter().min().copied());
+    let first_next = next_ticks.iter().min().copied().unwrap_or(u128::MAX);
+    // A command left running ticks every 20 ms until it ends; one killed at
+    // once leaves at most the ticks it took in the race, right at the thaw.
+    const RACE: u128 = 1_000_000_000;
+    let late: Vec<u128> = old_ticks.iter().copied().filter(|tick| *tick > first_next).collect();
     assert!(
-        last_old < first_next,
-        "the resumed command ticked at {last_old:?} ns, after the next leader's started at {first_next:?} ns\n{}",
+        late.iter().all(|tick| *tick < thawed + RACE),
+        "the resumed command ticked {} times after the next leader started, up to {:?} ns after the thaw\n{}",
+        late.len(),
+        late.iter().max().map(|tick| tick.saturating_sub(thawed)),
         scenario.all_logs()
     );
     assert!(scenario.events(old).iter().any(|event| event == "lost"), "{}", scenario.all_logs());
