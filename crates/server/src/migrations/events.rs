@@ -6,7 +6,9 @@
 //! The Event's name is derived from that triple, so the series survives a
 //! restart or a change of the recording replica: a create that finds the
 //! name taken reads the Event and continues its count. Updates carry the
-//! resourceVersion read, so two writers cannot lose a count.
+//! resourceVersion read, so two writers cannot lose a count. The Event
+//! also keeps the last runs it counted (`kube-once.io/runs`), so a replica
+//! that takes over and sees a recent run again does not count it twice.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
@@ -23,6 +25,11 @@ use super::observe::{NOTE_LIMIT, truncate};
 pub const REPORTING_CONTROLLER: &str = "kube-once";
 /// How many read-write rounds one Event may lose to another writer.
 const MAX_ROUNDS: usize = 5;
+/// The annotation on an Event listing the runs it counted, newest last.
+pub const RUNS_ANNOTATION: &str = "kube-once.io/runs";
+/// How many runs the annotation keeps: enough for the pods a new holder
+/// may see again, bounded so the Event stays small.
+const RUNS_KEPT: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -65,6 +72,9 @@ pub struct Occurrence {
     pub reason: Reason,
     /// The migration key; occurrences of different keys are different Events.
     pub key: String,
+    /// Which run of which pod this is (pod uid and container ID): the same
+    /// run seen again is not counted again.
+    pub run: String,
     pub note: String,
 }
 
@@ -104,8 +114,9 @@ impl Recorder {
         Self { client, instance: instance.to_owned() }
     }
 
-    /// Create the occurrence's Event, or count one more in its series.
-    pub async fn record(&self, occurrence: &Occurrence) -> anyhow::Result<()> {
+    /// Create the occurrence's Event, or count one more in its series;
+    /// Ok(false) when the Event had counted this run already.
+    pub async fn record(&self, occurrence: &Occurrence) -> anyhow::Result<bool> {
         let namespace = occurrence.regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let name = event_name(occurrence);
@@ -115,11 +126,21 @@ impl Recorder {
             let result = match api.get_opt(&name).await? {
                 None => api.create(&PostParams::default(), &self.new_event(occurrence, &name, &note, now)).await,
                 Some(existing) => {
+                    let runs = existing.metadata.annotations.as_ref().and_then(|a| a.get(RUNS_ANNOTATION));
+                    let mut runs: Vec<&str> = runs.map(|runs| runs.split_whitespace().collect()).unwrap_or_default();
+                    if runs.contains(&occurrence.run.as_str()) {
+                        return Ok(false);
+                    }
+                    runs.push(&occurrence.run);
+                    let runs = runs[runs.len().saturating_sub(RUNS_KEPT)..].join(" ");
                     let count = existing.series.as_ref().map_or(1, |series| series.count) + 1;
                     let series = EventSeries { count, last_observed_time: now };
                     let patch = json!({
                         // With the resourceVersion read, a concurrent update makes this one fail (409).
-                        "metadata": {"resourceVersion": existing.metadata.resource_version},
+                        "metadata": {
+                            "resourceVersion": existing.metadata.resource_version,
+                            "annotations": {RUNS_ANNOTATION: runs},
+                        },
                         "series": series,
                         "note": note,
                         "related": occurrence.pod,
@@ -129,7 +150,7 @@ impl Recorder {
                 }
             };
             match result {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(true),
                 Err(kube::Error::Api(status)) if status.code == 409 => continue,
                 Err(error) => {
                     return Err(anyhow::Error::new(error).context(format!(
@@ -150,6 +171,7 @@ impl Recorder {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
                 namespace: occurrence.regarding.namespace.clone(),
+                annotations: Some([(RUNS_ANNOTATION.to_owned(), occurrence.run.clone())].into()),
                 ..ObjectMeta::default()
             },
             event_time: Some(now),
@@ -183,6 +205,7 @@ mod tests {
             pod: reference("Pod", pod, pod),
             reason,
             key: key.to_owned(),
+            run: format!("{pod}/1"),
             note: String::new(),
         }
     }

@@ -188,30 +188,43 @@ impl Watcher {
         let namespace = workload.namespace.clone().unwrap_or_default();
         let name = workload.name.clone().unwrap_or_default();
         let at = termination.finished_at.unwrap_or_else(Timestamp::now);
-        self.metrics.record(&namespace, &name, termination.outcome, at.as_millisecond() as f64 / 1000.0);
         let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-        let (reason, note) = match termination.outcome {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let event = match termination.outcome {
             Outcome::Ran => {
-                (Reason::MigrationRan, format!("pod {pod_name} ran the migration: {}", termination.summary))
+                Some((Reason::MigrationRan, format!("pod {pod_name} ran the migration: {}", termination.summary)))
             }
-            Outcome::Failed | Outcome::LockTimeout => (
+            Outcome::Failed | Outcome::LockTimeout => Some((
                 Reason::MigrationFailed,
                 format!("kube-once-run in pod {pod_name} exited {}: {}", termination.exit_code, termination.summary),
-            ),
+            )),
             // The failure that caused the backoff has its Event already, and
             // a skip is the expected path of every replica but one.
-            Outcome::Skipped | Outcome::BackingOff => return,
+            Outcome::Skipped | Outcome::BackingOff => None,
         };
-        tracing::info!(
-            namespace,
-            workload = name,
-            pod = pod_name,
-            reason = reason.as_str(),
-            exit_code = termination.exit_code,
-            "migration outcome"
-        );
-        self.write(Occurrence { regarding: workload, pod: pod_reference(pod), reason, key: key.to_owned(), note })
-            .await;
+        if let Some((reason, note)) = event {
+            tracing::info!(
+                namespace,
+                workload = name,
+                pod = pod_name,
+                reason = reason.as_str(),
+                exit_code = termination.exit_code,
+                "migration outcome"
+            );
+            let occurrence = Occurrence {
+                regarding: workload,
+                pod: pod_reference(pod),
+                reason,
+                key: key.to_owned(),
+                run: format!("{uid}/{}", termination.run),
+                note,
+            };
+            // A run the Event counted already (seen again by a new holder) is not counted again.
+            if !self.write(occurrence).await {
+                return;
+            }
+        }
+        self.metrics.record(&namespace, &name, termination.outcome, at.as_millisecond() as f64 / 1000.0);
     }
 
     async fn check_waiting(&mut self) {
@@ -228,7 +241,7 @@ impl Watcher {
             if !self.leadership.is_leader() {
                 return;
             }
-            self.warned.insert((uid, running.run));
+            self.warned.insert((uid.clone(), running.run.clone()));
             let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
             let waited = Duration::from_secs(waited.as_secs());
             let note = format!(
@@ -238,17 +251,26 @@ impl Watcher {
                 humantime::format_duration(timeout)
             );
             let regarding = self.workload(&pod).await;
-            self.write(Occurrence { regarding, pod: pod_reference(&pod), reason: Reason::MigrationWaiting, key, note })
-                .await;
+            let run = format!("{uid}/{}/waiting", running.run);
+            let occurrence =
+                Occurrence { regarding, pod: pod_reference(&pod), reason: Reason::MigrationWaiting, key, run, note };
+            self.write(occurrence).await;
         }
     }
 
-    async fn write(&self, occurrence: Occurrence) {
+    /// Records the occurrence; false when it must not be counted (not the
+    /// holder any more, or the Event counted this run already).
+    async fn write(&self, occurrence: Occurrence) -> bool {
         if !self.leadership.is_leader() {
-            return;
+            return false;
         }
-        if let Err(error) = self.recorder.record(&occurrence).await {
-            tracing::warn!(error = format!("{error:#}"), "cannot record a migration Event");
+        match self.recorder.record(&occurrence).await {
+            Ok(new) => new,
+            Err(error) => {
+                // Counted anyway: the metric should not depend on the Event API.
+                tracing::warn!(error = format!("{error:#}"), "cannot record a migration Event");
+                true
+            }
         }
     }
 
