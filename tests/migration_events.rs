@@ -487,3 +487,36 @@ async fn two_replicas_never_both_record_and_a_cut_off_holder_stops_within_its_le
     };
     assert_eq!(counted(&replicas[0]) + counted(&replicas[1]), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_waiting_past_half_its_timeout_is_a_warning_once() {
+    let api = ApiServer::start().await;
+    let _recorder = replica(&api, "kube-once-0");
+    // kube-once-run started 2 s ago with a 3 s timeout: past half of it.
+    let mut waiting = pod("web-7d9-w", "k1", 0, "");
+    waiting["spec"]["initContainers"][1]["env"][1]["value"] = json!("3s");
+    let started = k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(2);
+    waiting["status"]["initContainerStatuses"][0]["state"] = json!({"running": {"startedAt": started.to_string()}});
+    // One that started just now with a long timeout is not reported.
+    let mut patient = pod("web-7d9-p", "k1", 0, "");
+    patient["status"]["initContainerStatuses"][0]["state"] =
+        json!({"running": {"startedAt": k8s_openapi::jiff::Timestamp::now().to_string()}});
+    api.put_pod(patient);
+    api.put_pod(waiting.clone());
+    wait("a MigrationWaiting Event", || !api.events("MigrationWaiting").is_empty()).await;
+    // Sent again, the same wait is not reported again.
+    waiting["metadata"]["labels"]["touched"] = json!("yes");
+    api.put_pod(waiting);
+    api.put_pod(pod("web-7d9-x", "k1", 1, FAILED));
+    wait("a later failure recorded", || !api.events("MigrationFailed").is_empty()).await;
+
+    let [event] = &api.events("MigrationWaiting")[..] else {
+        panic!("one Event: {:?}", api.events("MigrationWaiting"))
+    };
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["regarding"]["name"], "web");
+    assert_eq!(event["related"]["name"], "web-7d9-w", "the waiting pod, not the patient one");
+    assert!(event["series"].is_null(), "reported once: {event}");
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains("web-7d9-w") && note.contains("3s"), "{note}");
+}

@@ -327,6 +327,23 @@ mod tests {
     }
 
     #[test]
+    fn migration_events_are_on_by_default_named_after_the_pod_and_off_with_no_events() {
+        let events = options(&["--pod-name", "kube-once-7d9-a", "--namespace", "ops"]).unwrap().events.unwrap();
+        assert_eq!(
+            events,
+            EventsOptions {
+                namespace: "ops".to_owned(),
+                lease: "kube-once-events".to_owned(),
+                identity: "kube-once-7d9-a".to_owned(),
+                lease_duration: EventsOptions::DEFAULT_LEASE_DURATION,
+            }
+        );
+        assert_eq!(options(&["--no-events"]).unwrap().events, None);
+        let refused = options(&["--events-lease-duration", "500ms"]).unwrap_err().to_string();
+        assert!(refused.contains("--events-lease-duration") && refused.contains("at least 1s"), "{refused}");
+    }
+
+    #[test]
     fn limits_default_to_the_library_defaults_and_take_memory_sizes() {
         assert_eq!(options(&[]).unwrap().limits, Limits::DEFAULT);
         let limits = options(&["--admission-memory", "64Mi", "--max-connections", "10"]).unwrap().limits;
