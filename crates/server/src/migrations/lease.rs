@@ -49,12 +49,6 @@ impl LeaseConfig {
 pub struct Leadership(watch::Receiver<Option<Instant>>);
 
 impl Leadership {
-    /// A leadership that never ends (one replica, or tests of the recorder alone).
-    pub fn always() -> (Self, watch::Sender<Option<Instant>>) {
-        let (sender, receiver) = watch::channel(Some(Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)));
-        (Self(receiver), sender)
-    }
-
     pub fn is_leader(&self) -> bool {
         matches!(*self.0.borrow(), Some(until) if Instant::now() < until)
     }

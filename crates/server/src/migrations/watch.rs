@@ -246,7 +246,7 @@ impl Watcher {
             let waited = Duration::from_secs(waited.as_secs());
             let note = format!(
                 "pod {pod_name} has waited {} of its {} for the migration lock; another pod holds it \
-                 (`kube-once history` shows the holder)",
+                 (its `waiting` lines name the holder: kubectl logs {pod_name} -c kube-once-run)",
                 humantime::format_duration(waited),
                 humantime::format_duration(timeout)
             );
