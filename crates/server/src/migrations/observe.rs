@@ -8,10 +8,75 @@
 //! kubelet puts the last log lines there instead), so the exit code decides
 //! whenever the prefix is not one we know.
 
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use kube_once_core::env;
+
+/// A pod as far as the watch reads it. Not k8s-openapi's `Pod`: decoding
+/// every field of a pod's spec and status costs the server binary more than
+/// the whole watcher does, and the watch needs a handful of them.
+pub type RunPod = kube::core::Object<RunPodSpec, RunPodStatus>;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPodSpec {
+    #[serde(default)]
+    pub init_containers: Vec<RunContainer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct RunContainer {
+    pub name: String,
+    #[serde(default)]
+    pub env: Vec<RunEnv>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct RunEnv {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPodStatus {
+    #[serde(default)]
+    pub init_container_statuses: Vec<RunContainerStatus>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunContainerStatus {
+    pub name: String,
+    #[serde(rename = "containerID")]
+    pub container_id: Option<String>,
+    pub state: Option<RunState>,
+    pub last_state: Option<RunState>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct RunState {
+    pub running: Option<RunRunning>,
+    pub terminated: Option<RunTerminated>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRunning {
+    pub started_at: Option<Time>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTerminated {
+    pub exit_code: i32,
+    pub message: Option<String>,
+    pub finished_at: Option<Time>,
+    #[serde(rename = "containerID")]
+    pub container_id: Option<String>,
+}
 
 /// The label the injection puts on the pods it changed; the watch selects on it.
 pub const INJECTED_LABEL: &str = "kube-once.io/injected";
@@ -117,15 +182,11 @@ pub struct Observation {
 
 /// Reads `kube-once-run`'s state (and its last state, which holds the run
 /// before a restart) from a pod; `None` when the pod has no such container.
-pub fn observe(pod: &Pod) -> Option<Observation> {
-    let spec = pod.spec.as_ref()?;
-    let container = spec.init_containers.as_ref()?.iter().find(|c| c.name == RUN_CONTAINER)?;
+pub fn observe(pod: &RunPod) -> Option<Observation> {
+    let container = pod.spec.init_containers.iter().find(|c| c.name == RUN_CONTAINER)?;
     let mut observation = Observation { key: env_value(container, env::KEY).unwrap_or_default(), ..Default::default() };
-    let status = pod
-        .status
-        .as_ref()
-        .and_then(|status| status.init_container_statuses.as_ref())
-        .and_then(|statuses| statuses.iter().find(|s| s.name == RUN_CONTAINER));
+    let status =
+        pod.status.as_ref().and_then(|status| status.init_container_statuses.iter().find(|s| s.name == RUN_CONTAINER));
     let Some(status) = status else { return Some(observation) };
     observation.terminations = terminations(status);
     if let Some(running) = status.state.as_ref().and_then(|state| state.running.as_ref())
@@ -138,7 +199,7 @@ pub fn observe(pod: &Pod) -> Option<Observation> {
     Some(observation)
 }
 
-fn terminations(status: &ContainerStatus) -> Vec<Termination> {
+fn terminations(status: &RunContainerStatus) -> Vec<Termination> {
     let current = status.state.as_ref().and_then(|s| s.terminated.as_ref());
     let last = status.last_state.as_ref().and_then(|s| s.terminated.as_ref());
     [last, current]
@@ -163,8 +224,8 @@ fn terminations(status: &ContainerStatus) -> Vec<Termination> {
         .collect()
 }
 
-fn env_value(container: &Container, name: &str) -> Option<String> {
-    container.env.as_ref()?.iter().find(|var| var.name == name)?.value.clone()
+fn env_value(container: &RunContainer, name: &str) -> Option<String> {
+    container.env.iter().find(|var| var.name == name)?.value.clone()
 }
 
 /// `text` on one line (log tails have several), cut at `limit` bytes on a
@@ -219,7 +280,7 @@ mod tests {
         assert!(cut.len() <= 512 && cut.ends_with('…'), "{} bytes", cut.len());
     }
 
-    fn pod(status: serde_json::Value) -> Pod {
+    fn pod(status: serde_json::Value) -> RunPod {
         serde_json::from_value(json!({
             "metadata": {"name": "web-7d9-abc", "namespace": "shop"},
             "spec": {
@@ -263,7 +324,7 @@ mod tests {
     fn pods_without_the_run_container_or_a_status_say_nothing_wrong() {
         let mut plain = pod(json!({}));
         assert_eq!(observe(&plain).unwrap().terminations, vec![]);
-        plain.spec.as_mut().unwrap().init_containers = None;
+        plain.spec.init_containers.clear();
         assert!(observe(&plain).is_none());
     }
 }

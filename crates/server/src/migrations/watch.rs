@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{Occurrence, Reason, Recorder};
 use super::lease::Leadership;
-use super::observe::{LABEL_SELECTOR, Outcome, Running, Termination, observe};
+use super::observe::{LABEL_SELECTOR, Outcome, RunPod, Running, Termination, observe};
 use crate::metrics::MigrationMetrics;
 
 /// How far owner references are followed (pod → ReplicaSet → Deployment is two).
@@ -26,7 +27,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct Watcher {
     client: Client,
-    pods: Api<Pod>,
+    pods: Api<RunPod>,
     recorder: Recorder,
     metrics: MigrationMetrics,
     leadership: Leadership,
@@ -38,7 +39,7 @@ pub struct Watcher {
     /// (pod uid, run) already handled: watches send a pod again on every change.
     seen: HashSet<(String, String)>,
     /// Pods whose kube-once-run runs now, by uid.
-    running: HashMap<String, (Pod, String, Running)>,
+    running: HashMap<String, (RunPod, String, Running)>,
     /// (pod uid, run) whose wait was already reported.
     warned: HashSet<(String, String)>,
     /// The workload each owner (by uid) belongs to.
@@ -56,7 +57,7 @@ impl Watcher {
         check_every: Duration,
     ) -> Self {
         Self {
-            pods: Api::all(client.clone()),
+            pods: Api::all_with(client.clone(), &ApiResource::erase::<Pod>(&())),
             client,
             recorder,
             metrics,
@@ -150,14 +151,14 @@ impl Watcher {
         }
     }
 
-    fn forget(&mut self, pod: &Pod) {
+    fn forget(&mut self, pod: &RunPod) {
         let Some(uid) = &pod.metadata.uid else { return };
         self.seen.retain(|(seen, _)| seen != uid);
         self.warned.retain(|(warned, _)| warned != uid);
         self.running.remove(uid);
     }
 
-    async fn handle(&mut self, pod: &Pod) {
+    async fn handle(&mut self, pod: &RunPod) {
         let Some(observation) = observe(pod) else { return };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let oldest = self.term_started.checked_sub(SignedDuration::try_from(self.overlap).unwrap_or_default()).ok();
@@ -180,7 +181,7 @@ impl Watcher {
         }
     }
 
-    async fn record_termination(&mut self, pod: &Pod, key: &str, termination: &Termination) {
+    async fn record_termination(&mut self, pod: &RunPod, key: &str, termination: &Termination) {
         if !self.leadership.is_leader() {
             return;
         }
@@ -277,7 +278,7 @@ impl Watcher {
     /// The workload a pod belongs to: its controller's controller, and so
     /// on, as far as the owner references go. The pod itself when it has no
     /// controller; the last owner that could be read when one cannot be.
-    async fn workload(&mut self, pod: &Pod) -> ObjectReference {
+    async fn workload(&mut self, pod: &RunPod) -> ObjectReference {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let Some(mut owner) = controller(&pod.metadata) else { return pod_reference(pod) };
         let first = owner.uid.clone();
@@ -323,7 +324,7 @@ fn controller(metadata: &ObjectMeta) -> Option<OwnerReference> {
     metadata.owner_references.as_ref()?.iter().find(|owner| owner.controller == Some(true)).cloned()
 }
 
-fn pod_reference(pod: &Pod) -> ObjectReference {
+fn pod_reference(pod: &RunPod) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".to_owned()),
         kind: Some("Pod".to_owned()),
