@@ -65,6 +65,10 @@ fn render(case: &str) -> Vec<Value> {
     render_values(&fixture(case))
 }
 
+fn render_set(case: &str, sets: &[&str]) -> Vec<Value> {
+    support::chart::render(Some(&fixture(case)), &[], sets)
+}
+
 // ------------------------------------------------------------ selectors --
 
 fn serve_args(objects: &[Value]) -> ServeArgs {
@@ -363,10 +367,21 @@ fn cert_manager_mode_issues_a_ca_chain_and_injects_the_ca() {
 }
 
 #[test]
-fn rbac_is_minimal_and_exists_only_in_self_managed_mode() {
+fn rbac_is_minimal_and_exists_only_for_what_is_turned_on() {
     // The webhook's RBAC: the `helm test` hooks' own (tests/chart_platforms.rs) are not installed.
-    let installed = |case: &str| support::chart::without_hooks(render(case));
-    let objects = installed("self-managed");
+    let installed = |case: &str, sets: &[&str]| support::chart::without_hooks(render_set(case, sets));
+    let account_is_bound_to = |objects: &[Value], role: &Value, binding_kind: &str| {
+        let account = one_of(objects, "ServiceAccount");
+        let binding = named(objects, binding_kind, role["metadata"]["name"].as_str().unwrap());
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+        assert_eq!(binding["roleRef"]["kind"], role["kind"]);
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}])
+        );
+    };
+
+    let objects = installed("self-managed", &["events.enabled=false"]);
     let role = one_of(&objects, "Role");
     assert_eq!(
         role["rules"],
@@ -383,23 +398,47 @@ fn rbac_is_minimal_and_exists_only_in_self_managed_mode() {
             "resourceNames": [one_of(&objects, "MutatingWebhookConfiguration")["metadata"]["name"]], "verbs": ["get", "patch"]
         }])
     );
-    let account = one_of(&objects, "ServiceAccount");
-    for (binding_kind, role) in [("RoleBinding", role), ("ClusterRoleBinding", cluster_role)] {
-        let binding = one_of(&objects, binding_kind);
-        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
-        assert_eq!(binding["roleRef"]["kind"], role["kind"]);
+    account_is_bound_to(&objects, role, "RoleBinding");
+    account_is_bound_to(&objects, cluster_role, "ClusterRoleBinding");
+    assert_eq!(one_of(&objects, "ServiceAccount")["automountServiceAccountToken"], true);
+
+    // Migration Events (on by default) in any TLS mode: pods read by the
+    // watch only, owners by name, Events written, one Lease by name.
+    for case in ["self-managed", "cert-manager", "secret"] {
+        let objects = installed(case, &[]);
+        let events = named(&objects, "ClusterRole", "kube-once-events");
         assert_eq!(
-            binding["subjects"],
-            json!([{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}])
+            events["rules"],
+            json!([
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["apps"], "resources": ["replicasets", "deployments"], "verbs": ["get"]},
+                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "create", "patch"]}
+            ]),
+            "{case}"
         );
+        let lease = named(&objects, "Role", "kube-once-events-lease");
+        assert_eq!(
+            lease["rules"],
+            json!([
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["kube-once-events"], "verbs": ["get", "update"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}
+            ]),
+            "{case}"
+        );
+        account_is_bound_to(&objects, events, "ClusterRoleBinding");
+        account_is_bound_to(&objects, lease, "RoleBinding");
+        let args = server_args(&objects);
+        assert!(args.iter().any(|arg| arg == "--events-lease=kube-once-events"), "{case}: {args:?}");
+        let pod = &one_of(&objects, "Deployment")["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], true, "{case}: the watch needs the API");
     }
-    assert_eq!(account["automountServiceAccountToken"], true);
 
     for case in ["cert-manager", "secret"] {
-        let objects = installed(case);
+        let objects = installed(case, &["events.enabled=false"]);
         for kind in ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"] {
             assert!(all_of(&objects, kind).is_empty(), "{case} needs no {kind}");
         }
+        assert!(server_args(&objects).iter().any(|arg| arg == "--no-events"), "{case}");
         assert_eq!(one_of(&objects, "ServiceAccount")["automountServiceAccountToken"], false, "{case}");
         let pod = &one_of(&objects, "Deployment")["spec"]["template"]["spec"];
         assert_eq!(pod["automountServiceAccountToken"], false, "{case}: no API token without a use for it");

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use kube_once_server::certs::{self, kube::SelfManagedConfig};
+use kube_once_server::migrations::EventsOptions;
 use kube_once_server::{CertSource, Limits, ServeOptions, Timeouts};
 
 use super::{ConfigArgs, parse_duration};
@@ -60,6 +61,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    #[command(flatten)]
+    pub events: EventsArgs,
+
     /// After SIGTERM: /readyz fails at once, requests are still served for this long, then connections drain.
     #[arg(long, env = "KUBE_ONCE_GRACE_PERIOD", value_parser = parse_duration, default_value_t = Timeouts::DEFAULT.grace_period.into())]
     pub grace_period: humantime::Duration,
@@ -74,6 +78,54 @@ pub struct ServeArgs {
     /// API server closes idle connections first and never sends a request into one being closed.
     #[arg(long, env = "KUBE_ONCE_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value_t = Timeouts::DEFAULT.header_read_timeout.into())]
     pub header_read_timeout: humantime::Duration,
+}
+
+/// Migration Events and metrics: the server watches the pods kube-once
+/// injected and records how their migration went on the owning Deployment.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Do not watch injected pods, and write no migration Events or metrics.
+    #[arg(long, env = "KUBE_ONCE_NO_EVENTS")]
+    pub no_events: bool,
+
+    /// The coordination.k8s.io Lease (in --namespace) that elects the one replica that records.
+    #[arg(long, env = "KUBE_ONCE_EVENTS_LEASE", default_value = "kube-once-events")]
+    pub events_lease: String,
+
+    /// How long the recording replica holds the Lease without renewing it (it renews every third of it).
+    #[arg(long, env = "KUBE_ONCE_EVENTS_LEASE_DURATION", value_parser = parse_duration, default_value_t = EventsOptions::DEFAULT_LEASE_DURATION.into())]
+    pub events_lease_duration: humantime::Duration,
+
+    /// This replica's name in the Lease and the Events (in a pod: from the downward API); default: the host name.
+    #[arg(long, env = "KUBE_ONCE_WEBHOOK_POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+impl EventsArgs {
+    pub fn options(self, namespace: &str) -> anyhow::Result<Option<EventsOptions>> {
+        if self.no_events {
+            return Ok(None);
+        }
+        let duration: std::time::Duration = self.events_lease_duration.into();
+        if duration < std::time::Duration::from_secs(1) {
+            anyhow::bail!(
+                "--events-lease-duration {}: a Lease is kept in whole seconds; give at least 1s (default {})",
+                self.events_lease_duration,
+                humantime::format_duration(EventsOptions::DEFAULT_LEASE_DURATION)
+            );
+        }
+        let identity = self
+            .pod_name
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| format!("kube-once-{}", std::process::id()));
+        Ok(Some(EventsOptions {
+            namespace: namespace.to_owned(),
+            lease: self.events_lease,
+            identity,
+            lease_duration: duration,
+        }))
+    }
 }
 
 /// Where the serving certificate comes from. With no flag at all: an in-memory
@@ -147,7 +199,9 @@ impl ServeArgs {
                 Limits::DEFAULT.max_connections_per_client
             );
         }
+        let events = self.events.options(&self.tls.namespace)?;
         Ok(ServeOptions {
+            events,
             listen: self.listen,
             preview_listen,
             config: self.config.load()?,
@@ -270,6 +324,23 @@ mod tests {
         assert_eq!(any.preview_listen, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(options(&["--no-preview"]).unwrap().preview_listen, None);
         assert_eq!(options(&["--no-preview", "--preview-listen", "0.0.0.0:1"]).unwrap().preview_listen, None);
+    }
+
+    #[test]
+    fn migration_events_are_on_by_default_named_after_the_pod_and_off_with_no_events() {
+        let events = options(&["--pod-name", "kube-once-7d9-a", "--namespace", "ops"]).unwrap().events.unwrap();
+        assert_eq!(
+            events,
+            EventsOptions {
+                namespace: "ops".to_owned(),
+                lease: "kube-once-events".to_owned(),
+                identity: "kube-once-7d9-a".to_owned(),
+                lease_duration: EventsOptions::DEFAULT_LEASE_DURATION,
+            }
+        );
+        assert_eq!(options(&["--no-events"]).unwrap().events, None);
+        let refused = options(&["--events-lease-duration", "500ms"]).unwrap_err().to_string();
+        assert!(refused.contains("--events-lease-duration") && refused.contains("at least 1s"), "{refused}");
     }
 
     #[test]

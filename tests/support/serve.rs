@@ -251,6 +251,10 @@ impl Serve {
         if self.env_clear {
             command.env_clear();
         }
+        // `serve` watches pods and writes Events when it finds a Kubernetes
+        // API: never the cluster of whoever runs the tests. A test that
+        // wants an API gives its own KUBECONFIG (`.env`, applied last).
+        command.env("KUBECONFIG", dir.join("no-kubeconfig")).env_remove("KUBERNETES_SERVICE_HOST");
         for name in &self.env_remove {
             command.env_remove(name);
         }

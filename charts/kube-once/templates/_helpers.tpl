@@ -84,6 +84,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if eq .Values.tls.mode "self-managed" }}true{{ end }}
 {{- end }}
 
+{{/* Whether the server talks to the API server: self-managed TLS, or migration Events. */}}
+{{- define "kube-once.usesApi" -}}
+{{- if or (include "kube-once.selfManaged" .) .Values.events.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The Lease that elects the one replica recording migration Events. */}}
+{{- define "kube-once.eventsLeaseName" -}}
+{{- printf "%s-events" (include "kube-once.fullname" .) }}
+{{- end }}
+
 {{/* The webhook configuration file, as the core parses it (camelCase keys). */}}
 {{- define "kube-once.configFile" -}}
 {{- $config := dict "toolsImage" (include "kube-once.toolsImage" .) "defaults" .Values.config.defaults -}}

@@ -17,6 +17,7 @@ pub mod body;
 pub mod certs;
 pub mod limits;
 pub mod metrics;
+pub mod migrations;
 mod preview;
 pub mod shutdown;
 pub mod tls;
@@ -284,6 +285,8 @@ pub struct ServeOptions {
     pub certs: CertSource,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    /// Migration Events and metrics from the injected pods; `None` turns them off.
+    pub events: Option<migrations::EventsOptions>,
 }
 
 /// Where the serving certificate comes from.
@@ -602,13 +605,44 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         }
         None => {}
     }
+    let stop_recording = CancellationToken::new();
+    if let Some(events) = &options.events {
+        start_migration_events(events, handle.state().metrics().migrations(), stop_recording.clone()).await;
+    }
     tracing::info!(listen = %handle.admission_addr(), preview_listen = ?handle.preview_addr(), "serving");
 
     let signal = shutdown::termination_signal().await?;
     tracing::info!(signal, "termination signal received");
+    // The Lease is handed over at once, so another replica records during the drain.
+    stop_recording.cancel();
     handle.shutdown();
     handle.stopped().await;
     Ok(())
+}
+
+/// Starts the migration watcher when there is a Kubernetes API to watch. A
+/// server run outside a cluster (a laptop, the tests) has none: that is not
+/// an error, admission works the same.
+async fn start_migration_events(
+    options: &migrations::EventsOptions,
+    metrics: metrics::MigrationMetrics,
+    stop: CancellationToken,
+) {
+    match kube::Client::try_default().await {
+        Ok(client) => {
+            tracing::info!(
+                lease = %format!("{}/{}", options.namespace, options.lease),
+                identity = %options.identity,
+                "recording migration Events on the workloads of injected pods (--no-events turns it off)"
+            );
+            migrations::spawn(client, options, metrics, stop);
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            "no Kubernetes API (neither an in-cluster ServiceAccount nor a kubeconfig): migration Events are off; \
+             --no-events says so without this warning"
+        ),
+    }
 }
 
 /// Raise the soft limit on open files to the hard limit, as Go programs do.

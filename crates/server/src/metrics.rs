@@ -9,14 +9,18 @@ use axum::middleware::Next;
 use axum::response::Response;
 use kube_once_core::Reason;
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::admission::{Outcome, Reviewed};
 use super::limits::Shed;
+use super::migrations::Outcome as MigrationOutcome;
 
 /// What `/metrics` answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -34,6 +38,40 @@ pub struct Metrics {
     /// `admissions_shed` per [`Shed`] reason, in `Shed::ALL` order.
     shed: [Counter; Shed::ALL.len()],
     connections_refused: Counter,
+    migrations: MigrationMetrics,
+}
+
+type WorkloadLabels = [(&'static str, String); 2];
+type OutcomeLabels = [(&'static str, String); 3];
+
+/// The migration outcomes the watcher records (`crate::migrations`): a
+/// handle on the families registered with the server's other metrics.
+#[derive(Clone, Default)]
+pub struct MigrationMetrics {
+    total: Family<OutcomeLabels, Counter>,
+    last_failure: Family<WorkloadLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl std::fmt::Debug for MigrationMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrationMetrics").finish_non_exhaustive()
+    }
+}
+
+impl MigrationMetrics {
+    /// Count one finished run of `kube-once-run` of `deployment`, which ended at `at` (Unix seconds).
+    pub fn record(&self, namespace: &str, deployment: &str, outcome: MigrationOutcome, at: f64) {
+        let workload = [("namespace", namespace.to_owned()), ("deployment", deployment.to_owned())];
+        let [namespace, deployment] = workload.clone();
+        self.total.get_or_create(&[namespace, deployment, ("outcome", outcome.as_str().to_owned())]).inc();
+        if outcome.is_failure() {
+            let gauge = self.last_failure.get_or_create(&workload);
+            // A replay of an older failure must not move the time back.
+            if gauge.get() < at {
+                gauge.set(at);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,7 +128,20 @@ impl Default for Metrics {
             "Connections closed at once because the listener was at --max-connections",
             connections_refused.clone(),
         );
-        Self { registry, requests, duration, patches_applied, refusals, shed, connections_refused }
+        let migrations = MigrationMetrics::default();
+        registry.register(
+            "migrations",
+            "Finished runs of kube-once-run in injected pods, by namespace, deployment and outcome: ran, skipped, \
+             failed, lock_timeout, backing_off (counted by the replica holding the events Lease)",
+            migrations.total.clone(),
+        );
+        registry.register_with_unit(
+            "migration_last_failure_timestamp",
+            "When kube-once-run last failed (failed or lock_timeout) in a pod of the deployment, as Unix time",
+            prometheus_client::registry::Unit::Seconds,
+            migrations.last_failure.clone(),
+        );
+        Self { registry, requests, duration, patches_applied, refusals, shed, connections_refused, migrations }
     }
 }
 
@@ -122,6 +173,11 @@ impl Metrics {
     /// Count one connection closed at the connection cap.
     pub fn record_connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// The migration outcome metrics, for the watcher.
+    pub fn migrations(&self) -> MigrationMetrics {
+        self.migrations.clone()
     }
 
     /// The OpenMetrics text exposition.
@@ -215,6 +271,22 @@ mod tests {
             r#"kube_once_admission_requests_total{result="refused"} 4"#
         );
         assert_eq!(line(&text, "kube_once_patches_applied_total"), "kube_once_patches_applied_total 1");
+    }
+
+    #[test]
+    fn migration_outcomes_are_counted_per_deployment_and_the_last_failure_only_moves_forward() {
+        let metrics = Metrics::default();
+        let migrations = metrics.migrations();
+        migrations.record("shop", "web", MigrationOutcome::Failed, 1_700_000_100.0);
+        migrations.record("shop", "web", MigrationOutcome::Failed, 1_700_000_050.0);
+        migrations.record("shop", "web", MigrationOutcome::Ran, 1_700_000_200.0);
+        let text = metrics.render().unwrap();
+        let failed = r#"kube_once_migrations_total{namespace="shop",deployment="web",outcome="failed"}"#;
+        assert_eq!(line(&text, failed), format!("{failed} 2"));
+        let ran = r#"kube_once_migrations_total{namespace="shop",deployment="web",outcome="ran"}"#;
+        assert_eq!(line(&text, ran), format!("{ran} 1"));
+        let last = r#"kube_once_migration_last_failure_timestamp_seconds{namespace="shop",deployment="web"}"#;
+        assert_eq!(line(&text, last), format!("{last} 1700000100.0"));
     }
 
     /// The 408 is the timeout layer's answer, so the handler never counts it.
