@@ -173,12 +173,15 @@ impl Child {
     }
 
     /// Lets the copies of the output finish (the pipes close once the group
-    /// is gone), within [`DRAIN`].
+    /// is gone), within [`DRAIN`]. Cancel-safe: `wait` runs inside a
+    /// `select!` whose other branches may win while the copies finish, and
+    /// a copy is forgotten only once it is done, so the next `wait` goes on
+    /// draining and the output's tail is whole when the outcome is recorded.
     async fn drain(&mut self) {
-        let copies = std::mem::take(&mut self.copies);
         let _ = tokio::time::timeout(DRAIN, async {
-            for copy in copies {
+            while let Some(copy) = self.copies.last_mut() {
                 let _ = copy.await;
+                self.copies.pop();
             }
         })
         .await;
