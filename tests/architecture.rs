@@ -96,9 +96,11 @@ fn test_binaries_keep_no_copy_of_the_harness() {
                         .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
                 };
                 // The database servers of tests/e2e are `Server`s of another kind.
-                let server = dir == "tests" && word_after("struct Server");
-                if word_after("fn free_port")
-                    || word_after("fn wait_for")
+                // (The needles are split so the standing check's grep does not
+                // take this file for a copy.)
+                let server = dir == "tests" && word_after(concat!("struct ", "Server"));
+                if word_after(concat!("fn ", "free_port"))
+                    || word_after(concat!("fn ", "wait_for"))
                     || server
                     || code.contains("\"UPDATE_GOLDEN\"")
                 {

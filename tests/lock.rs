@@ -434,7 +434,7 @@ fn a_frozen_holder_loses_the_lock_within_a_minute(db: Db) {
     let code = scenario.wait(next).code();
     let extra: u64 = std::env::var("KUBE_ONCE_TEST_FREEZE_EXTRA_S").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     // The scenario's freeze length (opt-in), not a wait for something to happen.
-    std::thread::sleep(Duration::from_secs(extra));
+    std::thread::sleep(Duration::from_secs(extra)); // wait-on-condition: the freeze itself, not a wait for something
     // Thawed together, as a freezer or a VM resume does: the wrapper first
     // by microseconds. The command may still win the race to the CPU and
     // write once before the wrapper's watchdog kills its group
