@@ -182,18 +182,16 @@ fn pattern_matches(pattern: &str, text: &str) -> bool {
     rest.ends_with(last)
 }
 
-/// The directory a console block runs in: the repository's top-level
-/// entries linked in (examples/, webhook-config/, charts/, ...), so what it
-/// writes stays out of the checkout.
+/// What the examples read from the checkout, linked into their scratch
+/// directory. Only inputs: a directory an example writes into (`certs/`)
+/// stays out, so nothing an example does lands in the checkout.
+pub const LINKED: &[&str] = &["examples", "webhook-config", "charts", "tests"];
+
+/// The directory a console block runs in, with [`LINKED`] linked in.
 pub fn scratch_dir(repo: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    for entry in std::fs::read_dir(repo).expect("the repository lists") {
-        let entry = entry.expect("a directory entry");
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') || name == "target" {
-            continue;
-        }
-        std::os::unix::fs::symlink(entry.path(), dir.path().join(&name)).expect("a symlink in the scratch directory");
+    for name in LINKED {
+        std::os::unix::fs::symlink(repo.join(name), dir.path().join(name)).expect("a symlink in the scratch directory");
     }
     dir
 }
