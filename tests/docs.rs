@@ -121,10 +121,14 @@ fn line_key(trimmed: &str) -> Option<String> {
     (!key.is_empty() && !key.contains(char::is_whitespace)).then(|| key.to_owned())
 }
 
-/// The description of the key that follows a block of comment lines: the
-/// last `# --` line and every comment line after it (helm-docs' rule).
+/// The description of the key that follows a block of comment lines: from
+/// the first line that is `# --` then a space (helm-docs' marker), every
+/// comment line. A wrapped line that starts with a flag (`# --api-versions`)
+/// continues the text: it is not a marker.
 fn description(comments: &[&str]) -> (String, Option<String>) {
-    let Some(start) = comments.iter().rposition(|line| line.starts_with("# --")) else {
+    let is_marker =
+        |line: &&str| line.strip_prefix("# --").is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
+    let Some(start) = comments.iter().position(is_marker) else {
         return (String::new(), None);
     };
     let mut text = cell(comments[start].trim_start_matches("# --"));
@@ -306,6 +310,10 @@ fn values_generator_handles_nested_keys_lists_and_maps() {
     let text = r#"
 # -- Replicas.
 replicaCount: 2
+# -- Wrapped before a flag (`serve
+# --preview-listen`), and a second
+# -- marker is text too.
+wrapped: 1
 image:
   # -- Where from,
   # on two lines.
@@ -346,6 +354,7 @@ webhook:
         value_docs(text).iter().map(|doc| (doc.key.clone(), shown_default(doc), doc.description.clone())).collect();
     let expected = [
         ("replicaCount", "`2`", "Replicas."),
+        ("wrapped", "`1`", "Wrapped before a flag (`serve --preview-listen`), and a second -- marker is text too."),
         ("image.repository", "`\"example/app\"`", "Where from, on two lines."),
         ("image.pullPolicy", "`\"IfNotPresent\"`", ""),
         ("extraEnv", "`[{\"name\": \"A\", \"value\": \"1\"}]`", "Extra env, a list of maps."),
@@ -506,12 +515,7 @@ fn not_run_table() -> (String, Vec<String>) {
 fn command_blocks_are_run_or_listed_as_not_run() {
     let (table, unmarked) = not_run_table();
     assert!(unmarked.is_empty(), "command blocks neither run nor marked:\n{}", unmarked.join("\n"));
-    check_generated(
-        &repo().join("docs/dev/testing.md"),
-        "examples-not-run",
-        "the not-run markers of the docs",
-        &table,
-    );
+    check_generated(&repo().join("docs/dev/testing.md"), "examples-not-run", "the not-run markers of the docs", &table);
 }
 
 /// The console syntax: elided lines, elided text, readers' notes, exit status.
