@@ -533,6 +533,11 @@ fn console_matching_reads_elisions_and_notes() {
         matches("+ # kept  # a YAML comment", "+ # kept  # a YAML comment"),
         "a note that is output matches as written"
     );
+    assert!(
+        matches("+ name: A     # a note", "+ name: A   # the file's own comment"),
+        "a note stands in for a comment"
+    );
+    assert!(!matches("+ name: A     # a note", "+ name: B   # the file's own comment"));
     assert!(!matches("a", "a\nb"), "an extra line is a difference");
     let fence = &support::console::fences(
         "<!-- not run: needs a cluster -->\n```console\n$ kubectl get pods \\\n  -A\nout\n[exit status: 1]\n```\n",
