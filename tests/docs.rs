@@ -465,6 +465,23 @@ fn console_examples_print_what_the_docs_show() {
     assert!(ran >= 1, "no console example found: the harness reads nothing");
 }
 
+/// A command cut after a word to fit a table cell.
+fn shortened(command: &str) -> String {
+    const WIDTH: usize = 60;
+    if command.chars().count() <= WIDTH {
+        return command.to_owned();
+    }
+    let mut cut = String::new();
+    for word in command.split(' ') {
+        if cut.chars().count() + word.chars().count() >= WIDTH {
+            break;
+        }
+        cut.push_str(word);
+        cut.push(' ');
+    }
+    format!("{}...", cut.trim_end())
+}
+
 /// The command blocks that are not run, with why: one row each in
 /// docs/dev/testing.md, so their number is seen and reviewed.
 fn not_run_table() -> (String, Vec<String>) {
@@ -493,7 +510,7 @@ fn not_run_table() -> (String, Vec<String>) {
                         .map(|line| line.trim().trim_start_matches("$ "))
                         .find(|line| !line.is_empty() && !line.starts_with('#'))
                         .unwrap_or("");
-                    let first: String = first.split("  #").next().unwrap_or("").trim().chars().take(60).collect();
+                    let first = shortened(first.split("  #").next().unwrap_or("").trim());
                     rows.push_str(&format!("| {name} | `{}` | {} |\n", first.replace('|', "\\|"), cell(reason)));
                     count += 1;
                 }

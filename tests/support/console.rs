@@ -202,8 +202,8 @@ pub fn scratch_dir(repo: &Path) -> tempfile::TempDir {
 }
 
 /// Runs one command with `sh` in `dir`, the built binaries first on PATH, no
-/// colour, no kube-once configuration from the environment, stdin empty:
-/// its output as written in a console block.
+/// colour, no kube-once configuration from the environment, stdin empty,
+/// within the waits' deadline: its output as written in a console block.
 pub fn run(command: &str, dir: &Path, bin_dir: &Path) -> Vec<String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![bin_dir.to_owned()];
@@ -224,7 +224,18 @@ pub fn run(command: &str, dir: &Path, bin_dir: &Path) -> Vec<String> {
             shell.env_remove(name);
         }
     }
-    let output = shell.output().unwrap_or_else(|e| panic!("cannot run sh for `{command}`: {e}"));
+    let mut shell = tokio::process::Command::from(shell);
+    shell.kill_on_drop(true);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let output = runtime
+        .block_on(async { tokio::time::timeout(super::wait::DEADLINE, shell.output()).await })
+        .unwrap_or_else(|_| {
+            panic!(
+                "`{command}` did not finish within {:?}: an example that starts a server or waits for input is marked <!-- not run: REASON -->",
+                super::wait::DEADLINE
+            )
+        })
+        .unwrap_or_else(|e| panic!("cannot run sh for `{command}`: {e}"));
     let mut lines: Vec<String> =
         String::from_utf8_lossy(&output.stdout).lines().map(|line| line.trim_end().to_owned()).collect();
     match output.status.code() {
