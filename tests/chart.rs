@@ -35,6 +35,7 @@ const CASES: &[&str] = &[
     "cert-manager",
     "cert-manager-issuer",
     "secret",
+    "secret-named",
     "failure-ignore",
     "match-conditions-off",
     "presets",
@@ -315,6 +316,17 @@ fn serve_arguments_parse_with_the_real_cli_in_every_tls_mode() {
             assert_eq!(serve.tls.tls_cert_file, Some(tls_dir.join("tls.crt")), "{case}");
             assert_eq!(serve.tls.tls_key_file, Some(tls_dir.join("tls.key")), "{case}");
         }
+    }
+}
+
+/// Mode secret mounts the Secret the values name, and `<fullname>-tls` when
+/// they name none (as the values table says), instead of failing to render.
+#[test]
+fn secret_mode_mounts_the_named_secret_or_fullname_tls() {
+    for (case, secret) in [("secret", "kube-once-tls"), ("secret-named", "webhook-serving")] {
+        let objects = render(case);
+        let tls_dir = PathBuf::from(mount_of(&objects, "secret", "secretName", secret));
+        assert_eq!(serve_args(&objects).tls.tls_cert_file, Some(tls_dir.join("tls.crt")), "{case}");
     }
 }
 

@@ -9,7 +9,12 @@
 //! - README.md stays a front page (at most [`README_MAX_LINES`] lines);
 //! - every relative link (and `#anchor`) in README.md, docs/ and the chart's
 //!   README points at something that exists, and so does every repository
-//!   path written as code (`crates/core/src/inject.rs`).
+//!   path written as code (`crates/core/src/inject.rs`);
+//! - every ```` ```console ```` example runs: its commands against the built
+//!   binaries in a scratch directory, their output compared with the block
+//!   (`support::console` has the syntax); `UPDATE_GOLDEN=1` writes the
+//!   actual output into the block. Every other command block says why it
+//!   cannot run offline, and docs/dev/testing.md lists those.
 
 // Helpers outside #[test] functions are test code too: a failed expectation
 // must stop the test with its message, which is what panics are for here.
@@ -116,10 +121,14 @@ fn line_key(trimmed: &str) -> Option<String> {
     (!key.is_empty() && !key.contains(char::is_whitespace)).then(|| key.to_owned())
 }
 
-/// The description of the key that follows a block of comment lines: the
-/// last `# --` line and every comment line after it (helm-docs' rule).
+/// The description of the key that follows a block of comment lines: from
+/// the first line that is `# --` then a space (helm-docs' marker), every
+/// comment line. A wrapped line that starts with a flag (`# --api-versions`)
+/// continues the text: it is not a marker.
 fn description(comments: &[&str]) -> (String, Option<String>) {
-    let Some(start) = comments.iter().rposition(|line| line.starts_with("# --")) else {
+    let is_marker =
+        |line: &&str| line.strip_prefix("# --").is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
+    let Some(start) = comments.iter().position(is_marker) else {
         return (String::new(), None);
     };
     let mut text = cell(comments[start].trim_start_matches("# --"));
@@ -301,6 +310,10 @@ fn values_generator_handles_nested_keys_lists_and_maps() {
     let text = r#"
 # -- Replicas.
 replicaCount: 2
+# -- Wrapped before a flag (`serve
+# --preview-listen`), and a second
+# -- marker is text too.
+wrapped: 1
 image:
   # -- Where from,
   # on two lines.
@@ -341,6 +354,7 @@ webhook:
         value_docs(text).iter().map(|doc| (doc.key.clone(), shown_default(doc), doc.description.clone())).collect();
     let expected = [
         ("replicaCount", "`2`", "Replicas."),
+        ("wrapped", "`1`", "Wrapped before a flag (`serve --preview-listen`), and a second -- marker is text too."),
         ("image.repository", "`\"example/app\"`", "Where from, on two lines."),
         ("image.pullPolicy", "`\"IfNotPresent\"`", ""),
         ("extraEnv", "`[{\"name\": \"A\", \"value\": \"1\"}]`", "Extra env, a list of maps."),
@@ -358,6 +372,200 @@ webhook:
     let expected: Vec<(String, String, String)> =
         expected.iter().map(|(k, d, t)| (k.to_string(), d.to_string(), t.to_string())).collect();
     assert_eq!(rows, expected);
+}
+
+// ----------------------------------------------------- console examples --
+
+/// Languages of blocks that hold commands: run (`console`), or marked as not run.
+const COMMAND_LANGUAGES: &[&str] = &["console", "sh", "shell", "bash"];
+
+fn relative(file: &Path) -> String {
+    file.strip_prefix(repo()).unwrap().display().to_string()
+}
+
+/// Runs every console block of one Markdown file; returns the file with
+/// each output that differs replaced by the actual one, and the differences
+/// described.
+fn run_console_blocks(file: &Path) -> (String, Vec<String>) {
+    let text = read(file);
+    let lines: Vec<&str> = text.lines().collect();
+    let name = relative(file);
+    let bin_dir = support::console::bin_dir(&support::binary());
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut replacements: Vec<(std::ops::Range<usize>, Vec<String>, usize)> = Vec::new();
+    let mut differences = Vec::new();
+    for fence in support::console::fences(&text) {
+        if let Some(support::console::Marker::File(file_name)) = &fence.marker {
+            files.push((file_name.clone(), fence.body.join("\n") + "\n"));
+            continue;
+        }
+        if fence.language != "console" || matches!(fence.marker, Some(support::console::Marker::NotRun(_))) {
+            continue;
+        }
+        let commands = match support::console::commands(&fence) {
+            Ok(commands) => commands,
+            Err(error) => {
+                differences.push(format!("{name}:{}: console block: {error}", fence.line));
+                continue;
+            }
+        };
+        let scratch = support::console::scratch_dir(support::repo());
+        for (file_name, content) in &files {
+            std::fs::write(scratch.path().join(file_name), content).unwrap();
+        }
+        for command in commands {
+            let actual = support::console::run(&command.text, scratch.path(), &bin_dir);
+            if support::console::matches(&command.expected, &actual) {
+                continue;
+            }
+            let (expected, actual_text) = (command.expected.join("\n") + "\n", actual.join("\n") + "\n");
+            let diff = similar::TextDiff::from_lines(&expected, &actual_text)
+                .unified_diff()
+                .context_radius(3)
+                .header("documented", "actual")
+                .to_string();
+            differences.push(format!(
+                "{name}:{}: `$ {}` prints something else than the docs show:\n{diff}",
+                command.line + 1,
+                command.text
+            ));
+            replacements.push((command.expected_lines.clone(), actual, fence.indent));
+        }
+    }
+    let mut regenerated = Vec::new();
+    let mut at = 0;
+    for (range, actual, indent) in replacements {
+        regenerated.extend(lines[at..range.start].iter().map(|line| (*line).to_owned()));
+        regenerated.extend(actual.iter().map(|line| format!("{}{line}", " ".repeat(indent)).trim_end().to_owned()));
+        at = range.end;
+    }
+    regenerated.extend(lines[at..].iter().map(|line| (*line).to_owned()));
+    let mut regenerated = regenerated.join("\n");
+    if text.ends_with('\n') {
+        regenerated.push('\n');
+    }
+    (regenerated, differences)
+}
+
+/// Every console example prints what the docs show.
+#[test]
+fn console_examples_print_what_the_docs_show() {
+    let mut golden = support::golden::Golden::new();
+    let mut ran = 0;
+    for file in markdown_files() {
+        let text = read(&file);
+        ran += support::console::fences(&text)
+            .iter()
+            .filter(|fence| fence.language == "console" && fence.marker.is_none())
+            .count();
+        let (regenerated, differences) = run_console_blocks(&file);
+        golden.check_described(&file, &regenerated, &differences.join("\n"));
+    }
+    golden.finish();
+    assert!(ran >= 1, "no console example found: the harness reads nothing");
+}
+
+/// A command cut after a word to fit a table cell.
+fn shortened(command: &str) -> String {
+    const WIDTH: usize = 60;
+    if command.chars().count() <= WIDTH {
+        return command.to_owned();
+    }
+    let mut cut = String::new();
+    for word in command.split(' ') {
+        if cut.chars().count() + word.chars().count() >= WIDTH {
+            break;
+        }
+        cut.push_str(word);
+        cut.push(' ');
+    }
+    format!("{}...", cut.trim_end())
+}
+
+/// The command blocks that are not run, with why: one row each in
+/// docs/dev/testing.md, so their number is seen and reviewed.
+fn not_run_table() -> (String, Vec<String>) {
+    let mut rows = String::new();
+    let mut count = 0;
+    let mut unmarked = Vec::new();
+    for file in markdown_files() {
+        let name = relative(&file);
+        let fences = support::console::fences(&read(&file));
+        for fence in &fences {
+            if fence.language.is_empty() {
+                unmarked.push(format!(
+                    "{name}:{}: a fence without a language: name it (console, sh, yaml, text, ...)",
+                    fence.line
+                ));
+                continue;
+            }
+            if !COMMAND_LANGUAGES.contains(&fence.language.as_str()) {
+                continue;
+            }
+            match &fence.marker {
+                Some(support::console::Marker::NotRun(reason)) => {
+                    let first = fence
+                        .body
+                        .iter()
+                        .map(|line| line.trim().trim_start_matches("$ "))
+                        .find(|line| !line.is_empty() && !line.starts_with('#'))
+                        .unwrap_or("");
+                    let first = shortened(first.split("  #").next().unwrap_or("").trim());
+                    rows.push_str(&format!("| {name} | `{}` | {} |\n", first.replace('|', "\\|"), cell(reason)));
+                    count += 1;
+                }
+                _ if fence.language == "console" => {}
+                _ => unmarked.push(format!(
+                    "{name}:{}: a ```{} block that is not run: make it a ```console block with `$ ` commands and their output, or say why it cannot run offline with `<!-- not run: REASON -->` on the line before it",
+                    fence.line, fence.language
+                )),
+            }
+        }
+    }
+    let table = format!(
+        "{count} command blocks are not run:\n\n| where | first command | why it is not run |\n|---|---|---|\n{rows}"
+    );
+    (table, unmarked)
+}
+
+#[test]
+fn command_blocks_are_run_or_listed_as_not_run() {
+    let (table, unmarked) = not_run_table();
+    assert!(unmarked.is_empty(), "command blocks neither run nor marked:\n{}", unmarked.join("\n"));
+    check_generated(&repo().join("docs/dev/testing.md"), "examples-not-run", "the not-run markers of the docs", &table);
+}
+
+/// The console syntax: elided lines, elided text, readers' notes, exit status.
+#[test]
+fn console_matching_reads_elisions_and_notes() {
+    let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+    let matches = |expected: &str, actual: &str| support::console::matches(&lines(expected), &lines(actual));
+    assert!(matches("a\n...\nd", "a\nb\nc\nd"));
+    assert!(matches("a\n...\nb", "a\nb"), "... stands for no line too");
+    assert!(!matches("a\n...\nd", "a\nb\nc"));
+    assert!(matches("key: ...,\"x\"", "key: 1a2b,\"x\""));
+    assert!(!matches("key: ...,\"x\"", "key: 1a2b,\"y\""));
+    assert!(matches("+ name: DATABASE_URL     # the app's env", "+ name: DATABASE_URL"));
+    assert!(
+        matches("+ # kept  # a YAML comment", "+ # kept  # a YAML comment"),
+        "a note that is output matches as written"
+    );
+    assert!(
+        matches("+ name: A     # a note", "+ name: A   # the file's own comment"),
+        "a note stands in for a comment"
+    );
+    assert!(!matches("+ name: A     # a note", "+ name: B   # the file's own comment"));
+    assert!(!matches("a", "a\nb"), "an extra line is a difference");
+    let fence = &support::console::fences(
+        "<!-- not run: needs a cluster -->\n```console\n$ kubectl get pods \\\n  -A\nout\n[exit status: 1]\n```\n",
+    )[0];
+    assert_eq!(fence.marker, Some(support::console::Marker::NotRun("needs a cluster".to_owned())));
+    let commands = support::console::commands(fence).unwrap();
+    assert_eq!(commands[0].text, "kubectl get pods \\\n  -A");
+    assert_eq!(commands[0].expected, ["out", "[exit status: 1]"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let output = support::console::run("echo out; echo err >&2; exit 3", scratch.path(), scratch.path());
+    assert_eq!(output, ["out", "err", &support::console::exit_status_line(3)]);
 }
 
 // ------------------------------------------------------------ the README --

@@ -39,7 +39,7 @@ pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
     certs::write_bundle(&bundle, &args.out_dir)?;
 
     eprintln!(
-        "kube-once: wrote ca.crt, tls.crt and tls.key (0600) into {} for {}",
+        "kube-once: wrote ca.crt and tls.crt (0644) and the private key tls.key (0600) into {} for {}",
         args.out_dir.display(),
         names.join(", ")
     );

@@ -94,6 +94,30 @@ impl Golden {
         self.mismatches.push(mismatch(&format!("{}, the block after `{begin}`", path.display()), current, actual));
     }
 
+    /// Compares a hand-written file with `regenerated`, the same file with
+    /// every generated part brought up to date, where the caller has already
+    /// described each difference readably (`differences`); rewrites the file
+    /// with `regenerated`, when updating.
+    pub fn check_described(&mut self, path: &Path, regenerated: &str, differences: &str) {
+        self.checked.push(path.to_owned());
+        let current = match std::fs::read_to_string(path) {
+            Ok(current) => current,
+            Err(error) => {
+                self.mismatches.push(format!("{}: cannot read it ({error})", path.display()));
+                return;
+            }
+        };
+        if current == regenerated {
+            return;
+        }
+        if self.update {
+            write(path, regenerated);
+            return;
+        }
+        self.mismatches
+            .push(format!("{differences}\n(UPDATE_GOLDEN=1 rewrites {}; then review the diff)", path.display()));
+    }
+
     /// Fails the test with every mismatch, if any; otherwise returns the files checked.
     pub fn finish(mut self) -> Vec<PathBuf> {
         let mismatches = std::mem::take(&mut self.mismatches);

@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod chart;
+pub mod console;
 pub mod core_cases;
 pub mod databases;
 pub mod env;

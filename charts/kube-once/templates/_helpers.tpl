@@ -66,13 +66,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "kube-once.image" .) .Values.config.toolsImage }}
 {{- end }}
 
-{{/* The Secret holding the serving certificate (created by kube-once, by cert-manager, or by you). */}}
+{{/* The Secret holding the serving certificate (created by kube-once, by
+cert-manager, or by you in mode secret): <fullname>-tls unless named, in
+every mode, as the values table says. */}}
 {{- define "kube-once.tlsSecretName" -}}
-{{- if eq .Values.tls.mode "secret" }}
-{{- required "tls.secretName is required with tls.mode=secret: the name of an existing kubernetes.io/tls Secret in the release namespace" .Values.tls.secretName }}
-{{- else }}
 {{- default (printf "%s-tls" (include "kube-once.fullname" .)) .Values.tls.secretName }}
-{{- end }}
 {{- end }}
 
 {{/* Name of the serving Certificate in cert-manager mode (also used by inject-ca-from). */}}

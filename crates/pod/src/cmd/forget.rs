@@ -36,7 +36,7 @@ pub fn run(args: ForgetArgs) -> ExitCode {
     if !args.yes && !std::io::stdin().is_terminal() {
         eprintln!(
             "kube-once forget: stdin is not a terminal, so there is no one to ask for confirmation; \
-             check what would be deleted with `kube-once history {}`, then add --yes (or run it with `kubectl exec -it`)",
+             check what would be deleted with `kube-once history {}`, then add --yes, or run it on a terminal (in a cluster: `kubectl debug -it` with the tools image, see docs/lock.md)",
             filter.describe()
         );
         return ExitCode::from(exit::USAGE);
