@@ -6,8 +6,9 @@
 //! implementation reads `copy` (and the `add`s after it) the way ours does.
 //!
 //! Cases: the core's golden inputs (tests/fixtures/core), the public
-//! Deployments of tests/fixtures/manifests with a `kube-once.io/run`
-//! annotation, and generated Deployments (copied fields in every
+//! workloads of every kind in tests/fixtures/manifests with a
+//! `kube-once.io/run` annotation (at CREATE, as a Job's template is only
+//! ever injected), and generated Deployments (copied fields in every
 //! combination, several containers, a 1 MB env). That the patch of a 1 MB
 //! container stays small is the core's own test (crates/core/tests).
 
@@ -71,14 +72,24 @@ struct Case {
     name: String,
     object: Value,
     config: Config,
+    /// A case the core must admit (a refusal fails the test, not skips the case).
+    admitted: bool,
 }
 
 fn golden_cases() -> Vec<Case> {
     let cases = support::core_cases::all().into_iter();
-    cases.map(|case| Case { name: format!("golden {}", case.name), object: case.input, config: case.config }).collect()
+    cases
+        .map(|case| Case {
+            name: format!("golden {}", case.name),
+            object: case.input,
+            config: case.config,
+            admitted: false,
+        })
+        .collect()
 }
 
-/// Every Deployment of the public corpus, annotated to run a migration in its first container.
+/// Every workload of every kind in the public corpus, annotated to run a
+/// migration in its first container.
 fn corpus_cases() -> Vec<Case> {
     let dir = support::repo().join("tests/fixtures/manifests");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -90,11 +101,14 @@ fn corpus_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for file in files {
         let documents = core::parse_documents(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        for (index, mut object) in documents.into_iter().filter(core::is_deployment).enumerate() {
+        for (index, mut object) in documents.into_iter().filter(core::is_workload).enumerate() {
             let metadata = object.as_object_mut().unwrap().entry("metadata").or_insert_with(|| json!({}));
             let annotations = metadata.as_object_mut().unwrap().entry("annotations").or_insert_with(|| json!({}));
             annotations["kube-once.io/run"] = json!("./migrate --yes");
-            cases.push(Case { name: format!("{} #{index}", file.display()), object, config: Config::default() });
+            let name = format!("{} {} #{index}", file.display(), core::Kind::read_as(&object));
+            // A Rollout with spec.workloadRef has no template of its own: refused.
+            let admitted = core::Kind::read_as(&object).template(&object).is_some();
+            cases.push(Case { name, object, config: Config::default(), admitted });
         }
     }
     cases
@@ -139,6 +153,7 @@ fn generated_cases() -> Vec<Case> {
             name: format!("fields {mask:05b}"),
             object: deployment(json!([app]), None),
             config: Config::default(),
+            admitted: true,
         });
     }
     let app = json!({"name": "app", "image": "a:1", "env": [{"name": "X", "value": "1"}], "resources": {"limits": {"cpu": "1"}}});
@@ -148,11 +163,13 @@ fn generated_cases() -> Vec<Case> {
         name: "app second, a sidecar with a longer env".to_owned(),
         object: deployment(json!([sidecar.clone(), app.clone()]), Some(json!([{"name": "wait", "image": "busybox"}]))),
         config: Config::default(),
+        admitted: true,
     });
     cases.push(Case {
         name: "empty env".to_owned(),
         object: deployment(json!([{"name": "app", "image": "a:1", "env": [], "volumeMounts": []}]), None),
         config: Config::default(),
+        admitted: true,
     });
     let env: Vec<Value> = (0..5_000)
         .map(|i| json!({"name": format!("SETTING_{i:04}"), "value": format!("{i:04}{}", "x".repeat(180))}))
@@ -161,6 +178,7 @@ fn generated_cases() -> Vec<Case> {
         name: "1 MB env".to_owned(),
         object: deployment(json!([{"name": "app", "image": "a:1", "env": env}]), None),
         config: Config::default(),
+        admitted: true,
     });
     cases
 }
@@ -172,7 +190,11 @@ fn python_jsonpatch_turns_every_admitted_object_into_the_core_s_object() {
     let mut expected = Vec::new();
     let mut copies = 0;
     for case in &cases {
-        let Ok(mutation) = core::mutate(&case.object, None, &case.config) else { continue };
+        let mutation = match core::mutate(&case.object, None, &case.config) {
+            Ok(mutation) => mutation,
+            Err(refusal) if case.admitted => panic!("{}: refused: {refusal}", case.name),
+            Err(_) => continue,
+        };
         let patch = serde_json::to_value(&mutation.patch).unwrap();
         copies += patch.as_array().unwrap().iter().filter(|op| op["op"] == "copy").count();
         inputs.push((case.object.clone(), patch));
