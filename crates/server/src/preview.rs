@@ -54,7 +54,7 @@ const ALIAS_NODES: usize = 100_000;
 /// (`[[[…]]]` nests) took 470 MB, past the chart's 352 MiB. 500,000 nodes
 /// is 65 MB at worst, and twice what a 3 MiB manifest (the API server's
 /// request limit) holds at the densest real YAML (12 bytes a node;
-/// tests/fixtures/manifests average 17, 55,000 nodes in all).
+/// the Deployment files of tests/fixtures/manifests average 17).
 const PREVIEW_NODES: usize = 500_000;
 
 /// One preview at a time: on a 2-core pod the other core stays for `/mutate`.
