@@ -102,7 +102,7 @@ async fn play(database: Database, url: &str, work: &Path) -> Result<()> {
     api.put_object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE, "uid": DEPLOYMENT_UID}}));
     let webhooks = start_webhook_replicas(&installation, &api, work).await?;
-    wait_for("a Lease holder", || api.lease_holder().is_some()).await?;
+    wait::until_holds("a Lease holder", || api.lease_holder().is_some()).await.map_err(anyhow::Error::msg)?;
 
     let mut cluster = Cluster::default();
     cluster.add(&crate::support::yaml::read_documents(&fixtures_dir().join("namespaces.yaml"))?)?;
@@ -138,7 +138,9 @@ async fn play(database: Database, url: &str, work: &Path) -> Result<()> {
         );
         ensure!(pod.failure.is_some(), "{} must not reach its main container", pod.name);
     }
-    wait_for("MigrationFailed on the Deployment", || !api.events("MigrationFailed").is_empty()).await?;
+    wait::until_holds("MigrationFailed on the Deployment", || !api.events("MigrationFailed").is_empty())
+        .await
+        .map_err(anyhow::Error::msg)?;
     let event = the_event(&api, "MigrationFailed")?;
     ensure!(event["type"] == "Warning" && event["regarding"]["kind"] == "Deployment", "{event}");
     ensure!(event["regarding"]["name"] == DEPLOYMENT && event["regarding"]["uid"] == DEPLOYMENT_UID, "{event}");
@@ -167,7 +169,9 @@ async fn play(database: Database, url: &str, work: &Path) -> Result<()> {
         let message = &run_state(pod)?.message;
         ensure!(message.starts_with("skipped: "), "{}: {message:?}", pod.name);
     }
-    wait_for("MigrationRan on the Deployment", || !api.events("MigrationRan").is_empty()).await?;
+    wait::until_holds("MigrationRan on the Deployment", || !api.events("MigrationRan").is_empty())
+        .await
+        .map_err(anyhow::Error::msg)?;
     let event = the_event(&api, "MigrationRan")?;
     ensure!(event["type"] == "Normal" && event["regarding"]["name"] == DEPLOYMENT, "{event}");
     ensure!(event["related"]["name"] == ran.name.as_str(), "the Event names the pod that ran it: {event}");
@@ -412,10 +416,6 @@ fn the_event(api: &FakeApi, reason: &str) -> Result<Value> {
         [event] => Ok(event.clone()),
         events => bail!("expected one {reason} Event, found {}: {events:#?}", events.len()),
     }
-}
-
-async fn wait_for(what: &str, condition: impl Fn() -> bool) -> Result<()> {
-    wait::until(what, || std::future::ready(condition())).await.map_err(anyhow::Error::msg)
 }
 
 /// docs/operations.md shows what `kubectl describe` shows after the failed
