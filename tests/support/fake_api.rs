@@ -70,13 +70,14 @@ struct Shared {
 
 type Fake = Arc<Shared>;
 
-fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+/// A `Status` answer, as the API server fails a request.
+pub fn status(code: StatusCode, reason: &str, message: &str) -> Response {
     let body = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
         "message": message, "reason": reason, "code": code.as_u16()});
     (code, axum::Json(body)).into_response()
 }
 
-fn not_found(what: &str) -> Response {
+pub fn not_found(what: &str) -> Response {
     status(StatusCode::NOT_FOUND, "NotFound", &format!("{what} not found"))
 }
 
@@ -261,6 +262,16 @@ async fn replace_lease(
     axum::Json(lease).into_response()
 }
 
+/// Serves `app` as an API server on a loopback port until the test ends
+/// (also for fakes of other resources, as tests/tls.rs has for Secrets).
+pub async fn serve(app: Router) -> SocketAddr {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
 /// The fake API server, serving on a loopback port until the test ends.
 pub struct FakeApi {
     shared: Fake,
@@ -270,7 +281,6 @@ pub struct FakeApi {
 impl FakeApi {
     /// An empty cluster whose Event requests are checked against the holder of Lease `lease`.
     pub async fn start(lease: &str) -> FakeApi {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let (pod_changes, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared { store: Mutex::new(Store::default()), pod_changes, lease: lease.to_owned() });
         let app = Router::new()
@@ -284,10 +294,7 @@ impl FakeApi {
                 get(get_lease).put(replace_lease),
             )
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeApi { shared, address }
+        FakeApi { shared, address: serve(app).await }
     }
 
     pub fn url(&self) -> String {
