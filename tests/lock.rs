@@ -61,6 +61,7 @@ on_databases! {
         failures_back_off_across_replicas_until_a_new_key,
         the_backoff_step_passes_then_doubles,
         a_database_with_only_the_old_table_keeps_working,
+        an_older_pods_done_record_ends_the_backoff,
     ],
     mysql: [
         twenty_processes_run_the_command_once,
@@ -80,6 +81,7 @@ on_databases! {
         failures_back_off_across_replicas_until_a_new_key,
         the_backoff_step_passes_then_doubles,
         a_database_with_only_the_old_table_keeps_working,
+        an_older_pods_done_record_ends_the_backoff,
     ],
     sqlite: [
         twenty_processes_run_the_command_once,
@@ -90,6 +92,7 @@ on_databases! {
         failures_back_off_across_replicas_until_a_new_key,
         the_backoff_step_passes_then_doubles,
         a_database_with_only_the_old_table_keeps_working,
+        an_older_pods_done_record_ends_the_backoff,
     ],
 }
 
@@ -923,4 +926,59 @@ fn a_database_with_only_the_old_table_keeps_working(db: Db) {
     assert_eq!(positions(&scenario.lines(), "run").len(), 1, "v1 skipped, v2 ran");
     assert_eq!(scenario.db.records(&table, "v2"), 1);
     assert_eq!(attempts(&scenario, "v2"), (1, 0));
+}
+
+/// The done-record an older pod binary writes, as it wrote it: its
+/// statement copied from crates/lock as it was before the attempts table
+/// (`git log -S kube_once_attempts`), its parameters filled in. The schema
+/// change was additive — the record and running tables kept their shape and
+/// statements — so this insert is all an older pod does differently beside
+/// a newer one: it neither reads nor writes attempts.
+fn older_pod_writes_done_record(db: &Db, table: &str, key: &str) {
+    let values = format!("'{key}', 'flask db upgrade', 'app:1', 'old-pod'");
+    match db.kind {
+        Kind::Postgres => db.execute(&format!(
+            "INSERT INTO \"{table}\" (key, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
+             VALUES ({values}, now() - 1000::bigint * interval '1 millisecond', now(), 1000, 0) ON CONFLICT (key) DO NOTHING"
+        )),
+        Kind::MySql => db.execute(&format!(
+            "INSERT INTO `{table}` (`key`, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
+             VALUES ({values}, NOW(3) - INTERVAL (1000 * 1000) MICROSECOND, NOW(3), 1000, 0) ON DUPLICATE KEY UPDATE `key` = `key`"
+        )),
+        Kind::Sqlite => {
+            let conn = rusqlite::Connection::open(db.url.trim_start_matches("sqlite:///")).unwrap();
+            conn.execute(
+                &format!(
+                    "INSERT OR IGNORE INTO \"{table}\" (key, command, image, pod, started_at, finished_at, duration_ms, exit_code) \
+                     VALUES ({values}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || (1000 / 1000.0) || ' seconds'), \
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 1000, 0)"
+                ),
+                [],
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Mixed versions during an upgrade, the older pod on the newer tables: a
+/// key fails and backs off under the new binary; an older pod (which knows
+/// no backoff) runs it and succeeds, writing its done-record the old way;
+/// the newer pods take that record as done — skipped, not exit 76.
+fn an_older_pods_done_record_ends_the_backoff(db: Db) {
+    let mut scenario = Scenario::new(db, "olderpod");
+    let args = ["--key", "v1", "--failure-backoff", "5m"];
+    let cmd = lock_with_message(&scenario, &args, FAILING);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(3), "{}", scenario.stderr(index));
+    let cmd = lock_with_message(&scenario, &args, FAILING);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(76), "backing off: {}", scenario.stderr(index));
+
+    older_pod_writes_done_record(&scenario.db, &scenario.name, "v1");
+    let cmd = lock_with_message(&scenario, &args, FAILING);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(0), "the older pod's record counts: {}", scenario.stderr(index));
+    let text = message(&scenario, index);
+    assert!(text.starts_with("skipped: done by pod old-pod at "), "{text}");
+    assert_eq!(positions(&scenario.lines(), "run").len(), 1, "run once by the new binary, never again");
 }

@@ -23,6 +23,7 @@ use kube_once_server::certs::self_managed::{Policy, pem_certificates};
 use kube_once_server::tls::CertStore;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Value, json};
+use support::fake_api::{self, not_found, status};
 use support::serve::Serve;
 use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
@@ -40,6 +41,9 @@ fn secs(n: u64) -> Duration {
 }
 
 // ---------------------------------------------------------------- fake API server
+// Secrets and the MutatingWebhookConfiguration, with this test's knobs (the
+// replicas' start barrier, a forbidden read), served by `support::fake_api`;
+// the migration resources are support::fake_api's own.
 
 /// What the fake API server saw succeed, in order.
 #[derive(Debug, Clone)]
@@ -73,16 +77,6 @@ struct Fake {
     reads: AtomicUsize,
     /// Answer 403 to reads of the webhook configuration (RBAC missing).
     forbid_configuration: std::sync::atomic::AtomicBool,
-}
-
-fn status(code: StatusCode, reason: &str, message: &str) -> Response {
-    let body = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
-        "message": message, "reason": reason, "code": code.as_u16()});
-    (code, axum::Json(body)).into_response()
-}
-
-fn not_found(what: &str) -> Response {
-    status(StatusCode::NOT_FOUND, "NotFound", &format!("{what} not found"))
 }
 
 async fn get_secret(State(fake): State<Arc<Fake>>, Path((namespace, name)): Path<(String, String)>) -> Response {
@@ -215,7 +209,6 @@ impl ApiServer {
     /// A fake API server holding a webhook configuration with two webhooks and
     /// no caBundle (as the chart renders it); `together` replicas start at once.
     async fn start(together: usize) -> ApiServer {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let webhook = |name: &str| {
             json!({"name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
                 "clientConfig": {"service": {"name": "kube-once", "namespace": NAMESPACE, "path": "/mutate"}}})
@@ -245,9 +238,7 @@ impl ApiServer {
                 get(get_webhook_configuration).patch(patch_webhook_configuration),
             )
             .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let address = fake_api::serve(app).await;
         let config = kube::Config::new(format!("http://{address}").parse().unwrap());
         ApiServer { fake, address, client: kube::Client::try_from(config).unwrap() }
     }

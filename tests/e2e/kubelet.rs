@@ -41,7 +41,33 @@ pub struct PodRun {
     pub skipped: Vec<String>,
     /// Why the pod did not reach its main containers (None: it did).
     pub failure: Option<String>,
+    /// How each initContainer that ran ended, as the kubelet reports it in
+    /// the pod's `status.initContainerStatuses[].state.terminated`.
+    pub terminated: Vec<Terminated>,
 }
+
+/// A container's terminated state: exit code and termination message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminated {
+    pub container: String,
+    pub exit_code: i32,
+    /// What the container wrote to its terminationMessagePath; with
+    /// `terminationMessagePolicy: FallbackToLogsOnError`, the tail of its log
+    /// when it failed and wrote nothing. Bounded as the kubelet bounds it.
+    pub message: String,
+}
+
+/// The kubelet reads at most this much of a termination message file.
+const MESSAGE_LIMIT: usize = 4096;
+/// FallbackToLogsOnError: the last lines of the log, at most this many and this many bytes.
+const FALLBACK_LINES: usize = 80;
+const FALLBACK_BYTES: usize = 2048;
+/// The environment variable through which the pod binary's lock is told
+/// where its termination message goes. The kubelet mounts a file at the
+/// container's terminationMessagePath (`/dev/termination-log`); processes
+/// here share one filesystem, so each container gets its own file instead,
+/// named to it by this variable (the flag's env, which the injection never sets).
+const TERMINATION_LOG_ENV: &str = "KUBE_ONCE_TERMINATION_LOG";
 
 /// Longest time one initContainer may run before the pod counts as failed.
 const CONTAINER_DEADLINE: Duration = Duration::from_secs(120);
@@ -87,11 +113,12 @@ struct Outcome {
     ran: Vec<String>,
     skipped: Vec<String>,
     failure: Option<String>,
+    terminated: Vec<Terminated>,
 }
 
 impl Outcome {
     fn into_run(self, name: String) -> PodRun {
-        PodRun { name, ran: self.ran, skipped: self.skipped, failure: self.failure }
+        PodRun { name, ran: self.ran, skipped: self.skipped, failure: self.failure, terminated: self.terminated }
     }
 }
 
@@ -104,7 +131,7 @@ async fn run_pod(
     images: &Images,
     dir: &Path,
 ) -> Outcome {
-    let mut outcome = Outcome { ran: Vec::new(), skipped: Vec::new(), failure: None };
+    let mut outcome = Outcome { ran: Vec::new(), skipped: Vec::new(), failure: None, terminated: Vec::new() };
     let result = run_init_containers(name, namespace, template, cluster, images, dir, &mut outcome).await;
     outcome.failure = result.err().map(|e| format!("{e:#}"));
     outcome
@@ -133,7 +160,12 @@ async fn run_init_containers(
             .with_context(|| format!("CreateContainerConfigError: initContainer {name}"))?;
         let argv = command_line(container, image, &volumes)
             .with_context(|| format!("initContainer {name}: cannot build its command"))?;
-        run_container(name, &argv, image, &env, dir).await?;
+        let terminated = run_container(container, name, &argv, image, &env, dir).await?;
+        let exit_code = terminated.exit_code;
+        outcome.terminated.push(terminated);
+        if exit_code != 0 {
+            bail!("initContainer {name} failed (exit status: {exit_code}): {}", log_tail(&log_path(dir, name)));
+        }
         outcome.ran.push(name.to_owned());
     }
     Ok(())
@@ -231,9 +263,23 @@ fn map_path(arg: &str, image: &Image, mounts: &[(String, PathBuf)]) -> String {
     }
 }
 
-async fn run_container(name: &str, argv: &[String], image: &Image, env: &[(String, String)], dir: &Path) -> Result<()> {
-    let log_path = dir.join(format!("{name}.log"));
+fn log_path(dir: &Path, container: &str) -> PathBuf {
+    dir.join(format!("{container}.log"))
+}
+
+/// Runs one container to its end; how it ended, as the kubelet reports it.
+async fn run_container(
+    container: &Value,
+    name: &str,
+    argv: &[String],
+    image: &Image,
+    env: &[(String, String)],
+    dir: &Path,
+) -> Result<Terminated> {
+    let log_path = log_path(dir, name);
     let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let message_path = dir.join(format!("{name}.termination-log"));
+    std::fs::File::create(&message_path).with_context(|| format!("cannot create {}", message_path.display()))?;
     let mut command = tokio::process::Command::new(&argv[0]);
     command
         .args(&argv[1..])
@@ -241,6 +287,7 @@ async fn run_container(name: &str, argv: &[String], image: &Image, env: &[(Strin
         .env_clear()
         .envs(image.env.iter().map(|(k, v)| (k, v)))
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .env(TERMINATION_LOG_ENV, &message_path)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -251,10 +298,27 @@ async fn run_container(name: &str, argv: &[String], image: &Image, env: &[(Strin
         Ok(status) => status.with_context(|| format!("initContainer {name}: cannot wait for it"))?,
         Err(_) => bail!("initContainer {name} still running after {CONTAINER_DEADLINE:?}: {}", log_tail(&log_path)),
     };
-    if !status.success() {
-        bail!("initContainer {name} failed ({status}): {}", log_tail(&log_path));
+    // A signal is exit 128 + its number in the container runtime's report.
+    let exit_code =
+        status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+    let policy = str_at(container, "/terminationMessagePolicy").unwrap_or("File");
+    let message = termination_message(&message_path, &log_path, exit_code, policy);
+    Ok(Terminated { container: name.to_owned(), exit_code, message })
+}
+
+/// The message the kubelet reports: the file's first 4 KiB; for a failed
+/// container under FallbackToLogsOnError that wrote none, its log's tail.
+fn termination_message(message_path: &Path, log_path: &Path, exit_code: i32, policy: &str) -> String {
+    let bytes = std::fs::read(message_path).unwrap_or_default();
+    let message = String::from_utf8_lossy(&bytes[..bytes.len().min(MESSAGE_LIMIT)]).into_owned();
+    if !message.is_empty() || exit_code == 0 || policy != "FallbackToLogsOnError" {
+        return message;
     }
-    Ok(())
+    let log = std::fs::read(log_path).unwrap_or_default();
+    let tail = &log[log.len().saturating_sub(FALLBACK_BYTES)..];
+    let text = String::from_utf8_lossy(tail);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(FALLBACK_LINES)..].join("\n")
 }
 
 fn log_tail(path: &Path) -> String {
@@ -392,6 +456,28 @@ mod tests {
         for container in [missing_key, missing_secret] {
             assert!(resolve_env(&container, "p", "apps", &cluster).is_err(), "{container}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn the_termination_message_is_the_file_or_under_fallback_the_log_tail_of_a_failure() -> Result<()> {
+        let work = tempfile::tempdir()?;
+        let (message, log) = (work.path().join("message"), work.path().join("log"));
+        let lines: Vec<String> = (1..=100).map(|n| format!("line {n}")).collect();
+        std::fs::write(&log, lines.join("\n"))?;
+        std::fs::write(&message, "")?;
+        let fallback = termination_message(&message, &log, 1, "FallbackToLogsOnError");
+        assert!(fallback.starts_with("line 21\n") && fallback.ends_with("line 100"), "the last 80 lines: {fallback}");
+        assert_eq!(termination_message(&message, &log, 0, "FallbackToLogsOnError"), "", "no fallback on success");
+        assert_eq!(termination_message(&message, &log, 1, "File"), "", "no fallback under File");
+        std::fs::write(&log, "x".repeat(5000))?;
+        assert_eq!(termination_message(&message, &log, 1, "FallbackToLogsOnError").len(), 2048, "at most 2 KiB of log");
+        std::fs::write(&message, "y".repeat(5000))?;
+        assert_eq!(
+            termination_message(&message, &log, 1, "FallbackToLogsOnError"),
+            "y".repeat(4096),
+            "the file wins, 4 KiB of it"
+        );
         Ok(())
     }
 

@@ -12,6 +12,7 @@ mod cluster;
 mod corpus;
 mod databases;
 mod expansion;
+mod failures;
 mod injection;
 mod install;
 mod kubelet;

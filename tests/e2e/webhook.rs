@@ -15,7 +15,7 @@ use crate::support::serve::{Serve, Server};
 
 pub struct Webhook {
     /// Killed when the harness is done.
-    _server: Server,
+    server: Server,
     client: reqwest::Client,
     url: String,
 }
@@ -23,7 +23,14 @@ pub struct Webhook {
 impl Webhook {
     /// Starts `serve` with the rendered configuration and certificates and
     /// waits (with a deadline) until /readyz answers over the trusted TLS.
+    /// It finds no Kubernetes API, so it records no migration Events.
     pub async fn start(installation: &Installation, work: &Path) -> Result<Self> {
+        Self::start_replica(installation, work, &WebhookPod { name: "kube-once-0", kubeconfig: None }).await
+    }
+
+    /// The same as the chart's pod `pod.name`, reaching the API server
+    /// through `pod.kubeconfig` (in a cluster: its ServiceAccount).
+    pub async fn start_replica(installation: &Installation, work: &Path, pod: &WebhookPod<'_>) -> Result<Self> {
         let hook = installation
             .webhook_configuration
             .pointer("/webhooks/0")
@@ -49,14 +56,14 @@ impl Webhook {
         let ca_pem = base64_simd::STANDARD.decode_to_vec(ca_bundle).context("caBundle is not base64")?;
         let host = format!("{name}.{namespace}.svc");
 
-        let ServeCommand { argv, env } = serve_command(installation, work)?;
-        let server = Serve::with_args(argv)
-            .env_clear()
-            .envs(env)
-            .log_file(&work.join("serve.log"))
-            .trust(&host, &ca_pem)
-            .try_start()
-            .await?;
+        let work = work.join(pod.name);
+        std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+        let ServeCommand { argv, env } = serve_command(installation, &work, pod.name)?;
+        let mut serve = Serve::with_args(argv).env_clear().envs(env);
+        if let Some(kubeconfig) = pod.kubeconfig {
+            serve = serve.env("KUBECONFIG", kubeconfig);
+        }
+        let server = serve.log_file(&work.join("serve.log")).trust(&host, &ca_pem).try_start().await?;
         // The API server trusts only the caBundle, dials the Service name and gives up after timeoutSeconds.
         let client = crate::support::tls::https_client(&[&ca_pem], &host, server.addr())
             .context("the rendered caBundle")?
@@ -64,7 +71,12 @@ impl Webhook {
             .build()
             .context("cannot build the HTTPS client")?;
         let url = format!("https://{host}:{}{path}", server.port());
-        Ok(Webhook { _server: server, client, url })
+        Ok(Webhook { server, client, url })
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.server.log()
     }
 
     /// POSTs an AdmissionReview; the answer as JSON (non-2xx is a failed call).
@@ -79,6 +91,13 @@ impl Webhook {
     }
 }
 
+/// One webhook pod: its name (the downward API's `metadata.name`) and the
+/// kubeconfig standing in for its ServiceAccount (None: no API server).
+pub struct WebhookPod<'a> {
+    pub name: &'a str,
+    pub kubeconfig: Option<&'a Path>,
+}
+
 /// `serve` as the chart's Deployment starts it: its args and env, its
 /// ConfigMap and TLS Secret volumes as directories, and its listen address
 /// moved to a loopback port the OS picks, which stands in for the Service.
@@ -87,7 +106,7 @@ struct ServeCommand {
     env: Vec<(String, String)>,
 }
 
-fn serve_command(installation: &Installation, work: &Path) -> Result<ServeCommand> {
+fn serve_command(installation: &Installation, work: &Path, pod: &str) -> Result<ServeCommand> {
     let spec =
         installation.deployment.pointer("/spec/template/spec").context("the chart's Deployment has no pod spec")?;
     let [container] = spec.get("containers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() else {
@@ -171,12 +190,8 @@ fn serve_command(installation: &Installation, work: &Path) -> Result<ServeComman
     }
     // The preview port is localhost-only in the pod too; here it must not collide with other tests.
     argv.push("--preview-listen=127.0.0.1:0".to_owned());
-    let env = crate::kubelet::resolve_env(
-        container,
-        "kube-once-0",
-        crate::install::NAMESPACE,
-        &crate::cluster::Cluster::default(),
-    )?;
+    let env =
+        crate::kubelet::resolve_env(container, pod, crate::install::NAMESPACE, &crate::cluster::Cluster::default())?;
     Ok(ServeCommand { argv, env })
 }
 

@@ -3,7 +3,7 @@
 //! in its own directory). One place for each helper: ports, TLS clients, the
 //! in-process server, the real `serve` binary, raw HTTP/1.1, environment
 //! from scripts/test.sh, golden files and the core's golden cases, waits,
-//! YAML documents, databases, the PSS check. `golden.rs` and
+//! YAML documents, databases, the PSS check, a fake Kubernetes API. `golden.rs` and
 //! `core_cases.rs` are self-contained: the core crate's tests include them.
 
 // Each test binary compiles all of these but uses only its part: what one
@@ -18,6 +18,7 @@ pub mod console;
 pub mod core_cases;
 pub mod databases;
 pub mod env;
+pub mod fake_api;
 pub mod golden;
 pub mod http;
 pub mod net;

@@ -27,3 +27,8 @@ where
     }
     Ok(())
 }
+
+/// [`until`] for a condition that needs no waiting itself (a look at shared state).
+pub async fn until_holds(what: &str, condition: impl Fn() -> bool) -> Result<(), String> {
+    until(what, || std::future::ready(condition())).await
+}
