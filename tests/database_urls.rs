@@ -207,6 +207,41 @@ fn a_missing_ca_file_is_a_configuration_error_before_connecting() {
     }
 }
 
+/// `history` and `forget` read the same URL as `lock`: a CA that did not
+/// sign the server's certificate, or a CA file that is not there, is the
+/// same configuration error, exit 64 at once naming the parameter, not 69
+/// ("unreachable").
+#[test]
+fn history_and_forget_report_a_tls_configuration_error_as_lock_does() {
+    let (server, _certs) = tls_only_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = dir.path().join("other-ca.crt");
+    fs::write(&other_ca, generate(&["localhost".into()], Duration::from_secs(3600)).unwrap().ca_pem).unwrap();
+    let port = server.port;
+    let wrong_ca =
+        format!("postgresql://postgres@127.0.0.1:{port}/test?sslmode=verify-full&sslrootcert={}", other_ca.display());
+    let missing_ca =
+        format!("postgresql://postgres@127.0.0.1:{port}/test?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem");
+    for (url, says) in [(&wrong_ca, "not trusted"), (&missing_ca, "/nonexistent/ca.pem")] {
+        for args in [&["history"][..], &["forget", "--key", "k", "--yes"][..]] {
+            let started = Instant::now();
+            let output = std::process::Command::new(support::pod_binary())
+                .args(args)
+                .env("DATABASE_URL", url)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(64), "{args:?} {url}:\n{stderr}");
+            assert!(
+                stderr.contains("sslrootcert") && stderr.contains(says),
+                "{args:?} {url}: names the parameter: {stderr}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(30), "{args:?} {url}: took {:?}", started.elapsed());
+        }
+    }
+}
+
 /// MariaDB offering TLS: the framework forms verify with their CA parameter,
 /// and another CA is a configuration error within seconds, naming `ssl-ca`.
 /// The Go DSN's `unix(/path)` reaches the socket.

@@ -19,7 +19,7 @@ pub use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::RecordStore;
 pub use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 use crate::url::{self, Target};
-use crate::{UsageError, mysql, postgres, record, sqlite};
+use crate::{UsageError, mysql, postgres, record, sqlite, tls};
 
 /// Where the done-records are, as plain values; [`target`] reads the
 /// environment it names.
@@ -68,6 +68,13 @@ pub async fn connect(target: &Target) -> Result<Connection> {
         Target::MySql(server) => Box::new(mysql::Session::open(server, APPLICATION_NAME).await?),
         Target::Sqlite(path) => Box::new(sqlite::Session::open_existing(path)?),
     }))
+}
+
+/// A failed [`connect`] that no retry can cure — the CA file the URL names,
+/// or the server's TLS against the URL's settings — as the configuration
+/// error to report, naming the parameter to fix; `None` for anything else.
+pub fn configuration_error(target: &Target, problem: &anyhow::Error) -> Option<String> {
+    tls::check_root_cert(target).err().or_else(|| tls::misconfigured(target, problem)).map(|error| error.to_string())
 }
 
 impl Connection {

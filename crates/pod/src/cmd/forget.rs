@@ -30,7 +30,8 @@ pub struct ForgetArgs {
 }
 
 /// Exit codes: 0 deleted, declined or nothing to delete; 64 usage (also:
-/// no terminal to ask on and no `--yes`); 69 database unreachable or error.
+/// no terminal to ask on and no `--yes`; a TLS setting that cannot verify
+/// the server); 69 database unreachable or error.
 pub fn run(args: ForgetArgs) -> ExitCode {
     let filter = Filter { key: args.key.clone(), image: args.image.clone() };
     if !args.yes && !std::io::stdin().is_terminal() {

@@ -71,8 +71,9 @@ pub enum Output {
     Json,
 }
 
-/// Exit codes: 0 listed (also when nothing was recorded yet), 64 usage,
-/// 69 database unreachable or unreadable.
+/// Exit codes: 0 listed (also when nothing was recorded yet), 64 usage or
+/// configuration (a TLS setting that cannot verify the server), 69 database
+/// unreachable or unreadable.
 pub fn run(args: HistoryArgs) -> ExitCode {
     let filter = Filter { key: args.key.clone(), image: args.image.clone() };
     let table = args.records.record_table.clone();
@@ -124,7 +125,8 @@ pub(super) fn print(text: &str) -> anyhow::Result<()> {
 }
 
 /// Reads the URL, connects once on a current-thread runtime and runs `work`:
-/// usage problems exit 64, connection and database errors 69.
+/// usage and configuration problems (a CA that cannot verify the server)
+/// exit 64, connection and database errors 69.
 pub(super) fn with_connection<F, Fut>(command: &str, records: &RecordsArgs, work: F) -> ExitCode
 where
     F: FnOnce(Connection) -> Fut,
@@ -147,6 +149,10 @@ where
         let connection = match history::connect(&target).await {
             Ok(connection) => connection,
             Err(problem) => {
+                if let Some(configuration) = history::configuration_error(&target, &problem) {
+                    eprintln!("kube-once {command}: {configuration}");
+                    return ExitCode::from(exit::USAGE);
+                }
                 eprintln!(
                     "kube-once {command}: {problem:#}; check the URL in ${} and that the {} server is reachable from here",
                     records.database_url_env,
