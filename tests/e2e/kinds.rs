@@ -124,9 +124,14 @@ async fn every_kind_rolls_out_exactly_once() -> Result<()> {
     // Every case on each server in a fresh database of its own, so all run side by side.
     let rollouts = admitted.iter().map(|(case, object)| async {
         let started = std::time::Instant::now();
-        let outcome = tokio::try_join!(run.on(&servers[0], case, object), run.on(&servers[1], case, object));
+        // Both to the end, so each drops its database.
+        let outcomes = tokio::join!(run.on(&servers[0], case, object), run.on(&servers[1], case, object));
         eprintln!("{}: rolled out on both databases ({:.1?})", case.name, started.elapsed());
-        outcome.map(|(objects, _)| objects).map_err(|error| format!("{}: {error:#}", case.name))
+        match outcomes {
+            (Ok(objects), Ok(_)) => Ok(objects),
+            (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(format!("{}: {error:#}", case.name)),
+            (Err(first), Err(second)) => Err(format!("{}: {first:#}\n{}: {second:#}", case.name, case.name)),
+        }
     });
     let mut written = Vec::new();
     for outcome in futures_util::future::join_all(rollouts).await {
