@@ -39,7 +39,7 @@ const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
 /// Scheduled Jobs of a CronJob per image: more than one, so a second Job of
 /// the same key would run the migration again if it did not check the done-record.
-const SCHEDULES_PER_IMAGE: usize = 3;
+const SCHEDULES_PER_IMAGE: usize = 2;
 
 /// Whether a rollout creates the workload or replaces its pods after an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
