@@ -476,36 +476,8 @@ fn only_apps_v1_deployments_are_mutated_and_lists_are_flattened() {
     assert!(out.pointer("/items/3/spec/template/spec/initContainers").is_none());
 }
 
-/// Rollouts against the Argo Rollouts CRD's own v1alpha1 schema
-/// (tests/fixtures/schemas, with its source), as strictly as
-/// kubernetes-validate --strict checks the Kubernetes kinds: a field the
-/// schema does not name is an error, except where it preserves unknown fields.
-const STRICT_CRD_CHECK: &str = r#"
-import sys, yaml, jsonschema
-crd = yaml.safe_load(open(sys.argv[1]))
-schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")["schema"]["openAPIV3Schema"]
-def strict(node):
-    if isinstance(node, dict):
-        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node:
-            node["additionalProperties"] = False
-        for value in node.values():
-            strict(value)
-    elif isinstance(node, list):
-        for value in node:
-            strict(value)
-strict(schema)
-for key in ("apiVersion", "kind"):
-    schema["properties"].setdefault(key, {"type": "string"})
-for path in sys.argv[2:]:
-    for document in yaml.safe_load_all(open(path)):
-        if document:
-            jsonschema.validate(document, schema)
-"#;
-
 fn assert_rollouts_valid(files: &[PathBuf]) {
-    let crd = support::fixtures("schemas").join("argo-rollouts-rollout-crd.yaml");
-    let output =
-        Command::new(tool("KUBE_ONCE_PYTHON")).arg("-c").arg(STRICT_CRD_CHECK).arg(&crd).args(files).output().unwrap();
+    let output = support::chart::check_rollouts(files);
     assert!(
         output.status.success(),
         "the Argo Rollouts CRD schema refuses {files:?}:\n{}",
@@ -557,13 +529,7 @@ fn every_kind_previews_in_every_format() {
     let misspelt = dir.path().join("misspelt.yaml");
     let text = std::fs::read_to_string(&rollouts[0]).unwrap().replace("initContainers:", "initContainerz:");
     std::fs::write(&misspelt, text).unwrap();
-    let output = Command::new(tool("KUBE_ONCE_PYTHON"))
-        .arg("-c")
-        .arg(STRICT_CRD_CHECK)
-        .arg(support::fixtures("schemas").join("argo-rollouts-rollout-crd.yaml"))
-        .arg(&misspelt)
-        .output()
-        .unwrap();
+    let output = support::chart::check_rollouts(&[misspelt]);
     assert!(
         !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("'initContainerz' was unexpected")
     );

@@ -1,18 +1,22 @@
 //! The API server's side of an admission call: the AdmissionReview v1 it
-//! sends for a Deployment write, and the checks it makes on the answer before
+//! sends for a workload write, and the checks it makes on the answer before
 //! applying the patch (k8s.io/apiserver admission/plugin/webhook).
 
 use anyhow::{Context, Result, bail};
+use kube_once_core::Kind;
 use serde_json::{Value, json};
 
 use crate::cluster::str_at;
 
 pub use kube_once_explain::Operation;
 
-/// The AdmissionReview for a write of `object` (with the stored `old_object` on UPDATE).
+/// The AdmissionReview for a write of `object` (with the stored `old_object`
+/// on UPDATE), of the kind the core reads it as (a Deployment when it has no `kind`).
 pub fn review(uid: &str, operation: Operation, object: &Value, old_object: Option<&Value>, dry_run: bool) -> Value {
-    let gvk = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
-    let gvr = json!({"group": "apps", "version": "v1", "resource": "deployments"});
+    let kind = Kind::read_as(object);
+    let version = kind.api_version().rsplit('/').next().unwrap_or_default();
+    let gvk = json!({"group": kind.group(), "version": version, "kind": kind.name()});
+    let gvr = json!({"group": kind.group(), "version": version, "resource": kind.resource()});
     let options = match operation {
         Operation::Create => {
             json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-client-side-apply", "fieldValidation": "Strict"})
@@ -21,7 +25,7 @@ pub fn review(uid: &str, operation: Operation, object: &Value, old_object: Optio
             json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-client-side-apply", "fieldValidation": "Strict"})
         }
     };
-    // subResource is absent for a write of the Deployment itself.
+    // subResource is absent for a write of the workload itself.
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -119,6 +123,13 @@ mod tests {
         assert_eq!(review["request"]["options"]["kind"], "UpdateOptions");
         assert_eq!(review["request"]["dryRun"], true);
         assert!(review["request"].get("subResource").is_none());
+        assert_eq!(review["request"]["kind"], json!({"group": "apps", "version": "v1", "kind": "Deployment"}));
+        let cron_job = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report"}});
+        let cron_review = super::review("u-2", Operation::Create, &cron_job, None, false);
+        assert_eq!(
+            cron_review["request"]["resource"],
+            json!({"group": "batch", "version": "v1", "resource": "cronjobs"})
+        );
     }
 
     #[test]

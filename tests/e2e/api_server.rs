@@ -3,6 +3,7 @@
 //! answer (admission), with failurePolicy applied to evaluation errors.
 
 use anyhow::{Context, Result, bail, ensure};
+use kube_once_core::Kind;
 use serde_json::Value;
 
 use crate::admission::{Operation, Verdict, check_response, review};
@@ -40,8 +41,13 @@ impl ApiServer<'_> {
         let uid = format!("{:032x}", fastrand::u128(..));
         let review = review(&uid, operation, object, old_object, dry_run);
         let namespace = str_at(object, "/metadata/namespace").unwrap_or("default");
-        let attributes =
-            Attributes::deployment(operation.as_str(), self.cluster.namespace_labels(namespace)?, &review["request"]);
+        let kind = Kind::read_as(object);
+        let attributes = Attributes::workload(
+            kind,
+            operation.as_str(),
+            self.cluster.namespace_labels(namespace)?,
+            &review["request"],
+        );
         let webhooks = self.configuration.get("webhooks").and_then(Value::as_array).context("no webhooks")?;
         ensure!(webhooks.len() == 1, "the harness serves one webhook, the configuration has {}", webhooks.len());
         let hook = &webhooks[0];

@@ -1,11 +1,13 @@
 //! The corpus: `tests/fixtures/e2e/corpus/NAME.yaml` (a Deployment and the
 //! Secrets/ConfigMaps it refers to, as a chart renders them) with
-//! `NAME.expect.yaml` (what the stand-ins must observe).
+//! `NAME.expect.yaml` (what the stand-ins must observe). The other kinds'
+//! cases (`tests/fixtures/e2e/kinds/`) have the same format.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use kube_once_core::Kind;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -79,6 +81,7 @@ pub struct Case {
     pub name: String,
     /// The case file's text: placeholders are filled per run ([`Case::objects`]).
     pub text: String,
+    /// The case's workload: a Deployment in the corpus, any supported kind in `kinds/`.
     pub deployment: Value,
     pub expect: Expectation,
 }
@@ -113,7 +116,12 @@ impl Case {
 
 /// Every case of the corpus, sorted by name.
 pub fn load_all() -> Result<Vec<Case>> {
-    let dir = fixtures_dir().join("corpus");
+    load_all_in("corpus")
+}
+
+/// Every case in `tests/fixtures/e2e/<dir>` (same format), sorted by name.
+pub fn load_all_in(dir: &str) -> Result<Vec<Case>> {
+    let dir = fixtures_dir().join(dir);
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let file_name = entry?.file_name().to_string_lossy().into_owned();
@@ -135,9 +143,9 @@ fn load(dir: &Path, name: &str) -> Result<Case> {
         .with_context(|| format!("{}: invalid expectation", expect_path.display()))?;
     // Placeholders live in Secret/ConfigMap values only; parse with them as they are.
     let objects = parse_documents(&text, name)?;
-    let mut deployments = objects.into_iter().filter(|o| str_at(o, "/kind") == Some("Deployment"));
-    let (Some(deployment), None) = (deployments.next(), deployments.next()) else {
-        bail!("case {name}: needs exactly one Deployment");
+    let mut workloads = objects.into_iter().filter(|o| Kind::of(o).is_some());
+    let (Some(deployment), None) = (workloads.next(), workloads.next()) else {
+        bail!("case {name}: needs exactly one workload ({})", Kind::supported_list());
     };
     Ok(Case { name: name.to_owned(), text, deployment, expect })
 }

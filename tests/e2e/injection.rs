@@ -1,4 +1,4 @@
-//! What the mutated Deployment must look like (the injected shape of the
+//! What the mutated workload must look like (the injected shape of the
 //! brief and each case's expectations), and the strict schema check.
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::str_at;
 use crate::corpus::Case;
+use crate::kinds::template_pointer;
 
 pub const INSTALL: &str = "kube-once-install";
 pub const RUN: &str = "kube-once-run";
@@ -45,25 +46,26 @@ impl Delivery {
 pub fn check_injection(case: &Case, object: &Value, tools_image: &str, delivery: Delivery) -> Result<()> {
     let expect = &case.expect;
     let original = &case.deployment;
+    let template = template_pointer(original);
     // Nothing outside the pod template changes, and the app containers stay as they were.
     let without_template = |o: &Value| {
         let mut o = o.clone();
-        o["spec"]["template"] = Value::Null;
+        if let Some(template) = o.pointer_mut(&template) {
+            *template = Value::Null;
+        }
         o
     };
     ensure!(
         without_template(object) == without_template(original),
         "the patch touched something outside the pod template"
     );
-    let spec = object.pointer("/spec/template/spec").context("no pod spec")?;
+    let spec = object.pointer(&format!("{template}/spec")).context("no pod spec")?;
     ensure!(
-        spec["containers"] == original["spec"]["template"]["spec"]["containers"],
+        original.pointer(&format!("{template}/spec/containers")) == Some(&spec["containers"]),
         "the app containers were changed"
     );
-    ensure!(
-        object.pointer("/spec/template/metadata/annotations/kube-once.io~1status").is_some(),
-        "the pod template has no kube-once.io/status annotation"
-    );
+    let status_pointer = format!("{template}/metadata/annotations/kube-once.io~1status");
+    ensure!(object.pointer(&status_pointer).is_some(), "the pod template has no kube-once.io/status annotation");
     for key in &expect.node_selector_keys {
         ensure!(
             spec.pointer(&format!("/nodeSelector/{}", key.replace('~', "~0").replace('/', "~1"))).is_some(),
@@ -110,7 +112,7 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str, delivery:
     let mount =
         |c: &Value| c["volumeMounts"].as_array().and_then(|m| m.iter().find(|m| m["name"] == "kube-once-bin")).cloned();
     let status = object
-        .pointer("/spec/template/metadata/annotations/kube-once.io~1status")
+        .pointer(&status_pointer)
         .and_then(Value::as_str)
         .and_then(|text| serde_json::from_str::<Value>(text).ok())
         .context("kube-once.io/status is not JSON")?;
@@ -217,18 +219,20 @@ pub fn check_injection(case: &Case, object: &Value, tools_image: &str, delivery:
 /// and on by default from this version.
 pub const KUBERNETES_VERSION: &str = "1.35.0";
 
-/// Every mutated Deployment against the official schemas, strictly (unknown fields fail).
+/// Every mutated workload against the official schemas, strictly (unknown fields fail).
 pub fn validate_strict(kubernetes_validate: &str, admitted: &[(Case, Value)], work: &Path) -> Result<()> {
     let dir = work.join("validate");
     std::fs::create_dir_all(&dir)?;
     let mut files = Vec::new();
     for (case, object) in admitted {
-        let path = dir.join(format!("{}.yaml", case.name));
-        std::fs::write(&path, serde_yaml_ng::to_string(object)?)?;
+        // As the API server holds it: JSON, which YAML readers take as it is
+        // (written as YAML, a string such as a timestamp annotation can come back a date).
+        let path = dir.join(format!("{}.json", case.name));
+        std::fs::write(&path, serde_json::to_string_pretty(object)?)?;
         files.push(path);
     }
     if files.is_empty() {
-        bail!("no Deployment was mutated, nothing to validate");
+        bail!("no workload was mutated, nothing to validate");
     }
     let output = std::process::Command::new(kubernetes_validate)
         .args(["--strict", "-k", KUBERNETES_VERSION])
@@ -237,7 +241,7 @@ pub fn validate_strict(kubernetes_validate: &str, admitted: &[(Case, Value)], wo
         .with_context(|| format!("cannot run {kubernetes_validate}"))?;
     if !output.status.success() {
         bail!(
-            "mutated Deployments fail strict validation:\n{}{}",
+            "mutated workloads fail strict validation:\n{}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );

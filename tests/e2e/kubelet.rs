@@ -82,9 +82,23 @@ pub async fn run_replicas(
     images: &Arc<Images>,
     root: &Path,
 ) -> Result<Vec<PodRun>> {
+    let hash = template_hash(template);
+    let names: Vec<String> = (0..count).map(|index| format!("{deployment}-{hash}-{index}")).collect();
+    run_pods(&names, namespace, template, cluster, images, root).await
+}
+
+/// Starts the pods `names` of `template` at once, each in its own directory under `root`.
+pub async fn run_pods(
+    names: &[String],
+    namespace: &str,
+    template: &Value,
+    cluster: &Arc<Cluster>,
+    images: &Arc<Images>,
+    root: &Path,
+) -> Result<Vec<PodRun>> {
     let mut pods = tokio::task::JoinSet::new();
-    for index in 0..count {
-        let name = format!("{deployment}-{}-{index}", template_hash(template));
+    for name in names {
+        let name = name.clone();
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let (namespace, template, cluster, images) =
@@ -103,7 +117,7 @@ pub async fn run_replicas(
 }
 
 /// The pod-template-hash stand-in: pods of different templates get different names.
-fn template_hash(template: &Value) -> String {
+pub fn template_hash(template: &Value) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(template.to_string().as_bytes());
     hex::encode(&digest[..5])

@@ -15,6 +15,7 @@ mod expansion;
 mod failures;
 mod injection;
 mod install;
+mod kinds;
 mod kubelet;
 mod selection;
 mod webhook;
@@ -28,6 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
+use kube_once_core::Kind;
 use serde_json::{Value, json};
 
 use crate::admission::{Operation, Verdict, review};
@@ -301,6 +303,10 @@ async fn admit_case(api: &ApiServer<'_>, case: &Case, tools: &Tools<'_>) -> Resu
         (Outcome::Patched, Verdict::Allowed { object, patched: true, warnings }) => {
             ensure!(!expect.warnings || !warnings.is_empty(), "expected warnings, got none");
             check_injection(case, &object, tools.image, tools.delivery)?;
+            if !Kind::read_as(&object).template_mutable() {
+                // Never sent again (the chart's rules: CREATE only); tests/e2e/kinds.rs checks its UPDATEs.
+                return Ok(Some(object));
+            }
             // Idempotent: the stored object admitted again (UPDATE) needs no patch.
             match api.admit(Operation::Update, &object, Some(&object)).await? {
                 Admitted::Answered(Verdict::Allowed { patched: false, .. }) => {}
@@ -428,9 +434,9 @@ fn tools_image_stand_in() -> Image {
 }
 
 fn app_image_pointer(object: &Value, container: &str) -> Result<String> {
-    let containers =
-        object.pointer("/spec/template/spec/containers").and_then(Value::as_array).context("no containers")?;
+    let containers = format!("{}/spec/containers", kinds::template_pointer(object));
+    let list = object.pointer(&containers).and_then(Value::as_array).context("no containers")?;
     let index =
-        containers.iter().position(|c| c["name"] == container).with_context(|| format!("no container {container}"))?;
-    Ok(format!("/spec/template/spec/containers/{index}/image"))
+        list.iter().position(|c| c["name"] == container).with_context(|| format!("no container {container}"))?;
+    Ok(format!("{containers}/{index}/image"))
 }

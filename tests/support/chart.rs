@@ -231,3 +231,42 @@ pub fn validate_strictly(cases: Vec<(String, Vec<Value>)>, version: &str) {
     let passes = report.lines().filter(|line| line.contains(" passed for resource ")).count();
     assert_eq!(passes, expected_passes, "every object must be validated, not skipped:\n{report}");
 }
+
+/// Rollouts against the Argo Rollouts CRD's own v1alpha1 schema
+/// (tests/fixtures/schemas, with its source), as strictly as
+/// kubernetes-validate --strict checks the Kubernetes kinds: a field the
+/// schema does not name is an error, except where it preserves unknown fields.
+const STRICT_ROLLOUT_CHECK: &str = r#"
+import sys, yaml, jsonschema
+crd = yaml.safe_load(open(sys.argv[1]))
+schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")["schema"]["openAPIV3Schema"]
+def strict(node):
+    if isinstance(node, dict):
+        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            strict(value)
+    elif isinstance(node, list):
+        for value in node:
+            strict(value)
+strict(schema)
+for key in ("apiVersion", "kind"):
+    schema["properties"].setdefault(key, {"type": "string"})
+for path in sys.argv[2:]:
+    for document in yaml.safe_load_all(open(path)):
+        if document:
+            jsonschema.validate(document, schema)
+"#;
+
+/// [`STRICT_ROLLOUT_CHECK`] over the YAML `files` with the Python of
+/// scripts/test.sh (PyYAML, jsonschema); fails with the schema's complaint on stderr.
+pub fn check_rollouts(files: &[PathBuf]) -> Output {
+    let crd = super::fixtures("schemas").join("argo-rollouts-rollout-crd.yaml");
+    Command::new(tool("KUBE_ONCE_PYTHON"))
+        .arg("-c")
+        .arg(STRICT_ROLLOUT_CHECK)
+        .arg(crd)
+        .args(files)
+        .output()
+        .expect("cannot run KUBE_ONCE_PYTHON")
+}
