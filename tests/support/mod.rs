@@ -16,6 +16,7 @@
 pub mod chart;
 pub mod core_cases;
 pub mod databases;
+pub mod edits;
 pub mod env;
 pub mod golden;
 pub mod http;

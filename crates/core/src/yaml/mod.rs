@@ -19,6 +19,8 @@
 //! The parser is granit-parser (pure Rust, YAML 1.2 syntax); this module
 //! owns what it does not: YAML 1.1 resolution, limits, document spans.
 
+pub mod edit;
+mod layout;
 pub mod resolve;
 pub mod write;
 
