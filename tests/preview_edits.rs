@@ -89,7 +89,7 @@ fn expected(input: &[Value]) -> Vec<Value> {
 
 /// The checks of this file on one stream: each document's output adds
 /// lines to its input only, or is one of the documented rewrites (what
-/// changes is an alias); the output reads back as the mutated objects.
+/// changes is an alias; characters YAML readers disagree on); the output reads back as the mutated objects.
 /// Returns the documents changed, and those written anew.
 fn check(name: &str, input: &str) -> (usize, usize) {
     let output = preview_yaml(name, input);
@@ -108,7 +108,7 @@ fn check(name: &str, input: &str) -> (usize, usize) {
     let mut rewritten = 0;
     for (document, out) in preview.documents.iter().zip(&outputs) {
         match preview.edited(document) {
-            Err((Rewrite::Aliases, _)) => rewritten += 1,
+            Err((Rewrite::Aliases | Rewrite::Characters, _)) => rewritten += 1,
             Err((why, _)) => panic!("{name}: document {} is written anew: {why} {}", document.document.number, keep()),
             Ok(_) => {
                 let (before, after) = (&input[document.document.span.clone()], &output[out.span.clone()]);

@@ -17,8 +17,8 @@
 //!   written anew in place.
 //!
 //! The edited text is read back and must give exactly the new value; when
-//! it does not, or the document has no [`Layout`] (aliases), the caller
-//! writes the document anew and says why ([`Rewrite`]).
+//! it does not (a changed node that an alias repeats elsewhere, ...), the
+//! caller writes the document anew and says why ([`Rewrite`]).
 
 use std::ops::Range;
 
@@ -31,9 +31,14 @@ use super::{Limits, read_stream};
 /// Why a changed document is written anew rather than edited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rewrite {
-    /// What changes is written elsewhere: an alias, a key a merge key
-    /// brings (or the text is not one the layout reader takes, as a DEL in
-    /// a string).
+    /// The text holds characters YAML 1.1 readers (kubectl's, PyYAML) take
+    /// for line breaks and YAML 1.2 readers do not (U+0085, U+2028,
+    /// U+2029), or a DEL: kept as they are they would read differently;
+    /// written anew, they are escaped.
+    #[error("the document holds U+0085, U+2028, U+2029 or DEL, which YAML readers disagree on")]
+    Characters,
+    /// What changes is written elsewhere: an alias, or a key a merge key
+    /// brings.
     #[error("what changes is an alias or comes from a merge key (`<<`)")]
     Aliases,
     /// The text and the value do not match one to one (e.g. a key read as
@@ -48,7 +53,10 @@ pub enum Rewrite {
 /// `part` (one document's text, as [`super::Document::span`] gives it)
 /// edited from `before` (its value) to `after`.
 pub fn edit(part: &str, before: &Value, after: &Value) -> Result<String, Rewrite> {
-    let root = layout(part).ok_or(Rewrite::Aliases)?;
+    if part.contains(['\u{85}', '\u{2028}', '\u{2029}', '\u{7f}']) {
+        return Err(Rewrite::Characters);
+    }
+    let root = layout(part).ok_or(Rewrite::Unmatched)?;
     let mut editor = Editor {
         text: part,
         edits: Vec::new(),
@@ -88,7 +96,8 @@ struct Editor<'t> {
     /// Replacements of byte ranges (insertions are empty ranges).
     edits: Vec<(Range<usize>, String)>,
     indents: Indents,
-    /// Strings in flow collections are double-quoted (a JSON document).
+    /// The document is JSON (kubectl then reads it as JSON): what is
+    /// written in it is JSON too.
     quoted: bool,
 }
 
@@ -446,5 +455,106 @@ fn visit<'l>(node: &'l Layout, f: &mut impl FnMut(&'l Layout) -> bool) -> bool {
         Shape::Map { entries, .. } => entries.iter().all(|entry| visit(&entry.value, f)),
         Shape::Seq(items) => items.iter().all(|item| visit(item, f)),
         Shape::Scalar { .. } | Shape::Alias => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn value(text: &str) -> Value {
+        read_stream(text, &Limits::default()).unwrap()[0].to_json().unwrap().unwrap()
+    }
+
+    /// `text` edited to `after`, which it must read back as.
+    fn edited(text: &str, after: Value) -> String {
+        edit(text, &value(text), &after).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    #[test]
+    fn keys_and_items_are_inserted_in_the_documents_own_indentation() {
+        let text = "# top\nspec:   # the spec\n    containers:\n    - name: app   # first\n      args: [a, 'b']\n\n    # end\n";
+        let mut after = value(text);
+        after["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "new", "args": ["x"]}));
+        after["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}]);
+        assert_eq!(
+            edited(text, after),
+            "# top\nspec:   # the spec\n    containers:\n    - name: app   # first\n      args: [a, 'b']\n    - name: new\n      args:\n      - x\n    volumes:\n    - name: v\n      emptyDir: {}\n\n    # end\n"
+        );
+    }
+
+    #[test]
+    fn a_flow_collection_grows_in_place_and_is_written_anew_only_when_it_loses_an_item() {
+        let text = "labels: {app: web}   # kept\nargs: [a, \"b c\", d]\n";
+        let mut after = value(text);
+        after["labels"]["x/y"] = json!("true");
+        after["args"] = json!(["a", "d"]);
+        assert_eq!(edited(text, after), "labels: {app: web, x/y: \"true\"}   # kept\nargs: [a, d]\n");
+    }
+
+    #[test]
+    fn a_changed_scalar_is_replaced_and_nothing_else_moves() {
+        let text = "a:\n  kube-once.io/status: '{\"key\":\"old\"}'  # why\n  b: \"yes\"\n";
+        let mut after = value(text);
+        after["a"]["kube-once.io/status"] = json!("{\"key\":\"new\"}");
+        assert_eq!(
+            edited(text, after),
+            "a:\n  kube-once.io/status: \"{\\\"key\\\":\\\"new\\\"}\"  # why\n  b: \"yes\"\n"
+        );
+        // Keys are matched as Kubernetes reads them: `on` is the key "true".
+        let text = "on: 1\n0x10: [a]\n";
+        assert_eq!(edited(text, json!({"true": 2, "16": ["a", "b"]})), "on: 2\n0x10: [a, b]\n");
+    }
+
+    #[test]
+    fn empty_and_null_values_that_get_content_become_blocks() {
+        let text = "a: {}\nb:\nc: null\nd: []\n";
+        let after = json!({"a": {"k": "v"}, "b": {"k": 1}, "c": ["x"], "d": [{"name": "app"}]});
+        assert_eq!(edited(text, after), "a:\n  k: v\nb:\n  k: 1\nc:\n  - x\nd:\n  - name: app\n");
+    }
+
+    #[test]
+    fn removed_keys_and_items_lose_their_lines() {
+        let text = "a: 1 # one\nb:\n  - x\n  - y # why\n  - z\nc: |\n  text\n";
+        let after = json!({"b": ["x"], "c": "text\n"});
+        assert_eq!(edited(text, after), "b:\n  - x\nc: |\n  text\n");
+    }
+
+    #[test]
+    fn json_documents_grow_as_pretty_json() {
+        let text = "{\n  \"a\": {\n    \"b\": 1\n  },\n  \"c\": []\n}\n";
+        let after = json!({"a": {"b": 1, "n": {"x": [true]}}, "c": [], "d": "yes"});
+        assert_eq!(
+            edited(text, after),
+            "{\n  \"a\": {\n    \"b\": 1,\n    \"n\": {\n      \"x\": [\n        true\n      ]\n    }\n  },\n  \"c\": [],\n  \"d\": \"yes\"\n}\n"
+        );
+    }
+
+    #[test]
+    fn json_stays_json_and_ambiguous_characters_are_not_kept() {
+        let text = "{\"a\": [1]}\n";
+        let after = json!({"a": [1], "b\u{7f}": "x\u{2028}\"\u{85}"});
+        assert_eq!(edited(text, after), "{\"a\": [1], \"b\\u007F\": \"x\\u2028\\\"\\u0085\"}\n");
+        let text = "{\"a\": \"x\u{2028}y\"}\n";
+        assert_eq!(edit(text, &value(text), &json!({"a": "x\u{2028}y", "b": 1})), Err(Rewrite::Characters));
+    }
+
+    #[test]
+    fn aliases_and_merged_keys_are_edited_around_and_never_through() {
+        let text = "base: &b {x: 1}\nm:\n  <<: *b\n  own: 2\ncopy: *b\n";
+        let mut after = value(text);
+        after["m"]["z"] = json!(3);
+        assert_eq!(edited(text, after), "base: &b {x: 1}\nm:\n  <<: *b\n  own: 2\n  z: 3\ncopy: *b\n");
+        let mut merged = value(text);
+        merged["m"]["x"] = json!(5);
+        assert_eq!(edit(text, &value(text), &merged), Err(Rewrite::Aliases));
+        let mut aliased = value(text);
+        aliased["copy"]["x"] = json!(5);
+        assert_eq!(edit(text, &value(text), &aliased), Err(Rewrite::Aliases));
+        // An anchored node changed where its aliases read it too would not read back.
+        let mut anchored = value(text);
+        anchored["base"]["x"] = json!(5);
+        assert_eq!(edit(text, &value(text), &anchored), Err(Rewrite::NotExact));
     }
 }

@@ -80,7 +80,11 @@ pub(crate) fn layout(part: &str) -> Option<Layout> {
             Event::Alias(_) => Layout { range: start..end, column, flow: false, shape: Shape::Alias },
             Event::Scalar(text, style, ..) => {
                 merge_key = style == ScalarStyle::Plain && text == "<<";
-                scalar_text = text.into_owned();
+                // As a key, what it reads as (`on` is "true", `0x10` is "16").
+                scalar_text = super::scalar(&text, style, None)
+                    .ok()
+                    .and_then(|node| super::key_name(node).ok())
+                    .unwrap_or_else(|| text.into_owned());
                 let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
                 let empty = start == end;
                 let end = if block { start + part[start..end].trim_end().len() } else { end };

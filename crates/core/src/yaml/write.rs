@@ -23,10 +23,15 @@ pub fn to_yaml(value: &Value) -> String {
 
 /// `value` as a YAML document (no `---`), keys in `hint`'s order first.
 pub fn write_value(value: &Value, hint: Option<&Node>) -> String {
+    write_indented(value, hint, Indents::DEFAULT)
+}
+
+/// [`write_value`] with `indents` rather than two columns for both.
+pub fn write_indented(value: &Value, hint: Option<&Node>, indents: Indents) -> String {
     let mut out = String::new();
     match value {
-        Value::Object(map) if !map.is_empty() => entries(&mut out, map, hint, 0, false, Indents::DEFAULT),
-        Value::Array(items) if !items.is_empty() => sequence(&mut out, items, hint, 0, false, Indents::DEFAULT),
+        Value::Object(map) if !map.is_empty() => entries(&mut out, map, hint, 0, false, indents),
+        Value::Array(items) if !items.is_empty() => sequence(&mut out, items, hint, 0, false, indents),
         scalar => {
             scalar_value(&mut out, scalar, 2);
             out.push('\n');
@@ -72,8 +77,9 @@ pub(crate) fn block_scalar(value: &Value, width: usize) -> String {
     out
 }
 
-/// `value` in flow style: strings double-quoted when `quoted` (the document
-/// is JSON) or when a reader could take them for something else; one line,
+/// `value` in flow style: as JSON when `quoted` (the document is JSON),
+/// otherwise with strings double-quoted only when a reader could take them
+/// for something else; one line,
 /// or, with `pretty: Some(width)`, one entry a line as JSON is pretty-printed
 /// (closing bracket at `width`, entries `step` further).
 pub(crate) fn flow(value: &Value, quoted: bool, pretty: Option<(usize, usize)>) -> String {
@@ -125,11 +131,34 @@ fn flow_value(out: &mut String, value: &Value, quoted: bool, pretty: Option<(usi
 /// characters that end a plain scalar in flow context (PyYAML also refuses
 /// a `:` inside one there).
 fn flow_string(out: &mut String, text: &str, quoted: bool) {
-    if !quoted && is_plain_safe(text) && !text.contains([',', '[', ']', '{', '}', ':', '#']) {
+    if quoted {
+        json_string(out, text);
+    } else if is_plain_safe(text) && !text.contains([',', '[', ']', '{', '}', ':', '#']) {
         out.push_str(text);
     } else {
         double_quoted(out, text);
     }
+}
+
+/// A JSON string that every YAML reader also reads as this string: JSON's
+/// escapes only, and `\uXXXX` for the characters some YAML reader takes for
+/// a line break or refuses unescaped (DEL, U+0085, U+2028, ...).
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || special(c) || matches!(c, '\u{2028}' | '\u{2029}') => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// YAML caps an implicit (`key: value`) key at 1024 characters.
