@@ -399,6 +399,31 @@ mod tests {
         assert!(mutation.object.pointer("/spec/jobTemplate/spec/template/spec/initContainers").is_some());
     }
 
+    /// A user's manifest: comments, flow style, quoting, a blank line and a
+    /// list under its key; opted in, previewed, then opted out again.
+    const COMMENTED: &str = "# leading comment\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web   # the name\n  annotations:\n    kube-once.io/run: \"migrate --yes\"\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      # app containers\n      containers:\n      - name: app\n        image: 'app:1'\n        command: [sh, -c, \"run\"]\n\n      volumes:\n        - name: data\n          emptyDir: {}\n";
+
+    fn yaml(text: &str) -> String {
+        preview(text, &Config::default(), &Limits::default()).unwrap().render(Format::Yaml)
+    }
+
+    #[test]
+    fn a_changed_document_is_edited_and_opting_out_gives_it_back_byte_for_byte() {
+        let out = yaml(COMMENTED);
+        for line in COMMENTED.lines().filter(|line| !line.contains("labels: {app: web}")) {
+            assert!(out.contains(&format!("{line}\n")), "`{line}` kept in:\n{out}");
+        }
+        assert!(out.contains("      labels: {app: web, kube-once.io/injected: \"true\"}\n"), "{out}");
+        assert!(out.contains("          emptyDir: {}\n        - name: kube-once-bin\n"), "{out}");
+        assert!(out.contains("\n      initContainers:\n      - name: kube-once-install\n"), "{out}");
+        assert_eq!(yaml(&out), out, "a second preview changes nothing");
+        let opted_out: String =
+            out.lines().filter(|l| !l.contains("kube-once.io/run")).map(|l| format!("{l}\n")).collect();
+        let original: String =
+            COMMENTED.lines().filter(|l| !l.contains("kube-once.io/run")).map(|l| format!("{l}\n")).collect();
+        assert_eq!(yaml(&opted_out), original);
+    }
+
     #[test]
     fn mutated_deployments_count_against_the_node_budget() {
         let example = include_str!("../../../examples/superset.yaml");

@@ -146,8 +146,8 @@ impl Editor<'_> {
         slot: Slot,
     ) -> Result<(), Rewrite> {
         let removed: Vec<&Entry> = entries.iter().filter(|entry| !after.contains_key(&entry.key)).collect();
-        // A mapping that loses all its keys, or one on the line of a `- `,
-        // cannot lose lines: it is written anew.
+        // A mapping that loses all its keys, or a key that shares its line
+        // with a `- `, cannot just lose lines: the mapping is written anew.
         if removed.len() == entries.len() || removed.iter().any(|entry| !self.starts_line(entry.key_range.start)) {
             return self.rewrite(node, &Value::Object(after.clone()), slot);
         }
@@ -186,6 +186,8 @@ impl Editor<'_> {
             return self.rewrite(node, &Value::Array(after.to_vec()), slot);
         }
         let column = self.column(dashes[0]);
+        // Item by item: kube-once appends to lists and takes its own items
+        // off their end, so the items before stay where they are.
         for (index, (b, a)) in before.iter().zip(after).enumerate() {
             let dash = dashes[index];
             self.diff(&items[index], b, a, Slot::Item { dash, column: self.column(dash) })?;
@@ -219,10 +221,10 @@ impl Editor<'_> {
         let multiline = self.line_start(last.key_range.start) > node.range.start;
         let mut text = String::new();
         for (key, value) in after.iter().filter(|(key, _)| !before.contains_key(*key)) {
-            let column = self.separate(&mut text, multiline, last.key_column);
+            Self::separate(&mut text, multiline, last.key_column);
             text.push_str(&flow(&Value::String(key.clone()), self.quoted, None));
             text.push_str(": ");
-            text.push_str(&flow(value, self.quoted, multiline.then_some((column, self.indents.map))));
+            text.push_str(&flow(value, self.quoted, multiline.then_some((last.key_column, self.indents.map))));
         }
         self.insert(end_of(last), text);
         Ok(())
@@ -239,25 +241,22 @@ impl Editor<'_> {
         let multiline = self.line_start(last.range.start) > node.range.start;
         let mut text = String::new();
         for value in &after[before.len()..] {
-            let column = self.separate(&mut text, multiline, last.column);
-            text.push_str(&flow(value, self.quoted, multiline.then_some((column, self.indents.map))));
+            Self::separate(&mut text, multiline, last.column);
+            text.push_str(&flow(value, self.quoted, multiline.then_some((last.column, self.indents.map))));
         }
         self.insert(last.range.end, text);
         Ok(())
     }
 
     /// The `,` before an entry added to a flow collection, and its line
-    /// break and indentation when the collection has one entry a line.
-    /// Returns the column of the entry's line.
-    fn separate(&self, text: &mut String, multiline: bool, column: usize) -> usize {
+    /// break and indentation (`column`) when the collection has one entry a line.
+    fn separate(text: &mut String, multiline: bool, column: usize) {
         text.push(',');
         if multiline {
             text.push('\n');
             text.extend(std::iter::repeat_n(' ', column));
-            column
         } else {
             text.push(' ');
-            column
         }
     }
 
@@ -364,6 +363,12 @@ impl Editor<'_> {
 
     fn apply(mut self) -> Result<String, Rewrite> {
         self.edits.sort_by_key(|(range, _)| range.start);
+        // What is added ends its lines as the document does.
+        if self.text.contains("\r\n") {
+            for (_, text) in &mut self.edits {
+                *text = text.replace('\n', "\r\n");
+            }
+        }
         let mut out = String::with_capacity(self.text.len() + self.edits.iter().map(|(_, t)| t.len()).sum::<usize>());
         let mut at = 0;
         for (range, text) in &self.edits {
@@ -529,6 +534,13 @@ mod tests {
             edited(text, after),
             "{\n  \"a\": {\n    \"b\": 1,\n    \"n\": {\n      \"x\": [\n        true\n      ]\n    }\n  },\n  \"c\": [],\n  \"d\": \"yes\"\n}\n"
         );
+    }
+
+    #[test]
+    fn crlf_documents_get_crlf_lines() {
+        let text = "a:\r\n  b: 1\r\nl:\r\n- x\r\n";
+        let after = json!({"a": {"b": 1, "c": 2}, "l": ["x", "z"]});
+        assert_eq!(edited(text, after), "a:\r\n  b: 1\r\n  c: 2\r\nl:\r\n- x\r\n- z\r\n");
     }
 
     #[test]
