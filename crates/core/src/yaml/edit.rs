@@ -276,8 +276,17 @@ impl Editor<'_> {
             }
             Slot::Value { colon_end, column } => {
                 let (collection, text) = block(column + indents.map, column + indents.seq, false);
-                let text = if collection { format!("\n{text}") } else { format!(" {text}") };
-                self.replace(colon_end..node.range.end.max(colon_end), text);
+                let end = node.range.end.max(colon_end);
+                let rest = self.text[end..self.line_end(end)].trim_start();
+                if collection && (rest.is_empty() || rest.starts_with('#')) {
+                    // The block goes on the lines after the key's, which keeps its comment.
+                    self.replace(colon_end..end, String::new());
+                    self.insert_line(end, text + "\n");
+                } else if collection {
+                    self.replace(colon_end..end, format!("\n{text}"));
+                } else {
+                    self.replace(colon_end..end, format!(" {text}"));
+                }
             }
             Slot::Item { dash, column } => {
                 let (_, text) = block(column + 2, column + 2, true);
@@ -362,7 +371,9 @@ impl Editor<'_> {
     }
 
     fn apply(mut self) -> Result<String, Rewrite> {
-        self.edits.sort_by_key(|(range, _)| range.start);
+        // Insertions at a place go before what is replaced from there on
+        // (lines added after a key, the next key's lines removed).
+        self.edits.sort_by_key(|(range, _)| (range.start, !range.is_empty()));
         // What is added ends its lines as the document does.
         if self.text.contains("\r\n") {
             for (_, text) in &mut self.edits {
@@ -517,6 +528,9 @@ mod tests {
         let text = "a: {}\nb:\nc: null\nd: []\n";
         let after = json!({"a": {"k": "v"}, "b": {"k": 1}, "c": ["x"], "d": [{"name": "app"}]});
         assert_eq!(edited(text, after), "a:\n  k: v\nb:\n  k: 1\nc:\n  - x\nd:\n  - name: app\n");
+        let text = "a: {}   # none yet\nb:  # nor here\nc: 1\n";
+        let after = json!({"a": {"k": "line 1\nline 2\n"}, "b": ["x"]});
+        assert_eq!(edited(text, after), "a:   # none yet\n  k: |\n    line 1\n    line 2\nb:  # nor here\n  - x\n");
     }
 
     #[test]
