@@ -17,6 +17,7 @@ pub mod chart;
 pub mod console;
 pub mod core_cases;
 pub mod databases;
+pub mod edits;
 pub mod env;
 pub mod fake_api;
 pub mod golden;

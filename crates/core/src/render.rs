@@ -8,8 +8,10 @@
 //! ([`crate::unheeded`]) becomes a warning. [`Preview::render`] then prints:
 //! - `yaml`: the stream with every document kube-once does not change
 //!   exactly as it was, byte for byte (comments, key order, quoting,
-//!   whitespace); a changed document is written anew, in its input's key
-//!   order, after its leading `---` and comment lines;
+//!   whitespace); a changed document is its own text with edits where it
+//!   changes ([`yaml::edit`]), or, where that cannot be done (aliases),
+//!   written anew in its input's key order after its leading `---` and
+//!   comment lines;
 //! - `patch`: the RFC 6902 patch of each workload (`[]` when unchanged);
 //! - `diff`: a unified diff of each changed workload (nothing when none
 //!   changes), both sides written the same way so only real changes show;
@@ -21,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::kind::Kind;
 use crate::manifest::{self, at_path, at_path_mut, workload_paths};
+use crate::yaml::edit::{Rewrite, edit};
 use crate::yaml::{self, Document, Limits, Node, YamlError};
 use crate::{Config, Mutation, Refusal};
 
@@ -284,22 +287,42 @@ impl Preview<'_> {
         }
     }
 
-    /// The document as printed by `-o yaml`: its own text when unchanged.
+    /// The document as printed by `-o yaml`: its own text when unchanged,
+    /// its own text edited when changed ([`yaml::edit`]), or, where that
+    /// cannot be done, the document written anew.
     pub fn document_yaml<'s>(&'s self, document: &DocumentPreview) -> Cow<'s, str> {
+        match self.edited(document) {
+            Ok(text) => text,
+            Err((_, rewritten)) => Cow::Owned(rewritten),
+        }
+    }
+
+    /// [`Preview::document_yaml`], saying why (the [`Rewrite`]) when a
+    /// changed document is written anew rather than edited.
+    pub fn edited<'s>(&'s self, document: &DocumentPreview) -> Result<Cow<'s, str>, (Rewrite, String)> {
         let part = &self.text[document.document.span.clone()];
-        let (true, Some(value)) = (document.changed(), &document.value) else { return Cow::Borrowed(part) };
-        let mut value = value.clone();
+        let (true, Some(before)) = (document.changed(), &document.value) else { return Ok(Cow::Borrowed(part)) };
+        let mut value = before.clone();
         for deployment in &document.workloads {
             if let (Ok(mutation), Some(slot)) = (&deployment.outcome, at_path_mut(&mut value, &deployment.path)) {
                 slot.clone_from(&mutation.object);
             }
         }
+        match edit(part, before, &value) {
+            Ok(text) => Ok(Cow::Owned(text)),
+            Err(why) => Err((why, self.rewritten(document, part, &value))),
+        }
+    }
+
+    /// A changed document written anew, in its input's key order, after its
+    /// leading `---` and comment lines.
+    fn rewritten(&self, document: &DocumentPreview, part: &str, value: &Value) -> String {
         let mut out = head(part);
-        out.push_str(&yaml::write_value(&value, document.document.node.as_ref()));
+        out.push_str(&yaml::write_value(value, document.document.node.as_ref()));
         if part.lines().any(|line| line == "..." || line.starts_with("... ") || line.starts_with("...\t")) {
             out.push_str("...\n");
         }
-        Cow::Owned(out)
+        out
     }
 
     fn workload_diff(&self, document: &DocumentPreview, deployment: &WorkloadPreview) -> String {
@@ -374,6 +397,31 @@ mod tests {
         let mutation = workload.outcome.as_ref().unwrap();
         assert!(mutation.object.get("kind").is_none(), "printed as written, without a kind");
         assert!(mutation.object.pointer("/spec/jobTemplate/spec/template/spec/initContainers").is_some());
+    }
+
+    /// A user's manifest: comments, flow style, quoting, a blank line and a
+    /// list under its key; opted in, previewed, then opted out again.
+    const COMMENTED: &str = "# leading comment\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web   # the name\n  annotations:\n    kube-once.io/run: \"migrate --yes\"\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      # app containers\n      containers:\n      - name: app\n        image: 'app:1'\n        command: [sh, -c, \"run\"]\n\n      volumes:\n        - name: data\n          emptyDir: {}\n";
+
+    fn yaml(text: &str) -> String {
+        preview(text, &Config::default(), &Limits::default()).unwrap().render(Format::Yaml)
+    }
+
+    #[test]
+    fn a_changed_document_is_edited_and_opting_out_gives_it_back_byte_for_byte() {
+        let out = yaml(COMMENTED);
+        for line in COMMENTED.lines().filter(|line| !line.contains("labels: {app: web}")) {
+            assert!(out.contains(&format!("{line}\n")), "`{line}` kept in:\n{out}");
+        }
+        assert!(out.contains("      labels: {app: web, kube-once.io/injected: \"true\"}\n"), "{out}");
+        assert!(out.contains("          emptyDir: {}\n        - name: kube-once-bin\n"), "{out}");
+        assert!(out.contains("\n      initContainers:\n      - name: kube-once-install\n"), "{out}");
+        assert_eq!(yaml(&out), out, "a second preview changes nothing");
+        let opted_out: String =
+            out.lines().filter(|l| !l.contains("kube-once.io/run")).map(|l| format!("{l}\n")).collect();
+        let original: String =
+            COMMENTED.lines().filter(|l| !l.contains("kube-once.io/run")).map(|l| format!("{l}\n")).collect();
+        assert_eq!(yaml(&opted_out), original);
     }
 
     #[test]

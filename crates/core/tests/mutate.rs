@@ -9,6 +9,8 @@
 
 #[path = "../../../tests/support/core_cases.rs"]
 mod core_cases;
+#[path = "../../../tests/support/edits.rs"]
+mod edits;
 #[path = "../../../tests/support/golden.rs"]
 mod golden;
 
@@ -956,6 +958,38 @@ mod properties {
                     ),
                 }
             }
+        }
+
+        /// `preview -o yaml` of a generated workload, written in block YAML
+        /// with either indentation style or as pretty JSON: the output only
+        /// adds lines (or changes one where tests/support/edits.rs says it
+        /// may), is an edit (never a rewrite), reads back as the patch
+        /// applied to the input, and previews to itself.
+        #[test]
+        fn preview_yaml_edits_and_reads_back_as_the_patched_object(
+            workload in generated::workload(true, &ALL_KINDS),
+            style in 0..3usize,
+        ) {
+            use kube_once_core::yaml::{Limits, read_stream, write::{Indents, write_indented}};
+            let Ok(mutation) = core::mutate(&workload, None, &Config::default()) else { return Ok(()) };
+            let text = match style {
+                0 => write_indented(&workload, None, Indents::DEFAULT),
+                1 => write_indented(&workload, None, Indents { map: 4, seq: 0 }),
+                _ => serde_json::to_string_pretty(&workload).unwrap() + "\n",
+            };
+            let preview = core::preview(&text, &Config::default(), &Limits::default()).unwrap();
+            for document in &preview.documents {
+                prop_assert!(preview.edited(document).is_ok(), "written anew:\n{}", text);
+            }
+            let output = preview.render(core::Format::Yaml);
+            if let Err(hunk) = edits::only_added_lines("the generated workload", &text, &output) {
+                prop_assert!(false, "{}", hunk);
+            }
+            let read = read_stream(&output, &Limits::default()).unwrap();
+            prop_assert_eq!(read.len(), 1);
+            prop_assert_eq!(read[0].to_json().unwrap(), Some(apply(&workload, &mutation)));
+            let again = core::preview(&output, &Config::default(), &Limits::default()).unwrap();
+            prop_assert_eq!(again.render(core::Format::Yaml), output);
         }
 
         /// Injected with one delivery, admitted under a config with the

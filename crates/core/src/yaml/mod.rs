@@ -15,10 +15,14 @@
 //! - [`write`](mod@write): a JSON value as block YAML, keys in the order of an optional
 //!   [`Node`] hint, strings quoted whenever any reader would take them for
 //!   something else.
+//! - [`edit`](mod@edit): a changed document as edits of its own text (what
+//!   need not change stays byte for byte), from where each node is in it.
 //!
 //! The parser is granit-parser (pure Rust, YAML 1.2 syntax); this module
 //! owns what it does not: YAML 1.1 resolution, limits, document spans.
 
+pub mod edit;
+mod layout;
 pub mod resolve;
 pub mod write;
 

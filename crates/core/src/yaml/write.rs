@@ -23,16 +23,142 @@ pub fn to_yaml(value: &Value) -> String {
 
 /// `value` as a YAML document (no `---`), keys in `hint`'s order first.
 pub fn write_value(value: &Value, hint: Option<&Node>) -> String {
+    write_indented(value, hint, Indents::DEFAULT)
+}
+
+/// [`write_value`] with `indents` rather than two columns for both.
+pub fn write_indented(value: &Value, hint: Option<&Node>, indents: Indents) -> String {
     let mut out = String::new();
     match value {
-        Value::Object(map) if !map.is_empty() => entries(&mut out, map, hint, 0, false),
-        Value::Array(items) if !items.is_empty() => sequence(&mut out, items, hint, 0, false),
+        Value::Object(map) if !map.is_empty() => entries(&mut out, map, hint, 0, false, indents),
+        Value::Array(items) if !items.is_empty() => sequence(&mut out, items, hint, 0, false, indents),
         scalar => {
             scalar_value(&mut out, scalar, 2);
             out.push('\n');
         }
     }
     out
+}
+
+/// How far a document indents what a key holds: a nested mapping by
+/// `map` columns, a block list by `seq` (`0` writes its `- ` under the key,
+/// as kubectl and many charts do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indents {
+    pub map: usize,
+    pub seq: usize,
+}
+
+impl Indents {
+    pub const DEFAULT: Indents = Indents { map: 2, seq: 2 };
+}
+
+/// The entries of a non-empty `map` as block YAML at `width`, the first one
+/// right where the output is when `inline` (after a `- `); keys sorted,
+/// `name` first. Ends with a line break.
+pub(crate) fn block_entries(map: &Map<String, Value>, width: usize, inline: bool, indents: Indents) -> String {
+    let mut out = String::new();
+    entries(&mut out, map, None, width, inline, indents);
+    out
+}
+
+/// The non-empty `items` as a block list at `width` (see [`block_entries`]).
+pub(crate) fn block_items(items: &[Value], width: usize, inline: bool, indents: Indents) -> String {
+    let mut out = String::new();
+    sequence(&mut out, items, None, width, inline, indents);
+    out
+}
+
+/// A scalar (or an empty collection) in block context, without a line
+/// break; a multi-line string's literal block lines are indented by `width`.
+pub(crate) fn block_scalar(value: &Value, width: usize) -> String {
+    let mut out = String::new();
+    scalar_value(&mut out, value, width);
+    out
+}
+
+/// `value` in flow style: as JSON when `quoted` (the document is JSON),
+/// otherwise with strings double-quoted only when a reader could take them
+/// for something else; one line,
+/// or, with `pretty: Some(width)`, one entry a line as JSON is pretty-printed
+/// (closing bracket at `width`, entries `step` further).
+pub(crate) fn flow(value: &Value, quoted: bool, pretty: Option<(usize, usize)>) -> String {
+    let mut out = String::new();
+    flow_value(&mut out, value, quoted, pretty);
+    out
+}
+
+fn flow_value(out: &mut String, value: &Value, quoted: bool, pretty: Option<(usize, usize)>) {
+    let (open, close, len) = match value {
+        Value::Object(map) if !map.is_empty() => ('{', '}', map.len()),
+        Value::Array(items) if !items.is_empty() => ('[', ']', items.len()),
+        Value::String(text) => return flow_string(out, text, quoted),
+        scalar => return scalar_value(out, scalar, 0),
+    };
+    out.push(open);
+    let inner = pretty.map(|(width, step)| (width + step, step));
+    for index in 0..len {
+        if index > 0 {
+            out.push(',');
+            if pretty.is_none() {
+                out.push(' ');
+            }
+        }
+        if let Some((width, _)) = inner {
+            out.push('\n');
+            indent(out, width);
+        }
+        match value {
+            Value::Object(map) => {
+                if let Some((key, item)) = map.iter().nth(index) {
+                    flow_string(out, key, quoted);
+                    out.push_str(": ");
+                    flow_value(out, item, quoted, inner);
+                }
+            }
+            Value::Array(items) => flow_value(out, &items[index], quoted, inner),
+            _ => {}
+        }
+    }
+    if let Some((width, _)) = pretty {
+        out.push('\n');
+        indent(out, width);
+    }
+    out.push(close);
+}
+
+/// Plain only when it is safe in block context and has none of the
+/// characters that end a plain scalar in flow context (PyYAML also refuses
+/// a `:` inside one there).
+fn flow_string(out: &mut String, text: &str, quoted: bool) {
+    if quoted {
+        json_string(out, text);
+    } else if is_plain_safe(text) && !text.contains([',', '[', ']', '{', '}', ':', '#']) {
+        out.push_str(text);
+    } else {
+        double_quoted(out, text);
+    }
+}
+
+/// A JSON string that every YAML reader also reads as this string: JSON's
+/// escapes only, and `\uXXXX` for the characters some YAML reader takes for
+/// a line break or refuses unescaped (DEL, U+0085, U+2028, ...).
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || special(c) || matches!(c, '\u{2028}' | '\u{2029}') => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// YAML caps an implicit (`key: value`) key at 1024 characters.
@@ -44,7 +170,14 @@ fn indent(out: &mut String, width: usize) {
 
 /// The entries of a non-empty mapping at `width`; the first one right where
 /// the output is when `inline` (after a `- `).
-fn entries(out: &mut String, map: &Map<String, Value>, hint: Option<&Node>, width: usize, inline: bool) {
+fn entries(
+    out: &mut String,
+    map: &Map<String, Value>,
+    hint: Option<&Node>,
+    width: usize,
+    inline: bool,
+    indents: Indents,
+) {
     for (index, (key, value, hint)) in ordered(map, hint).into_iter().enumerate() {
         if index > 0 || !inline {
             indent(out, width);
@@ -64,22 +197,22 @@ fn entries(out: &mut String, map: &Map<String, Value>, hint: Option<&Node>, widt
         match value {
             Value::Object(map) if !map.is_empty() => {
                 out.push('\n');
-                entries(out, map, hint, width + 2, false);
+                entries(out, map, hint, width + indents.map, false, indents);
             }
             Value::Array(items) if !items.is_empty() => {
                 out.push('\n');
-                sequence(out, items, hint, width + 2, false);
+                sequence(out, items, hint, width + indents.seq, false, indents);
             }
             scalar => {
                 out.push(' ');
-                scalar_value(out, scalar, width + 2);
+                scalar_value(out, scalar, width + indents.map);
                 out.push('\n');
             }
         }
     }
 }
 
-fn sequence(out: &mut String, items: &[Value], hint: Option<&Node>, width: usize, inline: bool) {
+fn sequence(out: &mut String, items: &[Value], hint: Option<&Node>, width: usize, inline: bool, indents: Indents) {
     for (index, value) in items.iter().enumerate() {
         if index > 0 || !inline {
             indent(out, width);
@@ -87,8 +220,8 @@ fn sequence(out: &mut String, items: &[Value], hint: Option<&Node>, width: usize
         out.push_str("- ");
         let hint = hint.and_then(|hint| hint.item(index));
         match value {
-            Value::Object(map) if !map.is_empty() => entries(out, map, hint, width + 2, true),
-            Value::Array(items) if !items.is_empty() => sequence(out, items, hint, width + 2, true),
+            Value::Object(map) if !map.is_empty() => entries(out, map, hint, width + 2, true, indents),
+            Value::Array(items) if !items.is_empty() => sequence(out, items, hint, width + 2, true, indents),
             scalar => {
                 scalar_value(out, scalar, width + 2);
                 out.push('\n');
