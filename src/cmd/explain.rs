@@ -185,8 +185,8 @@ fn with_namespace(deployment: &Value, namespace: Option<&str>) -> anyhow::Result
 /// One workload's verdict as `-o json` gives it (docs/cli.md): the
 /// workload as `injected -o json` names it, then `verdict` (`injected`,
 /// `unchanged`, `refused`, `not-sent`, `rejected`), `summary` (the text
-/// line), `reason` (why not sent, rejected or refused), `patch` (the
-/// operations, when injected) and `warnings`.
+/// line), `reason` (why not sent, rejected or refused), `operations` (the patch's
+/// operations, one line each, when injected) and `warnings`.
 fn verdict_value(file: &str, object: &Value, verdict: &Verdict) -> Value {
     let mut value = super::injected::entry(file, object);
     let (name, reason, patch): (&str, Option<&str>, Option<&[String]>) = match verdict {
@@ -203,7 +203,7 @@ fn verdict_value(file: &str, object: &Value, verdict: &Verdict) -> Value {
             fields.insert("reason".to_owned(), reason.into());
         }
         if let Some(patch) = patch {
-            fields.insert("patch".to_owned(), patch.into());
+            fields.insert("operations".to_owned(), patch.into());
         }
         fields.insert("warnings".to_owned(), verdict.warnings().into());
     }
