@@ -193,7 +193,11 @@ fn explain_and_injected_print_one_documented_value() {
     let value: Value = serde_json::from_str(&explain.stdout).unwrap();
     let verdicts: Vec<&str> =
         value["workloads"].as_array().unwrap().iter().map(|w| w["verdict"].as_str().unwrap()).collect();
-    assert_eq!(verdicts, ["unchanged", "not-sent", "injected"], "paths in name order (nested/ first), as kubectl walks them");
+    assert_eq!(
+        verdicts,
+        ["unchanged", "not-sent", "injected"],
+        "paths in name order (nested/ first), as kubectl walks them"
+    );
     let yaml = kube_once(&["injected", "-R", "-f", &format!("{fixtures}/manifests"), "-o", "yaml"]);
     let json = kube_once(&["injected", "-R", "-f", &format!("{fixtures}/manifests"), "-o", "json"]);
     assert_eq!(

@@ -217,8 +217,8 @@ fn every_corpus_deployment_annotated_is_valid_idempotent_and_reversible() {
         // Admitting the output again changes nothing.
         let again = preview(&["-f", "-", "-o", "patch"], Some(&run.stdout));
         assert_eq!(again.code, 0, "{name}: {}", again.stderr);
-        let patches: Vec<Value> =
-            serde_json::Deserializer::from_str(&again.stdout).into_iter().map(Result::unwrap).collect();
+        let items: Vec<Value> = serde_json::from_str(&again.stdout).unwrap();
+        let patches: Vec<Value> = items.iter().map(|item| item["patch"].clone()).collect();
         assert_eq!(patches.len(), originals.len(), "{name}");
         assert!(patches.iter().all(|p| p == &json!([])), "{name}: a second preview must be empty: {patches:?}");
         let diff = preview(&["-f", "-", "-o", "diff"], Some(&run.stdout));
@@ -359,9 +359,11 @@ fn only_apps_v1_deployments_are_mutated_and_lists_are_flattened() {
     ]});
     let run = preview(&["-f", "-", "-o", "json"], Some(&serde_json::to_string(&list).unwrap()));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let answers: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
-    let names: Vec<&str> = answers.iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["top", "nested", "bare"], "apps/v1beta1 is no longer served, so not mutated");
+    let output: Value = serde_json::from_str(&run.stdout).unwrap();
+    let list = &output["items"][0];
+    let injected = |pointer: &str| list.pointer(&format!("{pointer}/spec/template/spec/initContainers")).is_some();
+    assert!(injected("/items/0") && injected("/items/1/items/0") && injected("/items/2/items/0"), "{list}");
+    assert!(!injected("/items/3"), "apps/v1beta1 is no longer served, so not mutated");
     let yaml = preview(&["-f", "-", "-o", "yaml"], Some(&serde_json::to_string(&list).unwrap()));
     let out: Value = parts(&yaml.stdout).into_iter().find_map(|(_, v)| v).unwrap();
     assert!(out.pointer("/items/1/items/0/spec/template/spec/initContainers").is_some(), "the List stays a List");
@@ -424,11 +426,18 @@ fn every_kind_previews_in_every_format() {
         let patch = preview(&["-f", &input, "-o", "patch"], None);
         assert_eq!(patch.code, 0, "{case}: {}", patch.stderr);
         let golden = std::fs::read_to_string(support::fixtures("core").join(format!("{case}.patch.json"))).unwrap();
-        assert_eq!(patch.stdout, golden, "{case}: preview and the core agree");
+        let items: Vec<Value> = serde_json::from_str(&patch.stdout).unwrap();
+        assert_eq!(items.len(), 1, "{case}");
+        assert_eq!(
+            items[0]["patch"],
+            serde_json::from_str::<Value>(&golden).unwrap(),
+            "{case}: preview and the core agree"
+        );
         let yaml = preview(&["-f", &input, "-o", "yaml"], None);
         assert_eq!(yaml.code, 0, "{case}: {}", yaml.stderr);
         let again = preview(&["-f", "-", "-o", "patch"], Some(&yaml.stdout));
-        assert_eq!(again.stdout, "[]\n", "{case}: previewing the output again changes nothing");
+        let again: Vec<Value> = serde_json::from_str(&again.stdout).unwrap();
+        assert_eq!(again[0]["patch"], json!([]), "{case}: previewing the output again changes nothing");
         let path = dir.path().join(format!("{case}.yaml"));
         std::fs::write(&path, &yaml.stdout).unwrap();
         match case {
@@ -439,9 +448,9 @@ fn every_kind_previews_in_every_format() {
         assert_eq!(diff.code, 1, "{case}: {}", diff.stderr);
         assert!(diff.stdout.starts_with(&format!("--- a/{label}\n+++ b/{label}\n")), "{case}: {}", diff.stdout);
         let json = preview(&["-f", &input, "-o", "json"], None);
-        let answers: Vec<Value> = serde_json::from_str(&json.stdout).unwrap();
-        assert_eq!(answers.len(), 1, "{case}");
-        assert_eq!(answers[0]["patch"], serde_json::from_str::<Value>(&golden).unwrap(), "{case}");
+        let list: Value = serde_json::from_str(&json.stdout).unwrap();
+        let mutated: Vec<Value> = parts(&yaml.stdout).into_iter().filter_map(|(_, v)| v).collect();
+        assert_eq!(list["items"], json!(mutated), "{case}: -o json lists what -o yaml prints");
     }
     assert_strict_valid(&valid);
     assert_rollouts_valid(&rollouts);
@@ -465,7 +474,10 @@ fn every_kind_previews_in_every_format() {
                     ---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: rs\n  annotations:\n    kube-once.io/run: migrate\n\
                     ---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: old\n  annotations:\n    kube-once.io/run: migrate\n";
     let run = preview(&["-f", "-", "-o", "patch"], Some(unheeded));
-    assert_eq!((run.code, run.stdout.as_str()), (0, "[]\n"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let patches: Vec<(&str, &Value)> = items.iter().map(|i| (i["name"].as_str().unwrap(), &i["patch"])).collect();
+    assert_eq!(patches, [("typo", &json!([]))], "only the Deployment is a workload, and it is left alone");
     let warnings: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(warnings.len(), 3, "{}", run.stderr);
     assert_eq!(
@@ -540,7 +552,8 @@ fn f_is_repeatable_and_takes_directories_recursively_with_r() {
     assert!(both.stdout.ends_with(&grafana), "files stay apart and untouched");
     let patches = preview(&["-f", "examples/superset.yaml", "-f", "examples/superset.yaml"], None);
     assert_eq!(patches.code, 0, "{}", patches.stderr);
-    assert_eq!(serde_json::Deserializer::from_str(&patches.stdout).into_iter::<Value>().count(), 2);
+    let items: Vec<Value> = serde_json::from_str(&patches.stdout).expect("one JSON value for both files");
+    assert_eq!(items.len(), 2);
 }
 
 // ------------------------------------------- YAML 1.1 read-back (PyYAML)
@@ -809,7 +822,9 @@ mod cli {
     fn patch_output_applies_to_the_input() {
         let Run { code, stdout, stderr } = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
         assert_eq!(code, 0, "{stderr}");
-        let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
+        let items: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+        assert_eq!((items[0]["kind"].as_str(), items[0]["name"].as_str()), (Some("Deployment"), Some("superset")));
+        let patch: json_patch::Patch = serde_json::from_value(items[0]["patch"].clone()).unwrap();
         let input = kube_once_core::parse_documents(
             &std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap(),
         )
