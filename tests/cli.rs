@@ -368,3 +368,20 @@ fn text_logs_into_a_pipe_have_no_colour() {
     assert!(stderr.contains("KUBE_ONCE_TEST_NO_SUCH_VAR"), "a text log line was written: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "no ANSI escape into a pipe: {stderr:?}");
 }
+
+/// `serve`'s start-up line names its addresses plainly (no Rust `Some(...)`),
+/// and its text log into a file carries no colour.
+#[tokio::test]
+async fn serve_logs_plain_values() {
+    let server = support::serve::Serve::new().preview().start().await;
+    let log = server.log();
+    let serving = log.lines().find(|line| line.contains(" listen=")).unwrap_or_else(|| panic!("{log}"));
+    let preview = server.preview_addr().expect("the preview address, read from the log line");
+    assert!(serving.contains(&format!("preview_listen={preview}")), "{serving}");
+    assert!(!log.contains("Some("), "{log}");
+    assert!(!log.contains('\u{1b}'), "text logs into a file have no ANSI escapes: {log:?}");
+
+    let server = support::serve::Serve::new().start().await;
+    let log = server.log();
+    assert!(!log.contains("preview_listen"), "no preview listener, no field: {log}");
+}
