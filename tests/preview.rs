@@ -269,13 +269,14 @@ fn hostile_documents_are_refused_with_a_clear_message() {
     for depth in 0..1000 {
         deep_block.push_str(&format!("{}- a:\n", " ".repeat(depth * 2)));
     }
-    let duplicate = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\n  labels: {app: x}\n  name: b\n";
+    // Annotated, so rewritten: the value the last `name` overrides would be lost.
+    let duplicate = format!("apiVersion: v1\nkind: ConfigMap\n---\n{}", DUPLICATE_NAME);
     let cases: [(&str, &str, &str); 5] = [
         ("billion laughs", &laughs, "billion laughs"),
         ("deep flow nesting", &deep_flow, "nested deeper than 200 levels"),
         ("deep flow mappings", &deep_map, "nested deeper than 200 levels"),
         ("deep block nesting", &deep_block, "nested deeper than 200 levels"),
-        ("duplicate key", duplicate, "document 2 (line 9): duplicate key \"name\""),
+        ("duplicate key", &duplicate, "document 2 (line 9): duplicate key \"name\""),
     ];
     for (case, input, message) in cases {
         for output in ["yaml", "diff"] {
@@ -286,6 +287,47 @@ fn hostile_documents_are_refused_with_a_clear_message() {
             assert!(run.stderr.contains(message) && run.stderr.contains("stdin"), "{case}: {}", run.stderr);
         }
     }
+}
+
+/// An annotated Deployment whose `metadata.name` is given twice (line 6).
+const DUPLICATE_NAME: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\n  annotations: {kube-once.io/run: migrate}\n  name: b\n\
+spec:\n  selector:\n    matchLabels: {app: b}\n  template:\n    metadata:\n      labels: {app: b}\n    spec:\n      \
+containers:\n      - name: app\n        image: app:1\n";
+
+/// A duplicate key kubectl applies (the last value wins): in a document
+/// kube-once leaves alone, it passes through byte for byte with a warning;
+/// in one kube-once would rewrite, it is refused as before, since the
+/// rewrite would silently drop the overridden value.
+#[test]
+fn duplicate_keys_pass_through_only_where_nothing_is_rewritten() {
+    let config_map =
+        "# settings\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n  a: \"2\"\n";
+    let plain =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: plain\n  labels: {app: x, app: z}\nspec: {}\n";
+    let stream = format!("{config_map}---\n{plain}");
+    let yaml = preview(&["-f", "-", "-o", "yaml"], Some(&stream));
+    assert_eq!(yaml.code, 0, "{}", yaml.stderr);
+    assert_eq!(yaml.stdout, stream, "byte for byte");
+    let warnings: Vec<&str> = yaml.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", yaml.stderr);
+    assert!(warnings[0].starts_with("warning: document 1 (line 8): duplicate key \"a\""), "{}", warnings[0]);
+    assert!(warnings[1].contains("document 2 (line 14): duplicate key \"app\""), "{}", warnings[1]);
+    assert!(warnings.iter().all(|w| w.ends_with("kube-once passes this document through unchanged")), "{warnings:?}");
+
+    let json = preview(&["-f", "-", "-o", "json"], Some(&stream));
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let list: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(list["items"][0]["data"], json!({"a": "2"}), "the last value wins, as in Kubernetes");
+    assert_eq!(list["items"][1]["metadata"]["labels"], json!({"app": "z"}));
+
+    let refused = preview(&["-f", "-", "-o", "yaml"], Some(&format!("{stream}---\n{DUPLICATE_NAME}")));
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("document 3 (line 22): duplicate key \"name\" in a mapping; keep one"),
+        "today's message: {}",
+        refused.stderr
+    );
 }
 
 /// DEL (U+007F) is valid in a JSON string and in a YAML quoted scalar
@@ -921,12 +963,34 @@ mod server_preview {
         for (body, reason) in [
             ("[".repeat(100 * 1024), "nested deeper than 200 levels"),
             (laughs, "billion laughs"),
-            ("a: 1\na: 2\n".to_owned(), "document 1 (line 2): duplicate key \"a\""),
+            (DUPLICATE_NAME.to_owned(), "document 1 (line 6): duplicate key \"name\""),
         ] {
             let (status, text) = call(server::preview_router(state.clone()), Method::POST, "/preview", body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
             assert!(text.contains(reason), "expected `{reason}` in `{text}`");
         }
+    }
+
+    /// As `preview`: a duplicate key in a workload kube-once leaves alone
+    /// passes through (with a warning), one it would rewrite is refused.
+    #[tokio::test]
+    async fn duplicate_keys_pass_through_untouched_workloads() {
+        let state = AppState::new(Config::default());
+        let plain =
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: plain\n  labels: {app: x, app: z}\nspec: {}\n";
+        let (status, text) =
+            call(server::preview_router(state.clone()), Method::POST, "/preview?format=yaml", plain.to_owned()).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, plain));
+        let (status, text) =
+            call(server::preview_router(state.clone()), Method::POST, "/preview?format=json", plain.to_owned()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let warnings = answer["warnings"].as_array().unwrap();
+        assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("duplicate key \"app\"")), "{answer}");
+        let (status, text) =
+            call(server::preview_router(state), Method::POST, "/preview?format=yaml", DUPLICATE_NAME.to_owned()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains("document 1 (line 6): duplicate key \"name\""), "{text}");
     }
 
     /// `?format=yaml` is `kube-once preview -o yaml`: the other documents of

@@ -130,7 +130,7 @@ impl DocumentPreview {
 /// the nodes read: many annotated workloads cost several times what their
 /// text does, and are refused when the stream's budget runs out.
 pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Preview<'a>, YamlError> {
-    let read = yaml::read_stream(text, limits)?;
+    let read = yaml::read_stream_lenient(text, limits)?;
     let mut nodes: usize = read.iter().map(|document| document.nodes).sum();
     let mut documents: Vec<DocumentPreview> = Vec::with_capacity(read.len());
     for mut document in read {
@@ -152,12 +152,21 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
                     .collect()
             })
             .unwrap_or_default();
-        let notes = match &value {
+        let mut notes: Vec<String> = match &value {
             Some(value) => objects(value).flat_map(manifest::unheeded).collect(),
             None => document.node.as_ref().map(notes_of_node).unwrap_or_default(),
         };
-        // Memory: a document printed as it was needs neither its tree nor its JSON.
         let changed = workloads.iter().any(WorkloadPreview::changed);
+        if let Some(duplicate) = document.duplicate_key.take() {
+            // Rewriting it would drop the values the last one overrides,
+            // silently; passed through, it is what the user wrote, and
+            // Kubernetes reads it so.
+            if changed {
+                return Err(duplicate);
+            }
+            notes.push(format!("{duplicate}; kube-once passes this document through unchanged"));
+        }
+        // Memory: a document printed as it was needs neither its tree nor its JSON.
         if !changed {
             document.node = None;
         }
@@ -302,7 +311,7 @@ impl Preview<'_> {
                 continue;
             }
             let part = &self.text[document.document.span.clone()];
-            let again = yaml::read_stream(part, &self.limits).map_err(|error| YamlError {
+            let again = yaml::read_stream_lenient(part, &self.limits).map_err(|error| YamlError {
                 document: document.document.number,
                 line: document.document.line + error.line.saturating_sub(1),
                 ..error
