@@ -8,7 +8,7 @@
 //!
 //! Exit codes, as kubectl's: 0 done; 1 a workload is refused or the input
 //! cannot be read (`-o diff`: 1 means there are differences, and errors
-//! exit 2, like `kubectl diff`).
+//! exit 2, like `kubectl diff`); 64 a usage error (`super::exit::PREVIEW`).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
