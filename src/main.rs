@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// The webhook server is allocation-heavy (every admission builds JSON maps),
 /// and musl's allocator is slow: mimalloc (Cargo.toml says why this one).
 #[global_allocator]
@@ -31,5 +29,5 @@ fn main() -> ExitCode {
         // allows at any time from any thread; the index is checked above.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
     }
-    kube_once::cmd::run(kube_once::cmd::Cli::parse())
+    kube_once::cmd::run(kube_once::cmd::parse())
 }

@@ -290,7 +290,7 @@ fn unusable_inputs_are_reported() {
     assert_eq!(conflicting.code, 1);
     assert!(conflicting.stderr.contains("its manifest says namespace apps, -n says data"), "{}", conflicting.stderr);
     let bad_labels = explain(&manifest, &rendered, &["--namespace-labels", "team"]);
-    assert_eq!(bad_labels.code, 2, "a usage error is clap's 2: {}", bad_labels.stderr);
+    assert_eq!(bad_labels.code, 64, "a usage error exits 64 (docs/cli.md): {}", bad_labels.stderr);
     let no_deployment = explain_with(&rendered.config, &rendered.chart, None, &[]);
     assert_eq!(no_deployment.code, 1);
     assert!(

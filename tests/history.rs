@@ -165,7 +165,7 @@ fn forget_makes_the_next_lock_run_again(db: Db) {
 
     // Neither --key nor --image: a usage error from the parser.
     let unfiltered = pod(&scenario, &["forget", "--yes"]);
-    assert_eq!(unfiltered.status.code(), Some(2), "{}", describe(&unfiltered));
+    assert_eq!(unfiltered.status.code(), Some(64), "{}", describe(&unfiltered));
 
     let forgot = pod(&scenario, &["forget", "--key", "v1", "--yes"]);
     assert_eq!(forgot.status.code(), Some(0), "{}", describe(&forgot));

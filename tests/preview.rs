@@ -312,8 +312,8 @@ fn every_corpus_workload_annotated_is_valid_idempotent_and_reversible() {
         // Admitting the output again changes nothing.
         let again = preview(&["-f", "-", "-o", "patch"], Some(&run.stdout));
         assert_eq!(again.code, 0, "{name}: {}", again.stderr);
-        let patches: Vec<Value> =
-            serde_json::Deserializer::from_str(&again.stdout).into_iter().map(Result::unwrap).collect();
+        let items: Vec<Value> = serde_json::from_str(&again.stdout).unwrap();
+        let patches: Vec<Value> = items.iter().map(|item| item["patch"].clone()).collect();
         assert_eq!(patches.len(), originals.len(), "{name}");
         assert!(patches.iter().all(|p| p == &json!([])), "{name}: a second preview must be empty: {patches:?}");
         let diff = preview(&["-f", "-", "-o", "diff"], Some(&run.stdout));
@@ -377,13 +377,14 @@ fn hostile_documents_are_refused_with_a_clear_message() {
     for depth in 0..1000 {
         deep_block.push_str(&format!("{}- a:\n", " ".repeat(depth * 2)));
     }
-    let duplicate = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\n  labels: {app: x}\n  name: b\n";
+    // Annotated, so rewritten: the value the last `name` overrides would be lost.
+    let duplicate = format!("apiVersion: v1\nkind: ConfigMap\n---\n{}", DUPLICATE_NAME);
     let cases: [(&str, &str, &str); 5] = [
         ("billion laughs", &laughs, "billion laughs"),
         ("deep flow nesting", &deep_flow, "nested deeper than 200 levels"),
         ("deep flow mappings", &deep_map, "nested deeper than 200 levels"),
         ("deep block nesting", &deep_block, "nested deeper than 200 levels"),
-        ("duplicate key", duplicate, "document 2 (line 9): duplicate key \"name\""),
+        ("duplicate key", &duplicate, "document 2 (line 9): duplicate key \"name\""),
     ];
     for (case, input, message) in cases {
         for output in ["yaml", "diff"] {
@@ -394,6 +395,47 @@ fn hostile_documents_are_refused_with_a_clear_message() {
             assert!(run.stderr.contains(message) && run.stderr.contains("stdin"), "{case}: {}", run.stderr);
         }
     }
+}
+
+/// An annotated Deployment whose `metadata.name` is given twice (line 6).
+const DUPLICATE_NAME: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\n  annotations: {kube-once.io/run: migrate}\n  name: b\n\
+spec:\n  selector:\n    matchLabels: {app: b}\n  template:\n    metadata:\n      labels: {app: b}\n    spec:\n      \
+containers:\n      - name: app\n        image: app:1\n";
+
+/// A duplicate key kubectl applies (the last value wins): in a document
+/// kube-once leaves alone, it passes through byte for byte with a warning;
+/// in one kube-once would rewrite, it is refused as before, since the
+/// rewrite would silently drop the overridden value.
+#[test]
+fn duplicate_keys_pass_through_only_where_nothing_is_rewritten() {
+    let config_map =
+        "# settings\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n  a: \"2\"\n";
+    let plain =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: plain\n  labels: {app: x, app: z}\nspec: {}\n";
+    let stream = format!("{config_map}---\n{plain}");
+    let yaml = preview(&["-f", "-", "-o", "yaml"], Some(&stream));
+    assert_eq!(yaml.code, 0, "{}", yaml.stderr);
+    assert_eq!(yaml.stdout, stream, "byte for byte");
+    let warnings: Vec<&str> = yaml.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", yaml.stderr);
+    assert!(warnings[0].starts_with("warning: document 1 (line 8): duplicate key \"a\""), "{}", warnings[0]);
+    assert!(warnings[1].contains("document 2 (line 14): duplicate key \"app\""), "{}", warnings[1]);
+    assert!(warnings.iter().all(|w| w.ends_with("kube-once passes this document through unchanged")), "{warnings:?}");
+
+    let json = preview(&["-f", "-", "-o", "json"], Some(&stream));
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let list: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(list["items"][0]["data"], json!({"a": "2"}), "the last value wins, as in Kubernetes");
+    assert_eq!(list["items"][1]["metadata"]["labels"], json!({"app": "z"}));
+
+    let refused = preview(&["-f", "-", "-o", "yaml"], Some(&format!("{stream}---\n{DUPLICATE_NAME}")));
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("document 3 (line 22): duplicate key \"name\" in a mapping; keep one"),
+        "today's message: {}",
+        refused.stderr
+    );
 }
 
 /// DEL (U+007F) is valid in a JSON string and in a YAML quoted scalar
@@ -467,9 +509,11 @@ fn only_apps_v1_deployments_are_mutated_and_lists_are_flattened() {
     ]});
     let run = preview(&["-f", "-", "-o", "json"], Some(&serde_json::to_string(&list).unwrap()));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let answers: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
-    let names: Vec<&str> = answers.iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["top", "nested", "bare"], "apps/v1beta1 is no longer served, so not mutated");
+    let output: Value = serde_json::from_str(&run.stdout).unwrap();
+    let list = &output["items"][0];
+    let injected = |pointer: &str| list.pointer(&format!("{pointer}/spec/template/spec/initContainers")).is_some();
+    assert!(injected("/items/0") && injected("/items/1/items/0") && injected("/items/2/items/0"), "{list}");
+    assert!(!injected("/items/3"), "apps/v1beta1 is no longer served, so not mutated");
     let yaml = preview(&["-f", "-", "-o", "yaml"], Some(&serde_json::to_string(&list).unwrap()));
     let out: Value = parts(&yaml.stdout).into_iter().find_map(|(_, v)| v).unwrap();
     assert!(out.pointer("/items/1/items/0/spec/template/spec/initContainers").is_some(), "the List stays a List");
@@ -504,11 +548,18 @@ fn every_kind_previews_in_every_format() {
         let patch = preview(&["-f", &input, "-o", "patch"], None);
         assert_eq!(patch.code, 0, "{case}: {}", patch.stderr);
         let golden = std::fs::read_to_string(support::fixtures("core").join(format!("{case}.patch.json"))).unwrap();
-        assert_eq!(patch.stdout, golden, "{case}: preview and the core agree");
+        let items: Vec<Value> = serde_json::from_str(&patch.stdout).unwrap();
+        assert_eq!(items.len(), 1, "{case}");
+        assert_eq!(
+            items[0]["patch"],
+            serde_json::from_str::<Value>(&golden).unwrap(),
+            "{case}: preview and the core agree"
+        );
         let yaml = preview(&["-f", &input, "-o", "yaml"], None);
         assert_eq!(yaml.code, 0, "{case}: {}", yaml.stderr);
         let again = preview(&["-f", "-", "-o", "patch"], Some(&yaml.stdout));
-        assert_eq!(again.stdout, "[]\n", "{case}: previewing the output again changes nothing");
+        let again: Vec<Value> = serde_json::from_str(&again.stdout).unwrap();
+        assert_eq!(again[0]["patch"], json!([]), "{case}: previewing the output again changes nothing");
         let path = dir.path().join(format!("{case}.yaml"));
         std::fs::write(&path, &yaml.stdout).unwrap();
         match case {
@@ -519,9 +570,9 @@ fn every_kind_previews_in_every_format() {
         assert_eq!(diff.code, 1, "{case}: {}", diff.stderr);
         assert!(diff.stdout.starts_with(&format!("--- a/{label}\n+++ b/{label}\n")), "{case}: {}", diff.stdout);
         let json = preview(&["-f", &input, "-o", "json"], None);
-        let answers: Vec<Value> = serde_json::from_str(&json.stdout).unwrap();
-        assert_eq!(answers.len(), 1, "{case}");
-        assert_eq!(answers[0]["patch"], serde_json::from_str::<Value>(&golden).unwrap(), "{case}");
+        let list: Value = serde_json::from_str(&json.stdout).unwrap();
+        let mutated: Vec<Value> = parts(&yaml.stdout).into_iter().filter_map(|(_, v)| v).collect();
+        assert_eq!(list["items"], json!(mutated), "{case}: -o json lists what -o yaml prints");
     }
     assert_strict_valid(&valid);
     assert_rollouts_valid(&rollouts);
@@ -539,7 +590,10 @@ fn every_kind_previews_in_every_format() {
                     ---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: rs\n  annotations:\n    kube-once.io/run: migrate\n\
                     ---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: old\n  annotations:\n    kube-once.io/run: migrate\n";
     let run = preview(&["-f", "-", "-o", "patch"], Some(unheeded));
-    assert_eq!((run.code, run.stdout.as_str()), (0, "[]\n"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let patches: Vec<(&str, &Value)> = items.iter().map(|i| (i["name"].as_str().unwrap(), &i["patch"])).collect();
+    assert_eq!(patches, [("typo", &json!([]))], "only the Deployment is a workload, and it is left alone");
     let warnings: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(warnings.len(), 3, "{}", run.stderr);
     assert_eq!(
@@ -614,7 +668,8 @@ fn f_is_repeatable_and_takes_directories_recursively_with_r() {
     assert!(both.stdout.ends_with(&grafana), "files stay apart and untouched");
     let patches = preview(&["-f", "examples/superset.yaml", "-f", "examples/superset.yaml"], None);
     assert_eq!(patches.code, 0, "{}", patches.stderr);
-    assert_eq!(serde_json::Deserializer::from_str(&patches.stdout).into_iter::<Value>().count(), 2);
+    let items: Vec<Value> = serde_json::from_str(&patches.stdout).expect("one JSON value for both files");
+    assert_eq!(items.len(), 2);
 }
 
 // ------------------------------------------- YAML 1.1 read-back (PyYAML)
@@ -883,7 +938,9 @@ mod cli {
     fn patch_output_applies_to_the_input() {
         let Run { code, stdout, stderr } = preview(&["-f", "examples/superset.yaml", "-o", "patch"], None);
         assert_eq!(code, 0, "{stderr}");
-        let patch: json_patch::Patch = serde_json::from_str(&stdout).unwrap();
+        let items: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+        assert_eq!((items[0]["kind"].as_str(), items[0]["name"].as_str()), (Some("Deployment"), Some("superset")));
+        let patch: json_patch::Patch = serde_json::from_value(items[0]["patch"].clone()).unwrap();
         let input = kube_once_core::parse_documents(
             &std::fs::read_to_string(support::repo().join("examples/superset.yaml")).unwrap(),
         )
@@ -980,12 +1037,34 @@ mod server_preview {
         for (body, reason) in [
             ("[".repeat(100 * 1024), "nested deeper than 200 levels"),
             (laughs, "billion laughs"),
-            ("a: 1\na: 2\n".to_owned(), "document 1 (line 2): duplicate key \"a\""),
+            (DUPLICATE_NAME.to_owned(), "document 1 (line 6): duplicate key \"name\""),
         ] {
             let (status, text) = call(server::preview_router(state.clone()), Method::POST, "/preview", body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
             assert!(text.contains(reason), "expected `{reason}` in `{text}`");
         }
+    }
+
+    /// As `preview`: a duplicate key in a workload kube-once leaves alone
+    /// passes through (with a warning), one it would rewrite is refused.
+    #[tokio::test]
+    async fn duplicate_keys_pass_through_untouched_workloads() {
+        let state = AppState::new(Config::default());
+        let plain =
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: plain\n  labels: {app: x, app: z}\nspec: {}\n";
+        let (status, text) =
+            call(server::preview_router(state.clone()), Method::POST, "/preview?format=yaml", plain.to_owned()).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, plain));
+        let (status, text) =
+            call(server::preview_router(state.clone()), Method::POST, "/preview?format=json", plain.to_owned()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let warnings = answer["warnings"].as_array().unwrap();
+        assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("duplicate key \"app\"")), "{answer}");
+        let (status, text) =
+            call(server::preview_router(state), Method::POST, "/preview?format=yaml", DUPLICATE_NAME.to_owned()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains("document 1 (line 6): duplicate key \"name\""), "{text}");
     }
 
     /// `?format=yaml` is `kube-once preview -o yaml`: the other documents of

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use kube_once_server::certs;
 
+use super::output::{Output, print_value};
 use super::parse_duration;
 
 #[derive(Debug, Clone, Args)]
@@ -30,6 +31,10 @@ pub struct CertsArgs {
     /// Certificate lifetime.
     #[arg(long, value_parser = parse_duration, default_value = "365d")]
     pub validity: humantime::Duration,
+
+    /// What to print on stdout: the caBundle alone (text), or one JSON or YAML value (docs/cli.md).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
@@ -43,7 +48,16 @@ pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
         args.out_dir.display(),
         names.join(", ")
     );
-    eprintln!("kube-once: the caBundle (base64 of ca.crt) follows on stdout");
     let ca_bundle = base64_simd::STANDARD.encode_to_string(&bundle.ca_pem);
+    if args.output != Output::Text {
+        let file = |name: &str| args.out_dir.join(name).display().to_string();
+        let written = serde_json::json!({
+            "caBundle": ca_bundle,
+            "dnsNames": names,
+            "files": {"ca.crt": file("ca.crt"), "tls.crt": file("tls.crt"), "tls.key": file("tls.key")},
+        });
+        return print_value(args.output, &written);
+    }
+    eprintln!("kube-once: the caBundle (base64 of ca.crt) follows on stdout");
     writeln!(std::io::stdout(), "{ca_bundle}").context("cannot write the caBundle to stdout")
 }

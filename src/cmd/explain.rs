@@ -9,7 +9,7 @@
 //! Exit status: 0 every Deployment is sent and allowed (injected or
 //! unchanged), 1 one is refused (by the webhook, or by the API server's
 //! failurePolicy) or an input is unusable, 3 none is refused but one is not
-//! sent; clap's 2 for a usage error.
+//! sent; 64 for a usage error.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,8 +21,10 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use kube_once_core::{Kind, describe, is_workload, parse_documents, subject, unheeded};
 use kube_once_explain::{self as explain, Operation, Outcome, Verdict};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::manifests::ManifestArgs;
+use super::output::{Output, print_value};
 use super::{ConfigArgs, read_input};
 
 /// Exit status when a Deployment is not sent to the webhook (and none is refused).
@@ -41,9 +43,8 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 
-    /// Deployment manifests, YAML or JSON, one or many documents; `-` reads stdin.
-    #[arg(short = 'f', long = "filename", default_value = "-")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
 
     /// The MutatingWebhookConfiguration: the rendered chart (`helm template`) or
     /// `kubectl get mutatingwebhookconfiguration -o yaml`; other documents are ignored.
@@ -69,23 +70,31 @@ pub struct ExplainArgs {
     /// The write to explain.
     #[arg(long, value_enum, default_value_t = OperationArg::Create)]
     pub operation: OperationArg,
+
+    /// What to print: verdict lines (text), or one JSON or YAML value (docs/cli.md).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     let stdin = |path: &Path| path.as_os_str() == "-";
-    if stdin(&args.file) && stdin(&args.webhook_configuration) {
+    if args.manifests.reads_stdin() && stdin(&args.webhook_configuration) {
         bail!("-f and --webhook-configuration cannot both read stdin; give one of them as a file");
     }
-    let text = read_input(&args.file)?;
-    let documents = parse_documents(&text).with_context(|| format!("cannot parse {}", args.file.display()))?;
-    let notes: Vec<String> = documents.iter().flat_map(unheeded).collect();
-    let deployments: Vec<&Value> = documents.iter().filter(|d| is_workload(d)).collect();
-    if deployments.is_empty() {
+    let mut notes: Vec<String> = Vec::new();
+    let mut workloads: Vec<(String, Value)> = Vec::new();
+    for input in args.manifests.read()? {
+        let documents = parse_documents(&input.text).with_context(|| format!("cannot parse {}", input.name()))?;
+        notes.extend(documents.iter().flat_map(unheeded));
+        workloads.extend(documents.into_iter().filter(is_workload).map(|d| (input.name(), d)));
+    }
+    if workloads.is_empty() {
         let notes: String = notes.iter().map(|note| format!("\n  warning: {note}")).collect();
+        let files: Vec<String> = args.manifests.files.iter().map(|path| super::manifests::display(path)).collect();
         bail!(
             "no workload kube-once handles in {}: it handles {}; give such a manifest with -f{notes}",
-            args.file.display(),
+            files.join(", "),
             Kind::supported_list()
         );
     }
@@ -107,14 +116,10 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         OperationArg::Update => Operation::Update,
     };
 
-    let mut out = String::new();
-    for note in &notes {
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "warning: {note}");
-    }
+    let mut verdicts = Vec::with_capacity(workloads.len());
     let (mut refused, mut not_sent) = (false, false);
-    for deployment in deployments {
-        let object = with_namespace(deployment, args.namespace.as_deref())?;
+    for (file, workload) in workloads {
+        let object = with_namespace(&workload, args.namespace.as_deref())?;
         let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
         let labels = match (&namespaces, &args.namespace_labels) {
             (Some(documents), _) => explain::labels_of_namespace(documents, namespace)?.with_context(|| {
@@ -129,9 +134,23 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot explain {}", subject(&object)))?;
         refused |= matches!(verdict, Verdict::Rejected { .. } | Verdict::Sent { outcome: Outcome::Refused { .. } });
         not_sent |= matches!(verdict, Verdict::NotSent { .. });
-        write_verdict(&mut out, &object, &verdict);
+        verdicts.push((file, object, verdict));
     }
-    std::io::stdout().lock().write_all(out.as_bytes()).context("cannot write to stdout")?;
+    if args.output == Output::Text {
+        let mut out = String::new();
+        for note in &notes {
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "warning: {note}");
+        }
+        for (_, object, verdict) in &verdicts {
+            write_verdict(&mut out, object, verdict);
+        }
+        std::io::stdout().lock().write_all(out.as_bytes()).context("cannot write to stdout")?;
+    } else {
+        let workloads: Vec<Value> =
+            verdicts.iter().map(|(file, object, verdict)| verdict_value(file, object, verdict)).collect();
+        print_value(args.output, &json!({"warnings": notes, "workloads": workloads}))?;
+    }
     Ok(if refused {
         ExitCode::FAILURE
     } else if not_sent {
@@ -161,6 +180,34 @@ fn with_namespace(deployment: &Value, namespace: Option<&str>) -> anyhow::Result
         }
     }
     Ok(object)
+}
+
+/// One workload's verdict as `-o json` gives it (docs/cli.md): the
+/// workload as `injected -o json` names it, then `verdict` (`injected`,
+/// `unchanged`, `refused`, `not-sent`, `rejected`), `summary` (the text
+/// line), `reason` (why not sent, rejected or refused), `operations` (the patch's
+/// operations, one line each, when injected) and `warnings`.
+fn verdict_value(file: &str, object: &Value, verdict: &Verdict) -> Value {
+    let mut value = super::injected::entry(file, object);
+    let (name, reason, patch): (&str, Option<&str>, Option<&[String]>) = match verdict {
+        Verdict::NotSent { reason } => ("not-sent", Some(reason), None),
+        Verdict::Rejected { reason } => ("rejected", Some(reason), None),
+        Verdict::Sent { outcome: Outcome::Injected { operations, .. } } => ("injected", None, Some(operations)),
+        Verdict::Sent { outcome: Outcome::Unchanged { .. } } => ("unchanged", None, None),
+        Verdict::Sent { outcome: Outcome::Refused { message, .. } } => ("refused", Some(message), None),
+    };
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("verdict".to_owned(), name.into());
+        fields.insert("summary".to_owned(), verdict.summary().into());
+        if let Some(reason) = reason {
+            fields.insert("reason".to_owned(), reason.into());
+        }
+        if let Some(patch) = patch {
+            fields.insert("operations".to_owned(), patch.into());
+        }
+        fields.insert("warnings".to_owned(), verdict.warnings().into());
+    }
+    value
 }
 
 fn write_verdict(out: &mut String, object: &Value, verdict: &Verdict) {

@@ -8,10 +8,9 @@
 //!
 //! Exit codes, as kubectl's: 0 done; 1 a workload is refused or the input
 //! cannot be read (`-o diff`: 1 means there are differences, and errors
-//! exit 2, like `kubectl diff`).
+//! exit 2, like `kubectl diff`); 64 a usage error (`super::exit::PREVIEW`).
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -19,7 +18,8 @@ use clap::{Args, ValueEnum};
 use kube_once_core::yaml::Limits;
 use kube_once_core::{self as core, Format};
 
-use super::{ConfigArgs, read_input};
+use super::ConfigArgs;
+use super::manifests::{Input, ManifestArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Color {
@@ -33,14 +33,8 @@ pub struct PreviewArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 
-    /// Manifests, YAML or JSON, one or many documents: a file, a directory
-    /// (its *.yaml, *.yml and *.json files) or `-` for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", default_value = "-")]
-    pub files: Vec<PathBuf>,
-
-    /// Read directories given with -f recursively.
-    #[arg(short = 'R', long)]
-    pub recursive: bool,
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
 
     /// What to print: patch, yaml, diff or json.
     #[arg(short, long, default_value = "patch", value_parser = parse_format)]
@@ -72,22 +66,17 @@ pub fn run(args: &PreviewArgs) -> ExitCode {
 
 fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
-    let mut inputs = Vec::new();
-    for path in &args.files {
-        collect(path, args.recursive, true, &mut inputs)?;
-    }
-    let texts =
-        inputs.iter().map(|path| read_input(path).map(|text| (path, text))).collect::<anyhow::Result<Vec<_>>>()?;
+    let inputs = args.manifests.read()?;
     let limits = Limits::default();
-    let mut previews = Vec::with_capacity(texts.len());
-    for (path, text) in &texts {
-        let preview = core::preview(text, &config, &limits)
-            .with_context(|| format!("cannot read the manifests in {}", display(path)))?;
-        previews.push(preview);
+    let mut previews = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let preview = core::preview(&input.text, &config, &limits)
+            .with_context(|| format!("cannot read the manifests in {}", input.name()))?;
+        previews.push((input, preview));
     }
 
     let mut refused = false;
-    for preview in &previews {
+    for (_, preview) in &previews {
         for refusal in preview.refusals() {
             eprintln!("kube-once: refused: {refusal}");
             refused = true;
@@ -100,11 +89,61 @@ fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(error_code(args.output)));
     }
 
+    let mut out = match args.output {
+        Format::Json => json_list(&previews)?,
+        Format::Patch => patch_list(&previews),
+        Format::Yaml | Format::Diff => stream(&previews, args.output)?,
+    };
+    if args.output == Format::Diff {
+        let color = match args.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        };
+        if color {
+            out = colorize(&out);
+        }
+    }
+    std::io::stdout().lock().write_all(out.as_bytes()).context("cannot write to stdout")?;
+    let changed = previews.iter().any(|(_, preview)| preview.changed());
+    Ok(if args.output == Format::Diff && changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `-o json`: one `v1 List` of every input's objects, as kubectl prints
+/// many objects, so the output is one JSON value however many files.
+fn json_list(previews: &[(&Input, core::Preview<'_>)]) -> anyhow::Result<String> {
+    let mut items = Vec::new();
+    for (input, preview) in previews {
+        items.extend(preview.objects().with_context(|| format!("cannot write {} as JSON", input.name()))?);
+    }
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    Ok(serde_json::to_string_pretty(&list)? + "\n")
+}
+
+/// `-o patch`: one array of every workload's patch, each naming its object
+/// and where it was read (`file`, `document`).
+fn patch_list(previews: &[(&Input, core::Preview<'_>)]) -> String {
+    let items: Vec<serde_json::Value> = previews
+        .iter()
+        .flat_map(|(input, preview)| {
+            preview.patches().into_iter().map(|mut item| {
+                if let Some(fields) = item.as_object_mut() {
+                    fields.insert("file".to_owned(), input.name().into());
+                }
+                item
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&items).unwrap_or_default() + "\n"
+}
+
+/// `-o yaml` and `-o diff`: each input's text one after the other; files
+/// printed one after the other stay separate YAML documents.
+fn stream(previews: &[(&Input, core::Preview<'_>)], format: Format) -> anyhow::Result<String> {
     let mut out = String::new();
-    for preview in &previews {
-        let text = preview.render(args.output);
-        // Files printed one after the other stay separate YAML documents.
-        if args.output == Format::Yaml && !out.is_empty() {
+    for (input, preview) in previews {
+        let text = preview.render(format).with_context(|| format!("cannot print {}", input.name()))?;
+        if format == Format::Yaml && !out.is_empty() {
             if !out.ends_with('\n') {
                 out.push('\n');
             }
@@ -114,47 +153,7 @@ fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         }
         out.push_str(&text);
     }
-    if args.output == Format::Diff {
-        let color = match args.color {
-            Color::Always => true,
-            Color::Never => false,
-            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        };
-        if color {
-            out = colorize(&out);
-        }
-    }
-    std::io::stdout().lock().write_all(out.as_bytes()).context("cannot write to stdout")?;
-    let changed = previews.iter().any(core::Preview::changed);
-    Ok(if args.output == Format::Diff && changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-fn display(path: &Path) -> String {
-    if path.as_os_str() == "-" { "stdin".to_owned() } else { path.display().to_string() }
-}
-
-/// `path` itself, or the manifests of a directory in name order (kubectl's
-/// extensions: .yaml, .yml, .json), descending into subdirectories with -R.
-fn collect(path: &Path, recursive: bool, given: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    if path.as_os_str() == "-" || !path.is_dir() {
-        if given || path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json")) {
-            out.push(path.to_owned());
-        }
-        return Ok(());
-    }
-    if !given && !recursive {
-        return Ok(());
-    }
-    let mut entries = std::fs::read_dir(path)
-        .with_context(|| format!("cannot list the directory {}", path.display()))?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("cannot list the directory {}", path.display()))?;
-    entries.sort();
-    for entry in entries {
-        collect(&entry, recursive, false, out)?;
-    }
-    Ok(())
+    Ok(out)
 }
 
 /// ANSI colours for a unified diff, as `git diff` shows them.

@@ -420,7 +420,8 @@ impl Server {
 
 /// The addresses in the server's "serving" log line (text or JSON), if `line` is it.
 fn serving_line(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> {
-    let preview = |text: &str| -> Option<SocketAddr> { text.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok() };
+    // The preview address as logged: plain, and absent without a preview listener.
+    let preview = |text: &str| -> Option<SocketAddr> { text.parse().ok() };
     if let Ok(entry) = serde_json::from_str::<Value>(line) {
         let fields = if entry["fields"].is_object() { &entry["fields"] } else { &entry };
         if fields["message"] != "serving" {

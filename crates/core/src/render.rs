@@ -15,7 +15,12 @@
 //! - `patch`: the RFC 6902 patch of each workload (`[]` when unchanged);
 //! - `diff`: a unified diff of each changed workload (nothing when none
 //!   changes), both sides written the same way so only real changes show;
-//! - `json`: `[{"name", "patch", "object", "warnings"}]` per workload.
+//! - `json`: kubectl's `v1 List` of every object of the stream, one item
+//!   per document, mutated where kube-once changes it (what `yaml` prints,
+//!   as JSON);
+//!
+//! and [`Preview::patches`] gives each workload's patch naming its object,
+//! so that a caller over many streams prints one JSON value.
 
 use std::borrow::Cow;
 
@@ -36,7 +41,7 @@ pub enum Format {
     Yaml,
     /// A unified diff of each changed workload.
     Diff,
-    /// Patch, mutated object and warnings per workload, as JSON.
+    /// The objects, mutated where kube-once changes them, as a `v1 List`.
     Json,
 }
 
@@ -71,6 +76,9 @@ impl std::str::FromStr for Format {
 #[derive(Debug)]
 pub struct Preview<'a> {
     text: &'a str,
+    /// What the stream was read with: an unchanged document is read again
+    /// for `-o json`.
+    limits: Limits,
     pub documents: Vec<DocumentPreview>,
 }
 
@@ -125,7 +133,7 @@ impl DocumentPreview {
 /// the nodes read: many annotated workloads cost several times what their
 /// text does, and are refused when the stream's budget runs out.
 pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Preview<'a>, YamlError> {
-    let read = yaml::read_stream(text, limits)?;
+    let read = yaml::read_stream_lenient(text, limits)?;
     let mut nodes: usize = read.iter().map(|document| document.nodes).sum();
     let mut documents: Vec<DocumentPreview> = Vec::with_capacity(read.len());
     for mut document in read {
@@ -147,12 +155,21 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
                     .collect()
             })
             .unwrap_or_default();
-        let notes = match &value {
+        let mut notes: Vec<String> = match &value {
             Some(value) => objects(value).flat_map(manifest::unheeded).collect(),
             None => document.node.as_ref().map(notes_of_node).unwrap_or_default(),
         };
-        // Memory: a document printed as it was needs neither its tree nor its JSON.
         let changed = workloads.iter().any(WorkloadPreview::changed);
+        if let Some(duplicate) = document.duplicate_key.take() {
+            // Rewriting it would drop the values the last one overrides,
+            // silently; passed through, it is what the user wrote, and
+            // Kubernetes reads it so.
+            if changed {
+                return Err(duplicate);
+            }
+            notes.push(format!("{duplicate}; kube-once passes this document through unchanged"));
+        }
+        // Memory: a document printed as it was needs neither its tree nor its JSON.
         if !changed {
             document.node = None;
         }
@@ -176,7 +193,7 @@ pub fn preview<'a>(text: &'a str, config: &Config, limits: &Limits) -> Result<Pr
         }
         documents.push(DocumentPreview { document, holds_value, value, workloads, notes });
     }
-    Ok(Preview { text, documents })
+    Ok(Preview { text, limits: *limits, documents })
 }
 
 /// [`crate::mutate`] of `object` as `kind`: an item of a `CronJobList` may
@@ -261,8 +278,11 @@ impl Preview<'_> {
     }
 
     /// The whole output in `format` (refused workloads count as unchanged).
-    pub fn render(&self, format: Format) -> String {
-        match format {
+    ///
+    /// Fails only for `json`, on a document kube-once passes through that
+    /// has no JSON form (a `.nan`), which Kubernetes refuses too.
+    pub fn render(&self, format: Format) -> Result<String, YamlError> {
+        Ok(match format {
             Format::Yaml => self.documents.iter().map(|d| self.document_yaml(d)).collect(),
             Format::Patch => self
                 .workloads()
@@ -277,14 +297,71 @@ impl Preview<'_> {
                 .map(|(document, d)| self.workload_diff(document, d))
                 .collect(),
             Format::Json => {
-                let all: Vec<Value> = self
-                    .workloads()
-                    .filter_map(|d| Some((d, d.outcome.as_ref().ok()?)))
-                    .map(|(d, m)| json!({"name": d.name, "patch": m.patch, "object": m.object, "warnings": m.warnings}))
-                    .collect();
-                serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
+                let list = json!({"apiVersion": "v1", "kind": "List", "items": self.objects()?});
+                serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
+            }
+        })
+    }
+
+    /// Every document holding a value, as JSON: mutated where kube-once
+    /// changes it, else read again from its text (duplicate keys: the last
+    /// wins, as in Kubernetes).
+    pub fn objects(&self) -> Result<Vec<Value>, YamlError> {
+        let mut objects = Vec::new();
+        for document in self.documents.iter().filter(|d| d.holds_value) {
+            if let Some(value) = self.mutated(document) {
+                objects.push(value);
+                continue;
+            }
+            let part = &self.text[document.document.span.clone()];
+            let again = yaml::read_stream_lenient(part, &self.limits).map_err(|error| YamlError {
+                document: document.document.number,
+                line: document.document.line + error.line.saturating_sub(1),
+                ..error
+            })?;
+            for read in again {
+                let at = |error: YamlError| YamlError { document: document.document.number, ..error };
+                objects.extend(read.to_json().map_err(at)?);
             }
         }
+        Ok(objects)
+    }
+
+    /// The RFC 6902 patch of every workload that is not refused (`[]` when
+    /// unchanged), each naming its object: `kind`, `namespace` (absent
+    /// when the manifest has none), `name`, the `document` (1-based, among
+    /// the documents holding a value) and `patch`.
+    pub fn patches(&self) -> Vec<Value> {
+        self.documents
+            .iter()
+            .flat_map(|document| document.workloads.iter().map(move |w| (document, w)))
+            .filter_map(|(document, workload)| {
+                let mutation = workload.outcome.as_ref().ok()?;
+                let metadata = |key: &str| mutation.object.pointer(&format!("/metadata/{key}")).cloned();
+                let mut item = serde_json::Map::new();
+                item.insert("kind".to_owned(), Value::String(workload.kind.name().to_owned()));
+                if let Some(namespace) = metadata("namespace") {
+                    item.insert("namespace".to_owned(), namespace);
+                }
+                item.insert("name".to_owned(), metadata("name").unwrap_or(Value::Null));
+                item.insert("document".to_owned(), Value::from(document.document.number));
+                item.insert("patch".to_owned(), serde_json::to_value(&mutation.patch).unwrap_or_default());
+                Some(Value::Object(item))
+            })
+            .collect()
+    }
+
+    /// The document's value with its workloads mutated, when kube-once
+    /// changes it.
+    fn mutated(&self, document: &DocumentPreview) -> Option<Value> {
+        let (true, Some(value)) = (document.changed(), &document.value) else { return None };
+        let mut value = value.clone();
+        for workload in &document.workloads {
+            if let (Ok(mutation), Some(slot)) = (&workload.outcome, at_path_mut(&mut value, &workload.path)) {
+                slot.clone_from(&mutation.object);
+            }
+        }
+        Some(value)
     }
 
     /// The document as printed by `-o yaml`: its own text when unchanged,
@@ -301,13 +378,9 @@ impl Preview<'_> {
     /// changed document is written anew rather than edited.
     pub fn edited<'s>(&'s self, document: &DocumentPreview) -> Result<Cow<'s, str>, (Rewrite, String)> {
         let part = &self.text[document.document.span.clone()];
-        let (true, Some(before)) = (document.changed(), &document.value) else { return Ok(Cow::Borrowed(part)) };
-        let mut value = before.clone();
-        for deployment in &document.workloads {
-            if let (Ok(mutation), Some(slot)) = (&deployment.outcome, at_path_mut(&mut value, &deployment.path)) {
-                slot.clone_from(&mutation.object);
-            }
-        }
+        let (Some(before), Some(value)) = (&document.value, self.mutated(document)) else {
+            return Ok(Cow::Borrowed(part));
+        };
         match edit(part, before, &value) {
             Ok(text) => Ok(Cow::Owned(text)),
             Err(why) => Err((why, self.rewritten(document, part, &value))),

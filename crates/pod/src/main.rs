@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kube_once_pod::cmd::{PodCommand, logging};
+use kube_once_pod::cmd::{PodCommand, logging, status};
 
 /// Run a Deployment's one-time step exactly once per rollout (the in-pod part).
 #[derive(Debug, Parser)]
@@ -19,7 +19,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = status::parse();
     logging::init(&cli.logging);
     cli.command.run()
 }

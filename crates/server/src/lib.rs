@@ -609,7 +609,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     if let Some(events) = &options.events {
         start_migration_events(events, handle.state().metrics().migrations(), stop_recording.clone()).await;
     }
-    tracing::info!(listen = %handle.admission_addr(), preview_listen = ?handle.preview_addr(), "serving");
+    tracing::info!(listen = %handle.admission_addr(), preview_listen = handle.preview_addr().map(tracing::field::display), "serving");
 
     let signal = shutdown::termination_signal().await?;
     tracing::info!(signal, "termination signal received");

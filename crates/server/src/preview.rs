@@ -163,9 +163,14 @@ fn answer(body: &[u8], format: Format, state: &AppState) -> Answer {
             let answer = json!({"patch": mutation.patch, "object": mutation.object, "warnings": warnings});
             (StatusCode::OK, "application/json", answer.to_string())
         }
-        Format::Yaml => (StatusCode::OK, "application/yaml", preview.render(Format::Yaml)),
-        Format::Diff => (StatusCode::OK, "text/x-diff; charset=utf-8", preview.render(Format::Diff)),
-        Format::Patch => (StatusCode::OK, "application/json-patch+json", preview.render(Format::Patch)),
+        // Only `json` can fail to render, and it is answered above.
+        Format::Yaml => (StatusCode::OK, "application/yaml", preview.render(Format::Yaml).unwrap_or_default()),
+        Format::Diff => {
+            (StatusCode::OK, "text/x-diff; charset=utf-8", preview.render(Format::Diff).unwrap_or_default())
+        }
+        Format::Patch => {
+            (StatusCode::OK, "application/json-patch+json", preview.render(Format::Patch).unwrap_or_default())
+        }
     }
 }
 

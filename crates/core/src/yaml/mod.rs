@@ -5,7 +5,8 @@
 //!   does not change can be printed back byte for byte) and its value as an
 //!   ordered [`Node`]. Plain scalars resolve as sigs.k8s.io/yaml resolves
 //!   them (YAML 1.1, [`resolve`]); anchors, aliases and merge keys (`<<`)
-//!   are expanded; duplicate keys are refused.
+//!   are expanded; duplicate keys are refused ([`read_stream_lenient`]
+//!   reads them as Kubernetes does, the last value winning, and says so).
 //! - Bounded before any superlinear step: input size, nesting depth (the
 //!   parser refuses deeper flow or block nesting as it meets it) and the
 //!   nodes aliases may add (a "billion laughs" document is refused after
@@ -179,6 +180,10 @@ pub struct Document {
     /// What the part counted against [`Limits::max_nodes`] (its nodes,
     /// aliases expanded, and one for the part itself).
     pub nodes: usize,
+    /// The first duplicate mapping key of the part, as [`read_stream`]
+    /// refuses it; only [`read_stream_lenient`] reads such a part, into
+    /// `node` with the last value of each key.
+    pub duplicate_key: Option<YamlError>,
 }
 
 impl Document {
@@ -227,6 +232,20 @@ pub enum ErrorKind {
 
 /// Reads every document of `text`. See the module documentation.
 pub fn read_stream(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlError> {
+    let documents = read_stream_lenient(text, limits)?;
+    match documents.iter().find_map(|document| document.duplicate_key.clone()) {
+        Some(error) => Err(error),
+        None => Ok(documents),
+    }
+}
+
+/// [`read_stream`], except that a document with a duplicate mapping key is
+/// read as kubectl and the API server read it (the last value of the key
+/// wins, in the place of the first) and carries the error in
+/// [`Document::duplicate_key`], for the caller to decide: a document
+/// passed through untouched is what the user wrote, one rewritten would
+/// silently drop a value.
+pub fn read_stream_lenient(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlError> {
     if text.len() > limits.max_bytes {
         return Err(YamlError {
             document: 1,
@@ -254,11 +273,12 @@ pub fn read_stream(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlErr
         let before = nodes;
         // The part itself counts: a stream of empty parts costs memory too.
         count_nodes(&mut nodes, 1, limits).map_err(|(kind, message)| error((kind, 1, message)))?;
-        let node = read_part(part, limits, &mut nodes).map_err(error)?;
+        let (node, duplicate_key) = read_part(part, limits, &mut nodes).map_err(error)?;
         if node.is_some() {
             number += 1;
         }
-        documents.push(Document { number: document_number, line, span, node, nodes: nodes - before });
+        let duplicate_key = duplicate_key.map(error);
+        documents.push(Document { number: document_number, line, span, node, nodes: nodes - before, duplicate_key });
     }
     Ok(documents)
 }
@@ -311,13 +331,14 @@ fn split(text: &str) -> Vec<(Range<usize>, usize)> {
 
 type PartError = (ErrorKind, usize, String);
 
-/// The one document of a part (`None` when it holds none).
-fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<Node>, PartError> {
+/// The one document of a part (`None` when it holds none), and its first
+/// duplicate key.
+fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<(Option<Node>, Option<PartError>), PartError> {
     // Directives (`%YAML 1.1`) come before the `---` that starts their
     // document, so they form a part of their own: nothing to read there
     // (scalars resolve as YAML 1.1 whatever the directive says).
     if part.lines().map(str::trim_start).all(|line| line.is_empty() || line.starts_with('#') || line.starts_with('%')) {
-        return Ok(None);
+        return Ok((None, None));
     }
     let options = granit_parser::options! {
         flow_nesting_limit: limits.max_depth,
@@ -335,6 +356,7 @@ fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<No
         None => part,
     };
     let mut quoted = Vec::new();
+    let mut duplicate = None;
     for event in Parser::new_from_str_with_options(source, options) {
         let (event, span) = event.map_err(|error| {
             let info = error.info();
@@ -372,6 +394,9 @@ fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<No
                 let node = scalar(&text, style, tag).map_err(|message| (ErrorKind::Unsupported, line, message))?;
                 let merge = style == ScalarStyle::Plain && text == "<<";
                 builder.node(node, anchor, merge).map_err(|(kind, message)| (kind, line, message))?;
+                if let (Some(message), None) = (builder.duplicate.take(), &duplicate) {
+                    duplicate = Some((ErrorKind::DuplicateKey, line, message));
+                }
             }
             Event::SequenceStart(_, anchor, _) => {
                 builder.open(Frame::Seq { items: Vec::new(), anchor }).map_err(|(k, m)| (k, line, m))?;
@@ -391,7 +416,7 @@ fn read_part(part: &str, limits: &Limits, nodes: &mut usize) -> Result<Option<No
         del.check(part, &quoted)?;
     }
     // `---` with nothing after it is an empty (null) document: no value.
-    Ok(builder.root.filter(|node| *node != Node::Null))
+    Ok((builder.root.filter(|node| *node != Node::Null), duplicate))
 }
 
 /// DEL (U+007F) where YAML 1.2 allows it: inside quoted scalars (their
@@ -528,11 +553,21 @@ struct Builder<'n> {
     nodes: &'n mut usize,
     limits: Limits,
     root: Option<Node>,
+    /// A duplicate key just read (its message), for `read_part` to place.
+    duplicate: Option<String>,
 }
 
 impl<'n> Builder<'n> {
     fn new(limits: &Limits, nodes: &'n mut usize) -> Self {
-        Self { stack: Vec::new(), anchors: HashMap::new(), alias_nodes: 0, nodes, limits: *limits, root: None }
+        Self {
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            alias_nodes: 0,
+            nodes,
+            limits: *limits,
+            root: None,
+            duplicate: None,
+        }
     }
 
     /// Counts `more` nodes about to be built against [`Limits::max_nodes`].
@@ -596,15 +631,18 @@ impl<'n> Builder<'n> {
                     None if merge_key => map.pending = Some(Key::Merge),
                     None => map.pending = Some(Key::Name(key_name(node)?)),
                     Some(Key::Name(key)) => {
-                        if !map.keys.insert(key.clone()) {
-                            return Err((
-                                ErrorKind::DuplicateKey,
-                                format!(
-                                    "duplicate key {key:?} in a mapping; keep one (Kubernetes would silently use the last)"
-                                ),
+                        if map.keys.insert(key.clone()) {
+                            map.entries.push((key, node));
+                        } else {
+                            // The last value wins, as in Kubernetes; the
+                            // caller decides whether that may stand.
+                            self.duplicate = Some(format!(
+                                "duplicate key {key:?} in a mapping; keep one (Kubernetes would silently use the last)"
                             ));
+                            if let Some(entry) = map.entries.iter_mut().find(|(name, _)| *name == key) {
+                                entry.1 = node;
+                            }
                         }
-                        map.entries.push((key, node));
                     }
                     Some(Key::Merge) => {
                         if map.merged.is_some() {

@@ -51,11 +51,15 @@ pub struct LockArgs {
     #[arg(long, env = env::IMAGE, default_value = "")]
     pub image: String,
 
-    /// Namespace, Deployment and pod, for application_name and the done-record.
+    /// Namespace of the workload, for application_name and the done-record.
     #[arg(long, env = env::NAMESPACE, default_value = "")]
     pub namespace: String,
+
+    /// Name of the workload (the Deployment, StatefulSet, ...), for application_name and the done-record.
     #[arg(long, env = env::DEPLOYMENT, default_value = "")]
     pub deployment: String,
+
+    /// Name of the pod, for application_name, the done-record and the lock holder's name.
     #[arg(long, env = env::POD_NAME, default_value = "")]
     pub pod: String,
 

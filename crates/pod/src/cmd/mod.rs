@@ -6,6 +6,7 @@ pub mod history;
 pub mod install;
 pub mod lock;
 pub mod logging;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -16,12 +17,16 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum PodCommand {
     /// Run COMMAND once per key under a database lock (the injected initContainer).
+    #[command(after_help = status::LOCK)]
     Lock(Box<lock::LockArgs>),
     /// Copy this executable into DIR (the shared emptyDir of the pod).
+    #[command(after_help = status::INSTALL)]
     Install(install::InstallArgs),
     /// Show the recorded runs (done-records), newest first.
+    #[command(after_help = status::HISTORY)]
     History(history::HistoryArgs),
     /// Delete done-records, so the next pod start runs the command again.
+    #[command(after_help = status::FORGET)]
     Forget(forget::ForgetArgs),
 }
 

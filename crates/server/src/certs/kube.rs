@@ -154,7 +154,7 @@ impl SelfManaged {
             Step::Replaced(reason) => {
                 tracing::warn!(secret = %where_secret(), reason, "replaced an unusable certificate Secret")
             }
-            step => tracing::info!(secret = %where_secret(), ?step, "self-managed certificate"),
+            step => tracing::info!(secret = %where_secret(), step = step.as_str(), "self-managed certificate"),
         }
         if let (Some(bundle), Some(configuration)) = (ca_bundle, configuration) {
             if !self.patch_ca_bundle(&configuration, &bundle).await? {

@@ -88,7 +88,7 @@ fn distinguished_name(common_name: &str) -> DistinguishedName {
 
 /// `kube-once certs`: write ca.crt, tls.crt and tls.key into --out-dir, print
 /// the caBundle (base64 of ca.crt) on stdout and where the files went on stderr.
-/// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`, which is
+/// Writes `ca.crt` and `tls.crt` (mode 0644) and `tls.key` (0600) into `dir`, which is
 /// created when missing (`kube-once certs`).
 pub fn write_bundle(bundle: &CertBundle, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;

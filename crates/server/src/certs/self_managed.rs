@@ -88,6 +88,20 @@ pub enum Step {
     OldCaDropped,
 }
 
+impl Step {
+    /// The step as the log line names it (`step=renewal-started`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Step::Unchanged => "unchanged",
+            Step::Created => "created",
+            Step::Replaced(_) => "replaced",
+            Step::RenewalStarted => "renewal-started",
+            Step::Switched => "switched",
+            Step::OldCaDropped => "old-ca-dropped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPlan {
     pub step: Step,
