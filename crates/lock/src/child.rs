@@ -187,6 +187,21 @@ impl Child {
         .await;
     }
 
+    /// Whether every process of the child's group has died, polled until
+    /// `within` (a SIGKILLed process inside a system call finishes it first).
+    /// Zombies count as dead: they run no more code. The child alone (no
+    /// group of its own) is gone once `wait` has reaped it.
+    pub async fn group_gone(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.own_group && group_alive(self.pid) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// SIGKILL to what is left of the child's group once the child is gone
     /// (its pid, reaped, must not be signalled alone: it may be reused; the
     /// group id stays reserved while any member lives).
@@ -213,6 +228,22 @@ impl Child {
             }
         }
     }
+}
+
+/// Whether a process of group `pgid` still runs (is not a zombie).
+fn group_alive(pgid: Pid) -> bool {
+    // No member at all, not even a zombie: `kill(2)` says so at once.
+    if killpg(pgid, None).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else { return true };
+    entries.filter_map(Result::ok).any(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The fields after the command name: state, ppid, pgrp, ...
+        let fields: Vec<&str> =
+            stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').take(3).collect()).unwrap_or_default();
+        matches!(fields[..], [state, _, pgrp] if state != "Z" && state != "X" && pgrp.parse() == Ok(pgid.as_raw()))
+    })
 }
 
 /// The code a shell would report: the exit status, or 128 + the signal number.

@@ -37,6 +37,7 @@ pub mod names;
 mod postgres;
 pub mod record;
 mod sqlite;
+mod takeover;
 pub mod termination;
 mod tls;
 pub mod url;
@@ -71,6 +72,12 @@ pub mod exit {
     /// waiting", this one "not yet, by design".
     pub const BACKING_OFF: u8 = 76;
 }
+
+/// How long a lost leader waits for its SIGKILLed process group to be gone
+/// (a process inside a system call finishes it first) before it tells the
+/// next leader so; past that it does not, and the next one waits out its
+/// takeover timeout.
+const GROUP_GONE_WITHIN: Duration = Duration::from_secs(10);
 
 /// How often a follower logs who holds the lock.
 const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
@@ -144,6 +151,11 @@ pub mod defaults {
     /// How long after a lost leader's last heartbeat the next leader waits
     /// (Chubby's lock-delay); `0` turns it off (no `running` table).
     pub const LOCK_DELAY: Duration = Duration::from_secs(15);
+    /// How long after a silent leader's last heartbeat (frozen, vanished,
+    /// cut off) the next leader gives up waiting for it to confirm that its
+    /// command is gone: Kubernetes' own wait before it evicts the pods of
+    /// an unreachable node.
+    pub const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 }
 
 /// What `lock` is asked to do, as plain values; [`plan`] reads the
@@ -165,6 +177,9 @@ pub struct LockOptions {
     pub connect_timeout: Duration,
     /// How long after a lost leader's last heartbeat the next leader waits.
     pub lock_delay: Duration,
+    /// How long after a silent leader's last heartbeat the next leader waits
+    /// at most for its confirmation that its command is gone.
+    pub takeover_timeout: Duration,
     /// Image the command comes from (recorded, and part of the default key).
     pub image: String,
     pub namespace: String,
@@ -191,6 +206,7 @@ impl LockOptions {
             timeout: defaults::TIMEOUT,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             lock_delay: defaults::LOCK_DELAY,
+            takeover_timeout: defaults::TAKEOVER_TIMEOUT,
             image: String::new(),
             namespace: String::new(),
             deployment: String::new(),
@@ -217,6 +233,7 @@ pub struct LockPlan {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub lock_delay: Duration,
+    pub takeover_timeout: Duration,
     pub failure_backoff: Duration,
     /// How the run ended, for the termination message.
     pub summary: Summary,
@@ -303,6 +320,7 @@ pub fn plan(args: &LockOptions, lookup: impl Fn(&str) -> Option<String>) -> Resu
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
         lock_delay: args.lock_delay,
+        takeover_timeout: args.takeover_timeout,
         failure_backoff: args.failure_backoff,
         summary: Summary::default(),
         redactor,
@@ -467,13 +485,56 @@ where
             }
         }
     }
-    match lead_under_lock(&mut backend, plan).await {
-        Ok(code) => code,
+    let lock = plan.settings.lock_name.as_str();
+    match lead(&mut backend, plan).await {
+        Ok(Lead::Done(code)) => {
+            release(&mut backend, lock).await;
+            code
+        }
+        Ok(Lead::Lost(stopped)) => {
+            // The lock's session is lost; the lock goes with it.
+            drop(backend);
+            if let Some(token) = stopped {
+                confirm_stopped(plan, &mut attempt, target, token).await;
+            }
+            exit::LOCK_LOST
+        }
         Err(problem) => {
+            release(&mut backend, lock).await;
             error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
             plan.summary.set(format!("database error (exit {}): {problem:#}", exit::UNREACHABLE));
             exit::UNREACHABLE
         }
+    }
+}
+
+/// Tells the next leader, which may hold the lock and wait for it
+/// ([`takeover`]), that our command's process group is gone: our `running`
+/// row is deleted through a fresh session. Tried until the takeover
+/// timeout, after which nobody waits for it any more.
+async fn confirm_stopped<L, F, Fut>(plan: &LockPlan, attempt: &mut F, target: &Target, token: i64)
+where
+    L: Lock,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<L>>,
+{
+    let within = plan.takeover_timeout.min(plan.connect_timeout);
+    let confirmed = tokio::time::timeout(within, async {
+        let mut backend = connect(within, attempt, target).await.ok()?;
+        backend.clear_running(token).await.ok()
+    })
+    .await;
+    let lock = plan.settings.lock_name.as_str();
+    match confirmed {
+        Ok(Some(())) => info!(
+            event = "running-row",
+            lock, "told the next leader that our command is gone (our `running` row is deleted)"
+        ),
+        _ => warn!(
+            event = "running-row",
+            lock,
+            "could not tell the next leader that our command is gone (database unreachable); it starts after its takeover timeout"
+        ),
     }
 }
 
@@ -638,30 +699,19 @@ fn stalled(plan: &LockPlan, doing: &str) -> Followed {
     Followed::TimedOut
 }
 
-async fn lead_under_lock<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<u8> {
-    let lock = plan.settings.lock_name.as_str();
-    let code = lead(backend, plan).await;
-    match &code {
-        Ok(Lead::Lost) => {}
-        Ok(_) | Err(_) => release(backend, lock).await,
-    }
-    Ok(match code? {
-        Lead::Done(code) => code,
-        Lead::Lost => exit::LOCK_LOST,
-    })
-}
-
 enum Lead {
     Done(u8),
-    Lost,
+    /// The lock was lost; `Some(token)` when our command had started under
+    /// that `running` row and its whole process group is gone now.
+    Lost(Option<i64>),
 }
 
-/// Holding the lock: waits out a lost leader's lock-delay, checks the
-/// done-record once more, then runs the command.
+/// Holding the lock: waits for a previous leader that did not end cleanly,
+/// checks the done-record once more, then runs the command.
 async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
     let timings = Timings::new(plan.lock_delay);
-    if !plan.lock_delay.is_zero() && !wait_out_lock_delay(backend, plan, timings).await? {
-        return Ok(Lead::Lost);
+    if !plan.lock_delay.is_zero() && !wait_for_previous(backend, plan, timings).await? {
+        return Ok(Lead::Lost(None));
     }
     if let Some(table) = &plan.settings.table {
         backend.records().create_done_table(table).await?;
@@ -692,40 +742,106 @@ async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
     run_command(backend, plan, timings, running).await
 }
 
-/// When the previous leader lost the lock while its command ran, waits until
-/// its last heartbeat is `lock-delay` old, keeping our own session busy and
-/// checked; `false` when that session was lost meanwhile (nothing ran).
-async fn wait_out_lock_delay<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings) -> Result<bool> {
+/// When a previous leader's `running` row is left, waits as [`takeover`]
+/// says: until its last heartbeat is `lock-delay` old, or, for a leader that
+/// went silent, until it confirms its command is gone (its row deleted) or
+/// the takeover timeout passed. All by the server's clock; holding the lock
+/// and keeping our own session busy and checked meanwhile. `false` when that
+/// session was lost (nothing ran).
+async fn wait_for_previous<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings) -> Result<bool> {
     let lock = plan.settings.lock_name.as_str();
     backend.ensure_running_table().await?;
-    let Some((left, holder)) = backend.running_row(plan.lock_delay).await? else { return Ok(true) };
-    if left.is_zero() {
-        return Ok(true);
-    }
-    info!(
-        event = "lock-delay",
-        lock,
-        previous = holder,
-        wait_ms = left.as_millis() as u64,
-        "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
-        humantime::format_duration(plan.lock_delay)
-    );
-    let until = Instant::now() + left;
-    // Keep our own lock session busy (server-side idle timeouts) and checked.
-    while let Some(pause) = until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
-        tokio::time::sleep(pause.min(timings.heartbeat_every)).await;
-        if let Err(problem) = checked_heartbeat(backend, timings, None).await {
-            error!(
-                event = "lost",
+    let Some(previous) = backend.running_row().await? else { return Ok(true) };
+    let name = &plan.settings.application_name;
+    // A name cut to 63 bytes might be another pod's too.
+    let same_pod = !plan.pod.is_empty() && name.len() < 63 && previous.holder == *name;
+    let wait = takeover::wait_for(&previous, same_pod, plan.lock_delay, plan.takeover_timeout);
+    let holder = previous.holder.as_str();
+    let silent = seconds(previous.heartbeat_age);
+    let until = match wait {
+        takeover::Wait::LockDelay(until) if previous.heartbeat_age >= until => return Ok(true),
+        takeover::Wait::LockDelay(until) => {
+            info!(
+                event = "lock-delay",
                 lock,
-                error = format!("{problem:#}"),
-                "lost the lock's database connection during the lock-delay; nothing ran (exit {})",
-                exit::LOCK_LOST
+                previous = holder,
+                wait_ms = (until - previous.heartbeat_age).as_millis() as u64,
+                "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
+                humantime::format_duration(until)
             );
-            return Ok(false);
+            until
+        }
+        takeover::Wait::Confirmation(until) => {
+            warn!(
+                event = "takeover",
+                lock,
+                previous = holder,
+                heartbeat_age_s = previous.heartbeat_age.as_secs(),
+                "the previous leader ({holder}) went silent {silent} ago with its command unfinished (frozen, vanished or cut off from the database); \
+                 holding the lock and waiting for it to confirm that its command is gone, at most until its last heartbeat is {} old (--takeover-timeout)",
+                humantime::format_duration(until)
+            );
+            until
+        }
+    };
+    let mut age = previous.heartbeat_age;
+    while let Some(left) = until.checked_sub(age).filter(|left| !left.is_zero()) {
+        tokio::time::sleep(left.min(timings.heartbeat_every)).await;
+        let row = match tokio::time::timeout(timings.heartbeat_timeout, backend.running_row()).await {
+            Ok(row) => row,
+            Err(_) => Err(anyhow::anyhow!(
+                "the lock connection did not answer within {}",
+                humantime::format_duration(timings.heartbeat_timeout)
+            )),
+        };
+        match row {
+            Ok(Some(row)) if row.token == previous.token => age = row.heartbeat_age,
+            Ok(_) => {
+                info!(
+                    event = "takeover",
+                    lock,
+                    previous = holder,
+                    "the previous leader ({holder}) confirmed that its command is gone"
+                );
+                return Ok(true);
+            }
+            Err(problem) => {
+                error!(
+                    event = "lost",
+                    lock,
+                    error = format!("{problem:#}"),
+                    "lost the lock's database connection while waiting for the previous leader; nothing ran (exit {})",
+                    exit::LOCK_LOST
+                );
+                plan.summary.set(format!(
+                    "lost the lock's database connection while waiting for the previous leader ({holder}); nothing ran (exit {})",
+                    exit::LOCK_LOST
+                ));
+                return Ok(false);
+            }
         }
     }
+    if let takeover::Wait::Confirmation(until) = wait {
+        let waited = humantime::format_duration(until);
+        error!(
+            event = "takeover",
+            lock,
+            previous = holder,
+            heartbeat_age_s = age.as_secs(),
+            "the previous leader ({holder}) did not confirm within {waited} of its last heartbeat that its command is gone; starting without it. \
+             If that pod is only frozen, its command may still write when it resumes: check it"
+        );
+        plan.summary.note(format!(
+            "took over from {holder}, silent for {}, without its confirmation that its command is gone",
+            seconds(age)
+        ));
+    }
     Ok(true)
+}
+
+/// A duration to the second, for messages.
+fn seconds(duration: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(duration.as_secs()))
 }
 
 /// Runs the command under the heartbeat and says how it ended.
@@ -751,7 +867,7 @@ async fn run_command<L: Lock>(
             clear_running(backend, plan, running).await;
             Ok(Lead::Done(code))
         }
-        Supervised::Lost(problem) => {
+        Supervised::Lost(problem, gone) => {
             error!(
                 event = "lost",
                 lock = plan.settings.lock_name,
@@ -764,7 +880,7 @@ async fn run_command<L: Lock>(
                 "lost the lock's database connection while {command:?} ran; stopped it (exit {}), the next pod runs it again: {problem:#}",
                 exit::LOCK_LOST
             ));
-            Ok(Lead::Lost)
+            Ok(Lead::Lost(running.filter(|_| gone)))
         }
     }
 }
@@ -996,7 +1112,8 @@ async fn describe_holder<L: Lock>(backend: &mut L) -> String {
 enum Supervised {
     Exited(i32),
     CannotStart(u8, std::io::Error),
-    Lost(anyhow::Error),
+    /// The lock was lost; `true` once the command's whole group is gone.
+    Lost(anyhow::Error, bool),
 }
 
 /// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
@@ -1018,7 +1135,7 @@ async fn supervise<L: Lock>(
     // wrapper frozen since it wrote its `running` row never starts the command.
     let sent = lease::Stamp::now();
     if let Err(problem) = checked_heartbeat(backend, timings, running).await {
-        return Supervised::Lost(problem.context("before starting the command (it did not run)"));
+        return Supervised::Lost(problem.context("before starting the command (it did not run)"), true);
     }
     let bound = if backend.lost_when_frozen() { timings.bound() } else { Duration::MAX };
     let lease = match lease::Lease::start(bound, sent) {
@@ -1041,12 +1158,12 @@ async fn supervise<L: Lock>(
             biased;
             () = lease.fired() => {
                 let _ = child.wait().await;
-                return Supervised::Lost(frozen(&lease, timings));
+                return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN).await);
             }
             status = child.wait() => {
                 lease.disarm();
                 if lease.expired().is_some() {
-                    return Supervised::Lost(frozen(&lease, timings));
+                    return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN).await);
                 }
                 return Supervised::Exited(status.unwrap_or(1));
             }
@@ -1061,7 +1178,7 @@ async fn supervise<L: Lock>(
                         // only what is left of the lease as its grace.
                         let _ = child.terminate(timings.grace.min(lease.left())).await;
                         lease.disarm();
-                        return Supervised::Lost(problem);
+                        return Supervised::Lost(problem, child.group_gone(GROUP_GONE_WITHIN).await);
                     }
                 }
             }
