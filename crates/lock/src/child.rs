@@ -267,6 +267,17 @@ mod tests {
         assert!(!text.contains("\n2\n3\n"), "the start is dropped: {text:?}");
     }
 
+    #[tokio::test]
+    async fn the_group_is_gone_only_once_every_member_died() {
+        let script = "sleep 60 & sleep 60 & wait".to_string();
+        let mut child =
+            spawn(&["sh".into(), "-c".into(), script], &OutputTail::default()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(!child.group_gone(Duration::from_millis(50)).await, "its members are running");
+        child.signal(Signal::SIGKILL);
+        let _ = child.wait().await;
+        assert!(child.group_gone(Duration::from_secs(60)).await, "every member was SIGKILLed");
+    }
+
     /// Whether `pid` is a running (not zombie) process.
     fn alive(pid: i32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

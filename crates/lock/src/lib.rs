@@ -11,7 +11,11 @@
 //!    database restart) is opened again, with backoff, within the same timeout;
 //! 4. holding the lock: if the previous leader's `running` row has a recent
 //!    heartbeat, wait until that heartbeat is `lock-delay` old (server time):
-//!    a leader that lost its lock has stopped its command by then. Then create
+//!    a leader that lost its lock has stopped its command by then; if its
+//!    heartbeat was already old, the holder went silent (frozen, vanished):
+//!    wait for it to confirm its command is gone, at most until the takeover
+//!    timeout (`takeover`). Either wait ends when the old leader, its process
+//!    group gone, deletes its row through a fresh session. Then create
 //!    the record table, check the record again, write our `running` row and
 //!    run the child in a process group of its own while a heartbeat refreshes
 //!    the row through the lock's connection (lost → the whole group stopped,
