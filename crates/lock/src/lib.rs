@@ -514,15 +514,17 @@ where
 
 /// Tells the next leader, which may hold the lock and wait for it
 /// ([`takeover`]), that our command's process group is gone: our `running`
-/// row is deleted through a fresh session. Tried until the takeover
-/// timeout, after which nobody waits for it any more.
+/// row is deleted through a fresh session. Tried for one lock-delay: a
+/// resumed pod reaches its database at once, and a pod cut off from it
+/// must not linger in `Init` (the next leader then waits its takeover
+/// timeout).
 async fn confirm_stopped<L, F, Fut>(plan: &LockPlan, attempt: &mut F, target: &Target, token: i64)
 where
     L: Lock,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<L>>,
 {
-    let within = plan.takeover_timeout.min(plan.connect_timeout);
+    let within = plan.lock_delay.min(plan.connect_timeout);
     let confirmed = tokio::time::timeout(within, async {
         let mut backend = connect(within, attempt, target).await.ok()?;
         backend.clear_running(token).await.ok()
