@@ -803,8 +803,12 @@ async fn wait_for_previous<L: Lock>(backend: &mut L, plan: &LockPlan, timings: T
         match row {
             Ok(Some(row)) if row.token == previous.token => age = row.heartbeat_age,
             Ok(_) => {
+                let event = match wait {
+                    takeover::Wait::LockDelay(_) => "lock-delay",
+                    takeover::Wait::Confirmation(_) => "takeover",
+                };
                 info!(
-                    event = "takeover",
+                    event,
                     lock,
                     previous = holder,
                     "the previous leader ({holder}) confirmed that its command is gone"
