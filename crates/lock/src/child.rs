@@ -191,13 +191,14 @@ impl Child {
     /// `within` (a SIGKILLed process inside a system call finishes it first).
     /// Zombies count as dead: they run no more code. The child alone (no
     /// group of its own) is gone once `wait` has reaped it.
-    pub async fn group_gone(&self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
+    /// Blocking: the lock is lost by then, so there is nothing else to do.
+    pub fn group_gone(&self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
         while self.own_group && group_alive(self.pid) {
-            if tokio::time::Instant::now() >= deadline {
+            if std::time::Instant::now() >= deadline {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            std::thread::sleep(Duration::from_millis(10)); // wait-on-condition: poll with a deadline
         }
         true
     }
@@ -272,10 +273,10 @@ mod tests {
         let script = "sleep 60 & sleep 60 & wait".to_string();
         let mut child =
             spawn(&["sh".into(), "-c".into(), script], &OutputTail::default()).unwrap_or_else(|e| unreachable!("{e}"));
-        assert!(!child.group_gone(Duration::from_millis(50)).await, "its members are running");
+        assert!(!child.group_gone(Duration::from_millis(50)), "its members are running");
         child.signal(Signal::SIGKILL);
         let _ = child.wait().await;
-        assert!(child.group_gone(Duration::from_secs(60)).await, "every member was SIGKILLed");
+        assert!(child.group_gone(Duration::from_secs(60)), "every member was SIGKILLed");
     }
 
     /// Whether `pid` is a running (not zombie) process.

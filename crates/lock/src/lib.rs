@@ -444,103 +444,112 @@ where
 {
     // The first connection is the lock's, so its URL names the parameters to fix.
     let target = plan.lock_target.as_ref().unwrap_or(&plan.target);
-    let mut backend = match connect(plan.connect_timeout, &mut attempt, target).await {
-        Ok(backend) => backend,
-        Err(NotConnected::Misconfigured(misconfigured, problem)) => {
-            return misconfigured_exit(&misconfigured, &problem, &plan.summary);
-        }
-        Err(NotConnected::Unreachable(attempts, problem)) => {
-            let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
-            return unreachable(attempts, &problem, &within, &plan.summary);
-        }
-    };
-    let mut wait = Wait { since: Instant::now(), last_holder_log: None };
-    // Between reconnections too: an error that is not a broken connection
-    // (say a missing privilege) must not make a tight connect-fail loop.
-    let mut pause = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    // After a lost lock: the `running` row to delete, and until when.
+    let mut confirming: Option<(i64, Duration)> = None;
+    // One loop and one place that connects, for the first connection and for
+    // the confirmation after a lost lock: each place that awaits a dialect's
+    // connection is compiled into the size-gated pod binary anew.
     loop {
-        match follow(&mut backend, plan, &mut wait).await {
-            Ok(Followed::Skipped) => return 0,
-            Ok(Followed::TimedOut) => return exit::TIMEOUT,
-            Ok(Followed::BackingOff) => return exit::BACKING_OFF,
-            Ok(Followed::Acquired) => break,
-            Err(problem) => {
-                let left = plan.timeout.saturating_sub(wait.since.elapsed());
-                let pause = pause.next_pause().min(left);
-                warn!(
-                    event = "reconnecting",
-                    lock = plan.settings.lock_name,
-                    error = format!("{problem:#}"),
-                    retry_in_ms = pause.as_millis() as u64,
-                    left_s = left.as_secs(),
-                    "the database connection broke while waiting for the lock; connecting again"
-                );
-                tokio::time::sleep(pause).await;
-                match connect(left.saturating_sub(pause), &mut attempt, target).await {
-                    Ok(fresh) => backend = fresh,
-                    Err(NotConnected::Misconfigured(misconfigured, problem)) => {
-                        return misconfigured_exit(&misconfigured, &problem, &plan.summary);
-                    }
-                    Err(NotConnected::Unreachable(attempts, problem)) => {
-                        let within = format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
-                        return unreachable(attempts, &problem, &within, &plan.summary);
+        let deadline = confirming.map_or(plan.connect_timeout, |(_, within)| within);
+        let connected = connect(deadline, &mut attempt, target).await;
+        if let Some((token, within)) = confirming {
+            let confirmed = match connected {
+                Ok(mut backend) => {
+                    matches!(tokio::time::timeout(within, backend.clear_running(token)).await, Ok(Ok(())))
+                }
+                Err(_) => false,
+            };
+            log_confirmed(plan, confirmed);
+            return exit::LOCK_LOST;
+        }
+        let mut backend = match connected {
+            Ok(backend) => backend,
+            Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+                return misconfigured_exit(&misconfigured, &problem, &plan.summary);
+            }
+            Err(NotConnected::Unreachable(attempts, problem)) => {
+                let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
+                return unreachable(attempts, &problem, &within, &plan.summary);
+            }
+        };
+        let mut wait = Wait { since: Instant::now(), last_holder_log: None };
+        // Between reconnections too: an error that is not a broken connection
+        // (say a missing privilege) must not make a tight connect-fail loop.
+        let mut pause = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        loop {
+            match follow(&mut backend, plan, &mut wait).await {
+                Ok(Followed::Skipped) => return 0,
+                Ok(Followed::TimedOut) => return exit::TIMEOUT,
+                Ok(Followed::BackingOff) => return exit::BACKING_OFF,
+                Ok(Followed::Acquired) => break,
+                Err(problem) => {
+                    let left = plan.timeout.saturating_sub(wait.since.elapsed());
+                    let pause = pause.next_pause().min(left);
+                    warn!(
+                        event = "reconnecting",
+                        lock = plan.settings.lock_name,
+                        error = format!("{problem:#}"),
+                        retry_in_ms = pause.as_millis() as u64,
+                        left_s = left.as_secs(),
+                        "the database connection broke while waiting for the lock; connecting again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    match connect(left.saturating_sub(pause), &mut attempt, target).await {
+                        Ok(fresh) => backend = fresh,
+                        Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+                            return misconfigured_exit(&misconfigured, &problem, &plan.summary);
+                        }
+                        Err(NotConnected::Unreachable(attempts, problem)) => {
+                            let within =
+                                format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
+                            return unreachable(attempts, &problem, &within, &plan.summary);
+                        }
                     }
                 }
             }
         }
-    }
-    let lock = plan.settings.lock_name.as_str();
-    match lead(&mut backend, plan).await {
-        Ok(Lead::Done(code)) => {
-            release(&mut backend, lock).await;
-            code
-        }
-        Ok(Lead::Lost(stopped)) => {
-            // The lock's session is lost; the lock goes with it.
-            drop(backend);
-            if let Some(token) = stopped {
-                confirm_stopped(plan, &mut attempt, target, token).await;
+        let lock = plan.settings.lock_name.as_str();
+        match lead(&mut backend, plan).await {
+            Ok(Lead::Done(code)) => {
+                release(&mut backend, lock).await;
+                return code;
             }
-            exit::LOCK_LOST
-        }
-        Err(problem) => {
-            release(&mut backend, lock).await;
-            error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
-            plan.summary.set(format!("database error (exit {}): {problem:#}", exit::UNREACHABLE));
-            exit::UNREACHABLE
+            Ok(Lead::Lost(stopped)) => {
+                // The lock's session is lost; the lock goes with it. Tell the
+                // next leader, which may hold the lock and wait for it
+                // ([`takeover`]), that our command's process group is gone: our
+                // `running` row is deleted through a fresh session. Tried for one
+                // lock-delay: a resumed pod reaches its database at once, and a
+                // pod cut off from it must not linger in `Init` (the next leader
+                // then waits its takeover timeout).
+                drop(backend);
+                let Some(token) = stopped else { return exit::LOCK_LOST };
+                confirming = Some((token, plan.lock_delay.min(plan.connect_timeout)));
+            }
+            Err(problem) => {
+                release(&mut backend, lock).await;
+                error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
+                plan.summary.set(format!("database error (exit {}): {problem:#}", exit::UNREACHABLE));
+                return exit::UNREACHABLE;
+            }
         }
     }
 }
 
-/// Tells the next leader, which may hold the lock and wait for it
-/// ([`takeover`]), that our command's process group is gone: our `running`
-/// row is deleted through a fresh session. Tried for one lock-delay: a
-/// resumed pod reaches its database at once, and a pod cut off from it
-/// must not linger in `Init` (the next leader then waits its takeover
-/// timeout).
-async fn confirm_stopped<L, F, Fut>(plan: &LockPlan, attempt: &mut F, target: &Target, token: i64)
-where
-    L: Lock,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<L>>,
-{
-    let within = plan.lock_delay.min(plan.connect_timeout);
-    let confirmed = tokio::time::timeout(within, async {
-        let mut backend = connect(within, attempt, target).await.ok()?;
-        backend.clear_running(token).await.ok()
-    })
-    .await;
+/// Not generic, so its logging is compiled once, not per dialect.
+fn log_confirmed(plan: &LockPlan, confirmed: bool) {
     let lock = plan.settings.lock_name.as_str();
-    match confirmed {
-        Ok(Some(())) => info!(
+    if confirmed {
+        info!(
             event = "running-row",
             lock, "told the next leader that our command is gone (our `running` row is deleted)"
-        ),
-        _ => warn!(
+        );
+    } else {
+        warn!(
             event = "running-row",
             lock,
             "could not tell the next leader that our command is gone (database unreachable); it starts after its takeover timeout"
-        ),
+        );
     }
 }
 
@@ -755,98 +764,118 @@ async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
 /// and keeping our own session busy and checked meanwhile. `false` when that
 /// session was lost (nothing ran).
 async fn wait_for_previous<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings) -> Result<bool> {
-    let lock = plan.settings.lock_name.as_str();
     backend.ensure_running_table().await?;
     let Some(previous) = backend.running_row().await? else { return Ok(true) };
-    let name = &plan.settings.application_name;
-    // A name cut to 63 bytes might be another pod's too.
-    let same_pod = !plan.pod.is_empty() && name.len() < 63 && previous.holder == *name;
-    let wait = takeover::wait_for(&previous, same_pod, plan.lock_delay, plan.takeover_timeout);
-    let holder = previous.holder.as_str();
-    let silent = seconds(previous.heartbeat_age);
-    let until = match wait {
-        takeover::Wait::LockDelay(until) if previous.heartbeat_age >= until => return Ok(true),
-        takeover::Wait::LockDelay(until) => {
-            info!(
-                event = "lock-delay",
-                lock,
-                previous = holder,
-                wait_ms = (until - previous.heartbeat_age).as_millis() as u64,
-                "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
-                humantime::format_duration(until)
-            );
-            until
-        }
-        takeover::Wait::Confirmation(until) => {
-            warn!(
-                event = "takeover",
-                lock,
-                previous = holder,
-                heartbeat_age_s = previous.heartbeat_age.as_secs(),
-                "the previous leader ({holder}) went silent {silent} ago with its command unfinished (frozen, vanished or cut off from the database); \
-                 holding the lock and waiting for it to confirm that its command is gone, at most until its last heartbeat is {} old (--takeover-timeout)",
-                humantime::format_duration(until)
-            );
-            until
-        }
-    };
+    let Some(wait) = waiting_for(plan, &previous) else { return Ok(true) };
     let mut age = previous.heartbeat_age;
-    while let Some(left) = until.checked_sub(age).filter(|left| !left.is_zero()) {
+    while let Some(left) = wait.until().checked_sub(age).filter(|left| !left.is_zero()) {
         tokio::time::sleep(left.min(timings.heartbeat_every)).await;
-        let row = match tokio::time::timeout(timings.heartbeat_timeout, backend.running_row()).await {
-            Ok(row) => row,
-            Err(_) => Err(anyhow::anyhow!(
-                "the lock connection did not answer within {}",
-                humantime::format_duration(timings.heartbeat_timeout)
-            )),
-        };
-        match row {
-            Ok(Some(row)) if row.token == previous.token => age = row.heartbeat_age,
-            Ok(_) => {
-                let event = match wait {
-                    takeover::Wait::LockDelay(_) => "lock-delay",
-                    takeover::Wait::Confirmation(_) => "takeover",
-                };
-                info!(
-                    event,
-                    lock,
-                    previous = holder,
-                    "the previous leader ({holder}) confirmed that its command is gone"
-                );
+        match tokio::time::timeout(timings.heartbeat_timeout, backend.running_row()).await {
+            Ok(Ok(Some(row))) if row.token == previous.token => age = row.heartbeat_age,
+            Ok(Ok(_)) => {
+                log_previous(plan, &previous, wait, Waited::Confirmed);
                 return Ok(true);
             }
-            Err(problem) => {
-                error!(
-                    event = "lost",
-                    lock,
-                    error = format!("{problem:#}"),
-                    "lost the lock's database connection while waiting for the previous leader; nothing ran (exit {})",
-                    exit::LOCK_LOST
+            Ok(Err(problem)) => {
+                log_previous(plan, &previous, wait, Waited::Lost(problem));
+                return Ok(false);
+            }
+            Err(_) => {
+                let problem = anyhow::anyhow!(
+                    "the lock connection did not answer within {}",
+                    humantime::format_duration(timings.heartbeat_timeout)
                 );
-                plan.summary.set(format!(
-                    "lost the lock's database connection while waiting for the previous leader ({holder}); nothing ran (exit {})",
-                    exit::LOCK_LOST
-                ));
+                log_previous(plan, &previous, wait, Waited::Lost(problem));
                 return Ok(false);
             }
         }
     }
-    if let takeover::Wait::Confirmation(until) = wait {
-        let waited = humantime::format_duration(until);
-        error!(
-            event = "takeover",
+    log_previous(plan, &previous, wait, Waited::Out(age));
+    Ok(true)
+}
+
+/// How to wait for `previous` ([`takeover`]), logged; `None`: no need to.
+fn waiting_for(plan: &LockPlan, previous: &dialect::Previous) -> Option<takeover::Wait> {
+    let name = &plan.settings.application_name;
+    // A name cut to 63 bytes might be another pod's too.
+    let same_pod = !plan.pod.is_empty() && name.len() < 63 && previous.holder == *name;
+    let wait = takeover::wait_for(previous, same_pod, plan.lock_delay, plan.takeover_timeout);
+    if previous.heartbeat_age >= wait.until() && matches!(wait, takeover::Wait::LockDelay(_)) {
+        return None;
+    }
+    log_previous(plan, previous, wait, Waited::Started);
+    Some(wait)
+}
+
+/// Where the wait for a previous leader is.
+enum Waited {
+    Started,
+    Confirmed,
+    /// Until its heartbeat was this old, without its confirmation.
+    Out(Duration),
+    Lost(anyhow::Error),
+}
+
+/// Logs the wait for a previous leader (and notes a takeover without its
+/// confirmation in the summary). Not generic, so compiled once.
+fn log_previous(plan: &LockPlan, previous: &dialect::Previous, wait: takeover::Wait, waited: Waited) {
+    let lock = plan.settings.lock_name.as_str();
+    let holder = previous.holder.as_str();
+    let until = humantime::format_duration(wait.until());
+    let event = match wait {
+        takeover::Wait::LockDelay(_) => "lock-delay",
+        takeover::Wait::Confirmation(_) => "takeover",
+    };
+    match (waited, wait) {
+        (Waited::Started, takeover::Wait::LockDelay(until)) => info!(
+            event,
             lock,
             previous = holder,
-            heartbeat_age_s = age.as_secs(),
-            "the previous leader ({holder}) did not confirm within {waited} of its last heartbeat that its command is gone; starting without it. \
-             If that pod is only frozen, its command may still write when it resumes: check it"
-        );
-        plan.summary.note(format!(
-            "took over from {holder}, silent for {}, without its confirmation that its command is gone",
-            seconds(age)
-        ));
+            wait_ms = until.saturating_sub(previous.heartbeat_age).as_millis() as u64,
+            "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
+            humantime::format_duration(until)
+        ),
+        (Waited::Started, takeover::Wait::Confirmation(_)) => warn!(
+            event,
+            lock,
+            previous = holder,
+            heartbeat_age_s = previous.heartbeat_age.as_secs(),
+            "the previous leader ({holder}) went silent {} ago with its command unfinished (frozen, vanished or cut off from the database); \
+             holding the lock and waiting for it to confirm that its command is gone, at most until its last heartbeat is {until} old (--takeover-timeout)",
+            seconds(previous.heartbeat_age)
+        ),
+        (Waited::Confirmed, _) => {
+            info!(event, lock, previous = holder, "the previous leader ({holder}) confirmed that its command is gone");
+        }
+        (Waited::Out(_), takeover::Wait::LockDelay(_)) => {}
+        (Waited::Out(age), takeover::Wait::Confirmation(_)) => {
+            error!(
+                event,
+                lock,
+                previous = holder,
+                heartbeat_age_s = age.as_secs(),
+                "the previous leader ({holder}) did not confirm within {until} of its last heartbeat that its command is gone; starting without it. \
+                 If that pod is only frozen, its command may still write when it resumes: check it"
+            );
+            plan.summary.note(format!(
+                "took over from {holder}, silent for {}, without its confirmation that its command is gone",
+                seconds(age)
+            ));
+        }
+        (Waited::Lost(problem), _) => {
+            error!(
+                event = "lost",
+                lock,
+                error = format!("{problem:#}"),
+                "lost the lock's database connection while waiting for the previous leader; nothing ran (exit {})",
+                exit::LOCK_LOST
+            );
+            plan.summary.set(format!(
+                "lost the lock's database connection while waiting for the previous leader ({holder}); nothing ran (exit {})",
+                exit::LOCK_LOST
+            ));
+        }
     }
-    Ok(true)
 }
 
 /// A duration to the second, for messages.
@@ -1168,12 +1197,12 @@ async fn supervise<L: Lock>(
             biased;
             () = lease.fired() => {
                 let _ = child.wait().await;
-                return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN).await);
+                return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN));
             }
             status = child.wait() => {
                 lease.disarm();
                 if lease.expired().is_some() {
-                    return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN).await);
+                    return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN));
                 }
                 return Supervised::Exited(status.unwrap_or(1));
             }
@@ -1188,7 +1217,7 @@ async fn supervise<L: Lock>(
                         // only what is left of the lease as its grace.
                         let _ = child.terminate(timings.grace.min(lease.left())).await;
                         lease.disarm();
-                        return Supervised::Lost(problem, child.group_gone(GROUP_GONE_WITHIN).await);
+                        return Supervised::Lost(problem, child.group_gone(GROUP_GONE_WITHIN));
                     }
                 }
             }

@@ -38,6 +38,15 @@ pub(crate) enum Wait {
     Confirmation(Duration),
 }
 
+impl Wait {
+    /// The heartbeat's age at which the wait ends at the latest.
+    pub(crate) fn until(self) -> Duration {
+        match self {
+            Wait::LockDelay(until) | Wait::Confirmation(until) => until,
+        }
+    }
+}
+
 /// How to wait for `previous`. `same_pod`: the row is this very pod's,
 /// written by a container the kubelet restarted only after it ended.
 pub(crate) fn wait_for(previous: &Previous, same_pod: bool, lock_delay: Duration, takeover_timeout: Duration) -> Wait {
