@@ -36,3 +36,7 @@ pub const TERMINATION_LOG: &str = "KUBE_ONCE_TERMINATION_LOG";
 /// The first backoff step after a failed attempt (then doubling, up to 30
 /// steps' worth), e.g. `10s`. Not injected by the webhook (the default suffices).
 pub const FAILURE_BACKOFF: &str = "KUBE_ONCE_FAILURE_BACKOFF";
+/// How long after a silent leader's last heartbeat the next leader waits at
+/// most for its confirmation that its command is gone, e.g. `5m`. Not
+/// injected by the webhook (the default suffices).
+pub const TAKEOVER_TIMEOUT: &str = "KUBE_ONCE_TAKEOVER_TIMEOUT";

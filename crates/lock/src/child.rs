@@ -187,6 +187,22 @@ impl Child {
         .await;
     }
 
+    /// Whether every process of the child's group has died, polled until
+    /// `within` (a SIGKILLed process inside a system call finishes it first).
+    /// Zombies count as dead: they run no more code. The child alone (no
+    /// group of its own) is gone once `wait` has reaped it.
+    /// Blocking: the lock is lost by then, so there is nothing else to do.
+    pub fn group_gone(&self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while self.own_group && group_alive(self.pid) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10)); // wait-on-condition: poll with a deadline
+        }
+        true
+    }
+
     /// SIGKILL to what is left of the child's group once the child is gone
     /// (its pid, reaped, must not be signalled alone: it may be reused; the
     /// group id stays reserved while any member lives).
@@ -215,6 +231,22 @@ impl Child {
     }
 }
 
+/// Whether a process of group `pgid` still runs (is not a zombie).
+fn group_alive(pgid: Pid) -> bool {
+    // No member at all, not even a zombie: `kill(2)` says so at once.
+    if killpg(pgid, None).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else { return true };
+    entries.filter_map(Result::ok).any(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The fields after the command name: state, ppid, pgrp, ...
+        let fields: Vec<&str> =
+            stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').take(3).collect()).unwrap_or_default();
+        matches!(fields[..], [state, _, pgrp] if state != "Z" && state != "X" && pgrp.parse() == Ok(pgid.as_raw()))
+    })
+}
+
 /// The code a shell would report: the exit status, or 128 + the signal number.
 fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
@@ -234,6 +266,17 @@ mod tests {
         let text = tail.text();
         assert!(text.len() <= TAIL_BYTES && text.ends_with("4999\n5000\n\nlast words\n"), "{text:?}");
         assert!(!text.contains("\n2\n3\n"), "the start is dropped: {text:?}");
+    }
+
+    #[tokio::test]
+    async fn the_group_is_gone_only_once_every_member_died() {
+        let script = "sleep 60 & sleep 60 & wait".to_string();
+        let mut child =
+            spawn(&["sh".into(), "-c".into(), script], &OutputTail::default()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(!child.group_gone(Duration::from_millis(50)), "its members are running");
+        child.signal(Signal::SIGKILL);
+        let _ = child.wait().await;
+        assert!(child.group_gone(Duration::from_secs(60)), "every member was SIGKILLed");
     }
 
     /// Whether `pid` is a running (not zombie) process.

@@ -95,15 +95,27 @@ pub(crate) trait Lock {
 
     /// Creates the table of `running` rows ([`crate::names::RUNNING_TABLE`]) if missing.
     async fn ensure_running_table(&mut self) -> Result<()>;
-    /// The `running` row under this lock, if any: how long until its last
-    /// heartbeat is `lock_delay` old (zero when it already is; server time)
-    /// and who wrote it.
-    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>>;
+    /// The `running` row under this lock, if any: who wrote it, under which
+    /// token, and how old its last heartbeat is by the server's clock.
+    async fn running_row(&mut self) -> Result<Option<Previous>>;
     /// Writes our `running` row (holder, heartbeat now) under a fresh
     /// `token`; `heartbeat` refreshes it from then on.
     async fn mark_running(&mut self, holder: &str, token: i64) -> Result<()>;
     /// Deletes our `running` row: the command and its process group have ended.
+    /// Also how a leader that lost the lock says so, on a fresh session, to
+    /// the next leader waiting for it ([`crate::takeover`]).
     async fn clear_running(&mut self, token: i64) -> Result<()>;
+}
+
+/// A `running` row found by a new leader: a previous leader's command that
+/// did not end cleanly (or is still ending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Previous {
+    /// Its `application_name`: `<namespace>/<deployment>/<pod>`.
+    pub holder: String,
+    pub token: i64,
+    /// How long ago its last heartbeat got through, by the server's clock.
+    pub heartbeat_age: Duration,
 }
 
 /// A statement's answer, or `None` when its table does not exist yet;

@@ -11,7 +11,11 @@
 //!    database restart) is opened again, with backoff, within the same timeout;
 //! 4. holding the lock: if the previous leader's `running` row has a recent
 //!    heartbeat, wait until that heartbeat is `lock-delay` old (server time):
-//!    a leader that lost its lock has stopped its command by then. Then create
+//!    a leader that lost its lock has stopped its command by then; if its
+//!    heartbeat was already old, the holder went silent (frozen, vanished):
+//!    wait for it to confirm its command is gone, at most until the takeover
+//!    timeout (`takeover`). Either wait ends when the old leader, its process
+//!    group gone, deletes its row through a fresh session. Then create
 //!    the record table, check the record again, write our `running` row and
 //!    run the child in a process group of its own while a heartbeat refreshes
 //!    the row through the lock's connection (lost → the whole group stopped,
@@ -37,6 +41,7 @@ pub mod names;
 mod postgres;
 pub mod record;
 mod sqlite;
+mod takeover;
 pub mod termination;
 mod tls;
 pub mod url;
@@ -71,6 +76,12 @@ pub mod exit {
     /// waiting", this one "not yet, by design".
     pub const BACKING_OFF: u8 = 76;
 }
+
+/// How long a lost leader waits for its SIGKILLed process group to be gone
+/// (a process inside a system call finishes it first) before it tells the
+/// next leader so; past that it does not, and the next one waits out its
+/// takeover timeout.
+const GROUP_GONE_WITHIN: Duration = Duration::from_secs(10);
 
 /// How often a follower logs who holds the lock.
 const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
@@ -144,6 +155,11 @@ pub mod defaults {
     /// How long after a lost leader's last heartbeat the next leader waits
     /// (Chubby's lock-delay); `0` turns it off (no `running` table).
     pub const LOCK_DELAY: Duration = Duration::from_secs(15);
+    /// How long after a silent leader's last heartbeat (frozen, vanished,
+    /// cut off) the next leader gives up waiting for it to confirm that its
+    /// command is gone: Kubernetes' own wait before it evicts the pods of
+    /// an unreachable node.
+    pub const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 }
 
 /// What `lock` is asked to do, as plain values; [`plan`] reads the
@@ -165,6 +181,9 @@ pub struct LockOptions {
     pub connect_timeout: Duration,
     /// How long after a lost leader's last heartbeat the next leader waits.
     pub lock_delay: Duration,
+    /// How long after a silent leader's last heartbeat the next leader waits
+    /// at most for its confirmation that its command is gone.
+    pub takeover_timeout: Duration,
     /// Image the command comes from (recorded, and part of the default key).
     pub image: String,
     pub namespace: String,
@@ -191,6 +210,7 @@ impl LockOptions {
             timeout: defaults::TIMEOUT,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             lock_delay: defaults::LOCK_DELAY,
+            takeover_timeout: defaults::TAKEOVER_TIMEOUT,
             image: String::new(),
             namespace: String::new(),
             deployment: String::new(),
@@ -217,6 +237,7 @@ pub struct LockPlan {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub lock_delay: Duration,
+    pub takeover_timeout: Duration,
     pub failure_backoff: Duration,
     /// How the run ended, for the termination message.
     pub summary: Summary,
@@ -303,6 +324,7 @@ pub fn plan(args: &LockOptions, lookup: impl Fn(&str) -> Option<String>) -> Resu
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
         lock_delay: args.lock_delay,
+        takeover_timeout: args.takeover_timeout,
         failure_backoff: args.failure_backoff,
         summary: Summary::default(),
         redactor,
@@ -422,58 +444,112 @@ where
 {
     // The first connection is the lock's, so its URL names the parameters to fix.
     let target = plan.lock_target.as_ref().unwrap_or(&plan.target);
-    let mut backend = match connect(plan.connect_timeout, &mut attempt, target).await {
-        Ok(backend) => backend,
-        Err(NotConnected::Misconfigured(misconfigured, problem)) => {
-            return misconfigured_exit(&misconfigured, &problem, &plan.summary);
-        }
-        Err(NotConnected::Unreachable(attempts, problem)) => {
-            let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
-            return unreachable(attempts, &problem, &within, &plan.summary);
-        }
-    };
-    let mut wait = Wait { since: Instant::now(), last_holder_log: None };
-    // Between reconnections too: an error that is not a broken connection
-    // (say a missing privilege) must not make a tight connect-fail loop.
-    let mut pause = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    // After a lost lock: the `running` row to delete, and until when.
+    let mut confirming: Option<(i64, Duration)> = None;
+    // One loop and one place that connects, for the first connection and for
+    // the confirmation after a lost lock: each place that awaits a dialect's
+    // connection is compiled into the size-gated pod binary anew.
     loop {
-        match follow(&mut backend, plan, &mut wait).await {
-            Ok(Followed::Skipped) => return 0,
-            Ok(Followed::TimedOut) => return exit::TIMEOUT,
-            Ok(Followed::BackingOff) => return exit::BACKING_OFF,
-            Ok(Followed::Acquired) => break,
-            Err(problem) => {
-                let left = plan.timeout.saturating_sub(wait.since.elapsed());
-                let pause = pause.next_pause().min(left);
-                warn!(
-                    event = "reconnecting",
-                    lock = plan.settings.lock_name,
-                    error = format!("{problem:#}"),
-                    retry_in_ms = pause.as_millis() as u64,
-                    left_s = left.as_secs(),
-                    "the database connection broke while waiting for the lock; connecting again"
-                );
-                tokio::time::sleep(pause).await;
-                match connect(left.saturating_sub(pause), &mut attempt, target).await {
-                    Ok(fresh) => backend = fresh,
-                    Err(NotConnected::Misconfigured(misconfigured, problem)) => {
-                        return misconfigured_exit(&misconfigured, &problem, &plan.summary);
-                    }
-                    Err(NotConnected::Unreachable(attempts, problem)) => {
-                        let within = format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
-                        return unreachable(attempts, &problem, &within, &plan.summary);
+        let deadline = confirming.map_or(plan.connect_timeout, |(_, within)| within);
+        let connected = connect(deadline, &mut attempt, target).await;
+        if let Some((token, within)) = confirming {
+            let confirmed = match connected {
+                Ok(mut backend) => {
+                    matches!(tokio::time::timeout(within, backend.clear_running(token)).await, Ok(Ok(())))
+                }
+                Err(_) => false,
+            };
+            log_confirmed(plan, confirmed);
+            return exit::LOCK_LOST;
+        }
+        let mut backend = match connected {
+            Ok(backend) => backend,
+            Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+                return misconfigured_exit(&misconfigured, &problem, &plan.summary);
+            }
+            Err(NotConnected::Unreachable(attempts, problem)) => {
+                let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
+                return unreachable(attempts, &problem, &within, &plan.summary);
+            }
+        };
+        let mut wait = Wait { since: Instant::now(), last_holder_log: None };
+        // Between reconnections too: an error that is not a broken connection
+        // (say a missing privilege) must not make a tight connect-fail loop.
+        let mut pause = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        loop {
+            match follow(&mut backend, plan, &mut wait).await {
+                Ok(Followed::Skipped) => return 0,
+                Ok(Followed::TimedOut) => return exit::TIMEOUT,
+                Ok(Followed::BackingOff) => return exit::BACKING_OFF,
+                Ok(Followed::Acquired) => break,
+                Err(problem) => {
+                    let left = plan.timeout.saturating_sub(wait.since.elapsed());
+                    let pause = pause.next_pause().min(left);
+                    warn!(
+                        event = "reconnecting",
+                        lock = plan.settings.lock_name,
+                        error = format!("{problem:#}"),
+                        retry_in_ms = pause.as_millis() as u64,
+                        left_s = left.as_secs(),
+                        "the database connection broke while waiting for the lock; connecting again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    match connect(left.saturating_sub(pause), &mut attempt, target).await {
+                        Ok(fresh) => backend = fresh,
+                        Err(NotConnected::Misconfigured(misconfigured, problem)) => {
+                            return misconfigured_exit(&misconfigured, &problem, &plan.summary);
+                        }
+                        Err(NotConnected::Unreachable(attempts, problem)) => {
+                            let within =
+                                format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
+                            return unreachable(attempts, &problem, &within, &plan.summary);
+                        }
                     }
                 }
             }
         }
-    }
-    match lead_under_lock(&mut backend, plan).await {
-        Ok(code) => code,
-        Err(problem) => {
-            error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
-            plan.summary.set(format!("database error (exit {}): {problem:#}", exit::UNREACHABLE));
-            exit::UNREACHABLE
+        let lock = plan.settings.lock_name.as_str();
+        match lead(&mut backend, plan).await {
+            Ok(Lead::Done(code)) => {
+                release(&mut backend, lock).await;
+                return code;
+            }
+            Ok(Lead::Lost(stopped)) => {
+                // The lock's session is lost; the lock goes with it. Tell the
+                // next leader, which may hold the lock and wait for it
+                // ([`takeover`]), that our command's process group is gone: our
+                // `running` row is deleted through a fresh session. Tried for one
+                // lock-delay: a resumed pod reaches its database at once, and a
+                // pod cut off from it must not linger in `Init` (the next leader
+                // then waits its takeover timeout).
+                drop(backend);
+                let Some(token) = stopped else { return exit::LOCK_LOST };
+                confirming = Some((token, plan.lock_delay.min(plan.connect_timeout)));
+            }
+            Err(problem) => {
+                release(&mut backend, lock).await;
+                error!(event = "failed", error = format!("{problem:#}"), "database error; exit {}", exit::UNREACHABLE);
+                plan.summary.set(format!("database error (exit {}): {problem:#}", exit::UNREACHABLE));
+                return exit::UNREACHABLE;
+            }
         }
+    }
+}
+
+/// Not generic, so its logging is compiled once, not per dialect.
+fn log_confirmed(plan: &LockPlan, confirmed: bool) {
+    let lock = plan.settings.lock_name.as_str();
+    if confirmed {
+        info!(
+            event = "running-row",
+            lock, "told the next leader that our command is gone (our `running` row is deleted)"
+        );
+    } else {
+        warn!(
+            event = "running-row",
+            lock,
+            "could not tell the next leader that our command is gone (database unreachable); it starts after its takeover timeout"
+        );
     }
 }
 
@@ -638,30 +714,19 @@ fn stalled(plan: &LockPlan, doing: &str) -> Followed {
     Followed::TimedOut
 }
 
-async fn lead_under_lock<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<u8> {
-    let lock = plan.settings.lock_name.as_str();
-    let code = lead(backend, plan).await;
-    match &code {
-        Ok(Lead::Lost) => {}
-        Ok(_) | Err(_) => release(backend, lock).await,
-    }
-    Ok(match code? {
-        Lead::Done(code) => code,
-        Lead::Lost => exit::LOCK_LOST,
-    })
-}
-
 enum Lead {
     Done(u8),
-    Lost,
+    /// The lock was lost; `Some(token)` when our command had started under
+    /// that `running` row and its whole process group is gone now.
+    Lost(Option<i64>),
 }
 
-/// Holding the lock: waits out a lost leader's lock-delay, checks the
-/// done-record once more, then runs the command.
+/// Holding the lock: waits for a previous leader that did not end cleanly,
+/// checks the done-record once more, then runs the command.
 async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
     let timings = Timings::new(plan.lock_delay);
-    if !plan.lock_delay.is_zero() && !wait_out_lock_delay(backend, plan, timings).await? {
-        return Ok(Lead::Lost);
+    if !plan.lock_delay.is_zero() && !wait_for_previous(backend, plan, timings).await? {
+        return Ok(Lead::Lost(None));
     }
     if let Some(table) = &plan.settings.table {
         backend.records().create_done_table(table).await?;
@@ -692,40 +757,130 @@ async fn lead<L: Lock>(backend: &mut L, plan: &LockPlan) -> Result<Lead> {
     run_command(backend, plan, timings, running).await
 }
 
-/// When the previous leader lost the lock while its command ran, waits until
-/// its last heartbeat is `lock-delay` old, keeping our own session busy and
-/// checked; `false` when that session was lost meanwhile (nothing ran).
-async fn wait_out_lock_delay<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings) -> Result<bool> {
-    let lock = plan.settings.lock_name.as_str();
+/// When a previous leader's `running` row is left, waits as [`takeover`]
+/// says: until its last heartbeat is `lock-delay` old, or, for a leader that
+/// went silent, until it confirms its command is gone (its row deleted) or
+/// the takeover timeout passed. All by the server's clock; holding the lock
+/// and keeping our own session busy and checked meanwhile. `false` when that
+/// session was lost (nothing ran).
+async fn wait_for_previous<L: Lock>(backend: &mut L, plan: &LockPlan, timings: Timings) -> Result<bool> {
     backend.ensure_running_table().await?;
-    let Some((left, holder)) = backend.running_row(plan.lock_delay).await? else { return Ok(true) };
-    if left.is_zero() {
-        return Ok(true);
+    let Some(previous) = backend.running_row().await? else { return Ok(true) };
+    let Some(wait) = waiting_for(plan, &previous) else { return Ok(true) };
+    let mut age = previous.heartbeat_age;
+    while let Some(left) = wait.until().checked_sub(age).filter(|left| !left.is_zero()) {
+        tokio::time::sleep(left.min(timings.heartbeat_every)).await;
+        match tokio::time::timeout(timings.heartbeat_timeout, backend.running_row()).await {
+            Ok(Ok(Some(row))) if row.token == previous.token => age = row.heartbeat_age,
+            Ok(Ok(_)) => {
+                log_previous(plan, &previous, wait, Waited::Confirmed);
+                return Ok(true);
+            }
+            Ok(Err(problem)) => {
+                log_previous(plan, &previous, wait, Waited::Lost(problem));
+                return Ok(false);
+            }
+            Err(_) => {
+                let problem = anyhow::anyhow!(
+                    "the lock connection did not answer within {}",
+                    humantime::format_duration(timings.heartbeat_timeout)
+                );
+                log_previous(plan, &previous, wait, Waited::Lost(problem));
+                return Ok(false);
+            }
+        }
     }
-    info!(
-        event = "lock-delay",
-        lock,
-        previous = holder,
-        wait_ms = left.as_millis() as u64,
-        "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
-        humantime::format_duration(plan.lock_delay)
-    );
-    let until = Instant::now() + left;
-    // Keep our own lock session busy (server-side idle timeouts) and checked.
-    while let Some(pause) = until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
-        tokio::time::sleep(pause.min(timings.heartbeat_every)).await;
-        if let Err(problem) = checked_heartbeat(backend, timings, None).await {
+    log_previous(plan, &previous, wait, Waited::Out(age));
+    Ok(true)
+}
+
+/// How to wait for `previous` ([`takeover`]), logged; `None`: no need to.
+fn waiting_for(plan: &LockPlan, previous: &dialect::Previous) -> Option<takeover::Wait> {
+    let name = &plan.settings.application_name;
+    // A name cut to 63 bytes might be another pod's too.
+    let same_pod = !plan.pod.is_empty() && name.len() < 63 && previous.holder == *name;
+    let wait = takeover::wait_for(previous, same_pod, plan.lock_delay, plan.takeover_timeout);
+    if previous.heartbeat_age >= wait.until() && matches!(wait, takeover::Wait::LockDelay(_)) {
+        return None;
+    }
+    log_previous(plan, previous, wait, Waited::Started);
+    Some(wait)
+}
+
+/// Where the wait for a previous leader is.
+enum Waited {
+    Started,
+    Confirmed,
+    /// Until its heartbeat was this old, without its confirmation.
+    Out(Duration),
+    Lost(anyhow::Error),
+}
+
+/// Logs the wait for a previous leader (and notes a takeover without its
+/// confirmation in the summary). Not generic, so compiled once.
+fn log_previous(plan: &LockPlan, previous: &dialect::Previous, wait: takeover::Wait, waited: Waited) {
+    let lock = plan.settings.lock_name.as_str();
+    let holder = previous.holder.as_str();
+    let until = humantime::format_duration(wait.until());
+    let event = match wait {
+        takeover::Wait::LockDelay(_) => "lock-delay",
+        takeover::Wait::Confirmation(_) => "takeover",
+    };
+    match (waited, wait) {
+        (Waited::Started, takeover::Wait::LockDelay(until)) => info!(
+            event,
+            lock,
+            previous = holder,
+            wait_ms = until.saturating_sub(previous.heartbeat_age).as_millis() as u64,
+            "the previous leader ({holder}) lost the lock while its command ran; waiting until its last heartbeat is {} old before starting",
+            humantime::format_duration(until)
+        ),
+        (Waited::Started, takeover::Wait::Confirmation(_)) => warn!(
+            event,
+            lock,
+            previous = holder,
+            heartbeat_age_s = previous.heartbeat_age.as_secs(),
+            "the previous leader ({holder}) went silent {} ago with its command unfinished (frozen, vanished or cut off from the database); \
+             holding the lock and waiting for it to confirm that its command is gone, at most until its last heartbeat is {until} old (--takeover-timeout)",
+            seconds(previous.heartbeat_age)
+        ),
+        (Waited::Confirmed, _) => {
+            info!(event, lock, previous = holder, "the previous leader ({holder}) confirmed that its command is gone");
+        }
+        (Waited::Out(_), takeover::Wait::LockDelay(_)) => {}
+        (Waited::Out(age), takeover::Wait::Confirmation(_)) => {
+            error!(
+                event,
+                lock,
+                previous = holder,
+                heartbeat_age_s = age.as_secs(),
+                "the previous leader ({holder}) did not confirm within {until} of its last heartbeat that its command is gone; starting without it. \
+                 If that pod is only frozen, its command may still write when it resumes: check it"
+            );
+            plan.summary.note(format!(
+                "took over from {holder}, silent for {}, without its confirmation that its command is gone",
+                seconds(age)
+            ));
+        }
+        (Waited::Lost(problem), _) => {
             error!(
                 event = "lost",
                 lock,
                 error = format!("{problem:#}"),
-                "lost the lock's database connection during the lock-delay; nothing ran (exit {})",
+                "lost the lock's database connection while waiting for the previous leader; nothing ran (exit {})",
                 exit::LOCK_LOST
             );
-            return Ok(false);
+            plan.summary.set(format!(
+                "lost the lock's database connection while waiting for the previous leader ({holder}); nothing ran (exit {})",
+                exit::LOCK_LOST
+            ));
         }
     }
-    Ok(true)
+}
+
+/// A duration to the second, for messages.
+fn seconds(duration: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(duration.as_secs()))
 }
 
 /// Runs the command under the heartbeat and says how it ended.
@@ -751,7 +906,7 @@ async fn run_command<L: Lock>(
             clear_running(backend, plan, running).await;
             Ok(Lead::Done(code))
         }
-        Supervised::Lost(problem) => {
+        Supervised::Lost(problem, gone) => {
             error!(
                 event = "lost",
                 lock = plan.settings.lock_name,
@@ -764,7 +919,7 @@ async fn run_command<L: Lock>(
                 "lost the lock's database connection while {command:?} ran; stopped it (exit {}), the next pod runs it again: {problem:#}",
                 exit::LOCK_LOST
             ));
-            Ok(Lead::Lost)
+            Ok(Lead::Lost(running.filter(|_| gone)))
         }
     }
 }
@@ -996,7 +1151,8 @@ async fn describe_holder<L: Lock>(backend: &mut L) -> String {
 enum Supervised {
     Exited(i32),
     CannotStart(u8, std::io::Error),
-    Lost(anyhow::Error),
+    /// The lock was lost; `true` once the command's whole group is gone.
+    Lost(anyhow::Error, bool),
 }
 
 /// Runs the command, forwarding SIGTERM/SIGINT to its process group, while
@@ -1018,7 +1174,7 @@ async fn supervise<L: Lock>(
     // wrapper frozen since it wrote its `running` row never starts the command.
     let sent = lease::Stamp::now();
     if let Err(problem) = checked_heartbeat(backend, timings, running).await {
-        return Supervised::Lost(problem.context("before starting the command (it did not run)"));
+        return Supervised::Lost(problem.context("before starting the command (it did not run)"), true);
     }
     let bound = if backend.lost_when_frozen() { timings.bound() } else { Duration::MAX };
     let lease = match lease::Lease::start(bound, sent) {
@@ -1041,12 +1197,12 @@ async fn supervise<L: Lock>(
             biased;
             () = lease.fired() => {
                 let _ = child.wait().await;
-                return Supervised::Lost(frozen(&lease, timings));
+                return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN));
             }
             status = child.wait() => {
                 lease.disarm();
                 if lease.expired().is_some() {
-                    return Supervised::Lost(frozen(&lease, timings));
+                    return Supervised::Lost(frozen(&lease, timings), child.group_gone(GROUP_GONE_WITHIN));
                 }
                 return Supervised::Exited(status.unwrap_or(1));
             }
@@ -1061,7 +1217,7 @@ async fn supervise<L: Lock>(
                         // only what is left of the lease as its grace.
                         let _ = child.terminate(timings.grace.min(lease.left())).await;
                         lease.disarm();
-                        return Supervised::Lost(problem);
+                        return Supervised::Lost(problem, child.group_gone(GROUP_GONE_WITHIN));
                     }
                 }
             }

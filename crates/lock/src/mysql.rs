@@ -14,7 +14,7 @@ use mysql_async::{Conn, OptsBuilder, SslOpts};
 use super::Settings;
 use super::url::{Host, Server, TlsMode};
 use crate::attempts::{Attempt, Outcome, StoredAttempt};
-use crate::dialect::{Lock, RecordStore, unless_missing};
+use crate::dialect::{Lock, Previous, RecordStore, unless_missing};
 use crate::names::{ATTEMPTS_TABLE, RUNNING_TABLE, mysql_lock_name};
 use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
@@ -437,19 +437,22 @@ impl Lock for MySqlLock {
         })
     }
 
-    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+    async fn running_row(&mut self) -> Result<Option<Previous>> {
         let sql = format!(
-            "SELECT holder, TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), heartbeat_at + INTERVAL ? MICROSECOND) \
+            "SELECT holder, token, CAST(GREATEST(0, TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6))) DIV 1000 AS SIGNED) \
              FROM {RUNNING_TABLE} WHERE lock_name = ?"
         );
-        let delay_us = lock_delay.as_micros() as i64;
-        let row: Option<(String, i64)> = self
+        let row: Option<(String, i64, i64)> = self
             .session
             .conn
-            .exec_first(sql, (delay_us, &self.lock_name))
+            .exec_first(sql, (&self.lock_name,))
             .await
             .with_context(|| format!("cannot read {RUNNING_TABLE}"))?;
-        Ok(row.map(|(holder, left_us)| (Duration::from_micros(left_us.clamp(0, delay_us) as u64), holder)))
+        Ok(row.map(|(holder, token, age_ms)| Previous {
+            holder,
+            token,
+            heartbeat_age: Duration::from_millis(age_ms.max(0) as u64),
+        }))
     }
 
     async fn mark_running(&mut self, holder: &str, token: i64) -> Result<()> {

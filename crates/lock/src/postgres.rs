@@ -18,7 +18,7 @@ use tokio_postgres::{Client, Config, Row};
 use super::url::{Host, Server, TlsMode};
 use super::{Settings, tls};
 use crate::attempts::{Attempt, Outcome, StoredAttempt};
-use crate::dialect::{Lock, RecordStore, unless_missing};
+use crate::dialect::{Lock, Previous, RecordStore, unless_missing};
 use crate::names::{ATTEMPTS_TABLE, RUNNING_TABLE, advisory_key};
 use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
@@ -432,20 +432,20 @@ impl Lock for PostgresLock {
         }
     }
 
-    async fn running_row(&mut self, lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+    async fn running_row(&mut self) -> Result<Option<Previous>> {
         let sql = format!(
-            "SELECT holder, greatest(0, extract(epoch FROM heartbeat_at + $2::bigint * interval '1 millisecond' - clock_timestamp()))::float8 \
+            "SELECT holder, token, greatest(0, extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::bigint \
              FROM {RUNNING_TABLE} WHERE lock_name = $1"
         );
-        let delay_ms = lock_delay.as_millis() as i64;
         let row = self
             .lock()
-            .query_opt(&sql, &[&self.lock_name, &delay_ms])
+            .query_opt(&sql, &[&self.lock_name])
             .await
             .with_context(|| format!("cannot read {RUNNING_TABLE}"))?;
-        Ok(row.map(|row| {
-            let left: f64 = row.get(1);
-            (Duration::from_secs_f64(left.clamp(0.0, lock_delay.as_secs_f64())), row.get(0))
+        Ok(row.map(|row| Previous {
+            holder: row.get(0),
+            token: row.get(1),
+            heartbeat_age: Duration::from_millis(row.get::<_, i64>(2).max(0) as u64),
         }))
     }
 

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
 use crate::attempts::{Attempt, Outcome, StoredAttempt};
-use crate::dialect::{Lock, RecordStore, unless_missing};
+use crate::dialect::{Lock, Previous, RecordStore, unless_missing};
 use crate::names::ATTEMPTS_TABLE;
 use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
 
@@ -360,7 +360,7 @@ impl Lock for SqliteLock {
         Ok(())
     }
 
-    async fn running_row(&mut self, _lock_delay: Duration) -> Result<Option<(Duration, String)>> {
+    async fn running_row(&mut self) -> Result<Option<Previous>> {
         Ok(None)
     }
 

@@ -24,20 +24,35 @@ pub const MAX_BYTES: usize = 4096;
 /// What stands for a hidden secret.
 const REDACTED: &str = "***";
 
-/// The summary of this run, set where the outcome is decided and written once at the end.
+/// The summary of this run, set where the outcome is decided and written once
+/// at the end, and a note on how the run began that outlives the outcome.
 #[derive(Debug, Default)]
-pub struct Summary(Mutex<Option<String>>);
+pub struct Summary {
+    outcome: Mutex<Option<String>>,
+    note: Mutex<Option<String>>,
+}
 
 impl Summary {
     /// Sets the summary; the last one set wins (the outcome that ended the run).
     pub fn set(&self, text: impl Into<String>) {
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.outcome.lock() {
+            *slot = Some(text.into());
+        }
+    }
+
+    /// A note added after the outcome, whatever it is.
+    pub fn note(&self, text: impl Into<String>) {
+        if let Ok(mut slot) = self.note.lock() {
             *slot = Some(text.into());
         }
     }
 
     pub fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|slot| slot.clone())
+        let outcome = self.outcome.lock().ok().and_then(|slot| slot.clone())?;
+        match self.note.lock().ok().and_then(|slot| slot.clone()) {
+            Some(note) => Some(format!("{outcome}; {note}")),
+            None => Some(outcome),
+        }
     }
 }
 

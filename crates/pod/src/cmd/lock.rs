@@ -71,6 +71,10 @@ pub struct LockArgs {
     #[arg(long, env = env::FAILURE_BACKOFF, value_parser = parse_duration, default_value_t = kube_once_lock::attempts::DEFAULT_BASE.into())]
     pub failure_backoff: humantime::Duration,
 
+    /// How long after a silent leader's last heartbeat (frozen, vanished, cut off) the next one waits at most for it to confirm that its command is gone.
+    #[arg(long, env = env::TAKEOVER_TIMEOUT, value_parser = parse_duration, default_value_t = kube_once_lock::defaults::TAKEOVER_TIMEOUT.into())]
+    pub takeover_timeout: humantime::Duration,
+
     /// The one-time command, run without a shell.
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<String>,
@@ -94,6 +98,7 @@ impl From<LockArgs> for LockOptions {
             pod,
             termination_log,
             failure_backoff,
+            takeover_timeout,
             command,
         } = args;
         LockOptions {
@@ -113,6 +118,7 @@ impl From<LockArgs> for LockOptions {
             command,
             termination_log: Some(termination_log),
             failure_backoff: failure_backoff.into(),
+            takeover_timeout: takeover_timeout.into(),
         }
     }
 }
