@@ -9,7 +9,7 @@
 #
 # Shapes (SHAPES, default all): env (~90,000 tiny env entries in the app
 # container), volumes (~90,000 volumes), annotations (~150,000 pod-template
-# annotations), sidecars (~70,000 small containers), args (~600,000 args of
+# annotations), sidecars (~70,000 small containers), args (~250,000 args of
 # the app container).
 #
 # Uses the shipped binary (KUBE_ONCE_BIN, default the musl dist build; built
@@ -55,7 +55,7 @@ def grow(template, shape):
     elif shape == "sidecars":
         spec["containers"].extend({"name": f"s{i}", "image": "i"} for i in range(70000))
     elif shape == "args":
-        app.setdefault("args", []).extend(f"a{i}" for i in range(600000))
+        app.setdefault("args", []).extend(f"a{i}" for i in range(250000))
     else:
         sys.exit(f"memory: unknown shape {shape}")
 
