@@ -7,7 +7,8 @@
 #
 # BINARY serves (default: a release build with symbols, built if missing);
 # `bench/instructions.sh kube-rs` counts KUBE_RS_ADMISSION_BIN instead. A
-# Python client POSTs tests/fixtures/perf/review.json over one TLS keep-alive
+# Python client POSTs REVIEW (default tests/fixtures/perf/review.json; the
+# UPDATE: tests/fixtures/perf/update-review.json) over one TLS keep-alive
 # connection, FEW (10) then MANY (1000) times, each against a fresh server
 # under callgrind; the difference divided by MANY - FEW is the cost of one
 # request without start-up.
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 FEW=${FEW:-10}
 MANY=${MANY:-1000}
 PORT=${PORT:-18445}
-REVIEW=$PWD/tests/fixtures/perf/review.json
+REVIEW=$(realpath "${REVIEW:-tests/fixtures/perf/review.json}")
 command -v valgrind >/dev/null || { echo "instructions: valgrind missing: apt-get install -y valgrind" >&2; exit 69; }
 
 target=$(realpath -m "${CARGO_TARGET_DIR:-target}")

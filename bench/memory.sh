@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Memory of `kube-once serve` under hostile-sized admissions:
-# an env-heavy AdmissionReview of about 2.8 MB (~90,000 tiny env entries in
-# the app container, under the API server's 3 MiB object limit), posted
-# once, then COUNT (8) at once; prints idle RSS, peak RSS above idle (and as
-# a multiple of the body), and RSS after each step. Also IDLE_CONNECTIONS
-# (1000) idle TLS connections: RSS per connection.
+# Memory of `kube-once serve` under hostile-sized admissions, one shape of
+# AdmissionReview at a time (each ~1-3 MB, under the API server's 3 MiB
+# object limit, grown from tests/fixtures/perf/review.json), each against a
+# fresh server: posted once, then COUNT (8) at once. Prints, per shape, idle
+# RSS, peak RSS above idle (and as a multiple of the body), the statuses and
+# RSS after each step. Then IDLE_CONNECTIONS (1000) idle TLS connections:
+# RSS per connection.
+#
+# Shapes (SHAPES, default all): env (~90,000 tiny env entries in the app
+# container), volumes (~90,000 volumes), annotations (~150,000 pod-template
+# annotations), sidecars (~70,000 small containers), args (~250,000 args of
+# the app container).
 #
 # Uses the shipped binary (KUBE_ONCE_BIN, default the musl dist build; built
 # if missing). Extra server flags in SERVE_ARGS (e.g. "--admission-memory 64Mi").
@@ -12,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COUNT=${COUNT:-8}
-ENV_ENTRIES=${ENV_ENTRIES:-90000}
+SHAPES=${SHAPES:-env volumes annotations sidecars args}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-1000}
 PORT=${MEMORY_PORT:-18453}
 target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
@@ -32,43 +38,70 @@ trap cleanup EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
-python3 - "$ENV_ENTRIES" tests/fixtures/perf/review.json "$work/env-heavy.json" <<'PY'
-import json, sys
-count, source, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-review = json.load(open(source))
-container = review["request"]["object"]["spec"]["template"]["spec"]["containers"][0]
-container.setdefault("env", []).extend({"name": f"E{i}", "value": "v"} for i in range(count))
-json.dump(review, open(out, "w"), separators=(",", ":"))
-PY
-body=$(stat -c %s "$work/env-heavy.json")
+python3 - tests/fixtures/perf/review.json "$work" $SHAPES <<'PY'
+import copy, json, sys
+source, work, shapes = sys.argv[1], sys.argv[2], sys.argv[3:]
+base = json.load(open(source))
 
-read -r server_pid _ < <(bench/start_server.py "$PORT" "$work/serve.log" -- \
-    "$bin" serve --listen "127.0.0.1:$PORT" --no-preview \
-    --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" ${SERVE_ARGS:-})
+def grow(template, shape):
+    spec = template["spec"]
+    app = spec["containers"][0]
+    if shape == "env":
+        app.setdefault("env", []).extend({"name": f"E{i}", "value": "v"} for i in range(90000))
+    elif shape == "volumes":
+        spec.setdefault("volumes", []).extend({"name": f"v{i}", "emptyDir": {}} for i in range(90000))
+    elif shape == "annotations":
+        template["metadata"].setdefault("annotations", {}).update({f"a{i}": "v" for i in range(150000)})
+    elif shape == "sidecars":
+        spec["containers"].extend({"name": f"s{i}", "image": "i"} for i in range(70000))
+    elif shape == "args":
+        app.setdefault("args", []).extend(f"a{i}" for i in range(250000))
+    else:
+        sys.exit(f"memory: unknown shape {shape}")
+
+for shape in shapes:
+    review = copy.deepcopy(base)
+    grow(review["request"]["object"]["spec"]["template"], shape)
+    json.dump(review, open(f"{work}/{shape}.json", "w"), separators=(",", ":"))
+PY
 
 kib() { awk -v field="$1:" '$1 == field { print $2 }' "/proc/$server_pid/status"; }
 reset_peak() { echo 5 >"/proc/$server_pid/clear_refs"; } # resets VmHWM to the current RSS
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 post() {
-    curl -sk -o "$work/reply.$1" -w '%{http_code}\n' --data-binary @"$work/env-heavy.json" \
+    curl -sk -o "$work/reply.$2" -w '%{http_code}\n' --data-binary @"$work/$1.json" \
         -H 'Content-Type: application/json' "https://127.0.0.1:$PORT/mutate"
 }
+start() {
+    read -r server_pid _ < <(bench/start_server.py "$PORT" "$work/serve.log" -- \
+        "$bin" serve --listen "127.0.0.1:$PORT" --no-preview \
+        --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" ${SERVE_ARGS:-})
+}
+stop() { # the next shape's server needs the port: wait for this one to be gone, with a deadline
+    kill -KILL "$server_pid"
+    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    server_pid=
+}
 
-idle=$(kib VmRSS)
-echo "RESULT idle_rss_mib=$(mib "$idle") body_bytes=$body"
+for shape in $SHAPES; do
+    body=$(stat -c %s "$work/$shape.json")
+    start
+    idle=$(kib VmRSS)
+    reset_peak
+    code=$(post "$shape" one)
+    peak=$(kib VmHWM)
+    sleep 1 # let the allocator return freed pages (RSS is read, not asserted)
+    echo "RESULT shape=$shape body_bytes=$body idle_rss_mib=$(mib "$idle") status=$code peak_above_idle_mib=$(mib $((peak - idle))) x_body=$(awk -v p=$(((peak - idle) * 1024)) -v b="$body" 'BEGIN { printf "%.1f", p / b }') rss_after_mib=$(mib "$(kib VmRSS)")"
 
-reset_peak
-code=$(post one)
-peak=$(kib VmHWM)
-sleep 1 # let the allocator return freed pages (RSS is read, not asserted)
-echo "RESULT one status=$code peak_above_idle_mib=$(mib $((peak - idle))) x_body=$(awk -v p=$(((peak - idle) * 1024)) -v b="$body" 'BEGIN { printf "%.1f", p / b }') rss_after_mib=$(mib "$(kib VmRSS)")"
+    reset_peak
+    codes=$(for i in $(seq "$COUNT"); do post "$shape" "$i" & done; wait)
+    peak=$(kib VmHWM)
+    sleep 1
+    echo "RESULT shape=$shape count=$COUNT statuses=$(echo $codes | tr ' ' ',') peak_rss_mib=$(mib "$peak") rss_after_mib=$(mib "$(kib VmRSS)")"
+    stop
+done
 
-reset_peak
-codes=$(for i in $(seq "$COUNT"); do post "$i" & done; wait)
-peak=$(kib VmHWM)
-sleep 1
-echo "RESULT count=$COUNT statuses=$(echo $codes | tr ' ' ',') peak_rss_mib=$(mib "$peak") rss_after_mib=$(mib "$(kib VmRSS)")"
-
+start
 before=$(kib VmRSS)
 line=$(bench/idle_connections.py "$PORT" "$IDLE_CONNECTIONS" "$server_pid")
 echo "$line"

@@ -1,12 +1,13 @@
 //! A workload (a Deployment, a CronJob, ... see [`crate::Kind`]) as the
 //! core reads it, parsed from JSON text. Only what kube-once reads or writes
-//! becomes a [`Value`]: the metadata's names and annotations, and the pod
-//! template wherever a supported kind keeps it. The containers' `env`, `envFrom` and
-//! `volumeMounts` — which kube-once copies into `kube-once-run` but reads
-//! only for a name or two — stay JSON text borrowed from the request, so the
-//! cost of an admission follows the pod template's shape, not the size of
-//! the app's env (a `Value` of one `{"name","value"}` entry is many times
-//! the size of its text).
+//! becomes a [`Value`]: the metadata's names and `kube-once.io/`
+//! annotations, and the pod template wherever a supported kind keeps it.
+//! The containers' `env`, `envFrom` and `volumeMounts` — which kube-once
+//! copies into `kube-once-run` but reads only for a name or two — and the
+//! app containers' `args` and `command`, which it never reads, stay JSON
+//! text borrowed from the request, so the cost of an admission follows the
+//! pod template's shape, not the size of the app's env or args (a `Value`
+//! of one `{"name","value"}` entry is many times the size of its text).
 //!
 //! A container's list is kept aside, under the container's name, when that
 //! name is a string unique in its section (`containers` or
@@ -29,8 +30,15 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// The container fields kept as text.
-pub const LIST_FIELDS: [&str; 3] = ["env", "envFrom", "volumeMounts"];
+/// The container fields kept as text: the lists kube-once copies into
+/// `kube-once-run`, then `args` and `command`, which it never reads.
+pub const LIST_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "args", "command"];
+
+/// How many of [`LIST_FIELDS`] an init container keeps as text: only the
+/// copied lists. Init containers are what a patch rewrites, and a patch
+/// puts back only the copied lists it took out (crates/core/src/patch.rs),
+/// so their `args` and `command` stay inline.
+const INIT_LIST_FIELDS: usize = 3;
 
 /// Metadata kube-once reads (names for messages and the lock, the contract).
 const METADATA_FIELDS: [&str; 4] = ["name", "generateName", "namespace", "annotations"];
@@ -85,6 +93,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
 enum Shape {
     Object,
     Metadata,
+    /// The workload's own `metadata.annotations`: only `kube-once.io/` ones
+    /// are read.
+    Annotations,
     Spec,
     /// A CronJob's `spec.jobTemplate`.
     JobTemplate,
@@ -108,7 +119,13 @@ impl Shape {
             (Shape::Object, "apiVersion" | "kind") => Keep::Value,
             (Shape::Object, "metadata") => Keep::Nested(Shape::Metadata),
             (Shape::Object, "spec") => Keep::Nested(Shape::Spec),
+            (Shape::Metadata, "annotations") => Keep::Nested(Shape::Annotations),
             (Shape::Metadata, key) if METADATA_FIELDS.contains(&key) => Keep::Value,
+            // The rest (kubectl's last-applied-configuration: a copy of the
+            // whole object; charts' checksums; other tools') is scanned,
+            // not built: nothing reads it.
+            (Shape::Annotations, key) if key.starts_with(crate::PREFIX) => Keep::Value,
+            (Shape::Annotations, _) => Keep::Skip,
             (Shape::Spec | Shape::JobSpec, "template") => Keep::Nested(Shape::PodTemplate),
             (Shape::Spec, "jobTemplate") => Keep::Nested(Shape::JobTemplate),
             // A Rollout's reference to the Deployment whose template it uses.
@@ -300,7 +317,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
         };
         let mut containers: Vec<Result<ContainerText<'a>, Value>> = Vec::new();
         while let Some(container) =
-            seq.next_element_seed(ContainerSeed { at: At::Index(&self.at, containers.len()) })?
+            seq.next_element_seed(ContainerSeed { section, at: At::Index(&self.at, containers.len()) })?
         {
             containers.push(container);
         }
@@ -309,6 +326,11 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
             Err(_) => None,
         };
         let names: Vec<Option<String>> = containers.iter().map(name).collect();
+        // Counted once: a pod spec of many sidecars must not cost the square of their number.
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(names.len());
+        for name in names.iter().flatten() {
+            *seen.entry(name).or_default() += 1;
+        }
         let mut items = Vec::with_capacity(containers.len());
         for (container, name) in containers.into_iter().zip(&names) {
             let mut container = match container {
@@ -319,7 +341,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                 }
             };
             // A name seen twice cannot key its lists: those stay inline.
-            match name.as_ref().filter(|name| names.iter().flatten().filter(|other| other == name).count() == 1) {
+            match name.as_ref().filter(|name| seen.get(name.as_str()) == Some(&1)) {
                 Some(name) => {
                     for (field, raw) in container.lists {
                         self.lists.insert(section, name, field, List::Text(raw));
@@ -374,6 +396,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
 /// One item of `containers` or `initContainers`: a [`ContainerText`] when
 /// it is an object, else the item as a value.
 struct ContainerSeed<'p> {
+    section: Section,
     at: At<'p>,
 }
 
@@ -399,11 +422,16 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
                 return Err(duplicate(&key, self.at));
             }
             let at = At::Key(&self.at, &key);
-            match LIST_FIELDS.iter().find(|field| **field == key) {
+            let aside = match self.section {
+                Section::Containers => &LIST_FIELDS[..],
+                Section::InitContainers => &LIST_FIELDS[..INIT_LIST_FIELDS],
+            };
+            match aside.iter().find(|field| **field == key) {
                 Some(field) => {
-                    // Copied as written, never read item by item: its text
-                    // is the copy source whatever it repeats, so it is not
-                    // checked (an env-heavy review would pay a second pass).
+                    // Copied as written or not at all, never read item by
+                    // item: its text is the copy source whatever it
+                    // repeats, so it is not checked (an env-heavy review
+                    // would pay a second pass).
                     let raw: &'de RawValue = map.next_value()?;
                     container.lists.push((field, raw));
                 }
@@ -696,8 +724,12 @@ impl<'x, 'a> Field<'x, 'a> {
 
     /// Equal in meaning.
     pub fn same(self, other: Field) -> bool {
-        if let (Field::Inline(a), Field::Inline(b)) = (self, other) {
-            return a == b;
+        match (self, other) {
+            (Field::Inline(a), Field::Inline(b)) => return a == b,
+            // The API server writes what it stores the same way each time:
+            // an unchanged list is the same text, compared without its items.
+            (Field::Aside(List::Text(a)), Field::Aside(List::Text(b))) if a.get() == b.get() => return true,
+            _ => {}
         }
         match (self.items(), other.items()) {
             (Some(a), Some(b)) => a.len() == b.len() && a.into_iter().zip(b).all(|(a, b)| a.same(b)),
@@ -800,6 +832,53 @@ mod tests {
         // Sections are apart: the init container `app` has its own env.
         let init = &deployment.value["spec"]["template"]["spec"]["initContainers"][0];
         assert_eq!(Field::of(init, Section::InitContainers, "env", lists).unwrap().to_value(), json!([]));
+    }
+
+    #[test]
+    fn app_containers_keep_args_and_command_as_text_and_init_containers_inline() {
+        let deployment = |args: &str| {
+            json!({"spec": {"template": {"spec": {
+                "containers": [{"name": "app", "command": ["serve"], "args": ["--port", args]}],
+                "initContainers": [{"name": "prep", "command": ["prep"], "args": ["--all"]}],
+            }}}})
+            .to_string()
+        };
+        let (before, after, changed) = (deployment("80"), deployment("80"), deployment("81"));
+        let [before, after, changed] = [&before, &after, &changed].map(|text| Workload::parse(text).unwrap());
+        let spec = |w: &Workload| w.value["spec"]["template"]["spec"].clone();
+        assert_eq!(spec(&before)["containers"][0], json!({"name": "app"}));
+        assert_eq!(spec(&before)["initContainers"][0]["args"], json!(["--all"]));
+        let app = &spec(&before)["containers"][0];
+        let args = Field::of(app, Section::Containers, "args", &before.lists).unwrap();
+        assert_eq!(args.to_value(), json!(["--port", "80"]));
+        // The stability rule still sees a change of the app's args.
+        let same = |other: &Workload| {
+            same_container(app, &before.lists, &spec(other)["containers"][0], &other.lists, Section::Containers)
+        };
+        assert!(same(&after));
+        assert!(!same(&changed));
+    }
+
+    #[test]
+    fn only_kube_once_annotations_of_the_workload_are_read() {
+        let last_applied = json!({"metadata": {"annotations": {"kube-once.io/run": "stale"}}}).to_string();
+        let text = json!({
+            "kind": "Deployment",
+            "metadata": {"name": "web", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": last_applied,
+                "kube-once.io/run": "migrate",
+                "checksum/config": {"not": "a string"},
+            }},
+        })
+        .to_string();
+        let deployment = Workload::parse(&text).unwrap();
+        assert_eq!(deployment.value["metadata"]["annotations"], json!({"kube-once.io/run": "migrate"}));
+
+        // A repeated kube-once.io/ key is still refused; others are not read.
+        let twice =
+            r#"{"metadata": {"annotations": {"a": "1", "a": "2", "kube-once.io/run": "x", "kube-once.io/run": "y"}}}"#;
+        let error = Workload::parse(twice).unwrap_err().to_string();
+        assert!(error.starts_with("duplicate key `kube-once.io/run` at /metadata/annotations:"), "{error}");
     }
 
     #[test]
