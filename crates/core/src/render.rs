@@ -477,7 +477,7 @@ mod tests {
     const COMMENTED: &str = "# leading comment\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web   # the name\n  annotations:\n    kube-once.io/run: \"migrate --yes\"\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      # app containers\n      containers:\n      - name: app\n        image: 'app:1'\n        command: [sh, -c, \"run\"]\n\n      volumes:\n        - name: data\n          emptyDir: {}\n";
 
     fn yaml(text: &str) -> String {
-        preview(text, &Config::default(), &Limits::default()).unwrap().render(Format::Yaml)
+        preview(text, &Config::default(), &Limits::default()).unwrap().render(Format::Yaml).unwrap()
     }
 
     #[test]

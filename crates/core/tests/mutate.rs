@@ -981,7 +981,7 @@ mod properties {
             for document in &preview.documents {
                 prop_assert!(preview.edited(document).is_ok(), "written anew:\n{}", text);
             }
-            let output = preview.render(core::Format::Yaml);
+            let output = preview.render(core::Format::Yaml).unwrap();
             if let Err(hunk) = edits::only_added_lines("the generated workload", &text, &output) {
                 prop_assert!(false, "{}", hunk);
             }
@@ -989,7 +989,7 @@ mod properties {
             prop_assert_eq!(read.len(), 1);
             prop_assert_eq!(read[0].to_json().unwrap(), Some(apply(&workload, &mutation)));
             let again = core::preview(&output, &Config::default(), &Limits::default()).unwrap();
-            prop_assert_eq!(again.render(core::Format::Yaml), output);
+            prop_assert_eq!(again.render(core::Format::Yaml).unwrap(), output);
         }
 
         /// Injected with one delivery, admitted under a config with the
