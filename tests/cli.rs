@@ -8,44 +8,13 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use clap::CommandFactory;
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// `binary args` in the repository's root, `stdin` on its stdin.
-fn run_in(binary: &Path, dir: &Path, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(binary)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("KUBE_ONCE_LOG_FORMAT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let text = stdin.to_owned();
-    // Written from a thread: a large input must not deadlock against a full stdout pipe.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
+use support::process::{Run, run_in};
 
 fn kube_once(args: &[&str]) -> Run {
     run_in(&support::binary(), support::repo(), args, "")

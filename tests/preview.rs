@@ -24,46 +24,12 @@ use kube_once_core::yaml::{Limits, read_stream};
 use kube_once_core::{self as core, Config, Kind, PREFIX};
 use serde_json::{Value, json};
 
-fn corpus() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(support::repo().join("tests/fixtures/manifests"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 24, "corpus files went missing: {files:?}");
-    files
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use support::corpus::{has_contract_annotation, manifest_files as corpus, with_run_annotation};
+use support::process::{Run, run_in};
 
 fn preview(args: &[&str], stdin: Option<&str>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
-        .arg("preview")
-        .args(args)
-        .current_dir(support::repo())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let text = stdin.unwrap_or_default().to_owned();
-    // Written from a thread: a large input must not deadlock against a full stdout pipe.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Run {
-        code: output.status.code().unwrap(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    let args: Vec<&str> = std::iter::once("preview").chain(args.iter().copied()).collect();
+    run_in(&support::binary(), support::repo(), &args, stdin.unwrap_or_default())
 }
 
 fn tool(variable: &str) -> PathBuf {
@@ -96,13 +62,6 @@ fn parts(text: &str) -> Vec<(String, Option<Value>)> {
         .iter()
         .map(|d| (text[d.span.clone()].to_owned(), d.to_json().unwrap()))
         .collect()
-}
-
-fn has_contract_annotation(object: &Value) -> bool {
-    object
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-        .is_some_and(|a| a.keys().any(|k| k.starts_with(PREFIX)))
 }
 
 /// Where each document of a preview's output is checked: the Kubernetes
@@ -255,18 +214,6 @@ fn the_corpus_holds_the_listed_workloads_of_every_kind() {
 /// The pointer to `kube-once.io/status` on the pod template of a `kind`.
 fn status_pointer(kind: Kind) -> String {
     format!("/{}/metadata/annotations/kube-once.io~1status", kind.template_path().join("/"))
-}
-
-/// `object` with `kube-once.io/run` added to its own annotations.
-fn with_run_annotation(object: &Value) -> Value {
-    let mut object = object.clone();
-    let metadata = object["metadata"].as_object_mut().unwrap();
-    let annotations = metadata.entry("annotations").or_insert(json!({}));
-    if annotations.is_null() {
-        *annotations = json!({});
-    }
-    annotations["kube-once.io/run"] = json!("migrate --yes");
-    object
 }
 
 /// Every workload of every kind in the corpus, annotated: what preview

@@ -10,24 +10,13 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use kube_once_core::yaml::edit::{Rewrite, edit};
 use kube_once_core::yaml::{Limits, read_stream};
-use kube_once_core::{self as core, Config, PREFIX};
-use serde_json::{Value, json};
+use kube_once_core::{self as core, Config};
+use serde_json::Value;
 
 fn corpus() -> Vec<(String, String)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(support::fixtures("manifests"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 24, "corpus files went missing: {files:?}");
-    files
+    support::corpus::manifest_files()
         .into_iter()
         .map(|path| (path.file_name().unwrap().to_str().unwrap().to_owned(), std::fs::read_to_string(&path).unwrap()))
         .collect()
@@ -35,21 +24,10 @@ fn corpus() -> Vec<(String, String)> {
 
 /// `kube-once preview -f - -o yaml` of `text` (the real binary).
 fn preview_yaml(name: &str, text: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-once"))
-        .args(["preview", "-f", "-", "-o", "yaml"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let text = text.to_owned();
-    // Written from a thread: a large input must not deadlock against a full stdout pipe.
-    let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    let run =
+        support::process::run_in(&support::binary(), support::repo(), &["preview", "-f", "-", "-o", "yaml"], text);
+    assert!(run.code == 0, "{name}: {}", run.stderr);
+    run.stdout
 }
 
 /// The values of a stream's documents.
@@ -59,14 +37,7 @@ fn values(text: &str) -> Vec<Value> {
 
 /// `object` with `kube-once.io/run` set, as a user opts in.
 fn annotate(object: &Value) -> Value {
-    let mut object = object.clone();
-    let metadata = object["metadata"].as_object_mut().unwrap();
-    let annotations = metadata.entry("annotations").or_insert(json!({}));
-    if annotations.is_null() {
-        *annotations = json!({});
-    }
-    annotations["kube-once.io/run"] = json!("migrate --yes");
-    object
+    support::corpus::with_run_annotation(object)
 }
 
 /// A workload the core can opt in: all but a Rollout with `spec.workloadRef`,
@@ -76,18 +47,11 @@ fn can_opt_in(object: &Value) -> bool {
     core::is_workload(object) && core::mutate(&annotate(object), None, &Config::default()).is_ok()
 }
 
-fn has_contract_annotation(object: &Value) -> bool {
-    object
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-        .is_some_and(|a| a.keys().any(|k| k.starts_with(PREFIX)))
-}
-
 /// What `preview` must print for `input` (as read): each workload mutated.
 fn expected(input: &[Value]) -> Vec<Value> {
     input
         .iter()
-        .map(|value| match core::is_workload(value) && has_contract_annotation(value) {
+        .map(|value| match core::is_workload(value) && support::corpus::has_contract_annotation(value) {
             true => core::mutate(value, None, &Config::default()).unwrap().object,
             false => value.clone(),
         })

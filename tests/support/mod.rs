@@ -16,6 +16,7 @@
 pub mod chart;
 pub mod console;
 pub mod core_cases;
+pub mod corpus;
 pub mod databases;
 pub mod edits;
 pub mod env;
@@ -23,6 +24,7 @@ pub mod fake_api;
 pub mod golden;
 pub mod http;
 pub mod net;
+pub mod process;
 pub mod pss;
 pub mod serve;
 pub mod server;
