@@ -165,21 +165,24 @@ async fn get_event(
     }
 }
 
-async fn create_event(
-    State(fake): State<Fake>,
-    headers: HeaderMap,
-    axum::Json(mut event): axum::Json<Value>,
-) -> Response {
+async fn create_event(State(fake): State<Fake>, headers: HeaderMap, axum::Json(event): axum::Json<Value>) -> Response {
     let mut store = fake.store.lock().unwrap();
     note_event_request(&fake, &mut store, &headers);
     assert_eq!(event["reportingInstance"].as_str(), Some(replica_of(&headers).as_str()));
-    let name = event["metadata"]["name"].as_str().unwrap().to_owned();
-    if store.events.contains_key(&name) {
-        return status(StatusCode::CONFLICT, "AlreadyExists", &format!("events \"{name}\" already exists"));
+    let version = store.next_version();
+    create(&mut store.events, "events", version, event)
+}
+
+/// A create as the API server answers it: 409 AlreadyExists for a taken
+/// name, else the object stored with its new resourceVersion, 201.
+fn create(objects: &mut BTreeMap<String, Value>, resource: &str, version: u64, mut object: Value) -> Response {
+    let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+    if objects.contains_key(&name) {
+        return status(StatusCode::CONFLICT, "AlreadyExists", &format!("{resource} \"{name}\" already exists"));
     }
-    event["metadata"]["resourceVersion"] = json!(store.next_version().to_string());
-    store.events.insert(name, event.clone());
-    (StatusCode::CREATED, axum::Json(event)).into_response()
+    object["metadata"]["resourceVersion"] = json!(version.to_string());
+    objects.insert(name, object.clone());
+    (StatusCode::CREATED, axum::Json(object)).into_response()
 }
 
 /// JSON merge patch; a resourceVersion in the patch must match, as with the real API server.
@@ -225,22 +228,13 @@ async fn get_lease(
     }
 }
 
-async fn create_lease(
-    State(fake): State<Fake>,
-    headers: HeaderMap,
-    axum::Json(mut lease): axum::Json<Value>,
-) -> Response {
+async fn create_lease(State(fake): State<Fake>, headers: HeaderMap, axum::Json(lease): axum::Json<Value>) -> Response {
     let mut store = fake.store.lock().unwrap();
     if partitioned(&store, &headers) {
         return cut_off();
     }
-    let name = lease["metadata"]["name"].as_str().unwrap().to_owned();
-    if store.leases.contains_key(&name) {
-        return status(StatusCode::CONFLICT, "AlreadyExists", &format!("leases \"{name}\" already exists"));
-    }
-    lease["metadata"]["resourceVersion"] = json!(store.next_version().to_string());
-    store.leases.insert(name, lease.clone());
-    (StatusCode::CREATED, axum::Json(lease)).into_response()
+    let version = store.next_version();
+    create(&mut store.leases, "leases", version, lease)
 }
 
 async fn replace_lease(
