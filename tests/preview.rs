@@ -955,13 +955,15 @@ mod server_preview {
     use kube_once_server::{self as server, AppState};
 
     /// On a runtime with a single worker thread, `/healthz` is answered
-    /// while a 2 MiB `/preview` body is still being read: the parse runs on
-    /// the blocking pool, never on the async worker.
+    /// while a 512 KiB `/preview` body is still being read: the parse runs on
+    /// the blocking pool, never on the async worker. (Big enough to take far
+    /// longer than a `/healthz` answer; small enough that a debug build on a
+    /// loaded machine reads it within the preview's own deadline.)
     #[tokio::test(flavor = "current_thread")]
     async fn a_big_preview_body_never_holds_the_async_worker() {
         let state = AppState::new(Config::default());
         let mut body = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  items:\n");
-        while body.len() < 2 * 1024 * 1024 {
+        while body.len() < 512 * 1024 {
             body.push_str("    - [a, {b: c}, \"0644\"]\n");
         }
         let preview = tokio::spawn(call(server::preview_router(state.clone()), Method::POST, "/preview", body));
