@@ -19,7 +19,8 @@ use support::databases::{Db, Kind, Scenario, Throwaway};
 const RUN: &[&str] = &["sh", "-c", r#"echo "run" >> "$OUT""#];
 
 /// A password with every URL delimiter, for the forms that must carry it
-/// (MariaDB checks it; the throwaway PostgreSQL trusts every connection).
+/// (MariaDB checks it, and so does a PostgreSQL started with SCRAM; the
+/// suite's own PostgreSQL trusts every connection).
 const PASSWORD: &str = "p@ss:w/rd?#&=+";
 
 /// Host, port and database of a test server, from its URL.
@@ -112,10 +113,49 @@ fn mysql_forms_of_frameworks_run_the_command_with_a_password_full_of_delimiters(
     let wrong = format!("{user}:not-{PASSWORD}@tcp({host}:{port})/{database}");
     let (index, code) = run_with(&mut scenario, &wrong, "1s");
     assert_eq!(code, Some(69), "{}", scenario.all_logs());
-    assert!(scenario.stderr(index).contains("Access denied"), "{}", scenario.stderr(index));
+    let log = scenario.stderr(index);
+    assert!(log.contains("Access denied") && log.contains("refused the user name or password"), "{log}");
     for from in ["%", "localhost", "127.0.0.1"] {
         db.execute(&format!("DROP USER IF EXISTS '{user}'@'{from}'"));
     }
+}
+
+/// PostgreSQL with SCRAM over TCP: each form carries the password to the
+/// server, and a refused password never appears in what the pod prints.
+#[test]
+fn postgres_forms_carry_a_password_full_of_delimiters_and_a_refusal_never_repeats_it() {
+    let user = "ko_urls";
+    let server = Throwaway::start_postgres_with_password(support::net::free_port(), user, PASSWORD);
+    let port = server.port;
+    let db = Db { kind: Kind::Postgres, url: format!("postgres://{user}:{}@127.0.0.1:{port}/test", encoded(PASSWORD)) };
+    let quoted = |password: &str| format!("'{}'", password.replace('\\', "\\\\").replace('\'', "\\'"));
+    let forms = [
+        ("escaped", db.url.clone()),
+        // As secret stores write it: the userinfo ends at the last `@`.
+        ("unescaped", format!("postgresql://{user}:{PASSWORD}@127.0.0.1:{port}/test?sslmode=disable")),
+        ("jdbc", format!("jdbc:postgresql://127.0.0.1:{port}/test?user={user}&password={}", encoded(PASSWORD))),
+        ("keywords", format!("host=127.0.0.1 port={port} user={user} password={} dbname=test", quoted(PASSWORD))),
+    ];
+    for (test, url) in forms {
+        assert_runs(&db, test, &url);
+    }
+
+    let wrong = format!("not-{PASSWORD}");
+    let mut scenario = Scenario::new(db.clone(), "pgwrongpw");
+    for url in [
+        format!("postgresql://{user}:{wrong}@127.0.0.1:{port}/test"),
+        format!("host=127.0.0.1 port={port} user={user} password={} dbname=test", quoted(&wrong)),
+    ] {
+        let (index, code) = run_with(&mut scenario, &url, "1s");
+        let log = scenario.stderr(index);
+        assert_eq!(code, Some(69), "{log}");
+        assert!(log.contains("password authentication failed"), "says why: {log}");
+        assert!(log.contains("refused the user name or password: check them"), "says what to fix: {log}");
+        for secret in [wrong.as_str(), PASSWORD, &encoded(PASSWORD), "p@ss"] {
+            assert!(!log.contains(secret), "`{secret}` repeated:\n{log}");
+        }
+    }
+    assert!(!scenario.lines().iter().any(|line| line == "run"), "nothing ran: {:?}", scenario.lines());
 }
 
 // ---- TLS: PostgreSQL accepting only TLS over TCP ----

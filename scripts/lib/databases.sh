@@ -10,6 +10,7 @@
 #   source scripts/lib/databases.sh
 #   start_postgres DIR PORT   # prints nothing, server on 127.0.0.1:PORT, db `test`
 #   start_postgres DIR PORT CERT KEY   # the same, accepting only TLS over TCP
+#   start_postgres_with_password DIR PORT USER PASSWORD   # TCP needs USER's password (SCRAM)
 #   start_mariadb DIR PORT
 #   start_mariadb DIR PORT CERT KEY    # the same, with TLS offered (ssl-mode tests)
 #   stop_postgres DIR; stop_mariadb DIR
@@ -91,6 +92,33 @@ start_postgres() {
     _as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$options" start >/dev/null ||
         { _db_log "PostgreSQL did not start, see $dir/server.log"; cat "$dir/server.log" >&2; return 1; }
     _as_postgres "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres test
+}
+
+# start_postgres_with_password DIR PORT USER PASSWORD: start_postgres, then
+# TCP connections must authenticate with SCRAM: USER logs in with PASSWORD
+# and owns database `test` (the Unix socket stays trust, for the tests' own
+# access). The trusting servers never check a password, so a test of how
+# passwords travel in URLs needs this one.
+start_postgres_with_password() {
+    local dir="$1" port="$2" user="$3" password="$4" bindir
+    start_postgres "$dir" "$port" || return 1
+    bindir="$(postgres_bindir)" || return 1
+    # The password as a psql variable (:'password' quotes it), never spliced into SQL.
+    printf '%s\n' "CREATE ROLE \"$user\" LOGIN PASSWORD :'password';" "ALTER DATABASE test OWNER TO \"$user\";" |
+        _as_postgres "$bindir/psql" -X -q -h "$dir" -p "$port" -U postgres -d test -v ON_ERROR_STOP=1 \
+            -v password="$password" >/dev/null ||
+        { _db_log "cannot create role $user"; return 1; }
+    printf '%s\n' "local all all trust" "host all all 127.0.0.1/32 scram-sha-256" >"$dir/data/pg_hba.conf"
+    _as_postgres "$bindir/pg_ctl" -D "$dir/data" reload >/dev/null || return 1
+    # A reload is applied asynchronously: wait until a connection without a password is refused.
+    local _
+    for _ in $(seq 100); do
+        PGCONNECT_TIMEOUT=5 "$bindir/psql" -X -w "host=127.0.0.1 port=$port user=$user dbname=test" -c 'SELECT 1' \
+            >/dev/null 2>&1 || return 0
+        sleep 0.1
+    done
+    _db_log "PostgreSQL on $port still accepts $user without a password after its reload"
+    return 1
 }
 
 # Copies the certificate and key into DATA (PostgreSQL refuses a key that is

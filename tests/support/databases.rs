@@ -2,6 +2,7 @@
 //! database servers: process spawning with deadlines, the shared output file
 //! the commands append to, a small SQL client, throwaway servers.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -323,8 +324,19 @@ impl Throwaway {
         std::io::Write::write_all(&mut file, certs.key_pem.as_bytes()).expect("write tls.key");
         let server = Throwaway { kind: Kind::Postgres, dir, port };
         let script = r#"start_postgres "$1" "$2" "$3" "$4""#;
-        let status = databases_sh(script, &server.data(), port, &[&cert, &key]);
+        let status = databases_sh(script, &server.data(), port, &[cert.as_os_str(), key.as_os_str()]);
         assert!(status.success(), "start_postgres with TLS failed");
+        server
+    }
+
+    /// A PostgreSQL where TCP connections authenticate with SCRAM: `user`
+    /// (owner of database `test`) logs in with `password`; the Unix socket
+    /// ([`Self::socket`]) trusts every connection.
+    pub fn start_postgres_with_password(port: u16, user: &str, password: &str) -> Throwaway {
+        let server = Throwaway { kind: Kind::Postgres, dir: tempfile::tempdir().expect("temp dir"), port };
+        let script = r#"start_postgres_with_password "$1" "$2" "$3" "$4""#;
+        let status = databases_sh(script, &server.data(), port, &[OsStr::new(user), OsStr::new(password)]);
+        assert!(status.success(), "start_postgres_with_password failed");
         server
     }
 
@@ -338,7 +350,12 @@ impl Throwaway {
         let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).expect("tls.key");
         std::io::Write::write_all(&mut file, certs.key_pem.as_bytes()).expect("write tls.key");
         let server = Throwaway { kind: Kind::MySql, dir, port };
-        let status = databases_sh(r#"start_mariadb "$1" "$2" "$3" "$4""#, &server.data(), port, &[&cert, &key]);
+        let status = databases_sh(
+            r#"start_mariadb "$1" "$2" "$3" "$4""#,
+            &server.data(),
+            port,
+            &[cert.as_os_str(), key.as_os_str()],
+        );
         assert!(status.success(), "start_mariadb with TLS failed");
         server
     }
@@ -398,8 +415,8 @@ impl Drop for Throwaway {
 }
 
 /// Runs `script` after sourcing databases.sh, with `$1` = `dir`, `$2` =
-/// `port` and `$3`… = `files`.
-fn databases_sh(script: &str, dir: &Path, port: u16, files: &[&Path]) -> ExitStatus {
+/// `port` and `$3`… = `more`.
+fn databases_sh(script: &str, dir: &Path, port: u16, more: &[&OsStr]) -> ExitStatus {
     let library = super::env::required("KUBE_ONCE_TEST_DATABASES_SH");
     Command::new("bash")
         .arg("-c")
@@ -407,7 +424,7 @@ fn databases_sh(script: &str, dir: &Path, port: u16, files: &[&Path]) -> ExitSta
         .arg(library)
         .arg(dir)
         .arg(port.to_string())
-        .args(files)
+        .args(more)
         .status()
         .expect("run bash")
 }

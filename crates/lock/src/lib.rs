@@ -421,12 +421,19 @@ where
                     return Err(NotConnected::Unreachable(number, problem));
                 }
                 let pause = backoff.next_pause().min(left);
+                let message = if refused_credentials(&problem) {
+                    // Retried all the same: the user may still be being created
+                    // (a database operator provisioning it beside the app).
+                    "the database refused the user name or password; retrying"
+                } else {
+                    "database not reachable yet; retrying"
+                };
                 warn!(
                     event = "connecting",
                     attempt = number,
                     retry_in_ms = pause.as_millis() as u64,
                     error = format!("{problem:#}"),
-                    "database not reachable yet; retrying"
+                    "{message}"
                 );
                 tokio::time::sleep(pause).await;
             }
@@ -557,14 +564,24 @@ fn log_confirmed(plan: &LockPlan, confirmed: bool) {
 fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str, summary: &Summary) -> u8 {
     summary
         .set(format!("database unreachable {within} (exit {}), {attempts} attempts: {problem:#}", exit::UNREACHABLE));
+    let check = if refused_credentials(problem) {
+        "The server refused the user name or password: check them in the URL (and the Secret it comes from)"
+    } else {
+        "Check the URL, the network policy and that the server is up"
+    };
     error!(
         event = "unreachable",
         attempts,
         error = format!("{problem:#}"),
-        "database still unreachable {within}; giving up (exit {}). Check the URL, the network policy and that the server is up",
+        "database still unreachable {within}; giving up (exit {}). {check}",
         exit::UNREACHABLE
     );
     exit::UNREACHABLE
+}
+
+/// Whether a connection failed because the server refused the credentials.
+fn refused_credentials(problem: &anyhow::Error) -> bool {
+    problem.chain().any(|cause| postgres::refused_credentials(cause) || mysql::refused_credentials(cause))
 }
 
 /// Logs a configuration error found while connecting; the exit code to return.

@@ -153,6 +153,13 @@ fn is_missing_table(error: &mysql_async::Error) -> bool {
     matches!(error, mysql_async::Error::Server(server) if server.code == 1146)
 }
 
+/// Whether the server refused the user name or password, or the user's
+/// access to the database (ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR,
+/// ER_ACCESS_DENIED_NO_PASSWORD_ERROR).
+pub(crate) fn refused_credentials(cause: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(cause.downcast_ref::<mysql_async::Error>(), Some(mysql_async::Error::Server(server)) if matches!(server.code, 1044 | 1045 | 1698))
+}
+
 /// `column` equal to a parameter, exactly: in `collation` (binary), whatever
 /// the column's own (a table not migrated yet compares exactly too), and of
 /// the same length, which `utf8mb4_bin` would pad. Takes the value twice.

@@ -152,6 +152,15 @@ fn is_missing_table(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNDEFINED_TABLE)
 }
 
+/// Whether the server refused the user name or password (a wrong password,
+/// an unknown role, no pg_hba entry for it).
+pub(crate) fn refused_credentials(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let Some(error) = cause.downcast_ref::<tokio_postgres::Error>() else { return false };
+    [SqlState::INVALID_PASSWORD, SqlState::INVALID_AUTHORIZATION_SPECIFICATION]
+        .iter()
+        .any(|code| error.code() == Some(code))
+}
+
 /// The values as statement parameters.
 fn parameters<'a>(values: &'a [&'a str]) -> Vec<&'a (dyn ToSql + Sync)> {
     values.iter().map(|value| value as &(dyn ToSql + Sync)).collect()
