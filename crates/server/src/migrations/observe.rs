@@ -248,6 +248,105 @@ pub fn truncate(text: &str, limit: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// How much of a waiting pod's `kube-once-run` log `serve` reads to name
+/// the lock holder: the newest lines only (a `waiting` line comes every 5 s,
+/// and nothing else is logged while a pod waits), bounded in bytes too.
+pub const LOG_TAIL_LINES: i64 = 20;
+pub const LOG_LIMIT_BYTES: i64 = 32 * 1024;
+/// Longest holder copied from a log into a note (PostgreSQL's holder, with
+/// its 63-byte `application_name`, is about 100).
+pub const HOLDER_LIMIT: usize = 256;
+
+/// The lock holder as the newest `waiting` line of a `kube-once-run` log
+/// names it, in either format the pod binary writes: JSON (`"event":
+/// "waiting"`, field `holder`) or text (`event="waiting" … holder="…"`).
+/// The log is a pod's text: what is copied has no control or bidi
+/// characters and is at most [`HOLDER_LIMIT`] bytes. `None` when no line is
+/// a `waiting` line naming a holder.
+pub fn holder_from_log(log: &str) -> Option<String> {
+    log.lines().rev().find_map(|line| {
+        let line = line.trim();
+        let holder = if line.starts_with('{') { json_holder(line) } else { text_holder(&strip_ansi(line)) }?;
+        let holder = sanitise(&holder, HOLDER_LIMIT);
+        (!holder.is_empty()).then_some(holder)
+    })
+}
+
+fn json_holder(line: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Line {
+        event: Option<String>,
+        holder: Option<String>,
+    }
+    let line: Line = serde_json::from_str(line).ok()?;
+    if line.event.as_deref() != Some("waiting") {
+        return None;
+    }
+    line.holder
+}
+
+/// tracing's text format: the message, then `name=value` fields, strings
+/// quoted as Rust's `Debug` writes them.
+fn text_holder(line: &str) -> Option<String> {
+    let fields = &line[line.find(" event=\"waiting\"")?..];
+    let quoted = &fields[fields.find(" holder=\"")? + " holder=".len()..];
+    unquote_debug(quoted)
+}
+
+/// The string at the start of `quoted`, written by `Debug` for `str`
+/// (`"a \"b\" \u{1b}"`); `None` when it does not end.
+fn unquote_debug(quoted: &str) -> Option<String> {
+    let mut chars = quoted.strip_prefix('"')?.chars();
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                '0' => out.push('\0'),
+                'u' => {
+                    let hex: String = chars.by_ref().skip_while(|c| *c == '{').take_while(|c| *c != '}').collect();
+                    out.push(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).unwrap_or('\u{fffd}'));
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// `line` without ANSI escape sequences (a text log written to a terminal
+/// colours its field names).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text from a pod made safe to copy into an Event: control characters
+/// (escape sequences, newlines) and bidi overrides become spaces, runs of
+/// spaces one, and it is cut at `limit` bytes.
+pub fn sanitise(text: &str, limit: usize) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let cleaned: String = text.chars().map(|c| if c.is_control() || bidi(c) { ' ' } else { c }).collect();
+    truncate(&cleaned.split_whitespace().collect::<Vec<_>>().join(" "), limit)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -326,5 +425,54 @@ mod tests {
         assert_eq!(observe(&plain).unwrap().terminations, vec![]);
         plain.spec.init_containers.clear();
         assert!(observe(&plain).is_none());
+    }
+
+    const JSON_WAITING: &str = r#"{"timestamp":"2026-12-06T15:17:44.730031Z","level":"INFO","message":"waiting for lock `kube-once`, held by pid 29263 application_name=\"apps/web/web-0\" from 127.0.0.1, connected for 4s","event":"waiting","lock":"kube-once","holder":"pid 29263 application_name=\"apps/web/web-0\" from 127.0.0.1, connected for 4s","waited_s":0,"target":"kube_once_lock"}"#;
+    const TEXT_WAITING: &str = r#"2026-12-06T15:17:41.701998Z  INFO kube_once_lock: waiting for lock `kube-once`, held by pid 29263 application_name="apps/web/web-0" from 127.0.0.1, connected for 1s event="waiting" lock="kube-once" holder="pid 29263 application_name=\"apps/web/web-0\" from 127.0.0.1, connected for 1s" waited_s=0"#;
+
+    #[test]
+    fn the_holder_is_read_from_the_newest_waiting_line_of_either_format() {
+        let json = format!("{}\n{JSON_WAITING}\n", r#"{"level":"INFO","event":"connecting","message":"x"}"#);
+        assert_eq!(
+            holder_from_log(&json).as_deref(),
+            Some(r#"pid 29263 application_name="apps/web/web-0" from 127.0.0.1, connected for 4s"#)
+        );
+        assert_eq!(
+            holder_from_log(TEXT_WAITING).as_deref(),
+            Some(r#"pid 29263 application_name="apps/web/web-0" from 127.0.0.1, connected for 1s"#)
+        );
+        let newest = JSON_WAITING.replace("for 4s\",\"waited_s", "for 9s\",\"waited_s");
+        assert!(holder_from_log(&format!("{JSON_WAITING}\n{newest}")).unwrap().ends_with("for 9s"));
+        // A colouring terminal's escape codes around the field names.
+        let coloured = TEXT_WAITING.replace(" holder=", " \u{1b}[3mholder\u{1b}[0m\u{1b}[2m=\u{1b}[0m");
+        assert!(holder_from_log(&coloured).unwrap().starts_with("pid 29263"), "{coloured}");
+        // A mixed log (the format changed between restarts) and lines that are not waiting lines.
+        assert!(
+            holder_from_log(&format!("{TEXT_WAITING}\nnot json {{\n{{\"event\":\"timeout\",\"holder\":\"x\"}}"))
+                .is_some()
+        );
+        for log in [
+            "",
+            "connecting\n",
+            r#"{"event":"timeout","holder":"x"}"#,
+            r#"{"event":"waiting"}"#,
+            "event=\"waiting\" holder=\"unterminated",
+        ] {
+            assert_eq!(holder_from_log(log), None, "{log}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_holder_is_copied_without_control_characters_and_bounded() {
+        let hostile =
+            "evil\u{1b}]0;title\u{7}\r\nWarning  Forged  \u{202e}gnp.exe \u{0}".to_owned() + &"x".repeat(1 << 20);
+        let line = serde_json::json!({"event": "waiting", "holder": hostile}).to_string();
+        let holder = holder_from_log(&line).unwrap();
+        assert!(holder.len() <= HOLDER_LIMIT && holder.ends_with('…'), "{} bytes", holder.len());
+        assert!(!holder.chars().any(|c| c.is_control() || c == '\u{202e}'), "{holder:?}");
+        assert!(holder.starts_with("evil ]0;title Warning Forged gnp.exe x"), "{holder:?}");
+        let text =
+            format!("t INFO kube_once_lock: w event=\"waiting\" holder={:?} waited_s=1", "a\u{1b}[31mred\nb\u{9c}");
+        assert_eq!(holder_from_log(&text).as_deref(), Some("a [31mred b"));
     }
 }
