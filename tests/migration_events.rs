@@ -333,14 +333,28 @@ async fn a_hostile_waiting_line_does_not_reach_the_note_verbatim() {
     // Control characters (a terminal title, a forged line, a bidi override)
     // and a 20 KB holder: the copy is cleaned and cut.
     let hostile = format!("evil\u{1b}]0;pwned\u{7}\r\nWarning Forged \u{202e}txt.exe {}", "x".repeat(20_000));
-    let line = json!({"event": "waiting", "holder": hostile, "message": "waiting"}).to_string();
+    let line = json!({"event": "waiting", "holder": hostile, "target": "kube_once_lock"}).to_string();
     let (note, _) = waiting_note(true, Some(PodLog::Text(format!("{line}\n"))), false).await;
     assert!(!note.chars().any(|c| c.is_control() || c == '\u{202e}'), "{note:?}");
     assert!(note.contains("held by evil ]0;pwned Warning Forged txt.exe xxx"), "{note}");
     assert!(note.len() < 512, "{} bytes", note.len());
     // A 1 MB line after the real ones: limitBytes cuts it, so it is no
     // `waiting` line at all, and the newest whole one names the holder.
-    let huge = json!({"event": "waiting", "holder": "y".repeat(1 << 20)}).to_string();
+    let huge = json!({"event": "waiting", "holder": "y".repeat(1 << 20), "target": "kube_once_lock"}).to_string();
     let (cut, _) = waiting_note(true, Some(PodLog::Text(format!("{JSON_LOG}{huge}\n"))), false).await;
     assert!(cut.ends_with("connected for 9s"), "{cut}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_log_says_it_acquired_the_lock_runs_its_command_and_is_not_waiting() {
+    let api = start_api().await;
+    let acquired = r#"{"level":"INFO","message":"lock acquired","event":"acquired","target":"kube_once_lock"}"#;
+    let log = format!("{JSON_LOG}{acquired}\nINFO  [alembic.runtime.migration] Running upgrade 1f2e -> 2a1f\n");
+    api.put_log(NAMESPACE, "web-7d9-w", "kube-once-run", PodLog::Text(log));
+    let _recorder = replica(&api, "kube-once-0");
+    api.put_pod(waiting_pod("web-7d9-w"));
+    wait("its log read", || !api.store().log_requests.is_empty()).await;
+    api.put_pod(pod("web-7d9-x", "k1", 1, FAILED));
+    wait("a later failure recorded", || !api.events("MigrationFailed").is_empty()).await;
+    assert!(api.events("MigrationWaiting").is_empty(), "{:?}", api.events("MigrationWaiting"));
 }

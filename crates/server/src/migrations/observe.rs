@@ -257,40 +257,68 @@ pub const LOG_LIMIT_BYTES: i64 = 32 * 1024;
 /// its 63-byte `application_name`, is about 100).
 pub const HOLDER_LIMIT: usize = 256;
 
-/// The lock holder as the newest `waiting` line of a `kube-once-run` log
-/// names it, in either format the pod binary writes: JSON (`"event":
-/// "waiting"`, field `holder`) or text (`event="waiting" … holder="…"`).
-/// The log is a pod's text: what is copied has no control or bidi
-/// characters and is at most [`HOLDER_LIMIT`] bytes. `None` when no line is
-/// a `waiting` line naming a holder.
-pub fn holder_from_log(log: &str) -> Option<String> {
-    log.lines().rev().find_map(|line| {
-        let line = line.trim();
-        let holder = if line.starts_with('{') { json_holder(line) } else { text_holder(&strip_ansi(line)) }?;
-        let holder = sanitise(&holder, HOLDER_LIMIT);
-        (!holder.is_empty()).then_some(holder)
-    })
+/// What the newest lines of a `kube-once-run` log say about the wait for the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitLog {
+    /// The newest `waiting` line names this holder (cleaned and cut).
+    HeldBy(String),
+    /// The pod acquired the lock after its last `waiting` line: it is not
+    /// waiting, it runs its command.
+    Acquired,
+    /// No `waiting` line naming a holder.
+    Silent,
 }
 
-fn json_holder(line: &str) -> Option<String> {
+/// Reads the newest `waiting` or `acquired` line of kube-once's own (its
+/// target is `kube_once…`) in either format the pod binary writes: JSON
+/// (`"event":"waiting"`, field `holder`) or text (`event="waiting" …
+/// holder="…"`). The log is a pod's text: the holder copied has no control
+/// or bidi characters and is at most [`HOLDER_LIMIT`] bytes.
+pub fn read_wait(log: &str) -> WaitLog {
+    for line in log.lines().rev() {
+        let line = line.trim();
+        let parsed = if line.starts_with('{') { json_line(line) } else { text_line(&strip_ansi(line)) };
+        match parsed {
+            Some((event, _)) if event == "acquired" => return WaitLog::Acquired,
+            Some((event, Some(holder))) if event == "waiting" => {
+                let holder = sanitise(&holder, HOLDER_LIMIT);
+                if !holder.is_empty() {
+                    return WaitLog::HeldBy(holder);
+                }
+            }
+            _ => {}
+        }
+    }
+    WaitLog::Silent
+}
+
+/// A JSON line of kube-once's: its event and holder fields.
+fn json_line(line: &str) -> Option<(String, Option<String>)> {
     #[derive(Deserialize)]
     struct Line {
         event: Option<String>,
         holder: Option<String>,
+        target: Option<String>,
     }
     let line: Line = serde_json::from_str(line).ok()?;
-    if line.event.as_deref() != Some("waiting") {
+    if !line.target?.starts_with("kube_once") {
         return None;
     }
-    line.holder
+    Some((line.event?, line.holder))
 }
 
-/// tracing's text format: the message, then `name=value` fields, strings
-/// quoted as Rust's `Debug` writes them.
-fn text_holder(line: &str) -> Option<String> {
-    let fields = &line[line.find(" event=\"waiting\"")?..];
-    let quoted = &fields[fields.find(" holder=\"")? + " holder=".len()..];
-    unquote_debug(quoted)
+/// A line of tracing's text format (`TIME LEVEL target: message fields`,
+/// string fields quoted as Rust's `Debug` writes them, so a quote inside a
+/// value is `\"`): the last ` event="` is the field, not the message.
+fn text_line(line: &str) -> Option<(String, Option<String>)> {
+    let target = line.split_whitespace().nth(2)?;
+    if !(target.starts_with("kube_once") && target.ends_with(':')) {
+        return None;
+    }
+    let fields = &line[line.rfind(" event=\"")? + " event=".len()..];
+    let event = unquote_debug(fields)?;
+    let holder = fields.find(" holder=\"").and_then(|at| unquote_debug(&fields[at + " holder=".len()..]));
+    Some((event, holder))
 }
 
 /// The string at the start of `quoted`, written by `Debug` for `str`
@@ -432,6 +460,10 @@ mod tests {
 
     #[test]
     fn the_holder_is_read_from_the_newest_waiting_line_of_either_format() {
+        let holder_from_log = |log: &str| match read_wait(log) {
+            WaitLog::HeldBy(holder) => Some(holder),
+            _ => None,
+        };
         let json = format!("{}\n{JSON_WAITING}\n", r#"{"level":"INFO","event":"connecting","message":"x"}"#);
         assert_eq!(
             holder_from_log(&json).as_deref(),
@@ -454,12 +486,26 @@ mod tests {
         for log in [
             "",
             "connecting\n",
-            r#"{"event":"timeout","holder":"x"}"#,
-            r#"{"event":"waiting"}"#,
-            "event=\"waiting\" holder=\"unterminated",
+            r#"{"event":"timeout","holder":"x","target":"kube_once_lock"}"#,
+            r#"{"event":"waiting","target":"kube_once_lock"}"#,
+            r#"{"event":"waiting","holder":"the app's own line","target":"app"}"#,
+            "t INFO kube_once_lock: w event=\"waiting\" holder=\"unterminated",
+            "t INFO app: w event=\"waiting\" holder=\"not ours\"",
         ] {
-            assert_eq!(holder_from_log(log), None, "{log}");
+            assert_eq!(read_wait(log), WaitLog::Silent, "{log}");
         }
+    }
+
+    #[test]
+    fn a_pod_that_acquired_the_lock_after_waiting_is_not_waiting() {
+        let acquired = r#"{"level":"INFO","message":"lock acquired","event":"acquired","target":"kube_once_lock"}"#;
+        let log = format!("{JSON_WAITING}\n{acquired}\nthe migration's own output\n");
+        assert_eq!(read_wait(&log), WaitLog::Acquired);
+        let text = "t  INFO kube_once_lock: lock acquired event=\"acquired\" lock=\"kube-once\" waited_ms=3";
+        assert_eq!(read_wait(&format!("{TEXT_WAITING}\n{text}")), WaitLog::Acquired);
+        // A holder whose name reads like a field does not fool the text parser.
+        let forged = r#"t INFO kube_once_lock: held by x event="acquired" event="waiting" lock="l" holder="x event=\"acquired\"" waited_s=1"#;
+        assert_eq!(read_wait(forged), WaitLog::HeldBy(r#"x event="acquired""#.to_owned()));
     }
 
     #[test]
@@ -467,12 +513,13 @@ mod tests {
         let hostile =
             "evil\u{1b}]0;title\u{7}\r\nWarning  Forged  \u{202e}gnp.exe \u{0}".to_owned() + &"x".repeat(1 << 20);
         let line = serde_json::json!({"event": "waiting", "holder": hostile}).to_string();
-        let holder = holder_from_log(&line).unwrap();
+        let line = line.replace('}', r#","target":"kube_once_lock"}"#);
+        let WaitLog::HeldBy(holder) = read_wait(&line) else { panic!("{line}") };
         assert!(holder.len() <= HOLDER_LIMIT && holder.ends_with('…'), "{} bytes", holder.len());
         assert!(!holder.chars().any(|c| c.is_control() || c == '\u{202e}'), "{holder:?}");
         assert!(holder.starts_with("evil ]0;title Warning Forged gnp.exe x"), "{holder:?}");
         let text =
             format!("t INFO kube_once_lock: w event=\"waiting\" holder={:?} waited_s=1", "a\u{1b}[31mred\nb\u{9c}");
-        assert_eq!(holder_from_log(&text).as_deref(), Some("a [31mred b"));
+        assert_eq!(read_wait(&text), WaitLog::HeldBy("a [31mred b".to_owned()));
     }
 }

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::events::{Occurrence, Reason, Recorder};
 use super::lease::Leadership;
 use super::observe::{
-    LABEL_SELECTOR, LOG_LIMIT_BYTES, LOG_TAIL_LINES, Outcome, RUN_CONTAINER, RunPod, Running, Termination,
-    holder_from_log, observe, sanitise,
+    LABEL_SELECTOR, LOG_LIMIT_BYTES, LOG_TAIL_LINES, Outcome, RUN_CONTAINER, RunPod, Running, Termination, WaitLog,
+    observe, read_wait, sanitise,
 };
 use crate::metrics::MigrationMetrics;
 
@@ -261,7 +261,9 @@ impl Watcher {
                 humantime::format_duration(timeout)
             );
             let note = match self.holder(&pod).await {
-                Ok(holder) => format!("{waited}, held by {holder}"),
+                Ok(Some(holder)) => format!("{waited}, held by {holder}"),
+                // Its log says it got the lock: it runs its command, it does not wait.
+                Ok(None) => continue,
                 Err(unnamed) => format!(
                     "{waited}; another pod holds it ({unnamed}; its `waiting` lines name the holder: \
                      kubectl logs {pod_name} -c {RUN_CONTAINER})"
@@ -276,9 +278,10 @@ impl Watcher {
     }
 
     /// The lock holder as the waiting pod's newest `waiting` line names it,
-    /// read once per wait: a bounded tail of its `kube-once-run` log. Else
-    /// why it is not named, for the note; the Event is written either way.
-    async fn holder(&mut self, pod: &RunPod) -> Result<String, String> {
+    /// read once per wait: a bounded tail of its `kube-once-run` log; `None`
+    /// when the log says the pod acquired the lock (a long command, not a
+    /// wait). Else why it is not named, for the note.
+    async fn holder(&mut self, pod: &RunPod) -> Result<Option<String>, String> {
         if !self.holder_from_logs {
             return Err("not named: serve reads no pod logs (events.holderFromLogs=false)".to_owned());
         }
@@ -297,10 +300,21 @@ impl Watcher {
             Err(kube::Error::FromUtf8(partial)) => String::from_utf8_lossy(partial.as_bytes()).into_owned(),
             Err(error) => return Err(self.unreadable_log(namespace, name, error)),
         };
-        holder_from_log(&log).ok_or_else(|| {
-            tracing::debug!(namespace, pod = name, "no `waiting` line naming the lock holder in the pod's log yet");
-            "not named: no `waiting` line in its log yet".to_owned()
-        })
+        match read_wait(&log) {
+            WaitLog::HeldBy(holder) => Ok(Some(holder)),
+            WaitLog::Acquired => {
+                tracing::debug!(
+                    namespace,
+                    pod = name,
+                    "past half its timeout but holding the lock: no MigrationWaiting"
+                );
+                Ok(None)
+            }
+            WaitLog::Silent => {
+                tracing::debug!(namespace, pod = name, "no `waiting` line naming the lock holder in the pod's log");
+                Err("not named: no `waiting` line in its log yet".to_owned())
+            }
+        }
     }
 
     fn unreadable_log(&mut self, namespace: &str, pod: &str, error: kube::Error) -> String {
