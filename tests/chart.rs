@@ -415,7 +415,8 @@ fn rbac_is_minimal_and_exists_only_for_what_is_turned_on() {
     assert_eq!(one_of(&objects, "ServiceAccount")["automountServiceAccountToken"], true);
 
     // Migration Events (on by default) in any TLS mode: pods read by the
-    // watch only, owners by name, Events written, one Lease by name.
+    // watch only, a waiting pod's log (to name the lock holder), owners by
+    // name, Events written, one Lease by name.
     for case in ["self-managed", "cert-manager", "secret"] {
         let objects = installed(case, &[]);
         let events = named(&objects, "ClusterRole", "kube-once-events");
@@ -423,6 +424,7 @@ fn rbac_is_minimal_and_exists_only_for_what_is_turned_on() {
             events["rules"],
             json!([
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+                {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
                 {"apiGroups": ["apps"], "resources": ["replicasets", "deployments"], "verbs": ["get"]},
                 {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "create", "patch"]}
             ]),
@@ -443,7 +445,16 @@ fn rbac_is_minimal_and_exists_only_for_what_is_turned_on() {
         assert!(args.iter().any(|arg| arg == "--events-lease=kube-once-events"), "{case}: {args:?}");
         let pod = &one_of(&objects, "Deployment")["spec"]["template"]["spec"];
         assert_eq!(pod["automountServiceAccountToken"], true, "{case}: the watch needs the API");
+        assert!(!args.iter().any(|arg| arg == "--no-holder-from-logs"), "{case}: {args:?}");
     }
+
+    // Without the holder from logs: no pods/log, and serve is told so.
+    let objects = installed("secret", &["events.holderFromLogs=false"]);
+    let events = named(&objects, "ClusterRole", "kube-once-events");
+    let rules = events["rules"].as_array().unwrap();
+    assert!(rules.iter().all(|rule| rule["resources"] != json!(["pods/log"])), "{rules:?}");
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert!(server_args(&objects).iter().any(|arg| arg == "--no-holder-from-logs"));
 
     for case in ["cert-manager", "secret"] {
         let objects = installed(case, &["events.enabled=false"]);

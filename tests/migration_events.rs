@@ -1,7 +1,7 @@
 //! Migration Events: the server's pod watcher against the in-process fake
 //! API server of `support::fake_api` (pods watched by label selector,
 //! ReplicaSets, Deployments, events.k8s.io Events, coordination.k8s.io
-//! Leases). The pods carry kube-once-run's terminated state as the
+//! Leases, pod logs). The pods carry kube-once-run's terminated state as the
 //! kubelet reports it, with the lock's termination messages.
 
 // Test helpers outside #[test] functions fail loudly too (clippy.toml only covers the functions).
@@ -16,7 +16,7 @@ use kube_once_server::migrations::{self, EventsOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use support::fake_api::FakeApi;
+use support::fake_api::{FakeApi, PodLog};
 
 const NAMESPACE: &str = "shop";
 const LEASE: &str = "kube-once-events";
@@ -76,11 +76,16 @@ impl Drop for Replica {
 }
 
 fn replica(api: &FakeApi, name: &str) -> Replica {
+    replica_reading_logs(api, name, true)
+}
+
+fn replica_reading_logs(api: &FakeApi, name: &str, holder_from_logs: bool) -> Replica {
     let options = EventsOptions {
         namespace: "kube-once".to_owned(),
         lease: LEASE.to_owned(),
         identity: name.to_owned(),
         lease_duration: LEASE_DURATION,
+        holder_from_logs,
     };
     let stop = CancellationToken::new();
     let metrics = Metrics::default();
@@ -210,11 +215,7 @@ async fn two_replicas_never_both_record_and_a_cut_off_holder_stops_within_its_le
 async fn a_pod_waiting_past_half_its_timeout_is_a_warning_once() {
     let api = start_api().await;
     let _recorder = replica(&api, "kube-once-0");
-    // kube-once-run started 2 s ago with a 3 s timeout: past half of it.
-    let mut waiting = pod("web-7d9-w", "k1", 0, "");
-    waiting["spec"]["initContainers"][1]["env"][1]["value"] = json!("3s");
-    let started = k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(2);
-    waiting["status"]["initContainerStatuses"][0]["state"] = json!({"running": {"startedAt": started.to_string()}});
+    let mut waiting = waiting_pod("web-7d9-w");
     // One that started just now with a long timeout is not reported.
     let mut patient = pod("web-7d9-p", "k1", 0, "");
     patient["status"]["initContainerStatuses"][0]["state"] =
@@ -237,4 +238,123 @@ async fn a_pod_waiting_past_half_its_timeout_is_a_warning_once() {
     assert!(event["series"].is_null(), "reported once: {event}");
     let note = event["note"].as_str().unwrap();
     assert!(note.contains("web-7d9-w") && note.contains("3s"), "{note}");
+}
+
+/// A pod whose kube-once-run started 2 s ago with a 3 s timeout: past half of it.
+fn waiting_pod(name: &str) -> Value {
+    let mut waiting = pod(name, "k1", 0, "");
+    waiting["spec"]["initContainers"][1]["env"][1]["value"] = json!("3s");
+    let started = k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(2);
+    waiting["status"]["initContainerStatuses"][0]["state"] = json!({"running": {"startedAt": started.to_string()}});
+    waiting
+}
+
+/// Lines as the pod binary writes them while it waits (taken from real
+/// runs on PostgreSQL, `--log-format json` and `text`).
+const JSON_LOG: &str = r#"{"timestamp":"2026-12-06T15:17:40.101Z","level":"INFO","message":"connecting to the database","event":"connecting","target":"kube_once_lock"}
+{"timestamp":"2026-12-06T15:17:44.730031Z","level":"INFO","message":"waiting for lock `kube-once`, held by pid 29263 application_name=\"shop/web/web-7d9-h\" from 10.0.3.7, connected for 4s","event":"waiting","lock":"kube-once","holder":"pid 29263 application_name=\"shop/web/web-7d9-h\" from 10.0.3.7, connected for 4s","waited_s":0,"target":"kube_once_lock"}
+{"timestamp":"2026-12-06T15:17:49.730031Z","level":"INFO","message":"waiting for lock `kube-once`, held by pid 29263 application_name=\"shop/web/web-7d9-h\" from 10.0.3.7, connected for 9s","event":"waiting","lock":"kube-once","holder":"pid 29263 application_name=\"shop/web/web-7d9-h\" from 10.0.3.7, connected for 9s","waited_s":5,"target":"kube_once_lock"}
+"#;
+const TEXT_LOG: &str = r#"2026-12-06T15:17:41.701998Z  INFO kube_once_lock: waiting for lock `kube-once`, held by pid 29263 application_name="shop/web/web-7d9-h" from 10.0.3.7, connected for 1s event="waiting" lock="kube-once" holder="pid 29263 application_name=\"shop/web/web-7d9-h\" from 10.0.3.7, connected for 1s" waited_s=0
+"#;
+
+/// One replica (reading logs or not) and a pod waiting past half its
+/// timeout whose kube-once-run log is `log`: the one MigrationWaiting
+/// Event's note, and the log requests made.
+async fn waiting_note(
+    holder_from_logs: bool,
+    log: Option<PodLog>,
+    forbidden: bool,
+) -> (String, Vec<(String, std::collections::HashMap<String, String>)>) {
+    let api = start_api().await;
+    api.store().logs_forbidden = forbidden;
+    if let Some(log) = log {
+        api.put_log(NAMESPACE, "web-7d9-w", "kube-once-run", log);
+    }
+    let _recorder = replica_reading_logs(&api, "kube-once-0", holder_from_logs);
+    api.put_pod(waiting_pod("web-7d9-w"));
+    wait("a MigrationWaiting Event", || !api.events("MigrationWaiting").is_empty()).await;
+    let [event] = &api.events("MigrationWaiting")[..] else {
+        panic!("one Event: {:?}", api.events("MigrationWaiting"))
+    };
+    assert_eq!(event["related"]["name"], "web-7d9-w");
+    let note = event["note"].as_str().unwrap().to_owned();
+    assert!(note.starts_with("pod web-7d9-w has waited 2s of its 3s for the migration lock"), "{note}");
+    let requests = api.store().log_requests.clone();
+    (note, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_event_names_the_holder_from_the_pods_newest_json_waiting_line() {
+    let (note, requests) = waiting_note(true, Some(PodLog::Text(JSON_LOG.to_owned())), false).await;
+    assert_eq!(
+        note,
+        "pod web-7d9-w has waited 2s of its 3s for the migration lock, held by pid 29263 \
+         application_name=\"shop/web/web-7d9-h\" from 10.0.3.7, connected for 9s"
+    );
+    // Read once, kube-once-run's log only, a bounded tail.
+    let [(pod, query)] = &requests[..] else { panic!("one log request: {requests:?}") };
+    assert_eq!(pod, "shop/web-7d9-w");
+    assert_eq!(query.get("container").map(String::as_str), Some("kube-once-run"));
+    assert_eq!(query.get("tailLines").map(String::as_str), Some("20"));
+    assert_eq!(query.get("limitBytes").map(String::as_str), Some("32768"));
+    assert!(!query.contains_key("follow") || query["follow"] == "false", "{query:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_event_names_the_holder_from_a_text_waiting_line() {
+    let (note, _) = waiting_note(true, Some(PodLog::Text(TEXT_LOG.to_owned())), false).await;
+    assert!(
+        note.ends_with(", held by pid 29263 application_name=\"shop/web/web-7d9-h\" from 10.0.3.7, connected for 1s"),
+        "{note}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_log_the_waiting_event_says_why_and_where_the_holder_is_named() {
+    let (forbidden, _) = waiting_note(true, Some(PodLog::Text(JSON_LOG.to_owned())), true).await;
+    assert!(
+        forbidden.contains("serve may not read pod logs") && forbidden.contains("events.holderFromLogs"),
+        "{forbidden}"
+    );
+    let (no_line, _) = waiting_note(true, Some(PodLog::Text("connecting\n".to_owned())), false).await;
+    assert!(no_line.contains("no `waiting` line in its log yet"), "{no_line}");
+    let (off, requests) = waiting_note(false, Some(PodLog::Text(JSON_LOG.to_owned())), false).await;
+    assert!(off.contains("serve reads no pod logs"), "{off}");
+    assert!(requests.is_empty(), "turned off, no log is read: {requests:?}");
+    for note in [forbidden, no_line, off] {
+        assert!(!note.contains("held by"), "{note}");
+        assert!(note.contains("kubectl logs web-7d9-w -c kube-once-run"), "says where the holder is named: {note}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_waiting_line_does_not_reach_the_note_verbatim() {
+    // Control characters (a terminal title, a forged line, a bidi override)
+    // and a 20 KB holder: the copy is cleaned and cut.
+    let hostile = format!("evil\u{1b}]0;pwned\u{7}\r\nWarning Forged \u{202e}txt.exe {}", "x".repeat(20_000));
+    let line = json!({"event": "waiting", "holder": hostile, "target": "kube_once_lock"}).to_string();
+    let (note, _) = waiting_note(true, Some(PodLog::Text(format!("{line}\n"))), false).await;
+    assert!(!note.chars().any(|c| c.is_control() || c == '\u{202e}'), "{note:?}");
+    assert!(note.contains("held by evil ]0;pwned Warning Forged txt.exe xxx"), "{note}");
+    assert!(note.len() < 512, "{} bytes", note.len());
+    // A 1 MB line after the real ones: limitBytes cuts it, so it is no
+    // `waiting` line at all, and the newest whole one names the holder.
+    let huge = json!({"event": "waiting", "holder": "y".repeat(1 << 20), "target": "kube_once_lock"}).to_string();
+    let (cut, _) = waiting_note(true, Some(PodLog::Text(format!("{JSON_LOG}{huge}\n"))), false).await;
+    assert!(cut.ends_with("connected for 9s"), "{cut}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_log_says_it_acquired_the_lock_runs_its_command_and_is_not_waiting() {
+    let api = start_api().await;
+    let acquired = r#"{"level":"INFO","message":"lock acquired","event":"acquired","target":"kube_once_lock"}"#;
+    let log = format!("{JSON_LOG}{acquired}\nINFO  [alembic.runtime.migration] Running upgrade 1f2e -> 2a1f\n");
+    api.put_log(NAMESPACE, "web-7d9-w", "kube-once-run", PodLog::Text(log));
+    let _recorder = replica(&api, "kube-once-0");
+    api.put_pod(waiting_pod("web-7d9-w"));
+    wait("its log read", || !api.store().log_requests.is_empty()).await;
+    api.put_pod(pod("web-7d9-x", "k1", 1, FAILED));
+    wait("a later failure recorded", || !api.events("MigrationFailed").is_empty()).await;
+    assert!(api.events("MigrationWaiting").is_empty(), "{:?}", api.events("MigrationWaiting"));
 }

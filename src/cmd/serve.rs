@@ -96,6 +96,11 @@ pub struct EventsArgs {
     #[arg(long, env = "KUBE_ONCE_EVENTS_LEASE_DURATION", value_parser = parse_duration, default_value_t = EventsOptions::DEFAULT_LEASE_DURATION.into())]
     pub events_lease_duration: humantime::Duration,
 
+    /// MigrationWaiting does not name the lock holder: serve reads no pod logs (otherwise it reads the
+    /// waiting pod's newest kube-once-run lines once, and needs RBAC pods/log get).
+    #[arg(long, env = "KUBE_ONCE_NO_HOLDER_FROM_LOGS")]
+    pub no_holder_from_logs: bool,
+
     /// This replica's name in the Lease and the Events (in a pod: from the downward API); default: the host name.
     #[arg(long, env = "KUBE_ONCE_WEBHOOK_POD_NAME")]
     pub pod_name: Option<String>,
@@ -124,6 +129,7 @@ impl EventsArgs {
             lease: self.events_lease,
             identity,
             lease_duration: duration,
+            holder_from_logs: !self.no_holder_from_logs,
         }))
     }
 }
@@ -336,8 +342,10 @@ mod tests {
                 lease: "kube-once-events".to_owned(),
                 identity: "kube-once-7d9-a".to_owned(),
                 lease_duration: EventsOptions::DEFAULT_LEASE_DURATION,
+                holder_from_logs: true,
             }
         );
+        assert!(!options(&["--no-holder-from-logs"]).unwrap().events.unwrap().holder_from_logs);
         assert_eq!(options(&["--no-events"]).unwrap().events, None);
         let refused = options(&["--events-lease-duration", "500ms"]).unwrap_err().to_string();
         assert!(refused.contains("--events-lease-duration") && refused.contains("at least 1s"), "{refused}");

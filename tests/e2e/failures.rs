@@ -53,20 +53,20 @@ async fn failure_backoff_fix_on_sqlite() -> Result<()> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Database {
+pub(crate) enum Database {
     Server(DatabaseKind),
     /// A file the pods share (on this machine, one filesystem).
     Sqlite,
 }
 
 /// The database the lock records in, and how the Deployment names it.
-struct LockDatabase {
-    url: String,
+pub(crate) struct LockDatabase {
+    pub(crate) url: String,
     fresh: Option<FreshDatabase>,
 }
 
 impl LockDatabase {
-    async fn create(database: Database, work: &Path) -> Result<Self> {
+    pub(crate) async fn create(database: Database, work: &Path) -> Result<Self> {
         let Database::Server(kind) = database else {
             let file = work.join("app.db");
             return Ok(Self { url: format!("sqlite:///{}", file.display()), fresh: None });
@@ -79,7 +79,7 @@ impl LockDatabase {
         Ok(Self { url: fresh.placeholders()[url_key].clone(), fresh: Some(fresh) })
     }
 
-    async fn drop_database(self) -> Result<()> {
+    pub(crate) async fn drop_database(self) -> Result<()> {
         match self.fresh {
             Some(fresh) => fresh.drop_database().await,
             None => Ok(()),
@@ -190,7 +190,7 @@ async fn play(database: Database, url: &str, work: &Path) -> Result<()> {
 }
 
 /// The chart's Lease name for migration Events, from the server's arguments.
-fn events_lease(installation: &Installation) -> Result<String> {
+pub(crate) fn events_lease(installation: &Installation) -> Result<String> {
     let args = installation.deployment.pointer("/spec/template/spec/containers/0/args").and_then(Value::as_array);
     let lease = args
         .into_iter()
@@ -202,7 +202,11 @@ fn events_lease(installation: &Installation) -> Result<String> {
 }
 
 /// Two replicas of the chart's `serve`, each with its own pod name, reaching the fake API.
-async fn start_webhook_replicas(installation: &Installation, api: &FakeApi, work: &Path) -> Result<Vec<Webhook>> {
+pub(crate) async fn start_webhook_replicas(
+    installation: &Installation,
+    api: &FakeApi,
+    work: &Path,
+) -> Result<Vec<Webhook>> {
     let mut webhooks = Vec::new();
     for name in ["kube-once-6d4-a", "kube-once-6d4-b"] {
         let kubeconfig = work.join(format!("{name}.kubeconfig"));
@@ -256,7 +260,12 @@ fn deployment(image: &str) -> Value {
     })
 }
 
-async fn admit(api: &ApiServer<'_>, operation: Operation, object: &Value, old: Option<&Value>) -> Result<Value> {
+pub(crate) async fn admit(
+    api: &ApiServer<'_>,
+    operation: Operation,
+    object: &Value,
+    old: Option<&Value>,
+) -> Result<Value> {
     match api.admit(operation, object, old).await? {
         Admitted::Answered(Verdict::Allowed { object, patched: true, .. }) => Ok(object),
         other => bail!("the Deployment should be admitted with the injection, got {other:?}"),

@@ -87,6 +87,20 @@ pub async fn run_replicas(
     run_pods(&names, namespace, template, cluster, images, root).await
 }
 
+/// A container that has just started, and the file its output (stdout and
+/// stderr, as the container runtime keeps them) goes to: its log.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub pod: String,
+    pub container: String,
+    pub log: PathBuf,
+    pub started_at: k8s_openapi::jiff::Timestamp,
+}
+
+/// Told of each container as it starts, as the kubelet reports a running
+/// container's state and serves its log through the API server.
+pub type OnStart = Arc<dyn Fn(Started) + Send + Sync>;
+
 /// Starts the pods `names` of `template` at once, each in its own directory under `root`.
 pub async fn run_pods(
     names: &[String],
@@ -96,15 +110,28 @@ pub async fn run_pods(
     images: &Arc<Images>,
     root: &Path,
 ) -> Result<Vec<PodRun>> {
+    run_pods_reporting(names, namespace, template, cluster, images, root, None).await
+}
+
+/// [`run_pods`], telling `on_start` of every container as it starts.
+pub async fn run_pods_reporting(
+    names: &[String],
+    namespace: &str,
+    template: &Value,
+    cluster: &Arc<Cluster>,
+    images: &Arc<Images>,
+    root: &Path,
+    on_start: Option<OnStart>,
+) -> Result<Vec<PodRun>> {
     let mut pods = tokio::task::JoinSet::new();
     for name in names {
         let name = name.clone();
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let (namespace, template, cluster, images) =
-            (namespace.to_owned(), template.clone(), Arc::clone(cluster), Arc::clone(images));
+        let (namespace, template, cluster, images, on_start) =
+            (namespace.to_owned(), template.clone(), Arc::clone(cluster), Arc::clone(images), on_start.clone());
         pods.spawn(async move {
-            let outcome = run_pod(&name, &namespace, &template, &cluster, &images, &dir).await;
+            let outcome = run_pod(&name, &namespace, &template, &cluster, &images, &dir, on_start.as_ref()).await;
             outcome.into_run(name)
         });
     }
@@ -144,22 +171,32 @@ async fn run_pod(
     cluster: &Cluster,
     images: &Images,
     dir: &Path,
+    on_start: Option<&OnStart>,
 ) -> Outcome {
     let mut outcome = Outcome { ran: Vec::new(), skipped: Vec::new(), failure: None, terminated: Vec::new() };
-    let result = run_init_containers(name, namespace, template, cluster, images, dir, &mut outcome).await;
+    let pod = PodPlace { name, namespace, dir, on_start };
+    let result = run_init_containers(&pod, template, cluster, images, &mut outcome).await;
     outcome.failure = result.err().map(|e| format!("{e:#}"));
     outcome
 }
 
+/// Which pod, where it runs, and who is told of its containers' starts.
+#[derive(Clone, Copy)]
+struct PodPlace<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    dir: &'a Path,
+    on_start: Option<&'a OnStart>,
+}
+
 async fn run_init_containers(
-    pod: &str,
-    namespace: &str,
+    place: &PodPlace<'_>,
     template: &Value,
     cluster: &Cluster,
     images: &Images,
-    dir: &Path,
     outcome: &mut Outcome,
 ) -> Result<()> {
+    let PodPlace { name: pod, namespace, dir, on_start } = *place;
     let spec = template.get("spec").context("pod template without spec")?;
     let volumes = pod_volumes(spec, images, dir)?;
     let init_containers = spec.get("initContainers").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -174,7 +211,13 @@ async fn run_init_containers(
             .with_context(|| format!("CreateContainerConfigError: initContainer {name}"))?;
         let argv = command_line(container, image, &volumes)
             .with_context(|| format!("initContainer {name}: cannot build its command"))?;
-        let terminated = run_container(container, name, &argv, image, &env, dir).await?;
+        let started = |log: &Path| {
+            if let Some(on_start) = on_start {
+                let started_at = k8s_openapi::jiff::Timestamp::now();
+                on_start(Started { pod: pod.to_owned(), container: name.to_owned(), log: log.to_owned(), started_at });
+            }
+        };
+        let terminated = run_container(container, name, &argv, image, &env, dir, started).await?;
         let exit_code = terminated.exit_code;
         outcome.terminated.push(terminated);
         if exit_code != 0 {
@@ -289,6 +332,7 @@ async fn run_container(
     image: &Image,
     env: &[(String, String)],
     dir: &Path,
+    started: impl FnOnce(&Path),
 ) -> Result<Terminated> {
     let log_path = log_path(dir, name);
     let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
@@ -308,6 +352,7 @@ async fn run_container(
         .stderr(log)
         .kill_on_drop(true);
     let mut child = command.spawn().with_context(|| format!("initContainer {name}: cannot start {argv:?}"))?;
+    started(&log_path);
     let status = match tokio::time::timeout(CONTAINER_DEADLINE, child.wait()).await {
         Ok(status) => status.with_context(|| format!("initContainer {name}: cannot wait for it"))?,
         Err(_) => bail!("initContainer {name} still running after {CONTAINER_DEADLINE:?}: {}", log_tail(&log_path)),

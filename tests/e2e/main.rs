@@ -18,6 +18,7 @@ mod install;
 mod kinds;
 mod kubelet;
 mod selection;
+mod waiting;
 mod webhook;
 
 // The helpers every test binary shares; this binary lives in tests/e2e/, hence the path.

@@ -1,6 +1,7 @@
 //! An in-process fake Kubernetes API server for what `serve`'s migration
 //! watcher asks of a cluster: pods listed and watched by the injected label
-//! only, Deployments and ReplicaSets to read (owner references), and
+//! only, a pod's container log (`tailLines`, `limitBytes`; 403 when a test
+//! forbids logs), Deployments and ReplicaSets to read (owner references), and
 //! events.k8s.io Events and coordination.k8s.io Leases to write with the
 //! real API server's conflict rules (create of an existing name:
 //! AlreadyExists; a stale resourceVersion: Conflict). Used in process by
@@ -14,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -48,6 +49,20 @@ pub struct Store {
     pub unselected: usize,
     /// Replicas whose Lease requests fail, as if cut off from the API server.
     pub partitioned: Vec<String>,
+    /// `namespace/pod/container` → its log.
+    pub pod_logs: BTreeMap<String, PodLog>,
+    /// Every log request: `namespace/pod` and its query.
+    pub log_requests: Vec<(String, HashMap<String, String>)>,
+    /// Log requests are refused (403), as without RBAC `pods/log` get.
+    pub logs_forbidden: bool,
+}
+
+/// A container's log: fixed text, or a file a process is writing (the e2e
+/// kubelet's container output), read at each request.
+#[derive(Debug, Clone)]
+pub enum PodLog {
+    Text(String),
+    File(PathBuf),
 }
 
 impl Store {
@@ -145,6 +160,53 @@ async fn get_object(
         Some(object) => axum::Json(object.clone()).into_response(),
         None => not_found(&format!("{resource} \"{name}\"")),
     }
+}
+
+/// `GET …/pods/{name}/log`, as the kubelet serves it through the API
+/// server: the container's log, its last `tailLines` lines, then at most
+/// `limitBytes` bytes of those.
+async fn pod_log(
+    State(fake): State<Fake>,
+    UrlPath((namespace, name)): UrlPath<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut store = fake.store.lock().unwrap();
+    store.log_requests.push((format!("{namespace}/{name}"), query.clone()));
+    if store.logs_forbidden {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "pods \"{name}\" is forbidden: User \"system:serviceaccount:kube-once:kube-once\" cannot get \
+                 resource \"pods/log\" in API group \"\" in the namespace \"{namespace}\""
+            ),
+        );
+    }
+    let Some(container) = query.get("container") else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("a container name must be specified for pod {name}"),
+        );
+    };
+    let log = store.pod_logs.get(&format!("{namespace}/{name}/{container}")).cloned();
+    let pod_exists = store.pods.values().any(|pod| pod["metadata"]["name"] == name.as_str());
+    drop(store);
+    let bytes = match log {
+        Some(PodLog::Text(text)) => text.into_bytes(),
+        Some(PodLog::File(path)) => std::fs::read(path).unwrap_or_default(),
+        None if pod_exists => Vec::new(),
+        None => return not_found(&format!("pods \"{name}\"")),
+    };
+    let mut lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
+    if let Some(tail) = query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        lines = lines.split_off(lines.len().saturating_sub(tail));
+    }
+    let mut body = lines.concat();
+    if let Some(limit) = query.get("limitBytes").and_then(|n| n.parse::<usize>().ok()) {
+        body.truncate(limit);
+    }
+    ([("content-type", "text/plain")], body).into_response()
 }
 
 fn note_event_request(fake: &Shared, store: &mut Store, headers: &HeaderMap) {
@@ -279,6 +341,7 @@ impl FakeApi {
         let shared = Arc::new(Shared { store: Mutex::new(Store::default()), pod_changes, lease: lease.to_owned() });
         let app = Router::new()
             .route("/api/v1/pods", get(pods))
+            .route("/api/v1/namespaces/{namespace}/pods/{name}/log", get(pod_log))
             .route("/apis/{group}/{version}/namespaces/{namespace}/{resource}/{name}", get(get_object))
             .route("/apis/events.k8s.io/v1/namespaces/{namespace}/events", post(create_event))
             .route("/apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}", get(get_event).patch(patch_event))
@@ -338,6 +401,11 @@ impl FakeApi {
         let kind = if store.pods.insert(uid, pod.clone()).is_some() { "MODIFIED" } else { "ADDED" };
         store.history.push((version, kind, pod.clone()));
         let _ = self.shared.pod_changes.send((version, kind, pod));
+    }
+
+    /// Sets the log of container `container` of pod `namespace/pod`.
+    pub fn put_log(&self, namespace: &str, pod: &str, container: &str, log: PodLog) {
+        self.store().pod_logs.insert(format!("{namespace}/{pod}/{container}"), log);
     }
 
     /// Stored Events of `reason`, in name order.

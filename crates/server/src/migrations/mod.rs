@@ -35,6 +35,9 @@ pub struct EventsOptions {
     pub identity: String,
     /// How long a term lasts without renewal.
     pub lease_duration: Duration,
+    /// Whether `MigrationWaiting` names the lock holder from the waiting
+    /// pod's own `kube-once-run` log (a bounded tail, read once per wait).
+    pub holder_from_logs: bool,
 }
 
 impl EventsOptions {
@@ -50,6 +53,7 @@ pub fn spawn(client: Client, options: &EventsOptions, metrics: MigrationMetrics,
     // Twice a term: the previous holder stopped within one, and the next
     // took over within about one more.
     let overlap = options.lease_duration * 2;
-    let watcher = watch::Watcher::new(client, recorder, metrics, leadership, overlap, check_every);
+    let watcher =
+        watch::Watcher::new(client, recorder, metrics, leadership, overlap, check_every, options.holder_from_logs);
     tokio::spawn(watcher.run(stop));
 }

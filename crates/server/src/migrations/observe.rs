@@ -248,6 +248,133 @@ pub fn truncate(text: &str, limit: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// How much of a waiting pod's `kube-once-run` log `serve` reads to name
+/// the lock holder: the newest lines only (a `waiting` line comes every 5 s,
+/// and nothing else is logged while a pod waits), bounded in bytes too.
+pub const LOG_TAIL_LINES: i64 = 20;
+pub const LOG_LIMIT_BYTES: i64 = 32 * 1024;
+/// Longest holder copied from a log into a note (PostgreSQL's holder, with
+/// its 63-byte `application_name`, is about 100).
+pub const HOLDER_LIMIT: usize = 256;
+
+/// What the newest lines of a `kube-once-run` log say about the wait for the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitLog {
+    /// The newest `waiting` line names this holder (cleaned and cut).
+    HeldBy(String),
+    /// The pod acquired the lock after its last `waiting` line: it is not
+    /// waiting, it runs its command.
+    Acquired,
+    /// No `waiting` line naming a holder.
+    Silent,
+}
+
+/// Reads the newest `waiting` or `acquired` line of kube-once's own (its
+/// target is `kube_once…`) in either format the pod binary writes: JSON
+/// (`"event":"waiting"`, field `holder`) or text (`event="waiting" …
+/// holder="…"`). The log is a pod's text: the holder copied has no control
+/// or bidi characters and is at most [`HOLDER_LIMIT`] bytes.
+pub fn read_wait(log: &str) -> WaitLog {
+    for line in log.lines().rev() {
+        let line = line.trim();
+        let parsed = if line.starts_with('{') { json_line(line) } else { text_line(&strip_ansi(line)) };
+        match parsed {
+            Some((event, _)) if event == "acquired" => return WaitLog::Acquired,
+            Some((event, Some(holder))) if event == "waiting" => {
+                let holder = sanitise(&holder, HOLDER_LIMIT);
+                if !holder.is_empty() {
+                    return WaitLog::HeldBy(holder);
+                }
+            }
+            _ => {}
+        }
+    }
+    WaitLog::Silent
+}
+
+/// A JSON line of kube-once's: its event and holder fields.
+fn json_line(line: &str) -> Option<(String, Option<String>)> {
+    #[derive(Deserialize)]
+    struct Line {
+        event: Option<String>,
+        holder: Option<String>,
+        target: Option<String>,
+    }
+    let line: Line = serde_json::from_str(line).ok()?;
+    if !line.target?.starts_with("kube_once") {
+        return None;
+    }
+    Some((line.event?, line.holder))
+}
+
+/// A line of tracing's text format (`TIME LEVEL target: message fields`,
+/// string fields quoted as Rust's `Debug` writes them, so a quote inside a
+/// value is `\"`): the last ` event="` is the field, not the message.
+fn text_line(line: &str) -> Option<(String, Option<String>)> {
+    let target = line.split_whitespace().nth(2)?;
+    if !(target.starts_with("kube_once") && target.ends_with(':')) {
+        return None;
+    }
+    let fields = &line[line.rfind(" event=\"")? + " event=".len()..];
+    let event = unquote_debug(fields)?;
+    let holder = fields.find(" holder=\"").and_then(|at| unquote_debug(&fields[at + " holder=".len()..]));
+    Some((event, holder))
+}
+
+/// The string at the start of `quoted`, written by `Debug` for `str`
+/// (`"a \"b\" \u{1b}"`); `None` when it does not end.
+fn unquote_debug(quoted: &str) -> Option<String> {
+    let mut chars = quoted.strip_prefix('"')?.chars();
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                '0' => out.push('\0'),
+                'u' => {
+                    let hex: String = chars.by_ref().skip_while(|c| *c == '{').take_while(|c| *c != '}').collect();
+                    out.push(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).unwrap_or('\u{fffd}'));
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// `line` without ANSI escape sequences (a text log written to a terminal
+/// colours its field names).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text from a pod made safe to copy into an Event: control characters
+/// (escape sequences, newlines) and bidi overrides become spaces, runs of
+/// spaces one, and it is cut at `limit` bytes.
+pub fn sanitise(text: &str, limit: usize) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let cleaned: String = text.chars().map(|c| if c.is_control() || bidi(c) { ' ' } else { c }).collect();
+    truncate(&cleaned.split_whitespace().collect::<Vec<_>>().join(" "), limit)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -326,5 +453,73 @@ mod tests {
         assert_eq!(observe(&plain).unwrap().terminations, vec![]);
         plain.spec.init_containers.clear();
         assert!(observe(&plain).is_none());
+    }
+
+    const JSON_WAITING: &str = r#"{"timestamp":"2026-12-06T15:17:44.730031Z","level":"INFO","message":"waiting for lock `kube-once`, held by pid 29263 application_name=\"apps/web/web-0\" from 127.0.0.1, connected for 4s","event":"waiting","lock":"kube-once","holder":"pid 29263 application_name=\"apps/web/web-0\" from 127.0.0.1, connected for 4s","waited_s":0,"target":"kube_once_lock"}"#;
+    const TEXT_WAITING: &str = r#"2026-12-06T15:17:41.701998Z  INFO kube_once_lock: waiting for lock `kube-once`, held by pid 29263 application_name="apps/web/web-0" from 127.0.0.1, connected for 1s event="waiting" lock="kube-once" holder="pid 29263 application_name=\"apps/web/web-0\" from 127.0.0.1, connected for 1s" waited_s=0"#;
+
+    #[test]
+    fn the_holder_is_read_from_the_newest_waiting_line_of_either_format() {
+        let holder_from_log = |log: &str| match read_wait(log) {
+            WaitLog::HeldBy(holder) => Some(holder),
+            _ => None,
+        };
+        let json = format!("{}\n{JSON_WAITING}\n", r#"{"level":"INFO","event":"connecting","message":"x"}"#);
+        assert_eq!(
+            holder_from_log(&json).as_deref(),
+            Some(r#"pid 29263 application_name="apps/web/web-0" from 127.0.0.1, connected for 4s"#)
+        );
+        assert_eq!(
+            holder_from_log(TEXT_WAITING).as_deref(),
+            Some(r#"pid 29263 application_name="apps/web/web-0" from 127.0.0.1, connected for 1s"#)
+        );
+        let newest = JSON_WAITING.replace("for 4s\",\"waited_s", "for 9s\",\"waited_s");
+        assert!(holder_from_log(&format!("{JSON_WAITING}\n{newest}")).unwrap().ends_with("for 9s"));
+        // A colouring terminal's escape codes around the field names.
+        let coloured = TEXT_WAITING.replace(" holder=", " \u{1b}[3mholder\u{1b}[0m\u{1b}[2m=\u{1b}[0m");
+        assert!(holder_from_log(&coloured).unwrap().starts_with("pid 29263"), "{coloured}");
+        // A mixed log (the format changed between restarts) and lines that are not waiting lines.
+        assert!(
+            holder_from_log(&format!("{TEXT_WAITING}\nnot json {{\n{{\"event\":\"timeout\",\"holder\":\"x\"}}"))
+                .is_some()
+        );
+        for log in [
+            "",
+            "connecting\n",
+            r#"{"event":"timeout","holder":"x","target":"kube_once_lock"}"#,
+            r#"{"event":"waiting","target":"kube_once_lock"}"#,
+            r#"{"event":"waiting","holder":"the app's own line","target":"app"}"#,
+            "t INFO kube_once_lock: w event=\"waiting\" holder=\"unterminated",
+            "t INFO app: w event=\"waiting\" holder=\"not ours\"",
+        ] {
+            assert_eq!(read_wait(log), WaitLog::Silent, "{log}");
+        }
+    }
+
+    #[test]
+    fn a_pod_that_acquired_the_lock_after_waiting_is_not_waiting() {
+        let acquired = r#"{"level":"INFO","message":"lock acquired","event":"acquired","target":"kube_once_lock"}"#;
+        let log = format!("{JSON_WAITING}\n{acquired}\nthe migration's own output\n");
+        assert_eq!(read_wait(&log), WaitLog::Acquired);
+        let text = "t  INFO kube_once_lock: lock acquired event=\"acquired\" lock=\"kube-once\" waited_ms=3";
+        assert_eq!(read_wait(&format!("{TEXT_WAITING}\n{text}")), WaitLog::Acquired);
+        // A holder whose name reads like a field does not fool the text parser.
+        let forged = r#"t INFO kube_once_lock: held by x event="acquired" event="waiting" lock="l" holder="x event=\"acquired\"" waited_s=1"#;
+        assert_eq!(read_wait(forged), WaitLog::HeldBy(r#"x event="acquired""#.to_owned()));
+    }
+
+    #[test]
+    fn a_hostile_holder_is_copied_without_control_characters_and_bounded() {
+        let hostile =
+            "evil\u{1b}]0;title\u{7}\r\nWarning  Forged  \u{202e}gnp.exe \u{0}".to_owned() + &"x".repeat(1 << 20);
+        let line = serde_json::json!({"event": "waiting", "holder": hostile}).to_string();
+        let line = line.replace('}', r#","target":"kube_once_lock"}"#);
+        let WaitLog::HeldBy(holder) = read_wait(&line) else { panic!("{line}") };
+        assert!(holder.len() <= HOLDER_LIMIT && holder.ends_with('…'), "{} bytes", holder.len());
+        assert!(!holder.chars().any(|c| c.is_control() || c == '\u{202e}'), "{holder:?}");
+        assert!(holder.starts_with("evil ]0;title Warning Forged gnp.exe x"), "{holder:?}");
+        let text =
+            format!("t INFO kube_once_lock: w event=\"waiting\" holder={:?} waited_s=1", "a\u{1b}[31mred\nb\u{9c}");
+        assert_eq!(read_wait(&text), WaitLog::HeldBy("a [31mred b".to_owned()));
     }
 }

@@ -12,12 +12,15 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchEvent, WatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, LogParams, WatchEvent, WatchParams};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Occurrence, Reason, Recorder};
 use super::lease::Leadership;
-use super::observe::{LABEL_SELECTOR, Outcome, RunPod, Running, Termination, observe};
+use super::observe::{
+    LABEL_SELECTOR, LOG_LIMIT_BYTES, LOG_TAIL_LINES, Outcome, RUN_CONTAINER, RunPod, Running, Termination, WaitLog,
+    observe, read_wait, sanitise,
+};
 use crate::metrics::MigrationMetrics;
 
 /// How far owner references are followed (pod → ReplicaSet → Deployment is two).
@@ -36,6 +39,10 @@ pub struct Watcher {
     overlap: Duration,
     /// How often running pods are checked against half their timeout.
     check_every: Duration,
+    /// Whether a waiting pod's log is read to name the lock holder.
+    holder_from_logs: bool,
+    /// Whether a refused log read was logged at warn already (once is enough).
+    logs_refusal_warned: bool,
     /// (pod uid, run) already handled: watches send a pod again on every change.
     seen: HashSet<(String, String)>,
     /// Pods whose kube-once-run runs now, by uid.
@@ -55,6 +62,7 @@ impl Watcher {
         leadership: Leadership,
         overlap: Duration,
         check_every: Duration,
+        holder_from_logs: bool,
     ) -> Self {
         Self {
             pods: Api::all_with(client.clone(), &ApiResource::erase::<Pod>(&())),
@@ -64,6 +72,8 @@ impl Watcher {
             leadership,
             overlap,
             check_every,
+            holder_from_logs,
+            logs_refusal_warned: false,
             seen: HashSet::new(),
             running: HashMap::new(),
             warned: HashSet::new(),
@@ -245,18 +255,95 @@ impl Watcher {
             self.warned.insert((uid.clone(), running.run.clone()));
             let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
             let waited = Duration::from_secs(waited.as_secs());
-            let note = format!(
-                "pod {pod_name} has waited {} of its {} for the migration lock; another pod holds it \
-                 (its `waiting` lines name the holder: kubectl logs {pod_name} -c kube-once-run)",
+            let waited = format!(
+                "pod {pod_name} has waited {} of its {} for the migration lock",
                 humantime::format_duration(waited),
                 humantime::format_duration(timeout)
             );
+            let note = match self.holder(&pod).await {
+                Ok(Some(holder)) => format!("{waited}, held by {holder}"),
+                // Its log says it got the lock: it runs its command, it does not wait.
+                Ok(None) => continue,
+                Err(unnamed) => format!(
+                    "{waited}; another pod holds it ({unnamed}; its `waiting` lines name the holder: \
+                     kubectl logs {pod_name} -c {RUN_CONTAINER})"
+                ),
+            };
             let regarding = self.workload(&pod).await;
             let run = format!("{uid}/{}/waiting", running.run);
             let occurrence =
                 Occurrence { regarding, pod: pod_reference(&pod), reason: Reason::MigrationWaiting, key, run, note };
             self.write(occurrence).await;
         }
+    }
+
+    /// The lock holder as the waiting pod's newest `waiting` line names it,
+    /// read once per wait: a bounded tail of its `kube-once-run` log; `None`
+    /// when the log says the pod acquired the lock (a long command, not a
+    /// wait). Else why it is not named, for the note.
+    async fn holder(&mut self, pod: &RunPod) -> Result<Option<String>, String> {
+        if !self.holder_from_logs {
+            return Err("not named: serve reads no pod logs (events.holderFromLogs=false)".to_owned());
+        }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = LogParams {
+            container: Some(RUN_CONTAINER.to_owned()),
+            tail_lines: Some(LOG_TAIL_LINES),
+            limit_bytes: Some(LOG_LIMIT_BYTES),
+            ..LogParams::default()
+        };
+        let log = match api.logs(name, &params).await {
+            Ok(log) => log,
+            // limitBytes may cut a character in two: the bytes before it are still good.
+            Err(kube::Error::FromUtf8(partial)) => String::from_utf8_lossy(partial.as_bytes()).into_owned(),
+            Err(error) => return Err(self.unreadable_log(namespace, name, error)),
+        };
+        match read_wait(&log) {
+            WaitLog::HeldBy(holder) => Ok(Some(holder)),
+            WaitLog::Acquired => {
+                tracing::debug!(
+                    namespace,
+                    pod = name,
+                    "past half its timeout but holding the lock: no MigrationWaiting"
+                );
+                Ok(None)
+            }
+            WaitLog::Silent => {
+                tracing::debug!(namespace, pod = name, "no `waiting` line naming the lock holder in the pod's log");
+                Err("not named: no `waiting` line in its log yet".to_owned())
+            }
+        }
+    }
+
+    fn unreadable_log(&mut self, namespace: &str, pod: &str, error: kube::Error) -> String {
+        let code = match &error {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
+        };
+        let why = match code {
+            Some(401 | 403) => {
+                "not named: serve may not read pod logs (the chart's events.holderFromLogs grants pods/log get)"
+                    .to_owned()
+            }
+            Some(404) => "not named: its log is gone".to_owned(),
+            _ => format!("not named: cannot read its log: {}", sanitise(&error.to_string(), 200)),
+        };
+        if matches!(code, Some(401 | 403)) && !self.logs_refusal_warned {
+            self.logs_refusal_warned = true;
+            tracing::warn!(
+                namespace,
+                pod,
+                error = format!("{error:#}"),
+                "cannot read a waiting pod's log to name the migration lock holder; MigrationWaiting Events will not \
+                 name it. Grant pods/log get (chart value events.holderFromLogs=true) or turn it off with \
+                 --no-holder-from-logs"
+            );
+        } else {
+            tracing::debug!(namespace, pod, error = format!("{error:#}"), "cannot read a waiting pod's log");
+        }
+        why
     }
 
     /// Records the occurrence; false when it must not be counted (not the
