@@ -4,8 +4,9 @@
 //! and serves each one's `kube-once-run` output as its log through the fake
 //! API server, and the chart's `serve` (two replicas) records exactly one
 //! `MigrationWaiting` on the Deployment, naming the holder pod as the
-//! waiting pod's own `waiting` line does. On PostgreSQL, whose holder is
-//! named by its `application_name` (`namespace/deployment/pod`).
+//! waiting pod's own `waiting` line does: on PostgreSQL by its
+//! `application_name` (`namespace/deployment/pod`), on MariaDB, whose lock
+//! names only a connection, by the holder's `running` row.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,14 +34,23 @@ const TIMEOUT: &str = "16s";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_waiting_past_half_its_timeout_is_one_event_naming_the_holder_on_postgres() -> Result<()> {
+    waiting_on(DatabaseKind::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_waiting_past_half_its_timeout_is_one_event_naming_the_holder_on_mariadb() -> Result<()> {
+    waiting_on(DatabaseKind::Mysql).await
+}
+
+async fn waiting_on(kind: DatabaseKind) -> Result<()> {
     let work = tempfile::tempdir()?;
-    let database = LockDatabase::create(Database::Server(DatabaseKind::Postgres), work.path()).await?;
-    let result = play(&database.url, work.path()).await;
+    let database = LockDatabase::create(Database::Server(kind), work.path()).await?;
+    let result = play(kind, &database.url, work.path()).await;
     database.drop_database().await?;
     result
 }
 
-async fn play(url: &str, work: &Path) -> Result<()> {
+async fn play(kind: DatabaseKind, url: &str, work: &Path) -> Result<()> {
     // A short Lease: the recording replica checks running pods every third of it.
     let installation = install::install(work, &["events.leaseDurationSeconds=3"])?;
     let api = Arc::new(FakeApi::start(&events_lease(&installation)?).await);
@@ -101,9 +111,12 @@ async fn play(url: &str, work: &Path) -> Result<()> {
         note.starts_with(&format!("pod {waiter} has waited ")) && note.contains(&format!("of its {TIMEOUT} ")),
         "{note}"
     );
-    let named = ", held by pid ";
+    let (named, pod) = match kind {
+        DatabaseKind::Postgres => (", held by pid ", format!("application_name=\"{NAMESPACE}/{DEPLOYMENT}/{holder}\"")),
+        _ => (", held by connection ", format!("running row: {NAMESPACE}/{DEPLOYMENT}/{holder}, heartbeat ")),
+    };
     ensure!(
-        note.contains(named) && note.contains(&format!("application_name=\"{NAMESPACE}/{DEPLOYMENT}/{holder}\"")),
+        note.contains(named) && note.contains(&pod),
         "the note names the holder pod as the waiting pod's log does: {note}"
     );
     eprintln!("MigrationWaiting: {note}");
