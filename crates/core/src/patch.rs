@@ -16,8 +16,9 @@ use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::Value;
 
+use crate::inject::Written;
 use crate::manifest::value_at;
-use crate::view::{Field, Lists, Section, same_container};
+use crate::view::{Entry, Field, Lists, Section, TemplateText, same_container};
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
 const TEMPLATE_MAPS: [(&str, &str); 3] =
@@ -33,10 +34,12 @@ const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 pub fn template_patch(
     base: &[&str],
     before: &Value,
+    before_text: TemplateText,
     before_lists: &Lists,
-    mut after: Value,
+    after: Written,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
+    let Written { template: mut after, volumes: mut after_volumes, .. } = after;
     let mut ops = Vec::new();
     // `metadata: null` is replaced whole, like an absent one is added whole.
     if !before.get("metadata").is_some_and(Value::is_object) || !after.get("metadata").is_some_and(Value::is_object) {
@@ -49,16 +52,26 @@ pub fn template_patch(
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
         let same_init_container =
             |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists, Section::InitContainers);
+        let volumes_before = before_text.volumes.map(Entry::all);
         for list in TEMPLATE_LISTS {
+            let path = path(&join(base, &["spec"]), list);
+            if list == "volumes" {
+                volume_items(
+                    &mut ops,
+                    &path,
+                    before_spec.get(list),
+                    &volumes_before,
+                    take(after_spec, list),
+                    after_volumes.take(),
+                );
+                continue;
+            }
             let same: &dyn Fn(&Value, &Value) -> bool =
                 if list == "initContainers" { &same_init_container } else { &equal };
-            list_items(
-                &mut ops,
-                &path(&join(base, &["spec"]), list),
-                before_spec.get(list),
-                take(after_spec, list),
-                same,
-            );
+            match (before_spec.get(list), take(after_spec, list)) {
+                (Some(Value::Array(old)), Some(Value::Array(new))) => list_items(&mut ops, &path, old, new, same),
+                (before, after) => whole(&mut ops, &path, before, after, same),
+            }
         }
     }
     let containers = value_at(before, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
@@ -249,22 +262,56 @@ fn map_entries(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&V
     }
 }
 
-/// Item by item when both sides are lists: walks both, keeping equal items,
-/// removing items that are gone, inserting new ones and replacing an item
-/// in place when it changed. Indices refer to the list as patched so far.
-/// `same` tells equal items apart.
-fn list_items(
+/// [`list_items`] of the volumes: a list is kept as [`Entry`]s (`*_list`),
+/// anything else is a value.
+fn volume_items(
     ops: &mut Vec<PatchOperation>,
     path: &[String],
     before: Option<&Value>,
+    before_list: &Option<Vec<Entry>>,
     after: Option<Value>,
-    same: &dyn Fn(&Value, &Value) -> bool,
+    after_list: Option<Vec<Entry>>,
 ) {
-    let (old, mut new) = match (before, after) {
-        (Some(Value::Array(old)), Some(Value::Array(new))) => (old, new),
-        (before, after) => return whole(ops, path, before, after, same),
+    let entries = |items: Vec<Value>| items.into_iter().map(Entry::Value).collect::<Vec<_>>();
+    let old = match (before_list, before) {
+        (Some(old), _) => Ok(std::borrow::Cow::Borrowed(old.as_slice())),
+        (None, Some(Value::Array(items))) => Ok(std::borrow::Cow::Owned(entries(items.clone()))),
+        (None, before) => Err(before),
     };
-    let contains = |items: &[Value], item: &Value| items.iter().any(|other| same(item, other));
+    let new = match (after_list, after) {
+        (Some(new), _) => Ok(new),
+        (None, Some(Value::Array(items))) => Ok(entries(items)),
+        (None, after) => Err(after),
+    };
+    match (old, new) {
+        (Ok(old), Ok(new)) => list_items(ops, path, &old, new, &|a: &Entry, b: &Entry| a.item().same(b.item())),
+        (Ok(_), Err(after)) => {
+            let at = at(path, None);
+            ops.push(match after {
+                Some(value) => PatchOperation::Replace(ReplaceOperation { path: at, value }),
+                None => PatchOperation::Remove(RemoveOperation { path: at }),
+            });
+        }
+        (Err(before), Ok(new)) => {
+            let value = Value::Array(new.into_iter().map(Entry::into_value).collect());
+            whole(ops, path, before, Some(value), &equal);
+        }
+        (Err(before), Err(after)) => whole(ops, path, before, after, &equal),
+    }
+}
+
+/// Two lists item by item: walks both, keeping equal items, removing items
+/// that are gone, inserting new ones and replacing an item in place when it
+/// changed. Indices refer to the list as patched so far. `same` tells equal
+/// items apart.
+fn list_items<T: Default + IntoValue>(
+    ops: &mut Vec<PatchOperation>,
+    path: &[String],
+    old: &[T],
+    mut new: Vec<T>,
+    same: &dyn Fn(&T, &T) -> bool,
+) {
+    let contains = |items: &[T], item: &T| items.iter().any(|other| same(item, other));
     // `new[j]` is taken once the walk has passed it: only `new[j..]` is read again.
     let index = |i: usize| at(path, Some(&i.to_string()));
     let (mut i, mut j) = (0, 0);
@@ -273,14 +320,16 @@ fn list_items(
             i += 1;
             j += 1;
         } else if !contains(&new[j..], &old[i]) && !contains(&old[i..], &new[j]) {
-            ops.push(PatchOperation::Replace(ReplaceOperation { path: index(j), value: new[j].take() }));
+            let value = std::mem::take(&mut new[j]).into_value();
+            ops.push(PatchOperation::Replace(ReplaceOperation { path: index(j), value }));
             i += 1;
             j += 1;
         } else if !contains(&new[j..], &old[i]) {
             ops.push(PatchOperation::Remove(RemoveOperation { path: index(j) }));
             i += 1;
         } else {
-            ops.push(PatchOperation::Add(AddOperation { path: index(j), value: new[j].take() }));
+            let value = std::mem::take(&mut new[j]).into_value();
+            ops.push(PatchOperation::Add(AddOperation { path: index(j), value }));
             j += 1;
         }
     }
@@ -288,7 +337,24 @@ fn list_items(
         ops.push(PatchOperation::Remove(RemoveOperation { path: index(j) }));
     }
     for (k, value) in new.into_iter().enumerate().skip(j) {
-        ops.push(PatchOperation::Add(AddOperation { path: index(k), value }));
+        ops.push(PatchOperation::Add(AddOperation { path: index(k), value: value.into_value() }));
+    }
+}
+
+/// An item of a list as the value a patch sends.
+trait IntoValue {
+    fn into_value(self) -> Value;
+}
+
+impl IntoValue for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+}
+
+impl IntoValue for Entry<'_> {
+    fn into_value(self) -> Value {
+        Entry::into_value(self)
     }
 }
 
