@@ -286,7 +286,7 @@ fn inject_run<'a>(
     };
 
     match volumes {
-        Some(entries) => entries.push(Entry::Value(volume)),
+        Some(entries) => entries.push(Entry::value(volume)),
         None => {
             if let Some(list) = field(spec, "volumes", Value::Array(Vec::new()), status).as_array_mut() {
                 list.push(volume);

@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::inject::Written;
 use crate::manifest::value_at;
-use crate::view::{Entry, Field, Lists, Section, TemplateText, same_container};
+use crate::view::{Entry, Field, Lists, Section, TemplateText, common_start, same_container};
+use serde_json::value::RawValue;
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
 const TEMPLATE_MAPS: [(&str, &str); 3] =
@@ -52,7 +53,6 @@ pub fn template_patch(
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
         let same_init_container =
             |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists, Section::InitContainers);
-        let volumes_before = before_text.volumes.map(Entry::all);
         for list in TEMPLATE_LISTS {
             let path = path(&join(base, &["spec"]), list);
             if list == "volumes" {
@@ -60,7 +60,7 @@ pub fn template_patch(
                     &mut ops,
                     &path,
                     before_spec.get(list),
-                    &volumes_before,
+                    before_text.volumes,
                     take(after_spec, list),
                     after_volumes.take(),
                 );
@@ -69,7 +69,7 @@ pub fn template_patch(
             let same: &dyn Fn(&Value, &Value) -> bool =
                 if list == "initContainers" { &same_init_container } else { &equal };
             match (before_spec.get(list), take(after_spec, list)) {
-                (Some(Value::Array(old)), Some(Value::Array(new))) => list_items(&mut ops, &path, old, new, same),
+                (Some(Value::Array(old)), Some(Value::Array(new))) => list_items(&mut ops, &path, 0, old, new, same),
                 (before, after) => whole(&mut ops, &path, before, after, same),
             }
         }
@@ -262,58 +262,65 @@ fn map_entries(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&V
     }
 }
 
-/// [`list_items`] of the volumes: a list is kept as [`Entry`]s (`*_list`),
-/// anything else is a value.
+/// [`list_items`] of the volumes: a list is kept as text before
+/// (`before_text`) and as [`Entry`]s after (`after_list`); anything else is
+/// a value. The items both lists start with are compared as they are read,
+/// not kept.
 fn volume_items(
     ops: &mut Vec<PatchOperation>,
     path: &[String],
     before: Option<&Value>,
-    before_list: &Option<Vec<Entry>>,
+    before_text: Option<&RawValue>,
     after: Option<Value>,
     after_list: Option<Vec<Entry>>,
 ) {
-    let entries = |items: Vec<Value>| items.into_iter().map(Entry::Value).collect::<Vec<_>>();
-    let old = match (before_list, before) {
-        (Some(old), _) => Ok(std::borrow::Cow::Borrowed(old.as_slice())),
-        (None, Some(Value::Array(items))) => Ok(std::borrow::Cow::Owned(entries(items.clone()))),
-        (None, before) => Err(before),
-    };
+    let entries = |items: Vec<Value>| items.into_iter().map(Entry::value).collect::<Vec<_>>();
     let new = match (after_list, after) {
         (Some(new), _) => Ok(new),
         (None, Some(Value::Array(items))) => Ok(entries(items)),
         (None, after) => Err(after),
     };
-    match (old, new) {
-        (Ok(old), Ok(new)) => list_items(ops, path, &old, new, &|a: &Entry, b: &Entry| a.item().same(b.item())),
-        (Ok(_), Err(after)) => {
+    let same = |a: &Entry, b: &Entry| a.item().same(b.item());
+    match (before_text, before, new) {
+        (Some(raw), _, Ok(mut new)) => {
+            let (common, rest) = common_start(raw, &new);
+            let old: Vec<Entry> = rest.into_iter().map(Entry::Text).collect();
+            new.drain(..common);
+            list_items(ops, path, common, &old, new, &same);
+        }
+        (None, Some(Value::Array(items)), Ok(new)) => list_items(ops, path, 0, &entries(items.clone()), new, &same),
+        (Some(_), _, Err(after)) => {
+            // A list that is no more: removed, or replaced by what is there.
             let at = at(path, None);
             ops.push(match after {
                 Some(value) => PatchOperation::Replace(ReplaceOperation { path: at, value }),
                 None => PatchOperation::Remove(RemoveOperation { path: at }),
             });
         }
-        (Err(before), Ok(new)) => {
+        (None, before, Ok(new)) => {
             let value = Value::Array(new.into_iter().map(Entry::into_value).collect());
             whole(ops, path, before, Some(value), &equal);
         }
-        (Err(before), Err(after)) => whole(ops, path, before, after, &equal),
+        (None, before, Err(after)) => whole(ops, path, before, after, &equal),
     }
 }
 
 /// Two lists item by item: walks both, keeping equal items, removing items
 /// that are gone, inserting new ones and replacing an item in place when it
 /// changed. Indices refer to the list as patched so far. `same` tells equal
-/// items apart.
+/// items apart; `offset` is where both lists start (past the items they
+/// start with alike, when those are left out).
 fn list_items<T: Default + IntoValue>(
     ops: &mut Vec<PatchOperation>,
     path: &[String],
+    offset: usize,
     old: &[T],
     mut new: Vec<T>,
     same: &dyn Fn(&T, &T) -> bool,
 ) {
     let contains = |items: &[T], item: &T| items.iter().any(|other| same(item, other));
     // `new[j]` is taken once the walk has passed it: only `new[j..]` is read again.
-    let index = |i: usize| at(path, Some(&i.to_string()));
+    let index = |i: usize| at(path, Some(&(offset + i).to_string()));
     let (mut i, mut j) = (0, 0);
     while i < old.len() && j < new.len() {
         if same(&old[i], &new[j]) {
