@@ -11,8 +11,12 @@ use super::kind::Kind;
 use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
-use super::view::{Field, List, Lists, Section, same_containers};
+use super::view::{
+    Entry, Field, Item, List, Lists, Section, TemplateText, has_other_annotations, same_containers, same_entries,
+    same_other_annotations, same_template,
+};
 use super::{INJECTED_LABEL, INJECTED_LABEL_VALUE, Reason, Refusal, STATUS_ANNOTATION};
+use serde_json::value::RawValue;
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
 pub const RUN_CONTAINER: &str = "kube-once-run";
@@ -46,11 +50,28 @@ pub fn status_of(deployment: &Value, template: &Value) -> Result<Option<Status>,
 /// Fields of a pod template's spec kube-once writes (besides the template's `metadata`).
 pub const WRITTEN_SPEC_FIELDS: [&str; 4] = ["initContainers", "volumes", "nodeSelector", "tolerations"];
 
-/// The parts of `template` kube-once writes: its `metadata`, and of its
+/// The parts of a pod template kube-once writes: its `metadata` and of its
 /// `spec` only [`WRITTEN_SPEC_FIELDS`] (the app containers and the rest are
-/// only read, so they are not copied).
-pub fn written_parts(template: &Value) -> Value {
-    let Some(fields) = template.as_object() else { return template.clone() };
+/// only read, so they are not copied), with what the request keeps as text
+/// ([`TemplateText`]): the volumes item by item, the annotations but
+/// kube-once's as they were.
+#[derive(Debug, Clone)]
+pub struct Written<'a> {
+    /// The parts as values, but for a list of volumes and the annotations
+    /// outside `kube-once.io/`.
+    pub template: Value,
+    /// `spec.volumes`, when a list.
+    pub volumes: Option<Vec<Entry<'a>>>,
+    /// The annotations as written (when an object): those outside
+    /// `kube-once.io/` are these, never changed.
+    pub annotations: Option<&'a RawValue>,
+}
+
+/// The [`Written`] parts of `template`, whose text the request keeps in `text`.
+pub fn written_parts<'a>(template: &Value, text: TemplateText<'a>) -> Written<'a> {
+    let volumes = text.volumes.map(Entry::all);
+    let written = |template| Written { template, volumes, annotations: text.annotations };
+    let Some(fields) = template.as_object() else { return written(template.clone()) };
     let mut parts = Map::new();
     if let Some(metadata) = fields.get("metadata") {
         parts.insert("metadata".to_owned(), metadata.clone());
@@ -67,7 +88,19 @@ pub fn written_parts(template: &Value) -> Value {
         };
         parts.insert("spec".to_owned(), spec);
     }
-    Value::Object(parts)
+    written(Value::Object(parts))
+}
+
+/// Two [`Written`] parts equal in meaning (their init containers' lists in `a_lists` and `b_lists`).
+pub fn same_written(a: &Written, a_lists: &Lists, b: &Written, b_lists: &Lists) -> bool {
+    let same_volumes = match (&a.volumes, &b.volumes) {
+        (Some(a), Some(b)) => same_entries(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    same_volumes
+        && same_other_annotations(a.annotations, b.annotations)
+        && same_template(&a.template, a_lists, &b.template, b_lists)
 }
 
 /// Whether two pod templates are equal in meaning outside their
@@ -88,14 +121,27 @@ pub fn same_unwritten(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) ->
         && same_containers(a_spec.get("containers"), a_lists, b_spec.get("containers"), b_lists, Section::Containers)
 }
 
-/// The [`written_parts`] of `template` without anything a previous
-/// admission injected.
-pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
-    let mut template = written_parts(template);
-    let Some(status) = status_of(deployment, &template)? else { return Ok(template) };
+/// The [`written_parts`] of `template` (whose text the request keeps in
+/// `text`) without anything a previous admission injected.
+pub fn strip<'a>(deployment: &Value, template: &Value, text: TemplateText<'a>) -> Result<Written<'a>, Refusal> {
+    let mut written = written_parts(template, text);
+    let Some(status) = status_of(deployment, &written.template)? else { return Ok(written) };
+    let ours = |item: Item| status.volumes.iter().any(|ours| item.is_named(ours));
+    if let Some(volumes) = &mut written.volumes {
+        volumes.retain(|volume| !ours(volume.item()));
+        if volumes.is_empty() && status.created("volumes") {
+            written.volumes = None;
+            if status.was_null("volumes")
+                && let Some(spec) = written.template.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert("volumes".to_owned(), Value::Null);
+            }
+        }
+    }
+    let template = &mut written.template;
     if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
         retain(spec, "initContainers", |c| !status.init_containers.iter().any(|n| Some(n.as_str()) == name(c)));
-        retain(spec, "volumes", |v| !status.volumes.iter().any(|n| Some(n.as_str()) == name(v)));
+        retain(spec, "volumes", |v| !ours(Item::Value(v)));
         if let Some(selector) = spec.get_mut("nodeSelector").and_then(Value::as_object_mut) {
             for (key, value) in &status.node_selector {
                 if selector.get(key).and_then(Value::as_str) == Some(value) {
@@ -124,13 +170,16 @@ pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
                 labels.remove(label);
             }
         }
-        remove_if_created_and_empty(metadata, "annotations", &status);
+        // Annotations kube-once created that others were added to since stay.
+        if !has_other_annotations(written.annotations) {
+            remove_if_created_and_empty(metadata, "annotations", &status);
+        }
         remove_if_created_and_empty(metadata, "labels", &status);
     }
     if let Some(object) = template.as_object_mut() {
         remove_if_created_and_empty(object, "metadata", &status);
     }
-    Ok(template)
+    Ok(written)
 }
 
 /// Apply `plan` to a [`strip`]ped `template` (its written parts) whose
@@ -139,12 +188,12 @@ pub fn strip(deployment: &Value, template: &Value) -> Result<Value, Refusal> {
 pub fn apply<'a>(
     deployment: &Value,
     containers: &[Value],
-    template: Value,
+    written: Written<'a>,
     mut lists: Lists<'a>,
     plan: &InjectionPlan,
     config: &Config,
-) -> Result<(Value, Lists<'a>), Refusal> {
-    let mut template = template;
+) -> Result<(Written<'a>, Lists<'a>), Refusal> {
+    let Written { mut template, mut volumes, annotations } = written;
     let mut status = Status::new();
     let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) else {
         return Err(Refusal::new(
@@ -157,7 +206,8 @@ pub fn apply<'a>(
         ));
     };
     if let Some(run) = &plan.run {
-        inject_run(deployment, containers, spec, &mut lists, run, config, &mut status)?;
+        let aside = Aside { volumes: &mut volumes, lists: &mut lists };
+        inject_run(deployment, containers, spec, aside, run, config, &mut status)?;
     }
     if let Some(preemptible) = &plan.preemptible {
         inject_preemptible(deployment, spec, preemptible, &mut status)?;
@@ -181,20 +231,29 @@ pub fn apply<'a>(
             }
         }
     }
-    Ok((template, lists))
+    Ok((Written { template, volumes, annotations }, lists))
+}
+
+/// What of the pod template is kept as text: the volumes, the containers' lists.
+struct Aside<'s, 'a> {
+    volumes: &'s mut Option<Vec<Entry<'a>>>,
+    lists: &'s mut Lists<'a>,
 }
 
 fn inject_run<'a>(
     deployment: &Value,
     containers: &[Value],
     spec: &mut Map<String, Value>,
-    lists: &mut Lists<'a>,
+    Aside { volumes, lists }: Aside<'_, 'a>,
     run: &RunPlan,
     config: &Config,
     status: &mut Status,
 ) -> Result<(), Refusal> {
     refuse_reserved(deployment, spec, "initContainers", &[INSTALL_CONTAINER, RUN_CONTAINER])?;
-    refuse_reserved(deployment, spec, "volumes", &[BIN_VOLUME])?;
+    match volumes {
+        Some(entries) => refuse_reserved_in(deployment, entries.iter().map(Entry::item), "volumes", &[BIN_VOLUME])?,
+        None => refuse_reserved(deployment, spec, "volumes", &[BIN_VOLUME])?,
+    }
     // What a previous injection kept aside for these names was stripped with it.
     for injected in [INSTALL_CONTAINER, RUN_CONTAINER] {
         lists.remove_container(Section::InitContainers, injected);
@@ -226,9 +285,13 @@ fn inject_run<'a>(
         Delivery::ImageVolume => vec![RUN_CONTAINER.to_owned()],
     };
 
-    let volumes = field(spec, "volumes", Value::Array(Vec::new()), status);
-    if let Some(list) = volumes.as_array_mut() {
-        list.push(volume);
+    match volumes {
+        Some(entries) => entries.push(Entry::value(volume)),
+        None => {
+            if let Some(list) = field(spec, "volumes", Value::Array(Vec::new()), status).as_array_mut() {
+                list.push(volume);
+            }
+        }
     }
     status.volumes = vec![BIN_VOLUME.to_owned()];
     status.key = Some(run.key.clone());
@@ -446,7 +509,17 @@ fn refuse_reserved(
     reserved: &[&str],
 ) -> Result<(), Refusal> {
     let items = spec.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    match items.iter().filter_map(name).find(|n| reserved.contains(n)) {
+    refuse_reserved_in(deployment, items.iter().map(Item::Value), list, reserved)
+}
+
+/// [`refuse_reserved`] of the items of a list.
+fn refuse_reserved_in<'i>(
+    deployment: &Value,
+    mut items: impl Iterator<Item = Item<'i>>,
+    list: &str,
+    reserved: &[&str],
+) -> Result<(), Refusal> {
+    match items.find_map(|item| reserved.iter().find(|reserved| item.is_named(reserved))) {
         Some(taken) => Err(Refusal::new(
             Reason::ReservedName,
             format!(

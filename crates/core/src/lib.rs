@@ -240,8 +240,14 @@ pub fn changes(object: &Workload, old_object: Option<&Workload>, config: &Config
         });
     }
     let Some(desired) = desired_template(kind, object, old_object, config)? else { return Ok(Changes::default()) };
-    let patch =
-        patch::template_patch(kind.template_path(), desired.before, &object.lists, desired.template, &desired.lists);
+    let patch = patch::template_patch(
+        kind.template_path(),
+        desired.before,
+        object.text(kind),
+        &object.lists,
+        desired.template,
+        &desired.lists,
+    );
     Ok(Changes { patch: json_patch::Patch(patch), warnings: desired.warnings })
 }
 
@@ -263,7 +269,7 @@ fn immutable_update(object: &Value, old: &Value) -> Vec<String> {
 /// The pod template before and after, with the warnings about it.
 struct DesiredTemplate<'o, 'a> {
     before: &'o Value,
-    template: Value,
+    template: inject::Written<'a>,
     lists: view::Lists<'a>,
     warnings: Vec<String>,
 }
@@ -296,7 +302,7 @@ fn desired_template<'o, 'a>(
     }
 
     // Only what kube-once writes is copied; the app containers are read in place.
-    let stripped = inject::strip(deployment, template)?;
+    let stripped = inject::strip(deployment, template, object.text(kind))?;
     let containers = value_at(template, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
     let containers = containers.unwrap_or_default();
     let (desired_template, lists) = match &plan {
@@ -319,16 +325,21 @@ fn desired_template<'o, 'a>(
 /// (injection included) when the user changed neither the template nor a
 /// `kube-once.io/` annotation (`stripped`: the written parts of `object`'s
 /// template, stripped).
-fn kept_injection<'a>(object: &Workload<'a>, old: &Workload<'a>, stripped: &Value) -> Option<(Value, view::Lists<'a>)> {
-    let old_template = Kind::read_as(&old.value).template(&old.value)?;
-    let template = Kind::read_as(&object.value).template(&object.value)?;
+fn kept_injection<'a>(
+    object: &Workload<'a>,
+    old: &Workload<'a>,
+    stripped: &inject::Written,
+) -> Option<(inject::Written<'a>, view::Lists<'a>)> {
+    let (old_kind, kind) = (Kind::read_as(&old.value), Kind::read_as(&object.value));
+    let old_template = old_kind.template(&old.value)?;
+    let template = kind.template(&object.value)?;
     if !is_injected(&old.value) || contract_annotations(&object.value) != contract_annotations(&old.value) {
         return None;
     }
-    let old_stripped = inject::strip(&old.value, old_template).ok()?;
-    let unchanged = view::same_template(&old_stripped, &old.lists, stripped, &object.lists)
+    let old_stripped = inject::strip(&old.value, old_template, old.text(old_kind)).ok()?;
+    let unchanged = inject::same_written(&old_stripped, &old.lists, stripped, &object.lists)
         && inject::same_unwritten(old_template, &old.lists, template, &object.lists);
-    unchanged.then(|| (inject::written_parts(old_template), old.lists.clone()))
+    unchanged.then(|| (inject::written_parts(old_template, old.text(old_kind)), old.lists.clone()))
 }
 
 /// Whether kube-once's injection is in this workload (its pod template

@@ -16,8 +16,10 @@ use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::Value;
 
+use crate::inject::Written;
 use crate::manifest::value_at;
-use crate::view::{Field, Lists, Section, same_container};
+use crate::view::{Entry, Field, Lists, Section, TemplateText, common_start, same_container};
+use serde_json::value::RawValue;
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
 const TEMPLATE_MAPS: [(&str, &str); 3] =
@@ -33,10 +35,12 @@ const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 pub fn template_patch(
     base: &[&str],
     before: &Value,
+    before_text: TemplateText,
     before_lists: &Lists,
-    mut after: Value,
+    after: Written,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
+    let Written { template: mut after, volumes: mut after_volumes, .. } = after;
     let mut ops = Vec::new();
     // `metadata: null` is replaced whole, like an absent one is added whole.
     if !before.get("metadata").is_some_and(Value::is_object) || !after.get("metadata").is_some_and(Value::is_object) {
@@ -50,15 +54,24 @@ pub fn template_patch(
         let same_init_container =
             |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists, Section::InitContainers);
         for list in TEMPLATE_LISTS {
+            let path = path(&join(base, &["spec"]), list);
+            if list == "volumes" {
+                volume_items(
+                    &mut ops,
+                    &path,
+                    before_spec.get(list),
+                    before_text.volumes,
+                    take(after_spec, list),
+                    after_volumes.take(),
+                );
+                continue;
+            }
             let same: &dyn Fn(&Value, &Value) -> bool =
                 if list == "initContainers" { &same_init_container } else { &equal };
-            list_items(
-                &mut ops,
-                &path(&join(base, &["spec"]), list),
-                before_spec.get(list),
-                take(after_spec, list),
-                same,
-            );
+            match (before_spec.get(list), take(after_spec, list)) {
+                (Some(Value::Array(old)), Some(Value::Array(new))) => list_items(&mut ops, &path, 0, old, new, same),
+                (before, after) => whole(&mut ops, &path, before, after, same),
+            }
         }
     }
     let containers = value_at(before, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
@@ -249,38 +262,81 @@ fn map_entries(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&V
     }
 }
 
-/// Item by item when both sides are lists: walks both, keeping equal items,
-/// removing items that are gone, inserting new ones and replacing an item
-/// in place when it changed. Indices refer to the list as patched so far.
-/// `same` tells equal items apart.
-fn list_items(
+/// [`list_items`] of the volumes: a list is kept as text before
+/// (`before_text`) and as [`Entry`]s after (`after_list`); anything else is
+/// a value. The items both lists start with are compared as they are read,
+/// not kept.
+fn volume_items(
     ops: &mut Vec<PatchOperation>,
     path: &[String],
     before: Option<&Value>,
+    before_text: Option<&RawValue>,
     after: Option<Value>,
-    same: &dyn Fn(&Value, &Value) -> bool,
+    after_list: Option<Vec<Entry>>,
 ) {
-    let (old, mut new) = match (before, after) {
-        (Some(Value::Array(old)), Some(Value::Array(new))) => (old, new),
-        (before, after) => return whole(ops, path, before, after, same),
+    let entries = |items: Vec<Value>| items.into_iter().map(Entry::value).collect::<Vec<_>>();
+    let new = match (after_list, after) {
+        (Some(new), _) => Ok(new),
+        (None, Some(Value::Array(items))) => Ok(entries(items)),
+        (None, after) => Err(after),
     };
-    let contains = |items: &[Value], item: &Value| items.iter().any(|other| same(item, other));
+    let same = |a: &Entry, b: &Entry| a.item().same(b.item());
+    match (before_text, before, new) {
+        (Some(raw), _, Ok(mut new)) => {
+            let (common, rest) = common_start(raw, &new);
+            let old: Vec<Entry> = rest.into_iter().map(Entry::Text).collect();
+            new.drain(..common);
+            list_items(ops, path, common, &old, new, &same);
+        }
+        (None, Some(Value::Array(items)), Ok(new)) => list_items(ops, path, 0, &entries(items.clone()), new, &same),
+        (Some(_), _, Err(after)) => {
+            // A list that is no more: removed, or replaced by what is there.
+            let at = at(path, None);
+            ops.push(match after {
+                Some(value) => PatchOperation::Replace(ReplaceOperation { path: at, value }),
+                None => PatchOperation::Remove(RemoveOperation { path: at }),
+            });
+        }
+        (None, before, Ok(new)) => {
+            let value = Value::Array(new.into_iter().map(Entry::into_value).collect());
+            whole(ops, path, before, Some(value), &equal);
+        }
+        (None, before, Err(after)) => whole(ops, path, before, after, &equal),
+    }
+}
+
+/// Two lists item by item: walks both, keeping equal items, removing items
+/// that are gone, inserting new ones and replacing an item in place when it
+/// changed. Indices refer to the list as patched so far. `same` tells equal
+/// items apart; `offset` is where both lists start (past the items they
+/// start with alike, when those are left out).
+fn list_items<T: Default + IntoValue>(
+    ops: &mut Vec<PatchOperation>,
+    path: &[String],
+    offset: usize,
+    old: &[T],
+    mut new: Vec<T>,
+    same: &dyn Fn(&T, &T) -> bool,
+) {
+    let contains = |items: &[T], item: &T| items.iter().any(|other| same(item, other));
     // `new[j]` is taken once the walk has passed it: only `new[j..]` is read again.
-    let index = |i: usize| at(path, Some(&i.to_string()));
+    let index = |i: usize| at(path, Some(&(offset + i).to_string()));
     let (mut i, mut j) = (0, 0);
     while i < old.len() && j < new.len() {
         if same(&old[i], &new[j]) {
             i += 1;
             j += 1;
         } else if !contains(&new[j..], &old[i]) && !contains(&old[i..], &new[j]) {
-            ops.push(PatchOperation::Replace(ReplaceOperation { path: index(j), value: new[j].take() }));
+            let value = std::mem::take(&mut new[j]).into_value();
+            ops.push(PatchOperation::Replace(ReplaceOperation { path: index(j), value }));
             i += 1;
             j += 1;
         } else if !contains(&new[j..], &old[i]) {
             ops.push(PatchOperation::Remove(RemoveOperation { path: index(j) }));
             i += 1;
         } else {
-            ops.push(PatchOperation::Add(AddOperation { path: index(j), value: new[j].take() }));
+            let value = std::mem::take(&mut new[j]).into_value();
+            ops.push(PatchOperation::Add(AddOperation { path: index(j), value }));
             j += 1;
         }
     }
@@ -288,7 +344,24 @@ fn list_items(
         ops.push(PatchOperation::Remove(RemoveOperation { path: index(j) }));
     }
     for (k, value) in new.into_iter().enumerate().skip(j) {
-        ops.push(PatchOperation::Add(AddOperation { path: index(k), value }));
+        ops.push(PatchOperation::Add(AddOperation { path: index(k), value: value.into_value() }));
+    }
+}
+
+/// An item of a list as the value a patch sends.
+trait IntoValue {
+    fn into_value(self) -> Value;
+}
+
+impl IntoValue for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+}
+
+impl IntoValue for Entry<'_> {
+    fn into_value(self) -> Value {
+        Entry::into_value(self)
     }
 }
 

@@ -65,6 +65,24 @@ impl Section {
 pub struct Workload<'a> {
     pub value: Value,
     pub lists: Lists<'a>,
+    /// The parts of each pod template kept as text, by where the template
+    /// is (see [`TemplateText`]).
+    pub texts: [TemplateText<'a>; 2],
+}
+
+/// What of a pod template stays JSON text borrowed from the request:
+/// kube-once edits these by name (its status annotation, its volume), and
+/// the rest of them is sent back untouched. A `Value` of a volume or an
+/// annotation is many times its text; a pod template of 90,000 volumes
+/// would cost ~50× its body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TemplateText<'a> {
+    /// `metadata.annotations`, when an object: its `kube-once.io/` entries
+    /// are also in the template's [`Value`] (and only they are: the others
+    /// are these).
+    pub annotations: Option<&'a RawValue>,
+    /// `spec.volumes`, when a list (absent from the [`Value`]).
+    pub volumes: Option<&'a RawValue>,
 }
 
 impl<'a> Workload<'a> {
@@ -73,6 +91,11 @@ impl<'a> Workload<'a> {
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
+
+    /// The text kept of the pod template of `kind` (see [`TemplateText`]).
+    pub fn text(&self, kind: crate::Kind) -> TemplateText<'a> {
+        self.texts[usize::from(kind.template_path().len() > 2)]
+    }
 }
 
 /// As [`Workload::parse`], for a workload inside a larger document (the
@@ -80,8 +103,10 @@ impl<'a> Workload<'a> {
 impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut lists = Lists::default();
-        let value = deserializer.deserialize_any(Reader { shape: Shape::Object, lists: &mut lists, at: At::Root })?;
-        Ok(Self { value, lists })
+        let mut texts = [TemplateText::default(); 2];
+        let reader = Reader { shape: Shape::Object, lists: &mut lists, texts: &mut texts, at: At::Root };
+        let value = deserializer.deserialize_any(reader)?;
+        Ok(Self { value, lists, texts })
     }
 }
 
@@ -101,8 +126,11 @@ enum Shape {
     JobTemplate,
     /// A CronJob's `spec.jobTemplate.spec`.
     JobSpec,
-    PodTemplate,
-    PodSpec,
+    /// A pod template, its metadata and its spec; which one (index into
+    /// `Workload::texts`: 0 for `spec.template`, 1 for a CronJob's).
+    PodTemplate(usize),
+    PodMetadata(usize),
+    PodSpec(usize),
     Containers(Section),
 }
 
@@ -111,6 +139,9 @@ enum Keep {
     Value,
     Skip,
     Nested(Shape),
+    /// Kept as text in [`TemplateText`] (when of the JSON type it names).
+    Annotations(usize),
+    Volumes(usize),
 }
 
 impl Shape {
@@ -126,7 +157,8 @@ impl Shape {
             // not built: nothing reads it.
             (Shape::Annotations, key) if key.starts_with(crate::PREFIX) => Keep::Value,
             (Shape::Annotations, _) => Keep::Skip,
-            (Shape::Spec | Shape::JobSpec, "template") => Keep::Nested(Shape::PodTemplate),
+            (Shape::Spec, "template") => Keep::Nested(Shape::PodTemplate(0)),
+            (Shape::JobSpec, "template") => Keep::Nested(Shape::PodTemplate(1)),
             (Shape::Spec, "jobTemplate") => Keep::Nested(Shape::JobTemplate),
             // A Rollout's reference to the Deployment whose template it uses.
             (Shape::Spec, "workloadRef") => Keep::Value,
@@ -134,9 +166,12 @@ impl Shape {
             (Shape::Spec, "progressDeadlineSeconds") => Keep::Value,
             (Shape::JobTemplate, "spec") => Keep::Nested(Shape::JobSpec),
             (Shape::Object | Shape::Metadata | Shape::Spec | Shape::JobTemplate | Shape::JobSpec, _) => Keep::Skip,
-            (Shape::PodTemplate, "spec") => Keep::Nested(Shape::PodSpec),
-            (Shape::PodSpec, "containers") => Keep::Nested(Shape::Containers(Section::Containers)),
-            (Shape::PodSpec, "initContainers") => Keep::Nested(Shape::Containers(Section::InitContainers)),
+            (Shape::PodTemplate(at), "metadata") => Keep::Nested(Shape::PodMetadata(at)),
+            (Shape::PodTemplate(at), "spec") => Keep::Nested(Shape::PodSpec(at)),
+            (Shape::PodMetadata(at), "annotations") => Keep::Annotations(at),
+            (Shape::PodSpec(at), "volumes") => Keep::Volumes(at),
+            (Shape::PodSpec(_), "containers") => Keep::Nested(Shape::Containers(Section::Containers)),
+            (Shape::PodSpec(_), "initContainers") => Keep::Nested(Shape::Containers(Section::InitContainers)),
             _ => Keep::Value,
         }
     }
@@ -190,6 +225,7 @@ fn check_float<E: serde::de::Error>(value: f64, at: At) -> Result<f64, E> {
 struct Reader<'l, 'a, 'p> {
     shape: Shape,
     lists: &'l mut Lists<'a>,
+    texts: &'l mut [TemplateText<'a>; 2],
     at: At<'p>,
 }
 
@@ -276,6 +312,49 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 }
 
+/// An error of reading text kept aside, for the reader of the whole
+/// object (which says where it is: the position within the part is not).
+fn inner_error<E: serde::de::Error>(error: serde_json::Error) -> E {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    E::custom(text.strip_suffix(&position).unwrap_or(&text))
+}
+
+/// `raw` (read already) as a [`Value`], strictly.
+fn strict_text(raw: &RawValue, at: At) -> Result<Value, serde_json::Error> {
+    Strict { at }.deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+}
+
+/// The `kube-once.io/` entries of `raw` (an object, read already), read
+/// strictly; the others are only scanned.
+fn kube_once_entries(raw: &RawValue, at: At) -> Result<Value, serde_json::Error> {
+    struct Entries<'p>(At<'p>);
+    impl<'de> Visitor<'de> for Entries<'_> {
+        type Value = Value;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("an object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Value, M::Error> {
+            let mut fields = Map::new();
+            while let Some(Key(key)) = map.next_key()? {
+                if !key.starts_with(crate::PREFIX) {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                if fields.contains_key(key.as_ref()) {
+                    return Err(duplicate(&key, self.0));
+                }
+                let value = map.next_value_seed(Strict { at: At::Key(&self.0, &key) })?;
+                fields.insert(key.into_owned(), value);
+            }
+            Ok(Value::Object(fields))
+        }
+    }
+    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Entries(at))
+}
+
 /// One container as read: its fields but the lists, and the lists as text.
 struct ContainerText<'a> {
     fields: Map<String, Value>,
@@ -299,7 +378,32 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                Keep::Nested(shape) => map.next_value_seed(Reader { shape, lists: self.lists, at })?,
+                Keep::Nested(shape) => {
+                    map.next_value_seed(Reader { shape, lists: self.lists, texts: self.texts, at })?
+                }
+                Keep::Annotations(template) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if raw.get().starts_with('{') {
+                        self.texts[template].annotations = Some(raw);
+                        kube_once_entries(raw, at).map_err(inner_error)?
+                    } else {
+                        strict_text(raw, at).map_err(inner_error)?
+                    }
+                }
+                Keep::Volumes(template) => {
+                    if self.texts[template].volumes.is_some() {
+                        return Err(duplicate(&key, self.at));
+                    }
+                    let raw: &'de RawValue = map.next_value()?;
+                    if raw.get().starts_with('[') {
+                        if fields.contains_key(key.as_ref()) {
+                            return Err(duplicate(&key, self.at));
+                        }
+                        self.texts[template].volumes = Some(raw);
+                        continue;
+                    }
+                    strict_text(raw, at).map_err(inner_error)?
+                }
             };
             // A skipped field is read by nobody, so only kept ones are
             // checked (after the value: `Key` borrows it for `at`).
@@ -554,6 +658,136 @@ impl Item<'_> {
             (a, b) => a.to_value() == b.to_value(),
         }
     }
+}
+
+/// One item of a list kube-once edits by name (the volumes): as the
+/// request wrote it, or a value kube-once wrote.
+#[derive(Debug, Clone)]
+pub enum Entry<'a> {
+    Text(&'a RawValue),
+    /// Boxed: an entry is then the size of a borrowed text (16 bytes), what
+    /// a list of 90,000 volumes costs per item.
+    Value(Box<Value>),
+}
+
+impl Default for Entry<'_> {
+    fn default() -> Self {
+        Entry::Value(Box::default())
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// The items of `raw`, a list as text (none when it is not a list).
+    pub fn all(raw: &'a RawValue) -> Vec<Self> {
+        struct Entries<'a>(Vec<Entry<'a>>);
+        impl<'de> Visitor<'de> for Entries<'de> {
+            type Value = Vec<Entry<'de>>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a list")
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(mut self, mut seq: S) -> Result<Self::Value, S::Error> {
+                while let Some(item) = seq.next_element()? {
+                    self.0.push(Entry::Text(item));
+                }
+                Ok(self.0)
+            }
+        }
+        // Counted first: a list grown by doubling would hold up to twice its items.
+        let entries = Entries(Vec::with_capacity(count_items(raw)));
+        serde_json::Deserializer::from_str(raw.get()).deserialize_seq(entries).unwrap_or_default()
+    }
+
+    pub fn value(value: Value) -> Self {
+        Entry::Value(Box::new(value))
+    }
+
+    pub fn item(&self) -> Item<'_> {
+        match self {
+            Entry::Text(raw) => Item::Text(raw),
+            Entry::Value(value) => Item::Value(value),
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        match self {
+            Entry::Text(raw) => parse_or_null(raw),
+            Entry::Value(value) => *value,
+        }
+    }
+}
+
+/// How many items `raw` (a list as text) and `entries` have in common at
+/// their start, and the items of `raw` after them, read one at a time: a
+/// list compared with itself plus an item keeps none of its items.
+pub fn common_start<'a>(raw: &'a RawValue, entries: &[Entry]) -> (usize, Vec<&'a RawValue>) {
+    struct Start<'e, 'x>(&'e [Entry<'x>]);
+    impl<'de> Visitor<'de> for Start<'_, '_> {
+        type Value = (usize, Vec<&'de RawValue>);
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a list")
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+            let (mut common, mut rest) = (0, Vec::new());
+            while let Some(item) = seq.next_element::<&RawValue>()? {
+                match self.0.get(common) {
+                    Some(entry) if rest.is_empty() && Item::Text(item).same(entry.item()) => common += 1,
+                    _ => rest.push(item),
+                }
+            }
+            Ok((common, rest))
+        }
+    }
+    serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Start(entries)).unwrap_or_default()
+}
+
+/// Two lists of entries equal in meaning.
+pub fn same_entries(a: &[Entry], b: &[Entry]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.item().same(b.item()))
+}
+
+/// The entries of annotations (an object as text) not under `kube-once.io/`.
+fn other_annotations(raw: &RawValue) -> BTreeMap<Cow<'_, str>, &RawValue> {
+    let entries: BTreeMap<Cow<str>, &RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
+    entries.into_iter().filter(|(key, _)| !key.starts_with(crate::PREFIX)).collect()
+}
+
+/// Whether annotations (an object as text) have an entry not under `kube-once.io/`.
+pub fn has_other_annotations(raw: Option<&RawValue>) -> bool {
+    struct Others;
+    impl<'de> Visitor<'de> for Others {
+        type Value = bool;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("an object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<bool, M::Error> {
+            let mut found = false;
+            while let Some(Key(key)) = map.next_key()? {
+                map.next_value::<IgnoredAny>()?;
+                found = found || !key.starts_with(crate::PREFIX);
+            }
+            Ok(found)
+        }
+    }
+    raw.is_some_and(|raw| serde_json::Deserializer::from_str(raw.get()).deserialize_map(Others).unwrap_or(false))
+}
+
+/// Whether two templates' annotations (as text, when objects) have the
+/// same entries outside `kube-once.io/` (those are compared as values).
+pub fn same_other_annotations(a: Option<&RawValue>, b: Option<&RawValue>) -> bool {
+    if let (Some(a), Some(b)) = (a, b)
+        && a.get() == b.get()
+    {
+        return true;
+    }
+    let (a, b) = (a.map(other_annotations).unwrap_or_default(), b.map(other_annotations).unwrap_or_default());
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|((a_key, a), (b_key, b))| a_key == b_key && Item::Text(a).same(Item::Text(b)))
 }
 
 /// Text that [`Workload::parse`] already read as JSON.
@@ -879,6 +1113,57 @@ mod tests {
             r#"{"metadata": {"annotations": {"a": "1", "a": "2", "kube-once.io/run": "x", "kube-once.io/run": "y"}}}"#;
         let error = Workload::parse(twice).unwrap_err().to_string();
         assert!(error.starts_with("duplicate key `kube-once.io/run` at /metadata/annotations:"), "{error}");
+    }
+
+    #[test]
+    fn template_volumes_and_annotations_stay_text_but_kube_once_ones() {
+        let text = json!({
+            "kind": "CronJob",
+            "spec": {"jobTemplate": {"spec": {"template": {
+                "metadata": {"labels": {"a": "b"}, "annotations": {"checksum/config": "x", "kube-once.io/status": "{}"}},
+                "spec": {"volumes": [{"name": "data", "emptyDir": {}}], "containers": []},
+            }}}},
+        })
+        .to_string();
+        let cron_job = Workload::parse(&text).unwrap();
+        let template = &cron_job.value["spec"]["jobTemplate"]["spec"]["template"];
+        assert_eq!(template["metadata"], json!({"labels": {"a": "b"}, "annotations": {"kube-once.io/status": "{}"}}));
+        assert_eq!(template["spec"], json!({"containers": []}));
+        let kept = cron_job.text(crate::Kind::CronJob);
+        assert_eq!(kept.volumes.unwrap().get(), r#"[{"emptyDir":{},"name":"data"}]"#);
+        assert!(has_other_annotations(kept.annotations));
+        assert!(cron_job.text(crate::Kind::Deployment).volumes.is_none());
+
+        // Where kube-once reads them, they are read strictly, and the
+        // message says where in the object.
+        let twice = r#"{"spec": {"template": {"metadata": {"annotations":
+            {"a": "1", "a": "2", "kube-once.io/status": "x", "kube-once.io/status": "y"}}}}}"#;
+        let error = Workload::parse(twice).unwrap_err().to_string();
+        assert!(
+            error.starts_with("duplicate key `kube-once.io/status` at /spec/template/metadata/annotations: ")
+                && error.matches(" at line ").count() == 1,
+            "{error}"
+        );
+        let twice = r#"{"spec": {"template": {"spec": {"volumes": [], "volumes": null}}}}"#;
+        let error = Workload::parse(twice).unwrap_err().to_string();
+        assert!(error.starts_with("duplicate key `volumes` at /spec/template/spec:"), "{error}");
+        // Not a list or an object: read as a value, strictly.
+        let odd = r#"{"spec": {"template": {"metadata": {"annotations": null}, "spec": {"volumes": 1e300}}}}"#;
+        let error = Workload::parse(odd).unwrap_err().to_string();
+        assert!(error.starts_with("the number at /spec/template/spec/volumes (1e300)"), "{error}");
+    }
+
+    #[test]
+    fn an_entry_costs_what_its_borrowed_text_does_and_a_common_start_is_not_kept() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+        let raw: &RawValue = serde_json::from_str(r#"[{"name": "a"}, {"name": "b"}, {"name": "c"}]"#).unwrap();
+        let mut entries = Entry::all(raw);
+        assert_eq!(entries.len(), 3);
+        entries.remove(1);
+        entries.push(Entry::value(json!({"name": "d"})));
+        let (common, rest) = common_start(raw, &entries);
+        assert_eq!(common, 1);
+        assert_eq!(rest.iter().map(|item| item.get()).collect::<Vec<_>>(), [r#"{"name": "b"}"#, r#"{"name": "c"}"#]);
     }
 
     #[test]

@@ -102,7 +102,11 @@ fn lists_kept_aside_give_the_answer_of_lists_inline() {
         let (text, old_text) = (input.to_string(), old.as_ref().map(Value::to_string));
         let aside = core::Workload::parse(&text).unwrap();
         let old_aside = old_text.as_deref().map(|text| core::Workload::parse(text).unwrap());
-        let inline = |value: &Value| core::Workload { value: value.clone(), lists: Default::default() };
+        let inline = |value: &Value| core::Workload {
+            value: value.clone(),
+            lists: Default::default(),
+            texts: Default::default(),
+        };
         assert_eq!(
             core::changes(&aside, old_aside.as_ref(), &config),
             core::changes(&inline(&input), old.as_ref().map(inline).as_ref(), &config),
@@ -334,6 +338,45 @@ fn stability_rule_keeps_injected_parts_when_the_template_is_unchanged() {
             .unwrap()
             .contains(&json!("--sql"))
     );
+}
+
+/// The template's annotations and volumes are kept as the request wrote
+/// them but for kube-once's own: what the user adds to them after an
+/// injection stays, through a re-injection and through stripping, even in
+/// an annotations map kube-once created.
+#[test]
+fn what_the_user_adds_beside_the_injection_stays() {
+    let input = case("no-init-containers");
+    assert!(template(&input)["metadata"].get("annotations").is_none(), "the case must let kube-once create them");
+    let old = mutate(&input, &Config::default()).object;
+    let mut edited = old.clone();
+    template_mut(&mut edited)["metadata"]["annotations"]["example.com/owner"] = json!("team-a");
+    template_mut(&mut edited)["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"name": "data", "emptyDir": {}}));
+    template_mut(&mut edited)["spec"]["containers"][0]["image"] = json!("registry.example.com/shop:1.6.0");
+
+    let m = core::mutate(&edited, Some(&old), &Config::default()).unwrap();
+    assert_eq!(apply(&edited, &m), m.object);
+    let annotations = &template(&m.object)["metadata"]["annotations"];
+    assert_eq!(annotations["example.com/owner"], "team-a");
+    assert!(annotations.get(STATUS_ANNOTATION).is_some());
+    let names: Vec<&str> = template(&m.object)["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|volume| volume["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["data", "uploads", "kube-once-bin"]);
+
+    let removed = without_contract_annotations(&m.object);
+    let stripped = core::mutate(&removed, Some(&m.object), &Config::default()).unwrap();
+    assert_eq!(apply(&removed, &stripped), stripped.object);
+    assert_eq!(template(&stripped.object)["metadata"]["annotations"], json!({"example.com/owner": "team-a"}));
+    let mut volumes = template(&input)["spec"]["volumes"].clone();
+    volumes.as_array_mut().unwrap().insert(0, json!({"name": "data", "emptyDir": {}}));
+    assert_eq!(template(&stripped.object)["spec"]["volumes"], volumes);
 }
 
 fn image_volume_config() -> Config {

@@ -46,8 +46,8 @@ impl Limits {
     /// The defaults, which the command line shows in `--help`, sized for the
     /// chart's 352 MiB memory limit (docs/dev/performance.md, "Shipped binary
     /// (musl dist)"): idle ~20 MiB + 2,048 connections × ~25 KiB + 240 MiB
-    /// of admissions (what one 3 MiB object of the costliest shape known
-    /// reserves, see [`COST_PER_BODY_BYTE`]),
+    /// of admissions (what two 3 MiB objects of the costliest shape known
+    /// reserve, see [`COST_PER_BODY_BYTE`]),
     /// with room left for the allocator's slack. The queue timeout stays
     /// well inside the chart's webhook timeout (`webhook.timeoutSeconds`,
     /// 5 s), so an admission that waited its longest is still answered
@@ -73,13 +73,13 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 /// Peak memory of one admission per byte of request body, on top of a
-/// fixed cost per request. The containers' env, envFrom and volumeMounts
-/// stay text, so an env-heavy review costs little beyond its body, but
-/// what kube-once reads or writes item by item becomes JSON maps, many times
-/// their text: 80 covers the worst shape known (tiny volumes by the
-/// thousand) with room left for the allocator (the figures:
-/// docs/dev/performance.md, "Memory bounds").
-pub const COST_PER_BODY_BYTE: u64 = 80;
+/// fixed cost per request. The containers' lists, the app containers' args,
+/// the pod template's volumes and annotations stay text, so those shapes
+/// cost ~3× their body (the body included); the containers themselves
+/// still become JSON maps, many times their text: 40 covers the worst shape
+/// known (tiny sidecars by the thousand, ~30×) with room left for the
+/// allocator (the figures: docs/dev/performance.md, "Memory bounds").
+pub const COST_PER_BODY_BYTE: u64 = 40;
 /// What any admission costs regardless of its size (buffers, the answer).
 pub const COST_PER_ADMISSION: u64 = 64 * KIB;
 
