@@ -4,7 +4,7 @@
 # object limit, grown from tests/fixtures/perf/review.json), each against a
 # fresh server: posted once, then COUNT (8) at once. Prints, per shape, idle
 # RSS, peak RSS above idle (and as a multiple of the body), the statuses and
-# RSS after each step. Then IDLE_CONNECTIONS (1000) idle TLS connections:
+# RSS after each step. Then IDLE_CONNECTIONS (1000; 0 skips it) idle TLS connections:
 # RSS per connection.
 #
 # Shapes (SHAPES, default all): env (~90,000 tiny env entries in the app
@@ -101,6 +101,7 @@ for shape in $SHAPES; do
     stop
 done
 
+(( IDLE_CONNECTIONS > 0 )) || exit 0 # IDLE_CONNECTIONS=0: the shapes only
 start
 before=$(kib VmRSS)
 line=$(bench/idle_connections.py "$PORT" "$IDLE_CONNECTIONS" "$server_pid")
