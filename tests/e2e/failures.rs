@@ -25,9 +25,9 @@ use crate::support::fake_api::FakeApi;
 use crate::support::wait;
 use crate::webhook::{Webhook, WebhookPod};
 
-const NAMESPACE: &str = "apps";
-const DEPLOYMENT: &str = "web";
-const DEPLOYMENT_UID: &str = "uid-deployment-web";
+pub(crate) const NAMESPACE: &str = "apps";
+pub(crate) const DEPLOYMENT: &str = "web";
+pub(crate) const DEPLOYMENT_UID: &str = "uid-deployment-web";
 const RUN: &str = "kube-once-run";
 /// `kube-once lock`'s exit code for a key that is backing off (docs/lock.md).
 const EXIT_BACKING_OFF: i32 = 76;
@@ -97,17 +97,7 @@ async fn failure_sequence(database: Database) -> Result<()> {
 
 /// The whole sequence against one database.
 async fn play(database: Database, url: &str, work: &Path) -> Result<()> {
-    let installation = install::install(work, &[])?;
-    let api = FakeApi::start(&events_lease(&installation)?).await;
-    api.put_object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE, "uid": DEPLOYMENT_UID}}));
-    let webhooks = start_webhook_replicas(&installation, &api, work).await?;
-    wait::until_holds("a Lease holder", || api.lease_holder().is_some()).await.map_err(anyhow::Error::msg)?;
-
-    let mut cluster = Cluster::default();
-    cluster.add(&crate::support::yaml::read_documents(&fixtures_dir().join("namespaces.yaml"))?)?;
-    cluster.add(&[json!({"kind": "Secret", "metadata": {"name": "web-db", "namespace": NAMESPACE},
-                         "stringData": {"DATABASE_URL": url}})])?;
+    let Stage { installation, api, webhooks, cluster } = Stage::set(work, &[], url).await?;
     let admission =
         ApiServer { webhook: &webhooks[0], configuration: &installation.webhook_configuration, cluster: &cluster };
     let tools_image = str_at(&installation.config, "/toolsImage").context("no toolsImage in the rendered config")?;
@@ -187,6 +177,33 @@ async fn play(database: Database, url: &str, work: &Path) -> Result<()> {
         describe_in_docs(failed, (before, waited), &api)?;
     }
     Ok(())
+}
+
+/// What the failure and waiting sequences start from: the chart installed
+/// with `values`, the fake API server holding the Deployment, two chart
+/// `serve` replicas watching it (one holds the events Lease), and a cluster
+/// with the namespaces and the app's database Secret.
+pub(crate) struct Stage {
+    pub installation: Installation,
+    pub api: FakeApi,
+    pub webhooks: Vec<Webhook>,
+    pub cluster: Cluster,
+}
+
+impl Stage {
+    pub(crate) async fn set(work: &Path, values: &[&str], database_url: &str) -> Result<Stage> {
+        let installation = install::install(work, values)?;
+        let api = FakeApi::start(&events_lease(&installation)?).await;
+        api.put_object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE, "uid": DEPLOYMENT_UID}}));
+        let webhooks = start_webhook_replicas(&installation, &api, work).await?;
+        wait::until_holds("a Lease holder", || api.lease_holder().is_some()).await.map_err(anyhow::Error::msg)?;
+        let mut cluster = Cluster::default();
+        cluster.add(&crate::support::yaml::read_documents(&fixtures_dir().join("namespaces.yaml"))?)?;
+        cluster.add(&[json!({"kind": "Secret", "metadata": {"name": "web-db", "namespace": NAMESPACE},
+                             "stringData": {"DATABASE_URL": database_url}})])?;
+        Ok(Stage { installation, api, webhooks, cluster })
+    }
 }
 
 /// The chart's Lease name for migration Events, from the server's arguments.

@@ -16,17 +16,13 @@ use serde_json::{Value, json};
 
 use crate::admission::Operation;
 use crate::api_server::ApiServer;
-use crate::cluster::{Cluster, str_at};
+use crate::cluster::str_at;
 use crate::corpus::{DatabaseKind, fixtures_dir};
-use crate::failures::{Database, LockDatabase, admit, events_lease, start_webhook_replicas};
-use crate::install;
+use crate::failures::{DEPLOYMENT, DEPLOYMENT_UID, Database, LockDatabase, NAMESPACE, Stage, admit};
 use crate::kubelet::{Image, Images, OnStart, PodRun, Started, run_pods_reporting, template_hash};
 use crate::support::fake_api::{FakeApi, PodLog};
 use crate::support::wait;
 
-const NAMESPACE: &str = "apps";
-const DEPLOYMENT: &str = "web";
-const DEPLOYMENT_UID: &str = "uid-deployment-web";
 const RUN: &str = "kube-once-run";
 /// The pods' wait for the lock: the Event comes after half of it, and the
 /// waiting pod must still be waiting then, on a slow machine too.
@@ -52,18 +48,9 @@ async fn waiting_on(kind: DatabaseKind) -> Result<()> {
 
 async fn play(kind: DatabaseKind, url: &str, work: &Path) -> Result<()> {
     // A short Lease: the recording replica checks running pods every third of it.
-    let installation = install::install(work, &["events.leaseDurationSeconds=3"])?;
-    let api = Arc::new(FakeApi::start(&events_lease(&installation)?).await);
-    api.put_object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE, "uid": DEPLOYMENT_UID}}));
-    let webhooks = start_webhook_replicas(&installation, &api, work).await?;
-    wait::until_holds("a Lease holder", || api.lease_holder().is_some()).await.map_err(anyhow::Error::msg)?;
-
-    let mut cluster = Cluster::default();
-    cluster.add(&crate::support::yaml::read_documents(&fixtures_dir().join("namespaces.yaml"))?)?;
-    cluster.add(&[json!({"kind": "Secret", "metadata": {"name": "web-db", "namespace": NAMESPACE},
-                         "stringData": {"DATABASE_URL": url}})])?;
-    let cluster = Arc::new(cluster);
+    let Stage { installation, api, webhooks, cluster } =
+        Stage::set(work, &["events.leaseDurationSeconds=3"], url).await?;
+    let (api, cluster) = (Arc::new(api), Arc::new(cluster));
     let admission =
         ApiServer { webhook: &webhooks[0], configuration: &installation.webhook_configuration, cluster: &cluster };
     let injected = admit(&admission, Operation::Create, &deployment(), None).await?;
