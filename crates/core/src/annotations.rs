@@ -494,7 +494,10 @@ pub fn redact_database_url(template: &str) -> Option<String> {
     let mut out = String::with_capacity(template.len());
     let mut at = 0;
     for password in &shape.passwords {
-        if only_references(&template[password.value.clone()]) {
+        // An empty value still hides what follows it: `password=&secret`
+        // is a password starting with an unescaped `&`.
+        let value = &template[password.value.clone()];
+        if !value.is_empty() && only_references(value) {
             continue;
         }
         // Spans that overlap (a password parameter inside a userinfo that an
@@ -830,6 +833,8 @@ mod tests {
             // An unescaped space: libpq reads `S3cret=` as a keyword and `dbname=app` as its value.
             ("host=db password=! S3cret= dbname=app", "host=db password=***"),
             ("host=$(H) password=$(P) dbname=app", "host=$(H) password=$(P) dbname=app"),
+            // A password that starts with an unescaped `&` looks empty.
+            ("jdbc:postgresql://db/app?user=u&password=&x$(y&ssl=true", "jdbc:postgresql://db/app?user=u&password=***"),
         ];
         for (url, expected) in cases {
             assert_eq!(redact_database_url(url).as_deref(), Some(expected), "{url}");
