@@ -1158,14 +1158,7 @@ async fn release<L: Lock>(backend: &mut L, lock: &str) {
 
 async fn describe_holder<L: Lock>(backend: &mut L) -> String {
     match tokio::time::timeout(ANSWER_GRACE, backend.holder()).await {
-        Ok(Ok(Some(holder))) => match tokio::time::timeout(ANSWER_GRACE, backend.running_row()).await {
-            // MySQL names the holder's connection, not its pod: the running
-            // row (written once its command started) does.
-            Ok(Ok(Some(row))) if !holder.contains(&row.holder) => {
-                format!("{holder}; running row: {}, heartbeat {}s ago", row.holder, row.heartbeat_age.as_secs())
-            }
-            _ => holder,
-        },
+        Ok(Ok(Some(holder))) => holder,
         Ok(Ok(None)) => "nobody (just released)".to_string(),
         Ok(Err(problem)) => format!("unknown ({problem:#})"),
         Err(_) => format!("unknown (no answer within {})", humantime::format_duration(ANSWER_GRACE)),

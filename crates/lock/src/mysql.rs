@@ -413,7 +413,13 @@ impl Lock for MySqlLock {
             .await
             .context("cannot read information_schema.PROCESSLIST")?;
         let who = who.map(|(user, host)| format!(" {user}@{host}")).unwrap_or_default();
-        Ok(Some(format!("connection {id}{who}, seen holding it for {}s", since.elapsed().as_secs())))
+        let mut holder = format!("connection {id}{who}, seen holding it for {}s", since.elapsed().as_secs());
+        // A connection is not a pod: the holder's `running` row (written once
+        // its command started; absent with --lock-delay 0) names the pod.
+        if let Ok(Some(row)) = self.running_row().await {
+            holder.push_str(&format!("; running row: {}, heartbeat {}s ago", row.holder, row.heartbeat_age.as_secs()));
+        }
+        Ok(Some(holder))
     }
 
     async fn heartbeat(&mut self, running: Option<i64>) -> Result<()> {
