@@ -41,20 +41,63 @@ impl AppImages {
     pub fn image(&mut self, image: &str) -> Image {
         let next = self.versions.len() + 1;
         let version = *self.versions.entry(image.to_owned()).or_insert(next);
-        let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
-        Image {
-            env: vec![
-                ("PATH".to_owned(), format!("{}:{host_path}", self.bin_dir.display())),
-                ("APP_SCHEMA_VERSION".to_owned(), version.to_string()),
-                ("APP_RUN_LOG".to_owned(), self.run_log.display().to_string()),
-                ("APP_MIGRATION_SECONDS".to_owned(), self.migration_seconds.to_string()),
+        image_env(
+            &self.bin_dir,
+            &self.run_log,
+            [
+                ("APP_SCHEMA_VERSION", version.to_string()),
+                ("APP_MIGRATION_SECONDS", self.migration_seconds.to_string()),
             ],
-            ..Image::default()
-        }
+        )
     }
 
     /// Executions of the migration so far.
     pub fn runs(&self) -> usize {
-        std::fs::read_to_string(&self.run_log).map(|log| log.lines().count()).unwrap_or(0)
+        count_runs(&self.run_log)
     }
+}
+
+/// An app image whose `flask` is one fixture script (a migration that
+/// fails, one that holds the lock until released), for the sequences that
+/// follow a single rollout.
+pub struct ScriptedApp {
+    bin_dir: PathBuf,
+    run_log: PathBuf,
+}
+
+impl ScriptedApp {
+    pub fn new(dir: &Path, script: &str) -> Result<Self> {
+        let bin_dir = dir.join("app-image-bin");
+        std::fs::create_dir_all(&bin_dir).with_context(|| format!("cannot create {}", bin_dir.display()))?;
+        let link = bin_dir.join("flask");
+        std::os::unix::fs::symlink(fixtures_dir().join(script), &link)
+            .with_context(|| format!("cannot link {}", link.display()))?;
+        Ok(Self { bin_dir, run_log: dir.join("runs.log") })
+    }
+
+    /// The image, with `env` for the script.
+    pub fn image<const N: usize>(&self, env: [(&str, String); N]) -> Image {
+        image_env(&self.bin_dir, &self.run_log, env)
+    }
+
+    /// Executions of the migration so far.
+    pub fn runs(&self) -> usize {
+        count_runs(&self.run_log)
+    }
+}
+
+/// An image whose PATH starts with `bin_dir` and whose migration logs each
+/// run to `run_log`, with `extra` variables.
+fn image_env<const N: usize>(bin_dir: &Path, run_log: &Path, extra: [(&str, String); N]) -> Image {
+    let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
+    let mut env = vec![
+        ("PATH".to_owned(), format!("{}:{host_path}", bin_dir.display())),
+        ("APP_RUN_LOG".to_owned(), run_log.display().to_string()),
+    ];
+    env.extend(extra.into_iter().map(|(name, value)| (name.to_owned(), value)));
+    Image { env, ..Image::default() }
+}
+
+fn count_runs(run_log: &Path) -> usize {
+    std::fs::read_to_string(run_log).map(|log| log.lines().count()).unwrap_or(0)
 }

@@ -7,7 +7,7 @@
 //! MariaDB and SQLite, with the shipped pod binary.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -16,11 +16,12 @@ use serde_json::{Value, json};
 use crate::REPLICAS;
 use crate::admission::{Operation, Verdict};
 use crate::api_server::{Admitted, ApiServer};
+use crate::app_image::ScriptedApp;
 use crate::cluster::{Cluster, str_at};
 use crate::corpus::{DatabaseKind, fixtures_dir};
 use crate::databases::{FreshDatabase, Server, run_id};
 use crate::install::{self, Installation};
-use crate::kubelet::{Image, Images, PodRun, Terminated, run_replicas};
+use crate::kubelet::{Images, PodRun, Terminated, run_replicas};
 use crate::support::fake_api::FakeApi;
 use crate::support::wait;
 use crate::webhook::{Webhook, WebhookPod};
@@ -101,7 +102,7 @@ async fn play(database: Database, url: &str, work: &Path) -> Result<()> {
     let admission =
         ApiServer { webhook: &webhooks[0], configuration: &installation.webhook_configuration, cluster: &cluster };
     let tools_image = str_at(&installation.config, "/toolsImage").context("no toolsImage in the rendered config")?;
-    let app = FailingApp::new(work)?;
+    let app = ScriptedApp::new(work, "failing-migrate.sh")?;
     let kubelet = Kubelet { api: &api, cluster: Arc::new(cluster.clone()), tools_image, app: &app, work };
 
     // Rollout 1: the image that ships the broken migration.
@@ -289,39 +290,6 @@ pub(crate) async fn admit(
     }
 }
 
-/// The app image stand-in: `flask` is tests/fixtures/e2e/failing-migrate.sh;
-/// `shop:1` ships the broken migration, later tags the fix.
-struct FailingApp {
-    bin_dir: PathBuf,
-    run_log: PathBuf,
-}
-
-impl FailingApp {
-    fn new(work: &Path) -> Result<Self> {
-        let bin_dir = work.join("app-image-bin");
-        std::fs::create_dir_all(&bin_dir)?;
-        std::os::unix::fs::symlink(fixtures_dir().join("failing-migrate.sh"), bin_dir.join("flask"))?;
-        Ok(Self { bin_dir, run_log: work.join("runs.log") })
-    }
-
-    fn image(&self, reference: &str) -> Image {
-        let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
-        let broken = if reference == "shop:1" { "1" } else { "0" };
-        Image {
-            env: vec![
-                ("PATH".to_owned(), format!("{}:{host_path}", self.bin_dir.display())),
-                ("APP_RUN_LOG".to_owned(), self.run_log.display().to_string()),
-                ("APP_MIGRATION_BROKEN".to_owned(), broken.to_owned()),
-            ],
-            ..Image::default()
-        }
-    }
-
-    fn runs(&self) -> usize {
-        std::fs::read_to_string(&self.run_log).map(|log| log.lines().count()).unwrap_or(0)
-    }
-}
-
 /// The kubelet stand-in of the harness, reporting to the fake API server as
 /// a kubelet reports pod status: the pods of a ReplicaSet owned by the
 /// Deployment, each initContainer's terminated state with its message.
@@ -329,7 +297,7 @@ struct Kubelet<'a> {
     api: &'a FakeApi,
     cluster: Arc<Cluster>,
     tools_image: &'a str,
-    app: &'a FailingApp,
+    app: &'a ScriptedApp,
     work: &'a Path,
 }
 
@@ -348,7 +316,8 @@ impl Kubelet<'_> {
         let app_image = str_at(template, "/spec/containers/0/image").context("no app image")?;
         let mut images = Images::new();
         images.insert(self.tools_image.to_owned(), crate::tools_image_stand_in());
-        images.insert(app_image.to_owned(), self.app.image(app_image));
+        let broken = if app_image == "shop:1" { "1" } else { "0" };
+        images.insert(app_image.to_owned(), self.app.image([("APP_MIGRATION_BROKEN", broken.to_owned())]));
         let pods = run_replicas(
             REPLICAS,
             DEPLOYMENT,

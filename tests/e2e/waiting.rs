@@ -8,7 +8,7 @@
 //! `application_name` (`namespace/deployment/pod`), on MariaDB, whose lock
 //! names only a connection, by the holder's `running` row.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
@@ -16,10 +16,11 @@ use serde_json::{Value, json};
 
 use crate::admission::Operation;
 use crate::api_server::ApiServer;
+use crate::app_image::ScriptedApp;
 use crate::cluster::str_at;
-use crate::corpus::{DatabaseKind, fixtures_dir};
+use crate::corpus::DatabaseKind;
 use crate::failures::{DEPLOYMENT, DEPLOYMENT_UID, Database, LockDatabase, NAMESPACE, Stage, admit};
-use crate::kubelet::{Image, Images, OnStart, PodRun, Started, run_pods_reporting, template_hash};
+use crate::kubelet::{Images, OnStart, PodRun, Started, run_pods_reporting, template_hash};
 use crate::support::fake_api::{FakeApi, PodLog};
 use crate::support::wait;
 
@@ -56,11 +57,12 @@ async fn play(kind: DatabaseKind, url: &str, work: &Path) -> Result<()> {
     let injected = admit(&admission, Operation::Create, &deployment(), None).await?;
     let template = injected.pointer("/spec/template").context("no pod template")?.clone();
 
-    let app = HeldApp::new(work)?;
+    let app = ScriptedApp::new(work, "held-migrate.sh")?;
+    let release = work.join("release");
     let tools_image = str_at(&installation.config, "/toolsImage").context("no toolsImage in the rendered config")?;
     let mut images = Images::new();
     images.insert(tools_image.to_owned(), crate::tools_image_stand_in());
-    images.insert("shop:1".to_owned(), app.image());
+    images.insert("shop:1".to_owned(), app.image([("APP_RELEASE", release.display().to_string())]));
     let images = Arc::new(images);
     let hash = template_hash(&template);
     let (holder, waiter) = (format!("{DEPLOYMENT}-{hash}-0"), format!("{DEPLOYMENT}-{hash}-1"));
@@ -80,7 +82,7 @@ async fn play(kind: DatabaseKind, url: &str, work: &Path) -> Result<()> {
     let waited = wait::until_holds("MigrationWaiting on the Deployment", || !api.events("MigrationWaiting").is_empty())
         .await
         .map_err(anyhow::Error::msg);
-    std::fs::write(&app.release, "")?;
+    std::fs::write(&release, "")?;
     let pods = [holding.await??, waiting.await??].concat();
     waited?;
 
@@ -175,37 +177,4 @@ fn kubelet_reports(api: &Arc<FakeApi>, template: &Value, hash: &str) -> OnStart 
         api.put_pod(json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
             "spec": template["spec"], "status": {"initContainerStatuses": [status]}}));
     })
-}
-
-/// The app image stand-in: `flask` is tests/fixtures/e2e/held-migrate.sh,
-/// whose migration runs until the test creates the release file.
-struct HeldApp {
-    bin_dir: PathBuf,
-    run_log: PathBuf,
-    release: PathBuf,
-}
-
-impl HeldApp {
-    fn new(work: &Path) -> Result<Self> {
-        let bin_dir = work.join("app-image-bin");
-        std::fs::create_dir_all(&bin_dir)?;
-        std::os::unix::fs::symlink(fixtures_dir().join("held-migrate.sh"), bin_dir.join("flask"))?;
-        Ok(Self { bin_dir, run_log: work.join("runs.log"), release: work.join("release") })
-    }
-
-    fn image(&self) -> Image {
-        let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
-        Image {
-            env: vec![
-                ("PATH".to_owned(), format!("{}:{host_path}", self.bin_dir.display())),
-                ("APP_RUN_LOG".to_owned(), self.run_log.display().to_string()),
-                ("APP_RELEASE".to_owned(), self.release.display().to_string()),
-            ],
-            ..Image::default()
-        }
-    }
-
-    fn runs(&self) -> usize {
-        std::fs::read_to_string(&self.run_log).map(|log| log.lines().count()).unwrap_or(0)
-    }
 }
