@@ -29,8 +29,9 @@
 # ROUND_SECONDS (5) each: req/s, p50/p99 latency, errors, and the ratios of
 # kube-once to each peer: of the medians, and the median of the ratios within
 # each round (peers of one round run back to back, so the machine's drift
-# between rounds cancels out); then peak RSS, and issue 24's targets with
-# met / not met.
+# between rounds cancels out); then each peer's CPU per request at the
+# highest c, its own (user) and the kernel's (system); peak RSS; and issue
+# 24's targets with met / not met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -202,6 +203,16 @@ pid_of() {
     esac
 }
 
+cpu_ticks() { # user and system CPU of a process and its children (nginx workers), in clock ticks
+    local pid user=0 sys=0 fields
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        # Fields 14 and 15 of /proc/PID/stat, counted after the command's ")".
+        read -r -a fields < <(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null || echo)
+        user=$((user + ${fields[11]:-0})) sys=$((sys + ${fields[12]:-0}))
+    done
+    echo "$user $sys"
+}
+
 echo "peers: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); kube-once ready in ${ko_ready_ms} ms" >&2
 results=$work/results
 printf '%s\n' "${sizes[@]}" >"$results"
@@ -215,7 +226,10 @@ for round in $(seq "$ROUNDS"); do
         for c in $CONNECTIONS; do
             for peer in "${peers[@]}"; do
                 name=${peer%%:*} port=${peer##*:}
+                read -r user_before sys_before < <(cpu_ticks "$(pid_of "$name")")
                 line=$(wrk -t1 -c"$c" -d"${ROUND_SECONDS}s" -s bench/mutate.lua "https://127.0.0.1:$port" | grep '^RESULT')
+                read -r user_after sys_after < <(cpu_ticks "$(pid_of "$name")")
+                line="$line user_ticks=$((user_after - user_before)) sys_ticks=$((sys_after - sys_before))"
                 echo "$shape $name c=$c round=$round $line" >&2
                 echo "$shape $name $c $line" >>"$results"
             done
@@ -229,7 +243,7 @@ done
 # The audit trail was on: one line per admission in kube-once's log.
 echo "audit $(grep -c '"duration_ms"' "$work/kube-once.log" || true)" >>"$results"
 
-python3 - "$results" "$ko_ready_ms" <<'PY'
+python3 - "$results" "$ko_ready_ms" "$(getconf CLK_TCK)" <<'PY'
 import re, statistics, sys
 
 rows, rss, sizes, audit = {}, {}, {}, 0
@@ -285,6 +299,22 @@ for shape in shapes:
             cells = [ratio(shape, peer, c, key) for key in ("req_per_s", "p50_us", "p99_us")]
             if None not in cells:
                 print(f"| / {peer} | {c} | " + " | ".join(f"{m:.2f}× (rounds {p:.2f}×)" for m, p in cells) + " |")
+# Where each peer's CPU goes at c=32: its own code (user) or the kernel
+# (system: TCP, epoll, copies). What the kernel spends per request is about
+# the same for every peer, so it bounds what cutting our own code can gain.
+tick_us = 1e6 / int(sys.argv[3])
+print("\nCPU per request at the highest c (µs, medians over the rounds; system = the kernel for the peer):\n")
+print("| review | peer | user | system | system share |")
+print("|---|---|---|---|---|")
+top = conns[-1]
+for shape in shapes:
+    for name in names:
+        runs = rows.get((shape, name, top))
+        if not runs or "user_ticks" not in runs[0]:
+            continue
+        per = lambda key: statistics.median(int(r[key]) * tick_us / max(int(r["requests"]), 1) for r in runs)
+        user, system = per("user_ticks"), per("sys_ticks")
+        print(f"| {shape} | {name} | {user:.1f} | {system:.1f} | {system / max(user + system, 1e-9):.0%} |")
 print("\npeak RSS over the whole run: " + ", ".join(f"{name} {mib:.1f} MiB" for name, mib in rss.items())
       + " (nginx: master and workers)")
 
