@@ -15,6 +15,7 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::presets::Preset;
 use super::settings::{Record, check_lock_name, parse_timeout};
+use super::view::{AppContainer, AppContainers};
 use super::{PREFIX, Reason, Refusal, STATUS_ANNOTATION};
 
 pub(crate) const RUN: &str = "run";
@@ -107,9 +108,14 @@ pub fn default_key(image: &str, command: &[String]) -> String {
     key
 }
 
-/// Parse every `kube-once.io/` annotation of `deployment`. `Ok(None)` when it
-/// asks for nothing (no annotation, or only `preemptible: "false"`).
-pub(crate) fn plan(deployment: &Value, config: &Config) -> Result<Option<InjectionPlan>, Refusal> {
+/// Parse every `kube-once.io/` annotation of `deployment`, whose pod
+/// template's app containers are `containers`. `Ok(None)` when it asks for
+/// nothing (no annotation, or only `preemptible: "false"`).
+pub(crate) fn plan(
+    deployment: &Value,
+    containers: Option<AppContainers>,
+    config: &Config,
+) -> Result<Option<InjectionPlan>, Refusal> {
     let annotations = Annotations::of(deployment)?;
     check_template_annotations(deployment)?;
 
@@ -118,7 +124,7 @@ pub(crate) fn plan(deployment: &Value, config: &Config) -> Result<Option<Injecti
         None => None,
     };
     let run = match annotations.get(RUN) {
-        Some(value) => Some(annotations.run_plan(value, config)?),
+        Some(value) => Some(annotations.run_plan(value, containers, config)?),
         None => {
             if let Some(option) = RUN_OPTIONS.iter().find(|name| annotations.get(name).is_some()) {
                 return Err(annotations.refuse(
@@ -240,9 +246,9 @@ impl<'a> Annotations<'a> {
         }
     }
 
-    fn run_plan(&self, value: &str, config: &Config) -> Result<RunPlan, Refusal> {
+    fn run_plan(&self, value: &str, containers: Option<AppContainers>, config: &Config) -> Result<RunPlan, Refusal> {
         let command = parse_command(value).map_err(self.bad_value(RUN))?;
-        let (container, image) = self.container()?;
+        let (container, image) = self.container(containers)?;
 
         let database = match (self.get(DATABASE_URL), self.get(DATABASE_URL_ENV)) {
             (Some(_), Some(_)) => {
@@ -295,48 +301,50 @@ impl<'a> Annotations<'a> {
         Ok(RunPlan { command, container, image, database, lock_url_env, lock_name, key, record, timeout })
     }
 
-    /// The app container (named by `container`, else the first) and its image.
-    fn container(&self) -> Result<(String, String), Refusal> {
-        let containers = Kind::read_as(self.deployment)
-            .template(self.deployment)
-            .and_then(|template| value_at(template, &["spec", "containers"]))
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let names: Vec<&str> =
-            containers.iter().map(|c| c.get("name").and_then(Value::as_str).unwrap_or_default()).collect();
-        let index = match self.get(CONTAINER) {
-            Some(wanted) => names.iter().position(|name| *name == wanted).ok_or_else(|| {
-                self.refuse(
-                    CONTAINER,
-                    Reason::UnknownContainer,
-                    &format!("names no container of the pod template; use one of: {}", names.join(", ")),
-                )
-            })?,
-            None if containers.is_empty() => {
-                return Err(Refusal::new(
-                    Reason::IncompleteTemplate,
-                    format!(
-                        "{}: kube-once.io/run needs an app container, but {}.spec.containers is empty; add the app container",
-                        subject(self.deployment),
-                        Kind::read_as(self.deployment).template_field()
-                    ),
-                ));
+    /// The app container (named by `container`, else the first) and its
+    /// image. Only that container is read: a pod of many sidecars is not.
+    fn container(&self, containers: Option<AppContainers>) -> Result<(String, String), Refusal> {
+        let name = |container: AppContainer| container.name().unwrap_or_default().into_owned();
+        let (name, container) = match (self.get(CONTAINER), containers) {
+            (Some(wanted), _) => {
+                let found = containers
+                    .and_then(|containers| containers.find(|container| container.name().unwrap_or_default() == wanted));
+                found.map(|(_, container)| (name(container), container)).ok_or_else(|| {
+                    let names = containers.map(AppContainers::names).unwrap_or_default();
+                    self.refuse(
+                        CONTAINER,
+                        Reason::UnknownContainer,
+                        &format!("names no container of the pod template; use one of: {}", names.join(", ")),
+                    )
+                })?
             }
-            None => 0,
+            (None, containers) => match containers.and_then(|containers| containers.find(|_| true)) {
+                Some((_, first)) => (name(first), first),
+                None => {
+                    return Err(Refusal::new(
+                        Reason::IncompleteTemplate,
+                        format!(
+                            "{}: kube-once.io/run needs an app container, but {}.spec.containers is empty; add the app container",
+                            subject(self.deployment),
+                            Kind::read_as(self.deployment).template_field()
+                        ),
+                    ));
+                }
+            },
         };
-        let image = containers[index].get("image").and_then(Value::as_str).unwrap_or_default();
+        let container = container.read();
+        let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
         if image.is_empty() {
             return Err(Refusal::new(
                 Reason::IncompleteTemplate,
                 format!(
                     "{}: container {:?} has no image, so kube-once.io/run has nothing to run the command with; set its image",
                     subject(self.deployment),
-                    names[index]
+                    name
                 ),
             ));
         }
-        Ok((names[index].to_owned(), image.to_owned()))
+        Ok((name, image.to_owned()))
     }
 }
 
@@ -793,7 +801,8 @@ mod tests {
             }},
             "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:1"}]}}}
         });
-        match plan(&deployment, &Config::default()) {
+        let containers = AppContainers::of(&deployment["spec"]["template"], Default::default());
+        match plan(&deployment, containers, &Config::default()) {
             Err(refusal) => refusal.to_string(),
             Ok(plan) => panic!("{url}: admitted as {plan:?}"),
         }

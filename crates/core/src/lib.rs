@@ -282,8 +282,10 @@ fn desired_template<'o, 'a>(
     config: &Config,
 ) -> Result<Option<DesiredTemplate<'o, 'a>>, Refusal> {
     let deployment = &object.value;
-    let plan = annotations::plan(deployment, config);
-    let Some(template) = kind.template(deployment) else {
+    let template = kind.template(deployment);
+    let containers = template.and_then(|template| view::AppContainers::of(template, object.text(kind)));
+    let plan = annotations::plan(deployment, containers, config);
+    let Some(template) = template else {
         // A Rollout's workloadRef explains its empty list of containers.
         let borrowed = value_at(deployment, &["spec", "workloadRef"]).is_some();
         return match plan {
@@ -303,8 +305,6 @@ fn desired_template<'o, 'a>(
 
     // Only what kube-once writes is copied; the app containers are read in place.
     let stripped = inject::strip(deployment, template, object.text(kind))?;
-    let containers = value_at(template, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
-    let containers = containers.unwrap_or_default();
     let (desired_template, lists) = match &plan {
         None => (stripped, object.lists.clone()),
         Some(plan) => match old_object.and_then(|old| kept_injection(object, old, &stripped)) {
@@ -313,8 +313,7 @@ fn desired_template<'o, 'a>(
         },
     };
     let first_enabled = kind.long_running() && old_object.is_none_or(|old| !is_injected(&old.value));
-    let mut warnings =
-        plan.as_ref().map(|plan| warnings(plan, containers, &object.lists, first_enabled)).unwrap_or_default();
+    let mut warnings = plan.as_ref().map(|plan| warnings(plan, containers, first_enabled)).unwrap_or_default();
     if let Some(run) = plan.as_ref().and_then(|plan| plan.run.as_ref()) {
         warnings.extend(progress_deadline_warning(kind, deployment, run.timeout));
     }
@@ -338,7 +337,7 @@ fn kept_injection<'a>(
     }
     let old_stripped = inject::strip(&old.value, old_template, old.text(old_kind)).ok()?;
     let unchanged = inject::same_written(&old_stripped, &old.lists, stripped, &object.lists)
-        && inject::same_unwritten(old_template, &old.lists, template, &object.lists);
+        && inject::same_unwritten(old_template, old.text(old_kind), template, object.text(kind));
     unchanged.then(|| (inject::written_parts(old_template, old.text(old_kind)), old.lists.clone()))
 }
 
@@ -399,7 +398,7 @@ fn progress_deadline_warning(kind: Kind, workload: &Value, timeout: std::time::D
 }
 
 /// Notes kubectl prints on apply: what the user should know, kept short.
-fn warnings(plan: &InjectionPlan, containers: &[Value], lists: &view::Lists, first_enabled: bool) -> Vec<String> {
+fn warnings(plan: &InjectionPlan, containers: Option<view::AppContainers>, first_enabled: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let Some(run) = &plan.run else { return warnings };
     if let Some(preemptible) = &plan.preemptible {
@@ -412,12 +411,11 @@ fn warnings(plan: &InjectionPlan, containers: &[Value], lists: &view::Lists, fir
         warnings
             .push("kube-once.io/record: none: every pod runs the command in turn, so it must be idempotent".to_owned());
     }
-    let app = containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&run.container));
-    let field = |app, name| view::Field::of(app, view::Section::Containers, name, lists);
+    let app = containers.and_then(|containers| containers.named(&run.container));
     let declared = |var: &str| {
-        app.is_some_and(|app| {
-            field(app, "envFrom").and_then(view::Field::item_count).is_some_and(|len| len > 0)
-                || field(app, "env").is_some_and(|env| env.has_item_named(var))
+        app.as_ref().is_some_and(|app| {
+            app.field("envFrom").and_then(view::Field::item_count).is_some_and(|len| len > 0)
+                || app.field("env").is_some_and(|env| env.has_item_named(var))
         })
     };
     let mut needed: Vec<(String, &str)> = match &run.database {

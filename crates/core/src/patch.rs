@@ -17,8 +17,7 @@ use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, R
 use serde_json::Value;
 
 use crate::inject::Written;
-use crate::manifest::value_at;
-use crate::view::{Entry, Field, Lists, Section, TemplateText, common_start, same_container};
+use crate::view::{AppContainers, Entry, Field, Lists, Section, TemplateText, common_start, same_container};
 use serde_json::value::RawValue;
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
@@ -74,8 +73,7 @@ pub fn template_patch(
             }
         }
     }
-    let containers = value_at(before, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
-    copy_from_containers(base, ops, containers.unwrap_or_default(), before_lists, after_lists)
+    copy_from_containers(base, ops, AppContainers::of(before, before_text), after_lists)
 }
 
 /// `base` then `more`.
@@ -101,12 +99,11 @@ const COPIED_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "resources",
 fn copy_from_containers(
     base: &[&str],
     ops: Vec<PatchOperation>,
-    containers: &[Value],
-    before_lists: &Lists,
+    containers: Option<AppContainers>,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
     let init_containers = pointer(&join(base, &["spec", "initContainers"]));
-    let sources = Sources { containers, lists: before_lists, from: pointer(&join(base, &["spec", "containers"])) };
+    let sources = Sources { containers, from: pointer(&join(base, &["spec", "containers"])) };
     let mut out = Vec::with_capacity(ops.len());
     for mut op in ops {
         let (path, value) = match &mut op {
@@ -133,10 +130,9 @@ fn copy_from_containers(
     out
 }
 
-/// The app containers a `copy` may read from, with their kept-aside lists.
-struct Sources<'s, 'a> {
-    containers: &'s [Value],
-    lists: &'s Lists<'a>,
+/// The app containers a `copy` may read from.
+struct Sources<'o, 'a> {
+    containers: Option<AppContainers<'o, 'a>>,
     /// Where `containers` are in the object.
     from: PointerBuf,
 }
@@ -184,20 +180,26 @@ impl Sources<'_, '_> {
     fn of(&self, ours: Field, field: &str) -> Option<(usize, usize)> {
         let is_list = ours.is_list();
         let mut best: Option<(usize, usize)> = None;
-        for (index, container) in self.containers.iter().enumerate() {
-            let Some(theirs) = Field::of(container, Section::Containers, field, self.lists) else { continue };
-            if !is_list {
-                if ours.same(theirs) {
-                    return Some((index, 0));
+        // Each container's field is read as it is reached, not kept.
+        self.containers?.each(|index, container| {
+            let found = container.with_field(field, |theirs| {
+                if !is_list {
+                    return ours.same(theirs).then_some(0);
                 }
-                continue;
+                ours.starts_with(theirs)
+            });
+            match found.flatten() {
+                Some(0) if !is_list => {
+                    best = Some((index, 0));
+                    true
+                }
+                Some(len) if is_list && best.is_none_or(|(_, best_len)| len > best_len) => {
+                    best = Some((index, len));
+                    false
+                }
+                _ => false,
             }
-            if let Some(len) = ours.starts_with(theirs)
-                && best.is_none_or(|(_, best_len)| len > best_len)
-            {
-                best = Some((index, len));
-            }
-        }
+        });
         best
     }
 }

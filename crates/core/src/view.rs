@@ -83,6 +83,9 @@ pub struct TemplateText<'a> {
     pub annotations: Option<&'a RawValue>,
     /// `spec.volumes`, when a list (absent from the [`Value`]).
     pub volumes: Option<&'a RawValue>,
+    /// `spec.containers`, when a list (absent from the [`Value`]): the app
+    /// containers, read on demand through [`AppContainers`].
+    pub containers: Option<&'a RawValue>,
 }
 
 impl<'a> Workload<'a> {
@@ -131,7 +134,7 @@ enum Shape {
     PodTemplate(usize),
     PodMetadata(usize),
     PodSpec(usize),
-    Containers(Section),
+    InitContainers,
 }
 
 /// What becomes of one field of an object of a [`Shape`].
@@ -142,6 +145,7 @@ enum Keep {
     /// Kept as text in [`TemplateText`] (when of the JSON type it names).
     Annotations(usize),
     Volumes(usize),
+    Containers(usize),
 }
 
 impl Shape {
@@ -170,8 +174,8 @@ impl Shape {
             (Shape::PodTemplate(at), "spec") => Keep::Nested(Shape::PodSpec(at)),
             (Shape::PodMetadata(at), "annotations") => Keep::Annotations(at),
             (Shape::PodSpec(at), "volumes") => Keep::Volumes(at),
-            (Shape::PodSpec(_), "containers") => Keep::Nested(Shape::Containers(Section::Containers)),
-            (Shape::PodSpec(_), "initContainers") => Keep::Nested(Shape::Containers(Section::InitContainers)),
+            (Shape::PodSpec(at), "containers") => Keep::Containers(at),
+            (Shape::PodSpec(_), "initContainers") => Keep::Nested(Shape::InitContainers),
             _ => Keep::Value,
         }
     }
@@ -355,12 +359,6 @@ fn kube_once_entries(raw: &RawValue, at: At) -> Result<Value, serde_json::Error>
     serde_json::Deserializer::from_str(raw.get()).deserialize_map(Entries(at))
 }
 
-/// One container as read: its fields but the lists, and the lists as text.
-struct ContainerText<'a> {
-    fields: Map<String, Value>,
-    lists: Vec<(&'static str, &'a RawValue)>,
-}
-
 impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     type Value = Value;
 
@@ -404,6 +402,21 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     }
                     strict_text(raw, at).map_err(inner_error)?
                 }
+                Keep::Containers(template) => {
+                    if self.texts[template].containers.is_some() {
+                        return Err(duplicate(&key, self.at));
+                    }
+                    let raw: &'de RawValue = map.next_value()?;
+                    if raw.get().starts_with('[') {
+                        if fields.contains_key(key.as_ref()) {
+                            return Err(duplicate(&key, self.at));
+                        }
+                        check_containers(raw, at).map_err(inner_error)?;
+                        self.texts[template].containers = Some(raw);
+                        continue;
+                    }
+                    strict_text(raw, at).map_err(inner_error)?
+                }
             };
             // A skipped field is read by nobody, so only kept ones are
             // checked (after the value: `Key` borrows it for `at`).
@@ -416,16 +429,17 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
-        let Shape::Containers(section) = self.shape else {
+        if self.shape != Shape::InitContainers {
             return Strict { at: self.at }.visit_seq(seq);
-        };
-        let mut containers: Vec<Result<ContainerText<'a>, Value>> = Vec::new();
+        }
+        let section = Section::InitContainers;
+        let mut containers: Vec<Result<Container<'a>, Value>> = Vec::new();
         while let Some(container) =
             seq.next_element_seed(ContainerSeed { section, at: At::Index(&self.at, containers.len()) })?
         {
             containers.push(container);
         }
-        let name = |container: &Result<ContainerText, Value>| match container {
+        let name = |container: &Result<Container, Value>| match container {
             Ok(text) => text.fields.get("name").and_then(Value::as_str).map(str::to_owned),
             Err(_) => None,
         };
@@ -447,12 +461,13 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
             // A name seen twice cannot key its lists: those stay inline.
             match name.as_ref().filter(|name| seen.get(name.as_str()) == Some(&1)) {
                 Some(name) => {
-                    for (field, raw) in container.lists {
-                        self.lists.insert(section, name, field, List::Text(raw));
+                    for (field, list) in container.lists {
+                        self.lists.insert(section, name, field, list);
                     }
                 }
                 None => {
-                    for (field, raw) in container.lists {
+                    for (field, list) in container.lists {
+                        let List::Text(raw) = list else { continue };
                         container
                             .fields
                             .insert(field.to_owned(), serde_json::from_str(raw.get()).map_err(S::Error::custom)?);
@@ -497,7 +512,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     }
 }
 
-/// One item of `containers` or `initContainers`: a [`ContainerText`] when
+/// One item of `containers` or `initContainers`: a [`Container`] when
 /// it is an object, else the item as a value.
 struct ContainerSeed<'p> {
     section: Section,
@@ -505,7 +520,7 @@ struct ContainerSeed<'p> {
 }
 
 impl<'de> DeserializeSeed<'de> for ContainerSeed<'_> {
-    type Value = Result<ContainerText<'de>, Value>;
+    type Value = Result<Container<'de>, Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
@@ -513,14 +528,14 @@ impl<'de> DeserializeSeed<'de> for ContainerSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for ContainerSeed<'_> {
-    type Value = Result<ContainerText<'de>, Value>;
+    type Value = Result<Container<'de>, Value>;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
         formatter.write_str("a container")
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut container = ContainerText { fields: Map::new(), lists: Vec::new() };
+        let mut container = Container::default();
         while let Some(Key(key)) = map.next_key()? {
             if container.fields.contains_key(key.as_ref()) || container.lists.iter().any(|(field, _)| *field == key) {
                 return Err(duplicate(&key, self.at));
@@ -537,7 +552,7 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
                     // repeats, so it is not checked (an env-heavy review
                     // would pay a second pass).
                     let raw: &'de RawValue = map.next_value()?;
-                    container.lists.push((field, raw));
+                    container.lists.push((field, List::Text(raw)));
                 }
                 None => {
                     let value = map.next_value_seed(Strict { at })?;
@@ -575,6 +590,413 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(Err(Value::Null))
     }
+}
+
+/// The keys of one JSON object seen so far, to refuse a repeated one
+/// without building the object: a short list, a set past a few keys (a
+/// hostile object of many keys must not cost the square of their number).
+#[derive(Default)]
+struct Keys<'t> {
+    few: Vec<Cow<'t, str>>,
+    many: std::collections::HashSet<Cow<'t, str>>,
+}
+
+impl<'t> Keys<'t> {
+    const FEW: usize = 16;
+
+    /// Whether `key` is new (it is then remembered).
+    fn insert(&mut self, key: Cow<'t, str>) -> bool {
+        if self.few.len() < Self::FEW {
+            if self.few.contains(&key) {
+                return false;
+            }
+            self.few.push(key);
+            return true;
+        }
+        !self.few.contains(&key) && self.many.insert(key)
+    }
+}
+
+/// Any value in a part the core reads but keeps as text, checked as
+/// [`Strict`] reads it (a repeated key, a number beyond 64 bits) without
+/// building it.
+#[derive(Clone, Copy)]
+struct Check<'p> {
+    at: At<'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for Check<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let mut keys = Keys::default();
+        while let Some(Key(key)) = map.next_key()? {
+            map.next_value_seed(Check { at: At::Key(&self.at, &key) })?;
+            if !keys.insert(key.clone()) {
+                return Err(duplicate(&key, self.at));
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        let mut index = 0;
+        while seq.next_element_seed(Check { at: At::Index(&self.at, index) })?.is_some() {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<(), E> {
+        check_float(value, self.at).map(drop)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// One app container checked as [`ContainerSeed`] reads it: its
+/// [`LIST_FIELDS`] are not looked into (they are copied as written), the
+/// rest is checked strictly.
+struct CheckContainer<'p> {
+    at: At<'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for CheckContainer<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckContainer<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a container")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let mut keys = Keys::default();
+        while let Some(Key(key)) = map.next_key()? {
+            if !keys.insert(key.clone()) {
+                return Err(duplicate(&key, self.at));
+            }
+            if LIST_FIELDS.contains(&key.as_ref()) {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                map.next_value_seed(Check { at: At::Key(&self.at, &key) })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+        Check { at: self.at }.visit_seq(seq)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<(), E> {
+        check_float(value, self.at).map(drop)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// `raw` (the app containers, a list read already) checked as they would
+/// be read, one container at a time: whichever of them the core reads
+/// later is read without a second check, and a review is refused (or not)
+/// whatever container its annotations select.
+fn check_containers(raw: &RawValue, at: At) -> Result<(), serde_json::Error> {
+    struct Containers<'p>(At<'p>);
+    impl<'de> Visitor<'de> for Containers<'_> {
+        type Value = ();
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a list")
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+            let mut index = 0;
+            while seq.next_element_seed(CheckContainer { at: At::Index(&self.0, index) })?.is_some() {
+                index += 1;
+            }
+            Ok(())
+        }
+    }
+    serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Containers(at))
+}
+
+/// One container as read: its fields as values but the list fields
+/// ([`LIST_FIELDS`], of an init container only the copied ones), which stay
+/// text.
+#[derive(Debug, Clone, Default)]
+pub struct Container<'a> {
+    fields: Map<String, Value>,
+    lists: Vec<(&'static str, List<'a>)>,
+}
+
+impl<'a> Container<'a> {
+    /// A field read as a value (not one of the list fields).
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field)
+    }
+
+    /// Any field, wherever it is kept.
+    pub fn field(&self, field: &str) -> Option<Field<'_, 'a>> {
+        if let Some(value) = self.fields.get(field) {
+            return Some(Field::Inline(value));
+        }
+        self.lists.iter().find(|(name, _)| *name == field).map(|(_, list)| Field::Aside(list))
+    }
+}
+
+/// The app containers of a pod template (`spec.containers`, when a list).
+/// The request's are kept as its text and read on demand, one container
+/// at a time: a `Value` of a container is ~600 bytes a map node, what
+/// ~70,000 small sidecars would cost ~30× their text. A workload built as
+/// a `Value` (not read by [`Workload::parse`]) has its containers inline.
+#[derive(Debug, Clone, Copy)]
+pub enum AppContainers<'o, 'a> {
+    Text(&'a RawValue),
+    Inline(&'o [Value]),
+}
+
+/// One app container: its text, or its value (see [`AppContainers`]).
+#[derive(Debug, Clone, Copy)]
+pub enum AppContainer<'o, 'a> {
+    Text(&'a RawValue),
+    Value(&'o Value),
+}
+
+impl<'o, 'a: 'o> AppContainers<'o, 'a> {
+    /// The app containers of `template` (the request's text of it in
+    /// `text`); `None` when they are not a list (missing, `null`, ...: those
+    /// stay in the template's value).
+    pub fn of(template: &'o Value, text: TemplateText<'a>) -> Option<Self> {
+        match text.containers {
+            Some(raw) => Some(AppContainers::Text(raw)),
+            None => template.get("spec")?.get("containers")?.as_array().map(|items| AppContainers::Inline(items)),
+        }
+    }
+
+    /// Calls `visit` with each container and its index, in order, until it
+    /// returns `true`; the containers are read one at a time, not kept.
+    pub fn each(self, mut visit: impl FnMut(usize, AppContainer<'o, 'a>) -> bool) {
+        match self {
+            AppContainers::Inline(items) => {
+                let _ = items.iter().enumerate().any(|(index, item)| visit(index, AppContainer::Value(item)));
+            }
+            AppContainers::Text(raw) => {
+                struct Each<'v, F>(&'v mut F);
+                impl<'de, F: FnMut(usize, &'de RawValue) -> bool> Visitor<'de> for Each<'_, F> {
+                    type Value = ();
+
+                    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                        formatter.write_str("a list")
+                    }
+
+                    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+                        let mut index = 0;
+                        while let Some(item) = seq.next_element::<&RawValue>()? {
+                            if (self.0)(index, item) {
+                                // The rest is skipped unread.
+                                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                                break;
+                            }
+                            index += 1;
+                        }
+                        Ok(())
+                    }
+                }
+                let mut on_text = |index, item| visit(index, AppContainer::Text(item));
+                let _ = serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Each(&mut on_text));
+            }
+        }
+    }
+
+    /// The first container `wanted` picks, with its index.
+    pub fn find(self, mut wanted: impl FnMut(AppContainer<'o, 'a>) -> bool) -> Option<(usize, AppContainer<'o, 'a>)> {
+        let mut found = None;
+        self.each(|index, container| {
+            let hit = wanted(container);
+            if hit {
+                found = Some((index, container));
+            }
+            hit
+        });
+        found
+    }
+
+    /// The container named `name`, read.
+    pub fn named(self, name: &str) -> Option<Container<'a>> {
+        self.find(|container| container.name().as_deref() == Some(name)).map(|(_, container)| container.read())
+    }
+
+    /// Every container's name (`""` for none), for messages.
+    pub fn names(self) -> Vec<String> {
+        let mut names = Vec::new();
+        self.each(|_, container| {
+            names.push(container.name().unwrap_or_default().into_owned());
+            false
+        });
+        names
+    }
+
+    /// Every container (what a container costs: its text, borrowed).
+    fn items(self) -> Vec<AppContainer<'o, 'a>> {
+        let mut items = Vec::new();
+        self.each(|_, container| {
+            items.push(container);
+            false
+        });
+        items
+    }
+
+    /// Equal in meaning to `other`, container by container. The API server
+    /// writes what it stores the same way each time: unchanged containers
+    /// are the same text, compared without reading them.
+    pub fn same(self, other: AppContainers) -> bool {
+        if let (AppContainers::Text(a), AppContainers::Text(b)) = (self, other)
+            && a.get() == b.get()
+        {
+            return true;
+        }
+        let (ours, theirs) = (self.items(), other.items());
+        ours.len() == theirs.len() && ours.iter().zip(theirs).all(|(a, b)| a.same(b))
+    }
+}
+
+impl<'o, 'a: 'o> AppContainer<'o, 'a> {
+    /// Its `name`, when a string.
+    pub fn name(self) -> Option<Cow<'o, str>> {
+        match self {
+            AppContainer::Value(value) => value.get("name")?.as_str().map(Cow::Borrowed),
+            AppContainer::Text(raw) => {
+                let name = field_text(raw, "name")?;
+                serde_json::from_str::<Key>(name.get()).ok().map(|Key(name)| name)
+            }
+        }
+    }
+
+    /// `f` of its `field`, when it has one (the field read as text, or as
+    /// a value for an inline container).
+    pub fn with_field<R>(self, field: &str, f: impl FnOnce(Field) -> R) -> Option<R> {
+        match self {
+            AppContainer::Value(value) => value.get(field).map(|value| f(Field::Inline(value))),
+            AppContainer::Text(raw) => field_text(raw, field).map(|raw| f(Field::Aside(&List::Text(raw)))),
+        }
+    }
+
+    /// The container read: its fields as values, its lists as text (see
+    /// [`Container`]). A container that is not an object has no field.
+    pub fn read(self) -> Container<'a> {
+        match self {
+            AppContainer::Value(value) => {
+                Container { fields: value.as_object().cloned().unwrap_or_default(), lists: Vec::new() }
+            }
+            AppContainer::Text(raw) => {
+                let seed = ContainerSeed { section: Section::Containers, at: At::Root };
+                // Checked when the workload was read: this reads it again.
+                match seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get())) {
+                    Ok(Ok(container)) => container,
+                    _ => Container::default(),
+                }
+            }
+        }
+    }
+
+    /// Equal in meaning: the same text, else the same value.
+    pub fn same(self, other: AppContainer) -> bool {
+        match (self, other) {
+            (AppContainer::Text(a), AppContainer::Text(b)) if a.get() == b.get() => true,
+            (AppContainer::Value(a), AppContainer::Value(b)) => a == b,
+            (a, b) => a.to_value() == b.to_value(),
+        }
+    }
+
+    fn to_value(self) -> Value {
+        match self {
+            AppContainer::Text(raw) => parse_or_null(raw),
+            AppContainer::Value(value) => value.clone(),
+        }
+    }
+}
+
+/// `field` of `raw` (an object as text), as text; the other fields are
+/// scanned, not read.
+fn field_text<'a>(raw: &'a RawValue, field: &str) -> Option<&'a RawValue> {
+    struct Find<'f>(&'f str);
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("an object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut found = None;
+            while let Some(Key(key)) = map.next_key()? {
+                if found.is_none() && key == self.0 {
+                    found = Some(map.next_value()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Find(field)).ok().flatten()
 }
 
 /// The [`LIST_FIELDS`] kept aside, by section and field, then container name.
@@ -1035,17 +1457,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_of_uniquely_named_containers_are_kept_aside_and_the_rest_skipped() {
+    fn lists_of_uniquely_named_init_containers_are_kept_aside_and_the_rest_skipped() {
         let text = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}]},
             "spec": {"replicas": 3, "template": {"spec": {
-                "containers": [
+                "containers": [{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}]}],
+                "initContainers": [
                     {"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}], "envFrom": null},
                     {"name": "twin", "env": [{"name": "B"}]},
                     {"name": "twin", "volumeMounts": []},
                 ],
-                "initContainers": [{"name": "app", "env": []}],
             }}},
             "status": {"replicas": 3},
         })
@@ -1054,43 +1476,93 @@ mod tests {
         assert_eq!(deployment.value["metadata"], json!({"name": "web"}));
         assert_eq!(deployment.value.get("status"), None);
         assert_eq!(deployment.value["spec"].get("replicas"), None);
-        let containers = &deployment.value["spec"]["template"]["spec"]["containers"];
-        assert_eq!(containers[0], json!({"name": "app", "image": "a:1"}));
+        let init = &deployment.value["spec"]["template"]["spec"]["initContainers"];
+        assert_eq!(init[0], json!({"name": "app", "image": "a:1"}));
         // Two containers named alike keep their lists inline.
-        assert_eq!(containers[1], json!({"name": "twin", "env": [{"name": "B"}]}));
+        assert_eq!(init[1], json!({"name": "twin", "env": [{"name": "B"}]}));
         let lists = &deployment.lists;
-        let env = Field::of(&containers[0], Section::Containers, "env", lists).unwrap();
+        let env = Field::of(&init[0], Section::InitContainers, "env", lists).unwrap();
         assert!(env.items().unwrap()[0].is_named("A"));
         assert_eq!(env.to_value(), json!([{"name": "A", "value": "1"}]));
-        assert_eq!(Field::of(&containers[0], Section::Containers, "envFrom", lists).unwrap().to_value(), Value::Null);
-        // Sections are apart: the init container `app` has its own env.
-        let init = &deployment.value["spec"]["template"]["spec"]["initContainers"][0];
-        assert_eq!(Field::of(init, Section::InitContainers, "env", lists).unwrap().to_value(), json!([]));
+        assert_eq!(Field::of(&init[0], Section::InitContainers, "envFrom", lists).unwrap().to_value(), Value::Null);
+        // The app container of the same name is apart: its env is in its text.
+        let app = AppContainers::of(&deployment.value["spec"]["template"], deployment.text(crate::Kind::Deployment));
+        let app = app.unwrap().named("app").unwrap();
+        assert_eq!(app.field("env").unwrap().to_value(), json!([{"name": "A", "value": "1"}]));
+        assert!(lists.get(Section::Containers, "app", "env").is_none());
     }
 
     #[test]
-    fn app_containers_keep_args_and_command_as_text_and_init_containers_inline() {
-        let deployment = |args: &str| {
-            json!({"spec": {"template": {"spec": {
-                "containers": [{"name": "app", "command": ["serve"], "args": ["--port", args]}],
-                "initContainers": [{"name": "prep", "command": ["prep"], "args": ["--all"]}],
-            }}}})
-            .to_string()
+    fn app_containers_stay_text_read_one_at_a_time_and_init_containers_inline() {
+        let deployment = |args: &str, sidecar: &str| {
+            format!(
+                r#"{{"spec": {{"template": {{"spec": {{
+                    "containers": [{{"name": "app", "image": "a:1", "command": ["serve"], "args": ["--port", {args}]}}, {sidecar}],
+                    "initContainers": [{{"name": "prep", "command": ["prep"], "args": ["--all"]}}]
+                }}}}}}}}"#
+            )
         };
-        let (before, after, changed) = (deployment("80"), deployment("80"), deployment("81"));
-        let [before, after, changed] = [&before, &after, &changed].map(|text| Workload::parse(text).unwrap());
-        let spec = |w: &Workload| w.value["spec"]["template"]["spec"].clone();
-        assert_eq!(spec(&before)["containers"][0], json!({"name": "app"}));
-        assert_eq!(spec(&before)["initContainers"][0]["args"], json!(["--all"]));
-        let app = &spec(&before)["containers"][0];
-        let args = Field::of(app, Section::Containers, "args", &before.lists).unwrap();
-        assert_eq!(args.to_value(), json!(["--port", "80"]));
-        // The stability rule still sees a change of the app's args.
+        let sidecar = r#"{"name": "side", "image": "s:1", "resources": {"limits": {"cpu": "1"}}}"#;
+        let reordered = r#"{ "resources": {"limits": {"cpu": "1"}}, "image": "s:1", "name": "side" }"#;
+        let texts = [
+            deployment("\"80\"", sidecar),
+            deployment("\"80\"", sidecar),
+            deployment("\"81\"", sidecar),
+            deployment("\"80\"", reordered),
+        ];
+        let [before, after, changed, reformatted] = [0, 1, 2, 3].map(|i| Workload::parse(&texts[i]).unwrap());
+        let template = |w: &Workload| w.value["spec"]["template"].clone();
+        assert_eq!(template(&before)["spec"].get("containers"), None);
+        assert_eq!(template(&before)["spec"]["initContainers"][0]["args"], json!(["--all"]));
+        let t = template(&before);
+        let containers = AppContainers::of(&t, before.text(crate::Kind::Deployment)).unwrap();
+        assert_eq!(containers.names(), ["app", "side"]);
+        let app = containers.named("app").unwrap();
+        assert_eq!(app.get("image"), Some(&json!("a:1")));
+        assert_eq!(app.field("args").unwrap().to_value(), json!(["--port", "80"]));
+        assert_eq!(app.get("args"), None, "a list stays text");
+        assert!(containers.named("none").is_none());
+        let (index, side) = containers.find(|c| c.name().as_deref() == Some("side")).unwrap();
+        assert_eq!(index, 1);
+        assert_eq!(side.with_field("resources", |f| f.to_value()), Some(json!({"limits": {"cpu": "1"}})));
+        // The stability rule sees a change of the app's args, not a change of format.
         let same = |other: &Workload| {
-            same_container(app, &before.lists, &spec(other)["containers"][0], &other.lists, Section::Containers)
+            let t = template(other);
+            containers.same(AppContainers::of(&t, other.text(crate::Kind::Deployment)).unwrap())
         };
-        assert!(same(&after));
+        assert!(same(&after) && same(&reformatted));
         assert!(!same(&changed));
+        let inline = json!([app.get("name"), {"name": "side"}]);
+        assert!(!containers.same(AppContainers::Inline(inline.as_array().unwrap())));
+    }
+
+    #[test]
+    fn an_app_container_costs_what_its_borrowed_text_does() {
+        // A container read as a `Value` is a map of ~600-byte nodes: ~70,000
+        // sidecars would cost ~30× their text. Kept, a template's app
+        // containers are one borrowed text; iterated, one per container.
+        assert_eq!(std::mem::size_of::<AppContainer>(), 16);
+        let containers = r#"[{"name":"a","image":"i"},{"name":"b","image":"i"}]"#;
+        let text = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":{containers}}}}}}}}}"#);
+        let deployment = Workload::parse(&text).unwrap();
+        assert_eq!(deployment.value, json!({"spec": {"template": {"spec": {}}}}));
+        let kept = deployment.text(crate::Kind::Deployment).containers.unwrap();
+        assert!(std::ptr::eq(kept.get().as_ptr(), text[text.find('[').unwrap()..].as_ptr()));
+        assert_eq!(kept.get(), containers);
+        // Not a list: a value, read strictly, as before.
+        for (containers, expected) in [("null", Value::Null), ("{}", json!({}))] {
+            let text = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":{containers}}}}}}}}}"#);
+            let deployment = Workload::parse(&text).unwrap();
+            assert_eq!(deployment.value["spec"]["template"]["spec"]["containers"], expected);
+            assert!(deployment.text(crate::Kind::Deployment).containers.is_none());
+        }
+        // Every app container is checked as it would be read, whichever one is read later.
+        let twice = r#"{"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "b", "resources": {"x": 1, "x": 2}}]}}}}"#;
+        let error = Workload::parse(twice).unwrap_err().to_string();
+        assert!(error.starts_with("duplicate key `x` at /spec/template/spec/containers/1/resources:"), "{error}");
+        let twice = r#"{"spec": {"template": {"spec": {"containers": [], "containers": null}}}}"#;
+        let error = Workload::parse(twice).unwrap_err().to_string();
+        assert!(error.starts_with("duplicate key `containers` at /spec/template/spec:"), "{error}");
     }
 
     #[test]
@@ -1128,7 +1600,7 @@ mod tests {
         let cron_job = Workload::parse(&text).unwrap();
         let template = &cron_job.value["spec"]["jobTemplate"]["spec"]["template"];
         assert_eq!(template["metadata"], json!({"labels": {"a": "b"}, "annotations": {"kube-once.io/status": "{}"}}));
-        assert_eq!(template["spec"], json!({"containers": []}));
+        assert_eq!(template["spec"], json!({}));
         let kept = cron_job.text(crate::Kind::CronJob);
         assert_eq!(kept.volumes.unwrap().get(), r#"[{"emptyDir":{},"name":"data"}]"#);
         assert!(has_other_annotations(kept.annotations));
