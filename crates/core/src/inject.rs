@@ -12,8 +12,8 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
 use super::view::{
-    AppContainers, Container, Entry, Field, Item, List, Lists, Section, TemplateText, has_other_annotations,
-    same_entries, same_other_annotations, same_template,
+    AppContainers, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations, same_entries,
+    same_other_annotations, same_template,
 };
 use super::{INJECTED_LABEL, INJECTED_LABEL_VALUE, Reason, Refusal, STATUS_ANNOTATION};
 use serde_json::value::RawValue;
@@ -264,12 +264,12 @@ fn inject_run<'a>(
     }
     // What a previous injection kept aside for these names was stripped with it.
     for injected in [INSTALL_CONTAINER, RUN_CONTAINER] {
-        lists.remove_container(Section::InitContainers, injected);
+        lists.remove_container(injected);
     }
     let app = containers.and_then(|containers| containers.named(&run.container)).unwrap_or_default();
     let (run_container, aside) = run_container(&app, run, deployment, config.delivery);
     for (field, list) in aside {
-        lists.insert(Section::InitContainers, RUN_CONTAINER, field, list);
+        lists.insert(RUN_CONTAINER, field, list);
     }
     // What differs between the deliveries: the volume, the mount's subPath, the install container.
     let (volume, install) = match config.delivery {

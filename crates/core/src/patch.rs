@@ -17,7 +17,7 @@ use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, R
 use serde_json::Value;
 
 use crate::inject::Written;
-use crate::view::{AppContainers, Entry, Field, Lists, Section, TemplateText, common_start, same_container};
+use crate::view::{AppContainers, Entry, Field, Lists, TemplateText, common_start, same_container};
 use serde_json::value::RawValue;
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
@@ -50,8 +50,7 @@ pub fn template_patch(
         map_entries(&mut ops, &path(&join(base, &[parent]), map), before_parent.get(map), take(after_parent, map));
     }
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
-        let same_init_container =
-            |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists, Section::InitContainers);
+        let same_init_container = |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists);
         for list in TEMPLATE_LISTS {
             let path = path(&join(base, &["spec"]), list);
             if list == "volumes" {
@@ -142,7 +141,7 @@ struct Sources<'o, 'a> {
 fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &Lists) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
     for field in COPIED_FIELDS {
-        let Some(ours) = Field::of(item, Section::InitContainers, field, lists) else { continue };
+        let Some(ours) = Field::of(item, field, lists) else { continue };
         let inline = matches!(ours, Field::Inline(_));
         let Some((source, copied)) = sources.of(ours, field) else {
             if !inline {

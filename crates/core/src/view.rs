@@ -2,22 +2,29 @@
 //! core reads it, parsed from JSON text. Only what kube-once reads or writes
 //! becomes a [`Value`]: the metadata's names and `kube-once.io/`
 //! annotations, and the pod template wherever a supported kind keeps it.
-//! The containers' `env`, `envFrom` and `volumeMounts` — which kube-once
-//! copies into `kube-once-run` but reads only for a name or two — and the
-//! app containers' `args` and `command`, which it never reads, stay JSON
-//! text borrowed from the request, so the cost of an admission follows the
-//! pod template's shape, not the size of the app's env or args (a `Value`
-//! of one `{"name","value"}` entry is many times the size of its text).
+//! What it only reads, copies or sends back untouched stays JSON text
+//! borrowed from the request, so the cost of an admission follows the pod
+//! template's shape, not its size (a `Value` of one `{"name","value"}` entry
+//! is many times its text, a map node ~600 bytes):
 //!
-//! A container's list is kept aside, under the container's name, when that
-//! name is a string unique in its section (`containers` or
-//! `initContainers`); otherwise it stays inline in the [`Value`]. [`Field`]
-//! reads either the same way.
+//! - the app containers (`spec.containers`, when a list, see
+//!   [`AppContainers`]): kube-once reads one of them (the one its
+//!   annotations select), their names, and what `kube-once-run` copies; it
+//!   reads them on demand, one at a time, so ~70,000 small sidecars cost
+//!   their text, not ~30× it;
+//! - the init containers' `env`, `envFrom` and `volumeMounts`, kept aside in
+//!   [`Lists`] under the container's name when that name is a string unique
+//!   among the init containers (otherwise inline in the [`Value`]); [`Field`]
+//!   reads either the same way. Init containers are what kube-once rewrites,
+//!   so the rest of them is a [`Value`];
+//! - the pod template's volumes and annotations ([`TemplateText`]).
 //!
-//! What is read (everything but the skipped fields) is read strictly: a
-//! repeated key or a number no 64-bit integer holds is refused, with where
-//! it is. The API server never sends either, and both leave the copy source
-//! ambiguous (which `containers` counts, whose `env` goes with which
+//! What is read (everything but the skipped fields and the containers'
+//! lists) is read strictly: a repeated key or a number no 64-bit integer
+//! holds is refused, with where it is. The app containers are checked so
+//! when the workload is read, without being built, whichever of them is
+//! read later. The API server never sends either, and both leave the copy
+//! source ambiguous (which `containers` counts, whose `env` goes with which
 //! container, which number to write back), so kube-once refuses rather than
 //! guess.
 
@@ -43,20 +50,12 @@ const INIT_LIST_FIELDS: usize = 3;
 /// Metadata kube-once reads (names for messages and the lock, the contract).
 const METADATA_FIELDS: [&str; 4] = ["name", "generateName", "namespace", "annotations"];
 
-/// The two lists of containers in a pod spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Section {
+/// The two lists of containers in a pod spec: which fields of a container
+/// stay text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
     Containers,
     InitContainers,
-}
-
-impl Section {
-    pub fn key(self) -> &'static str {
-        match self {
-            Section::Containers => "containers",
-            Section::InitContainers => "initContainers",
-        }
-    }
 }
 
 /// A workload: [`Value`] of what the core reads, with the containers'
@@ -432,11 +431,11 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
         if self.shape != Shape::InitContainers {
             return Strict { at: self.at }.visit_seq(seq);
         }
-        let section = Section::InitContainers;
         let mut containers: Vec<Result<Container<'a>, Value>> = Vec::new();
-        while let Some(container) =
-            seq.next_element_seed(ContainerSeed { section, at: At::Index(&self.at, containers.len()) })?
-        {
+        while let Some(container) = seq.next_element_seed(ContainerSeed {
+            section: Section::InitContainers,
+            at: At::Index(&self.at, containers.len()),
+        })? {
             containers.push(container);
         }
         let name = |container: &Result<Container, Value>| match container {
@@ -462,7 +461,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
             match name.as_ref().filter(|name| seen.get(name.as_str()) == Some(&1)) {
                 Some(name) => {
                     for (field, list) in container.lists {
-                        self.lists.insert(section, name, field, list);
+                        self.lists.insert(name, field, list);
                     }
                 }
                 None => {
@@ -999,26 +998,24 @@ fn field_text<'a>(raw: &'a RawValue, field: &str) -> Option<&'a RawValue> {
     serde_json::Deserializer::from_str(raw.get()).deserialize_map(Find(field)).ok().flatten()
 }
 
-/// The [`LIST_FIELDS`] kept aside, by section and field, then container name.
+/// The init containers' lists kept aside, by field, then container name
+/// (the app containers' stay in their text, see [`AppContainers`]).
 #[derive(Debug, Clone, Default)]
-pub struct Lists<'a>(BTreeMap<(Section, &'static str), BTreeMap<String, List<'a>>>);
+pub struct Lists<'a>(BTreeMap<&'static str, BTreeMap<String, List<'a>>>);
 
 impl<'a> Lists<'a> {
-    pub fn get(&self, section: Section, container: &str, field: &str) -> Option<&List<'a>> {
-        let field = LIST_FIELDS.iter().find(|f| **f == field)?;
-        self.0.get(&(section, *field))?.get(container)
+    pub fn get(&self, container: &str, field: &str) -> Option<&List<'a>> {
+        self.0.get(field)?.get(container)
     }
 
-    pub fn insert(&mut self, section: Section, container: &str, field: &'static str, list: List<'a>) {
-        self.0.entry((section, field)).or_default().insert(container.to_owned(), list);
+    pub fn insert(&mut self, container: &str, field: &'static str, list: List<'a>) {
+        self.0.entry(field).or_default().insert(container.to_owned(), list);
     }
 
     /// Forget every list of `container` (kube-once is about to rebuild it).
-    pub fn remove_container(&mut self, section: Section, container: &str) {
-        for ((s, _), lists) in &mut self.0 {
-            if *s == section {
-                lists.remove(container);
-            }
+    pub fn remove_container(&mut self, container: &str) {
+        for lists in self.0.values_mut() {
+            lists.remove(container);
         }
     }
 }
@@ -1282,13 +1279,13 @@ pub enum Field<'x, 'a> {
 }
 
 impl<'x, 'a> Field<'x, 'a> {
-    /// `container[field]` of a container in `section` (absent: `None`).
-    pub fn of(container: &'x Value, section: Section, field: &str, lists: &'x Lists<'a>) -> Option<Self> {
+    /// `container[field]` of an init container (absent: `None`).
+    pub fn of(container: &'x Value, field: &str, lists: &'x Lists<'a>) -> Option<Self> {
         if let Some(value) = container.get(field) {
             return Some(Field::Inline(value));
         }
         let name = container.get("name")?.as_str()?;
-        lists.get(section, name, field).map(Field::Aside)
+        lists.get(name, field).map(Field::Aside)
     }
 
     /// Whether the field is a list.
@@ -1398,21 +1395,20 @@ impl<'x, 'a> Field<'x, 'a> {
     }
 }
 
-/// Two containers of `section` equal in meaning, wherever their lists are kept.
-pub fn same_container(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists, section: Section) -> bool {
+/// Two init containers equal in meaning, wherever their lists are kept.
+pub fn same_container(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
     let (Some(a_fields), Some(b_fields)) = (a.as_object(), b.as_object()) else { return a == b };
     let is_list = |key: &str| LIST_FIELDS.contains(&key);
     fields_except(a_fields, is_list) == fields_except(b_fields, is_list)
-        && LIST_FIELDS.iter().all(|field| {
-            match (Field::of(a, section, field, a_lists), Field::of(b, section, field, b_lists)) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same(b),
-                _ => false,
-            }
+        && LIST_FIELDS.iter().all(|field| match (Field::of(a, field, a_lists), Field::of(b, field, b_lists)) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same(b),
+            _ => false,
         })
 }
 
-/// Two pod templates equal in meaning, wherever their containers' lists are kept.
+/// Two pod templates' written parts (no app containers) equal in meaning,
+/// wherever their init containers' lists are kept.
 pub fn same_template(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
     let (Some(a_spec), Some(b_spec)) = (a.get("spec"), b.get("spec")) else { return a == b };
     let is_spec = |key: &str| key == "spec";
@@ -1421,29 +1417,14 @@ pub fn same_template(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> 
         _ => return false,
     }
     let (Some(a_spec), Some(b_spec)) = (a_spec.as_object(), b_spec.as_object()) else { return a_spec == b_spec };
-    let sections = [Section::Containers, Section::InitContainers];
-    let is_section = |key: &str| sections.iter().any(|section| section.key() == key);
-    fields_except(a_spec, is_section) == fields_except(b_spec, is_section)
-        && sections.iter().all(|section| {
-            same_containers(a_spec.get(section.key()), a_lists, b_spec.get(section.key()), b_lists, *section)
-        })
-}
-
-/// Two specs' container arrays of `section` are equal, each container read
-/// with its own lists (see [`same_container`]).
-pub fn same_containers(
-    a: Option<&Value>,
-    a_lists: &Lists,
-    b: Option<&Value>,
-    b_lists: &Lists,
-    section: Section,
-) -> bool {
-    match (a, b) {
-        (Some(Value::Array(a)), Some(Value::Array(b))) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists, section))
+    let is_init = |key: &str| key == "initContainers";
+    fields_except(a_spec, is_init) == fields_except(b_spec, is_init)
+        && match (a_spec.get("initContainers"), b_spec.get("initContainers")) {
+            (Some(Value::Array(a)), Some(Value::Array(b))) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists))
+            }
+            (a, b) => a == b,
         }
-        (a, b) => a == b,
-    }
 }
 
 fn fields_except(fields: &Map<String, Value>, skip: impl Fn(&str) -> bool) -> Vec<(&String, &Value)> {
@@ -1481,15 +1462,15 @@ mod tests {
         // Two containers named alike keep their lists inline.
         assert_eq!(init[1], json!({"name": "twin", "env": [{"name": "B"}]}));
         let lists = &deployment.lists;
-        let env = Field::of(&init[0], Section::InitContainers, "env", lists).unwrap();
+        let env = Field::of(&init[0], "env", lists).unwrap();
         assert!(env.items().unwrap()[0].is_named("A"));
         assert_eq!(env.to_value(), json!([{"name": "A", "value": "1"}]));
-        assert_eq!(Field::of(&init[0], Section::InitContainers, "envFrom", lists).unwrap().to_value(), Value::Null);
+        assert_eq!(Field::of(&init[0], "envFrom", lists).unwrap().to_value(), Value::Null);
         // The app container of the same name is apart: its env is in its text.
         let app = AppContainers::of(&deployment.value["spec"]["template"], deployment.text(crate::Kind::Deployment));
         let app = app.unwrap().named("app").unwrap();
         assert_eq!(app.field("env").unwrap().to_value(), json!([{"name": "A", "value": "1"}]));
-        assert!(lists.get(Section::Containers, "app", "env").is_none());
+        assert!(lists.get("twin", "env").is_none());
     }
 
     #[test]
