@@ -340,6 +340,85 @@ fn stability_rule_keeps_injected_parts_when_the_template_is_unchanged() {
     );
 }
 
+/// The app containers stay the request's text, read one at a time: among
+/// many sidecars the app is the one `kube-once.io/container` names, and
+/// each copied field comes from the container it equals (for a whole field
+/// the first such, for a list the longest prefix), wherever it is.
+#[test]
+fn among_many_sidecars_the_app_and_the_copy_sources_are_read_from_text() {
+    let mut input = case("several-containers");
+    let resources = json!({"limits": {"memory": "1Gi"}});
+    let containers = template_mut(&mut input)["spec"]["containers"].as_array_mut().unwrap();
+    containers[1]["resources"] = resources.clone();
+    let mut sidecars: Vec<Value> = (0..2000).map(|i| json!({"name": format!("s{i}"), "image": "side:1"})).collect();
+    sidecars[3]["resources"] = resources;
+    sidecars[4]["env"] = json!([{"name": "RAILS_ENV", "value": "production"}]);
+    containers.splice(0..0, sidecars);
+
+    let m = check_properties(&input, &Config::default());
+    let patch = serde_json::to_value(&m.patch).unwrap();
+    let copies: Vec<(&str, &str)> = patch
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["op"] == "copy")
+        .map(|op| (op["from"].as_str().unwrap(), op["path"].as_str().unwrap()))
+        .collect();
+    let run = "/spec/template/spec/initContainers/1";
+    assert_eq!(
+        copies,
+        [
+            ("/spec/template/spec/containers/2001/env", format!("{run}/env").as_str()),
+            ("/spec/template/spec/containers/2001/volumeMounts", &format!("{run}/volumeMounts")),
+            ("/spec/template/spec/containers/3/resources", &format!("{run}/resources")),
+        ]
+    );
+    let run_container = m.object.pointer(run).unwrap();
+    assert_eq!(run_container["image"], "registry.example.com/store:7.0.1");
+    assert_eq!(run_container["workingDir"], "/rails");
+    // DATABASE_URL is in the app's env (read from its text): no warning about it.
+    assert!(!m.warnings.iter().any(|w| w.contains("is not in the env")), "{:?}", m.warnings);
+
+    // The admission path (the review's text, not a value) gives the same answer.
+    let text = input.to_string();
+    let changes = core::changes(&core::Workload::parse(&text).unwrap(), None, &Config::default()).unwrap();
+    assert_eq!(changes.patch, m.patch);
+
+    // A name no container has is refused with the names there are.
+    input["metadata"]["annotations"]["kube-once.io/container"] = json!("missing");
+    let refusal = core::mutate(&input, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::UnknownContainer);
+    assert!(refusal.to_string().contains("use one of: s0, s1, "), "{refusal}");
+    assert!(refusal.to_string().ends_with("s1999, nginx, app, log-shipper"), "{refusal}");
+}
+
+/// The stability rule on the admission path: the app containers of the
+/// stored object and of the update are compared as text first, then in
+/// meaning, so the same containers written another way keep the injection
+/// and a changed one does not.
+#[test]
+fn the_stability_rule_compares_app_containers_in_meaning() {
+    let input = case("several-containers");
+    let old = mutate(&input, &Config::default()).object;
+    let changed = Config::from_yaml("toolsImage: registry.internal/kube-once:9.9.9\n").unwrap();
+    let old_text = old.to_string();
+    let nginx = r#"{"image":"nginx:1.27","name":"nginx"}"#;
+    assert!(old_text.contains(nginx), "{old_text}");
+    let update = |text: &str| {
+        let (object, old) = (core::Workload::parse(text).unwrap(), core::Workload::parse(&old_text).unwrap());
+        core::changes(&object, Some(&old), &changed).unwrap().patch
+    };
+    // The same text, and the same containers written otherwise: nothing to patch.
+    assert!(update(&old_text).0.is_empty());
+    let reformatted = old_text.replace(nginx, r#"{ "name": "nginx",  "image": "nginx:1.27" }"#);
+    assert_ne!(reformatted, old_text);
+    assert!(update(&reformatted).0.is_empty(), "{:?}", update(&reformatted));
+    // A changed sidecar is a changed template: injected again with the current config.
+    let patch = update(&old_text.replace(nginx, r#"{"image":"nginx:1.28","name":"nginx"}"#));
+    let patch = serde_json::to_string(&patch).unwrap();
+    assert!(patch.contains("registry.internal/kube-once:9.9.9"), "{patch}");
+}
+
 /// The template's annotations and volumes are kept as the request wrote
 /// them but for kube-once's own: what the user adds to them after an
 /// injection stays, through a re-injection and through stripping, even in
