@@ -592,27 +592,37 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
 }
 
 /// The keys of one JSON object seen so far, to refuse a repeated one
-/// without building the object: a short list, a set past a few keys (a
-/// hostile object of many keys must not cost the square of their number).
-#[derive(Default)]
+/// without building the object: the first few on the stack (most objects
+/// of a pod spec have few keys, and this runs for each of them), the rest
+/// in a set (a hostile object of many keys must not cost the square of
+/// their number).
 struct Keys<'t> {
-    few: Vec<Cow<'t, str>>,
+    few: [Cow<'t, str>; Keys::FEW],
+    len: usize,
     many: std::collections::HashSet<Cow<'t, str>>,
 }
 
 impl<'t> Keys<'t> {
     const FEW: usize = 16;
 
+    fn new() -> Self {
+        Keys { few: std::array::from_fn(|_| Cow::Borrowed("")), len: 0, many: Default::default() }
+    }
+
     /// Whether `key` is new (it is then remembered).
     fn insert(&mut self, key: Cow<'t, str>) -> bool {
-        if self.few.len() < Self::FEW {
-            if self.few.contains(&key) {
-                return false;
-            }
-            self.few.push(key);
-            return true;
+        let (seen, free) = self.few.split_at_mut(self.len);
+        if seen.contains(&key) {
+            return false;
         }
-        !self.few.contains(&key) && self.many.insert(key)
+        match free.first_mut() {
+            Some(slot) => {
+                *slot = key;
+                self.len += 1;
+                true
+            }
+            None => self.many.insert(key),
+        }
     }
 }
 
@@ -640,7 +650,7 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let mut keys = Keys::default();
+        let mut keys = Keys::new();
         while let Some(Key(key)) = map.next_key()? {
             map.next_value_seed(Check { at: At::Key(&self.at, &key) })?;
             if !keys.insert(key.clone()) {
@@ -706,7 +716,7 @@ impl<'de> Visitor<'de> for CheckContainer<'_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let mut keys = Keys::default();
+        let mut keys = Keys::new();
         while let Some(Key(key)) = map.next_key()? {
             if !keys.insert(key.clone()) {
                 return Err(duplicate(&key, self.at));
@@ -1541,6 +1551,22 @@ mod tests {
         let twice = r#"{"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "b", "resources": {"x": 1, "x": 2}}]}}}}"#;
         let error = Workload::parse(twice).unwrap_err().to_string();
         assert!(error.starts_with("duplicate key `x` at /spec/template/spec/containers/1/resources:"), "{error}");
+        // Past the few keys kept on the stack, a repeat is still seen, whichever key it repeats.
+        for repeated in ["k3", "k18"] {
+            let keys: String = (0..20).map(|i| format!(r#""k{i}": 1, "#)).collect();
+            let text = format!(
+                r#"{{"spec": {{"template": {{"spec": {{"containers": [{{"name": "a", "x": {{{keys}"{repeated}": 2}}}}]}}}}}}}}"#
+            );
+            let error = Workload::parse(&text).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("duplicate key `{repeated}` at /spec/template/spec/containers/0/x:")),
+                "{error}"
+            );
+        }
+        let many: String = (0..20).map(|i| format!(r#""k{i}": 1"#)).collect::<Vec<_>>().join(", ");
+        let text =
+            format!(r#"{{"spec": {{"template": {{"spec": {{"containers": [{{"name": "a", "x": {{{many}}}}}]}}}}}}}}"#);
+        assert!(Workload::parse(&text).is_ok());
         let twice = r#"{"spec": {"template": {"spec": {"containers": [], "containers": null}}}}"#;
         let error = Workload::parse(twice).unwrap_err().to_string();
         assert!(error.starts_with("duplicate key `containers` at /spec/template/spec:"), "{error}");
