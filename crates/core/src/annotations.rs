@@ -332,8 +332,7 @@ impl<'a> Annotations<'a> {
                 }
             },
         };
-        let container = container.read();
-        let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
+        let image = container.string("image").unwrap_or_default();
         if image.is_empty() {
             return Err(Refusal::new(
                 Reason::IncompleteTemplate,
@@ -344,7 +343,7 @@ impl<'a> Annotations<'a> {
                 ),
             ));
         }
-        Ok((name, image.to_owned()))
+        Ok((name, image.into_owned()))
     }
 }
 

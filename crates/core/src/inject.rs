@@ -191,11 +191,12 @@ pub fn strip<'a>(deployment: &Value, template: &Value, text: TemplateText<'a>) -
 }
 
 /// Apply `plan` to a [`strip`]ped `template` (its written parts, its init
-/// containers' lists in `lists`) whose app `containers` are read from the
-/// admitted template; the desired written parts and their lists.
+/// containers' lists in `lists`) whose app container `kube-once.io/run`
+/// selects is `app` (read from the admitted template); the desired written
+/// parts and their lists.
 pub fn apply<'a>(
     deployment: &Value,
-    containers: Option<AppContainers<'_, 'a>>,
+    app: Option<&Container<'a>>,
     written: Written<'a>,
     mut lists: Lists<'a>,
     plan: &InjectionPlan,
@@ -215,7 +216,7 @@ pub fn apply<'a>(
     };
     if let Some(run) = &plan.run {
         let aside = Aside { volumes: &mut volumes, lists: &mut lists };
-        inject_run(deployment, containers, spec, aside, run, config, &mut status)?;
+        inject_run(deployment, app, spec, aside, run, config, &mut status)?;
     }
     if let Some(preemptible) = &plan.preemptible {
         inject_preemptible(deployment, spec, preemptible, &mut status)?;
@@ -250,7 +251,7 @@ struct Aside<'s, 'a> {
 
 fn inject_run<'a>(
     deployment: &Value,
-    containers: Option<AppContainers<'_, 'a>>,
+    app: Option<&Container<'a>>,
     spec: &mut Map<String, Value>,
     Aside { volumes, lists }: Aside<'_, 'a>,
     run: &RunPlan,
@@ -266,8 +267,7 @@ fn inject_run<'a>(
     for injected in [INSTALL_CONTAINER, RUN_CONTAINER] {
         lists.remove_container(injected);
     }
-    let app = containers.and_then(|containers| containers.named(&run.container)).unwrap_or_default();
-    let (run_container, aside) = run_container(&app, run, deployment, config.delivery);
+    let (run_container, aside) = run_container(app.unwrap_or(&Container::default()), run, deployment, config.delivery);
     for (field, list) in aside {
         lists.insert(RUN_CONTAINER, field, list);
     }

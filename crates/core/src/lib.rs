@@ -305,15 +305,18 @@ fn desired_template<'o, 'a>(
 
     // Only what kube-once writes is copied; the app containers are read in place.
     let stripped = inject::strip(deployment, template, object.text(kind))?;
+    // The app container is read once, for the injection and the warnings.
+    let run = plan.as_ref().and_then(|plan| plan.run.as_ref());
+    let app = run.and_then(|run| containers.and_then(|containers| containers.named(&run.container)));
     let (desired_template, lists) = match &plan {
         None => (stripped, object.lists.clone()),
         Some(plan) => match old_object.and_then(|old| kept_injection(object, old, &stripped)) {
             Some(kept) => kept,
-            None => inject::apply(deployment, containers, stripped, object.lists.clone(), plan, config)?,
+            None => inject::apply(deployment, app.as_ref(), stripped, object.lists.clone(), plan, config)?,
         },
     };
     let first_enabled = kind.long_running() && old_object.is_none_or(|old| !is_injected(&old.value));
-    let mut warnings = plan.as_ref().map(|plan| warnings(plan, containers, first_enabled)).unwrap_or_default();
+    let mut warnings = plan.as_ref().map(|plan| warnings(plan, app.as_ref(), first_enabled)).unwrap_or_default();
     if let Some(run) = plan.as_ref().and_then(|plan| plan.run.as_ref()) {
         warnings.extend(progress_deadline_warning(kind, deployment, run.timeout));
     }
@@ -398,7 +401,7 @@ fn progress_deadline_warning(kind: Kind, workload: &Value, timeout: std::time::D
 }
 
 /// Notes kubectl prints on apply: what the user should know, kept short.
-fn warnings(plan: &InjectionPlan, containers: Option<view::AppContainers>, first_enabled: bool) -> Vec<String> {
+fn warnings(plan: &InjectionPlan, app: Option<&view::Container>, first_enabled: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let Some(run) = &plan.run else { return warnings };
     if let Some(preemptible) = &plan.preemptible {
@@ -411,9 +414,8 @@ fn warnings(plan: &InjectionPlan, containers: Option<view::AppContainers>, first
         warnings
             .push("kube-once.io/record: none: every pod runs the command in turn, so it must be idempotent".to_owned());
     }
-    let app = containers.and_then(|containers| containers.named(&run.container));
     let declared = |var: &str| {
-        app.as_ref().is_some_and(|app| {
+        app.is_some_and(|app| {
             app.field("envFrom").and_then(view::Field::item_count).is_some_and(|len| len > 0)
                 || app.field("env").is_some_and(|env| env.has_item_named(var))
         })

@@ -139,20 +139,49 @@ struct Sources<'o, 'a> {
 /// The `copy` (and `add`) operations that rebuild `item`'s copied fields
 /// from the app containers, which are taken out of `item`.
 fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &Lists) -> Vec<PatchOperation> {
+    /// What becomes of one of `item`'s fields, decided before `item` changes.
+    enum Copied {
+        /// Copied from an app container (its index), then the items after the first `copied` added.
+        From {
+            source: usize,
+            copied: usize,
+            rest: Vec<Value>,
+        },
+        /// Kept aside with no source: put back into the container whole.
+        Whole(Value),
+        Inline,
+    }
+    let decided: Vec<(&str, Copied)> = {
+        let ours = COPIED_FIELDS.map(|field| Field::of(item, field, lists));
+        let found = sources.of(&ours);
+        COPIED_FIELDS
+            .into_iter()
+            .zip(ours.into_iter().zip(found))
+            .filter_map(|(field, (ours, found))| {
+                let ours = ours?;
+                Some((
+                    field,
+                    match found {
+                        Some((source, copied)) => Copied::From { source, copied, rest: ours.items_after(copied) },
+                        None if matches!(ours, Field::Inline(_)) => Copied::Inline,
+                        None => Copied::Whole(ours.to_value()),
+                    },
+                ))
+            })
+            .collect()
+    };
     let mut ops = Vec::new();
-    for field in COPIED_FIELDS {
-        let Some(ours) = Field::of(item, field, lists) else { continue };
-        let inline = matches!(ours, Field::Inline(_));
-        let Some((source, copied)) = sources.of(ours, field) else {
-            if !inline {
-                let whole = ours.to_value();
+    for (field, copied) in decided {
+        let (source, copied, rest) = match copied {
+            Copied::From { source, copied, rest } => (source, copied, rest),
+            Copied::Whole(whole) => {
                 if let Some(fields) = item.as_object_mut() {
                     fields.insert(field.to_owned(), whole);
                 }
+                continue;
             }
-            continue;
+            Copied::Inline => continue,
         };
-        let rest = ours.items_after(copied);
         if let Some(fields) = item.as_object_mut() {
             fields.remove(field);
         }
@@ -172,32 +201,34 @@ fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &L
 }
 
 impl Sources<'_, '_> {
-    /// The app container to copy `ours` (an init container's `field`) from,
-    /// and how many items of it the copy covers (0 for a non-list): one
-    /// whose `field` is equal to it, or, for lists, a non-empty prefix of it
-    /// (the longest such prefix).
-    fn of(&self, ours: Field, field: &str) -> Option<(usize, usize)> {
-        let is_list = ours.is_list();
-        let mut best: Option<(usize, usize)> = None;
-        // Each container's field is read as it is reached, not kept.
-        self.containers?.each(|index, container| {
-            let found = container.with_field(field, |theirs| {
-                if !is_list {
-                    return ours.same(theirs).then_some(0);
+    /// For each of an init container's [`COPIED_FIELDS`] (`ours`), the app
+    /// container to copy it from and how many items of it the copy covers
+    /// (0 for a non-list): the first whose field is equal to it, or, for
+    /// lists, whose field is the longest non-empty prefix of it. One pass
+    /// over the app containers, each read as it is reached, not kept.
+    fn of(&self, ours: &[Option<Field>; COPIED_FIELDS.len()]) -> [Option<(usize, usize)>; COPIED_FIELDS.len()] {
+        let mut best = [None; COPIED_FIELDS.len()];
+        let Some(containers) = self.containers else { return best };
+        if ours.iter().all(Option::is_none) {
+            return best;
+        }
+        let is_list = ours.map(|ours| ours.is_some_and(Field::is_list));
+        containers.each(|index, container| {
+            container.with_fields(COPIED_FIELDS, |theirs| {
+                for (k, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
+                    let (Some(ours), Some(theirs)) = (ours, theirs) else { continue };
+                    if !is_list[k] {
+                        if best[k].is_none() && ours.same(*theirs) {
+                            best[k] = Some((index, 0));
+                        }
+                    } else if let Some(len) = ours.starts_with(*theirs)
+                        && best[k].is_none_or(|(_, best_len)| len > best_len)
+                    {
+                        best[k] = Some((index, len));
+                    }
                 }
-                ours.starts_with(theirs)
             });
-            match found.flatten() {
-                Some(0) if !is_list => {
-                    best = Some((index, 0));
-                    true
-                }
-                Some(len) if is_list && best.is_none_or(|(_, best_len)| len > best_len) => {
-                    best = Some((index, len));
-                    false
-                }
-                _ => false,
-            }
+            false
         });
         best
     }

@@ -926,21 +926,29 @@ impl<'o, 'a: 'o> AppContainers<'o, 'a> {
 impl<'o, 'a: 'o> AppContainer<'o, 'a> {
     /// Its `name`, when a string.
     pub fn name(self) -> Option<Cow<'o, str>> {
+        self.string("name")
+    }
+
+    /// Its `field`, when a string (only that field is read).
+    pub fn string(self, field: &str) -> Option<Cow<'o, str>> {
         match self {
-            AppContainer::Value(value) => value.get("name")?.as_str().map(Cow::Borrowed),
+            AppContainer::Value(value) => value.get(field)?.as_str().map(Cow::Borrowed),
             AppContainer::Text(raw) => {
-                let name = field_text(raw, "name")?;
-                serde_json::from_str::<Key>(name.get()).ok().map(|Key(name)| name)
+                let [text] = fields_text(raw, [field]);
+                serde_json::from_str::<Key>(text?.get()).ok().map(|Key(text)| text)
             }
         }
     }
 
-    /// `f` of its `field`, when it has one (the field read as text, or as
-    /// a value for an inline container).
-    pub fn with_field<R>(self, field: &str, f: impl FnOnce(Field) -> R) -> Option<R> {
+    /// `f` of its `fields` (each when it has it: read as text, or as a
+    /// value for an inline container), all read in one pass.
+    pub fn with_fields<const N: usize, R>(self, fields: [&str; N], f: impl FnOnce(&[Option<Field>; N]) -> R) -> R {
         match self {
-            AppContainer::Value(value) => value.get(field).map(|value| f(Field::Inline(value))),
-            AppContainer::Text(raw) => field_text(raw, field).map(|raw| f(Field::Aside(&List::Text(raw)))),
+            AppContainer::Value(value) => f(&fields.map(|field| value.get(field).map(Field::Inline))),
+            AppContainer::Text(raw) => {
+                let lists = fields_text(raw, fields).map(|raw| raw.map(List::Text));
+                f(&lists.each_ref().map(|list| list.as_ref().map(Field::Aside)))
+            }
         }
     }
 
@@ -979,33 +987,32 @@ impl<'o, 'a: 'o> AppContainer<'o, 'a> {
     }
 }
 
-/// `field` of `raw` (an object as text), as text; the other fields are
-/// scanned, not read.
-fn field_text<'a>(raw: &'a RawValue, field: &str) -> Option<&'a RawValue> {
-    struct Find<'f>(&'f str);
-    impl<'de> Visitor<'de> for Find<'_> {
-        type Value = Option<&'de RawValue>;
+/// `fields` of `raw` (an object as text), as text, in one pass; the other
+/// fields are scanned, not read.
+fn fields_text<'a, const N: usize>(raw: &'a RawValue, fields: [&str; N]) -> [Option<&'a RawValue>; N] {
+    struct Find<'f, const N: usize>([&'f str; N]);
+    impl<'de, const N: usize> Visitor<'de> for Find<'_, N> {
+        type Value = [Option<&'de RawValue>; N];
 
         fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
             formatter.write_str("an object")
         }
 
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-            let mut found = None;
+            let mut found = [None; N];
             while let Some(Key(key)) = map.next_key()? {
-                if found.is_none() && key == self.0 {
-                    found = Some(map.next_value()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
+                match self.0.iter().position(|field| *field == key) {
+                    Some(index) if found[index].is_none() => found[index] = Some(map.next_value()?),
+                    _ => drop(map.next_value::<IgnoredAny>()?),
                 }
             }
             Ok(found)
         }
     }
     if !raw.get().starts_with('{') {
-        return None;
+        return [None; N];
     }
-    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Find(field)).ok().flatten()
+    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Find(fields)).unwrap_or([None; N])
 }
 
 /// The init containers' lists kept aside, by field, then container name
@@ -1515,7 +1522,8 @@ mod tests {
         assert!(containers.named("none").is_none());
         let (index, side) = containers.find(|c| c.name().as_deref() == Some("side")).unwrap();
         assert_eq!(index, 1);
-        assert_eq!(side.with_field("resources", |f| f.to_value()), Some(json!({"limits": {"cpu": "1"}})));
+        let [resources, env] = side.with_fields(["resources", "env"], |[r, e]| [r, e].map(|f| f.map(Field::to_value)));
+        assert_eq!((resources, env), (Some(json!({"limits": {"cpu": "1"}})), None));
         // The stability rule sees a change of the app's args, not a change of format.
         let same = |other: &Workload| {
             let t = template(other);
