@@ -304,35 +304,33 @@ impl<'a> Annotations<'a> {
     /// The app container (named by `container`, else the first) and its
     /// image. Only that container is read: a pod of many sidecars is not.
     fn container(&self, containers: Option<AppContainers>) -> Result<(String, String), Refusal> {
-        let name = |container: AppContainer| container.name().unwrap_or_default().into_owned();
-        let (name, container) = match (self.get(CONTAINER), containers) {
-            (Some(wanted), _) => {
-                let found = containers
-                    .and_then(|containers| containers.find(|container| container.name().unwrap_or_default() == wanted));
-                found.map(|(_, container)| (name(container), container)).ok_or_else(|| {
+        let found = match self.get(CONTAINER) {
+            Some(wanted) => {
+                let named = |container: AppContainer| container.name().unwrap_or_default() == wanted;
+                let found = containers.and_then(|containers| containers.find(named));
+                Some(found.ok_or_else(|| {
                     let names = containers.map(AppContainers::names).unwrap_or_default();
                     self.refuse(
                         CONTAINER,
                         Reason::UnknownContainer,
                         &format!("names no container of the pod template; use one of: {}", names.join(", ")),
                     )
-                })?
+                })?)
             }
-            (None, containers) => match containers.and_then(|containers| containers.find(|_| true)) {
-                Some((_, first)) => (name(first), first),
-                None => {
-                    return Err(Refusal::new(
-                        Reason::IncompleteTemplate,
-                        format!(
-                            "{}: kube-once.io/run needs an app container, but {}.spec.containers is empty; add the app container",
-                            subject(self.deployment),
-                            Kind::read_as(self.deployment).template_field()
-                        ),
-                    ));
-                }
-            },
+            None => containers.and_then(|containers| containers.find(|_| true)),
         };
-        let image = container.string("image").unwrap_or_default();
+        let Some((_, container)) = found else {
+            return Err(Refusal::new(
+                Reason::IncompleteTemplate,
+                format!(
+                    "{}: kube-once.io/run needs an app container, but {}.spec.containers is empty; add the app container",
+                    subject(self.deployment),
+                    Kind::read_as(self.deployment).template_field()
+                ),
+            ));
+        };
+        let [name, image] = container.strings(["name", "image"]).map(Option::unwrap_or_default);
+        let name = name.into_owned();
         if image.is_empty() {
             return Err(Refusal::new(
                 Reason::IncompleteTemplate,

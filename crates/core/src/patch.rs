@@ -113,16 +113,19 @@ fn copy_from_containers(
                 continue;
             }
         };
-        let mut follow = Vec::new();
-        if path == init_containers {
-            for (index, item) in value.as_array_mut().into_iter().flatten().enumerate() {
+        let follow = if path == init_containers {
+            let items = value.as_array_mut().map(Vec::as_mut_slice).unwrap_or_default();
+            let paths = (0..items.len()).map(|index| {
                 let mut item_path = path.clone();
                 item_path.push_back(Token::new(index.to_string()));
-                follow.extend(copies(item, &item_path, &sources, after_lists));
-            }
+                item_path
+            });
+            copies(items, paths.collect(), &sources, after_lists)
         } else if path.parent() == Some(&*init_containers) {
-            follow.extend(copies(value, &path, &sources, after_lists));
-        }
+            copies(std::slice::from_mut(value), vec![path], &sources, after_lists)
+        } else {
+            Vec::new()
+        };
         out.push(op);
         out.extend(follow);
     }
@@ -136,10 +139,11 @@ struct Sources<'o, 'a> {
     from: PointerBuf,
 }
 
-/// The `copy` (and `add`) operations that rebuild `item`'s copied fields
-/// from the app containers, which are taken out of `item`.
-fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &Lists) -> Vec<PatchOperation> {
-    /// What becomes of one of `item`'s fields, decided before `item` changes.
+/// The `copy` (and `add`) operations that rebuild the copied fields of
+/// `items` (init containers, at `paths`) from the app containers, which
+/// are taken out of the items.
+fn copies(items: &mut [Value], paths: Vec<PointerBuf>, sources: &Sources, lists: &Lists) -> Vec<PatchOperation> {
+    /// What becomes of one of an item's fields, decided before the items change.
     enum Copied {
         /// Copied from an app container (its index), then the items after the first `copied` added.
         From {
@@ -151,80 +155,95 @@ fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &L
         Whole(Value),
         Inline,
     }
-    let decided: Vec<(&str, Copied)> = {
-        let ours = COPIED_FIELDS.map(|field| Field::of(item, field, lists));
+    let decided: Vec<Vec<(&str, Copied)>> = {
+        let ours: Vec<_> = items.iter().map(|item| COPIED_FIELDS.map(|field| Field::of(item, field, lists))).collect();
         let found = sources.of(&ours);
-        COPIED_FIELDS
-            .into_iter()
-            .zip(ours.into_iter().zip(found))
-            .filter_map(|(field, (ours, found))| {
-                let ours = ours?;
-                Some((
-                    field,
-                    match found {
-                        Some((source, copied)) => Copied::From { source, copied, rest: ours.items_after(copied) },
-                        None if matches!(ours, Field::Inline(_)) => Copied::Inline,
-                        None => Copied::Whole(ours.to_value()),
-                    },
-                ))
+        ours.iter()
+            .zip(found)
+            .map(|(ours, found)| {
+                COPIED_FIELDS
+                    .into_iter()
+                    .zip(ours.iter().zip(found))
+                    .filter_map(|(field, (ours, found))| {
+                        let ours = (*ours)?;
+                        Some((
+                            field,
+                            match found {
+                                Some((source, copied)) => {
+                                    Copied::From { source, copied, rest: ours.items_after(copied) }
+                                }
+                                None if matches!(ours, Field::Inline(_)) => Copied::Inline,
+                                None => Copied::Whole(ours.to_value()),
+                            },
+                        ))
+                    })
+                    .collect()
             })
             .collect()
     };
     let mut ops = Vec::new();
-    for (field, copied) in decided {
-        let (source, copied, rest) = match copied {
-            Copied::From { source, copied, rest } => (source, copied, rest),
-            Copied::Whole(whole) => {
-                if let Some(fields) = item.as_object_mut() {
-                    fields.insert(field.to_owned(), whole);
+    for ((item, item_path), decided) in items.iter_mut().zip(paths).zip(decided) {
+        for (field, copied) in decided {
+            let (source, copied, rest) = match copied {
+                Copied::From { source, copied, rest } => (source, copied, rest),
+                Copied::Whole(whole) => {
+                    if let Some(fields) = item.as_object_mut() {
+                        fields.insert(field.to_owned(), whole);
+                    }
+                    continue;
                 }
-                continue;
+                Copied::Inline => continue,
+            };
+            if let Some(fields) = item.as_object_mut() {
+                fields.remove(field);
             }
-            Copied::Inline => continue,
-        };
-        if let Some(fields) = item.as_object_mut() {
-            fields.remove(field);
-        }
-        let mut from = sources.from.clone();
-        from.push_back(Token::new(source.to_string()));
-        from.push_back(Token::new(field));
-        let mut path = item_path.clone();
-        path.push_back(Token::new(field));
-        ops.push(PatchOperation::Copy(CopyOperation { from, path: path.clone() }));
-        for (offset, value) in rest.into_iter().enumerate() {
-            let mut at = path.clone();
-            at.push_back(Token::new((copied + offset).to_string()));
-            ops.push(PatchOperation::Add(AddOperation { path: at, value }));
+            let mut from = sources.from.clone();
+            from.push_back(Token::new(source.to_string()));
+            from.push_back(Token::new(field));
+            let mut path = item_path.clone();
+            path.push_back(Token::new(field));
+            ops.push(PatchOperation::Copy(CopyOperation { from, path: path.clone() }));
+            for (offset, value) in rest.into_iter().enumerate() {
+                let mut at = path.clone();
+                at.push_back(Token::new((copied + offset).to_string()));
+                ops.push(PatchOperation::Add(AddOperation { path: at, value }));
+            }
         }
     }
     ops
 }
 
+/// Per init container, what [`Sources::of`] found for each of its [`COPIED_FIELDS`].
+type Found = [Option<(usize, usize)>; COPIED_FIELDS.len()];
+
 impl Sources<'_, '_> {
-    /// For each of an init container's [`COPIED_FIELDS`] (`ours`), the app
-    /// container to copy it from and how many items of it the copy covers
-    /// (0 for a non-list): the first whose field is equal to it, or, for
-    /// lists, whose field is the longest non-empty prefix of it. One pass
-    /// over the app containers, each read as it is reached, not kept.
-    fn of(&self, ours: &[Option<Field>; COPIED_FIELDS.len()]) -> [Option<(usize, usize)>; COPIED_FIELDS.len()] {
-        let mut best = [None; COPIED_FIELDS.len()];
+    /// For each of some init containers' [`COPIED_FIELDS`] (`ours`), the
+    /// app container to copy it from and how many items of it the copy
+    /// covers (0 for a non-list): the first whose field is equal to it, or,
+    /// for lists, whose field is the longest non-empty prefix of it. One
+    /// pass over the app containers for all of them, each read as it is
+    /// reached, not kept.
+    fn of(&self, ours: &[[Option<Field>; COPIED_FIELDS.len()]]) -> Vec<Found> {
+        let mut best = vec![[None; COPIED_FIELDS.len()]; ours.len()];
         let Some(containers) = self.containers else { return best };
-        if ours.iter().all(Option::is_none) {
+        if ours.iter().flatten().all(Option::is_none) {
             return best;
         }
-        let is_list = ours.map(|ours| ours.is_some_and(Field::is_list));
+        let is_list: Vec<_> = ours.iter().map(|ours| ours.map(|ours| ours.is_some_and(Field::is_list))).collect();
         containers.each(|index, container| {
             container.with_fields(COPIED_FIELDS, |theirs| {
-                for (k, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
-                    let (Some(ours), Some(theirs)) = (ours, theirs) else { continue };
-                    if !is_list[k] {
-                        if best[k].is_none() && ours.same(*theirs) {
-                            best[k] = Some((index, 0));
+                for ((ours, best), is_list) in ours.iter().zip(&mut best).zip(&is_list) {
+                    for (k, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
+                        let (Some(ours), Some(theirs)) = (ours, theirs) else { continue };
+                        if !is_list[k] {
+                            if best[k].is_none() && ours.same(*theirs) {
+                                best[k] = Some((index, 0));
+                            }
+                        } else if let Some(len) = ours.starts_with(*theirs)
+                            && best[k].is_none_or(|(_, best_len)| len > best_len)
+                        {
+                            best[k] = Some((index, len));
                         }
-                    } else if let Some(len) = ours.starts_with(*theirs)
-                        && best[k].is_none_or(|(_, best_len)| len > best_len)
-                    {
-                        best[k] = Some((index, len));
                     }
                 }
             });

@@ -931,11 +931,18 @@ impl<'o, 'a: 'o> AppContainer<'o, 'a> {
 
     /// Its `field`, when a string (only that field is read).
     pub fn string(self, field: &str) -> Option<Cow<'o, str>> {
+        let [text] = self.strings([field]);
+        text
+    }
+
+    /// Its `fields`, each when a string, read in one pass.
+    pub fn strings<const N: usize>(self, fields: [&str; N]) -> [Option<Cow<'o, str>>; N] {
         match self {
-            AppContainer::Value(value) => value.get(field)?.as_str().map(Cow::Borrowed),
+            AppContainer::Value(value) => {
+                fields.map(|field| value.get(field).and_then(Value::as_str).map(Cow::Borrowed))
+            }
             AppContainer::Text(raw) => {
-                let [text] = fields_text(raw, [field]);
-                serde_json::from_str::<Key>(text?.get()).ok().map(|Key(text)| text)
+                fields_text(raw, fields).map(|text| serde_json::from_str::<Key>(text?.get()).ok().map(|Key(text)| text))
             }
         }
     }
