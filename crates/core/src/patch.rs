@@ -97,37 +97,47 @@ const COPIED_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "resources",
 /// `after_lists` with no such source is put back into the container whole.
 fn copy_from_containers(
     base: &[&str],
-    ops: Vec<PatchOperation>,
+    mut ops: Vec<PatchOperation>,
     containers: Option<AppContainers>,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
     let init_containers = pointer(&join(base, &["spec", "initContainers"]));
     let sources = Sources { containers, from: pointer(&join(base, &["spec", "containers"])) };
-    let mut out = Vec::with_capacity(ops.len());
-    for mut op in ops {
-        let (path, value) = match &mut op {
+    // The init containers the operations add, with where each is and the
+    // operation it is in: their sources are looked for all at once, in one
+    // pass over the app containers.
+    let mut items = Vec::new();
+    let mut paths = Vec::new();
+    let mut owners = Vec::new();
+    for (index, op) in ops.iter_mut().enumerate() {
+        let (path, value) = match op {
             PatchOperation::Add(AddOperation { path, value })
             | PatchOperation::Replace(ReplaceOperation { path, value }) => (path.clone(), value),
-            _ => {
-                out.push(op);
-                continue;
-            }
+            _ => continue,
         };
-        let follow = if path == init_containers {
-            let items = value.as_array_mut().map(Vec::as_mut_slice).unwrap_or_default();
-            let paths = (0..items.len()).map(|index| {
+        if path == init_containers {
+            for (at, item) in value.as_array_mut().into_iter().flatten().enumerate() {
                 let mut item_path = path.clone();
-                item_path.push_back(Token::new(index.to_string()));
-                item_path
-            });
-            copies(items, paths.collect(), &sources, after_lists)
+                item_path.push_back(Token::new(at.to_string()));
+                items.push(item);
+                paths.push(item_path);
+                owners.push(index);
+            }
         } else if path.parent() == Some(&*init_containers) {
-            copies(std::slice::from_mut(value), vec![path], &sources, after_lists)
-        } else {
-            Vec::new()
-        };
+            items.push(value);
+            paths.push(path);
+            owners.push(index);
+        }
+    }
+    let mut follow: Vec<Vec<PatchOperation>> = copies(&mut items, paths, &sources, after_lists);
+    let mut out = Vec::with_capacity(ops.len());
+    for (index, op) in ops.into_iter().enumerate() {
         out.push(op);
-        out.extend(follow);
+        for (owner, follow) in owners.iter().zip(&mut follow) {
+            if *owner == index {
+                out.append(follow);
+            }
+        }
     }
     out
 }
@@ -139,10 +149,15 @@ struct Sources<'o, 'a> {
     from: PointerBuf,
 }
 
-/// The `copy` (and `add`) operations that rebuild the copied fields of
-/// `items` (init containers, at `paths`) from the app containers, which
-/// are taken out of the items.
-fn copies(items: &mut [Value], paths: Vec<PointerBuf>, sources: &Sources, lists: &Lists) -> Vec<PatchOperation> {
+/// Per item, the `copy` (and `add`) operations that rebuild the copied
+/// fields of `items` (init containers, at `paths`) from the app
+/// containers, which are taken out of the items.
+fn copies(
+    items: &mut [&mut Value],
+    paths: Vec<PointerBuf>,
+    sources: &Sources,
+    lists: &Lists,
+) -> Vec<Vec<PatchOperation>> {
     /// What becomes of one of an item's fields, decided before the items change.
     enum Copied {
         /// Copied from an app container (its index), then the items after the first `copied` added.
@@ -181,8 +196,9 @@ fn copies(items: &mut [Value], paths: Vec<PointerBuf>, sources: &Sources, lists:
             })
             .collect()
     };
-    let mut ops = Vec::new();
+    let mut all = Vec::with_capacity(items.len());
     for ((item, item_path), decided) in items.iter_mut().zip(paths).zip(decided) {
+        let mut ops = Vec::new();
         for (field, copied) in decided {
             let (source, copied, rest) = match copied {
                 Copied::From { source, copied, rest } => (source, copied, rest),
@@ -209,8 +225,9 @@ fn copies(items: &mut [Value], paths: Vec<PointerBuf>, sources: &Sources, lists:
                 ops.push(PatchOperation::Add(AddOperation { path: at, value }));
             }
         }
+        all.push(ops);
     }
-    ops
+    all
 }
 
 /// Per init container, what [`Sources::of`] found for each of its [`COPIED_FIELDS`].
