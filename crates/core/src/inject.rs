@@ -103,10 +103,15 @@ pub fn same_written(a: &Written, a_lists: &Lists, b: &Written, b_lists: &Lists) 
         && same_template(&a.template, a_lists, &b.template, b_lists)
 }
 
-/// Whether two pod templates (whose text the requests keep in `a_text` and
-/// `b_text`) are equal in meaning outside their [`written_parts`].
-pub fn same_unwritten(a: &Value, a_text: TemplateText, b: &Value, b_text: TemplateText) -> bool {
-    let containers = match (AppContainers::of(a, a_text), AppContainers::of(b, b_text)) {
+/// Whether two pod templates (whose app containers are `a_containers` and
+/// `b_containers`) are equal in meaning outside their [`written_parts`].
+pub fn same_unwritten(
+    a: &Value,
+    a_containers: Option<AppContainers>,
+    b: &Value,
+    b_containers: Option<AppContainers>,
+) -> bool {
+    let containers = match (a_containers, b_containers) {
         (Some(a), Some(b)) => a.same(b),
         (None, None) => true,
         _ => false,

@@ -17,7 +17,7 @@ use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, R
 use serde_json::Value;
 
 use crate::inject::Written;
-use crate::view::{AppContainers, Entry, Field, Lists, TemplateText, common_start, same_container};
+use crate::view::{App, AppContainers, Entry, Field, Lists, TemplateText, common_start, same_container};
 use serde_json::value::RawValue;
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
@@ -29,13 +29,15 @@ const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 /// Operations turning `before` into `after`, two pod templates (at `base`:
 /// `spec.template`, or a CronJob's `spec.jobTemplate.spec.template`, see
 /// [`crate::Kind::template_path`]) that may differ only where injection writes, whose
-/// containers' lists are kept in `before_lists` and `after_lists`. `after`
-/// is consumed: the values the patch adds are moved into it, not copied.
+/// containers' lists are kept in `before_lists` and `after_lists`, whose app
+/// containers are `sources`. `after` is consumed: the values the patch
+/// adds are moved into it, not copied.
 pub fn template_patch(
     base: &[&str],
     before: &Value,
     before_text: TemplateText,
     before_lists: &Lists,
+    sources: Sources,
     after: Written,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
@@ -72,7 +74,7 @@ pub fn template_patch(
             }
         }
     }
-    copy_from_containers(base, ops, AppContainers::of(before, before_text), after_lists)
+    copy_from_containers(base, ops, &sources, after_lists)
 }
 
 /// `base` then `more`.
@@ -90,7 +92,7 @@ const COPIED_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "resources",
 
 /// `ops` with every init container they add (or replace) stripped of the
 /// fields equal to (lists: starting with) the same field of one of the app
-/// `containers` of the template being patched, each followed by a `copy` of
+/// containers (`sources`) of the template being patched, each followed by a `copy` of
 /// that field from that container, then `add`s of the list's remaining
 /// items. The app containers are never patched, so the copies read them as
 /// they are; the result is the same object. A field kept aside in
@@ -98,11 +100,11 @@ const COPIED_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "resources",
 fn copy_from_containers(
     base: &[&str],
     mut ops: Vec<PatchOperation>,
-    containers: Option<AppContainers>,
+    sources: &Sources,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
     let init_containers = pointer(&join(base, &["spec", "initContainers"]));
-    let sources = Sources { containers, from: pointer(&join(base, &["spec", "containers"])) };
+    let from = pointer(&join(base, &["spec", "containers"]));
     // The init containers the operations add, with where each is and the
     // operation it is in: their sources are looked for all at once, in one
     // pass over the app containers.
@@ -129,7 +131,7 @@ fn copy_from_containers(
             owners.push(index);
         }
     }
-    let mut follow: Vec<Vec<PatchOperation>> = copies(&mut items, paths, &sources, after_lists);
+    let mut follow: Vec<Vec<PatchOperation>> = copies(&mut items, paths, sources, &from, after_lists);
     let mut out = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
         out.push(op);
@@ -143,19 +145,27 @@ fn copy_from_containers(
 }
 
 /// The app containers a `copy` may read from.
-struct Sources<'o, 'a> {
+pub struct Sources<'o, 'a> {
     containers: Option<AppContainers<'o, 'a>>,
-    /// Where `containers` are in the object.
-    from: PointerBuf,
+    /// The one of them `kube-once.io/run` selects, read already: its
+    /// fields are not looked for again.
+    app: Option<&'o App<'a>>,
+}
+
+impl<'o, 'a> Sources<'o, 'a> {
+    pub fn new(containers: Option<AppContainers<'o, 'a>>, app: Option<&'o App<'a>>) -> Self {
+        Sources { containers, app }
+    }
 }
 
 /// Per item, the `copy` (and `add`) operations that rebuild the copied
 /// fields of `items` (init containers, at `paths`) from the app
-/// containers, which are taken out of the items.
+/// containers (at `from`), which are taken out of the items.
 fn copies(
     items: &mut [&mut Value],
     paths: Vec<PointerBuf>,
     sources: &Sources,
+    from: &PointerBuf,
     lists: &Lists,
 ) -> Vec<Vec<PatchOperation>> {
     /// What becomes of one of an item's fields, decided before the items change.
@@ -213,7 +223,7 @@ fn copies(
             if let Some(fields) = item.as_object_mut() {
                 fields.remove(field);
             }
-            let mut from = sources.from.clone();
+            let mut from = from.clone();
             from.push_back(Token::new(source.to_string()));
             from.push_back(Token::new(field));
             let mut path = item_path.clone();
@@ -247,23 +257,27 @@ impl Sources<'_, '_> {
             return best;
         }
         let is_list: Vec<_> = ours.iter().map(|ours| ours.map(|ours| ours.is_some_and(Field::is_list))).collect();
-        containers.each(|index, container| {
-            container.with_fields(COPIED_FIELDS, |theirs| {
-                for ((ours, best), is_list) in ours.iter().zip(&mut best).zip(&is_list) {
-                    for (k, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
-                        let (Some(ours), Some(theirs)) = (ours, theirs) else { continue };
-                        if !is_list[k] {
-                            if best[k].is_none() && ours.same(*theirs) {
-                                best[k] = Some((index, 0));
-                            }
-                        } else if let Some(len) = ours.starts_with(*theirs)
-                            && best[k].is_none_or(|(_, best_len)| len > best_len)
-                        {
-                            best[k] = Some((index, len));
+        let mut consider = |index: usize, theirs: &[Option<Field>; COPIED_FIELDS.len()]| {
+            for ((ours, best), is_list) in ours.iter().zip(&mut best).zip(&is_list) {
+                for (k, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
+                    let (Some(ours), Some(theirs)) = (ours, theirs) else { continue };
+                    if !is_list[k] {
+                        if best[k].is_none() && ours.same(*theirs) {
+                            best[k] = Some((index, 0));
                         }
+                    } else if let Some(len) = ours.starts_with(*theirs)
+                        && best[k].is_none_or(|(_, best_len)| len > best_len)
+                    {
+                        best[k] = Some((index, len));
                     }
                 }
-            });
+            }
+        };
+        containers.each(|index, container| {
+            match self.app.filter(|app| app.index == index) {
+                Some(app) => consider(index, &COPIED_FIELDS.map(|field| app.container.field(field))),
+                None => container.with_fields(COPIED_FIELDS, |theirs| consider(index, theirs)),
+            }
             false
         });
         best

@@ -10,8 +10,9 @@
 //! - the app containers (`spec.containers`, when a list, see
 //!   [`AppContainers`]): kube-once reads one of them (the one its
 //!   annotations select), their names, and what `kube-once-run` copies; it
-//!   reads them on demand, one at a time, so ~70,000 small sidecars cost
-//!   their text, not ~30× it;
+//!   keeps each container's text (16 bytes a container, found in the one
+//!   pass that reads the workload) and reads them on demand, one at a
+//!   time, so ~70,000 small sidecars cost their text, not ~30× it;
 //! - the init containers' `env`, `envFrom` and `volumeMounts`, kept aside in
 //!   [`Lists`] under the container's name when that name is a string unique
 //!   among the init containers (otherwise inline in the [`Value`]); [`Field`]
@@ -21,12 +22,15 @@
 //!
 //! What is read (everything but the skipped fields and the containers'
 //! lists) is read strictly: a repeated key or a number no 64-bit integer
-//! holds is refused, with where it is. The app containers are checked so
-//! when the workload is read, without being built, whichever of them is
-//! read later. The API server never sends either, and both leave the copy
-//! source ambiguous (which `containers` counts, whose `env` goes with which
-//! container, which number to write back), so kube-once refuses rather than
-//! guess.
+//! holds is refused, with where it is. The API server never sends either,
+//! and both leave the copy source ambiguous (which `containers` counts,
+//! whose `env` goes with which container, which number to write back), so
+//! kube-once refuses rather than guess. What is skipped is not checked: an
+//! app container is checked when it is read (the selected one, by
+//! [`AppContainer::read`]), not when the workload is; one the copy sources
+//! are looked for in is read only if unambiguous (a container whose keys
+//! repeat is never a copy source, the field is then written literally), so
+//! the copy stays exact.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -67,6 +71,11 @@ pub struct Workload<'a> {
     /// The parts of each pod template kept as text, by where the template
     /// is (see [`TemplateText`]).
     pub texts: [TemplateText<'a>; 2],
+    /// Each pod template's app containers (`spec.containers`, when a list:
+    /// absent from the [`Value`]), one text per container, by where the
+    /// template is; read through [`Workload::app_containers`]. Found while
+    /// the workload is read, so no later read scans the list again.
+    pub containers: [Option<Box<[&'a RawValue]>>; 2],
 }
 
 /// What of a pod template stays JSON text borrowed from the request:
@@ -82,9 +91,6 @@ pub struct TemplateText<'a> {
     pub annotations: Option<&'a RawValue>,
     /// `spec.volumes`, when a list (absent from the [`Value`]).
     pub volumes: Option<&'a RawValue>,
-    /// `spec.containers`, when a list (absent from the [`Value`]): the app
-    /// containers, read on demand through [`AppContainers`].
-    pub containers: Option<&'a RawValue>,
 }
 
 impl<'a> Workload<'a> {
@@ -96,7 +102,18 @@ impl<'a> Workload<'a> {
 
     /// The text kept of the pod template of `kind` (see [`TemplateText`]).
     pub fn text(&self, kind: crate::Kind) -> TemplateText<'a> {
-        self.texts[usize::from(kind.template_path().len() > 2)]
+        self.texts[Self::template_index(kind)]
+    }
+
+    /// The app containers of the pod template of `kind` (see
+    /// [`AppContainers::of`]).
+    pub fn app_containers(&self, kind: crate::Kind) -> Option<AppContainers<'_, 'a>> {
+        let template = kind.template(&self.value)?;
+        AppContainers::of(template, self.containers[Self::template_index(kind)].as_deref())
+    }
+
+    fn template_index(kind: crate::Kind) -> usize {
+        usize::from(kind.template_path().len() > 2)
     }
 }
 
@@ -106,9 +123,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut lists = Lists::default();
         let mut texts = [TemplateText::default(); 2];
-        let reader = Reader { shape: Shape::Object, lists: &mut lists, texts: &mut texts, at: At::Root };
+        let mut containers = [None, None];
+        let reader = Reader {
+            shape: Shape::Object,
+            lists: &mut lists,
+            texts: &mut texts,
+            containers: &mut containers,
+            at: At::Root,
+        };
         let value = deserializer.deserialize_any(reader)?;
-        Ok(Self { value, lists, texts })
+        Ok(Self { value, lists, texts, containers })
     }
 }
 
@@ -185,6 +209,8 @@ impl Shape {
 #[derive(Clone, Copy)]
 enum At<'p> {
     Root,
+    /// A JSON pointer written already (where a container read on its own is).
+    Pointer(&'p str),
     Key(&'p At<'p>, &'p str),
     Index(&'p At<'p>, usize),
 }
@@ -193,6 +219,7 @@ impl fmt::Display for At<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         match self {
             At::Root => Ok(()),
+            At::Pointer(pointer) => formatter.write_str(pointer),
             At::Key(parent, key) => write!(formatter, "{parent}/{}", key.replace('~', "~0").replace('/', "~1")),
             At::Index(parent, index) => write!(formatter, "{parent}/{index}"),
         }
@@ -229,6 +256,7 @@ struct Reader<'l, 'a, 'p> {
     shape: Shape,
     lists: &'l mut Lists<'a>,
     texts: &'l mut [TemplateText<'a>; 2],
+    containers: &'l mut [Option<Box<[&'a RawValue]>>; 2],
     at: At<'p>,
 }
 
@@ -318,9 +346,14 @@ impl<'de> Visitor<'de> for Strict<'_> {
 /// An error of reading text kept aside, for the reader of the whole
 /// object (which says where it is: the position within the part is not).
 fn inner_error<E: serde::de::Error>(error: serde_json::Error) -> E {
+    E::custom(without_position(&error))
+}
+
+/// The message of `error` without its position (within a part read on its own).
+fn without_position(error: &serde_json::Error) -> String {
     let text = error.to_string();
     let position = format!(" at line {} column {}", error.line(), error.column());
-    E::custom(text.strip_suffix(&position).unwrap_or(&text))
+    text.strip_suffix(&position).unwrap_or(&text).to_owned()
 }
 
 /// `raw` (read already) as a [`Value`], strictly.
@@ -375,9 +408,13 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                Keep::Nested(shape) => {
-                    map.next_value_seed(Reader { shape, lists: self.lists, texts: self.texts, at })?
-                }
+                Keep::Nested(shape) => map.next_value_seed(Reader {
+                    shape,
+                    lists: self.lists,
+                    texts: self.texts,
+                    containers: self.containers,
+                    at,
+                })?,
                 Keep::Annotations(template) => {
                     let raw: &'de RawValue = map.next_value()?;
                     if raw.get().starts_with('{') {
@@ -402,19 +439,19 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     strict_text(raw, at).map_err(inner_error)?
                 }
                 Keep::Containers(template) => {
-                    if self.texts[template].containers.is_some() {
+                    if self.containers[template].is_some() {
                         return Err(duplicate(&key, self.at));
                     }
-                    let raw: &'de RawValue = map.next_value()?;
-                    if raw.get().starts_with('[') {
-                        if fields.contains_key(key.as_ref()) {
-                            return Err(duplicate(&key, self.at));
+                    match map.next_value_seed(AppItems { at })? {
+                        Items::List(items) => {
+                            if fields.contains_key(key.as_ref()) {
+                                return Err(duplicate(&key, self.at));
+                            }
+                            self.containers[template] = Some(items.into_boxed_slice());
+                            continue;
                         }
-                        check_containers(raw, at).map_err(inner_error)?;
-                        self.texts[template].containers = Some(raw);
-                        continue;
+                        Items::Other(value) => value,
                     }
-                    strict_text(raw, at).map_err(inner_error)?
                 }
             };
             // A skipped field is read by nobody, so only kept ones are
@@ -626,161 +663,68 @@ impl<'t> Keys<'t> {
     }
 }
 
-/// Any value in a part the core reads but keeps as text, checked as
-/// [`Strict`] reads it (a repeated key, a number beyond 64 bits) without
-/// building it.
-#[derive(Clone, Copy)]
-struct Check<'p> {
+/// `spec.containers`: when a list, the text of each item (what a later
+/// read goes to directly, unchecked: see the module docs); else a value,
+/// read strictly.
+struct AppItems<'p> {
     at: At<'p>,
 }
 
-impl<'de> DeserializeSeed<'de> for Check<'_> {
-    type Value = ();
+enum Items<'a> {
+    List(Vec<&'a RawValue>),
+    Other(Value),
+}
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+impl<'de> DeserializeSeed<'de> for AppItems<'_> {
+    type Value = Items<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Check<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for AppItems<'_> {
+    type Value = Items<'de>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("any JSON value")
     }
 
-    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let mut keys = Keys::new();
-        while let Some(Key(key)) = map.next_key()? {
-            map.next_value_seed(Check { at: At::Key(&self.at, &key) })?;
-            if !keys.insert(key.clone()) {
-                return Err(duplicate(&key, self.at));
-            }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
         }
-        Ok(())
+        Ok(Items::List(items))
     }
 
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
-        let mut index = 0;
-        while seq.next_element_seed(Check { at: At::Index(&self.at, index) })?.is_some() {
-            index += 1;
-        }
-        Ok(())
+    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+        Strict { at: self.at }.visit_map(map).map(Items::Other)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::Bool(value)))
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::from(value)))
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::from(value)))
     }
 
-    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<(), E> {
-        check_float(value, self.at).map(drop)
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        check_float(value, self.at).map(|value| Items::Other(Value::from(value)))
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::String(value.to_owned())))
     }
 
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::Null))
     }
-}
-
-/// One app container checked as [`ContainerSeed`] reads it: its
-/// [`LIST_FIELDS`] are not looked into (they are copied as written), the
-/// rest is checked strictly.
-struct CheckContainer<'p> {
-    at: At<'p>,
-}
-
-impl<'de> DeserializeSeed<'de> for CheckContainer<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CheckContainer<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a container")
-    }
-
-    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let mut keys = Keys::new();
-        while let Some(Key(key)) = map.next_key()? {
-            if !keys.insert(key.clone()) {
-                return Err(duplicate(&key, self.at));
-            }
-            if LIST_FIELDS.contains(&key.as_ref()) {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                map.next_value_seed(Check { at: At::Key(&self.at, &key) })?;
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
-        Check { at: self.at }.visit_seq(seq)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<(), E> {
-        check_float(value, self.at).map(drop)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
-
-/// `raw` (the app containers, a list read already) checked as they would
-/// be read, one container at a time: whichever of them the core reads
-/// later is read without a second check, and a review is refused (or not)
-/// whatever container its annotations select.
-fn check_containers(raw: &RawValue, at: At) -> Result<(), serde_json::Error> {
-    struct Containers<'p>(At<'p>);
-    impl<'de> Visitor<'de> for Containers<'_> {
-        type Value = ();
-
-        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-            formatter.write_str("a list")
-        }
-
-        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
-            let mut index = 0;
-            while seq.next_element_seed(CheckContainer { at: At::Index(&self.0, index) })?.is_some() {
-                index += 1;
-            }
-            Ok(())
-        }
-    }
-    serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Containers(at))
 }
 
 /// One container as read: its fields as values but the list fields
@@ -808,14 +752,25 @@ impl<'a> Container<'a> {
 }
 
 /// The app containers of a pod template (`spec.containers`, when a list).
-/// The request's are kept as its text and read on demand, one container
-/// at a time: a `Value` of a container is ~600 bytes a map node, what
-/// ~70,000 small sidecars would cost ~30× their text. A workload built as
-/// a `Value` (not read by [`Workload::parse`]) has its containers inline.
+/// The request's are kept as its text, one text per container, and read
+/// on demand, one container at a time: a `Value` of a container is ~600
+/// bytes a map node, what ~70,000 small sidecars would cost ~30× their
+/// text. A workload built as a `Value` (not read by [`Workload::parse`])
+/// has its containers inline.
 #[derive(Debug, Clone, Copy)]
 pub enum AppContainers<'o, 'a> {
-    Text(&'a RawValue),
+    Text(&'o [&'a RawValue]),
     Inline(&'o [Value]),
+}
+
+/// The app container `kube-once.io/run` selects, read (see
+/// [`AppContainer::read`]): read once per admission, for the plan, the
+/// injection, the warnings and the patch's copy sources.
+#[derive(Debug, Clone)]
+pub struct App<'a> {
+    /// Its index among the app containers.
+    pub index: usize,
+    pub container: Container<'a>,
 }
 
 /// One app container: its text, or its value (see [`AppContainers`]).
@@ -826,12 +781,12 @@ pub enum AppContainer<'o, 'a> {
 }
 
 impl<'o, 'a: 'o> AppContainers<'o, 'a> {
-    /// The app containers of `template` (the request's text of it in
-    /// `text`); `None` when they are not a list (missing, `null`, ...: those
-    /// stay in the template's value).
-    pub fn of(template: &'o Value, text: TemplateText<'a>) -> Option<Self> {
-        match text.containers {
-            Some(raw) => Some(AppContainers::Text(raw)),
+    /// The app containers of `template` (the request's text of each in
+    /// `items`, see [`Workload::containers`]); `None` when they are not a
+    /// list (missing, `null`, ...: those stay in the template's value).
+    pub fn of(template: &'o Value, items: Option<&'o [&'a RawValue]>) -> Option<Self> {
+        match items {
+            Some(items) => Some(AppContainers::Text(items)),
             None => template.get("spec")?.get("containers")?.as_array().map(|items| AppContainers::Inline(items)),
         }
     }
@@ -843,30 +798,8 @@ impl<'o, 'a: 'o> AppContainers<'o, 'a> {
             AppContainers::Inline(items) => {
                 let _ = items.iter().enumerate().any(|(index, item)| visit(index, AppContainer::Value(item)));
             }
-            AppContainers::Text(raw) => {
-                struct Each<'v, F>(&'v mut F);
-                impl<'de, F: FnMut(usize, &'de RawValue) -> bool> Visitor<'de> for Each<'_, F> {
-                    type Value = ();
-
-                    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                        formatter.write_str("a list")
-                    }
-
-                    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
-                        let mut index = 0;
-                        while let Some(item) = seq.next_element::<&RawValue>()? {
-                            if (self.0)(index, item) {
-                                // The rest is skipped unread.
-                                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                                break;
-                            }
-                            index += 1;
-                        }
-                        Ok(())
-                    }
-                }
-                let mut on_text = |index, item| visit(index, AppContainer::Text(item));
-                let _ = serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Each(&mut on_text));
+            AppContainers::Text(items) => {
+                let _ = items.iter().enumerate().any(|(index, item)| visit(index, AppContainer::Text(item)));
             }
         }
     }
@@ -882,11 +815,6 @@ impl<'o, 'a: 'o> AppContainers<'o, 'a> {
             hit
         });
         found
-    }
-
-    /// The container named `name`, read.
-    pub fn named(self, name: &str) -> Option<Container<'a>> {
-        self.find(|container| container.name().as_deref() == Some(name)).map(|(_, container)| container.read())
     }
 
     /// Every container's name (`""` for none), for messages.
@@ -913,11 +841,6 @@ impl<'o, 'a: 'o> AppContainers<'o, 'a> {
     /// writes what it stores the same way each time: unchanged containers
     /// are the same text, compared without reading them.
     pub fn same(self, other: AppContainers) -> bool {
-        if let (AppContainers::Text(a), AppContainers::Text(b)) = (self, other)
-            && a.get() == b.get()
-        {
-            return true;
-        }
         let (ours, theirs) = (self.items(), other.items());
         ours.len() == theirs.len() && ours.iter().zip(theirs).all(|(a, b)| a.same(b))
     }
@@ -941,37 +864,40 @@ impl<'o, 'a: 'o> AppContainer<'o, 'a> {
             AppContainer::Value(value) => {
                 fields.map(|field| value.get(field).and_then(Value::as_str).map(Cow::Borrowed))
             }
-            AppContainer::Text(raw) => {
-                fields_text(raw, fields).map(|text| serde_json::from_str::<Key>(text?.get()).ok().map(|Key(text)| text))
-            }
+            AppContainer::Text(raw) => fields_text(raw, fields, Repeats::First)
+                .map(|text| serde_json::from_str::<Key>(text?.get()).ok().map(|Key(text)| text)),
         }
     }
 
     /// `f` of its `fields` (each when it has it: read as text, or as a
-    /// value for an inline container), all read in one pass.
+    /// value for an inline container), all read in one pass. A container
+    /// whose keys repeat has none of them: which one counts is not told
+    /// (the API server never sends it), so nothing is taken from it.
     pub fn with_fields<const N: usize, R>(self, fields: [&str; N], f: impl FnOnce(&[Option<Field>; N]) -> R) -> R {
         match self {
             AppContainer::Value(value) => f(&fields.map(|field| value.get(field).map(Field::Inline))),
             AppContainer::Text(raw) => {
-                let lists = fields_text(raw, fields).map(|raw| raw.map(List::Text));
+                let lists = fields_text(raw, fields, Repeats::Nothing).map(|raw| raw.map(List::Text));
                 f(&lists.each_ref().map(|list| list.as_ref().map(Field::Aside)))
             }
         }
     }
 
-    /// The container read: its fields as values, its lists as text (see
-    /// [`Container`]). A container that is not an object has no field.
-    pub fn read(self) -> Container<'a> {
+    /// The container read strictly (see the module docs): its fields as
+    /// values, its lists as text (see [`Container`]). A container that is
+    /// not an object has no field. The error says what, and where from
+    /// `at`, the container's JSON pointer in the object.
+    pub fn read(self, at: &str) -> Result<Container<'a>, String> {
         match self {
             AppContainer::Value(value) => {
-                Container { fields: value.as_object().cloned().unwrap_or_default(), lists: Vec::new() }
+                Ok(Container { fields: value.as_object().cloned().unwrap_or_default(), lists: Vec::new() })
             }
             AppContainer::Text(raw) => {
-                let seed = ContainerSeed { section: Section::Containers, at: At::Root };
-                // Checked when the workload was read: this reads it again.
+                let seed = ContainerSeed { section: Section::Containers, at: At::Pointer(at) };
                 match seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get())) {
-                    Ok(Ok(container)) => container,
-                    _ => Container::default(),
+                    Ok(Ok(container)) => Ok(container),
+                    Ok(Err(_)) => Ok(Container::default()),
+                    Err(error) => Err(without_position(&error)),
                 }
             }
         }
@@ -994,10 +920,24 @@ impl<'o, 'a: 'o> AppContainer<'o, 'a> {
     }
 }
 
+/// What [`fields_text`] makes of an object whose keys repeat.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeats {
+    /// The first of each field counts (a lookup whose result is read
+    /// strictly later, which then refuses the repeat).
+    First,
+    /// No field is found (what is copied must be read unambiguously).
+    Nothing,
+}
+
 /// `fields` of `raw` (an object as text), as text, in one pass; the other
 /// fields are scanned, not read.
-fn fields_text<'a, const N: usize>(raw: &'a RawValue, fields: [&str; N]) -> [Option<&'a RawValue>; N] {
-    struct Find<'f, const N: usize>([&'f str; N]);
+fn fields_text<'a, const N: usize>(
+    raw: &'a RawValue,
+    fields: [&str; N],
+    repeats: Repeats,
+) -> [Option<&'a RawValue>; N] {
+    struct Find<'f, const N: usize>([&'f str; N], Repeats);
     impl<'de, const N: usize> Visitor<'de> for Find<'_, N> {
         type Value = [Option<&'de RawValue>; N];
 
@@ -1007,7 +947,15 @@ fn fields_text<'a, const N: usize>(raw: &'a RawValue, fields: [&str; N]) -> [Opt
 
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
             let mut found = [None; N];
+            let mut keys = (self.1 == Repeats::Nothing).then(Keys::new);
             while let Some(Key(key)) = map.next_key()? {
+                if let Some(keys) = &mut keys
+                    && !keys.insert(key.clone())
+                {
+                    map.next_value::<IgnoredAny>()?;
+                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    return Ok([None; N]);
+                }
                 match self.0.iter().position(|field| *field == key) {
                     Some(index) if found[index].is_none() => found[index] = Some(map.next_value()?),
                     _ => drop(map.next_value::<IgnoredAny>()?),
@@ -1019,7 +967,7 @@ fn fields_text<'a, const N: usize>(raw: &'a RawValue, fields: [&str; N]) -> [Opt
     if !raw.get().starts_with('{') {
         return [None; N];
     }
-    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Find(fields)).unwrap_or([None; N])
+    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Find(fields, repeats)).unwrap_or([None; N])
 }
 
 /// The init containers' lists kept aside, by field, then container name
@@ -1461,6 +1409,12 @@ mod tests {
 
     use super::*;
 
+    /// The app container named `name`, read.
+    fn named<'a>(containers: AppContainers<'_, 'a>, name: &str) -> Option<Container<'a>> {
+        let (index, container) = containers.find(|container| container.name().as_deref() == Some(name))?;
+        Some(container.read(&format!("/spec/template/spec/containers/{index}")).unwrap())
+    }
+
     #[test]
     fn lists_of_uniquely_named_init_containers_are_kept_aside_and_the_rest_skipped() {
         let text = json!({
@@ -1491,8 +1445,7 @@ mod tests {
         assert_eq!(env.to_value(), json!([{"name": "A", "value": "1"}]));
         assert_eq!(Field::of(&init[0], "envFrom", lists).unwrap().to_value(), Value::Null);
         // The app container of the same name is apart: its env is in its text.
-        let app = AppContainers::of(&deployment.value["spec"]["template"], deployment.text(crate::Kind::Deployment));
-        let app = app.unwrap().named("app").unwrap();
+        let app = named(deployment.app_containers(crate::Kind::Deployment).unwrap(), "app").unwrap();
         assert_eq!(app.field("env").unwrap().to_value(), json!([{"name": "A", "value": "1"}]));
         assert!(lists.get("twin", "env").is_none());
     }
@@ -1519,23 +1472,19 @@ mod tests {
         let template = |w: &Workload| w.value["spec"]["template"].clone();
         assert_eq!(template(&before)["spec"].get("containers"), None);
         assert_eq!(template(&before)["spec"]["initContainers"][0]["args"], json!(["--all"]));
-        let t = template(&before);
-        let containers = AppContainers::of(&t, before.text(crate::Kind::Deployment)).unwrap();
+        let containers = before.app_containers(crate::Kind::Deployment).unwrap();
         assert_eq!(containers.names(), ["app", "side"]);
-        let app = containers.named("app").unwrap();
+        let app = named(containers, "app").unwrap();
         assert_eq!(app.get("image"), Some(&json!("a:1")));
         assert_eq!(app.field("args").unwrap().to_value(), json!(["--port", "80"]));
         assert_eq!(app.get("args"), None, "a list stays text");
-        assert!(containers.named("none").is_none());
+        assert!(named(containers, "none").is_none());
         let (index, side) = containers.find(|c| c.name().as_deref() == Some("side")).unwrap();
         assert_eq!(index, 1);
         let [resources, env] = side.with_fields(["resources", "env"], |[r, e]| [r, e].map(|f| f.map(Field::to_value)));
         assert_eq!((resources, env), (Some(json!({"limits": {"cpu": "1"}})), None));
         // The stability rule sees a change of the app's args, not a change of format.
-        let same = |other: &Workload| {
-            let t = template(other);
-            containers.same(AppContainers::of(&t, other.text(crate::Kind::Deployment)).unwrap())
-        };
+        let same = |other: &Workload| containers.same(other.app_containers(crate::Kind::Deployment).unwrap());
         assert!(same(&after) && same(&reformatted));
         assert!(!same(&changed));
         let inline = json!([app.get("name"), {"name": "side"}]);
@@ -1546,45 +1495,61 @@ mod tests {
     fn an_app_container_costs_what_its_borrowed_text_does() {
         // A container read as a `Value` is a map of ~600-byte nodes: ~70,000
         // sidecars would cost ~30× their text. Kept, a template's app
-        // containers are one borrowed text; iterated, one per container.
+        // containers are their borrowed texts, one per container, found
+        // while the workload is read.
         assert_eq!(std::mem::size_of::<AppContainer>(), 16);
-        let containers = r#"[{"name":"a","image":"i"},{"name":"b","image":"i"}]"#;
+        assert_eq!(std::mem::size_of::<&RawValue>(), 16);
+        let containers = r#"[{"name":"a","image":"i"}, {"name":"b","image":"i"}]"#;
         let text = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":{containers}}}}}}}}}"#);
         let deployment = Workload::parse(&text).unwrap();
         assert_eq!(deployment.value, json!({"spec": {"template": {"spec": {}}}}));
-        let kept = deployment.text(crate::Kind::Deployment).containers.unwrap();
-        assert!(std::ptr::eq(kept.get().as_ptr(), text[text.find('[').unwrap()..].as_ptr()));
-        assert_eq!(kept.get(), containers);
+        let kept = deployment.containers[0].as_deref().unwrap();
+        assert_eq!(
+            kept.iter().map(|item| item.get()).collect::<Vec<_>>(),
+            [r#"{"name":"a","image":"i"}"#, r#"{"name":"b","image":"i"}"#]
+        );
+        assert!(std::ptr::eq(kept[1].get().as_ptr(), text[text.find(r#"{"name":"b""#).unwrap()..].as_ptr()));
         // Not a list: a value, read strictly, as before.
         for (containers, expected) in [("null", Value::Null), ("{}", json!({}))] {
             let text = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":{containers}}}}}}}}}"#);
             let deployment = Workload::parse(&text).unwrap();
             assert_eq!(deployment.value["spec"]["template"]["spec"]["containers"], expected);
-            assert!(deployment.text(crate::Kind::Deployment).containers.is_none());
+            assert!(deployment.containers[0].is_none());
         }
-        // Every app container is checked as it would be read, whichever one is read later.
-        let twice = r#"{"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "b", "resources": {"x": 1, "x": 2}}]}}}}"#;
-        let error = Workload::parse(twice).unwrap_err().to_string();
-        assert!(error.starts_with("duplicate key `x` at /spec/template/spec/containers/1/resources:"), "{error}");
-        // Past the few keys kept on the stack, a repeat is still seen, whichever key it repeats.
-        for repeated in ["k3", "k18"] {
-            let keys: String = (0..20).map(|i| format!(r#""k{i}": 1, "#)).collect();
-            let text = format!(
-                r#"{{"spec": {{"template": {{"spec": {{"containers": [{{"name": "a", "x": {{{keys}"{repeated}": 2}}}}]}}}}}}}}"#
-            );
-            let error = Workload::parse(&text).unwrap_err().to_string();
-            assert!(
-                error.starts_with(&format!("duplicate key `{repeated}` at /spec/template/spec/containers/0/x:")),
-                "{error}"
-            );
-        }
-        let many: String = (0..20).map(|i| format!(r#""k{i}": 1"#)).collect::<Vec<_>>().join(", ");
-        let text =
-            format!(r#"{{"spec": {{"template": {{"spec": {{"containers": [{{"name": "a", "x": {{{many}}}}}]}}}}}}}}"#);
-        assert!(Workload::parse(&text).is_ok());
         let twice = r#"{"spec": {"template": {"spec": {"containers": [], "containers": null}}}}"#;
         let error = Workload::parse(twice).unwrap_err().to_string();
         assert!(error.starts_with("duplicate key `containers` at /spec/template/spec:"), "{error}");
+        // A container is checked when it is read, not before: an unread one is not looked at.
+        let twice = r#"{"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "b", "resources": {"x": 1, "x": 2}}]}}}}"#;
+        let deployment = Workload::parse(twice).unwrap();
+        let containers = deployment.app_containers(crate::Kind::Deployment).unwrap();
+        assert!(named(containers, "a").is_some());
+        let (_, b) = containers.find(|container| container.name().as_deref() == Some("b")).unwrap();
+        let error = b.read("/spec/template/spec/containers/1").unwrap_err();
+        assert!(error.starts_with("duplicate key `x` at /spec/template/spec/containers/1/resources:"), "{error}");
+        assert!(!error.contains(" at line "), "{error}");
+    }
+
+    #[test]
+    fn a_container_whose_keys_repeat_is_never_a_copy_source() {
+        let fields = |container: &str| {
+            let raw: &RawValue = serde_json::from_str(container).unwrap();
+            AppContainer::Text(raw).with_fields(["env", "resources"], |found| found.map(|f| f.map(Field::to_value)))
+        };
+        assert_eq!(fields(r#"{"name": "a", "env": [], "resources": {}}"#), [Some(json!([])), Some(json!({}))]);
+        assert_eq!(fields(r#"{"name": "a", "env": [], "env": []}"#), [None, None]);
+        assert_eq!(fields(r#"{"name": "a", "name": "b", "resources": {}}"#), [None, None]);
+        // Past the few keys kept on the stack, a repeat is still seen, whichever key it repeats.
+        for repeated in ["k3", "k18"] {
+            let keys: String = (0..20).map(|i| format!(r#""k{i}": 1, "#)).collect();
+            assert_eq!(fields(&format!(r#"{{{keys}"env": [], "{repeated}": 2}}"#)), [None, None], "{repeated}");
+        }
+        let keys: String = (0..20).map(|i| format!(r#""k{i}": 1, "#)).collect();
+        assert_eq!(fields(&format!(r#"{{{keys}"env": []}}"#)), [Some(json!([])), None]);
+        // A lookup by name takes the first (the read that follows refuses the repeat).
+        let raw: &RawValue = serde_json::from_str(r#"{"name": "a", "name": "b"}"#).unwrap();
+        assert_eq!(AppContainer::Text(raw).name().as_deref(), Some("a"));
+        assert!(AppContainer::Text(raw).read("/spec/template/spec/containers/0").is_err());
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn lists_kept_aside_give_the_answer_of_lists_inline() {
             value: value.clone(),
             lists: Default::default(),
             texts: Default::default(),
+            containers: Default::default(),
         };
         assert_eq!(
             core::changes(&aside, old_aside.as_ref(), &config),
@@ -1326,10 +1327,12 @@ fn a_timeout_past_the_progress_deadline_is_warned_about() {
 
 /// A repeated key or a number no 64-bit integer holds, in what the core
 /// reads or copies, leaves the copy source ambiguous: refused, saying what
-/// and where. The same in the parts nobody reads is left alone.
+/// and where. The same in the parts nobody reads is left alone: an app
+/// container is read (and checked) when `kube-once.io/run` selects it.
 #[test]
 fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
     let container = r#"{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}]}"#;
+    let run = r#", "annotations": {"kube-once.io/run": "migrate"}"#;
     let deployment = |metadata: &str, spec: &str| {
         format!(
             r#"{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {{"name": "web"{metadata}}},
@@ -1346,15 +1349,15 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
             "duplicate key `initContainers` at /spec/template/spec:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "name": "other"}]"#),
+            deployment(run, r#""containers": [{"name": "app", "name": "other", "image": "a:1"}]"#),
             "duplicate key `name` at /spec/template/spec/containers/0:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "env": [], "env": [{"name": "B"}]}]"#),
+            deployment(run, r#""containers": [{"name": "app", "env": [], "env": [{"name": "B"}]}]"#),
             "duplicate key `env` at /spec/template/spec/containers/0:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "envFrom": [], "volumeMounts": [], "envFrom": null}]"#),
+            deployment(run, r#""containers": [{"name": "app", "envFrom": [], "volumeMounts": [], "envFrom": null}]"#),
             "duplicate key `envFrom` at /spec/template/spec/containers/0:",
         ),
         (
@@ -1366,7 +1369,7 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
             "duplicate key `a~/b` at /spec/template/spec/nodeSelector:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "ports": [{"containerPort": 18446744073709551616}]}]"#),
+            deployment(run, r#""containers": [{"name": "app", "ports": [{"containerPort": 18446744073709551616}]}]"#),
             "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside the 64-bit integers",
         ),
         (
@@ -1376,7 +1379,15 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
     ];
     for (text, expected) in refused {
         let error = match core::Workload::parse(&text) {
-            Ok(_) => panic!("read: {text}"),
+            Ok(workload) => match core::changes(&workload, None, &Config::default()) {
+                Ok(changes) => panic!("admitted: {text}\n{changes:?}"),
+                Err(refusal) => {
+                    // The position within the container read on its own would mislead.
+                    assert_eq!(refusal.reason(), Reason::BadValue, "{refusal}");
+                    assert!(!refusal.to_string().contains(" at line "), "{refusal}");
+                    refusal.to_string()
+                }
+            },
             Err(error) => error.to_string(),
         };
         assert!(error.contains(expected), "{text}\n{error}\nexpected: {expected}");
@@ -1399,4 +1410,46 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
         r#""containers": [{"name": "app", "env": [{"name": "A", "value": "1", "name": "B", "x": -9223372036854775809}], "volumeMounts": [{"name": "v", "mountPath": "/a", "mountPath": "/b"}]}]"#,
     );
     assert!(core::Workload::parse(&verbatim).is_ok(), "the kept-aside lists are not checked");
+    // An app container nobody selects is not read, so not checked.
+    let unread = deployment(
+        run,
+        r#""containers": [{"name": "app", "image": "a:1"}, {"name": "side", "name": "x", "ports": [{"containerPort": 18446744073709551616}]}]"#,
+    );
+    let workload = core::Workload::parse(&unread).unwrap_or_else(|error| panic!("{error}"));
+    assert!(core::changes(&workload, None, &Config::default()).is_ok());
+}
+
+/// A sidecar whose keys repeat is never a copy source, even when its list
+/// is the text kube-once-run copies: which `env` counts is not told, so
+/// the copy names the first container read unambiguously.
+#[test]
+fn a_sidecar_whose_keys_repeat_is_not_a_copy_source() {
+    let env = r#"[{"name": "DATABASE_URL", "value": "postgres://db/app"}]"#;
+    let text = |sidecar_env: &str| {
+        format!(
+            r#"{{"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {{"name": "web", "annotations": {{"kube-once.io/run": "migrate", "kube-once.io/container": "app"}}}},
+                "spec": {{"template": {{"spec": {{"containers": [
+                    {{"name": "side", "image": "s:1", "env": {env}{sidecar_env}}},
+                    {{"name": "app", "image": "a:1", "env": {env}}}
+                ]}}}}}}}}"#
+        )
+    };
+    let copy_from = |text: &str| {
+        let workload = core::Workload::parse(text).unwrap_or_else(|error| panic!("{error}"));
+        let patch = core::changes(&workload, None, &Config::default()).unwrap().patch;
+        let patch = serde_json::to_value(&patch).unwrap();
+        let copies: Vec<String> = patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|op| op["op"] == "copy" && op["path"].as_str().unwrap().ends_with("/env"))
+            .map(|op| op["from"].as_str().unwrap().to_owned())
+            .collect();
+        copies
+    };
+    // Read unambiguously, the first container whose list is the same is the source.
+    assert_eq!(copy_from(&text("")), ["/spec/template/spec/containers/0/env"]);
+    // The same list, repeated: the sidecar is skipped, the app is the source.
+    assert_eq!(copy_from(&text(&format!(r#", "env": {env}"#))), ["/spec/template/spec/containers/1/env"]);
 }
