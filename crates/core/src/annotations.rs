@@ -15,6 +15,7 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::presets::Preset;
 use super::settings::{Record, check_lock_name, parse_timeout};
+use super::view::{App, AppContainer, AppContainers};
 use super::{PREFIX, Reason, Refusal, STATUS_ANNOTATION};
 
 pub(crate) const RUN: &str = "run";
@@ -107,9 +108,15 @@ pub fn default_key(image: &str, command: &[String]) -> String {
     key
 }
 
-/// Parse every `kube-once.io/` annotation of `deployment`. `Ok(None)` when it
-/// asks for nothing (no annotation, or only `preemptible: "false"`).
-pub(crate) fn plan(deployment: &Value, config: &Config) -> Result<Option<InjectionPlan>, Refusal> {
+/// Parse every `kube-once.io/` annotation of `deployment`, whose pod
+/// template's app containers are `containers`. `None` when it asks for
+/// nothing (no annotation, or only `preemptible: "false"`); with the plan,
+/// the app container `kube-once.io/run` selects, read (the one read of it).
+pub(crate) fn plan<'a>(
+    deployment: &Value,
+    containers: Option<AppContainers<'_, 'a>>,
+    config: &Config,
+) -> Result<Option<(InjectionPlan, Option<App<'a>>)>, Refusal> {
     let annotations = Annotations::of(deployment)?;
     check_template_annotations(deployment)?;
 
@@ -117,8 +124,11 @@ pub(crate) fn plan(deployment: &Value, config: &Config) -> Result<Option<Injecti
         Some(value) => annotations.preemptible(value, config)?,
         None => None,
     };
-    let run = match annotations.get(RUN) {
-        Some(value) => Some(annotations.run_plan(value, config)?),
+    let (run, app) = match annotations.get(RUN) {
+        Some(value) => {
+            let (run, app) = annotations.run_plan(value, containers, config)?;
+            (Some(run), Some(app))
+        }
         None => {
             if let Some(option) = RUN_OPTIONS.iter().find(|name| annotations.get(name).is_some()) {
                 return Err(annotations.refuse(
@@ -127,10 +137,10 @@ pub(crate) fn plan(deployment: &Value, config: &Config) -> Result<Option<Injecti
                     "has no effect without kube-once.io/run; add kube-once.io/run with the command to run once, or remove it",
                 ));
             }
-            None
+            (None, None)
         }
     };
-    Ok((run.is_some() || preemptible.is_some()).then_some(InjectionPlan { run, preemptible }))
+    Ok((run.is_some() || preemptible.is_some()).then_some((InjectionPlan { run, preemptible }, app)))
 }
 
 /// The `kube-once.io/` annotations of a Deployment's metadata, without prefix.
@@ -240,9 +250,14 @@ impl<'a> Annotations<'a> {
         }
     }
 
-    fn run_plan(&self, value: &str, config: &Config) -> Result<RunPlan, Refusal> {
+    fn run_plan<'t>(
+        &self,
+        value: &str,
+        containers: Option<AppContainers<'_, 't>>,
+        config: &Config,
+    ) -> Result<(RunPlan, App<'t>), Refusal> {
         let command = parse_command(value).map_err(self.bad_value(RUN))?;
-        let (container, image) = self.container()?;
+        let (container, image, app) = self.container(containers)?;
 
         let database = match (self.get(DATABASE_URL), self.get(DATABASE_URL_ENV)) {
             (Some(_), Some(_)) => {
@@ -292,51 +307,59 @@ impl<'a> Annotations<'a> {
             Some(text) => parse_timeout(text).map_err(self.bad_value(TIMEOUT))?,
             None => config.defaults.timeout,
         };
-        Ok(RunPlan { command, container, image, database, lock_url_env, lock_name, key, record, timeout })
+        Ok((RunPlan { command, container, image, database, lock_url_env, lock_name, key, record, timeout }, app))
     }
 
-    /// The app container (named by `container`, else the first) and its image.
-    fn container(&self) -> Result<(String, String), Refusal> {
-        let containers = Kind::read_as(self.deployment)
-            .template(self.deployment)
-            .and_then(|template| value_at(template, &["spec", "containers"]))
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let names: Vec<&str> =
-            containers.iter().map(|c| c.get("name").and_then(Value::as_str).unwrap_or_default()).collect();
-        let index = match self.get(CONTAINER) {
-            Some(wanted) => names.iter().position(|name| *name == wanted).ok_or_else(|| {
-                self.refuse(
-                    CONTAINER,
-                    Reason::UnknownContainer,
-                    &format!("names no container of the pod template; use one of: {}", names.join(", ")),
-                )
-            })?,
-            None if containers.is_empty() => {
-                return Err(Refusal::new(
-                    Reason::IncompleteTemplate,
-                    format!(
-                        "{}: kube-once.io/run needs an app container, but {}.spec.containers is empty; add the app container",
-                        subject(self.deployment),
-                        Kind::read_as(self.deployment).template_field()
-                    ),
-                ));
+    /// The app container (named by `container`, else the first), its name
+    /// and image, read strictly. Only that container is read: a pod of
+    /// many sidecars is not (their names are looked up, nothing more).
+    fn container<'t>(&self, containers: Option<AppContainers<'_, 't>>) -> Result<(String, String, App<'t>), Refusal> {
+        let found = match self.get(CONTAINER) {
+            Some(wanted) => {
+                let named = |container: AppContainer| container.name().unwrap_or_default() == wanted;
+                let found = containers.and_then(|containers| containers.find(named));
+                Some(found.ok_or_else(|| {
+                    let names = containers.map(AppContainers::names).unwrap_or_default();
+                    self.refuse(
+                        CONTAINER,
+                        Reason::UnknownContainer,
+                        &format!("names no container of the pod template; use one of: {}", names.join(", ")),
+                    )
+                })?)
             }
-            None => 0,
+            None => containers.and_then(|containers| containers.find(|_| true)),
         };
-        let image = containers[index].get("image").and_then(Value::as_str).unwrap_or_default();
+        let Some((index, container)) = found else {
+            return Err(Refusal::new(
+                Reason::IncompleteTemplate,
+                format!(
+                    "{}: kube-once.io/run needs an app container, but {}.spec.containers is empty; add the app container",
+                    subject(self.deployment),
+                    Kind::read_as(self.deployment).template_field()
+                ),
+            ));
+        };
+        let kind = Kind::read_as(self.deployment);
+        let at = format!("/{}/spec/containers/{index}", kind.template_path().join("/"));
+        let container = container.read(&at).map_err(|error| {
+            Refusal::new(
+                Reason::BadValue,
+                format!("{}: kube-once cannot read it ({error}); simplify the manifest", subject(self.deployment)),
+            )
+        })?;
+        let string = |field| container.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (name, image) = (string("name"), string("image"));
         if image.is_empty() {
             return Err(Refusal::new(
                 Reason::IncompleteTemplate,
                 format!(
                     "{}: container {:?} has no image, so kube-once.io/run has nothing to run the command with; set its image",
                     subject(self.deployment),
-                    names[index]
+                    name
                 ),
             ));
         }
-        Ok((names[index].to_owned(), image.to_owned()))
+        Ok((name, image, App { index, container }))
     }
 }
 
@@ -793,7 +816,8 @@ mod tests {
             }},
             "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:1"}]}}}
         });
-        match plan(&deployment, &Config::default()) {
+        let containers = AppContainers::of(&deployment["spec"]["template"], None);
+        match plan(&deployment, containers, &Config::default()) {
             Err(refusal) => refusal.to_string(),
             Ok(plan) => panic!("{url}: admitted as {plan:?}"),
         }

@@ -12,7 +12,7 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
 use super::view::{
-    Entry, Field, Item, List, Lists, Section, TemplateText, has_other_annotations, same_containers, same_entries,
+    AppContainers, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations, same_entries,
     same_other_annotations, same_template,
 };
 use super::{INJECTED_LABEL, INJECTED_LABEL_VALUE, Reason, Refusal, STATUS_ANNOTATION};
@@ -103,9 +103,22 @@ pub fn same_written(a: &Written, a_lists: &Lists, b: &Written, b_lists: &Lists) 
         && same_template(&a.template, a_lists, &b.template, b_lists)
 }
 
-/// Whether two pod templates are equal in meaning outside their
-/// [`written_parts`] (the app containers compared wherever their lists are kept).
-pub fn same_unwritten(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
+/// Whether two pod templates (whose app containers are `a_containers` and
+/// `b_containers`) are equal in meaning outside their [`written_parts`].
+pub fn same_unwritten(
+    a: &Value,
+    a_containers: Option<AppContainers>,
+    b: &Value,
+    b_containers: Option<AppContainers>,
+) -> bool {
+    let containers = match (a_containers, b_containers) {
+        (Some(a), Some(b)) => a.same(b),
+        (None, None) => true,
+        _ => false,
+    };
+    if !containers {
+        return false;
+    }
     let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return a == b };
     let outside = |key: &str| key != "metadata" && key != "spec";
     if !a.iter().filter(|(key, _)| outside(key)).eq(b.iter().filter(|(key, _)| outside(key))) {
@@ -116,9 +129,9 @@ pub fn same_unwritten(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) ->
     else {
         return a.get("spec") == b.get("spec");
     };
-    let unwritten = |key: &str| !WRITTEN_SPEC_FIELDS.contains(&key) && key != "containers";
+    // Containers that are not a list (`null`, ...) are in the values.
+    let unwritten = |key: &str| !WRITTEN_SPEC_FIELDS.contains(&key);
     a_spec.iter().filter(|(key, _)| unwritten(key)).eq(b_spec.iter().filter(|(key, _)| unwritten(key)))
-        && same_containers(a_spec.get("containers"), a_lists, b_spec.get("containers"), b_lists, Section::Containers)
 }
 
 /// The [`written_parts`] of `template` (whose text the request keeps in
@@ -182,12 +195,13 @@ pub fn strip<'a>(deployment: &Value, template: &Value, text: TemplateText<'a>) -
     Ok(written)
 }
 
-/// Apply `plan` to a [`strip`]ped `template` (its written parts) whose
-/// app `containers` and their lists (`lists`) are read from the admitted
-/// template; the desired written parts and their lists.
+/// Apply `plan` to a [`strip`]ped `template` (its written parts, its init
+/// containers' lists in `lists`) whose app container `kube-once.io/run`
+/// selects is `app` (read from the admitted template); the desired written
+/// parts and their lists.
 pub fn apply<'a>(
     deployment: &Value,
-    containers: &[Value],
+    app: Option<&Container<'a>>,
     written: Written<'a>,
     mut lists: Lists<'a>,
     plan: &InjectionPlan,
@@ -207,7 +221,7 @@ pub fn apply<'a>(
     };
     if let Some(run) = &plan.run {
         let aside = Aside { volumes: &mut volumes, lists: &mut lists };
-        inject_run(deployment, containers, spec, aside, run, config, &mut status)?;
+        inject_run(deployment, app, spec, aside, run, config, &mut status)?;
     }
     if let Some(preemptible) = &plan.preemptible {
         inject_preemptible(deployment, spec, preemptible, &mut status)?;
@@ -242,7 +256,7 @@ struct Aside<'s, 'a> {
 
 fn inject_run<'a>(
     deployment: &Value,
-    containers: &[Value],
+    app: Option<&Container<'a>>,
     spec: &mut Map<String, Value>,
     Aside { volumes, lists }: Aside<'_, 'a>,
     run: &RunPlan,
@@ -256,12 +270,11 @@ fn inject_run<'a>(
     }
     // What a previous injection kept aside for these names was stripped with it.
     for injected in [INSTALL_CONTAINER, RUN_CONTAINER] {
-        lists.remove_container(Section::InitContainers, injected);
+        lists.remove_container(injected);
     }
-    let app = containers.iter().find(|c| name(c) == Some(run.container.as_str())).unwrap_or(&Value::Null);
-    let (run_container, aside) = run_container(app, lists, run, deployment, config.delivery);
+    let (run_container, aside) = run_container(app.unwrap_or(&Container::default()), run, deployment, config.delivery);
     for (field, list) in aside {
-        lists.insert(Section::InitContainers, RUN_CONTAINER, field, list);
+        lists.insert(RUN_CONTAINER, field, list);
     }
     // What differs between the deliveries: the volume, the mount's subPath, the install container.
     let (volume, install) = match config.delivery {
@@ -334,12 +347,11 @@ fn install_container(tools_image: &str, security_context: Option<&Value>) -> Val
 const COPIED_FIELDS: [&str; 5] = ["imagePullPolicy", "workingDir", "securityContext", "resources", "image"];
 
 /// `kube-once-run`, and those of its lists that extend an app's list kept
-/// aside in `lists`: the app's `envFrom`; the app's `env`, then the plan's
+/// as text: the app's `envFrom`; the app's `env`, then the plan's
 /// variables; the app's `volumeMounts`, then the binary's mount. The app's
 /// items are referred to, not copied.
 fn run_container<'a>(
-    app: &Value,
-    lists: &Lists<'a>,
+    app: &Container<'a>,
     run: &RunPlan,
     deployment: &Value,
     delivery: Delivery,
@@ -360,7 +372,7 @@ fn run_container<'a>(
     container.insert("command".to_owned(), json!(command));
 
     let mut aside = Vec::new();
-    match Field::of(app, Section::Containers, "envFrom", lists) {
+    match app.field("envFrom") {
         Some(Field::Aside(List::Text(raw))) if raw.get() != "null" => aside.push(("envFrom", List::Text(raw))),
         Some(Field::Inline(value)) if !value.is_null() => {
             container.insert("envFrom".to_owned(), value.clone());
@@ -372,7 +384,7 @@ fn run_container<'a>(
         mount["subPath"] = json!(TOOLS_POD_DIR);
     }
     for (field, extra) in [("env", plan_env(run, deployment)), ("volumeMounts", vec![mount])] {
-        match Field::of(app, Section::Containers, field, lists) {
+        match app.field(field) {
             Some(Field::Aside(List::Text(raw))) if raw.get().starts_with('[') => {
                 aside.push((field, List::extended(raw, extra)));
             }

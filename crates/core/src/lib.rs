@@ -245,6 +245,7 @@ pub fn changes(object: &Workload, old_object: Option<&Workload>, config: &Config
         desired.before,
         object.text(kind),
         &object.lists,
+        patch::Sources::new(object.app_containers(kind), desired.app.as_ref()),
         desired.template,
         &desired.lists,
     );
@@ -271,6 +272,8 @@ struct DesiredTemplate<'o, 'a> {
     before: &'o Value,
     template: inject::Written<'a>,
     lists: view::Lists<'a>,
+    /// The app container `kube-once.io/run` selects, read.
+    app: Option<view::App<'a>>,
     warnings: Vec<String>,
 }
 
@@ -282,17 +285,18 @@ fn desired_template<'o, 'a>(
     config: &Config,
 ) -> Result<Option<DesiredTemplate<'o, 'a>>, Refusal> {
     let deployment = &object.value;
-    let plan = annotations::plan(deployment, config);
-    let Some(template) = kind.template(deployment) else {
+    let template = kind.template(deployment);
+    let planned = annotations::plan(deployment, object.app_containers(kind), config);
+    let Some(template) = template else {
         // A Rollout's workloadRef explains its empty list of containers.
         let borrowed = value_at(deployment, &["spec", "workloadRef"]).is_some();
-        return match plan {
+        return match planned {
             Ok(None) => Ok(None),
             Err(refusal) if !(borrowed && refusal.reason() == Reason::IncompleteTemplate) => Err(refusal),
             _ => Err(missing_template(kind, deployment)),
         };
     };
-    let plan = plan?;
+    let (plan, app) = planned?.map_or((None, None), |(plan, app)| (Some(plan), app));
     let injected_before = inject::status_of(deployment, template)?.is_some();
     // A Job with kube-once's status but no annotation of its own was made
     // from an injected template (a CronJob's Jobs are): it is not ours to
@@ -303,22 +307,22 @@ fn desired_template<'o, 'a>(
 
     // Only what kube-once writes is copied; the app containers are read in place.
     let stripped = inject::strip(deployment, template, object.text(kind))?;
-    let containers = value_at(template, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
-    let containers = containers.unwrap_or_default();
+    // The app container was read once, by the plan: for the injection, the
+    // warnings and the patch's copy sources.
+    let container = app.as_ref().map(|app| &app.container);
     let (desired_template, lists) = match &plan {
         None => (stripped, object.lists.clone()),
         Some(plan) => match old_object.and_then(|old| kept_injection(object, old, &stripped)) {
             Some(kept) => kept,
-            None => inject::apply(deployment, containers, stripped, object.lists.clone(), plan, config)?,
+            None => inject::apply(deployment, container, stripped, object.lists.clone(), plan, config)?,
         },
     };
     let first_enabled = kind.long_running() && old_object.is_none_or(|old| !is_injected(&old.value));
-    let mut warnings =
-        plan.as_ref().map(|plan| warnings(plan, containers, &object.lists, first_enabled)).unwrap_or_default();
+    let mut warnings = plan.as_ref().map(|plan| warnings(plan, container, first_enabled)).unwrap_or_default();
     if let Some(run) = plan.as_ref().and_then(|plan| plan.run.as_ref()) {
         warnings.extend(progress_deadline_warning(kind, deployment, run.timeout));
     }
-    Ok(Some(DesiredTemplate { before: template, template: desired_template, lists, warnings }))
+    Ok(Some(DesiredTemplate { before: template, template: desired_template, lists, app, warnings }))
 }
 
 /// The stability rule: the written parts of `old`'s pod template
@@ -338,7 +342,7 @@ fn kept_injection<'a>(
     }
     let old_stripped = inject::strip(&old.value, old_template, old.text(old_kind)).ok()?;
     let unchanged = inject::same_written(&old_stripped, &old.lists, stripped, &object.lists)
-        && inject::same_unwritten(old_template, &old.lists, template, &object.lists);
+        && inject::same_unwritten(old_template, old.app_containers(old_kind), template, object.app_containers(kind));
     unchanged.then(|| (inject::written_parts(old_template, old.text(old_kind)), old.lists.clone()))
 }
 
@@ -399,7 +403,7 @@ fn progress_deadline_warning(kind: Kind, workload: &Value, timeout: std::time::D
 }
 
 /// Notes kubectl prints on apply: what the user should know, kept short.
-fn warnings(plan: &InjectionPlan, containers: &[Value], lists: &view::Lists, first_enabled: bool) -> Vec<String> {
+fn warnings(plan: &InjectionPlan, app: Option<&view::Container>, first_enabled: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let Some(run) = &plan.run else { return warnings };
     if let Some(preemptible) = &plan.preemptible {
@@ -412,12 +416,10 @@ fn warnings(plan: &InjectionPlan, containers: &[Value], lists: &view::Lists, fir
         warnings
             .push("kube-once.io/record: none: every pod runs the command in turn, so it must be idempotent".to_owned());
     }
-    let app = containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&run.container));
-    let field = |app, name| view::Field::of(app, view::Section::Containers, name, lists);
     let declared = |var: &str| {
         app.is_some_and(|app| {
-            field(app, "envFrom").and_then(view::Field::item_count).is_some_and(|len| len > 0)
-                || field(app, "env").is_some_and(|env| env.has_item_named(var))
+            app.field("envFrom").and_then(view::Field::item_count).is_some_and(|len| len > 0)
+                || app.field("env").is_some_and(|env| env.has_item_named(var))
         })
     };
     let mut needed: Vec<(String, &str)> = match &run.database {

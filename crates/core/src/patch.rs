@@ -17,8 +17,7 @@ use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, R
 use serde_json::Value;
 
 use crate::inject::Written;
-use crate::manifest::value_at;
-use crate::view::{Entry, Field, Lists, Section, TemplateText, common_start, same_container};
+use crate::view::{App, AppContainers, Entry, Field, Lists, TemplateText, common_start, same_container};
 use serde_json::value::RawValue;
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
@@ -30,13 +29,15 @@ const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 /// Operations turning `before` into `after`, two pod templates (at `base`:
 /// `spec.template`, or a CronJob's `spec.jobTemplate.spec.template`, see
 /// [`crate::Kind::template_path`]) that may differ only where injection writes, whose
-/// containers' lists are kept in `before_lists` and `after_lists`. `after`
-/// is consumed: the values the patch adds are moved into it, not copied.
+/// containers' lists are kept in `before_lists` and `after_lists`, whose app
+/// containers are `sources`. `after` is consumed: the values the patch
+/// adds are moved into it, not copied.
 pub fn template_patch(
     base: &[&str],
     before: &Value,
     before_text: TemplateText,
     before_lists: &Lists,
+    sources: Sources,
     after: Written,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
@@ -51,8 +52,7 @@ pub fn template_patch(
         map_entries(&mut ops, &path(&join(base, &[parent]), map), before_parent.get(map), take(after_parent, map));
     }
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
-        let same_init_container =
-            |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists, Section::InitContainers);
+        let same_init_container = |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists);
         for list in TEMPLATE_LISTS {
             let path = path(&join(base, &["spec"]), list);
             if list == "volumes" {
@@ -74,8 +74,7 @@ pub fn template_patch(
             }
         }
     }
-    let containers = value_at(before, &["spec", "containers"]).and_then(Value::as_array).map(Vec::as_slice);
-    copy_from_containers(base, ops, containers.unwrap_or_default(), before_lists, after_lists)
+    copy_from_containers(base, ops, &sources, after_lists)
 }
 
 /// `base` then `more`.
@@ -93,111 +92,194 @@ const COPIED_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "resources",
 
 /// `ops` with every init container they add (or replace) stripped of the
 /// fields equal to (lists: starting with) the same field of one of the app
-/// `containers` of the template being patched, each followed by a `copy` of
+/// containers (`sources`) of the template being patched, each followed by a `copy` of
 /// that field from that container, then `add`s of the list's remaining
 /// items. The app containers are never patched, so the copies read them as
 /// they are; the result is the same object. A field kept aside in
 /// `after_lists` with no such source is put back into the container whole.
 fn copy_from_containers(
     base: &[&str],
-    ops: Vec<PatchOperation>,
-    containers: &[Value],
-    before_lists: &Lists,
+    mut ops: Vec<PatchOperation>,
+    sources: &Sources,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
     let init_containers = pointer(&join(base, &["spec", "initContainers"]));
-    let sources = Sources { containers, lists: before_lists, from: pointer(&join(base, &["spec", "containers"])) };
-    let mut out = Vec::with_capacity(ops.len());
-    for mut op in ops {
-        let (path, value) = match &mut op {
+    let from = pointer(&join(base, &["spec", "containers"]));
+    // The init containers the operations add, with where each is and the
+    // operation it is in: their sources are looked for all at once, in one
+    // pass over the app containers.
+    let mut items = Vec::new();
+    let mut paths = Vec::new();
+    let mut owners = Vec::new();
+    for (index, op) in ops.iter_mut().enumerate() {
+        let (path, value) = match op {
             PatchOperation::Add(AddOperation { path, value })
             | PatchOperation::Replace(ReplaceOperation { path, value }) => (path.clone(), value),
-            _ => {
-                out.push(op);
-                continue;
-            }
+            _ => continue,
         };
-        let mut follow = Vec::new();
         if path == init_containers {
-            for (index, item) in value.as_array_mut().into_iter().flatten().enumerate() {
+            for (at, item) in value.as_array_mut().into_iter().flatten().enumerate() {
                 let mut item_path = path.clone();
-                item_path.push_back(Token::new(index.to_string()));
-                follow.extend(copies(item, &item_path, &sources, after_lists));
+                item_path.push_back(Token::new(at.to_string()));
+                items.push(item);
+                paths.push(item_path);
+                owners.push(index);
             }
         } else if path.parent() == Some(&*init_containers) {
-            follow.extend(copies(value, &path, &sources, after_lists));
+            items.push(value);
+            paths.push(path);
+            owners.push(index);
         }
+    }
+    let mut follow: Vec<Vec<PatchOperation>> = copies(&mut items, paths, sources, &from, after_lists);
+    let mut out = Vec::with_capacity(ops.len());
+    for (index, op) in ops.into_iter().enumerate() {
         out.push(op);
-        out.extend(follow);
+        for (owner, follow) in owners.iter().zip(&mut follow) {
+            if *owner == index {
+                out.append(follow);
+            }
+        }
     }
     out
 }
 
-/// The app containers a `copy` may read from, with their kept-aside lists.
-struct Sources<'s, 'a> {
-    containers: &'s [Value],
-    lists: &'s Lists<'a>,
-    /// Where `containers` are in the object.
-    from: PointerBuf,
+/// The app containers a `copy` may read from.
+pub struct Sources<'o, 'a> {
+    containers: Option<AppContainers<'o, 'a>>,
+    /// The one of them `kube-once.io/run` selects, read already: its
+    /// fields are not looked for again.
+    app: Option<&'o App<'a>>,
 }
 
-/// The `copy` (and `add`) operations that rebuild `item`'s copied fields
-/// from the app containers, which are taken out of `item`.
-fn copies(item: &mut Value, item_path: &PointerBuf, sources: &Sources, lists: &Lists) -> Vec<PatchOperation> {
-    let mut ops = Vec::new();
-    for field in COPIED_FIELDS {
-        let Some(ours) = Field::of(item, Section::InitContainers, field, lists) else { continue };
-        let inline = matches!(ours, Field::Inline(_));
-        let Some((source, copied)) = sources.of(ours, field) else {
-            if !inline {
-                let whole = ours.to_value();
-                if let Some(fields) = item.as_object_mut() {
-                    fields.insert(field.to_owned(), whole);
-                }
-            }
-            continue;
-        };
-        let rest = ours.items_after(copied);
-        if let Some(fields) = item.as_object_mut() {
-            fields.remove(field);
-        }
-        let mut from = sources.from.clone();
-        from.push_back(Token::new(source.to_string()));
-        from.push_back(Token::new(field));
-        let mut path = item_path.clone();
-        path.push_back(Token::new(field));
-        ops.push(PatchOperation::Copy(CopyOperation { from, path: path.clone() }));
-        for (offset, value) in rest.into_iter().enumerate() {
-            let mut at = path.clone();
-            at.push_back(Token::new((copied + offset).to_string()));
-            ops.push(PatchOperation::Add(AddOperation { path: at, value }));
-        }
+impl<'o, 'a> Sources<'o, 'a> {
+    pub fn new(containers: Option<AppContainers<'o, 'a>>, app: Option<&'o App<'a>>) -> Self {
+        Sources { containers, app }
     }
-    ops
 }
+
+/// Per item, the `copy` (and `add`) operations that rebuild the copied
+/// fields of `items` (init containers, at `paths`) from the app
+/// containers (at `from`), which are taken out of the items.
+fn copies(
+    items: &mut [&mut Value],
+    paths: Vec<PointerBuf>,
+    sources: &Sources,
+    from: &PointerBuf,
+    lists: &Lists,
+) -> Vec<Vec<PatchOperation>> {
+    /// What becomes of one of an item's fields, decided before the items change.
+    enum Copied {
+        /// Copied from an app container (its index), then the items after the first `copied` added.
+        From {
+            source: usize,
+            copied: usize,
+            rest: Vec<Value>,
+        },
+        /// Kept aside with no source: put back into the container whole.
+        Whole(Value),
+        Inline,
+    }
+    let decided: Vec<Vec<(&str, Copied)>> = {
+        let ours: Vec<_> = items.iter().map(|item| COPIED_FIELDS.map(|field| Field::of(item, field, lists))).collect();
+        let found = sources.of(&ours);
+        ours.iter()
+            .zip(found)
+            .map(|(ours, found)| {
+                COPIED_FIELDS
+                    .into_iter()
+                    .zip(ours.iter().zip(found))
+                    .filter_map(|(field, (ours, found))| {
+                        let ours = (*ours)?;
+                        Some((
+                            field,
+                            match found {
+                                Some((source, copied)) => {
+                                    Copied::From { source, copied, rest: ours.items_after(copied) }
+                                }
+                                None if matches!(ours, Field::Inline(_)) => Copied::Inline,
+                                None => Copied::Whole(ours.to_value()),
+                            },
+                        ))
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let mut all = Vec::with_capacity(items.len());
+    for ((item, item_path), decided) in items.iter_mut().zip(paths).zip(decided) {
+        let mut ops = Vec::new();
+        for (field, copied) in decided {
+            let (source, copied, rest) = match copied {
+                Copied::From { source, copied, rest } => (source, copied, rest),
+                Copied::Whole(whole) => {
+                    if let Some(fields) = item.as_object_mut() {
+                        fields.insert(field.to_owned(), whole);
+                    }
+                    continue;
+                }
+                Copied::Inline => continue,
+            };
+            if let Some(fields) = item.as_object_mut() {
+                fields.remove(field);
+            }
+            let mut from = from.clone();
+            from.push_back(Token::new(source.to_string()));
+            from.push_back(Token::new(field));
+            let mut path = item_path.clone();
+            path.push_back(Token::new(field));
+            ops.push(PatchOperation::Copy(CopyOperation { from, path: path.clone() }));
+            for (offset, value) in rest.into_iter().enumerate() {
+                let mut at = path.clone();
+                at.push_back(Token::new((copied + offset).to_string()));
+                ops.push(PatchOperation::Add(AddOperation { path: at, value }));
+            }
+        }
+        all.push(ops);
+    }
+    all
+}
+
+/// Per init container, what [`Sources::of`] found for each of its [`COPIED_FIELDS`].
+type Found = [Option<(usize, usize)>; COPIED_FIELDS.len()];
 
 impl Sources<'_, '_> {
-    /// The app container to copy `ours` (an init container's `field`) from,
-    /// and how many items of it the copy covers (0 for a non-list): one
-    /// whose `field` is equal to it, or, for lists, a non-empty prefix of it
-    /// (the longest such prefix).
-    fn of(&self, ours: Field, field: &str) -> Option<(usize, usize)> {
-        let is_list = ours.is_list();
-        let mut best: Option<(usize, usize)> = None;
-        for (index, container) in self.containers.iter().enumerate() {
-            let Some(theirs) = Field::of(container, Section::Containers, field, self.lists) else { continue };
-            if !is_list {
-                if ours.same(theirs) {
-                    return Some((index, 0));
-                }
-                continue;
-            }
-            if let Some(len) = ours.starts_with(theirs)
-                && best.is_none_or(|(_, best_len)| len > best_len)
-            {
-                best = Some((index, len));
-            }
+    /// For each of some init containers' [`COPIED_FIELDS`] (`ours`), the
+    /// app container to copy it from and how many items of it the copy
+    /// covers (0 for a non-list): the first whose field is equal to it, or,
+    /// for lists, whose field is the longest non-empty prefix of it. One
+    /// pass over the app containers for all of them, each read as it is
+    /// reached, not kept.
+    fn of(&self, ours: &[[Option<Field>; COPIED_FIELDS.len()]]) -> Vec<Found> {
+        let mut best = vec![[None; COPIED_FIELDS.len()]; ours.len()];
+        let Some(containers) = self.containers else { return best };
+        if ours.iter().flatten().all(Option::is_none) {
+            return best;
         }
+        let is_list: Vec<_> = ours.iter().map(|ours| ours.map(|ours| ours.is_some_and(Field::is_list))).collect();
+        let mut consider = |index: usize, theirs: &[Option<Field>; COPIED_FIELDS.len()]| {
+            for ((ours, best), is_list) in ours.iter().zip(&mut best).zip(&is_list) {
+                for (k, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
+                    let (Some(ours), Some(theirs)) = (ours, theirs) else { continue };
+                    if !is_list[k] {
+                        if best[k].is_none() && ours.same(*theirs) {
+                            best[k] = Some((index, 0));
+                        }
+                    } else if let Some(len) = ours.starts_with(*theirs)
+                        && best[k].is_none_or(|(_, best_len)| len > best_len)
+                    {
+                        best[k] = Some((index, len));
+                    }
+                }
+            }
+        };
+        containers.each(|index, container| {
+            match self.app.filter(|app| app.index == index) {
+                Some(app) => consider(index, &COPIED_FIELDS.map(|field| app.container.field(field))),
+                None => container.with_fields(COPIED_FIELDS, |theirs| consider(index, theirs)),
+            }
+            false
+        });
         best
     }
 }

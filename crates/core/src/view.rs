@@ -2,24 +2,35 @@
 //! core reads it, parsed from JSON text. Only what kube-once reads or writes
 //! becomes a [`Value`]: the metadata's names and `kube-once.io/`
 //! annotations, and the pod template wherever a supported kind keeps it.
-//! The containers' `env`, `envFrom` and `volumeMounts` — which kube-once
-//! copies into `kube-once-run` but reads only for a name or two — and the
-//! app containers' `args` and `command`, which it never reads, stay JSON
-//! text borrowed from the request, so the cost of an admission follows the
-//! pod template's shape, not the size of the app's env or args (a `Value`
-//! of one `{"name","value"}` entry is many times the size of its text).
+//! What it only reads, copies or sends back untouched stays JSON text
+//! borrowed from the request, so the cost of an admission follows the pod
+//! template's shape, not its size (a `Value` of one `{"name","value"}` entry
+//! is many times its text, a map node ~600 bytes):
 //!
-//! A container's list is kept aside, under the container's name, when that
-//! name is a string unique in its section (`containers` or
-//! `initContainers`); otherwise it stays inline in the [`Value`]. [`Field`]
-//! reads either the same way.
+//! - the app containers (`spec.containers`, when a list, see
+//!   [`AppContainers`]): kube-once reads one of them (the one its
+//!   annotations select), their names, and what `kube-once-run` copies; it
+//!   keeps each container's text (16 bytes a container, found in the one
+//!   pass that reads the workload) and reads them on demand, one at a
+//!   time, so ~70,000 small sidecars cost their text, not ~30× it;
+//! - the init containers' `env`, `envFrom` and `volumeMounts`, kept aside in
+//!   [`Lists`] under the container's name when that name is a string unique
+//!   among the init containers (otherwise inline in the [`Value`]); [`Field`]
+//!   reads either the same way. Init containers are what kube-once rewrites,
+//!   so the rest of them is a [`Value`];
+//! - the pod template's volumes and annotations ([`TemplateText`]).
 //!
-//! What is read (everything but the skipped fields) is read strictly: a
-//! repeated key or a number no 64-bit integer holds is refused, with where
-//! it is. The API server never sends either, and both leave the copy source
-//! ambiguous (which `containers` counts, whose `env` goes with which
-//! container, which number to write back), so kube-once refuses rather than
-//! guess.
+//! What is read (everything but the skipped fields and the containers'
+//! lists) is read strictly: a repeated key or a number no 64-bit integer
+//! holds is refused, with where it is. The API server never sends either,
+//! and both leave the copy source ambiguous (which `containers` counts,
+//! whose `env` goes with which container, which number to write back), so
+//! kube-once refuses rather than guess. What is skipped is not checked: an
+//! app container is checked when it is read (the selected one, by
+//! [`AppContainer::read`]), not when the workload is; one the copy sources
+//! are looked for in is read only if unambiguous (a container whose keys
+//! repeat is never a copy source, the field is then written literally), so
+//! the copy stays exact.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -43,20 +54,12 @@ const INIT_LIST_FIELDS: usize = 3;
 /// Metadata kube-once reads (names for messages and the lock, the contract).
 const METADATA_FIELDS: [&str; 4] = ["name", "generateName", "namespace", "annotations"];
 
-/// The two lists of containers in a pod spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Section {
+/// The two lists of containers in a pod spec: which fields of a container
+/// stay text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
     Containers,
     InitContainers,
-}
-
-impl Section {
-    pub fn key(self) -> &'static str {
-        match self {
-            Section::Containers => "containers",
-            Section::InitContainers => "initContainers",
-        }
-    }
 }
 
 /// A workload: [`Value`] of what the core reads, with the containers'
@@ -68,6 +71,39 @@ pub struct Workload<'a> {
     /// The parts of each pod template kept as text, by where the template
     /// is (see [`TemplateText`]).
     pub texts: [TemplateText<'a>; 2],
+    /// Each pod template's app containers (`spec.containers`, when a list:
+    /// absent from the [`Value`]), one text per container, by where the
+    /// template is; read through [`Workload::app_containers`]. Found while
+    /// the workload is read, so no later read scans the list again.
+    pub containers: [Option<ContainerTexts<'a>>; 2],
+}
+
+/// The text of each app container of a pod template, in order, in chunks:
+/// a list grown by doubling holds up to twice its items and copies them as
+/// it grows (~1.5× the list at once, for ~70,000 sidecars ~0.8× their
+/// body); a chunk is filled, then the next one is allocated.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerTexts<'a>(Vec<Vec<&'a RawValue>>);
+
+impl<'a> ContainerTexts<'a> {
+    /// Items of a chunk: past the first (grown by doubling, what one or a
+    /// few containers need), each chunk is allocated whole.
+    const CHUNK: usize = 1024;
+
+    fn push(&mut self, item: &'a RawValue) {
+        match self.0.last_mut() {
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push(item),
+            _ => {
+                let mut chunk = if self.0.is_empty() { Vec::new() } else { Vec::with_capacity(Self::CHUNK) };
+                chunk.push(item);
+                self.0.push(chunk);
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a RawValue> + '_ {
+        self.0.iter().flatten().copied()
+    }
 }
 
 /// What of a pod template stays JSON text borrowed from the request:
@@ -94,7 +130,18 @@ impl<'a> Workload<'a> {
 
     /// The text kept of the pod template of `kind` (see [`TemplateText`]).
     pub fn text(&self, kind: crate::Kind) -> TemplateText<'a> {
-        self.texts[usize::from(kind.template_path().len() > 2)]
+        self.texts[Self::template_index(kind)]
+    }
+
+    /// The app containers of the pod template of `kind` (see
+    /// [`AppContainers::of`]).
+    pub fn app_containers(&self, kind: crate::Kind) -> Option<AppContainers<'_, 'a>> {
+        let template = kind.template(&self.value)?;
+        AppContainers::of(template, self.containers[Self::template_index(kind)].as_ref())
+    }
+
+    fn template_index(kind: crate::Kind) -> usize {
+        usize::from(kind.template_path().len() > 2)
     }
 }
 
@@ -104,9 +151,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut lists = Lists::default();
         let mut texts = [TemplateText::default(); 2];
-        let reader = Reader { shape: Shape::Object, lists: &mut lists, texts: &mut texts, at: At::Root };
+        let mut containers = [None, None];
+        let reader = Reader {
+            shape: Shape::Object,
+            lists: &mut lists,
+            texts: &mut texts,
+            containers: &mut containers,
+            at: At::Root,
+        };
         let value = deserializer.deserialize_any(reader)?;
-        Ok(Self { value, lists, texts })
+        Ok(Self { value, lists, texts, containers })
     }
 }
 
@@ -131,7 +185,7 @@ enum Shape {
     PodTemplate(usize),
     PodMetadata(usize),
     PodSpec(usize),
-    Containers(Section),
+    InitContainers,
 }
 
 /// What becomes of one field of an object of a [`Shape`].
@@ -142,6 +196,7 @@ enum Keep {
     /// Kept as text in [`TemplateText`] (when of the JSON type it names).
     Annotations(usize),
     Volumes(usize),
+    Containers(usize),
 }
 
 impl Shape {
@@ -170,8 +225,8 @@ impl Shape {
             (Shape::PodTemplate(at), "spec") => Keep::Nested(Shape::PodSpec(at)),
             (Shape::PodMetadata(at), "annotations") => Keep::Annotations(at),
             (Shape::PodSpec(at), "volumes") => Keep::Volumes(at),
-            (Shape::PodSpec(_), "containers") => Keep::Nested(Shape::Containers(Section::Containers)),
-            (Shape::PodSpec(_), "initContainers") => Keep::Nested(Shape::Containers(Section::InitContainers)),
+            (Shape::PodSpec(at), "containers") => Keep::Containers(at),
+            (Shape::PodSpec(_), "initContainers") => Keep::Nested(Shape::InitContainers),
             _ => Keep::Value,
         }
     }
@@ -182,6 +237,8 @@ impl Shape {
 #[derive(Clone, Copy)]
 enum At<'p> {
     Root,
+    /// A JSON pointer written already (where a container read on its own is).
+    Pointer(&'p str),
     Key(&'p At<'p>, &'p str),
     Index(&'p At<'p>, usize),
 }
@@ -190,6 +247,7 @@ impl fmt::Display for At<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         match self {
             At::Root => Ok(()),
+            At::Pointer(pointer) => formatter.write_str(pointer),
             At::Key(parent, key) => write!(formatter, "{parent}/{}", key.replace('~', "~0").replace('/', "~1")),
             At::Index(parent, index) => write!(formatter, "{parent}/{index}"),
         }
@@ -226,6 +284,7 @@ struct Reader<'l, 'a, 'p> {
     shape: Shape,
     lists: &'l mut Lists<'a>,
     texts: &'l mut [TemplateText<'a>; 2],
+    containers: &'l mut [Option<ContainerTexts<'a>>; 2],
     at: At<'p>,
 }
 
@@ -315,9 +374,14 @@ impl<'de> Visitor<'de> for Strict<'_> {
 /// An error of reading text kept aside, for the reader of the whole
 /// object (which says where it is: the position within the part is not).
 fn inner_error<E: serde::de::Error>(error: serde_json::Error) -> E {
+    E::custom(without_position(&error))
+}
+
+/// The message of `error` without its position (within a part read on its own).
+fn without_position(error: &serde_json::Error) -> String {
     let text = error.to_string();
     let position = format!(" at line {} column {}", error.line(), error.column());
-    E::custom(text.strip_suffix(&position).unwrap_or(&text))
+    text.strip_suffix(&position).unwrap_or(&text).to_owned()
 }
 
 /// `raw` (read already) as a [`Value`], strictly.
@@ -355,12 +419,6 @@ fn kube_once_entries(raw: &RawValue, at: At) -> Result<Value, serde_json::Error>
     serde_json::Deserializer::from_str(raw.get()).deserialize_map(Entries(at))
 }
 
-/// One container as read: its fields but the lists, and the lists as text.
-struct ContainerText<'a> {
-    fields: Map<String, Value>,
-    lists: Vec<(&'static str, &'a RawValue)>,
-}
-
 impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     type Value = Value;
 
@@ -378,9 +436,13 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                Keep::Nested(shape) => {
-                    map.next_value_seed(Reader { shape, lists: self.lists, texts: self.texts, at })?
-                }
+                Keep::Nested(shape) => map.next_value_seed(Reader {
+                    shape,
+                    lists: self.lists,
+                    texts: self.texts,
+                    containers: self.containers,
+                    at,
+                })?,
                 Keep::Annotations(template) => {
                     let raw: &'de RawValue = map.next_value()?;
                     if raw.get().starts_with('{') {
@@ -404,6 +466,21 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     }
                     strict_text(raw, at).map_err(inner_error)?
                 }
+                Keep::Containers(template) => {
+                    if self.containers[template].is_some() {
+                        return Err(duplicate(&key, self.at));
+                    }
+                    match map.next_value_seed(AppItems { at })? {
+                        Items::List(items) => {
+                            if fields.contains_key(key.as_ref()) {
+                                return Err(duplicate(&key, self.at));
+                            }
+                            self.containers[template] = Some(items);
+                            continue;
+                        }
+                        Items::Other(value) => value,
+                    }
+                }
             };
             // A skipped field is read by nobody, so only kept ones are
             // checked (after the value: `Key` borrows it for `at`).
@@ -416,16 +493,17 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
-        let Shape::Containers(section) = self.shape else {
+        if self.shape != Shape::InitContainers {
             return Strict { at: self.at }.visit_seq(seq);
-        };
-        let mut containers: Vec<Result<ContainerText<'a>, Value>> = Vec::new();
-        while let Some(container) =
-            seq.next_element_seed(ContainerSeed { section, at: At::Index(&self.at, containers.len()) })?
-        {
+        }
+        let mut containers: Vec<Result<Container<'a>, Value>> = Vec::new();
+        while let Some(container) = seq.next_element_seed(ContainerSeed {
+            section: Section::InitContainers,
+            at: At::Index(&self.at, containers.len()),
+        })? {
             containers.push(container);
         }
-        let name = |container: &Result<ContainerText, Value>| match container {
+        let name = |container: &Result<Container, Value>| match container {
             Ok(text) => text.fields.get("name").and_then(Value::as_str).map(str::to_owned),
             Err(_) => None,
         };
@@ -447,12 +525,13 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
             // A name seen twice cannot key its lists: those stay inline.
             match name.as_ref().filter(|name| seen.get(name.as_str()) == Some(&1)) {
                 Some(name) => {
-                    for (field, raw) in container.lists {
-                        self.lists.insert(section, name, field, List::Text(raw));
+                    for (field, list) in container.lists {
+                        self.lists.insert(name, field, list);
                     }
                 }
                 None => {
-                    for (field, raw) in container.lists {
+                    for (field, list) in container.lists {
+                        let List::Text(raw) = list else { continue };
                         container
                             .fields
                             .insert(field.to_owned(), serde_json::from_str(raw.get()).map_err(S::Error::custom)?);
@@ -497,7 +576,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     }
 }
 
-/// One item of `containers` or `initContainers`: a [`ContainerText`] when
+/// One item of `containers` or `initContainers`: a [`Container`] when
 /// it is an object, else the item as a value.
 struct ContainerSeed<'p> {
     section: Section,
@@ -505,7 +584,7 @@ struct ContainerSeed<'p> {
 }
 
 impl<'de> DeserializeSeed<'de> for ContainerSeed<'_> {
-    type Value = Result<ContainerText<'de>, Value>;
+    type Value = Result<Container<'de>, Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
@@ -513,14 +592,14 @@ impl<'de> DeserializeSeed<'de> for ContainerSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for ContainerSeed<'_> {
-    type Value = Result<ContainerText<'de>, Value>;
+    type Value = Result<Container<'de>, Value>;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
         formatter.write_str("a container")
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut container = ContainerText { fields: Map::new(), lists: Vec::new() };
+        let mut container = Container::default();
         while let Some(Key(key)) = map.next_key()? {
             if container.fields.contains_key(key.as_ref()) || container.lists.iter().any(|(field, _)| *field == key) {
                 return Err(duplicate(&key, self.at));
@@ -537,7 +616,7 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
                     // repeats, so it is not checked (an env-heavy review
                     // would pay a second pass).
                     let raw: &'de RawValue = map.next_value()?;
-                    container.lists.push((field, raw));
+                    container.lists.push((field, List::Text(raw)));
                 }
                 None => {
                     let value = map.next_value_seed(Strict { at })?;
@@ -577,26 +656,366 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
     }
 }
 
-/// The [`LIST_FIELDS`] kept aside, by section and field, then container name.
-#[derive(Debug, Clone, Default)]
-pub struct Lists<'a>(BTreeMap<(Section, &'static str), BTreeMap<String, List<'a>>>);
+/// The keys of one JSON object seen so far, to refuse a repeated one
+/// without building the object: the first few on the stack (most objects
+/// of a pod spec have few keys, and this runs for each of them), the rest
+/// in a set (a hostile object of many keys must not cost the square of
+/// their number).
+struct Keys<'t> {
+    few: [Cow<'t, str>; Keys::FEW],
+    len: usize,
+    many: std::collections::HashSet<Cow<'t, str>>,
+}
 
-impl<'a> Lists<'a> {
-    pub fn get(&self, section: Section, container: &str, field: &str) -> Option<&List<'a>> {
-        let field = LIST_FIELDS.iter().find(|f| **f == field)?;
-        self.0.get(&(section, *field))?.get(container)
+impl<'t> Keys<'t> {
+    const FEW: usize = 16;
+
+    fn new() -> Self {
+        Keys { few: std::array::from_fn(|_| Cow::Borrowed("")), len: 0, many: Default::default() }
     }
 
-    pub fn insert(&mut self, section: Section, container: &str, field: &'static str, list: List<'a>) {
-        self.0.entry((section, field)).or_default().insert(container.to_owned(), list);
+    /// Whether `key` is new (it is then remembered).
+    fn insert(&mut self, key: Cow<'t, str>) -> bool {
+        let (seen, free) = self.few.split_at_mut(self.len);
+        if seen.contains(&key) {
+            return false;
+        }
+        match free.first_mut() {
+            Some(slot) => {
+                *slot = key;
+                self.len += 1;
+                true
+            }
+            None => self.many.insert(key),
+        }
+    }
+}
+
+/// `spec.containers`: when a list, the text of each item (what a later
+/// read goes to directly, unchecked: see the module docs); else a value,
+/// read strictly.
+struct AppItems<'p> {
+    at: At<'p>,
+}
+
+enum Items<'a> {
+    List(ContainerTexts<'a>),
+    Other(Value),
+}
+
+impl<'de> DeserializeSeed<'de> for AppItems<'_> {
+    type Value = Items<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppItems<'_> {
+    type Value = Items<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut items = ContainerTexts::default();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Items::List(items))
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+        Strict { at: self.at }.visit_map(map).map(Items::Other)
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::Bool(value)))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::from(value)))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::from(value)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        check_float(value, self.at).map(|value| Items::Other(Value::from(value)))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::String(value.to_owned())))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Items::Other(Value::Null))
+    }
+}
+
+/// One container as read: its fields as values but the list fields
+/// ([`LIST_FIELDS`], of an init container only the copied ones), which stay
+/// text.
+#[derive(Debug, Clone, Default)]
+pub struct Container<'a> {
+    fields: Map<String, Value>,
+    lists: Vec<(&'static str, List<'a>)>,
+}
+
+impl<'a> Container<'a> {
+    /// A field read as a value (not one of the list fields).
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field)
+    }
+
+    /// Any field, wherever it is kept.
+    pub fn field(&self, field: &str) -> Option<Field<'_, 'a>> {
+        if let Some(value) = self.fields.get(field) {
+            return Some(Field::Inline(value));
+        }
+        self.lists.iter().find(|(name, _)| *name == field).map(|(_, list)| Field::Aside(list))
+    }
+}
+
+/// The app containers of a pod template (`spec.containers`, when a list).
+/// The request's are kept as its text, one text per container, and read
+/// on demand, one container at a time: a `Value` of a container is ~600
+/// bytes a map node, what ~70,000 small sidecars would cost ~30× their
+/// text. A workload built as a `Value` (not read by [`Workload::parse`])
+/// has its containers inline.
+#[derive(Debug, Clone, Copy)]
+pub enum AppContainers<'o, 'a> {
+    Text(&'o ContainerTexts<'a>),
+    Inline(&'o [Value]),
+}
+
+/// The app container `kube-once.io/run` selects, read (see
+/// [`AppContainer::read`]): read once per admission, for the plan, the
+/// injection, the warnings and the patch's copy sources.
+#[derive(Debug, Clone)]
+pub struct App<'a> {
+    /// Its index among the app containers.
+    pub index: usize,
+    pub container: Container<'a>,
+}
+
+/// One app container: its text, or its value (see [`AppContainers`]).
+#[derive(Debug, Clone, Copy)]
+pub enum AppContainer<'o, 'a> {
+    Text(&'a RawValue),
+    Value(&'o Value),
+}
+
+impl<'o, 'a: 'o> AppContainers<'o, 'a> {
+    /// The app containers of `template` (the request's text of each in
+    /// `items`, see [`Workload::containers`]); `None` when they are not a
+    /// list (missing, `null`, ...: those stay in the template's value).
+    pub fn of(template: &'o Value, items: Option<&'o ContainerTexts<'a>>) -> Option<Self> {
+        match items {
+            Some(items) => Some(AppContainers::Text(items)),
+            None => template.get("spec")?.get("containers")?.as_array().map(|items| AppContainers::Inline(items)),
+        }
+    }
+
+    /// Calls `visit` with each container and its index, in order, until it
+    /// returns `true`; the containers are read one at a time, not kept.
+    pub fn each(self, mut visit: impl FnMut(usize, AppContainer<'o, 'a>) -> bool) {
+        match self {
+            AppContainers::Inline(items) => {
+                let _ = items.iter().enumerate().any(|(index, item)| visit(index, AppContainer::Value(item)));
+            }
+            AppContainers::Text(items) => {
+                let _ = items.iter().enumerate().any(|(index, item)| visit(index, AppContainer::Text(item)));
+            }
+        }
+    }
+
+    /// The first container `wanted` picks, with its index.
+    pub fn find(self, mut wanted: impl FnMut(AppContainer<'o, 'a>) -> bool) -> Option<(usize, AppContainer<'o, 'a>)> {
+        let mut found = None;
+        self.each(|index, container| {
+            let hit = wanted(container);
+            if hit {
+                found = Some((index, container));
+            }
+            hit
+        });
+        found
+    }
+
+    /// Every container's name (`""` for none), for messages.
+    pub fn names(self) -> Vec<String> {
+        let mut names = Vec::new();
+        self.each(|_, container| {
+            names.push(container.name().unwrap_or_default().into_owned());
+            false
+        });
+        names
+    }
+
+    /// Every container (what a container costs: its text, borrowed).
+    fn items(self) -> Vec<AppContainer<'o, 'a>> {
+        let mut items = Vec::new();
+        self.each(|_, container| {
+            items.push(container);
+            false
+        });
+        items
+    }
+
+    /// Equal in meaning to `other`, container by container. The API server
+    /// writes what it stores the same way each time: unchanged containers
+    /// are the same text, compared without reading them.
+    pub fn same(self, other: AppContainers) -> bool {
+        let (ours, theirs) = (self.items(), other.items());
+        ours.len() == theirs.len() && ours.iter().zip(theirs).all(|(a, b)| a.same(b))
+    }
+}
+
+impl<'o, 'a: 'o> AppContainer<'o, 'a> {
+    /// Its `name`, when a string.
+    pub fn name(self) -> Option<Cow<'o, str>> {
+        self.string("name")
+    }
+
+    /// Its `field`, when a string (only that field is read).
+    pub fn string(self, field: &str) -> Option<Cow<'o, str>> {
+        let [text] = self.strings([field]);
+        text
+    }
+
+    /// Its `fields`, each when a string, read in one pass.
+    pub fn strings<const N: usize>(self, fields: [&str; N]) -> [Option<Cow<'o, str>>; N] {
+        match self {
+            AppContainer::Value(value) => {
+                fields.map(|field| value.get(field).and_then(Value::as_str).map(Cow::Borrowed))
+            }
+            AppContainer::Text(raw) => fields_text(raw, fields, Repeats::First)
+                .map(|text| serde_json::from_str::<Key>(text?.get()).ok().map(|Key(text)| text)),
+        }
+    }
+
+    /// `f` of its `fields` (each when it has it: read as text, or as a
+    /// value for an inline container), all read in one pass. A container
+    /// whose keys repeat has none of them: which one counts is not told
+    /// (the API server never sends it), so nothing is taken from it.
+    pub fn with_fields<const N: usize, R>(self, fields: [&str; N], f: impl FnOnce(&[Option<Field>; N]) -> R) -> R {
+        match self {
+            AppContainer::Value(value) => f(&fields.map(|field| value.get(field).map(Field::Inline))),
+            AppContainer::Text(raw) => {
+                let lists = fields_text(raw, fields, Repeats::Nothing).map(|raw| raw.map(List::Text));
+                f(&lists.each_ref().map(|list| list.as_ref().map(Field::Aside)))
+            }
+        }
+    }
+
+    /// The container read strictly (see the module docs): its fields as
+    /// values, its lists as text (see [`Container`]). A container that is
+    /// not an object has no field. The error says what, and where from
+    /// `at`, the container's JSON pointer in the object.
+    pub fn read(self, at: &str) -> Result<Container<'a>, String> {
+        match self {
+            AppContainer::Value(value) => {
+                Ok(Container { fields: value.as_object().cloned().unwrap_or_default(), lists: Vec::new() })
+            }
+            AppContainer::Text(raw) => {
+                let seed = ContainerSeed { section: Section::Containers, at: At::Pointer(at) };
+                match seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get())) {
+                    Ok(Ok(container)) => Ok(container),
+                    Ok(Err(_)) => Ok(Container::default()),
+                    Err(error) => Err(without_position(&error)),
+                }
+            }
+        }
+    }
+
+    /// Equal in meaning: the same text, else the same value.
+    pub fn same(self, other: AppContainer) -> bool {
+        match (self, other) {
+            (AppContainer::Text(a), AppContainer::Text(b)) if a.get() == b.get() => true,
+            (AppContainer::Value(a), AppContainer::Value(b)) => a == b,
+            (a, b) => a.to_value() == b.to_value(),
+        }
+    }
+
+    fn to_value(self) -> Value {
+        match self {
+            AppContainer::Text(raw) => parse_or_null(raw),
+            AppContainer::Value(value) => value.clone(),
+        }
+    }
+}
+
+/// What [`fields_text`] makes of an object whose keys repeat.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeats {
+    /// The first of each field counts (a lookup whose result is read
+    /// strictly later, which then refuses the repeat).
+    First,
+    /// No field is found (what is copied must be read unambiguously).
+    Nothing,
+}
+
+/// `fields` of `raw` (an object as text), as text, in one pass; the other
+/// fields are scanned, not read.
+fn fields_text<'a, const N: usize>(
+    raw: &'a RawValue,
+    fields: [&str; N],
+    repeats: Repeats,
+) -> [Option<&'a RawValue>; N] {
+    struct Find<'f, const N: usize>([&'f str; N], Repeats);
+    impl<'de, const N: usize> Visitor<'de> for Find<'_, N> {
+        type Value = [Option<&'de RawValue>; N];
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("an object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut found = [None; N];
+            let mut keys = (self.1 == Repeats::Nothing).then(Keys::new);
+            while let Some(Key(key)) = map.next_key()? {
+                if let Some(keys) = &mut keys
+                    && !keys.insert(key.clone())
+                {
+                    map.next_value::<IgnoredAny>()?;
+                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    return Ok([None; N]);
+                }
+                match self.0.iter().position(|field| *field == key) {
+                    Some(index) if found[index].is_none() => found[index] = Some(map.next_value()?),
+                    _ => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            Ok(found)
+        }
+    }
+    if !raw.get().starts_with('{') {
+        return [None; N];
+    }
+    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Find(fields, repeats)).unwrap_or([None; N])
+}
+
+/// The init containers' lists kept aside, by field, then container name
+/// (the app containers' stay in their text, see [`AppContainers`]).
+#[derive(Debug, Clone, Default)]
+pub struct Lists<'a>(BTreeMap<&'static str, BTreeMap<String, List<'a>>>);
+
+impl<'a> Lists<'a> {
+    pub fn get(&self, container: &str, field: &str) -> Option<&List<'a>> {
+        self.0.get(field)?.get(container)
+    }
+
+    pub fn insert(&mut self, container: &str, field: &'static str, list: List<'a>) {
+        self.0.entry(field).or_default().insert(container.to_owned(), list);
     }
 
     /// Forget every list of `container` (kube-once is about to rebuild it).
-    pub fn remove_container(&mut self, section: Section, container: &str) {
-        for ((s, _), lists) in &mut self.0 {
-            if *s == section {
-                lists.remove(container);
-            }
+    pub fn remove_container(&mut self, container: &str) {
+        for lists in self.0.values_mut() {
+            lists.remove(container);
         }
     }
 }
@@ -860,13 +1279,13 @@ pub enum Field<'x, 'a> {
 }
 
 impl<'x, 'a> Field<'x, 'a> {
-    /// `container[field]` of a container in `section` (absent: `None`).
-    pub fn of(container: &'x Value, section: Section, field: &str, lists: &'x Lists<'a>) -> Option<Self> {
+    /// `container[field]` of an init container (absent: `None`).
+    pub fn of(container: &'x Value, field: &str, lists: &'x Lists<'a>) -> Option<Self> {
         if let Some(value) = container.get(field) {
             return Some(Field::Inline(value));
         }
         let name = container.get("name")?.as_str()?;
-        lists.get(section, name, field).map(Field::Aside)
+        lists.get(name, field).map(Field::Aside)
     }
 
     /// Whether the field is a list.
@@ -976,21 +1395,20 @@ impl<'x, 'a> Field<'x, 'a> {
     }
 }
 
-/// Two containers of `section` equal in meaning, wherever their lists are kept.
-pub fn same_container(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists, section: Section) -> bool {
+/// Two init containers equal in meaning, wherever their lists are kept.
+pub fn same_container(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
     let (Some(a_fields), Some(b_fields)) = (a.as_object(), b.as_object()) else { return a == b };
     let is_list = |key: &str| LIST_FIELDS.contains(&key);
     fields_except(a_fields, is_list) == fields_except(b_fields, is_list)
-        && LIST_FIELDS.iter().all(|field| {
-            match (Field::of(a, section, field, a_lists), Field::of(b, section, field, b_lists)) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same(b),
-                _ => false,
-            }
+        && LIST_FIELDS.iter().all(|field| match (Field::of(a, field, a_lists), Field::of(b, field, b_lists)) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same(b),
+            _ => false,
         })
 }
 
-/// Two pod templates equal in meaning, wherever their containers' lists are kept.
+/// Two pod templates' written parts (no app containers) equal in meaning,
+/// wherever their init containers' lists are kept.
 pub fn same_template(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
     let (Some(a_spec), Some(b_spec)) = (a.get("spec"), b.get("spec")) else { return a == b };
     let is_spec = |key: &str| key == "spec";
@@ -999,29 +1417,14 @@ pub fn same_template(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> 
         _ => return false,
     }
     let (Some(a_spec), Some(b_spec)) = (a_spec.as_object(), b_spec.as_object()) else { return a_spec == b_spec };
-    let sections = [Section::Containers, Section::InitContainers];
-    let is_section = |key: &str| sections.iter().any(|section| section.key() == key);
-    fields_except(a_spec, is_section) == fields_except(b_spec, is_section)
-        && sections.iter().all(|section| {
-            same_containers(a_spec.get(section.key()), a_lists, b_spec.get(section.key()), b_lists, *section)
-        })
-}
-
-/// Two specs' container arrays of `section` are equal, each container read
-/// with its own lists (see [`same_container`]).
-pub fn same_containers(
-    a: Option<&Value>,
-    a_lists: &Lists,
-    b: Option<&Value>,
-    b_lists: &Lists,
-    section: Section,
-) -> bool {
-    match (a, b) {
-        (Some(Value::Array(a)), Some(Value::Array(b))) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists, section))
+    let is_init = |key: &str| key == "initContainers";
+    fields_except(a_spec, is_init) == fields_except(b_spec, is_init)
+        && match (a_spec.get("initContainers"), b_spec.get("initContainers")) {
+            (Some(Value::Array(a)), Some(Value::Array(b))) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists))
+            }
+            (a, b) => a == b,
         }
-        (a, b) => a == b,
-    }
 }
 
 fn fields_except(fields: &Map<String, Value>, skip: impl Fn(&str) -> bool) -> Vec<(&String, &Value)> {
@@ -1034,18 +1437,24 @@ mod tests {
 
     use super::*;
 
+    /// The app container named `name`, read.
+    fn named<'a>(containers: AppContainers<'_, 'a>, name: &str) -> Option<Container<'a>> {
+        let (index, container) = containers.find(|container| container.name().as_deref() == Some(name))?;
+        Some(container.read(&format!("/spec/template/spec/containers/{index}")).unwrap())
+    }
+
     #[test]
-    fn lists_of_uniquely_named_containers_are_kept_aside_and_the_rest_skipped() {
+    fn lists_of_uniquely_named_init_containers_are_kept_aside_and_the_rest_skipped() {
         let text = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}]},
             "spec": {"replicas": 3, "template": {"spec": {
-                "containers": [
+                "containers": [{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}]}],
+                "initContainers": [
                     {"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}], "envFrom": null},
                     {"name": "twin", "env": [{"name": "B"}]},
                     {"name": "twin", "volumeMounts": []},
                 ],
-                "initContainers": [{"name": "app", "env": []}],
             }}},
             "status": {"replicas": 3},
         })
@@ -1054,43 +1463,128 @@ mod tests {
         assert_eq!(deployment.value["metadata"], json!({"name": "web"}));
         assert_eq!(deployment.value.get("status"), None);
         assert_eq!(deployment.value["spec"].get("replicas"), None);
-        let containers = &deployment.value["spec"]["template"]["spec"]["containers"];
-        assert_eq!(containers[0], json!({"name": "app", "image": "a:1"}));
+        let init = &deployment.value["spec"]["template"]["spec"]["initContainers"];
+        assert_eq!(init[0], json!({"name": "app", "image": "a:1"}));
         // Two containers named alike keep their lists inline.
-        assert_eq!(containers[1], json!({"name": "twin", "env": [{"name": "B"}]}));
+        assert_eq!(init[1], json!({"name": "twin", "env": [{"name": "B"}]}));
         let lists = &deployment.lists;
-        let env = Field::of(&containers[0], Section::Containers, "env", lists).unwrap();
+        let env = Field::of(&init[0], "env", lists).unwrap();
         assert!(env.items().unwrap()[0].is_named("A"));
         assert_eq!(env.to_value(), json!([{"name": "A", "value": "1"}]));
-        assert_eq!(Field::of(&containers[0], Section::Containers, "envFrom", lists).unwrap().to_value(), Value::Null);
-        // Sections are apart: the init container `app` has its own env.
-        let init = &deployment.value["spec"]["template"]["spec"]["initContainers"][0];
-        assert_eq!(Field::of(init, Section::InitContainers, "env", lists).unwrap().to_value(), json!([]));
+        assert_eq!(Field::of(&init[0], "envFrom", lists).unwrap().to_value(), Value::Null);
+        // The app container of the same name is apart: its env is in its text.
+        let app = named(deployment.app_containers(crate::Kind::Deployment).unwrap(), "app").unwrap();
+        assert_eq!(app.field("env").unwrap().to_value(), json!([{"name": "A", "value": "1"}]));
+        assert!(lists.get("twin", "env").is_none());
     }
 
     #[test]
-    fn app_containers_keep_args_and_command_as_text_and_init_containers_inline() {
-        let deployment = |args: &str| {
-            json!({"spec": {"template": {"spec": {
-                "containers": [{"name": "app", "command": ["serve"], "args": ["--port", args]}],
-                "initContainers": [{"name": "prep", "command": ["prep"], "args": ["--all"]}],
-            }}}})
-            .to_string()
+    fn app_containers_stay_text_read_one_at_a_time_and_init_containers_inline() {
+        let deployment = |args: &str, sidecar: &str| {
+            format!(
+                r#"{{"spec": {{"template": {{"spec": {{
+                    "containers": [{{"name": "app", "image": "a:1", "command": ["serve"], "args": ["--port", {args}]}}, {sidecar}],
+                    "initContainers": [{{"name": "prep", "command": ["prep"], "args": ["--all"]}}]
+                }}}}}}}}"#
+            )
         };
-        let (before, after, changed) = (deployment("80"), deployment("80"), deployment("81"));
-        let [before, after, changed] = [&before, &after, &changed].map(|text| Workload::parse(text).unwrap());
-        let spec = |w: &Workload| w.value["spec"]["template"]["spec"].clone();
-        assert_eq!(spec(&before)["containers"][0], json!({"name": "app"}));
-        assert_eq!(spec(&before)["initContainers"][0]["args"], json!(["--all"]));
-        let app = &spec(&before)["containers"][0];
-        let args = Field::of(app, Section::Containers, "args", &before.lists).unwrap();
-        assert_eq!(args.to_value(), json!(["--port", "80"]));
-        // The stability rule still sees a change of the app's args.
-        let same = |other: &Workload| {
-            same_container(app, &before.lists, &spec(other)["containers"][0], &other.lists, Section::Containers)
-        };
-        assert!(same(&after));
+        let sidecar = r#"{"name": "side", "image": "s:1", "resources": {"limits": {"cpu": "1"}}}"#;
+        let reordered = r#"{ "resources": {"limits": {"cpu": "1"}}, "image": "s:1", "name": "side" }"#;
+        let texts = [
+            deployment("\"80\"", sidecar),
+            deployment("\"80\"", sidecar),
+            deployment("\"81\"", sidecar),
+            deployment("\"80\"", reordered),
+        ];
+        let [before, after, changed, reformatted] = [0, 1, 2, 3].map(|i| Workload::parse(&texts[i]).unwrap());
+        let template = |w: &Workload| w.value["spec"]["template"].clone();
+        assert_eq!(template(&before)["spec"].get("containers"), None);
+        assert_eq!(template(&before)["spec"]["initContainers"][0]["args"], json!(["--all"]));
+        let containers = before.app_containers(crate::Kind::Deployment).unwrap();
+        assert_eq!(containers.names(), ["app", "side"]);
+        let app = named(containers, "app").unwrap();
+        assert_eq!(app.get("image"), Some(&json!("a:1")));
+        assert_eq!(app.field("args").unwrap().to_value(), json!(["--port", "80"]));
+        assert_eq!(app.get("args"), None, "a list stays text");
+        assert!(named(containers, "none").is_none());
+        let (index, side) = containers.find(|c| c.name().as_deref() == Some("side")).unwrap();
+        assert_eq!(index, 1);
+        let [resources, env] = side.with_fields(["resources", "env"], |[r, e]| [r, e].map(|f| f.map(Field::to_value)));
+        assert_eq!((resources, env), (Some(json!({"limits": {"cpu": "1"}})), None));
+        // The stability rule sees a change of the app's args, not a change of format.
+        let same = |other: &Workload| containers.same(other.app_containers(crate::Kind::Deployment).unwrap());
+        assert!(same(&after) && same(&reformatted));
         assert!(!same(&changed));
+        let inline = json!([app.get("name"), {"name": "side"}]);
+        assert!(!containers.same(AppContainers::Inline(inline.as_array().unwrap())));
+    }
+
+    #[test]
+    fn an_app_container_costs_what_its_borrowed_text_does() {
+        // A container read as a `Value` is a map of ~600-byte nodes: ~70,000
+        // sidecars would cost ~30× their text. Kept, a template's app
+        // containers are their borrowed texts, one per container, found
+        // while the workload is read.
+        assert_eq!(std::mem::size_of::<AppContainer>(), 16);
+        assert_eq!(std::mem::size_of::<&RawValue>(), 16);
+        let containers = r#"[{"name":"a","image":"i"}, {"name":"b","image":"i"}]"#;
+        let text = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":{containers}}}}}}}}}"#);
+        let deployment = Workload::parse(&text).unwrap();
+        assert_eq!(deployment.value, json!({"spec": {"template": {"spec": {}}}}));
+        let kept: Vec<&RawValue> = deployment.containers[0].as_ref().unwrap().iter().collect();
+        assert_eq!(
+            kept.iter().map(|item| item.get()).collect::<Vec<_>>(),
+            [r#"{"name":"a","image":"i"}"#, r#"{"name":"b","image":"i"}"#]
+        );
+        assert!(std::ptr::eq(kept[1].get().as_ptr(), text[text.find(r#"{"name":"b""#).unwrap()..].as_ptr()));
+        // Many containers are kept in chunks, in order.
+        let many: Vec<String> = (0..2500).map(|i| format!(r#"{{"name":"s{i}"}}"#)).collect();
+        let text = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":[{}]}}}}}}}}"#, many.join(","));
+        let deployment = Workload::parse(&text).unwrap();
+        let kept = deployment.containers[0].as_ref().unwrap();
+        assert_eq!(kept.0.iter().map(Vec::len).collect::<Vec<_>>(), [1024, 1024, 452]);
+        assert!(kept.iter().map(RawValue::get).eq(many.iter().map(String::as_str)));
+        // Not a list: a value, read strictly, as before.
+        for (containers, expected) in [("null", Value::Null), ("{}", json!({}))] {
+            let text = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":{containers}}}}}}}}}"#);
+            let deployment = Workload::parse(&text).unwrap();
+            assert_eq!(deployment.value["spec"]["template"]["spec"]["containers"], expected);
+            assert!(deployment.containers[0].is_none());
+        }
+        let twice = r#"{"spec": {"template": {"spec": {"containers": [], "containers": null}}}}"#;
+        let error = Workload::parse(twice).unwrap_err().to_string();
+        assert!(error.starts_with("duplicate key `containers` at /spec/template/spec:"), "{error}");
+        // A container is checked when it is read, not before: an unread one is not looked at.
+        let twice = r#"{"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "b", "resources": {"x": 1, "x": 2}}]}}}}"#;
+        let deployment = Workload::parse(twice).unwrap();
+        let containers = deployment.app_containers(crate::Kind::Deployment).unwrap();
+        assert!(named(containers, "a").is_some());
+        let (_, b) = containers.find(|container| container.name().as_deref() == Some("b")).unwrap();
+        let error = b.read("/spec/template/spec/containers/1").unwrap_err();
+        assert!(error.starts_with("duplicate key `x` at /spec/template/spec/containers/1/resources:"), "{error}");
+        assert!(!error.contains(" at line "), "{error}");
+    }
+
+    #[test]
+    fn a_container_whose_keys_repeat_is_never_a_copy_source() {
+        let fields = |container: &str| {
+            let raw: &RawValue = serde_json::from_str(container).unwrap();
+            AppContainer::Text(raw).with_fields(["env", "resources"], |found| found.map(|f| f.map(Field::to_value)))
+        };
+        assert_eq!(fields(r#"{"name": "a", "env": [], "resources": {}}"#), [Some(json!([])), Some(json!({}))]);
+        assert_eq!(fields(r#"{"name": "a", "env": [], "env": []}"#), [None, None]);
+        assert_eq!(fields(r#"{"name": "a", "name": "b", "resources": {}}"#), [None, None]);
+        // Past the few keys kept on the stack, a repeat is still seen, whichever key it repeats.
+        for repeated in ["k3", "k18"] {
+            let keys: String = (0..20).map(|i| format!(r#""k{i}": 1, "#)).collect();
+            assert_eq!(fields(&format!(r#"{{{keys}"env": [], "{repeated}": 2}}"#)), [None, None], "{repeated}");
+        }
+        let keys: String = (0..20).map(|i| format!(r#""k{i}": 1, "#)).collect();
+        assert_eq!(fields(&format!(r#"{{{keys}"env": []}}"#)), [Some(json!([])), None]);
+        // A lookup by name takes the first (the read that follows refuses the repeat).
+        let raw: &RawValue = serde_json::from_str(r#"{"name": "a", "name": "b"}"#).unwrap();
+        assert_eq!(AppContainer::Text(raw).name().as_deref(), Some("a"));
+        assert!(AppContainer::Text(raw).read("/spec/template/spec/containers/0").is_err());
     }
 
     #[test]
@@ -1128,7 +1622,7 @@ mod tests {
         let cron_job = Workload::parse(&text).unwrap();
         let template = &cron_job.value["spec"]["jobTemplate"]["spec"]["template"];
         assert_eq!(template["metadata"], json!({"labels": {"a": "b"}, "annotations": {"kube-once.io/status": "{}"}}));
-        assert_eq!(template["spec"], json!({"containers": []}));
+        assert_eq!(template["spec"], json!({}));
         let kept = cron_job.text(crate::Kind::CronJob);
         assert_eq!(kept.volumes.unwrap().get(), r#"[{"emptyDir":{},"name":"data"}]"#);
         assert!(has_other_annotations(kept.annotations));

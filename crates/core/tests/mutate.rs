@@ -106,6 +106,7 @@ fn lists_kept_aside_give_the_answer_of_lists_inline() {
             value: value.clone(),
             lists: Default::default(),
             texts: Default::default(),
+            containers: Default::default(),
         };
         assert_eq!(
             core::changes(&aside, old_aside.as_ref(), &config),
@@ -338,6 +339,85 @@ fn stability_rule_keeps_injected_parts_when_the_template_is_unchanged() {
             .unwrap()
             .contains(&json!("--sql"))
     );
+}
+
+/// The app containers stay the request's text, read one at a time: among
+/// many sidecars the app is the one `kube-once.io/container` names, and
+/// each copied field comes from the container it equals (for a whole field
+/// the first such, for a list the longest prefix), wherever it is.
+#[test]
+fn among_many_sidecars_the_app_and_the_copy_sources_are_read_from_text() {
+    let mut input = case("several-containers");
+    let resources = json!({"limits": {"memory": "1Gi"}});
+    let containers = template_mut(&mut input)["spec"]["containers"].as_array_mut().unwrap();
+    containers[1]["resources"] = resources.clone();
+    let mut sidecars: Vec<Value> = (0..2000).map(|i| json!({"name": format!("s{i}"), "image": "side:1"})).collect();
+    sidecars[3]["resources"] = resources;
+    sidecars[4]["env"] = json!([{"name": "RAILS_ENV", "value": "production"}]);
+    containers.splice(0..0, sidecars);
+
+    let m = check_properties(&input, &Config::default());
+    let patch = serde_json::to_value(&m.patch).unwrap();
+    let copies: Vec<(&str, &str)> = patch
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["op"] == "copy")
+        .map(|op| (op["from"].as_str().unwrap(), op["path"].as_str().unwrap()))
+        .collect();
+    let run = "/spec/template/spec/initContainers/1";
+    assert_eq!(
+        copies,
+        [
+            ("/spec/template/spec/containers/2001/env", format!("{run}/env").as_str()),
+            ("/spec/template/spec/containers/2001/volumeMounts", &format!("{run}/volumeMounts")),
+            ("/spec/template/spec/containers/3/resources", &format!("{run}/resources")),
+        ]
+    );
+    let run_container = m.object.pointer(run).unwrap();
+    assert_eq!(run_container["image"], "registry.example.com/store:7.0.1");
+    assert_eq!(run_container["workingDir"], "/rails");
+    // DATABASE_URL is in the app's env (read from its text): no warning about it.
+    assert!(!m.warnings.iter().any(|w| w.contains("is not in the env")), "{:?}", m.warnings);
+
+    // The admission path (the review's text, not a value) gives the same answer.
+    let text = input.to_string();
+    let changes = core::changes(&core::Workload::parse(&text).unwrap(), None, &Config::default()).unwrap();
+    assert_eq!(changes.patch, m.patch);
+
+    // A name no container has is refused with the names there are.
+    input["metadata"]["annotations"]["kube-once.io/container"] = json!("missing");
+    let refusal = core::mutate(&input, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::UnknownContainer);
+    assert!(refusal.to_string().contains("use one of: s0, s1, "), "{refusal}");
+    assert!(refusal.to_string().ends_with("s1999, nginx, app, log-shipper"), "{refusal}");
+}
+
+/// The stability rule on the admission path: the app containers of the
+/// stored object and of the update are compared as text first, then in
+/// meaning, so the same containers written another way keep the injection
+/// and a changed one does not.
+#[test]
+fn the_stability_rule_compares_app_containers_in_meaning() {
+    let input = case("several-containers");
+    let old = mutate(&input, &Config::default()).object;
+    let changed = Config::from_yaml("toolsImage: registry.internal/kube-once:9.9.9\n").unwrap();
+    let old_text = old.to_string();
+    let nginx = r#"{"image":"nginx:1.27","name":"nginx"}"#;
+    assert!(old_text.contains(nginx), "{old_text}");
+    let update = |text: &str| {
+        let (object, old) = (core::Workload::parse(text).unwrap(), core::Workload::parse(&old_text).unwrap());
+        core::changes(&object, Some(&old), &changed).unwrap().patch
+    };
+    // The same text, and the same containers written otherwise: nothing to patch.
+    assert!(update(&old_text).0.is_empty());
+    let reformatted = old_text.replace(nginx, r#"{ "name": "nginx",  "image": "nginx:1.27" }"#);
+    assert_ne!(reformatted, old_text);
+    assert!(update(&reformatted).0.is_empty(), "{:?}", update(&reformatted));
+    // A changed sidecar is a changed template: injected again with the current config.
+    let patch = update(&old_text.replace(nginx, r#"{"image":"nginx:1.28","name":"nginx"}"#));
+    let patch = serde_json::to_string(&patch).unwrap();
+    assert!(patch.contains("registry.internal/kube-once:9.9.9"), "{patch}");
 }
 
 /// The template's annotations and volumes are kept as the request wrote
@@ -1247,10 +1327,12 @@ fn a_timeout_past_the_progress_deadline_is_warned_about() {
 
 /// A repeated key or a number no 64-bit integer holds, in what the core
 /// reads or copies, leaves the copy source ambiguous: refused, saying what
-/// and where. The same in the parts nobody reads is left alone.
+/// and where. The same in the parts nobody reads is left alone: an app
+/// container is read (and checked) when `kube-once.io/run` selects it.
 #[test]
 fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
     let container = r#"{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}]}"#;
+    let run = r#", "annotations": {"kube-once.io/run": "migrate"}"#;
     let deployment = |metadata: &str, spec: &str| {
         format!(
             r#"{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {{"name": "web"{metadata}}},
@@ -1267,15 +1349,15 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
             "duplicate key `initContainers` at /spec/template/spec:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "name": "other"}]"#),
+            deployment(run, r#""containers": [{"name": "app", "name": "other", "image": "a:1"}]"#),
             "duplicate key `name` at /spec/template/spec/containers/0:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "env": [], "env": [{"name": "B"}]}]"#),
+            deployment(run, r#""containers": [{"name": "app", "env": [], "env": [{"name": "B"}]}]"#),
             "duplicate key `env` at /spec/template/spec/containers/0:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "envFrom": [], "volumeMounts": [], "envFrom": null}]"#),
+            deployment(run, r#""containers": [{"name": "app", "envFrom": [], "volumeMounts": [], "envFrom": null}]"#),
             "duplicate key `envFrom` at /spec/template/spec/containers/0:",
         ),
         (
@@ -1287,7 +1369,7 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
             "duplicate key `a~/b` at /spec/template/spec/nodeSelector:",
         ),
         (
-            deployment("", r#""containers": [{"name": "app", "ports": [{"containerPort": 18446744073709551616}]}]"#),
+            deployment(run, r#""containers": [{"name": "app", "ports": [{"containerPort": 18446744073709551616}]}]"#),
             "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside the 64-bit integers",
         ),
         (
@@ -1297,7 +1379,15 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
     ];
     for (text, expected) in refused {
         let error = match core::Workload::parse(&text) {
-            Ok(_) => panic!("read: {text}"),
+            Ok(workload) => match core::changes(&workload, None, &Config::default()) {
+                Ok(changes) => panic!("admitted: {text}\n{changes:?}"),
+                Err(refusal) => {
+                    // The position within the container read on its own would mislead.
+                    assert_eq!(refusal.reason(), Reason::BadValue, "{refusal}");
+                    assert!(!refusal.to_string().contains(" at line "), "{refusal}");
+                    refusal.to_string()
+                }
+            },
             Err(error) => error.to_string(),
         };
         assert!(error.contains(expected), "{text}\n{error}\nexpected: {expected}");
@@ -1320,4 +1410,46 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
         r#""containers": [{"name": "app", "env": [{"name": "A", "value": "1", "name": "B", "x": -9223372036854775809}], "volumeMounts": [{"name": "v", "mountPath": "/a", "mountPath": "/b"}]}]"#,
     );
     assert!(core::Workload::parse(&verbatim).is_ok(), "the kept-aside lists are not checked");
+    // An app container nobody selects is not read, so not checked.
+    let unread = deployment(
+        run,
+        r#""containers": [{"name": "app", "image": "a:1"}, {"name": "side", "name": "x", "ports": [{"containerPort": 18446744073709551616}]}]"#,
+    );
+    let workload = core::Workload::parse(&unread).unwrap_or_else(|error| panic!("{error}"));
+    assert!(core::changes(&workload, None, &Config::default()).is_ok());
+}
+
+/// A sidecar whose keys repeat is never a copy source, even when its list
+/// is the text kube-once-run copies: which `env` counts is not told, so
+/// the copy names the first container read unambiguously.
+#[test]
+fn a_sidecar_whose_keys_repeat_is_not_a_copy_source() {
+    let env = r#"[{"name": "DATABASE_URL", "value": "postgres://db/app"}]"#;
+    let text = |sidecar_env: &str| {
+        format!(
+            r#"{{"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {{"name": "web", "annotations": {{"kube-once.io/run": "migrate", "kube-once.io/container": "app"}}}},
+                "spec": {{"template": {{"spec": {{"containers": [
+                    {{"name": "side", "image": "s:1", "env": {env}{sidecar_env}}},
+                    {{"name": "app", "image": "a:1", "env": {env}}}
+                ]}}}}}}}}"#
+        )
+    };
+    let copy_from = |text: &str| {
+        let workload = core::Workload::parse(text).unwrap_or_else(|error| panic!("{error}"));
+        let patch = core::changes(&workload, None, &Config::default()).unwrap().patch;
+        let patch = serde_json::to_value(&patch).unwrap();
+        let copies: Vec<String> = patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|op| op["op"] == "copy" && op["path"].as_str().unwrap().ends_with("/env"))
+            .map(|op| op["from"].as_str().unwrap().to_owned())
+            .collect();
+        copies
+    };
+    // Read unambiguously, the first container whose list is the same is the source.
+    assert_eq!(copy_from(&text("")), ["/spec/template/spec/containers/0/env"]);
+    // The same list, repeated: the sidecar is skipped, the app is the source.
+    assert_eq!(copy_from(&text(&format!(r#", "env": {env}"#))), ["/spec/template/spec/containers/1/env"]);
 }

@@ -202,8 +202,9 @@ pub struct Status {
 
 /// The review as sent, read in one pass; `object` and `oldObject` as the
 /// core reads a workload: names, annotations and the pod template, with
-/// the containers' lists kept as borrowed text (the rest is skipped, so
-/// other kinds cost little more than their metadata).
+/// its app containers, volumes, annotations and the init containers' lists
+/// kept as borrowed text (the rest is skipped, so other kinds cost little
+/// more than their metadata).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AdmissionReviewRequest<'a> {
