@@ -492,18 +492,12 @@ pub fn check_database_url(template: &str) -> Result<(), DatabaseUrlError> {
     env_references(template).map_err(malformed)?;
     if let Some(scheme) = shape.scheme
         && !scheme.starts_with("$(")
+        && !known_scheme(scheme)
     {
-        let lower = scheme.to_ascii_lowercase();
-        let known = match lower.strip_prefix("jdbc:") {
-            Some(jdbc) => ["postgresql", "mysql", "mariadb"].contains(&jdbc),
-            None => SCHEMES.contains(&lower.split('+').next().unwrap_or_default()),
-        };
-        if !known {
-            return Err(malformed(format!(
-                "has scheme `{scheme}`, which kube-once cannot lock; use postgres(ql), pgsql, postgis, mysql, mysql2, trilogy, \
-                 mariadb or sqlite (with an optional +driver), jdbc:postgresql or jdbc:mysql"
-            )));
-        }
+        return Err(malformed(format!(
+            "has scheme `{scheme}`, which kube-once cannot lock; use postgres(ql), pgsql, postgis, mysql, mysql2, trilogy, \
+             mariadb or sqlite (with an optional +driver), jdbc:postgresql or jdbc:mysql"
+        )));
     }
     Ok(())
 }
@@ -555,12 +549,31 @@ impl<'a> Shape<'a> {
         if let Some((scheme, rest)) = text.split_once("://")
             && (is_scheme(scheme) || scheme.starts_with("$("))
         {
+            // No URL host holds `(`: an unknown scheme with a Go DSN's
+            // address is that driver's form, its password starting with
+            // `//` (`app://pw@tcp(db)/app`), as `kube-once lock` reads it.
+            if !known_scheme(scheme)
+                && !scheme.starts_with("$(")
+                && GO_DSN_NETS.iter().any(|net| text.contains(net))
+                && let Some(passwords) = go_dsn_password(text)
+            {
+                return Some(Shape { scheme: None, passwords });
+            }
             return Some(Shape { scheme: Some(scheme), passwords: url_passwords(text, text.len() - rest.len()) });
         }
         if starts_with_keyword(text) {
             return keyword_passwords(text).map(|passwords| Shape { scheme: None, passwords });
         }
         go_dsn_password(text).map(|passwords| Shape { scheme: None, passwords })
+    }
+}
+
+/// A scheme `kube-once lock` reads (any case, with an optional `+driver`).
+fn known_scheme(scheme: &str) -> bool {
+    let lower = scheme.to_ascii_lowercase();
+    match lower.strip_prefix("jdbc:") {
+        Some(jdbc) => ["postgresql", "mysql", "mariadb"].contains(&jdbc),
+        None => SCHEMES.contains(&lower.split('+').next().unwrap_or_default()),
     }
 }
 
@@ -685,9 +698,11 @@ fn keyword_passwords(text: &str) -> Option<Vec<Password>> {
 /// (also `tcp4`, `tcp6`, `unix(/path)`, or none: `user:password@/db`),
 /// written as it is: the driver unescapes nothing there. `None` when the text
 /// is not such a DSN.
+/// A Go DSN's address starts with one of these (`user:pw@tcp(host:3306)/db`).
+const GO_DSN_NETS: [&str; 4] = ["@tcp(", "@tcp4(", "@tcp6(", "@unix("];
+
 fn go_dsn_password(text: &str) -> Option<Vec<Password>> {
-    let nets = ["@tcp(", "@tcp4(", "@tcp6(", "@unix("];
-    let at = nets.iter().filter_map(|net| text.rfind(net)).max().or_else(|| text.rfind("@/"))?;
+    let at = GO_DSN_NETS.iter().filter_map(|net| text.rfind(net)).max().or_else(|| text.rfind("@/"))?;
     let userinfo = &text[..at];
     Some(match userinfo.find(':') {
         Some(colon) => vec![Password { value: colon + 1..at, hidden: colon + 1..at }],

@@ -229,6 +229,13 @@ pub fn parse(url: &str) -> Result<Target, UrlError> {
             }
             "mysql" | "mysql2" | "trilogy" | "mariadb" => Ok(Target::MySql(parse_server(rest, Dialect::MySql)?)),
             "sqlite" => parse_sqlite(rest),
+            // No URL host holds `(`: with a Go DSN's address (`@tcp(`) this
+            // is that driver's form, its password starting with `//`
+            // (`app://pw@tcp(db)/app`: user `app`, password `//pw`).
+            _ if GoDsn::has_address(url) => match GoDsn::split(url) {
+                Some(dsn) => Ok(Target::MySql(dsn.server()?)),
+                None => Err(UrlError::UnknownScheme(scheme)),
+            },
             _ => Err(UrlError::UnknownScheme(scheme)),
         };
     }
@@ -633,6 +640,11 @@ struct GoDsn<'a> {
 
 impl<'a> GoDsn<'a> {
     const NETS: [&'static str; 4] = ["tcp", "tcp4", "tcp6", "unix"];
+
+    /// Whether `text` has a DSN's `@net(` address.
+    fn has_address(text: &str) -> bool {
+        Self::NETS.iter().any(|net| text.contains(&format!("@{net}(")))
+    }
 
     /// The DSN's parts, or `None` when `text` is not one.
     fn split(text: &'a str) -> Option<GoDsn<'a>> {

@@ -138,6 +138,19 @@ proptest! {
     }
 }
 
+/// A case the generator found: a Go DSN whose password starts with `//`
+/// reads like a URL of scheme `app` with the password as its user name.
+/// The `@tcp(` address makes it a DSN for `lock` and the webhook alike.
+#[test]
+fn a_go_dsn_whose_password_starts_like_a_url_is_still_a_dsn() {
+    let url = format!("app://{MARKER}@tcp(127.0.0.1:1)/app?parseTime=true");
+    let Ok(Target::MySql(server)) = kube_once_lock::url::parse(&url) else { panic!("{url} is a Go DSN") };
+    assert_eq!(server.user.as_deref(), Some("app"));
+    assert_eq!(server.password.as_deref(), Some(format!("//{MARKER}").as_str()));
+    assert_eq!(redact_database_url(&url).as_deref(), Some("app:***@tcp(127.0.0.1:1)/app?parseTime=true"));
+    webhook_agrees(&url).unwrap();
+}
+
 /// A writer the log lines of one test go to.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
