@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod migrations;
 mod preview;
 pub mod shutdown;
+mod skim;
 pub mod tls;
 
 use std::collections::HashMap;
