@@ -786,6 +786,26 @@ fn postgres_sslmode_disable_against_a_tls_only_server_exits_69_with_the_reason()
     assert!(scenario.lines().iter().all(|line| line != "run"), "nothing ran: {:?}", scenario.lines());
 }
 
+/// An SQLite file in a directory that does not exist: waiting cannot create
+/// it, so the lock stops at once with one `config` line and exit 64 (not
+/// 69 at the connect timeout); for `sqlite:///` (relative) it names the
+/// absolute spelling.
+#[test]
+fn an_sqlite_file_that_cannot_be_opened_exits_64_at_once() {
+    let url = "sqlite:///no-such-dir/app.db";
+    let mut scenario = Scenario::new(Db { kind: Kind::Sqlite, url: url.into() }, "sqlitedir");
+    let mut cmd = scenario.lock(&["--key", "v1", "--connect-timeout", "20s"], RUN);
+    cmd.env("DATABASE_URL", url);
+    let index = scenario.spawn(cmd);
+    assert_eq!(scenario.wait(index).code(), Some(64), "{}", scenario.all_logs());
+    let log = scenario.stderr(index);
+    let reason = log.lines().find(|line| line.contains(r#""event":"config""#)).unwrap_or_default();
+    assert!(reason.contains("the directory no-such-dir does not exist"), "{log}");
+    assert!(reason.contains("write sqlite:////no-such-dir/app.db"), "{log}");
+    assert_eq!(scenario.events(index), ["config"], "one line, no retry: {log}");
+    assert!(scenario.lines().iter().all(|line| line != "run"), "nothing ran: {:?}", scenario.lines());
+}
+
 #[test]
 fn unknown_scheme_is_a_usage_error() {
     let scenario = Scenario::new(Db { kind: Kind::Sqlite, url: "mongodb://db/app".into() }, "usage");

@@ -413,7 +413,9 @@ where
         match attempt().await {
             Ok(backend) => return Ok(backend),
             Err(problem) => {
-                if let Some(misconfigured) = tls::misconfigured(target, &problem) {
+                if let Some(misconfigured) =
+                    tls::misconfigured(target, &problem).or_else(|| sqlite::misconfigured(target, &problem))
+                {
                     return Err(NotConnected::Misconfigured(misconfigured, problem));
                 }
                 let left = deadline.saturating_sub(started.elapsed());

@@ -18,6 +18,8 @@ use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, Previous, RecordStore, unless_missing};
 use crate::names::ATTEMPTS_TABLE;
 use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
+use crate::tls::Misconfigured;
+use crate::url::Target;
 
 /// One SQLite connection, used from tokio's blocking pool.
 pub(crate) struct Session {
@@ -86,6 +88,42 @@ impl SqliteLock {
         .await??;
         Ok(SqliteLock { lock: Session::new(lock), records: Session::new(records) })
     }
+}
+
+/// A database file SQLite cannot open (its directory is missing or not
+/// writable, the path is a directory) as the configuration error it is:
+/// waiting does not create a directory, so `lock` stops at once. The
+/// SQLAlchemy spelling `sqlite:///name` is a path relative to the working
+/// directory, a common slip for `sqlite:////name`; the message says so.
+pub(crate) fn misconfigured(target: &Target, problem: &anyhow::Error) -> Option<Misconfigured> {
+    let Target::Sqlite(path) = target else { return None };
+    let cannot_open = problem
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<rusqlite::Error>())
+        .any(|error| error.sqlite_error_code() == Some(ErrorCode::CannotOpen));
+    if !cannot_open {
+        return None;
+    }
+    let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut message = if directory.is_dir() {
+        format!(
+            "SQLite cannot open {}: the directory {} is not writable by this container's user, or the path is not a file (kube-once also writes {} there)",
+            path.display(),
+            directory.display(),
+            lock_file(path).display(),
+        )
+    } else {
+        format!("SQLite cannot open {}: the directory {} does not exist", path.display(), directory.display())
+    };
+    if path.is_relative() {
+        let here = std::env::current_dir()
+            .map_or_else(|_| "the working directory".to_owned(), |dir| dir.display().to_string());
+        message.push_str(&format!(
+            "; sqlite:///{path} is relative to the working directory ({here}): for the absolute path /{path} write sqlite:////{path}",
+            path = path.display(),
+        ));
+    }
+    Some(Misconfigured(message))
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {

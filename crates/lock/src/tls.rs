@@ -30,14 +30,21 @@ pub fn client_config(server: &Server) -> Result<ClientConfig> {
         .with_no_client_auth())
 }
 
-/// A TLS setting that cannot work, whatever the server does next: a CA file
-/// that cannot be read, a server certificate that fails verification, or a
-/// server without TLS when the URL requires it.
-/// Retrying does not help, so `lock` stops at once (exit 64) and says which
-/// URL parameter to fix.
+/// A setting that cannot work, whatever the server does next: a CA file
+/// that cannot be read, a server certificate that fails verification, a
+/// server without TLS when the URL requires it, or an SQLite file that
+/// cannot be opened ([`crate::sqlite::misconfigured`]).
+/// Retrying does not help, so `lock` stops at once (exit 64) and says what
+/// to fix.
 #[derive(Debug, thiserror::Error)]
-#[error("TLS configuration error: {0}")]
-pub struct Misconfigured(String);
+#[error("{0}")]
+pub struct Misconfigured(pub(crate) String);
+
+impl Misconfigured {
+    fn tls(problem: String) -> Self {
+        Misconfigured(format!("TLS configuration error: {problem}"))
+    }
+}
 
 /// The URL parameters that set TLS, in the dialect's spelling.
 struct Parameters {
@@ -87,7 +94,7 @@ pub fn check_root_cert(target: &Target) -> Result<(), Misconfigured> {
             }
         }
     };
-    Err(Misconfigured(format!(
+    Err(Misconfigured::tls(format!(
         "{problem}; set {} to the PEM file of the CA that signed the database server's certificate",
         names.ca
     )))
@@ -127,7 +134,7 @@ pub fn misconfigured(target: &Target, problem: &anyhow::Error) -> Option<Misconf
     let (Target::Postgres(server) | Target::MySql(server)) = target else { return None };
     let names = parameters(target);
     if tls_not_offered(problem) {
-        return Some(Misconfigured(format!(
+        return Some(Misconfigured::tls(format!(
             "{} at {server} does not offer TLS, and the URL requires it; set {} (or enable TLS on the server)",
             target.backend_name(),
             names.plain_text
@@ -155,7 +162,7 @@ pub fn misconfigured(target: &Target, problem: &anyhow::Error) -> Option<Misconf
             names.ca, names.no_verify
         ),
     };
-    Some(Misconfigured(format!("{} at {server}: {error}; {fix}", target.backend_name())))
+    Some(Misconfigured::tls(format!("{} at {server}: {error}; {fix}", target.backend_name())))
 }
 
 fn roots(server: &Server) -> Result<RootCertStore> {

@@ -268,12 +268,17 @@ impl Blocks<'_> {
     fn next(&mut self) -> Option<(usize, Structure)> {
         let start = self.at;
         let rest = self.text.get(start..).filter(|rest| !rest.is_empty())?;
-        let mut block = [b' '; 64];
-        let taken = rest.len().min(64);
-        block[..taken].copy_from_slice(&rest[..taken]);
+        let bytes = match rest.first_chunk::<64>() {
+            Some(block) => u8x64::new(*block),
+            None => {
+                // The last bytes, padded with spaces (no structure).
+                let mut block = [b' '; 64];
+                block[..rest.len()].copy_from_slice(rest);
+                u8x64::new(block)
+            }
+        };
         self.at += 64;
 
-        let bytes = u8x64::new(block);
         let mask = |bytes: u8x64, wanted: u8| bytes.simd_eq(u8x64::splat(wanted)).to_bitmask();
         // `{` and `[`, `}` and `]` differ only in the 0x20 bit.
         let folded = bytes | u8x64::splat(0x20);
