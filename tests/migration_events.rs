@@ -120,9 +120,10 @@ async fn a_failed_migration_is_a_warning_on_the_deployment_with_the_exit_code_an
     assert!(note.contains("web-7d9-a") && note.contains("exited 1"), "{note}");
     assert!(note.contains("relation \"users\" already exists"), "{note}");
 
-    let text = recorder.metrics.render().unwrap();
+    // Counted after the Event is written.
     let failed = r#"kube_once_migrations_total{namespace="shop",deployment="web",outcome="failed"} 1"#;
-    assert!(text.lines().any(|line| line == failed), "{text}");
+    wait("the failure counted", || recorder.metrics.render().unwrap().lines().any(|line| line == failed)).await;
+    let text = recorder.metrics.render().unwrap();
     assert!(text.contains(r#"kube_once_migration_last_failure_timestamp_seconds{namespace="shop",deployment="web"}"#));
     assert_eq!(api.store().unselected, 0, "pods are only ever asked for by the injected label");
 }
@@ -150,9 +151,9 @@ async fn five_failing_pods_of_one_key_are_one_event_with_a_series_count() {
     let events = api.events("MigrationFailed");
     let counts: Vec<i64> = events.iter().map(count).collect();
     assert!(counts.contains(&5) && counts.contains(&1), "one Event of count 5 for k1, one for k2: {events:#?}");
-    let text = recorder.metrics.render().unwrap();
+    // Counted after the Event is written.
     let failed = r#"kube_once_migrations_total{namespace="shop",deployment="web",outcome="failed"} 6"#;
-    assert!(text.lines().any(|line| line == failed), "{text}");
+    wait("six failures counted", || recorder.metrics.render().unwrap().lines().any(|line| line == failed)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +209,11 @@ async fn two_replicas_never_both_record_and_a_cut_off_holder_stops_within_its_le
             .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
             .sum::<u64>()
     };
-    assert_eq!(counted(&replicas[0]) + counted(&replicas[1]), 3);
+    // A replica counts an outcome after its Event is written: wait for the
+    // counts, then check that nothing was counted twice.
+    let total = || counted(&replicas[0]) + counted(&replicas[1]);
+    wait("the three outcomes counted", || total() >= 3).await;
+    assert_eq!(total(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
