@@ -4,9 +4,9 @@
 //! the core skips anyway: `metadata.managedFields`, the annotations of other
 //! tools (kubectl's last-applied copy of the whole object), `status`, and
 //! the request's `userInfo`. serde_json checks every token of a value it
-//! skips; this scanner only finds where such a value ends (strings and
-//! brackets, eight bytes at a time inside strings), and the text serde_json
-//! then reads has `null` in its place.
+//! skips; this scanner only finds where such a value ends (objects and
+//! lists 64 bytes at a time, strings eight), and the text serde_json then
+//! reads has `null` in its place.
 //!
 //! What is dropped is what `kube_once_core::view` skips (its `Shape::keep`:
 //! of a workload's metadata it reads the name, namespace and `kube-once.io/`
@@ -30,6 +30,11 @@ const WORTH_SKIMMING: usize = 16 * 1024;
 /// A dropped value shorter than this is kept: each drop splits the copy.
 const WORTH_DROPPING: usize = 64;
 
+/// The skimmed copy lives beside the body while the review is read, so it
+/// is made only when at least this share of the body goes: a 2 MB review
+/// with a few hundred bytes of `managedFields` is read as sent, not copied.
+const WORTH_COPYING: (usize, usize) = (1, 4);
+
 /// `body` (an AdmissionReview as JSON) with the values nothing reads
 /// replaced by `null`; as sent when it is small, has none, or is not
 /// shaped as the scanner expects (serde_json then says what is wrong).
@@ -42,6 +47,10 @@ pub fn skim(body: &str) -> Cow<'_, str> {
         return Cow::Borrowed(body);
     }
     let dropped: usize = scanner.drops.iter().map(|drop| drop.len()).sum();
+    let (share, of) = WORTH_COPYING;
+    if dropped * of < body.len() * share {
+        return Cow::Borrowed(body);
+    }
     let mut skimmed = String::with_capacity(body.len() - dropped + 4 * scanner.drops.len());
     let mut from = 0;
     for drop in &scanner.drops {
@@ -429,6 +438,11 @@ mod tests {
     fn a_small_review_or_one_not_as_expected_is_read_as_sent() {
         let small = review(json!({"metadata": {"managedFields": [1, 2, 3]}}), Value::Null);
         assert!(matches!(skim(&small), Cow::Borrowed(_)));
+        // Large, but with little to drop: not worth a copy of the body.
+        let mut large = workload();
+        large["spec"]["template"]["spec"]["containers"][0]["args"] = json!(vec!["x".repeat(100); 1000]);
+        assert!(matches!(skim(&review(large, Value::Null)), Cow::Borrowed(_)));
+        assert!(matches!(skim(&review(workload(), workload())), Cow::Owned(_)), "the same, mostly what is dropped");
         let text = review(workload(), workload());
         for cut in [text.len() / 3, text.len() / 2, text.len() - 1] {
             assert!(matches!(skim(&text[..cut]), Cow::Borrowed(_)), "cut at {cut}");
