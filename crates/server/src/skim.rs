@@ -17,6 +17,11 @@
 //! after a dropped value is one in the skimmed text. A key written with
 //! escapes is never dropped (the core reads it unescaped); anything the
 //! scanner does not expect leaves the review as sent.
+//!
+//! A CREATE has one copy, and what is worth dropping of it is in its
+//! metadata: the scan stops there (the API server writes `operation` before
+//! `object`), so a large CREATE with little to drop is not scanned to its
+//! end only to be read as sent.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -42,8 +47,8 @@ pub fn skim(body: &str) -> Cow<'_, str> {
     if body.len() < WORTH_SKIMMING {
         return Cow::Borrowed(body);
     }
-    let mut scanner = Scanner { text: body.as_bytes(), at: 0, drops: Vec::new() };
-    if scanner.review().is_none() || scanner.drops.is_empty() {
+    let mut scanner = Scanner::new(body);
+    if (scanner.review().is_none() && !scanner.enough) || scanner.drops.is_empty() {
         return Cow::Borrowed(body);
     }
     let dropped: usize = scanner.drops.iter().map(|drop| drop.len()).sum();
@@ -67,14 +72,22 @@ pub fn skim(body: &str) -> Cow<'_, str> {
 }
 
 /// A forward scan of JSON text: `None` from any step means "not as
-/// expected" (malformed, cut short), and then nothing is dropped.
+/// expected" (malformed, cut short), and then nothing is dropped, unless
+/// `enough` says the scan stopped because nothing more is worth dropping
+/// (the drops found so far are whole values).
 struct Scanner<'t> {
     text: &'t [u8],
     at: usize,
     drops: Vec<Range<usize>>,
+    creating: bool,
+    enough: bool,
 }
 
-impl Scanner<'_> {
+impl<'t> Scanner<'t> {
+    fn new(text: &'t str) -> Self {
+        Scanner { text: text.as_bytes(), at: 0, drops: Vec::new(), creating: false, enough: false }
+    }
+
     fn review(&mut self) -> Option<()> {
         self.entries(|scanner, key| match key {
             b"request" => scanner.request(),
@@ -84,6 +97,12 @@ impl Scanner<'_> {
 
     fn request(&mut self) -> Option<()> {
         self.entries(|scanner, key| match key {
+            b"operation" => {
+                let start = scanner.at;
+                scanner.skip()?;
+                scanner.creating = &scanner.text[start..scanner.at] == b"\"CREATE\"";
+                Some(())
+            }
             b"object" | b"oldObject" => scanner.workload(),
             b"userInfo" => scanner.drop(),
             _ => scanner.skip(),
@@ -92,6 +111,11 @@ impl Scanner<'_> {
 
     fn workload(&mut self) -> Option<()> {
         self.entries(|scanner, key| match key {
+            b"metadata" if scanner.creating => {
+                scanner.metadata()?;
+                scanner.enough = true;
+                None
+            }
             b"metadata" => scanner.metadata(),
             b"status" => scanner.drop(),
             _ => scanner.skip(),
@@ -451,6 +475,38 @@ mod tests {
         assert!(matches!(skim(&not_a_review), Cow::Borrowed(_)));
     }
 
+    /// A CREATE is read up to the end of its object's metadata, where the
+    /// API server puts what is worth dropping: its spec and status are not
+    /// scanned (text cut after the metadata is still skimmed) and kept.
+    #[test]
+    fn a_create_is_scanned_to_the_end_of_its_metadata() {
+        let mut object = workload();
+        let managed = object["metadata"]["managedFields"].as_array().unwrap();
+        let managed: Vec<Value> = managed.iter().chain(managed).cloned().collect();
+        object["metadata"]["managedFields"] = Value::from(managed);
+        let (metadata, rest) = (&object["metadata"], json!({"spec": object["spec"], "status": object["status"]}));
+        let create = |operation: &str| {
+            format!(
+                r#"{{"request":{{"uid":"u","operation":"{operation}","object":{{"kind":"Deployment","metadata":{metadata},{}"#,
+                &rest.to_string()[1..]
+            )
+        };
+        let text = format!("{}}}}}", create("CREATE"));
+        assert!(text.len() > WORTH_SKIMMING);
+        let skimmed: Value = serde_json::from_str(&skim(&text)).unwrap();
+        let mut expected: Value = serde_json::from_str(&text).unwrap();
+        let sent_metadata = &mut expected["request"]["object"]["metadata"];
+        sent_metadata["managedFields"] = Value::Null;
+        sent_metadata["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = Value::Null;
+        assert_eq!(skimmed, expected, "the status of a CREATE is kept");
+
+        let cut = &text[..text.len() - rest.to_string().len() / 2];
+        assert!(matches!(skim(cut), Cow::Owned(_)), "what follows the metadata is not read");
+        let update = create("UPDATE");
+        let cut = &update[..update.len() - rest.to_string().len() / 2];
+        assert!(matches!(skim(cut), Cow::Borrowed(_)), "an UPDATE is read to its end");
+    }
+
     #[test]
     fn an_annotation_key_written_with_escapes_is_kept() {
         let mut object = workload();
@@ -488,7 +544,7 @@ mod tests {
             let value = json!([value(&mut random, 0)]);
             for text in [serde_json::to_string(&value).unwrap(), serde_json::to_string_pretty(&value).unwrap()] {
                 let padded = format!("{text}{}", "]".repeat(random(80) as usize));
-                let mut scanner = Scanner { text: padded.as_bytes(), at: 0, drops: Vec::new() };
+                let mut scanner = Scanner::new(&padded);
                 assert_eq!(scanner.skip(), Some(()), "{text}");
                 assert_eq!(scanner.at, text.len(), "{text}");
             }
@@ -505,11 +561,11 @@ mod tests {
             json!({"a": {"b": [1, true, false, null, "x\\\"y"]}}),
         ] {
             for text in [serde_json::to_string(&value).unwrap(), serde_json::to_string_pretty(&value).unwrap()] {
-                let mut scanner = Scanner { text: text.as_bytes(), at: 0, drops: Vec::new() };
+                let mut scanner = Scanner::new(&text);
                 let end = text.len();
                 // A scalar ends where what follows it begins.
                 let padded = format!("{text},");
-                let mut padded_scanner = Scanner { text: padded.as_bytes(), at: 0, drops: Vec::new() };
+                let mut padded_scanner = Scanner::new(&padded);
                 assert_eq!(padded_scanner.skip(), Some(()), "{text}");
                 assert_eq!(padded_scanner.at, end, "{text}");
                 if text.starts_with(['{', '[', '"']) {
