@@ -309,6 +309,12 @@ fn sqlite_missing_file_is_an_error_and_is_not_created() {
     assert_eq!(output.status.code(), Some(69), "{}", describe(&output));
     assert!(text(&output.stderr).contains("typo.db"), "{}", describe(&output));
     assert!(!path.exists(), "history created {}", path.display());
+
+    // The SQLAlchemy spelling with three slashes is relative: say so.
+    let relative = Scenario::new(Db { kind: Kind::Sqlite, url: "sqlite:///typo.db".into() }, "typo");
+    let output = pod(&relative, &["history"]);
+    assert_eq!(output.status.code(), Some(69), "{}", describe(&output));
+    assert!(text(&output.stderr).contains("write sqlite:////typo.db"), "{}", describe(&output));
 }
 
 #[test]

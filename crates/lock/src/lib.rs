@@ -390,12 +390,22 @@ async fn run_plan(plan: &LockPlan) -> u8 {
     }
 }
 
+/// A setting that cannot work, whatever the server does next: a CA file
+/// that cannot be read, a server certificate that fails verification, a
+/// server without TLS when the URL requires it ([`tls::misconfigured`]), or
+/// an SQLite file that cannot be opened ([`sqlite::misconfigured`]).
+/// Retrying does not help, so `lock` stops at once (exit 64) and says what
+/// to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Misconfigured(pub(crate) String);
+
 /// Why connecting gave up.
 enum NotConnected {
     /// Still failing at the deadline: attempts made, the last error.
     Unreachable(u32, anyhow::Error),
-    /// A failure no retry can cure: the server's TLS against the URL's settings.
-    Misconfigured(tls::Misconfigured, anyhow::Error),
+    /// A failure no retry can cure: the URL's settings against the server.
+    Misconfigured(Misconfigured, anyhow::Error),
 }
 
 /// Connects, retrying with capped exponential backoff until `deadline` has
@@ -587,7 +597,7 @@ fn refused_credentials(problem: &anyhow::Error) -> bool {
 }
 
 /// Logs a configuration error found while connecting; the exit code to return.
-fn misconfigured_exit(misconfigured: &tls::Misconfigured, problem: &anyhow::Error, summary: &Summary) -> u8 {
+fn misconfigured_exit(misconfigured: &Misconfigured, problem: &anyhow::Error, summary: &Summary) -> u8 {
     summary.set(format!("configuration error (exit {}): {misconfigured}", exit::USAGE));
     error!(
         event = "config",

@@ -14,11 +14,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
+use crate::Misconfigured;
 use crate::attempts::{Attempt, Outcome, StoredAttempt};
 use crate::dialect::{Lock, Previous, RecordStore, unless_missing};
 use crate::names::ATTEMPTS_TABLE;
 use crate::record::{DoneRecord, Filter, RunningRow, StoredRecord};
-use crate::tls::Misconfigured;
 use crate::url::Target;
 
 /// One SQLite connection, used from tokio's blocking pool.
@@ -37,7 +37,8 @@ impl Session {
         let connection =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .with_context(|| {
-                    format!("cannot open the SQLite database {} (it must exist; check the URL)", path.display())
+                    let hint = relative_path_hint(path).unwrap_or_default();
+                    format!("cannot open the SQLite database {} (it must exist; check the URL){hint}", path.display())
                 })?;
         // A migration may hold the write lock for a while: wait for it.
         connection.busy_timeout(Duration::from_secs(30))?;
@@ -115,15 +116,22 @@ pub(crate) fn misconfigured(target: &Target, problem: &anyhow::Error) -> Option<
     } else {
         format!("SQLite cannot open {}: the directory {} does not exist", path.display(), directory.display())
     };
-    if path.is_relative() {
-        let here = std::env::current_dir()
-            .map_or_else(|_| "the working directory".to_owned(), |dir| dir.display().to_string());
-        message.push_str(&format!(
-            "; sqlite:///{path} is relative to the working directory ({here}): for the absolute path /{path} write sqlite:////{path}",
-            path = path.display(),
-        ));
-    }
+    message.push_str(&relative_path_hint(path).unwrap_or_default());
     Some(Misconfigured(message))
+}
+
+/// For a relative path, that the SQLAlchemy spelling `sqlite:///name` is
+/// relative to the working directory and how to write the absolute one.
+fn relative_path_hint(path: &Path) -> Option<String> {
+    if !path.is_relative() {
+        return None;
+    }
+    let here =
+        std::env::current_dir().map_or_else(|_| "the working directory".to_owned(), |dir| dir.display().to_string());
+    Some(format!(
+        "; sqlite:///{path} is relative to the working directory ({here}): for the absolute path /{path} write sqlite:////{path}",
+        path = path.display(),
+    ))
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {

@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::url::{Server, Target, TlsMode};
+use crate::Misconfigured;
 
 pub fn client_config(server: &Server) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -30,17 +31,8 @@ pub fn client_config(server: &Server) -> Result<ClientConfig> {
         .with_no_client_auth())
 }
 
-/// A setting that cannot work, whatever the server does next: a CA file
-/// that cannot be read, a server certificate that fails verification, a
-/// server without TLS when the URL requires it, or an SQLite file that
-/// cannot be opened ([`crate::sqlite::misconfigured`]).
-/// Retrying does not help, so `lock` stops at once (exit 64) and says what
-/// to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Misconfigured(pub(crate) String);
-
 impl Misconfigured {
+    /// A TLS setting that cannot work with this server.
     fn tls(problem: String) -> Self {
         Misconfigured(format!("TLS configuration error: {problem}"))
     }
