@@ -340,10 +340,10 @@ fn respond(uid: String, changes: Result<Changes, Refusal>) -> (AdmissionResponse
     }
 }
 
-/// `value` as JSON, base64-encoded. The patch follows the change, not the
+/// `patch` as JSON, base64-encoded. The patch follows the change, not the
 /// object (a few KB even for a 2.8 MB Deployment), so one buffer is cheapest.
-fn base64_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
-    serde_json::to_vec(value).map(|json| base64_simd::STANDARD.encode_to_string(json))
+fn base64_json(patch: &json_patch::Patch) -> Result<String, serde_json::Error> {
+    crate::patch_json::to_vec(patch).map(|json| base64_simd::STANDARD.encode_to_string(json))
 }
 
 fn deny(uid: String, message: String) -> AdmissionResponse {

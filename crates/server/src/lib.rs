@@ -18,6 +18,7 @@ pub mod certs;
 pub mod limits;
 pub mod metrics;
 pub mod migrations;
+mod patch_json;
 mod preview;
 pub mod shutdown;
 mod skim;
