@@ -163,13 +163,8 @@ mod tests {
     /// eight-byte words, beside multi-byte characters.
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {
-        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
-        let mut random = move |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+        let mut random = move |below: u64| rng.u64(..below);
         let alphabet: Vec<char> =
             (0u8..0x20).map(char::from).chain(['"', '\\', '/', 'a', ' ', '\u{7f}', 'é', '€', '😀']).collect();
         for _ in 0..5000 {

@@ -524,13 +524,8 @@ mod tests {
     /// 64-byte blocks: each is skipped to exactly its end.
     #[test]
     fn random_values_are_skipped_to_their_end() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut random = move |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
-        };
+        let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
+        let mut random = move |below: u64| rng.u64(..below);
         fn value(random: &mut impl FnMut(u64) -> u64, depth: u32) -> Value {
             const ALPHABET: &[char] = &['"', '\\', '{', '}', '[', ']', 'a', ' ', ',', ':', '\n', 'é'];
             match random(if depth > 4 { 2 } else { 4 }) {
