@@ -314,7 +314,10 @@ fn sqlite_missing_file_is_an_error_and_is_not_created() {
     let relative = Scenario::new(Db { kind: Kind::Sqlite, url: "sqlite:///typo.db".into() }, "typo");
     let output = pod(&relative, &["history"]);
     assert_eq!(output.status.code(), Some(69), "{}", describe(&output));
-    assert!(text(&output.stderr).contains("write sqlite:////typo.db"), "{}", describe(&output));
+    let message = text(&output.stderr);
+    assert!(message.contains("write sqlite:////typo.db"), "{}", describe(&output));
+    assert!(message.contains("check the URL in $DATABASE_URL"), "{}", describe(&output));
+    assert!(!message.contains("server"), "a file has no server: {}", describe(&output));
 }
 
 #[test]

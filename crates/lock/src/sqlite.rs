@@ -38,7 +38,7 @@ impl Session {
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .with_context(|| {
                     let hint = relative_path_hint(path).unwrap_or_default();
-                    format!("cannot open the SQLite database {} (it must exist; check the URL){hint}", path.display())
+                    format!("cannot open the SQLite database {} (it must exist){hint}", path.display())
                 })?;
         // A migration may hold the write lock for a while: wait for it.
         connection.busy_timeout(Duration::from_secs(30))?;

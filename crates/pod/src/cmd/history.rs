@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use kube_once_core::env;
 use kube_once_lock::history::{self, Connection, Failure, Filter, RunningRow, StoredRecord};
+use kube_once_lock::url::Target;
 use kube_once_lock::{defaults, exit};
 
 /// Where the done-records are: shared by `history` and `forget`.
@@ -153,10 +154,14 @@ where
                     eprintln!("kube-once {command}: {configuration}");
                     return ExitCode::from(exit::USAGE);
                 }
+                // A file has no server to reach.
+                let reachable = match target {
+                    Target::Sqlite(_) => String::new(),
+                    _ => format!(" and that the {} server is reachable from here", target.backend_name()),
+                };
                 eprintln!(
-                    "kube-once {command}: {problem:#}; check the URL in ${} and that the {} server is reachable from here",
-                    records.database_url_env,
-                    target.backend_name()
+                    "kube-once {command}: {problem:#}; check the URL in ${}{reachable}",
+                    records.database_url_env
                 );
                 return ExitCode::from(exit::UNREACHABLE);
             }
