@@ -23,6 +23,7 @@ mod preview;
 pub mod shutdown;
 mod skim;
 pub mod tls;
+mod word;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

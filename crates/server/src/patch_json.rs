@@ -8,6 +8,8 @@
 use json_patch::{Patch, PatchOperation};
 use serde_json::Value;
 
+use crate::word;
+
 /// `patch` as JSON.
 pub fn to_vec(patch: &Patch) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(1024);
@@ -80,32 +82,19 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
 /// `text` as a JSON string, escaped as serde_json escapes it: `"`, `\` and
 /// the control characters, the common ones by name, the rest as `\u00XX`.
 fn string(out: &mut Vec<u8>, text: &str) {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    const QUOTES: u64 = ONES * b'"' as u64;
-    const BACKSLASHES: u64 = ONES * b'\\' as u64;
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let (mut start, mut at) = (0, 0);
     while at < bytes.len() {
-        // Eight bytes at a time up to one that needs escaping: the lowest
-        // flagged byte of these "has a zero byte" and "has a byte below
-        // 0x20" tests is exact (a borrow only moves flags above it).
-        if let Some(chunk) = bytes.get(at..at + 8) {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            let word = u64::from_le_bytes(word);
-            let (quotes, backslashes) = (word ^ QUOTES, word ^ BACKSLASHES);
-            let found = ((quotes.wrapping_sub(ONES) & !quotes)
-                | (backslashes.wrapping_sub(ONES) & !backslashes)
-                | (word.wrapping_sub(ONES * 0x20) & !word))
-                & HIGH;
+        // Eight bytes at a time up to one that needs escaping.
+        if let Some(eight) = word::at(bytes, at) {
+            let found = word::equal(eight, b'"') | word::equal(eight, b'\\') | word::below(eight, 0x20);
             if found == 0 {
                 at += 8;
                 continue;
             }
-            at += found.trailing_zeros() as usize / 8;
+            at += word::first(found);
         } else if !needs_escape(bytes[at]) {
             at += 1;
             continue;

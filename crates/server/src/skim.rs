@@ -28,6 +28,8 @@ use std::ops::Range;
 
 use wide::u8x64;
 
+use crate::word;
+
 /// Below this size a review is read as sent: skimming would cost about
 /// what it saves (a CREATE has no second copy and little to drop).
 const WORTH_SKIMMING: usize = 16 * 1024;
@@ -231,20 +233,12 @@ impl<'t> Scanner<'t> {
 
     /// Past the closing quote of the string whose opening quote is behind.
     fn string(&mut self) -> Option<()> {
-        const ONES: u64 = u64::from_ne_bytes([1; 8]);
-        const HIGH: u64 = ONES << 7;
-        const QUOTES: u64 = ONES * b'"' as u64;
-        const BACKSLASHES: u64 = ONES * b'\\' as u64;
         loop {
-            // Eight bytes at a time up to a quote or a backslash: the
-            // lowest flagged byte of this "has a zero byte" test is exact.
-            while let Some(chunk) = self.text.get(self.at..self.at + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().ok()?);
-                let (quotes, backslashes) = (word ^ QUOTES, word ^ BACKSLASHES);
-                let found =
-                    ((quotes.wrapping_sub(ONES) & !quotes) | (backslashes.wrapping_sub(ONES) & !backslashes)) & HIGH;
+            // Eight bytes at a time up to a quote or a backslash.
+            while let Some(eight) = word::at(self.text, self.at) {
+                let found = word::equal(eight, b'"') | word::equal(eight, b'\\');
                 if found != 0 {
-                    self.at += found.trailing_zeros() as usize / 8;
+                    self.at += word::first(found);
                     break;
                 }
                 self.at += 8;
