@@ -400,7 +400,6 @@ fn list_items<T: Default + IntoValue>(
     mut new: Vec<T>,
     same: &dyn Fn(&T, &T) -> bool,
 ) {
-    let contains = |items: &[T], item: &T| items.iter().any(|other| same(item, other));
     // `new[j]` is taken once the walk has passed it: only `new[j..]` is read again.
     let index = |i: usize| at(path, Some(&(offset + i).to_string()));
     let (mut i, mut j) = (0, 0);
@@ -408,12 +407,17 @@ fn list_items<T: Default + IntoValue>(
         if same(&old[i], &new[j]) {
             i += 1;
             j += 1;
-        } else if !contains(&new[j..], &old[i]) && !contains(&old[i..], &new[j]) {
+            continue;
+        }
+        // `old[i]` and `new[j]` differ: each is looked for past the other
+        // (`same` takes the old item first: their lists are kept apart).
+        let old_stays = new[j + 1..].iter().any(|new| same(&old[i], new));
+        if !old_stays && !old[i + 1..].iter().any(|old| same(old, &new[j])) {
             let value = std::mem::take(&mut new[j]).into_value();
             ops.push(PatchOperation::Replace(ReplaceOperation { path: index(j), value }));
             i += 1;
             j += 1;
-        } else if !contains(&new[j..], &old[i]) {
+        } else if !old_stays {
             ops.push(PatchOperation::Remove(RemoveOperation { path: index(j) }));
             i += 1;
         } else {
