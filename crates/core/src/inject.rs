@@ -12,8 +12,8 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
 use super::view::{
-    AppContainers, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations, same_entries,
-    same_other_annotations, same_template,
+    AppContainers, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations, same_container,
+    same_entries, same_other_annotations, same_template,
 };
 use super::{INJECTED_LABEL, INJECTED_LABEL_VALUE, Reason, Refusal, STATUS_ANNOTATION};
 use serde_json::value::RawValue;
@@ -134,6 +134,33 @@ pub fn same_unwritten(
     a_spec.iter().filter(|(key, _)| unwritten(key)).eq(b_spec.iter().filter(|(key, _)| unwritten(key)))
 }
 
+/// Whether the init containers of `template` (its lists in `lists`) that
+/// kube-once did not inject are, in order and in meaning, those of
+/// `stripped` (a [`strip`]ped template, its lists in `stripped_lists`):
+/// what [`same_written`] finds of them once `template` is stripped, found
+/// without copying it. The user's init containers are what an image bump
+/// changes besides the app, so this settles most updates cheaply. A status
+/// kube-once cannot read leaves nothing to strip: `false`.
+pub fn same_own_init_containers(
+    deployment: &Value,
+    template: &Value,
+    lists: &Lists,
+    stripped: &Written,
+    stripped_lists: &Lists,
+) -> bool {
+    fn init_containers(template: &Value) -> Option<&Vec<Value>> {
+        value_at(template, &["spec", "initContainers"])?.as_array()
+    }
+    let Ok(status) = status_of(deployment, template) else { return false };
+    let (Some(ours), Some(theirs)) = (init_containers(template), init_containers(&stripped.template)) else {
+        // Absent, `null` or emptied: left to `same_written`.
+        return true;
+    };
+    let users: Vec<&Value> =
+        ours.iter().filter(|c| !status.as_ref().is_some_and(|status| injected_container(status, c))).collect();
+    users.len() == theirs.len() && users.iter().zip(theirs).all(|(a, b)| same_container(a, lists, b, stripped_lists))
+}
+
 /// The [`written_parts`] of `template` (whose text the request keeps in
 /// `text`) without anything a previous admission injected.
 pub fn strip<'a>(deployment: &Value, template: &Value, text: TemplateText<'a>) -> Result<Written<'a>, Refusal> {
@@ -153,7 +180,7 @@ pub fn strip<'a>(deployment: &Value, template: &Value, text: TemplateText<'a>) -
     }
     let template = &mut written.template;
     if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
-        retain(spec, "initContainers", |c| !status.init_containers.iter().any(|n| Some(n.as_str()) == name(c)));
+        retain(spec, "initContainers", |c| !injected_container(&status, c));
         retain(spec, "volumes", |v| !ours(Item::Value(v)));
         if let Some(selector) = spec.get_mut("nodeSelector").and_then(Value::as_object_mut) {
             for (key, value) in &status.node_selector {
@@ -584,6 +611,11 @@ fn retain(spec: &mut Map<String, Value>, list: &str, keep: impl Fn(&Value) -> bo
     if let Some(items) = spec.get_mut(list).and_then(Value::as_array_mut) {
         items.retain(keep);
     }
+}
+
+/// Whether `container` is one of the init containers `status` records as injected.
+fn injected_container(status: &Status, container: &Value) -> bool {
+    status.init_containers.iter().any(|injected| Some(injected.as_str()) == name(container))
 }
 
 fn name(item: &Value) -> Option<&str> {

@@ -340,6 +340,9 @@ fn kept_injection<'a>(
     if !is_injected(&old.value) || contract_annotations(&object.value) != contract_annotations(&old.value) {
         return None;
     }
+    if !inject::same_own_init_containers(&old.value, old_template, &old.lists, stripped, &object.lists) {
+        return None;
+    }
     let old_stripped = inject::strip(&old.value, old_template, old.text(old_kind)).ok()?;
     let unchanged = inject::same_written(&old_stripped, &old.lists, stripped, &object.lists)
         && inject::same_unwritten(old_template, old.app_containers(old_kind), template, object.app_containers(kind));

@@ -341,6 +341,50 @@ fn stability_rule_keeps_injected_parts_when_the_template_is_unchanged() {
     );
 }
 
+/// The user's init containers count as the template: unchanged, the
+/// injection stays as it was (a newer webhook config is not rolled out);
+/// one changed (an image bump reaches init containers too), the injection
+/// follows the current config and the user's change stays.
+#[test]
+fn stability_rule_compares_the_users_init_containers() {
+    let input = case("existing-init-containers");
+    let old = mutate(&input, &Config::default()).object;
+    let changed = Config::from_yaml("toolsImage: registry.internal/kube-once:9.9.9\n").unwrap();
+    let init_image = |object: &Value, index: usize| {
+        object.pointer(&format!("/spec/template/spec/initContainers/{index}/image")).unwrap().clone()
+    };
+
+    let mut reapplied = input.clone();
+    reapplied["spec"]["replicas"] = json!(3);
+    let m = core::mutate(&reapplied, Some(&old), &changed).unwrap();
+    assert_eq!(template(&m.object), template(&old), "unchanged: the old injection, byte for byte");
+
+    for (index, container) in [(0, "cloud-sql-proxy"), (1, "wait-for-db")] {
+        let mut bumped = old.clone();
+        bumped["spec"]["template"]["spec"]["initContainers"][index]["image"] = json!("registry.example.com/new:2");
+        let m = core::mutate(&bumped, Some(&old), &changed).unwrap();
+        assert_eq!(init_image(&m.object, index), json!("registry.example.com/new:2"), "{container} kept as changed");
+        assert_eq!(init_image(&m.object, 2), json!("registry.internal/kube-once:9.9.9"), "{container}: re-injected");
+        assert_eq!(apply(&bumped, &m), m.object);
+    }
+
+    // One more of the user's, after the injection: not the old template either.
+    let mut added = old.clone();
+    added["spec"]["template"]["spec"]["initContainers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "warm-cache", "image": "busybox:1.36"}));
+    let m = core::mutate(&added, Some(&old), &changed).unwrap();
+    let names: Vec<_> = m.object["spec"]["template"]["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["cloud-sql-proxy", "wait-for-db", "warm-cache", "kube-once-install", "kube-once-run"]);
+    assert_eq!(init_image(&m.object, 3), json!("registry.internal/kube-once:9.9.9"));
+}
+
 /// The app containers stay the request's text, read one at a time: among
 /// many sidecars the app is the one `kube-once.io/container` names, and
 /// each copied field comes from the container it equals (for a whole field
