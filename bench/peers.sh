@@ -213,6 +213,13 @@ cpu_ticks() { # user and system CPU of a process and its children (nginx workers
     echo "$user $sys"
 }
 
+# The CPU this shell's reaped children (wrk) used so far, in ms, from a
+# `times` report (its second line: "0m1.234s 0m0.056s", user and system).
+children_ms() {
+    awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); ms += t[1] * 60000 + t[2] * 1000 } }
+        END { printf "%d\n", ms }' "$1"
+}
+
 echo "peers: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); kube-once ready in ${ko_ready_ms} ms" >&2
 results=$work/results
 printf '%s\n' "${sizes[@]}" >"$results"
@@ -227,9 +234,13 @@ for round in $(seq "$ROUNDS"); do
             for peer in "${peers[@]}"; do
                 name=${peer%%:*} port=${peer##*:}
                 read -r user_before sys_before < <(cpu_ticks "$(pid_of "$name")")
+                # `times` in this shell (not a subshell): wrk is its child once reaped.
+                times >"$work/times.before"
                 line=$(wrk -t1 -c"$c" -d"${ROUND_SECONDS}s" -s bench/mutate.lua "https://127.0.0.1:$port" | grep '^RESULT')
+                times >"$work/times.after"
                 read -r user_after sys_after < <(cpu_ticks "$(pid_of "$name")")
-                line="$line user_ticks=$((user_after - user_before)) sys_ticks=$((sys_after - sys_before))"
+                client_ms=$(($(children_ms "$work/times.after") - $(children_ms "$work/times.before")))
+                line="$line user_ticks=$((user_after - user_before)) sys_ticks=$((sys_after - sys_before)) client_ms=$client_ms"
                 echo "$shape $name c=$c round=$round $line" >&2
                 echo "$shape $name $c $line" >>"$results"
             done
@@ -303,9 +314,10 @@ for shape in shapes:
 # (system: TCP, epoll, copies). What the kernel spends per request is about
 # the same for every peer, so it bounds what cutting our own code can gain.
 tick_us = 1e6 / int(sys.argv[3])
-print("\nCPU per request at the highest c (µs, medians over the rounds; system = the kernel for the peer):\n")
-print("| review | peer | user | system | system share |")
-print("|---|---|---|---|---|")
+print("\nCPU per request at the highest c (µs, medians over the rounds; system = the kernel for the peer;"
+      " client = wrk, user and system, on the same cores):\n")
+print("| review | peer | user | system | system share | client |")
+print("|---|---|---|---|---|---|")
 top = conns[-1]
 for shape in shapes:
     for name in names:
@@ -314,7 +326,9 @@ for shape in shapes:
             continue
         per = lambda key: statistics.median(int(r[key]) * tick_us / max(int(r["requests"]), 1) for r in runs)
         user, system = per("user_ticks"), per("sys_ticks")
-        print(f"| {shape} | {name} | {user:.1f} | {system:.1f} | {system / max(user + system, 1e-9):.0%} |")
+        client = statistics.median(int(r.get("client_ms", 0)) * 1000 / max(int(r["requests"]), 1) for r in runs)
+        print(f"| {shape} | {name} | {user:.1f} | {system:.1f} | {system / max(user + system, 1e-9):.0%} "
+              f"| {client:.1f} |")
 print("\npeak RSS over the whole run: " + ", ".join(f"{name} {mib:.1f} MiB" for name, mib in rss.items())
       + " (nginx: master and workers)")
 
