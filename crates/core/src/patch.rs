@@ -273,13 +273,12 @@ impl Sources<'_, '_> {
                 }
             }
         };
-        containers.each(|index, container| {
+        for (index, container) in containers.iter().enumerate() {
             match self.app.filter(|app| app.index == index) {
                 Some(app) => consider(index, &COPIED_FIELDS.map(|field| app.container.field(field))),
                 None => container.with_fields(COPIED_FIELDS, |theirs| consider(index, theirs)),
             }
-            false
-        });
+        }
         best
     }
 }
