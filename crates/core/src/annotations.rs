@@ -364,28 +364,46 @@ impl<'a> Annotations<'a> {
 }
 
 /// Only `kube-once.io/status` (written by kube-once) belongs on the pod
-/// template; a contract annotation there would be silently ignored.
+/// template; a contract annotation there would be silently ignored. Nor does
+/// any belong on a CronJob's Job template: each Job would carry it and be
+/// injected on its own, apart from the CronJob that `preview`, the patch and
+/// the migration Events are about.
 fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
     let kind = Kind::read_as(deployment);
-    let Some(annotations) = kind
-        .template(deployment)
-        .and_then(|template| value_at(template, &["metadata", "annotations"]))
-        .and_then(Value::as_object)
-    else {
-        return Ok(());
+    let misplaced = |annotations: Option<&Value>, except: &[&str]| {
+        annotations
+            .and_then(Value::as_object)
+            .and_then(|annotations| {
+                annotations.keys().find(|key| key.starts_with(PREFIX) && !except.contains(&key.as_str()))
+            })
+            .map(|key| shortened(key))
     };
-    match annotations.keys().find(|key| key.starts_with(PREFIX) && key.as_str() != STATUS_ANNOTATION) {
-        Some(key) => Err(Refusal::new(
+    let on_pod_template = misplaced(
+        kind.template(deployment).and_then(|template| value_at(template, &["metadata", "annotations"])),
+        &[STATUS_ANNOTATION],
+    );
+    if let Some(key) = on_pod_template {
+        return Err(Refusal::new(
             Reason::MisplacedAnnotation,
             format!(
-                "{}: annotation {} is on the pod template ({}.metadata.annotations), where kube-once does not read it; move it to the {kind}'s metadata.annotations",
+                "{}: annotation {key} is on the pod template ({}.metadata.annotations), where kube-once does not read it; move it to the {kind}'s metadata.annotations",
                 subject(deployment),
-                shortened(key),
                 kind.template_field()
             ),
-        )),
-        None => Ok(()),
+        ));
     }
+    if kind == Kind::CronJob
+        && let Some(key) = misplaced(value_at(deployment, &["spec", "jobTemplate", "metadata", "annotations"]), &[])
+    {
+        return Err(Refusal::new(
+            Reason::MisplacedAnnotation,
+            format!(
+                "{}: annotation {key} is on the Job template (spec.jobTemplate.metadata.annotations), where kube-once does not read it for the CronJob (each Job would carry it and be injected on its own); move it to the CronJob's metadata.annotations",
+                subject(deployment),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `run`: a JSON array of strings, or words split like a POSIX shell does

@@ -155,6 +155,9 @@ enum Shape {
     Spec,
     /// A CronJob's `spec.jobTemplate`.
     JobTemplate,
+    /// A CronJob's `spec.jobTemplate.metadata`: only its `kube-once.io/`
+    /// annotations are read (misplaced there, they are refused).
+    JobMetadata,
     /// A CronJob's `spec.jobTemplate.spec`.
     JobSpec,
     /// A pod template, its metadata and its spec; which one (index into
@@ -197,7 +200,17 @@ impl Shape {
             // Compared with kube-once.io/timeout (a warning).
             (Shape::Spec, "progressDeadlineSeconds") => Keep::Value,
             (Shape::JobTemplate, "spec") => Keep::Nested(Shape::JobSpec),
-            (Shape::Object | Shape::Metadata | Shape::Spec | Shape::JobTemplate | Shape::JobSpec, _) => Keep::Skip,
+            (Shape::JobTemplate, "metadata") => Keep::Nested(Shape::JobMetadata),
+            (Shape::JobMetadata, "annotations") => Keep::Nested(Shape::Annotations),
+            (
+                Shape::Object
+                | Shape::Metadata
+                | Shape::Spec
+                | Shape::JobTemplate
+                | Shape::JobMetadata
+                | Shape::JobSpec,
+                _,
+            ) => Keep::Skip,
             (Shape::PodTemplate(at), "metadata") => Keep::Nested(Shape::PodMetadata(at)),
             (Shape::PodTemplate(at), "spec") => Keep::Nested(Shape::PodSpec(at)),
             (Shape::PodMetadata(at), "annotations") => Keep::Annotations(at),

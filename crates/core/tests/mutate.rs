@@ -1339,6 +1339,28 @@ fn refusals_name_the_kind_and_its_template_path() {
         "{refusal}"
     );
     assert!(refusal.message().ends_with("move it to the CronJob's metadata.annotations"), "{refusal}");
+    // On the Job template each Job would carry it and be injected apart from
+    // the CronJob: refused too, whatever the CronJob's own annotations.
+    for own in [Some(json!({"kube-once.io/run": "bin/rails db:migrate"})), None] {
+        let mut cron = case("cronjob");
+        match own {
+            Some(own) => cron["metadata"]["annotations"] = own,
+            None => cron["metadata"].as_object_mut().unwrap().retain(|key, _| key != "annotations"),
+        }
+        cron["spec"]["jobTemplate"]["metadata"] =
+            json!({"annotations": {"team": "billing", "kube-once.io/timeout": "5m"}});
+        let refusal = core::mutate(&cron, None, &Config::default()).unwrap_err();
+        assert_eq!(refusal.reason(), Reason::MisplacedAnnotation);
+        assert_eq!(
+            refusal.message(),
+            "CronJob shop/report: annotation kube-once.io/timeout is on the Job template \
+             (spec.jobTemplate.metadata.annotations), where kube-once does not read it for the CronJob (each Job \
+             would carry it and be injected on its own); move it to the CronJob's metadata.annotations"
+        );
+        // Other tools' annotations there are none of kube-once's business.
+        cron["spec"]["jobTemplate"]["metadata"]["annotations"] = json!({"team": "billing"});
+        assert!(core::mutate(&cron, None, &Config::default()).is_ok());
+    }
     let mut sts = case("statefulset");
     sts["metadata"]["annotations"]["kube-once.io/timeout"] = json!("soon");
     let refusal = core::mutate(&sts, None, &Config::default()).unwrap_err();
