@@ -509,6 +509,7 @@ fn webhook_follows_the_design_by_default() {
         "has(object.spec.template.metadata.annotations)",
         "object.spec.jobTemplate.spec.template.metadata.annotations.exists(k, k.startsWith('kube-once.io/'))",
         "object.spec.jobTemplate.metadata.annotations.exists(k, k.startsWith('kube-once.io/'))",
+        "object.metadata.labels.exists(k, k.startsWith('kube-once.io/'))",
     ] {
         assert!(expression.contains(part), "{part:?} missing from {expression}");
     }

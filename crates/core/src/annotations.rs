@@ -364,10 +364,11 @@ impl<'a> Annotations<'a> {
 }
 
 /// Only `kube-once.io/status` (written by kube-once) belongs on the pod
-/// template; a contract annotation there would be silently ignored. Nor does
-/// any belong on a CronJob's Job template: each Job would carry it and be
-/// injected on its own, apart from the CronJob that `preview`, the patch and
-/// the migration Events are about.
+/// template; a contract annotation there would be silently ignored, as would
+/// one written as the workload's label. Nor does any belong on a CronJob's
+/// Job template: each Job would carry it and be injected on its own, apart
+/// from the CronJob that `preview`, the patch and the migration Events are
+/// about.
 fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
     let kind = Kind::read_as(deployment);
     let misplaced = |annotations: Option<&Value>, except: &[&str]| {
@@ -389,6 +390,18 @@ fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
                 "{}: annotation {key} is on the pod template ({}.metadata.annotations), where kube-once does not read it; move it to the {kind}'s metadata.annotations",
                 subject(deployment),
                 kind.template_field()
+            ),
+        ));
+    }
+    let label = value_at(deployment, &["metadata", "labels"]).and_then(Value::as_object).and_then(|labels| {
+        labels.keys().find(|key| key.strip_prefix(PREFIX).is_some_and(|name| KNOWN.contains(&name)))
+    });
+    if let Some(key) = label {
+        return Err(Refusal::new(
+            Reason::MisplacedAnnotation,
+            format!(
+                "{}: {key} is a label (metadata.labels), and kube-once reads only annotations; move it to the {kind}'s metadata.annotations",
+                subject(deployment),
             ),
         ));
     }

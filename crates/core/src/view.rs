@@ -149,7 +149,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
 enum Shape {
     Object,
     Metadata,
-    /// The workload's own `metadata.annotations`: only `kube-once.io/` ones
+    /// The workload's own `metadata.annotations` and `metadata.labels` (and
+    /// a CronJob's Job template's annotations): only `kube-once.io/` keys
     /// are read.
     Annotations,
     Spec,
@@ -186,6 +187,8 @@ impl Shape {
             (Shape::Object, "metadata") => Keep::Nested(Shape::Metadata),
             (Shape::Object, "spec") => Keep::Nested(Shape::Spec),
             (Shape::Metadata, "annotations") => Keep::Nested(Shape::Annotations),
+            // A contract annotation written as a label is refused, not passed over.
+            (Shape::Metadata, "labels") => Keep::Nested(Shape::Annotations),
             (Shape::Metadata, key) if METADATA_FIELDS.contains(&key) => Keep::Value,
             // The rest (kubectl's last-applied-configuration: a copy of the
             // whole object; charts' checksums; other tools') is scanned,
@@ -1167,7 +1170,8 @@ mod tests {
         })
         .to_string();
         let deployment = Workload::parse(&text).unwrap();
-        assert_eq!(deployment.value["metadata"], json!({"name": "web"}));
+        // Of the labels only kube-once.io/ ones are read (an annotation written as a label is refused).
+        assert_eq!(deployment.value["metadata"], json!({"name": "web", "labels": {}}));
         assert_eq!(deployment.value.get("status"), None);
         assert_eq!(deployment.value["spec"].get("replicas"), None);
         let init = &deployment.value["spec"]["template"]["spec"]["initContainers"];

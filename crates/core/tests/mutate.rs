@@ -1361,6 +1361,19 @@ fn refusals_name_the_kind_and_its_template_path() {
         cron["spec"]["jobTemplate"]["metadata"]["annotations"] = json!({"team": "billing"});
         assert!(core::mutate(&cron, None, &Config::default()).is_ok());
     }
+    // A contract annotation written as the workload's label is refused;
+    // other kube-once.io/ labels are not kube-once's to judge.
+    let mut sts = case("statefulset");
+    sts["metadata"]["labels"] = json!({"app": "ledger", "kube-once.io/run": "migrate"});
+    let refusal = core::mutate(&sts, None, &Config::default()).unwrap_err();
+    assert_eq!(refusal.reason(), Reason::MisplacedAnnotation);
+    assert_eq!(
+        refusal.message(),
+        "StatefulSet shop/ledger: kube-once.io/run is a label (metadata.labels), and kube-once reads only \
+         annotations; move it to the StatefulSet's metadata.annotations"
+    );
+    sts["metadata"]["labels"] = json!({"app": "ledger", "kube-once.io/ignore": "true"});
+    assert!(core::mutate(&sts, None, &Config::default()).is_ok());
     let mut sts = case("statefulset");
     sts["metadata"]["annotations"]["kube-once.io/timeout"] = json!("soon");
     let refusal = core::mutate(&sts, None, &Config::default()).unwrap_err();
