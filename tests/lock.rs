@@ -687,16 +687,26 @@ fn postgres_separate_lock_url() {
     assert_eq!(db.records(&scenario.name, "v1"), 1);
 }
 
+/// Nothing listening on the pod's own loopback (a free port here): exit 69
+/// at the deadline, and the log and the termination message say why an
+/// app container's database proxy is not there yet.
 #[test]
 fn unreachable_database_exits_69_after_the_deadline() {
-    let db = Db { kind: Kind::Postgres, url: Throwaway::url(Kind::Postgres, support::net::free_port()) };
-    let mut scenario = Scenario::new(db, "unreachable");
-    let cmd = scenario.lock(&["--connect-timeout", "1s"], &["true"]);
-    let index = scenario.spawn(cmd);
-    assert_eq!(scenario.wait(index).code(), Some(69), "{}", scenario.all_logs());
-    let events = scenario.events(index);
-    assert!(events.iter().filter(|event| *event == "connecting").count() >= 2, "a line per attempt: {events:?}");
-    assert_eq!(events.last().map(String::as_str), Some("unreachable"));
+    for kind in [Kind::Postgres, Kind::MySql] {
+        let db = Db { kind, url: Throwaway::url(kind, support::net::free_port()) };
+        let mut scenario = Scenario::new(db, "unreachable");
+        let cmd = lock_with_message(&scenario, &["--connect-timeout", "1s"], &["true"]);
+        let index = scenario.spawn(cmd);
+        assert_eq!(scenario.wait(index).code(), Some(69), "{}", scenario.all_logs());
+        let events = scenario.events(index);
+        assert!(events.iter().filter(|event| *event == "connecting").count() >= 2, "a line per attempt: {events:?}");
+        assert_eq!(events.last().map(String::as_str), Some("unreachable"));
+        let sidecar = "run it as a native sidecar (an initContainer with restartPolicy: Always";
+        let line = unreachable_line(&scenario, index);
+        assert!(line.contains("names this pod's own loopback") && line.contains(sidecar), "{kind:?}: {line}");
+        let text = message(&scenario, index);
+        assert!(text.starts_with("database unreachable after 1s (exit 69)") && text.contains(sidecar), "{text}");
+    }
 }
 
 // ---- PostgreSQL over TLS (sslmode) ----

@@ -488,7 +488,7 @@ where
             }
             Err(NotConnected::Unreachable(attempts, problem)) => {
                 let within = format!("after {}", humantime::format_duration(plan.connect_timeout));
-                return unreachable(attempts, &problem, &within, &plan.summary);
+                return unreachable(attempts, &problem, &within, target, &plan.summary);
             }
         };
         let mut wait = Wait { since: Instant::now(), last_holder_log: None };
@@ -521,7 +521,7 @@ where
                         Err(NotConnected::Unreachable(attempts, problem)) => {
                             let within =
                                 format!("until the lock timeout ({})", humantime::format_duration(plan.timeout));
-                            return unreachable(attempts, &problem, &within, &plan.summary);
+                            return unreachable(attempts, &problem, &within, target, &plan.summary);
                         }
                     }
                 }
@@ -572,15 +572,28 @@ fn log_confirmed(plan: &LockPlan, confirmed: bool) {
     }
 }
 
+/// What an init container finds on the pod's own loopback: only what a
+/// native sidecar serves (an app container's proxy starts after it).
+const NO_SIDECAR_YET: &str = "nothing listens there in the pod yet: kube-once-run runs before the app \
+     containers, so a database proxy among them (cloud-sql-proxy, PgBouncer) has not started; run it as a \
+     native sidecar (an initContainer with restartPolicy: Always, Kubernetes 1.29+), which starts first";
+
 /// Logs that the database stayed unreachable `within` a deadline; the exit code for it.
-fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str, summary: &Summary) -> u8 {
-    summary
-        .set(format!("database unreachable {within} (exit {}), {attempts} attempts: {problem:#}", exit::UNREACHABLE));
+fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str, target: &Target, summary: &Summary) -> u8 {
+    let refused_locally = refused_on_loopback(problem, target);
+    let hint = if refused_locally { format!("; {NO_SIDECAR_YET}") } else { String::new() };
+    summary.set(format!(
+        "database unreachable {within} (exit {}), {attempts} attempts: {problem:#}{hint}",
+        exit::UNREACHABLE
+    ));
     let check = if refused_credentials(problem) {
         "The server refused the user name or password: check them in the URL (and the Secret it comes from)"
+    } else if refused_locally {
+        "The database URL names this pod's own loopback, and"
     } else {
         "Check the URL, the network policy and that the server is up"
     };
+    let check = if refused_locally { format!("{check} {NO_SIDECAR_YET}") } else { check.to_owned() };
     error!(
         event = "unreachable",
         attempts,
@@ -589,6 +602,23 @@ fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str, summary: &S
         exit::UNREACHABLE
     );
     exit::UNREACHABLE
+}
+
+/// Whether the connection was refused (nothing listening) on a loopback
+/// address of the pod: `localhost`, `127.0.0.0/8`, `::1`.
+fn refused_on_loopback(problem: &anyhow::Error, target: &Target) -> bool {
+    let (Target::Postgres(server) | Target::MySql(server)) = target else { return false };
+    let url::Host::Tcp(host) = &server.host else { return false };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback
+        && problem.chain().any(|cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
 }
 
 /// Whether a connection failed because the server refused the credentials.
@@ -1275,6 +1305,22 @@ mod tests {
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |var| pairs.iter().find(|(name, _)| *name == var).map(|(_, value)| value.to_string())
+    }
+
+    /// Only a refused connection to the pod's own loopback points at a
+    /// proxy that is an app container (not started before kube-once-run).
+    #[test]
+    fn a_refused_loopback_connection_is_told_apart() {
+        let refused = || anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let target = |url: &str| url::parse(url).unwrap_or_else(|error| unreachable!("{url}: {error}"));
+        for url in ["postgres://u@localhost/db", "postgres://u@127.0.0.2:6432/db", "mysql://u@[::1]/db"] {
+            assert!(refused_on_loopback(&refused().context("cannot connect"), &target(url)), "{url}");
+        }
+        for url in ["postgres://u@10.0.0.1/db", "postgres://u@db.internal/db", "sqlite:////tmp/app.db"] {
+            assert!(!refused_on_loopback(&refused(), &target(url)), "{url}");
+        }
+        let timed_out = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(!refused_on_loopback(&timed_out, &target("postgres://u@localhost/db")));
     }
 
     #[test]
