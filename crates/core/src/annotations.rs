@@ -379,44 +379,36 @@ fn check_template_annotations(deployment: &Value) -> Result<(), Refusal> {
             })
             .map(|key| shortened(key))
     };
-    let on_pod_template = misplaced(
-        kind.template(deployment).and_then(|template| value_at(template, &["metadata", "annotations"])),
-        &[STATUS_ANNOTATION],
-    );
-    if let Some(key) = on_pod_template {
-        return Err(Refusal::new(
-            Reason::MisplacedAnnotation,
+    let on_pod_template = || {
+        let annotations =
+            kind.template(deployment).and_then(|template| value_at(template, &["metadata", "annotations"]));
+        misplaced(annotations, &[STATUS_ANNOTATION]).map(|key| {
             format!(
-                "{}: annotation {key} is on the pod template ({}.metadata.annotations), where kube-once does not read it; move it to the {kind}'s metadata.annotations",
-                subject(deployment),
+                "annotation {key} is on the pod template ({}.metadata.annotations), where kube-once does not read it",
                 kind.template_field()
-            ),
-        ));
-    }
-    let label = value_at(deployment, &["metadata", "labels"]).and_then(Value::as_object).and_then(|labels| {
-        labels.keys().find(|key| key.strip_prefix(PREFIX).is_some_and(|name| KNOWN.contains(&name)))
-    });
-    if let Some(key) = label {
-        return Err(Refusal::new(
-            Reason::MisplacedAnnotation,
+            )
+        })
+    };
+    let as_label = || {
+        let labels = value_at(deployment, &["metadata", "labels"]).and_then(Value::as_object)?;
+        let key = labels.keys().find(|key| key.strip_prefix(PREFIX).is_some_and(|name| KNOWN.contains(&name)))?;
+        Some(format!("{key} is a label (metadata.labels), and kube-once reads only annotations"))
+    };
+    let on_job_template = || {
+        let annotations = value_at(deployment, &["spec", "jobTemplate", "metadata", "annotations"]);
+        misplaced(annotations.filter(|_| kind == Kind::CronJob), &[]).map(|key| {
             format!(
-                "{}: {key} is a label (metadata.labels), and kube-once reads only annotations; move it to the {kind}'s metadata.annotations",
-                subject(deployment),
-            ),
-        ));
-    }
-    if kind == Kind::CronJob
-        && let Some(key) = misplaced(value_at(deployment, &["spec", "jobTemplate", "metadata", "annotations"]), &[])
-    {
-        return Err(Refusal::new(
+                "annotation {key} is on the Job template (spec.jobTemplate.metadata.annotations), where kube-once does not read it for the CronJob (each Job would carry it and be injected on its own)"
+            )
+        })
+    };
+    match on_pod_template().or_else(as_label).or_else(on_job_template) {
+        Some(what) => Err(Refusal::new(
             Reason::MisplacedAnnotation,
-            format!(
-                "{}: annotation {key} is on the Job template (spec.jobTemplate.metadata.annotations), where kube-once does not read it for the CronJob (each Job would carry it and be injected on its own); move it to the CronJob's metadata.annotations",
-                subject(deployment),
-            ),
-        ));
+            format!("{}: {what}; move it to the {kind}'s metadata.annotations", subject(deployment)),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `run`: a JSON array of strings, or words split like a POSIX shell does
