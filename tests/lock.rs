@@ -703,7 +703,7 @@ fn unreachable_database_exits_69_after_the_deadline() {
         assert_eq!(events.last().map(String::as_str), Some("unreachable"));
         let sidecar = "run it as a native sidecar (an initContainer with restartPolicy: Always";
         let line = unreachable_line(&scenario, index);
-        assert!(line.contains("names this pod's own loopback") && line.contains(sidecar), "{kind:?}: {line}");
+        assert!(line.contains("names the pod's own loopback") && line.contains(sidecar), "{kind:?}: {line}");
         let text = message(&scenario, index);
         assert!(text.starts_with("database unreachable after 1s (exit 69)") && text.contains(sidecar), "{text}");
     }

@@ -587,13 +587,12 @@ fn unreachable(attempts: u32, problem: &anyhow::Error, within: &str, target: &Ta
         exit::UNREACHABLE
     ));
     let check = if refused_credentials(problem) {
-        "The server refused the user name or password: check them in the URL (and the Secret it comes from)"
+        "The server refused the user name or password: check them in the URL (and the Secret it comes from)".into()
     } else if refused_locally {
-        "The database URL names this pod's own loopback, and"
+        format!("The database URL names the pod's own loopback, and {NO_SIDECAR_YET}")
     } else {
-        "Check the URL, the network policy and that the server is up"
+        "Check the URL, the network policy and that the server is up".into()
     };
-    let check = if refused_locally { format!("{check} {NO_SIDECAR_YET}") } else { check.to_owned() };
     error!(
         event = "unreachable",
         attempts,
