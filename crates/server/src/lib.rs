@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod migrations;
 mod patch_json;
 mod preview;
+mod repoll;
 pub mod shutdown;
 mod skim;
 pub mod tls;
@@ -574,7 +575,7 @@ where
     let service = hyper::service::service_fn(move |request| app.clone().oneshot(request));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(timeouts.header_read_timeout).keep_alive(true);
-    if let Err(error) = builder.serve_connection(TokioIo::new(io), service).await {
+    if let Err(error) = repoll::Repoll::new(builder.serve_connection(TokioIo::new(io), service)).await {
         tracing::debug!(%error, "connection ended with an error");
     }
 }
