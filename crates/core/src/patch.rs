@@ -290,8 +290,21 @@ fn take(value: &mut Value, key: &str) -> Option<Value> {
 
 /// A JSON pointer from unescaped segments: `~` becomes `~0` and `/` becomes
 /// `~1` (RFC 6901), e.g. `kube-once.io/status` → `kube-once.io~1status`.
+/// Written into one buffer of about its size: a patch has a pointer an
+/// operation, and growing each a segment at a time reallocated it as often.
 pub fn pointer(segments: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(segments.iter().map(|s| Token::new(*s)))
+    let mut text = String::with_capacity(segments.iter().map(|segment| segment.len() + 1).sum());
+    for segment in segments {
+        text.push('/');
+        if segment.contains(['~', '/']) {
+            text.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+        } else {
+            text.push_str(segment);
+        }
+    }
+    // Every `~` and `/` of a segment is escaped above, so the text is a
+    // pointer; the tokens' own encoding stays the answer if it ever were not.
+    PointerBuf::try_from(text).unwrap_or_else(|_| PointerBuf::from_tokens(segments.iter().map(|s| Token::new(*s))))
 }
 
 fn path(parent: &[&str], last: &str) -> Vec<String> {
@@ -457,5 +470,19 @@ fn same_whole(old: &Value, new: &Value, same: &dyn Fn(&Value, &Value) -> bool) -
             old.len() == new.len() && old.iter().zip(new).all(|(a, b)| same(a, b))
         }
         _ => old == new,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pointer_escapes_tildes_and_slashes_in_its_segments() {
+        let segments = ["metadata", "annotations", "kube-once.io/status", "a~/b", "", "0"];
+        let pointer = pointer(&segments);
+        assert_eq!(pointer.as_str(), "/metadata/annotations/kube-once.io~1status/a~0~1b//0");
+        assert_eq!(pointer, PointerBuf::from_tokens(segments.map(Token::new)));
+        assert_eq!(super::pointer(&[]).as_str(), "", "the whole document");
     }
 }
