@@ -38,6 +38,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry as MapEntry;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -318,11 +319,14 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Value, M::Error> {
         let mut fields = Map::new();
         while let Some(Key(key)) = map.next_key()? {
-            if fields.contains_key(key.as_ref()) {
-                return Err(duplicate(&key, self.at));
+            // One search of the map for both the check and the insertion.
+            match fields.entry(key.into_owned()) {
+                MapEntry::Occupied(repeated) => return Err(duplicate(repeated.key(), self.at)),
+                MapEntry::Vacant(entry) => {
+                    let value = map.next_value_seed(Strict { at: At::Key(&self.at, entry.key()) })?;
+                    entry.insert(value);
+                }
             }
-            let value = map.next_value_seed(Strict { at: At::Key(&self.at, &key) })?;
-            fields.insert(key.into_owned(), value);
         }
         Ok(Value::Object(fields))
     }
