@@ -1,5 +1,9 @@
 use std::process::ExitCode;
 
+/// Only the static musl build links these (and the tests test them).
+#[cfg(any(test, target_env = "musl"))]
+mod mem;
+
 /// The webhook server is allocation-heavy (every admission builds JSON maps),
 /// and musl's allocator is slow: mimalloc (Cargo.toml says why this one).
 #[global_allocator]
