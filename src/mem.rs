@@ -12,6 +12,12 @@
 /// negative, zero or positive as the first byte that differs is lower or
 /// higher in `left`.
 pub fn compare(left: &[u8], right: &[u8]) -> i32 {
+    // The keys of an ordered search mostly differ in their first byte.
+    if let (Some(&a), Some(&b)) = (left.first(), right.first())
+        && a != b
+    {
+        return i32::from(a) - i32::from(b);
+    }
     let length = left.len().min(right.len());
     let mut at = 0;
     while at + 8 <= length {
