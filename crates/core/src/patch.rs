@@ -296,7 +296,7 @@ pub fn pointer(segments: &[&str]) -> PointerBuf {
     let mut text = String::with_capacity(segments.iter().map(|segment| segment.len() + 1).sum());
     for segment in segments {
         text.push('/');
-        if segment.contains(['~', '/']) {
+        if segment.bytes().any(|byte| byte == b'~' || byte == b'/') {
             text.push_str(&segment.replace('~', "~0").replace('/', "~1"));
         } else {
             text.push_str(segment);
