@@ -350,8 +350,8 @@ impl Blocks<'_> {
     fn escapes(&mut self, backslashes: u64) -> u64 {
         const ODD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
         let carried = u64::from(self.escaped);
-        let starts = backslashes & !carried;
-        let escape_and_terminal = ((starts << 1) | ODD).wrapping_sub(starts) ^ ODD;
+        let unescaped = backslashes & !carried;
+        let escape_and_terminal = ((unescaped << 1) | ODD).wrapping_sub(unescaped) ^ ODD;
         let escaped = escape_and_terminal ^ (backslashes | carried);
         self.escaped = (escape_and_terminal & backslashes) >> 63 != 0;
         escaped
