@@ -12,8 +12,8 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
 use super::view::{
-    AppContainers, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations, same_container,
-    same_entries, same_other_annotations, same_template,
+    AppContainers, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations, same_entries,
+    same_other_annotations,
 };
 use super::{INJECTED_LABEL, INJECTED_LABEL_VALUE, Reason, Refusal, STATUS_ANNOTATION};
 use serde_json::value::RawValue;
@@ -53,13 +53,15 @@ pub const WRITTEN_SPEC_FIELDS: [&str; 4] = ["initContainers", "volumes", "nodeSe
 /// The parts of a pod template kube-once writes: its `metadata` and of its
 /// `spec` only [`WRITTEN_SPEC_FIELDS`] (the app containers and the rest are
 /// only read, so they are not copied), with what the request keeps as text
-/// ([`TemplateText`]): the volumes item by item, the annotations but
-/// kube-once's as they were.
+/// ([`TemplateText`]): the init containers and the volumes item by item,
+/// the annotations but kube-once's as they were.
 #[derive(Debug, Clone)]
 pub struct Written<'a> {
-    /// The parts as values, but for a list of volumes and the annotations
-    /// outside `kube-once.io/`.
+    /// The parts as values, but for lists of init containers and volumes
+    /// and the annotations outside `kube-once.io/`.
     pub template: Value,
+    /// `spec.initContainers`, when a list.
+    pub init_containers: Option<Vec<Entry<'a>>>,
     /// `spec.volumes`, when a list.
     pub volumes: Option<Vec<Entry<'a>>>,
     /// The annotations as written (when an object): those outside
@@ -68,9 +70,13 @@ pub struct Written<'a> {
 }
 
 /// The [`Written`] parts of `template`, whose text the request keeps in `text`.
-pub fn written_parts<'a>(template: &Value, text: TemplateText<'a>) -> Written<'a> {
-    let volumes = text.volumes.map(Entry::all);
-    let written = |template| Written { template, volumes, annotations: text.annotations };
+pub fn written_parts<'a>(template: &Value, text: &TemplateText<'a>) -> Written<'a> {
+    let written = |template| Written {
+        template,
+        init_containers: text.init_containers.as_ref().map(|items| items.iter().map(Entry::Text).collect()),
+        volumes: text.volumes.map(Entry::all),
+        annotations: text.annotations,
+    };
     let Some(fields) = template.as_object() else { return written(template.clone()) };
     let mut parts = Map::new();
     if let Some(metadata) = fields.get("metadata") {
@@ -91,16 +97,18 @@ pub fn written_parts<'a>(template: &Value, text: TemplateText<'a>) -> Written<'a
     written(Value::Object(parts))
 }
 
-/// Two [`Written`] parts equal in meaning (their init containers' lists in `a_lists` and `b_lists`).
-pub fn same_written(a: &Written, a_lists: &Lists, b: &Written, b_lists: &Lists) -> bool {
-    let same_volumes = match (&a.volumes, &b.volumes) {
-        (Some(a), Some(b)) => same_entries(a, b),
+/// Two [`Written`] parts of admitted templates (nothing kept aside but
+/// what the request wrote) equal in meaning.
+pub fn same_written(a: &Written, b: &Written) -> bool {
+    let same_lists = |a: &Option<Vec<Entry>>, b: &Option<Vec<Entry>>| match (a, b) {
+        (Some(a), Some(b)) => same_entries(a, b, |a: Item, b: Item| a.same(b)),
         (None, None) => true,
         _ => false,
     };
-    same_volumes
+    same_lists(&a.init_containers, &b.init_containers)
+        && same_lists(&a.volumes, &b.volumes)
         && same_other_annotations(a.annotations, b.annotations)
-        && same_template(&a.template, a_lists, &b.template, b_lists)
+        && a.template == b.template
 }
 
 /// Whether two pod templates (whose app containers are `a_containers` and
@@ -134,53 +142,42 @@ pub fn same_unwritten(
     a_spec.iter().filter(|(key, _)| unwritten(key)).eq(b_spec.iter().filter(|(key, _)| unwritten(key)))
 }
 
-/// Whether the init containers of `template` (its lists in `lists`) that
-/// kube-once did not inject are, in order and in meaning, those of
-/// `stripped` (a [`strip`]ped template, its lists in `stripped_lists`):
-/// what [`same_written`] finds of them once `template` is stripped, found
+/// Whether the init containers of `template` (whose text the request
+/// keeps in `text`) that kube-once did not inject are, in order and in
+/// meaning, those of `stripped` (a [`strip`]ped template): what
+/// [`same_written`] finds of them once `template` is stripped, found
 /// without copying it. The user's init containers are what an image bump
 /// changes besides the app, so this settles most updates cheaply. A status
 /// kube-once cannot read leaves nothing to strip: `false`.
-pub fn same_own_init_containers(
-    deployment: &Value,
-    template: &Value,
-    lists: &Lists,
-    stripped: &Written,
-    stripped_lists: &Lists,
-) -> bool {
-    fn init_containers(template: &Value) -> Option<&Vec<Value>> {
-        value_at(template, &["spec", "initContainers"])?.as_array()
-    }
+pub fn same_own_init_containers(deployment: &Value, template: &Value, text: &TemplateText, stripped: &Written) -> bool {
     let Ok(status) = status_of(deployment, template) else { return false };
-    let (Some(ours), Some(theirs)) = (init_containers(template), init_containers(&stripped.template)) else {
-        // Absent, `null` or emptied: left to `same_written`.
-        return true;
-    };
-    let users: Vec<&Value> =
-        ours.iter().filter(|c| !status.as_ref().is_some_and(|status| injected_container(status, c))).collect();
-    users.len() == theirs.len() && users.iter().zip(theirs).all(|(a, b)| same_container(a, lists, b, stripped_lists))
+    let injected = |item: Item| status.as_ref().is_some_and(|status| injected_container(status, item));
+    match (&text.init_containers, &stripped.init_containers) {
+        (Some(ours), Some(theirs)) => {
+            let users: Vec<Item> = ours.iter().map(Item::Text).filter(|item| !injected(*item)).collect();
+            users.len() == theirs.len() && users.iter().zip(theirs).all(|(a, b)| a.same(b.item()))
+        }
+        // Absent, `null`, emptied or inline: left to `same_written`.
+        _ => true,
+    }
 }
 
 /// The [`written_parts`] of `template` (whose text the request keeps in
 /// `text`) without anything a previous admission injected.
-pub fn strip<'a>(deployment: &Value, template: &Value, text: TemplateText<'a>) -> Result<Written<'a>, Refusal> {
+pub fn strip<'a>(deployment: &Value, template: &Value, text: &TemplateText<'a>) -> Result<Written<'a>, Refusal> {
     let mut written = written_parts(template, text);
     let Some(status) = status_of(deployment, &written.template)? else { return Ok(written) };
     let ours = |item: Item| status.volumes.iter().any(|ours| item.is_named(ours));
-    if let Some(volumes) = &mut written.volumes {
-        volumes.retain(|volume| !ours(volume.item()));
-        if volumes.is_empty() && status.created("volumes") {
-            written.volumes = None;
-            if status.was_null("volumes")
-                && let Some(spec) = written.template.get_mut("spec").and_then(Value::as_object_mut)
-            {
-                spec.insert("volumes".to_owned(), Value::Null);
-            }
-        }
-    }
+    let init_containers = strip_entries(&mut written.init_containers, "initContainers", &status, |item| {
+        !injected_container(&status, item)
+    });
+    let volumes = strip_entries(&mut written.volumes, "volumes", &status, |item| !ours(item));
     let template = &mut written.template;
     if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
-        retain(spec, "initContainers", |c| !injected_container(&status, c));
+        for field in [init_containers, volumes].into_iter().flatten() {
+            spec.insert(field.to_owned(), Value::Null);
+        }
+        retain(spec, "initContainers", |c| !injected_container(&status, Item::Value(c)));
         retain(spec, "volumes", |v| !ours(Item::Value(v)));
         if let Some(selector) = spec.get_mut("nodeSelector").and_then(Value::as_object_mut) {
             for (key, value) in &status.node_selector {
@@ -222,19 +219,19 @@ pub fn strip<'a>(deployment: &Value, template: &Value, text: TemplateText<'a>) -
     Ok(written)
 }
 
-/// Apply `plan` to a [`strip`]ped `template` (its written parts, its init
-/// containers' lists in `lists`) whose app container `kube-once.io/run`
-/// selects is `app` (read from the admitted template); the desired written
-/// parts and their lists.
+/// Apply `plan` to a [`strip`]ped `template` (its written parts) whose app
+/// container `kube-once.io/run` selects is `app` (read from the admitted
+/// template); the desired written parts and the lists of the init
+/// containers kube-once writes.
 pub fn apply<'a>(
     deployment: &Value,
     app: Option<&Container<'a>>,
     written: Written<'a>,
-    mut lists: Lists<'a>,
     plan: &InjectionPlan,
     config: &Config,
 ) -> Result<(Written<'a>, Lists<'a>), Refusal> {
-    let Written { mut template, mut volumes, annotations } = written;
+    let Written { mut template, mut init_containers, mut volumes, annotations } = written;
+    let mut lists = Lists::default();
     let mut status = Status::new();
     let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) else {
         return Err(Refusal::new(
@@ -247,7 +244,7 @@ pub fn apply<'a>(
         ));
     };
     if let Some(run) = &plan.run {
-        let aside = Aside { volumes: &mut volumes, lists: &mut lists };
+        let aside = Aside { init_containers: &mut init_containers, volumes: &mut volumes, lists: &mut lists };
         inject_run(deployment, app, spec, aside, run, config, &mut status)?;
     }
     if let Some(preemptible) = &plan.preemptible {
@@ -272,11 +269,13 @@ pub fn apply<'a>(
             }
         }
     }
-    Ok((Written { template, volumes, annotations }, lists))
+    Ok((Written { template, init_containers, volumes, annotations }, lists))
 }
 
-/// What of the pod template is kept as text: the volumes, the containers' lists.
+/// What of the pod template is kept as text: the init containers, the
+/// volumes, the lists `kube-once-run` takes from the app.
 struct Aside<'s, 'a> {
+    init_containers: &'s mut Option<Vec<Entry<'a>>>,
     volumes: &'s mut Option<Vec<Entry<'a>>>,
     lists: &'s mut Lists<'a>,
 }
@@ -285,19 +284,19 @@ fn inject_run<'a>(
     deployment: &Value,
     app: Option<&Container<'a>>,
     spec: &mut Map<String, Value>,
-    Aside { volumes, lists }: Aside<'_, 'a>,
+    Aside { init_containers, volumes, lists }: Aside<'_, 'a>,
     run: &RunPlan,
     config: &Config,
     status: &mut Status,
 ) -> Result<(), Refusal> {
-    refuse_reserved(deployment, spec, "initContainers", &[INSTALL_CONTAINER, RUN_CONTAINER])?;
-    match volumes {
-        Some(entries) => refuse_reserved_in(deployment, entries.iter().map(Entry::item), "volumes", &[BIN_VOLUME])?,
-        None => refuse_reserved(deployment, spec, "volumes", &[BIN_VOLUME])?,
-    }
-    // What a previous injection kept aside for these names was stripped with it.
-    for injected in [INSTALL_CONTAINER, RUN_CONTAINER] {
-        lists.remove_container(injected);
+    for (list, entries, reserved) in [
+        ("initContainers", &*init_containers, &[INSTALL_CONTAINER, RUN_CONTAINER][..]),
+        ("volumes", &*volumes, &[BIN_VOLUME]),
+    ] {
+        match entries {
+            Some(entries) => refuse_reserved_in(deployment, entries.iter().map(Entry::item), list, reserved)?,
+            None => refuse_reserved(deployment, spec, list, reserved)?,
+        }
     }
     let (run_container, aside) = run_container(app.unwrap_or(&Container::default()), run, deployment, config.delivery);
     for (field, list) in aside {
@@ -315,10 +314,14 @@ fn inject_run<'a>(
         ),
     };
     status.delivery = config.delivery;
-    let init_containers = field(spec, "initContainers", Value::Array(Vec::new()), status);
-    if let Some(list) = init_containers.as_array_mut() {
-        list.extend(install);
-        list.push(run_container);
+    let ours = install.into_iter().chain([run_container]);
+    match init_containers {
+        Some(entries) => entries.extend(ours.map(Entry::value)),
+        None => {
+            if let Some(list) = field(spec, "initContainers", Value::Array(Vec::new()), status).as_array_mut() {
+                list.extend(ours);
+            }
+        }
     }
     status.init_containers = match config.delivery {
         Delivery::InitContainer => vec![INSTALL_CONTAINER.to_owned(), RUN_CONTAINER.to_owned()],
@@ -558,7 +561,8 @@ fn refuse_reserved_in<'i>(
     list: &str,
     reserved: &[&str],
 ) -> Result<(), Refusal> {
-    match items.find_map(|item| reserved.iter().find(|reserved| item.is_named(reserved))) {
+    let taken = |item: Item| item.name().and_then(|name| reserved.iter().find(|reserved| **reserved == name).copied());
+    match items.find_map(taken) {
         Some(taken) => Err(Refusal::new(
             Reason::ReservedName,
             format!(
@@ -613,11 +617,25 @@ fn retain(spec: &mut Map<String, Value>, list: &str, keep: impl Fn(&Value) -> bo
     }
 }
 
-/// Whether `container` is one of the init containers `status` records as injected.
-fn injected_container(status: &Status, container: &Value) -> bool {
-    status.init_containers.iter().any(|injected| Some(injected.as_str()) == name(container))
+/// [`retain`] of a list kept as [`Entry`]s (`field` of the pod spec): a
+/// list kube-once created that is left empty goes back to what it was, the
+/// field to write back when that was `null`.
+fn strip_entries(
+    entries: &mut Option<Vec<Entry>>,
+    field: &'static str,
+    status: &Status,
+    keep: impl Fn(Item) -> bool,
+) -> Option<&'static str> {
+    let list = entries.as_mut()?;
+    list.retain(|entry| keep(entry.item()));
+    if !list.is_empty() || !status.created(field) {
+        return None;
+    }
+    *entries = None;
+    status.was_null(field).then_some(field)
 }
 
-fn name(item: &Value) -> Option<&str> {
-    item.get("name").and_then(Value::as_str)
+/// Whether `container` is one of the init containers `status` records as injected.
+fn injected_container(status: &Status, container: Item) -> bool {
+    container.name().is_some_and(|name| status.init_containers.iter().any(|injected| *injected == name))
 }

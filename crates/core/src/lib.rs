@@ -244,7 +244,6 @@ pub fn changes(object: &Workload, old_object: Option<&Workload>, config: &Config
         kind.template_path(),
         desired.before,
         object.text(kind),
-        &object.lists,
         patch::Sources::new(object.app_containers(kind), desired.app.as_ref()),
         desired.template,
         &desired.lists,
@@ -311,10 +310,10 @@ fn desired_template<'o, 'a>(
     // warnings and the patch's copy sources.
     let container = app.as_ref().map(|app| &app.container);
     let (desired_template, lists) = match &plan {
-        None => (stripped, object.lists.clone()),
+        None => (stripped, view::Lists::default()),
         Some(plan) => match old_object.and_then(|old| kept_injection(object, old, &stripped)) {
             Some(kept) => kept,
-            None => inject::apply(deployment, container, stripped, object.lists.clone(), plan, config)?,
+            None => inject::apply(deployment, container, stripped, plan, config)?,
         },
     };
     let first_enabled = kind.long_running() && old_object.is_none_or(|old| !is_injected(&old.value));
@@ -340,13 +339,13 @@ fn kept_injection<'a>(
     if !is_injected(&old.value) || contract_annotations(&object.value) != contract_annotations(&old.value) {
         return None;
     }
-    if !inject::same_own_init_containers(&old.value, old_template, &old.lists, stripped, &object.lists) {
+    if !inject::same_own_init_containers(&old.value, old_template, old.text(old_kind), stripped) {
         return None;
     }
     let old_stripped = inject::strip(&old.value, old_template, old.text(old_kind)).ok()?;
-    let unchanged = inject::same_written(&old_stripped, &old.lists, stripped, &object.lists)
+    let unchanged = inject::same_written(&old_stripped, stripped)
         && inject::same_unwritten(old_template, old.app_containers(old_kind), template, object.app_containers(kind));
-    unchanged.then(|| (inject::written_parts(old_template, old.text(old_kind)), old.lists.clone()))
+    unchanged.then(|| (inject::written_parts(old_template, old.text(old_kind)), view::Lists::default()))
 }
 
 /// Whether kube-once's injection is in this workload (its pod template

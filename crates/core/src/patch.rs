@@ -17,7 +17,9 @@ use json_patch::{AddOperation, CopyOperation, PatchOperation, RemoveOperation, R
 use serde_json::Value;
 
 use crate::inject::Written;
-use crate::view::{App, AppContainers, Entry, Field, Lists, TemplateText, common_start, same_container};
+use crate::view::{
+    App, AppContainers, ContainerTexts, Entry, Field, Item, Lists, TemplateText, common_start, same_init_container,
+};
 use serde_json::value::RawValue;
 
 /// Maps whose entries are patched one by one (other keys stay untouched).
@@ -28,20 +30,19 @@ const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 
 /// Operations turning `before` into `after`, two pod templates (at `base`:
 /// `spec.template`, or a CronJob's `spec.jobTemplate.spec.template`, see
-/// [`crate::Kind::template_path`]) that may differ only where injection writes, whose
-/// containers' lists are kept in `before_lists` and `after_lists`, whose app
-/// containers are `sources`. `after` is consumed: the values the patch
-/// adds are moved into it, not copied.
+/// [`crate::Kind::template_path`]) that may differ only where injection
+/// writes, whose app containers are `sources`; the lists of the init
+/// containers kube-once writes are kept in `after_lists`. `after` is
+/// consumed: the values the patch adds are moved into it, not copied.
 pub fn template_patch(
     base: &[&str],
     before: &Value,
-    before_text: TemplateText,
-    before_lists: &Lists,
+    before_text: &TemplateText,
     sources: Sources,
     after: Written,
     after_lists: &Lists,
 ) -> Vec<PatchOperation> {
-    let Written { template: mut after, volumes: mut after_volumes, .. } = after;
+    let Written { template: mut after, init_containers: mut after_init, volumes: mut after_volumes, .. } = after;
     let mut ops = Vec::new();
     // `metadata: null` is replaced whole, like an absent one is added whole.
     if !before.get("metadata").is_some_and(Value::is_object) || !after.get("metadata").is_some_and(Value::is_object) {
@@ -52,26 +53,31 @@ pub fn template_patch(
         map_entries(&mut ops, &path(&join(base, &[parent]), map), before_parent.get(map), take(after_parent, map));
     }
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
-        let same_init_container = |a: &Value, b: &Value| same_container(a, before_lists, b, after_lists);
+        // The admitted template's lists are the request's: none kept aside.
+        let no_lists = Lists::default();
+        let same_init = |a: Item, b: Item| same_init_container(a, &no_lists, b, after_lists);
         for list in TEMPLATE_LISTS {
             let path = path(&join(base, &["spec"]), list);
-            if list == "volumes" {
-                volume_items(
-                    &mut ops,
-                    &path,
-                    before_spec.get(list),
-                    before_text.volumes,
-                    take(after_spec, list),
-                    after_volumes.take(),
-                );
-                continue;
-            }
-            let same: &dyn Fn(&Value, &Value) -> bool =
-                if list == "initContainers" { &same_init_container } else { &equal };
-            match (before_spec.get(list), take(after_spec, list)) {
-                (Some(Value::Array(old)), Some(Value::Array(new))) => list_items(&mut ops, &path, 0, old, new, same),
-                (before, after) => whole(&mut ops, &path, before, after, same),
-            }
+            let (before_text, after_entries, same): (_, _, SameItem) = match list {
+                "initContainers" => {
+                    (before_text.init_containers.as_ref().map(Before::Items), after_init.take(), &same_init)
+                }
+                "volumes" => {
+                    (before_text.volumes.map(Before::List), after_volumes.take(), &|a: Item, b: Item| a.same(b))
+                }
+                _ => {
+                    match (before_spec.get(list), take(after_spec, list)) {
+                        (Some(Value::Array(old)), Some(Value::Array(new))) => {
+                            list_items(&mut ops, &path, 0, old, new, &equal)
+                        }
+                        (before, after) => whole(&mut ops, &path, before, after, &equal),
+                    }
+                    continue;
+                }
+            };
+            let edited =
+                Edited { before: before_spec.get(list), before_text, after: take(after_spec, list), after_entries };
+            entry_items(&mut ops, &path, edited, same);
         }
     }
     copy_from_containers(base, ops, &sources, after_lists)
@@ -356,33 +362,53 @@ fn map_entries(ops: &mut Vec<PatchOperation>, path: &[String], before: Option<&V
     }
 }
 
-/// [`list_items`] of the volumes: a list is kept as text before
-/// (`before_text`) and as [`Entry`]s after (`after_list`); anything else is
-/// a value. The items both lists start with are compared as they are read,
-/// not kept.
-fn volume_items(
-    ops: &mut Vec<PatchOperation>,
-    path: &[String],
-    before: Option<&Value>,
-    before_text: Option<&RawValue>,
+/// Whether two items of a list are equal in meaning.
+type SameItem<'s> = &'s dyn Fn(Item, Item) -> bool;
+
+/// A list of the pod spec kube-once edits item by item, before and after:
+/// kept as text before (`before_text`) and as [`Entry`]s after
+/// (`after_entries`) when a list, a value otherwise.
+struct Edited<'v, 'a> {
+    before: Option<&'v Value>,
+    before_text: Option<Before<'v, 'a>>,
     after: Option<Value>,
-    after_list: Option<Vec<Entry>>,
-) {
+    after_entries: Option<Vec<Entry<'a>>>,
+}
+
+/// The text of a list before: whole, or one text per item.
+enum Before<'v, 'a> {
+    List(&'a RawValue),
+    Items(&'v ContainerTexts<'a>),
+}
+
+/// [`list_items`] of a list kept as [`Edited`] (the init containers, the
+/// volumes), its items equal by `same`. The items both lists start with
+/// are compared as they are read, not kept.
+fn entry_items(ops: &mut Vec<PatchOperation>, path: &[String], edited: Edited, same: SameItem) {
+    let Edited { before, before_text, after, after_entries } = edited;
     let entries = |items: Vec<Value>| items.into_iter().map(Entry::value).collect::<Vec<_>>();
-    let new = match (after_list, after) {
+    let new = match (after_entries, after) {
         (Some(new), _) => Ok(new),
         (None, Some(Value::Array(items))) => Ok(entries(items)),
         (None, after) => Err(after),
     };
-    let same = |a: &Entry, b: &Entry| a.item().same(b.item());
+    let same_entry = |a: &Entry, b: &Entry| same(a.item(), b.item());
+    let same_value = |a: &Value, b: &Value| same(Item::Value(a), Item::Value(b));
     match (before_text, before, new) {
-        (Some(raw), _, Ok(mut new)) => {
-            let (common, rest) = common_start(raw, &new);
+        (Some(Before::List(raw)), _, Ok(mut new)) => {
+            let (common, rest) = common_start(raw, &new, same);
             let old: Vec<Entry> = rest.into_iter().map(Entry::Text).collect();
             new.drain(..common);
-            list_items(ops, path, common, &old, new, &same);
+            list_items(ops, path, common, &old, new, &same_entry);
         }
-        (None, Some(Value::Array(items)), Ok(new)) => list_items(ops, path, 0, &entries(items.clone()), new, &same),
+        // Each item's text is kept already: nothing to save by leaving the common start out.
+        (Some(Before::Items(items)), _, Ok(new)) => {
+            let old: Vec<Entry> = items.iter().map(Entry::Text).collect();
+            list_items(ops, path, 0, &old, new, &same_entry);
+        }
+        (None, Some(Value::Array(items)), Ok(new)) => {
+            list_items(ops, path, 0, &entries(items.clone()), new, &same_entry)
+        }
         (Some(_), _, Err(after)) => {
             // A list that is no more: removed, or replaced by what is there.
             let at = at(path, None);
@@ -393,9 +419,9 @@ fn volume_items(
         }
         (None, before, Ok(new)) => {
             let value = Value::Array(new.into_iter().map(Entry::into_value).collect());
-            whole(ops, path, before, Some(value), &equal);
+            whole(ops, path, before, Some(value), &same_value);
         }
-        (None, before, Err(after)) => whole(ops, path, before, after, &equal),
+        (None, before, Err(after)) => whole(ops, path, before, after, &same_value),
     }
 }
 

@@ -13,12 +13,12 @@
 //!   keeps each container's text (16 bytes a container, found in the one
 //!   pass that reads the workload) and reads them on demand, one at a
 //!   time, so ~70,000 small sidecars cost their text, not ~30× it;
-//! - the init containers' `env`, `envFrom` and `volumeMounts`, kept aside in
-//!   [`Lists`] under the container's name when that name is a string unique
-//!   among the init containers (otherwise inline in the [`Value`]); [`Field`]
-//!   reads either the same way. Init containers are what kube-once rewrites,
-//!   so the rest of them is a [`Value`];
-//! - the pod template's volumes and annotations ([`TemplateText`]).
+//! - the pod template's init containers, volumes and annotations
+//!   ([`TemplateText`]): kube-once edits the lists item by item and by name
+//!   (it removes and appends its own items, [`Entry`]), so an item it did
+//!   not write is sent back, or compared, as the request wrote it. An init
+//!   container of a chart (a few KB of `args`, `resources`,
+//!   `securityContext`) is then its text, in both copies of an UPDATE.
 //!
 //! What is read (everything but the skipped fields and the containers'
 //! lists) is read strictly: a repeated key or a number no 64-bit integer
@@ -37,43 +37,32 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::map::Entry as MapEntry;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+#[cfg(test)]
+mod arbitrary;
 mod containers;
+mod matches;
+mod scan;
 
 pub use containers::{App, AppContainer, AppContainers, ContainerTexts};
 use containers::{AppItems, Items};
 
-/// The container fields kept as text: the lists kube-once copies into
-/// `kube-once-run`, then `args` and `command`, which it never reads.
+/// The fields of an app container kept as text: the lists kube-once copies
+/// into `kube-once-run`, then `args` and `command`, which it never reads.
 pub const LIST_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "args", "command"];
-
-/// How many of [`LIST_FIELDS`] an init container keeps as text: only the
-/// copied lists. Init containers are what a patch rewrites, and a patch
-/// puts back only the copied lists it took out (crates/core/src/patch.rs),
-/// so their `args` and `command` stay inline.
-const INIT_LIST_FIELDS: usize = 3;
 
 /// Metadata kube-once reads (names for messages and the lock, the contract).
 const METADATA_FIELDS: [&str; 4] = ["name", "generateName", "namespace", "annotations"];
 
-/// The two lists of containers in a pod spec: which fields of a container
-/// stay text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Section {
-    Containers,
-    InitContainers,
-}
-
-/// A workload: [`Value`] of what the core reads, with the containers'
-/// `LIST_FIELDS` kept aside in `lists`.
+/// A workload: [`Value`] of what the core reads, with what it only reads,
+/// copies or sends back kept as text.
 #[derive(Debug, Clone)]
 pub struct Workload<'a> {
     pub value: Value,
-    pub lists: Lists<'a>,
     /// The parts of each pod template kept as text, by where the template
     /// is (see [`TemplateText`]).
     pub texts: [TemplateText<'a>; 2],
@@ -85,11 +74,11 @@ pub struct Workload<'a> {
 }
 
 /// What of a pod template stays JSON text borrowed from the request:
-/// kube-once edits these by name (its status annotation, its volume), and
-/// the rest of them is sent back untouched. A `Value` of a volume or an
-/// annotation is many times its text; a pod template of 90,000 volumes
-/// would cost ~50× its body.
-#[derive(Debug, Clone, Copy, Default)]
+/// kube-once edits these by name (its status annotation, its volume, its
+/// init containers), and the rest of them is sent back untouched. A `Value`
+/// of a volume or an annotation is many times its text; a pod template of
+/// 90,000 volumes would cost ~50× its body.
+#[derive(Debug, Clone, Default)]
 pub struct TemplateText<'a> {
     /// `metadata.annotations`, when an object: its `kube-once.io/` entries
     /// are also in the template's [`Value`] (and only they are: the others
@@ -97,6 +86,9 @@ pub struct TemplateText<'a> {
     pub annotations: Option<&'a RawValue>,
     /// `spec.volumes`, when a list (absent from the [`Value`]).
     pub volumes: Option<&'a RawValue>,
+    /// `spec.initContainers`, when a list (absent from the [`Value`]):
+    /// the text of each, found in the one pass that reads the workload.
+    pub init_containers: Option<ContainerTexts<'a>>,
 }
 
 impl<'a> Workload<'a> {
@@ -107,8 +99,8 @@ impl<'a> Workload<'a> {
     }
 
     /// The text kept of the pod template of `kind` (see [`TemplateText`]).
-    pub fn text(&self, kind: crate::Kind) -> TemplateText<'a> {
-        self.texts[Self::template_index(kind)]
+    pub fn text(&self, kind: crate::Kind) -> &TemplateText<'a> {
+        &self.texts[Self::template_index(kind)]
     }
 
     /// The app containers of the pod template of `kind` (see
@@ -127,18 +119,11 @@ impl<'a> Workload<'a> {
 /// `object` of an AdmissionReview), borrowing from it.
 impl<'de: 'a, 'a> Deserialize<'de> for Workload<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut lists = Lists::default();
-        let mut texts = [TemplateText::default(); 2];
+        let mut texts = [TemplateText::default(), TemplateText::default()];
         let mut containers = [None, None];
-        let reader = Reader {
-            shape: Shape::Object,
-            lists: &mut lists,
-            texts: &mut texts,
-            containers: &mut containers,
-            at: At::Root,
-        };
+        let reader = Reader { shape: Shape::Object, texts: &mut texts, containers: &mut containers, at: At::Root };
         let value = deserializer.deserialize_any(reader)?;
-        Ok(Self { value, lists, texts, containers })
+        Ok(Self { value, texts, containers })
     }
 }
 
@@ -167,7 +152,6 @@ enum Shape {
     PodTemplate(usize),
     PodMetadata(usize),
     PodSpec(usize),
-    InitContainers,
 }
 
 /// What becomes of one field of an object of a [`Shape`].
@@ -178,7 +162,17 @@ enum Keep {
     /// Kept as text in [`TemplateText`] (when of the JSON type it names).
     Annotations(usize),
     Volumes(usize),
-    Containers(usize),
+    /// One text per item (see [`ContainerTexts`]).
+    Items(usize, Containers),
+}
+
+/// The two lists of containers of a pod spec, each kept one text per item.
+#[derive(Debug, Clone, Copy)]
+enum Containers {
+    /// `containers`: [`Workload::containers`].
+    App,
+    /// `initContainers`: [`TemplateText::init_containers`].
+    Init,
 }
 
 impl Shape {
@@ -219,8 +213,8 @@ impl Shape {
             (Shape::PodTemplate(at), "spec") => Keep::Nested(Shape::PodSpec(at)),
             (Shape::PodMetadata(at), "annotations") => Keep::Annotations(at),
             (Shape::PodSpec(at), "volumes") => Keep::Volumes(at),
-            (Shape::PodSpec(at), "containers") => Keep::Containers(at),
-            (Shape::PodSpec(_), "initContainers") => Keep::Nested(Shape::InitContainers),
+            (Shape::PodSpec(at), "initContainers") => Keep::Items(at, Containers::Init),
+            (Shape::PodSpec(at), "containers") => Keep::Items(at, Containers::App),
             _ => Keep::Value,
         }
     }
@@ -276,7 +270,6 @@ fn check_float<E: serde::de::Error>(value: f64, at: At) -> Result<f64, E> {
 
 struct Reader<'l, 'a, 'p> {
     shape: Shape,
-    lists: &'l mut Lists<'a>,
     texts: &'l mut [TemplateText<'a>; 2],
     containers: &'l mut [Option<ContainerTexts<'a>>; 2],
     at: At<'p>,
@@ -433,13 +426,9 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                Keep::Nested(shape) => map.next_value_seed(Reader {
-                    shape,
-                    lists: self.lists,
-                    texts: self.texts,
-                    containers: self.containers,
-                    at,
-                })?,
+                Keep::Nested(shape) => {
+                    map.next_value_seed(Reader { shape, texts: self.texts, containers: self.containers, at })?
+                }
                 Keep::Annotations(template) => {
                     let raw: &'de RawValue = map.next_value()?;
                     if raw.get().starts_with('{') {
@@ -463,16 +452,21 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
                     }
                     strict_text(raw, at).map_err(inner_error)?
                 }
-                Keep::Containers(template) => {
-                    if self.containers[template].is_some() {
+                Keep::Items(template, containers) => {
+                    let kept = match containers {
+                        Containers::App => &mut self.containers[template],
+                        Containers::Init => &mut self.texts[template].init_containers,
+                    };
+                    // Kept once, and not also as a value.
+                    if kept.is_some() {
                         return Err(duplicate(&key, self.at));
                     }
                     match map.next_value_seed(AppItems { at })? {
+                        Items::List(_) if fields.contains_key(key.as_ref()) => {
+                            return Err(duplicate(&key, self.at));
+                        }
                         Items::List(items) => {
-                            if fields.contains_key(key.as_ref()) {
-                                return Err(duplicate(&key, self.at));
-                            }
-                            self.containers[template] = Some(items);
+                            *kept = Some(items);
                             continue;
                         }
                         Items::Other(value) => value,
@@ -489,55 +483,8 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
         Ok(Value::Object(fields))
     }
 
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
-        if self.shape != Shape::InitContainers {
-            return Strict { at: self.at }.visit_seq(seq);
-        }
-        let mut containers: Vec<Result<Container<'a>, Value>> = Vec::new();
-        while let Some(container) = seq.next_element_seed(ContainerSeed {
-            section: Section::InitContainers,
-            at: At::Index(&self.at, containers.len()),
-        })? {
-            containers.push(container);
-        }
-        let name = |container: &Result<Container, Value>| match container {
-            Ok(text) => text.fields.get("name").and_then(Value::as_str).map(str::to_owned),
-            Err(_) => None,
-        };
-        let names: Vec<Option<String>> = containers.iter().map(name).collect();
-        // Counted once: a pod spec of many sidecars must not cost the square of their number.
-        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(names.len());
-        for name in names.iter().flatten() {
-            *seen.entry(name).or_default() += 1;
-        }
-        let mut items = Vec::with_capacity(containers.len());
-        for (container, name) in containers.into_iter().zip(&names) {
-            let mut container = match container {
-                Ok(container) => container,
-                Err(other) => {
-                    items.push(other);
-                    continue;
-                }
-            };
-            // A name seen twice cannot key its lists: those stay inline.
-            match name.as_ref().filter(|name| seen.get(name.as_str()) == Some(&1)) {
-                Some(name) => {
-                    for (field, list) in container.lists {
-                        self.lists.insert(name, field, list);
-                    }
-                }
-                None => {
-                    for (field, list) in container.lists {
-                        let List::Text(raw) = list else { continue };
-                        container
-                            .fields
-                            .insert(field.to_owned(), serde_json::from_str(raw.get()).map_err(S::Error::custom)?);
-                    }
-                }
-            }
-            items.push(Value::Object(container.fields));
-        }
-        Ok(Value::Array(items))
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Value, S::Error> {
+        Strict { at: self.at }.visit_seq(seq)
     }
 
     fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
@@ -573,10 +520,9 @@ impl<'de: 'a, 'a> Visitor<'de> for Reader<'_, 'a, '_> {
     }
 }
 
-/// One item of `containers` or `initContainers`: a [`Container`] when
-/// it is an object, else the item as a value.
+/// One app container: a [`Container`] when it is an object, else the item
+/// as a value.
 struct ContainerSeed<'p> {
-    section: Section,
     at: At<'p>,
 }
 
@@ -602,11 +548,7 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
                 return Err(duplicate(&key, self.at));
             }
             let at = At::Key(&self.at, &key);
-            let aside = match self.section {
-                Section::Containers => &LIST_FIELDS[..],
-                Section::InitContainers => &LIST_FIELDS[..INIT_LIST_FIELDS],
-            };
-            match aside.iter().find(|field| **field == key) {
+            match LIST_FIELDS.iter().find(|field| **field == key) {
                 Some(field) => {
                     // Copied as written or not at all, never read item by
                     // item: its text is the copy source whatever it
@@ -688,9 +630,8 @@ impl<'t> Keys<'t> {
     }
 }
 
-/// One container as read: its fields as values but the list fields
-/// ([`LIST_FIELDS`], of an init container only the copied ones), which stay
-/// text.
+/// One app container as read: its fields as values but the list fields
+/// ([`LIST_FIELDS`]), which stay text.
 #[derive(Debug, Clone, Default)]
 pub struct Container<'a> {
     fields: Map<String, Value>,
@@ -712,8 +653,9 @@ impl<'a> Container<'a> {
     }
 }
 
-/// The init containers' lists kept aside, by field, then container name
-/// (the app containers' stay in their text, see [`AppContainers`]).
+/// The lists of the init containers kube-once writes kept aside, by field,
+/// then container name: `kube-once-run`'s, which extend the app's (see
+/// [`List::Extended`]).
 #[derive(Debug, Clone, Default)]
 pub struct Lists<'a>(BTreeMap<&'static str, BTreeMap<String, List<'a>>>);
 
@@ -759,36 +701,49 @@ pub enum Item<'x> {
     Value(&'x Value),
 }
 
+impl<'x> Item<'x> {
+    /// The item as a value, read when it is text.
+    pub fn as_value(self) -> Cow<'x, Value> {
+        match self {
+            Item::Text(raw) => Cow::Owned(parse_or_null(raw)),
+            Item::Value(value) => Cow::Borrowed(value),
+        }
+    }
+}
+
 impl Item<'_> {
     pub fn to_value(self) -> Value {
-        match self {
-            Item::Text(raw) => parse_or_null(raw),
-            Item::Value(value) => value.clone(),
-        }
+        self.as_value().into_owned()
     }
 
     /// Whether the item is an object with this `name` (an env var, a mount).
     pub fn is_named(self, wanted: &str) -> bool {
+        self.name().as_deref() == Some(wanted)
+    }
+
+    /// The item's `name`, when it is an object with a string `name`.
+    pub fn name(&self) -> Option<Cow<'_, str>> {
         #[derive(serde::Deserialize)]
         struct Named<'t> {
             #[serde(borrow)]
-            name: Option<std::borrow::Cow<'t, str>>,
+            name: Option<Cow<'t, str>>,
         }
         match self {
-            Item::Text(raw) => {
-                serde_json::from_str::<Named>(raw.get()).is_ok_and(|item| item.name.as_deref() == Some(wanted))
-            }
-            Item::Value(value) => value.get("name").and_then(Value::as_str) == Some(wanted),
+            Item::Text(raw) => match scan::plain_name(raw.get()) {
+                Some(name) => name.map(Cow::Borrowed),
+                None => serde_json::from_str::<Named>(raw.get()).ok()?.name,
+            },
+            Item::Value(value) => value.get("name").and_then(Value::as_str).map(Cow::Borrowed),
         }
     }
 
     /// Equal in meaning: the same text (what the API server writes for
-    /// equal objects), else the same parsed value.
+    /// equal objects), else as far as the texts tell, else the same parsed value.
     pub fn same(self, other: Item) -> bool {
         match (self, other) {
-            (Item::Text(a), Item::Text(b)) if a.get() == b.get() => true,
             (Item::Value(a), Item::Value(b)) => a == b,
-            (a, b) => a.to_value() == b.to_value(),
+            (Item::Text(a), Item::Text(b)) => same_texts(a, b).unwrap_or_else(|| self.as_value() == other.as_value()),
+            (a, b) => a.as_value() == b.as_value(),
         }
     }
 }
@@ -852,11 +807,16 @@ impl<'a> Entry<'a> {
 }
 
 /// How many items `raw` (a list as text) and `entries` have in common at
-/// their start, and the items of `raw` after them, read one at a time: a
-/// list compared with itself plus an item keeps none of its items.
-pub fn common_start<'a>(raw: &'a RawValue, entries: &[Entry]) -> (usize, Vec<&'a RawValue>) {
-    struct Start<'e, 'x>(&'e [Entry<'x>]);
-    impl<'de> Visitor<'de> for Start<'_, '_> {
+/// their start (equal by `same`), and the items of `raw` after them, read
+/// one at a time: a list compared with itself plus an item keeps none of
+/// its items.
+pub fn common_start<'a>(
+    raw: &'a RawValue,
+    entries: &[Entry],
+    same: &dyn Fn(Item, Item) -> bool,
+) -> (usize, Vec<&'a RawValue>) {
+    struct Start<'e, 'x, 's>(&'e [Entry<'x>], &'s dyn Fn(Item, Item) -> bool);
+    impl<'de> Visitor<'de> for Start<'_, '_, '_> {
         type Value = (usize, Vec<&'de RawValue>);
 
         fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -867,19 +827,19 @@ pub fn common_start<'a>(raw: &'a RawValue, entries: &[Entry]) -> (usize, Vec<&'a
             let (mut common, mut rest) = (0, Vec::new());
             while let Some(item) = seq.next_element::<&RawValue>()? {
                 match self.0.get(common) {
-                    Some(entry) if rest.is_empty() && Item::Text(item).same(entry.item()) => common += 1,
+                    Some(entry) if rest.is_empty() && (self.1)(Item::Text(item), entry.item()) => common += 1,
                     _ => rest.push(item),
                 }
             }
             Ok((common, rest))
         }
     }
-    serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Start(entries)).unwrap_or_default()
+    serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Start(entries, same)).unwrap_or_default()
 }
 
-/// Two lists of entries equal in meaning.
-pub fn same_entries(a: &[Entry], b: &[Entry]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.item().same(b.item()))
+/// Two lists of entries equal item by item by `same`.
+pub fn same_entries(a: &[Entry], b: &[Entry], same: impl Fn(Item, Item) -> bool) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a.item(), b.item()))
 }
 
 /// The entries of annotations (an object as text) not under `kube-once.io/`.
@@ -921,6 +881,16 @@ pub fn same_other_annotations(a: Option<&RawValue>, b: Option<&RawValue>) -> boo
     let (a, b) = (a.map(other_annotations).unwrap_or_default(), b.map(other_annotations).unwrap_or_default());
     a.len() == b.len()
         && a.iter().zip(&b).all(|((a_key, a), (b_key, b))| a_key == b_key && Item::Text(a).same(Item::Text(b)))
+}
+
+/// Whether two texts are equal in meaning, when the texts settle it (see
+/// [`scan::same_values`]); the same text first (what the API server writes
+/// for equal objects).
+fn same_texts(a: &RawValue, b: &RawValue) -> Option<bool> {
+    if std::ptr::eq(a, b) || a.get() == b.get() {
+        return Some(true);
+    }
+    scan::same_values(a.get(), b.get())
 }
 
 /// Text that [`Workload::parse`] already read as JSON.
@@ -1109,6 +1079,22 @@ impl<'x, 'a> Field<'x, 'a> {
     }
 }
 
+/// Two init containers equal in meaning, as the request wrote them or as
+/// values (the lists of those kube-once writes in `a_lists`, `b_lists`).
+pub fn same_init_container(a: Item, a_lists: &Lists, b: Item, b_lists: &Lists) -> bool {
+    match (a, b) {
+        (Item::Text(a), Item::Text(b)) => {
+            if let Some(same) = same_texts(a, b) {
+                return same;
+            }
+        }
+        (Item::Text(text), Item::Value(value)) => return matches::same_container(text, value, b_lists),
+        (Item::Value(value), Item::Text(text)) => return matches::same_container(text, value, a_lists),
+        (Item::Value(_), Item::Value(_)) => {}
+    }
+    same_container(&a.as_value(), a_lists, &b.as_value(), b_lists)
+}
+
 /// Two init containers equal in meaning, wherever their lists are kept.
 pub fn same_container(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
     let (Some(a_fields), Some(b_fields)) = (a.as_object(), b.as_object()) else { return a == b };
@@ -1119,26 +1105,6 @@ pub fn same_container(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) ->
             (Some(a), Some(b)) => a.same(b),
             _ => false,
         })
-}
-
-/// Two pod templates' written parts (no app containers) equal in meaning,
-/// wherever their init containers' lists are kept.
-pub fn same_template(a: &Value, a_lists: &Lists, b: &Value, b_lists: &Lists) -> bool {
-    let (Some(a_spec), Some(b_spec)) = (a.get("spec"), b.get("spec")) else { return a == b };
-    let is_spec = |key: &str| key == "spec";
-    match (a.as_object(), b.as_object()) {
-        (Some(a), Some(b)) if fields_except(a, is_spec) == fields_except(b, is_spec) => {}
-        _ => return false,
-    }
-    let (Some(a_spec), Some(b_spec)) = (a_spec.as_object(), b_spec.as_object()) else { return a_spec == b_spec };
-    let is_init = |key: &str| key == "initContainers";
-    fields_except(a_spec, is_init) == fields_except(b_spec, is_init)
-        && match (a_spec.get("initContainers"), b_spec.get("initContainers")) {
-            (Some(Value::Array(a)), Some(Value::Array(b))) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_container(a, a_lists, b, b_lists))
-            }
-            (a, b) => a == b,
-        }
 }
 
 fn fields_except(fields: &Map<String, Value>, skip: impl Fn(&str) -> bool) -> Vec<(&String, &Value)> {
@@ -1158,43 +1124,61 @@ mod tests {
     }
 
     #[test]
-    fn lists_of_uniquely_named_init_containers_are_kept_aside_and_the_rest_skipped() {
-        let text = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}]},
-            "spec": {"replicas": 3, "template": {"spec": {
-                "containers": [{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}]}],
-                "initContainers": [
-                    {"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}], "envFrom": null},
-                    {"name": "twin", "env": [{"name": "B"}]},
-                    {"name": "twin", "volumeMounts": []},
-                ],
-            }}},
-            "status": {"replicas": 3},
-        })
-        .to_string();
+    fn init_containers_stay_text_and_the_rest_is_skipped() {
+        let init = r#"[{"name":"app","image":"a:1","env":[{"name":"A","value":"1"}],"resources":{"x":1,"x":2}}]"#;
+        let text = format!(
+            r#"{{"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {{"name": "web", "labels": {{"a": "b"}}, "managedFields": [{{"manager": "kubectl"}}]}},
+                "spec": {{"replicas": 3, "template": {{"spec": {{
+                    "containers": [{{"name": "app", "image": "a:1", "env": [{{"name": "A", "value": "1"}}]}}],
+                    "initContainers": {init}
+                }}}}}},
+                "status": {{"replicas": 3}}}}"#
+        );
         let deployment = Workload::parse(&text).unwrap();
         // Of the labels only kube-once.io/ ones are read (an annotation written as a label is refused).
         assert_eq!(deployment.value["metadata"], json!({"name": "web", "labels": {}}));
         assert_eq!(deployment.value.get("status"), None);
         assert_eq!(deployment.value["spec"].get("replicas"), None);
-        let init = &deployment.value["spec"]["template"]["spec"]["initContainers"];
-        assert_eq!(init[0], json!({"name": "app", "image": "a:1"}));
-        // Two containers named alike keep their lists inline.
-        assert_eq!(init[1], json!({"name": "twin", "env": [{"name": "B"}]}));
-        let lists = &deployment.lists;
-        let env = Field::of(&init[0], "env", lists).unwrap();
-        assert!(env.items().unwrap()[0].is_named("A"));
-        assert_eq!(env.to_value(), json!([{"name": "A", "value": "1"}]));
-        assert_eq!(Field::of(&init[0], "envFrom", lists).unwrap().to_value(), Value::Null);
+        assert_eq!(deployment.value["spec"]["template"]["spec"], json!({}));
+        // Kept as written, borrowed, and not read: sent back or compared as it is.
+        let kept = deployment.text(crate::Kind::Deployment).init_containers.as_ref().unwrap();
+        let [item]: [&RawValue; 1] = kept.iter().collect::<Vec<_>>().try_into().unwrap();
+        assert_eq!(format!("[{}]", item.get()), init);
+        assert!(std::ptr::eq(item.get().as_ptr(), text[text.find(init).unwrap() + 1..].as_ptr()));
         // The app container of the same name is apart: its env is in its text.
         let app = named(deployment.app_containers(crate::Kind::Deployment).unwrap(), "app").unwrap();
         assert_eq!(app.field("env").unwrap().to_value(), json!([{"name": "A", "value": "1"}]));
-        assert!(lists.get("twin", "env").is_none());
+        // Not a list: a value, read strictly; a list once.
+        let null = r#"{"spec": {"template": {"spec": {"initContainers": null}}}}"#;
+        let deployment = Workload::parse(null).unwrap();
+        assert_eq!(deployment.value["spec"]["template"]["spec"]["initContainers"], Value::Null);
+        assert!(deployment.text(crate::Kind::Deployment).init_containers.is_none());
+        let twice = r#"{"spec": {"template": {"spec": {"initContainers": [], "initContainers": null}}}}"#;
+        let error = Workload::parse(twice).unwrap_err().to_string();
+        assert!(error.starts_with("duplicate key `initContainers` at /spec/template/spec:"), "{error}");
     }
 
     #[test]
-    fn app_containers_stay_text_read_one_at_a_time_and_init_containers_inline() {
+    fn init_containers_are_equal_in_meaning_as_text_or_as_values() {
+        let text: &RawValue = serde_json::from_str(r#"{"name": "a", "env": [{"name": "A"}], "image": "i"}"#).unwrap();
+        let reordered: &RawValue =
+            serde_json::from_str(r#"{"image": "i", "name": "a", "env": [{"name": "A"}]}"#).unwrap();
+        let none = Lists::default();
+        assert!(same_init_container(Item::Text(text), &none, Item::Text(reordered), &none));
+        // kube-once-run's env is kept aside, extending the app's.
+        let env: &RawValue = serde_json::from_str(r#"[]"#).unwrap();
+        let mut lists = Lists::default();
+        lists.insert("a", "env", List::extended(env, vec![json!({"name": "A"})]));
+        let value = json!({"name": "a", "image": "i"});
+        assert!(same_init_container(Item::Text(text), &none, Item::Value(&value), &lists));
+        assert!(!same_init_container(Item::Text(text), &none, Item::Value(&value), &none));
+        let other = json!({"name": "a", "image": "j"});
+        assert!(!same_init_container(Item::Text(text), &none, Item::Value(&other), &lists));
+    }
+
+    #[test]
+    fn app_containers_stay_text_read_one_at_a_time() {
         let deployment = |args: &str, sidecar: &str| {
             format!(
                 r#"{{"spec": {{"template": {{"spec": {{
@@ -1214,7 +1198,6 @@ mod tests {
         let [before, after, changed, reformatted] = [0, 1, 2, 3].map(|i| Workload::parse(&texts[i]).unwrap());
         let template = |w: &Workload| w.value["spec"]["template"].clone();
         assert_eq!(template(&before)["spec"].get("containers"), None);
-        assert_eq!(template(&before)["spec"]["initContainers"][0]["args"], json!(["--all"]));
         let containers = before.app_containers(crate::Kind::Deployment).unwrap();
         assert_eq!(containers.names(), ["app", "side"]);
         let app = named(containers, "app").unwrap();
@@ -1370,7 +1353,7 @@ mod tests {
         assert_eq!(entries.len(), 3);
         entries.remove(1);
         entries.push(Entry::value(json!({"name": "d"})));
-        let (common, rest) = common_start(raw, &entries);
+        let (common, rest) = common_start(raw, &entries, &|a: Item, b: Item| a.same(b));
         assert_eq!(common, 1);
         assert_eq!(rest.iter().map(|item| item.get()).collect::<Vec<_>>(), [r#"{"name": "b"}"#, r#"{"name": "c"}"#]);
     }

@@ -104,7 +104,6 @@ fn lists_kept_aside_give_the_answer_of_lists_inline() {
         let old_aside = old_text.as_deref().map(|text| core::Workload::parse(text).unwrap());
         let inline = |value: &Value| core::Workload {
             value: value.clone(),
-            lists: Default::default(),
             texts: Default::default(),
             containers: Default::default(),
         };

@@ -12,7 +12,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{
-    At, Container, ContainerSeed, Field, Key, Keys, List, Section, Strict, check_float, parse_or_null, without_position,
+    At, Container, ContainerSeed, Field, Key, Keys, List, Strict, check_float, parse_or_null, without_position,
 };
 
 /// The text of each app container of a pod template, in order, in chunks:
@@ -222,7 +222,7 @@ impl<'o, 'a: 'o> AppContainer<'o, 'a> {
                 Ok(Container { fields: value.as_object().cloned().unwrap_or_default(), lists: Vec::new() })
             }
             AppContainer::Text(raw) => {
-                let seed = ContainerSeed { section: Section::Containers, at: At::Pointer(at) };
+                let seed = ContainerSeed { at: At::Pointer(at) };
                 match seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get())) {
                     Ok(Ok(container)) => Ok(container),
                     Ok(Err(_)) => Ok(Container::default()),
