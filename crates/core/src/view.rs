@@ -20,17 +20,19 @@
 //!   container of a chart (a few KB of `args`, `resources`,
 //!   `securityContext`) is then its text, in both copies of an UPDATE.
 //!
-//! What is read (everything but the skipped fields and the containers'
-//! lists) is read strictly: a repeated key or a number no 64-bit integer
-//! holds is refused, with where it is. The API server never sends either,
-//! and both leave the copy source ambiguous (which `containers` counts,
-//! whose `env` goes with which container, which number to write back), so
-//! kube-once refuses rather than guess. What is skipped is not checked: an
-//! app container is checked when it is read (the selected one, by
+//! What is read (everything but the skipped fields and what stays text)
+//! is read strictly: a repeated key or a number no 64-bit integer holds is
+//! refused, with where it is. The API server never sends either, and both
+//! leave the copy source ambiguous (which `containers` counts, whose `env`
+//! goes with which container, which number to write back), so kube-once
+//! refuses rather than guess. What is skipped is not checked: an app
+//! container is checked when it is read (the selected one, by
 //! [`AppContainer::read`]), not when the workload is; one the copy sources
 //! are looked for in is read only if unambiguous (a container whose keys
 //! repeat is never a copy source, the field is then written literally), so
-//! the copy stays exact.
+//! the copy stays exact. An item kept as text is named and compared
+//! without reading it where its text settles it (`scan`, `matches`): a key
+//! it repeats can then only make it differ from an equal one.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
