@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
 use super::{Field, Key, LIST_FIELDS, List, Lists, parse_or_null};
 
@@ -44,27 +44,17 @@ impl<'de> Visitor<'de> for Container<'_, '_, '_> {
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<bool, M::Error> {
         let Some(fields) = self.value.as_object() else { return Ok(false) };
-        let (mut same, mut matched) = (true, 0);
+        let mut entries = Entries::new(fields);
         let mut texts: [Option<&'de RawValue>; LIST_FIELDS.len()] = [None; LIST_FIELDS.len()];
         while let Some(Key(key)) = map.next_key()? {
-            if let Some(index) = LIST_FIELDS.iter().position(|field| *field == key) {
-                texts[index] = Some(map.next_value()?);
-                continue;
-            }
-            match fields.get(key.as_ref()).filter(|_| same) {
-                Some(expected) => {
-                    same = map.next_value_seed(Matches(expected))?;
-                    matched += 1;
-                }
-                None => {
-                    same = false;
-                    map.next_value::<IgnoredAny>()?;
-                }
+            match LIST_FIELDS.iter().position(|field| *field == key) {
+                Some(index) => texts[index] = Some(map.next_value()?),
+                None => entries.read(&mut map, &key)?,
             }
         }
         let others = fields.keys().filter(|key| !LIST_FIELDS.contains(&key.as_str())).count();
-        Ok(same
-            && matched == others
+        Ok(entries.same
+            && entries.matched == others
             && LIST_FIELDS.iter().zip(texts).all(|(field, text)| {
                 let text = text.map(List::Text);
                 match (text.as_ref().map(Field::Aside), Field::of(self.value, field, self.lists)) {
@@ -141,20 +131,41 @@ impl<'de> Visitor<'de> for Matches<'_> {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             return Ok(false);
         };
-        let (mut same, mut matched) = (true, 0);
+        let mut entries = Entries::new(fields);
         while let Some(Key(key)) = map.next_key()? {
-            match fields.get(key.as_ref()).filter(|_| same) {
-                Some(expected) => {
-                    same = map.next_value_seed(Matches(expected))?;
-                    matched += 1;
-                }
-                None => {
-                    same = false;
-                    map.next_value::<IgnoredAny>()?;
-                }
+            entries.read(&mut map, &key)?;
+        }
+        Ok(entries.same && entries.matched == fields.len())
+    }
+}
+
+/// The entries of an object read against those of a value (`fields`): how
+/// many of its keys the object had, and whether their values matched.
+struct Entries<'v> {
+    fields: &'v Map<String, Value>,
+    same: bool,
+    matched: usize,
+}
+
+impl<'v> Entries<'v> {
+    fn new(fields: &'v Map<String, Value>) -> Self {
+        Entries { fields, same: true, matched: 0 }
+    }
+
+    /// The value of `key`, the next of `map`, read against the field of
+    /// that name (only skipped once the object differs).
+    fn read<'de, M: MapAccess<'de>>(&mut self, map: &mut M, key: &str) -> Result<(), M::Error> {
+        match self.fields.get(key).filter(|_| self.same) {
+            Some(expected) => {
+                self.same = map.next_value_seed(Matches(expected))?;
+                self.matched += 1;
+            }
+            None => {
+                self.same = false;
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(same && matched == fields.len())
+        Ok(())
     }
 }
 
