@@ -9,8 +9,9 @@
 #
 # Shapes (SHAPES, default all): env (~90,000 tiny env entries in the app
 # container), volumes (~90,000 volumes), annotations (~150,000 pod-template
-# annotations), sidecars (~70,000 small containers), args (~250,000 args of
-# the app container).
+# annotations), sidecars (~70,000 small containers), init-sidecars (~50,000
+# small native sidecars: init containers that keep running), args (~250,000
+# args of the app container).
 #
 # Uses the shipped binary (KUBE_ONCE_BIN, default the musl dist build; built
 # if missing). Extra server flags in SERVE_ARGS (e.g. "--admission-memory 64Mi").
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COUNT=${COUNT:-8}
-SHAPES=${SHAPES:-env volumes annotations sidecars args}
+SHAPES=${SHAPES:-env volumes annotations sidecars init-sidecars args}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-1000}
 PORT=${MEMORY_PORT:-18453}
 target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
@@ -54,6 +55,9 @@ def grow(template, shape):
         template["metadata"].setdefault("annotations", {}).update({f"a{i}": "v" for i in range(150000)})
     elif shape == "sidecars":
         spec["containers"].extend({"name": f"s{i}", "image": "i"} for i in range(70000))
+    elif shape == "init-sidecars":
+        sidecars = ({"name": f"s{i}", "image": "i", "restartPolicy": "Always"} for i in range(50000))
+        spec.setdefault("initContainers", []).extend(sidecars)
     elif shape == "args":
         app.setdefault("args", []).extend(f"a{i}" for i in range(250000))
     else:
