@@ -101,7 +101,7 @@ pub fn written_parts<'a>(template: &Value, text: &TemplateText<'a>) -> Written<'
 /// what the request wrote) equal in meaning.
 pub fn same_written(a: &Written, b: &Written) -> bool {
     let same_lists = |a: &Option<Vec<Entry>>, b: &Option<Vec<Entry>>| match (a, b) {
-        (Some(a), Some(b)) => same_entries(a, b, |a: Item, b: Item| a.same(b)),
+        (Some(a), Some(b)) => same_entries(a, b),
         (None, None) => true,
         _ => false,
     };

@@ -396,7 +396,7 @@ fn entry_items(ops: &mut Vec<PatchOperation>, path: &[String], edited: Edited, s
     let same_value = |a: &Value, b: &Value| same(Item::Value(a), Item::Value(b));
     match (before_text, before, new) {
         (Some(Before::List(raw)), _, Ok(mut new)) => {
-            let (common, rest) = common_start(raw, &new, same);
+            let (common, rest) = common_start(raw, &new);
             let old: Vec<Entry> = rest.into_iter().map(Entry::Text).collect();
             new.drain(..common);
             list_items(ops, path, common, &old, new, &same_entry);

@@ -669,13 +669,6 @@ impl<'a> Lists<'a> {
     pub fn insert(&mut self, container: &str, field: &'static str, list: List<'a>) {
         self.0.entry(field).or_default().insert(container.to_owned(), list);
     }
-
-    /// Forget every list of `container` (kube-once is about to rebuild it).
-    pub fn remove_container(&mut self, container: &str) {
-        for lists in self.0.values_mut() {
-            lists.remove(container);
-        }
-    }
 }
 
 /// One kept-aside field.
@@ -809,16 +802,11 @@ impl<'a> Entry<'a> {
 }
 
 /// How many items `raw` (a list as text) and `entries` have in common at
-/// their start (equal by `same`), and the items of `raw` after them, read
-/// one at a time: a list compared with itself plus an item keeps none of
-/// its items.
-pub fn common_start<'a>(
-    raw: &'a RawValue,
-    entries: &[Entry],
-    same: &dyn Fn(Item, Item) -> bool,
-) -> (usize, Vec<&'a RawValue>) {
-    struct Start<'e, 'x, 's>(&'e [Entry<'x>], &'s dyn Fn(Item, Item) -> bool);
-    impl<'de> Visitor<'de> for Start<'_, '_, '_> {
+/// their start, and the items of `raw` after them, read one at a time: a
+/// list compared with itself plus an item keeps none of its items.
+pub fn common_start<'a>(raw: &'a RawValue, entries: &[Entry]) -> (usize, Vec<&'a RawValue>) {
+    struct Start<'e, 'x>(&'e [Entry<'x>]);
+    impl<'de> Visitor<'de> for Start<'_, '_> {
         type Value = (usize, Vec<&'de RawValue>);
 
         fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -829,19 +817,19 @@ pub fn common_start<'a>(
             let (mut common, mut rest) = (0, Vec::new());
             while let Some(item) = seq.next_element::<&RawValue>()? {
                 match self.0.get(common) {
-                    Some(entry) if rest.is_empty() && (self.1)(Item::Text(item), entry.item()) => common += 1,
+                    Some(entry) if rest.is_empty() && Item::Text(item).same(entry.item()) => common += 1,
                     _ => rest.push(item),
                 }
             }
             Ok((common, rest))
         }
     }
-    serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Start(entries, same)).unwrap_or_default()
+    serde_json::Deserializer::from_str(raw.get()).deserialize_seq(Start(entries)).unwrap_or_default()
 }
 
-/// Two lists of entries equal item by item by `same`.
-pub fn same_entries(a: &[Entry], b: &[Entry], same: impl Fn(Item, Item) -> bool) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a.item(), b.item()))
+/// Two lists of entries equal in meaning.
+pub fn same_entries(a: &[Entry], b: &[Entry]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.item().same(b.item()))
 }
 
 /// The entries of annotations (an object as text) not under `kube-once.io/`.
@@ -1355,7 +1343,7 @@ mod tests {
         assert_eq!(entries.len(), 3);
         entries.remove(1);
         entries.push(Entry::value(json!({"name": "d"})));
-        let (common, rest) = common_start(raw, &entries, &|a: Item, b: Item| a.same(b));
+        let (common, rest) = common_start(raw, &entries);
         assert_eq!(common, 1);
         assert_eq!(rest.iter().map(|item| item.get()).collect::<Vec<_>>(), [r#"{"name": "b"}"#, r#"{"name": "c"}"#]);
     }
