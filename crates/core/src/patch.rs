@@ -425,6 +425,13 @@ fn entry_items(ops: &mut Vec<PatchOperation>, path: &[String], edited: Edited, s
     }
 }
 
+/// How far ahead [`list_items`] looks for an item that differs: past it,
+/// an item is taken for gone (the patch is then longer, never wrong). The
+/// lists kube-once patches differ in its own few items; without a bound, a
+/// request with thousands of init containers after kube-once's would cost
+/// the square of their number.
+const LOOK_AHEAD: usize = 64;
+
 /// Two lists item by item: walks both, keeping equal items, removing items
 /// that are gone, inserting new ones and replacing an item in place when it
 /// changed. Indices refer to the list as patched so far. `same` tells equal
@@ -449,8 +456,8 @@ fn list_items<T: Default + IntoValue>(
         }
         // `old[i]` and `new[j]` differ: each is looked for past the other
         // (`same` takes the old item first: their lists are kept apart).
-        let old_stays = new[j + 1..].iter().any(|new| same(&old[i], new));
-        if !old_stays && !old[i + 1..].iter().any(|old| same(old, &new[j])) {
+        let old_stays = new[j + 1..].iter().take(LOOK_AHEAD).any(|new| same(&old[i], new));
+        if !old_stays && !old[i + 1..].iter().take(LOOK_AHEAD).any(|old| same(old, &new[j])) {
             let value = std::mem::take(&mut new[j]).into_value();
             ops.push(PatchOperation::Replace(ReplaceOperation { path: index(j), value }));
             i += 1;
@@ -510,5 +517,46 @@ mod tests {
         assert_eq!(pointer.as_str(), "/metadata/annotations/kube-once.io~1status/a~0~1b//0");
         assert_eq!(pointer, PointerBuf::from_tokens(segments.map(Token::new)));
         assert_eq!(super::pointer(&[]).as_str(), "", "the whole document");
+    }
+
+    /// kube-once's own items moved to the end of a long list (the user's
+    /// init containers after them): a patch of those items, found with a
+    /// number of comparisons that follows the list, not its square.
+    #[test]
+    fn a_long_list_is_walked_with_a_bounded_look_ahead() {
+        let items = |names: &[String]| names.iter().map(|name| serde_json::json!({"name": name})).collect::<Vec<_>>();
+        let users: Vec<String> = (0..5_000).map(|i| format!("u{i}")).collect();
+        let ours = ["kube-once-install".to_owned(), "kube-once-run".to_owned()];
+        let old = items(&[&users[..10], &ours[..], &users[10..]].concat());
+        let new = items(&[&users[..], &ours[..]].concat());
+        let calls = std::cell::Cell::new(0usize);
+        let same = |a: &Value, b: &Value| {
+            calls.set(calls.get() + 1);
+            a == b
+        };
+        let mut ops = Vec::new();
+        list_items(&mut ops, &["initContainers".to_owned()], 0, &old, new.clone(), &same);
+        assert!(calls.get() < 4 * LOOK_AHEAD * old.len(), "{} comparisons", calls.get());
+        let mut patched = Value::Array(old);
+        json_patch::patch(&mut patched, &json_patch::Patch(ops.iter().map(rebase).collect())).unwrap();
+        assert_eq!(patched, Value::Array(new));
+        assert!(ops.len() <= 4, "{ops:?}");
+    }
+
+    /// `op` at the root of the list it patches (its path without `/initContainers`).
+    fn rebase(op: &PatchOperation) -> PatchOperation {
+        let strip = |path: &PointerBuf| PointerBuf::parse(path.as_str().trim_start_matches("/initContainers")).unwrap();
+        match op {
+            PatchOperation::Add(AddOperation { path, value }) => {
+                PatchOperation::Add(AddOperation { path: strip(path), value: value.clone() })
+            }
+            PatchOperation::Remove(RemoveOperation { path }) => {
+                PatchOperation::Remove(RemoveOperation { path: strip(path) })
+            }
+            PatchOperation::Replace(ReplaceOperation { path, value }) => {
+                PatchOperation::Replace(ReplaceOperation { path: strip(path), value: value.clone() })
+            }
+            other => other.clone(),
+        }
     }
 }
