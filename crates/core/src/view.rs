@@ -704,20 +704,9 @@ impl<'x> Item<'x> {
             Item::Value(value) => Cow::Borrowed(value),
         }
     }
-}
-
-impl Item<'_> {
-    pub fn to_value(self) -> Value {
-        self.as_value().into_owned()
-    }
-
-    /// Whether the item is an object with this `name` (an env var, a mount).
-    pub fn is_named(self, wanted: &str) -> bool {
-        self.name().as_deref() == Some(wanted)
-    }
 
     /// The item's `name`, when it is an object with a string `name`.
-    pub fn name(&self) -> Option<Cow<'_, str>> {
+    pub fn name(self) -> Option<Cow<'x, str>> {
         #[derive(serde::Deserialize)]
         struct Named<'t> {
             #[serde(borrow)]
@@ -730,6 +719,17 @@ impl Item<'_> {
             },
             Item::Value(value) => value.get("name").and_then(Value::as_str).map(Cow::Borrowed),
         }
+    }
+}
+
+impl Item<'_> {
+    pub fn to_value(self) -> Value {
+        self.as_value().into_owned()
+    }
+
+    /// Whether the item is an object with this `name` (an env var, a mount).
+    pub fn is_named(self, wanted: &str) -> bool {
+        self.name().as_deref() == Some(wanted)
     }
 
     /// Equal in meaning: the same text (what the API server writes for
@@ -1073,16 +1073,12 @@ impl<'x, 'a> Field<'x, 'a> {
 /// values (the lists of those kube-once writes in `a_lists`, `b_lists`).
 pub fn same_init_container(a: Item, a_lists: &Lists, b: Item, b_lists: &Lists) -> bool {
     match (a, b) {
-        (Item::Text(a), Item::Text(b)) => {
-            if let Some(same) = same_texts(a, b) {
-                return same;
-            }
-        }
-        (Item::Text(text), Item::Value(value)) => return matches::same_container(text, value, b_lists),
-        (Item::Value(value), Item::Text(text)) => return matches::same_container(text, value, a_lists),
-        (Item::Value(_), Item::Value(_)) => {}
+        // A text holds all its fields: nothing of it is kept aside.
+        (Item::Text(_), Item::Text(_)) => a.same(b),
+        (Item::Text(text), Item::Value(value)) => matches::same_container(text, value, b_lists),
+        (Item::Value(value), Item::Text(text)) => matches::same_container(text, value, a_lists),
+        (Item::Value(a), Item::Value(b)) => same_container(a, a_lists, b, b_lists),
     }
-    same_container(&a.as_value(), a_lists, &b.as_value(), b_lists)
 }
 
 /// Two init containers equal in meaning, wherever their lists are kept.

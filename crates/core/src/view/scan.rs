@@ -13,11 +13,6 @@
 /// `name` repeated (which it never sends) the first counts, as in a lookup
 /// of an app container by name.
 pub(super) fn plain_name(text: &str) -> Option<Option<&str>> {
-    plain_field(text, "name")
-}
-
-/// [`plain_name`] of any field whose value is a string.
-fn plain_field<'t>(text: &'t str, field: &str) -> Option<Option<&'t str>> {
     let bytes = text.as_bytes();
     let mut at = skip_space(bytes, 0);
     if bytes.get(at) != Some(&b'{') {
@@ -34,7 +29,7 @@ fn plain_field<'t>(text: &'t str, field: &str) -> Option<Option<&'t str>> {
             return None;
         }
         at = skip_space(bytes, at + 1);
-        if &text[key.start..key.end] == field {
+        if &text[key.start..key.end] == "name" {
             let value = plain_string(bytes, at)?;
             return Some(Some(&text[value.start..value.end]));
         }
