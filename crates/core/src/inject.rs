@@ -374,7 +374,7 @@ fn install_container(tools_image: &str, security_context: Option<&Value>) -> Val
 /// must run exactly as the app does (same image, config, user, limits). The
 /// lists (`envFrom`; `env` and `volumeMounts`, with kube-once's own items
 /// after the app's) are handled by [`run_container`].
-const COPIED_FIELDS: [&str; 5] = ["imagePullPolicy", "workingDir", "securityContext", "resources", "image"];
+pub(crate) const COPIED_FIELDS: [&str; 5] = ["imagePullPolicy", "workingDir", "securityContext", "resources", "image"];
 
 /// `kube-once-run`, and those of its lists that extend an app's list kept
 /// as text: the app's `envFrom`; the app's `env`, then the plan's

@@ -27,7 +27,8 @@
 //! goes with which container, which number to write back), so kube-once
 //! refuses rather than guess. What is skipped is not checked: an app
 //! container is checked when it is read (the selected one, by
-//! [`AppContainer::read`]), not when the workload is; one the copy sources
+//! [`AppContainer::read`], which reads only its name and what
+//! `kube-once-run` copies), not when the workload is; one the copy sources
 //! are looked for in is read only if unambiguous (a container whose keys
 //! repeat is never a copy source, the field is then written literally), so
 //! the copy stays exact. An item kept as text is named and compared
@@ -545,24 +546,26 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
         let mut container = Container::default();
+        let mut keys = Keys::new();
         while let Some(Key(key)) = map.next_key()? {
-            if container.fields.contains_key(key.as_ref()) || container.lists.iter().any(|(field, _)| *field == key) {
+            if !keys.insert(key.clone()) {
                 return Err(duplicate(&key, self.at));
             }
             let at = At::Key(&self.at, &key);
-            match LIST_FIELDS.iter().find(|field| **field == key) {
-                Some(field) => {
-                    // Copied as written or not at all, never read item by
-                    // item: its text is the copy source whatever it
-                    // repeats, so it is not checked (an env-heavy review
-                    // would pay a second pass).
-                    let raw: &'de RawValue = map.next_value()?;
-                    container.lists.push((field, List::Text(raw)));
-                }
-                None => {
-                    let value = map.next_value_seed(Strict { at })?;
-                    container.fields.insert(key.into_owned(), value);
-                }
+            if let Some(field) = LIST_FIELDS.iter().find(|field| **field == key) {
+                // Copied as written or not at all, never read item by
+                // item: its text is the copy source whatever it repeats,
+                // so it is not checked (an env-heavy review would pay a
+                // second pass).
+                let raw: &'de RawValue = map.next_value()?;
+                container.lists.push((field, List::Text(raw)));
+            } else if key == "name" || crate::inject::COPIED_FIELDS.contains(&key.as_ref()) {
+                let value = map.next_value_seed(Strict { at })?;
+                container.fields.insert(key.into_owned(), value);
+            } else {
+                // Probes, ports, lifecycle: nothing reads or copies
+                // them, so they are neither built nor checked.
+                map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(Ok(container))
@@ -632,8 +635,9 @@ impl<'t> Keys<'t> {
     }
 }
 
-/// One app container as read: its fields as values but the list fields
-/// ([`LIST_FIELDS`]), which stay text.
+/// One app container as read: its name and the fields `kube-once-run`
+/// copies as values, the list fields ([`LIST_FIELDS`]) as text; the rest
+/// (probes, ports, lifecycle) is not read.
 #[derive(Debug, Clone, Default)]
 pub struct Container<'a> {
     fields: Map<String, Value>,
@@ -902,24 +906,7 @@ fn raw_items(raw: &RawValue) -> Option<Vec<Item<'_>>> {
 
 /// How many items the JSON list `raw` has, without keeping them (0 for a non-list).
 fn count_items(raw: &RawValue) -> usize {
-    struct Count;
-    impl<'de> Visitor<'de> for Count {
-        type Value = usize;
-
-        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-            formatter.write_str("a list")
-        }
-
-        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<usize, S::Error> {
-            let mut count = 0;
-            while seq.next_element::<IgnoredAny>()?.is_some() {
-                count += 1;
-            }
-            Ok(count)
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    deserializer.deserialize_seq(Count).unwrap_or(0)
+    scan::count_items(raw.get()).unwrap_or(0)
 }
 
 /// Whether the JSON list `raw` has an item named `wanted`, read one item at a time.

@@ -1447,8 +1447,11 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
             "duplicate key `a~/b` at /spec/template/spec/nodeSelector:",
         ),
         (
-            deployment(run, r#""containers": [{"name": "app", "ports": [{"containerPort": 18446744073709551616}]}]"#),
-            "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside the 64-bit integers",
+            deployment(
+                run,
+                r#""containers": [{"name": "app", "image": "a:1", "resources": {"limits": {"cpu": 18446744073709551616}}}]"#,
+            ),
+            "the number at /spec/template/spec/containers/0/resources/limits/cpu (1.8446744073709552e19) is outside the 64-bit integers",
         ),
         (
             deployment("", r#""containers": [], "terminationGracePeriodSeconds": 1e300"#),
@@ -1495,6 +1498,18 @@ fn repeated_keys_and_numbers_beyond_64_bits_are_refused_where_the_core_reads() {
     );
     let workload = core::Workload::parse(&unread).unwrap_or_else(|error| panic!("{error}"));
     assert!(core::changes(&workload, None, &Config::default()).is_ok());
+    // Nor are the fields of the selected one that kube-once neither reads
+    // nor copies (probes, ports); a repeated field name still is refused.
+    let unread = deployment(
+        run,
+        r#""containers": [{"name": "app", "image": "a:1", "ports": [{"containerPort": 18446744073709551616, "name": "a", "name": "b"}]}]"#,
+    );
+    let workload = core::Workload::parse(&unread).unwrap_or_else(|error| panic!("{error}"));
+    assert!(core::changes(&workload, None, &Config::default()).is_ok());
+    let repeated = deployment(run, r#""containers": [{"name": "app", "image": "a:1", "ports": [], "ports": []}]"#);
+    let workload = core::Workload::parse(&repeated).unwrap_or_else(|error| panic!("{error}"));
+    let refusal = core::changes(&workload, None, &Config::default()).unwrap_err();
+    assert!(refusal.to_string().contains("duplicate key `ports` at /spec/template/spec/containers/0:"), "{refusal}");
 }
 
 /// A sidecar whose keys repeat is never a copy source, even when its list

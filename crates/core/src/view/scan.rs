@@ -73,6 +73,30 @@ pub(super) fn same_values(a: &str, b: &str) -> Option<bool> {
     }
 }
 
+/// How many items the JSON list `text` (already read as valid JSON) has;
+/// `None` when it is not a list. Each item is stepped over, not read.
+pub(super) fn count_items(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = skip_space(bytes, 0);
+    if bytes.get(at) != Some(&b'[') {
+        return None;
+    }
+    at = skip_space(bytes, at + 1);
+    if bytes.get(at) == Some(&b']') {
+        return Some(0);
+    }
+    let mut count = 0;
+    loop {
+        at = skip_space(bytes, skip_value(bytes, at)?);
+        count += 1;
+        match bytes.get(at) {
+            Some(b',') => at = skip_space(bytes, at + 1),
+            Some(b']') => return Some(count),
+            _ => return None,
+        }
+    }
+}
+
 /// The next token at or after `at`: a string (with its quotes), one of
 /// `{}[]:,`, or a scalar; `None` at the end.
 fn token(bytes: &[u8], at: usize) -> Option<std::ops::Range<usize>> {
@@ -199,6 +223,15 @@ mod tests {
         }
 
         #[test]
+        fn a_list_counts_the_items_read(value in super::super::arbitrary::json(), pretty in proptest::bool::ANY) {
+            let text = if pretty { serde_json::to_string_pretty(&value).unwrap() } else { value.to_string() };
+            proptest::prop_assert_eq!(count_items(&text), value.as_array().map(Vec::len), "{}", text);
+            let list = serde_json::Value::Array(vec![value.clone(), value]);
+            let text = if pretty { serde_json::to_string_pretty(&list).unwrap() } else { list.to_string() };
+            proptest::prop_assert_eq!(count_items(&text), Some(2), "{}", text);
+        }
+
+        #[test]
         fn two_texts_are_told_apart_as_their_values_are(
             a in super::super::arbitrary::json(),
             b in super::super::arbitrary::json(),
@@ -218,6 +251,23 @@ mod tests {
                     proptest::prop_assert_eq!(same, values.0 == values.1, "{} vs {}", a_text, b_text);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn items_are_counted_past_strings_that_look_like_json() {
+        let cases = [
+            ("[]", Some(0)),
+            (" [ ] ", Some(0)),
+            (r#"[{"name": "a,b]"}, "x\"],", [1, [2, 3]], {}, null]"#, Some(5)),
+            ("[1]", Some(1)),
+            (r#"[-1.5e3 , true,false]"#, Some(3)),
+            (r#"{"a": [1, 2]}"#, None),
+            (r#""[1, 2]""#, None),
+            ("null", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(count_items(text), expected, "{text}");
         }
     }
 
