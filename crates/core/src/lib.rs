@@ -246,7 +246,7 @@ pub fn changes(object: &Workload, old_object: Option<&Workload>, config: &Config
         object.text(kind),
         patch::Sources::new(object.app_containers(kind), desired.app.as_ref()),
         desired.template,
-        &desired.lists,
+        desired.lists,
     );
     Ok(Changes { patch: json_patch::Patch(patch), warnings: desired.warnings })
 }

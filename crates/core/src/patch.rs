@@ -32,15 +32,16 @@ const TEMPLATE_LISTS: [&str; 3] = ["initContainers", "volumes", "tolerations"];
 /// `spec.template`, or a CronJob's `spec.jobTemplate.spec.template`, see
 /// [`crate::Kind::template_path`]) that may differ only where injection
 /// writes, whose app containers are `sources`; the lists of the init
-/// containers kube-once writes are kept in `after_lists`. `after` is
-/// consumed: the values the patch adds are moved into it, not copied.
+/// containers kube-once writes are kept in `after_lists`. `after` and
+/// `after_lists` are consumed: the values the patch adds are moved into
+/// it, not copied.
 pub fn template_patch(
     base: &[&str],
     before: &Value,
     before_text: &TemplateText,
     sources: Sources,
     after: Written,
-    after_lists: &Lists,
+    mut after_lists: Lists,
 ) -> Vec<PatchOperation> {
     let Written { template: mut after, init_containers: mut after_init, volumes: mut after_volumes, .. } = after;
     let mut ops = Vec::new();
@@ -55,7 +56,7 @@ pub fn template_patch(
     if let (Some(before_spec), Some(after_spec)) = (before.get("spec"), after.get_mut("spec")) {
         // The admitted template's lists are the request's: none kept aside.
         let no_lists = Lists::default();
-        let same_init = |a: Item, b: Item| same_init_container(a, &no_lists, b, after_lists);
+        let same_init = |a: Item, b: Item| same_init_container(a, &no_lists, b, &after_lists);
         for list in TEMPLATE_LISTS {
             let path = path(&join(base, &["spec"]), list);
             let (before_text, after_entries, same): (_, _, SameItem) = match list {
@@ -80,7 +81,7 @@ pub fn template_patch(
             entry_items(&mut ops, &path, edited, same);
         }
     }
-    copy_from_containers(base, ops, &sources, after_lists)
+    copy_from_containers(base, ops, &sources, &mut after_lists)
 }
 
 /// `base` then `more`.
@@ -107,7 +108,7 @@ fn copy_from_containers(
     base: &[&str],
     mut ops: Vec<PatchOperation>,
     sources: &Sources,
-    after_lists: &Lists,
+    after_lists: &mut Lists,
 ) -> Vec<PatchOperation> {
     let init_containers = pointer(&join(base, &["spec", "initContainers"]));
     let from = pointer(&join(base, &["spec", "containers"]));
@@ -164,6 +165,14 @@ impl<'o, 'a> Sources<'o, 'a> {
     }
 }
 
+/// The items a `copy` of a list does not cover, which the patch adds.
+enum Rest {
+    Items(Vec<Value>),
+    /// All of kube-once's own items after the app's (see
+    /// [`List::Extended`]): moved out of the lists, not copied.
+    Extra,
+}
+
 /// Per item, the `copy` (and `add`) operations that rebuild the copied
 /// fields of `items` (init containers, at `paths`) from the app
 /// containers (at `from`), which are taken out of the items.
@@ -172,7 +181,7 @@ fn copies(
     paths: Vec<PointerBuf>,
     sources: &Sources,
     from: &PointerBuf,
-    lists: &Lists,
+    lists: &mut Lists,
 ) -> Vec<Vec<PatchOperation>> {
     /// What becomes of one of an item's fields, decided before the items change.
     enum Copied {
@@ -180,7 +189,7 @@ fn copies(
         From {
             source: usize,
             copied: usize,
-            rest: Vec<Value>,
+            rest: Rest,
         },
         /// Kept aside with no source: put back into the container whole.
         Whole(Value),
@@ -201,7 +210,11 @@ fn copies(
                             field,
                             match found {
                                 Some((source, copied)) => {
-                                    Copied::From { source, copied, rest: ours.items_after(copied) }
+                                    let rest = match ours.is_extra_after(copied) {
+                                        true => Rest::Extra,
+                                        false => Rest::Items(ours.items_after(copied)),
+                                    };
+                                    Copied::From { source, copied, rest }
                                 }
                                 None if matches!(ours, Field::Inline(_)) => Copied::Inline,
                                 None => Copied::Whole(ours.to_value()),
@@ -217,7 +230,11 @@ fn copies(
         let mut ops = Vec::new();
         for (field, copied) in decided {
             let (source, copied, rest) = match copied {
-                Copied::From { source, copied, rest } => (source, copied, rest),
+                Copied::From { source, copied, rest: Rest::Items(rest) } => (source, copied, rest),
+                Copied::From { source, copied, rest: Rest::Extra } => {
+                    let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+                    (source, copied, lists.take_extra(name, field))
+                }
                 Copied::Whole(whole) => {
                     if let Some(fields) = item.as_object_mut() {
                         fields.insert(field.to_owned(), whole);
@@ -302,10 +319,16 @@ pub fn pointer(segments: &[&str]) -> PointerBuf {
     let mut text = String::with_capacity(segments.iter().map(|segment| segment.len() + 1).sum());
     for segment in segments {
         text.push('/');
-        if segment.bytes().any(|byte| byte == b'~' || byte == b'/') {
-            text.push_str(&segment.replace('~', "~0").replace('/', "~1"));
-        } else {
+        if memchr::memchr2(b'~', b'/', segment.as_bytes()).is_none() {
             text.push_str(segment);
+            continue;
+        }
+        for character in segment.chars() {
+            match character {
+                '~' => text.push_str("~0"),
+                '/' => text.push_str("~1"),
+                other => text.push(other),
+            }
         }
     }
     // Every `~` and `/` of a segment is escaped above, so the text is a

@@ -673,6 +673,15 @@ impl<'a> Lists<'a> {
     pub fn insert(&mut self, container: &str, field: &'static str, list: List<'a>) {
         self.0.entry(field).or_default().insert(container.to_owned(), list);
     }
+
+    /// The extra items of `container`'s extended `field`, moved out (none
+    /// when it is not an extended list).
+    pub fn take_extra(&mut self, container: &str, field: &str) -> Vec<Value> {
+        match self.0.get_mut(field).and_then(|lists| lists.get_mut(container)) {
+            Some(List::Extended { extra, .. }) => std::mem::take(extra),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// One kept-aside field.
@@ -1005,12 +1014,18 @@ impl<'x, 'a> Field<'x, 'a> {
 
     /// The items after the first `skip`, as values (what a patch adds after a `copy`).
     pub fn items_after(self, skip: usize) -> Vec<Value> {
-        if let Field::Aside(List::Extended { from_len, extra, .. }) = self
-            && skip == *from_len
+        if let Field::Aside(List::Extended { extra, .. }) = self
+            && self.is_extra_after(skip)
         {
             return extra.clone();
         }
         self.items().into_iter().flatten().skip(skip).map(Item::to_value).collect()
+    }
+
+    /// Whether the items after the first `skip` are all the extra items of
+    /// an extended list ([`Lists::take_extra`] moves them out).
+    pub fn is_extra_after(self, skip: usize) -> bool {
+        matches!(self, Field::Aside(List::Extended { from_len, .. }) if skip == *from_len)
     }
 
     /// How many items of `self` are, in order, all the items of `prefix`
