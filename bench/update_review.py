@@ -19,6 +19,12 @@ last-applied-configuration annotation, and status.
   last-applied, so the 3-way merge keeps it), a new last-applied annotation,
   the next generation.
 
+Both objects' fields are in the order the API server writes them: a
+struct's in its Go declaration order (tests/fixtures/perf/go-field-order.json,
+read from Kubernetes' types.go, see tests/fixtures/perf/SOURCES), so a
+container's `name` comes first; a map's keys sorted; managedFields'
+fieldsV1 as built.
+
 Deterministic: fixed uids, timestamps and resourceVersions, and keys in a
 fixed order; rerun after a change to the injection and commit the result.
 """
@@ -34,6 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tests/fixtures/manifests/bitnami-airflow.yaml"
 OUT = ROOT / "tests/fixtures/perf/update-review.json"
+GO_FIELD_ORDER = ROOT / "tests/fixtures/perf/go-field-order.json"
 NAME = "airflow-web"
 OLD_TAG, NEW_TAG = "3.0.5-debian-12-r0", "3.0.5-debian-12-r1"
 CREATED, APPLIED, UPDATED = "2026-10-02T08:14:51Z", "2026-11-30T16:02:09Z", "2026-12-06T09:41:27Z"
@@ -70,8 +77,8 @@ def injected(document, binary):
     """The object kube-once makes of `document` on CREATE."""
     run = subprocess.run([binary, "preview", "-o", "json", "-f", "-"], input=json.dumps(document),
                          capture_output=True, text=True, check=True)
-    out = json.loads(run.stdout)
-    return out[0]["object"]
+    # A List of the objects as kube-once makes them.
+    return json.loads(run.stdout)["items"][0]
 
 
 def fields(value, top=True):
@@ -138,8 +145,28 @@ def stored(injected_object, applied, generation, resource_version, injection):
     return out
 
 
+def api_server_order(value, kind, structs):
+    """`value`, a JSON object of Go type `kind` (None: not a struct), with
+    its keys in the order Go's encoder writes them: a struct's fields in
+    declaration order (any the table does not know after them, sorted),
+    a map's keys sorted. Lists keep their order."""
+    if isinstance(value, list):
+        return [api_server_order(item, kind, structs) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if kind not in structs:
+        return {key: value[key] for key in sorted(value)}
+    known = [(key, child) for key, child in structs[kind] if key in value]
+    names = {key for key, _ in known}
+    known += [(key, None) for key in sorted(value) if key not in names]
+    # fieldsV1 is written by the API server's own field-set encoder: kept as built.
+    return {key: value[key] if key == "fieldsV1" else api_server_order(value[key], child, structs)
+            for key, child in known}
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target/debug/kube-once")
+    structs = {kind: [tuple(field) for field in fields] for kind, fields in json.loads(GO_FIELD_ORDER.read_text()).items()}
     old_manifest, new_manifest = manifest(OLD_TAG), manifest(NEW_TAG)
     old_injected = injected(old_manifest, binary)
     # What kube-once added to the template (for its managedFields entry).
@@ -168,7 +195,8 @@ def main():
                          "uid": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
                          "groups": ["system:serviceaccounts", "system:serviceaccounts:argocd",
                                     "system:authenticated"]},
-            "object": new, "oldObject": old, "dryRun": False,
+            "object": api_server_order(new, "Deployment", structs),
+            "oldObject": api_server_order(old, "Deployment", structs), "dryRun": False,
             "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1",
                         "fieldManager": "kubectl-client-side-apply"},
         },
