@@ -10,7 +10,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
-use super::{Field, Key, LIST_FIELDS, List, Lists, parse_or_null};
+use super::{Field, Key, Keys, LIST_FIELDS, List, Lists, parse_or_null};
 
 /// Whether `text` (a container, read already as JSON) and `value` (its
 /// lists kept in `lists`) are equal in meaning: [`super::same_container`]
@@ -43,26 +43,28 @@ impl<'de> Visitor<'de> for Container<'_, '_, '_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<bool, M::Error> {
-        let Some(fields) = self.value.as_object() else { return Ok(false) };
+        let Some(fields) = self.value.as_object() else { return Err(differs()) };
         let mut entries = Entries::new(fields);
-        let mut texts: [Option<&'de RawValue>; LIST_FIELDS.len()] = [None; LIST_FIELDS.len()];
+        let mut lists_read = 0;
         while let Some(Key(key)) = map.next_key()? {
-            match LIST_FIELDS.iter().position(|field| *field == key) {
-                Some(index) => texts[index] = Some(map.next_value()?),
-                None => entries.read(&mut map, &key)?,
+            let Some(field) = LIST_FIELDS.iter().find(|field| **field == key) else {
+                entries.read(&mut map, key)?;
+                continue;
+            };
+            if !entries.keys.insert(key) {
+                return Err(differs());
+            }
+            // A list as soon as it is read: where it differs, the rest of
+            // the container is not read.
+            let text = List::Text(map.next_value()?);
+            match Field::of(self.value, field, self.lists) {
+                Some(ours) if Field::Aside(&text).same(ours) => lists_read += 1,
+                _ => return Err(differs()),
             }
         }
         let others = fields.keys().filter(|key| !LIST_FIELDS.contains(&key.as_str())).count();
-        Ok(entries.same
-            && entries.matched == others
-            && LIST_FIELDS.iter().zip(texts).all(|(field, text)| {
-                let text = text.map(List::Text);
-                match (text.as_ref().map(Field::Aside), Field::of(self.value, field, self.lists)) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => a.same(b),
-                    _ => false,
-                }
-            }))
+        let lists = LIST_FIELDS.iter().filter(|field| Field::of(self.value, field, self.lists).is_some()).count();
+        Ok(entries.matched == others && lists_read == lists)
     }
 }
 
@@ -110,61 +112,62 @@ impl<'de> Visitor<'de> for Matches<'_> {
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<bool, S::Error> {
-        let Some(items) = self.0.as_array() else {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(false);
-        };
-        let (mut same, mut read) = (true, 0);
-        loop {
-            let item = match items.get(read).filter(|_| same) {
-                Some(expected) => seq.next_element_seed(Matches(expected))?,
-                None => seq.next_element::<IgnoredAny>()?.map(|_| false),
-            };
-            let Some(matched) = item else { return Ok(same && read == items.len()) };
-            same = same && matched;
-            read += 1;
+        let Some(items) = self.0.as_array() else { return Err(differs()) };
+        for expected in items {
+            match seq.next_element_seed(Matches(expected))? {
+                Some(true) => {}
+                Some(false) => return Err(differs()),
+                None => return Ok(false),
+            }
         }
+        // Any item past the value's is a difference.
+        Ok(seq.next_element::<IgnoredAny>()?.is_none())
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<bool, M::Error> {
-        let Some(fields) = self.0.as_object() else {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(false);
-        };
+        let Some(fields) = self.0.as_object() else { return Err(differs()) };
         let mut entries = Entries::new(fields);
         while let Some(Key(key)) = map.next_key()? {
-            entries.read(&mut map, &key)?;
+            entries.read(&mut map, key)?;
         }
-        Ok(entries.same && entries.matched == fields.len())
+        Ok(entries.matched == fields.len())
     }
+}
+
+/// Stops the reader at the first difference: the answer is known, and the
+/// rest of the text (a container's env, say) need not be read. Every
+/// caller takes an error for "not the same".
+fn differs<E: serde::de::Error>() -> E {
+    E::custom("the text differs from the value")
 }
 
 /// The entries of an object read against those of a value (`fields`): how
-/// many of its keys the object had, and whether their values matched.
-struct Entries<'v> {
+/// many of its keys the object had, all matched so far (the first that
+/// does not stops the reader, see [`differs`]), and the keys read (a
+/// repeated one is a difference: counted twice, it could stand for one
+/// the object lacks).
+struct Entries<'v, 't> {
     fields: &'v Map<String, Value>,
-    same: bool,
     matched: usize,
+    keys: Keys<'t>,
 }
 
-impl<'v> Entries<'v> {
+impl<'v, 't> Entries<'v, 't> {
     fn new(fields: &'v Map<String, Value>) -> Self {
-        Entries { fields, same: true, matched: 0 }
+        Entries { fields, matched: 0, keys: Keys::new() }
     }
 
     /// The value of `key`, the next of `map`, read against the field of
-    /// that name (only skipped once the object differs).
-    fn read<'de, M: MapAccess<'de>>(&mut self, map: &mut M, key: &str) -> Result<(), M::Error> {
-        match self.fields.get(key).filter(|_| self.same) {
-            Some(expected) => {
-                self.same = map.next_value_seed(Matches(expected))?;
-                self.matched += 1;
-            }
-            None => {
-                self.same = false;
-                map.next_value::<IgnoredAny>()?;
-            }
+    /// that name.
+    fn read<'de, M: MapAccess<'de>>(&mut self, map: &mut M, key: std::borrow::Cow<'t, str>) -> Result<(), M::Error> {
+        let Some(expected) = self.fields.get(key.as_ref()) else { return Err(differs()) };
+        if !self.keys.insert(key) {
+            return Err(differs());
         }
+        if !map.next_value_seed(Matches(expected))? {
+            return Err(differs());
+        }
+        self.matched += 1;
         Ok(())
     }
 }
@@ -190,6 +193,7 @@ mod tests {
             r#"{"a": [1, -2, 2.5, "y", null, true, {"b": []}], "c": {}}"#,
             r#"{"a": [1, -2, 2.5, "x", null, false, {"b": {}}], "c": {}}"#,
             r#"{"a": 1, "a": [1, -2, 2.5, "x", null, true, {"b": []}], "c": {}}"#,
+            r#"{"a": [1, -2, 2.5, "x", null, true, {"b": []}], "a": [1, -2, 2.5, "x", null, true, {"b": []}]}"#,
             r#"[]"#,
         ] {
             assert!(!same_value(text, &value), "{text}");
@@ -225,6 +229,16 @@ mod tests {
             r#"{"env": [{"name": "A", "value": "1"}, {"name": "B"}], "args": [], "image": "i", "name": "run", "resources": {"limits": {"cpu": "1"}}}"#
         ));
         assert!(!text(r#"{"image": "i", "name": "run", "resources": {"limits": {"cpu": "1"}}}"#));
+        // A repeated key never stands for a missing one.
+        assert!(!text(
+            r#"{"env": [{"name": "A", "value": "1"}, {"name": "B"}], "image": "i", "name": "run", "name": "run"}"#
+        ));
+        let with_args = json!({"name": "run", "image": "i", "args": ["x"]});
+        let raw: &RawValue =
+            serde_json::from_str(r#"{"name": "run", "image": "i", "args": ["x"], "args": ["x"]}"#).unwrap();
+        assert!(!same_container(raw, &with_args, &Lists::default()));
+        let raw: &RawValue = serde_json::from_str(r#"{"name": "run", "image": "i", "args": ["x"]}"#).unwrap();
+        assert!(same_container(raw, &with_args, &Lists::default()));
     }
 
     proptest::proptest! {
