@@ -4,10 +4,12 @@ use std::process::ExitCode;
 #[cfg(any(test, target_env = "musl"))]
 mod mem;
 
+mod allocator;
+
 /// The webhook server is allocation-heavy (every admission builds JSON maps),
 /// and musl's allocator is slow: mimalloc (Cargo.toml says why this one).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 /// `mi_option_purge_delay` in mimalloc's include/mimalloc.h (the same index
 /// in its v2 and v3, which libmimalloc-sys 0.1.49 builds by default).
