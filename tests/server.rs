@@ -318,9 +318,9 @@ async fn reviews_the_api_server_never_sends_get_400_not_a_guess() {
             StatusCode::OK,
         ),
         (
-            r#""containerPort":8088"#,
-            r#""containerPort":18446744073709551616"#,
-            "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside",
+            r#""resources":{}"#,
+            r#""resources":{"limits":{"cpu":18446744073709551616}}"#,
+            "the number at /spec/template/spec/containers/0/resources/limits/cpu (1.8446744073709552e19) is outside",
             StatusCode::OK,
         ),
     ];
@@ -386,9 +386,9 @@ async fn the_real_binary_takes_del_and_refuses_what_the_api_server_never_sends()
             400,
         ),
         (
-            r#""containerPort":8088"#,
-            r#""containerPort":18446744073709551616"#,
-            "the number at /spec/template/spec/containers/0/ports/0/containerPort (1.8446744073709552e19) is outside",
+            r#""resources":{}"#,
+            r#""resources":{"limits":{"cpu":18446744073709551616}}"#,
+            "the number at /spec/template/spec/containers/0/resources/limits/cpu (1.8446744073709552e19) is outside",
             200,
         ),
     ] {

@@ -12,8 +12,8 @@ use super::manifest::subject;
 use super::manifest::value_at;
 use super::status::Status;
 use super::view::{
-    AppContainers, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations, same_entries,
-    same_other_annotations,
+    AppContainers, COPIED_VALUES, Container, Entry, Field, Item, List, Lists, TemplateText, has_other_annotations,
+    same_entries, same_other_annotations,
 };
 use super::{INJECTED_LABEL, INJECTED_LABEL_VALUE, Reason, Refusal, STATUS_ANNOTATION};
 use serde_json::value::RawValue;
@@ -370,12 +370,6 @@ fn install_container(tools_image: &str, security_context: Option<&Value>) -> Val
     container
 }
 
-/// Fields of the app container `kube-once-run` copies verbatim: the command
-/// must run exactly as the app does (same image, config, user, limits). The
-/// lists (`envFrom`; `env` and `volumeMounts`, with kube-once's own items
-/// after the app's) are handled by [`run_container`].
-pub(crate) const COPIED_FIELDS: [&str; 5] = ["imagePullPolicy", "workingDir", "securityContext", "resources", "image"];
-
 /// `kube-once-run`, and those of its lists that extend an app's list kept
 /// as text: the app's `envFrom`; the app's `env`, then the plan's
 /// variables; the app's `volumeMounts`, then the binary's mount. The app's
@@ -388,7 +382,7 @@ fn run_container<'a>(
 ) -> (Value, Vec<(&'static str, List<'a>)>) {
     let mut container = Map::new();
     container.insert("name".to_owned(), json!(RUN_CONTAINER));
-    for field in COPIED_FIELDS {
+    for field in COPIED_VALUES {
         // A field left empty by a chart is `null`: nothing to copy.
         if let Some(value) = app.get(field).filter(|value| !value.is_null()) {
             container.insert(field.to_owned(), value.clone());

@@ -58,6 +58,13 @@ use containers::{AppItems, Items};
 /// into `kube-once-run`, then `args` and `command`, which it never reads.
 pub const LIST_FIELDS: [&str; 5] = ["env", "envFrom", "volumeMounts", "args", "command"];
 
+/// Fields of the app container `kube-once-run` copies verbatim: the command
+/// must run exactly as the app does (same image, config, user, limits).
+/// With its name, all of the app container that is read as values; its
+/// lists (`envFrom`; `env` and `volumeMounts`, with kube-once's own items
+/// after the app's) stay text ([`LIST_FIELDS`]).
+pub const COPIED_VALUES: [&str; 5] = ["imagePullPolicy", "workingDir", "securityContext", "resources", "image"];
+
 /// Metadata kube-once reads (names for messages and the lock, the contract).
 const METADATA_FIELDS: [&str; 4] = ["name", "generateName", "namespace", "annotations"];
 
@@ -559,7 +566,7 @@ impl<'de> Visitor<'de> for ContainerSeed<'_> {
                 // second pass).
                 let raw: &'de RawValue = map.next_value()?;
                 container.lists.push((field, List::Text(raw)));
-            } else if key == "name" || crate::inject::COPIED_FIELDS.contains(&key.as_ref()) {
+            } else if key == "name" || COPIED_VALUES.contains(&key.as_ref()) {
                 let value = map.next_value_seed(Strict { at })?;
                 container.fields.insert(key.into_owned(), value);
             } else {
