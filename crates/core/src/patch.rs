@@ -210,9 +210,10 @@ fn copies(
                             field,
                             match found {
                                 Some((source, copied)) => {
-                                    let rest = match ours.is_extra_after(copied) {
-                                        true => Rest::Extra,
-                                        false => Rest::Items(ours.items_after(copied)),
+                                    let rest = if ours.is_extra_after(copied) {
+                                        Rest::Extra
+                                    } else {
+                                        Rest::Items(ours.items_after(copied))
                                     };
                                     Copied::From { source, copied, rest }
                                 }

@@ -1019,13 +1019,10 @@ impl<'x, 'a> Field<'x, 'a> {
         }
     }
 
-    /// The items after the first `skip`, as values (what a patch adds after a `copy`).
+    /// The items after the first `skip`, as values (what a patch adds after
+    /// a `copy`; the extra items of an extended list are moved out by
+    /// [`Lists::take_extra`] instead).
     pub fn items_after(self, skip: usize) -> Vec<Value> {
-        if let Field::Aside(List::Extended { extra, .. }) = self
-            && self.is_extra_after(skip)
-        {
-            return extra.clone();
-        }
         self.items().into_iter().flatten().skip(skip).map(Item::to_value).collect()
     }
 
