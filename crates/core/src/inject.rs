@@ -20,6 +20,10 @@ use serde_json::value::RawValue;
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
 pub const RUN_CONTAINER: &str = "kube-once-run";
+/// The most init containers an injection adds ([`INSTALL_CONTAINER`], [`RUN_CONTAINER`]).
+const INJECTED_INIT_CONTAINERS: usize = 2;
+/// The volumes an injection adds ([`BIN_VOLUME`]).
+const INJECTED_VOLUMES: usize = 1;
 pub const BIN_VOLUME: &str = "kube-once-bin";
 /// Where the volume is mounted in both injected containers.
 pub const BIN_DIR: &str = "/kube-once-bin";
@@ -70,11 +74,18 @@ pub struct Written<'a> {
 }
 
 /// The [`Written`] parts of `template`, whose text the request keeps in `text`.
+/// The lists are allocated once, with room for what an injection appends:
+/// a list grown by doubling holds up to twice its items, and copies them
+/// as it grows.
 pub fn written_parts<'a>(template: &Value, text: &TemplateText<'a>) -> Written<'a> {
     let written = |template| Written {
         template,
-        init_containers: text.init_containers.as_ref().map(|items| items.iter().map(Entry::Text).collect()),
-        volumes: text.volumes.map(Entry::all),
+        init_containers: text.init_containers.as_ref().map(|items| {
+            let mut entries = Vec::with_capacity(items.len() + INJECTED_INIT_CONTAINERS);
+            entries.extend(items.iter().map(Entry::Text));
+            entries
+        }),
+        volumes: text.volumes.map(|raw| Entry::all(raw, INJECTED_VOLUMES)),
         annotations: text.annotations,
     };
     let Some(fields) = template.as_object() else { return written(template.clone()) };

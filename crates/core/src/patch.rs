@@ -425,10 +425,13 @@ fn entry_items(ops: &mut Vec<PatchOperation>, path: &[String], edited: Edited, s
             new.drain(..common);
             list_items(ops, path, common, &old, new, &same_entry);
         }
-        // Each item's text is kept already: nothing to save by leaving the common start out.
-        (Some(Before::Items(items)), _, Ok(new)) => {
-            let old: Vec<Entry> = items.iter().map(Entry::Text).collect();
-            list_items(ops, path, 0, &old, new, &same_entry);
+        // The items both start with (the same text) are left out: a list of
+        // 50,000 sidecars before kube-once's is then not listed again.
+        (Some(Before::Items(items)), _, Ok(mut new)) => {
+            let common = items.iter().zip(&new).take_while(|(item, entry)| entry.is_text(item)).count();
+            let old: Vec<Entry> = items.iter().skip(common).map(Entry::Text).collect();
+            new.drain(..common);
+            list_items(ops, path, common, &old, new, &same_entry);
         }
         (None, Some(Value::Array(items)), Ok(new)) => {
             list_items(ops, path, 0, &entries(items.clone()), new, &same_entry)

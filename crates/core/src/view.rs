@@ -780,8 +780,9 @@ impl Default for Entry<'_> {
 }
 
 impl<'a> Entry<'a> {
-    /// The items of `raw`, a list as text (none when it is not a list).
-    pub fn all(raw: &'a RawValue) -> Vec<Self> {
+    /// The items of `raw`, a list as text (none when it is not a list),
+    /// allocated once with room for `room` more.
+    pub fn all(raw: &'a RawValue, room: usize) -> Vec<Self> {
         struct Entries<'a>(Vec<Entry<'a>>);
         impl<'de> Visitor<'de> for Entries<'de> {
             type Value = Vec<Entry<'de>>;
@@ -798,12 +799,17 @@ impl<'a> Entry<'a> {
             }
         }
         // Counted first: a list grown by doubling would hold up to twice its items.
-        let entries = Entries(Vec::with_capacity(count_items(raw)));
+        let entries = Entries(Vec::with_capacity(count_items(raw) + room));
         serde_json::Deserializer::from_str(raw.get()).deserialize_seq(entries).unwrap_or_default()
     }
 
     pub fn value(value: Value) -> Self {
         Entry::Value(Box::new(value))
+    }
+
+    /// Whether this is `text`, as the request wrote it.
+    pub fn is_text(&self, text: &RawValue) -> bool {
+        matches!(self, Entry::Text(raw) if raw.get() == text.get())
     }
 
     pub fn item(&self) -> Item<'_> {
@@ -1341,7 +1347,7 @@ mod tests {
     fn an_entry_costs_what_its_borrowed_text_does_and_a_common_start_is_not_kept() {
         assert_eq!(std::mem::size_of::<Entry>(), 16);
         let raw: &RawValue = serde_json::from_str(r#"[{"name": "a"}, {"name": "b"}, {"name": "c"}]"#).unwrap();
-        let mut entries = Entry::all(raw);
+        let mut entries = Entry::all(raw, 0);
         assert_eq!(entries.len(), 3);
         entries.remove(1);
         entries.push(Entry::value(json!({"name": "d"})));

@@ -384,6 +384,37 @@ fn stability_rule_compares_the_users_init_containers() {
     assert_eq!(init_image(&m.object, 3), json!("registry.internal/kube-once:9.9.9"));
 }
 
+/// Native sidecars (init containers that keep running) come before
+/// kube-once's, so a proxy is up when the migration starts. The patch adds
+/// kube-once's after them and names none of them, however many: the
+/// request's items are compared as text up to the first that differs.
+#[test]
+fn many_native_sidecars_stay_first_and_out_of_the_patch() {
+    let mut input = case("existing-init-containers");
+    let sidecars = (0..2000).map(|i| json!({"name": format!("s{i}"), "image": "proxy:1", "restartPolicy": "Always"}));
+    template_mut(&mut input)["spec"]["initContainers"].as_array_mut().unwrap().splice(0..0, sidecars);
+
+    let m = check_properties(&input, &Config::default());
+    let items = |m: &Mutation| -> Vec<(String, String)> {
+        let item =
+            |path: &str| path.strip_prefix("/spec/template/spec/initContainers/").is_some_and(|i| !i.contains('/'));
+        ops(m).into_iter().filter(|(_, path)| item(path)).collect()
+    };
+    let at = |index: usize| ("add".to_owned(), format!("/spec/template/spec/initContainers/{index}"));
+    assert_eq!(items(&m), [at(2002), at(2003)]);
+
+    // One sidecar changed on an UPDATE: that one is replaced, the rest stay out.
+    let mut bumped = m.object.clone();
+    bumped["spec"]["template"]["spec"]["initContainers"][1500]["image"] = json!("proxy:2");
+    let stale = Config::from_yaml("toolsImage: registry.internal/kube-once:9.9.9\n").unwrap();
+    let update = core::mutate(&bumped, Some(&m.object), &stale).unwrap();
+    assert_eq!(apply(&bumped, &update), update.object);
+    let touched = items(&update);
+    assert!(touched.iter().all(|(_, path)| !path.ends_with("/initContainers/1500")), "{touched:?}");
+    assert!(touched.len() <= 4, "only kube-once's are patched: {touched:?}");
+    assert_eq!(update.object["spec"]["template"]["spec"]["initContainers"][1500]["image"], "proxy:2");
+}
+
 /// The app containers stay the request's text, read one at a time: among
 /// many sidecars the app is the one `kube-once.io/container` names, and
 /// each copied field comes from the container it equals (for a whole field

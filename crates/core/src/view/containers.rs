@@ -41,6 +41,15 @@ impl<'a> ContainerTexts<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &'a RawValue> + '_ {
         self.0.iter().flatten().copied()
     }
+
+    /// How many items (what a list built from them can be allocated for at once).
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// `spec.containers`: when a list, the text of each item (what a later
