@@ -73,14 +73,14 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 /// Peak memory of one admission per byte of request body, on top of a
-/// fixed cost per request. The app containers, the init containers' lists,
-/// the pod template's volumes and annotations stay text, so every shape
-/// measured costs ~2.5–3.5× its body (the body included). The rest of a
-/// pod spec (init containers, tolerations, affinity, ...) still becomes
-/// JSON maps, which cost ~30× the text of small objects (as the sidecars
-/// did before they stayed text): 40 covers a review made of those, with
-/// room left for the allocator (the figures: docs/dev/performance.md,
-/// "Memory bounds").
+/// fixed cost per request. The app and init containers, the pod
+/// template's volumes and annotations stay text, so every shape measured
+/// costs ~2.5–4× its body (the body included). The rest of a pod spec
+/// (tolerations, affinity, host aliases, ...) still becomes JSON maps,
+/// which cost ~30× the text of small objects (as the sidecars did before
+/// they stayed text): 40 covers a review made of those, with room left
+/// for the allocator (the figures: docs/dev/performance.md, "Memory
+/// bounds").
 pub const COST_PER_BODY_BYTE: u64 = 40;
 /// What any admission costs regardless of its size (buffers, the answer).
 pub const COST_PER_ADMISSION: u64 = 64 * KIB;
