@@ -20,10 +20,10 @@ use serde_json::value::RawValue;
 
 pub const INSTALL_CONTAINER: &str = "kube-once-install";
 pub const RUN_CONTAINER: &str = "kube-once-run";
-/// The most init containers an injection adds ([`INSTALL_CONTAINER`], [`RUN_CONTAINER`]).
-const INJECTED_INIT_CONTAINERS: usize = 2;
-/// The volumes an injection adds ([`BIN_VOLUME`]).
-const INJECTED_VOLUMES: usize = 1;
+/// The init containers an injection may add (names a user's cannot take).
+const INJECTED_INIT_CONTAINERS: [&str; 2] = [INSTALL_CONTAINER, RUN_CONTAINER];
+/// The volumes an injection adds (names a user's cannot take).
+const INJECTED_VOLUMES: [&str; 1] = [BIN_VOLUME];
 pub const BIN_VOLUME: &str = "kube-once-bin";
 /// Where the volume is mounted in both injected containers.
 pub const BIN_DIR: &str = "/kube-once-bin";
@@ -81,11 +81,11 @@ pub fn written_parts<'a>(template: &Value, text: &TemplateText<'a>) -> Written<'
     let written = |template| Written {
         template,
         init_containers: text.init_containers.as_ref().map(|items| {
-            let mut entries = Vec::with_capacity(items.len() + INJECTED_INIT_CONTAINERS);
+            let mut entries = Vec::with_capacity(items.len() + INJECTED_INIT_CONTAINERS.len());
             entries.extend(items.iter().map(Entry::Text));
             entries
         }),
-        volumes: text.volumes.map(|raw| Entry::all(raw, INJECTED_VOLUMES)),
+        volumes: text.volumes.map(|raw| Entry::all(raw, INJECTED_VOLUMES.len())),
         annotations: text.annotations,
     };
     let Some(fields) = template.as_object() else { return written(template.clone()) };
@@ -301,8 +301,8 @@ fn inject_run<'a>(
     status: &mut Status,
 ) -> Result<(), Refusal> {
     for (list, entries, reserved) in [
-        ("initContainers", &*init_containers, &[INSTALL_CONTAINER, RUN_CONTAINER][..]),
-        ("volumes", &*volumes, &[BIN_VOLUME]),
+        ("initContainers", &*init_containers, &INJECTED_INIT_CONTAINERS[..]),
+        ("volumes", &*volumes, &INJECTED_VOLUMES),
     ] {
         match entries {
             Some(entries) => refuse_reserved_in(deployment, entries.iter().map(Entry::item), list, reserved)?,
