@@ -425,6 +425,11 @@ fn forget_clears_a_keys_failures(db: Db) {
         scenario.wait(index).code()
     };
     assert_eq!(run(&mut scenario), Some(3));
+    // Only a failure so far: `history` says no run succeeded, not that none happened.
+    let history = pod(&scenario, &["history"]);
+    let shown = text(&history.stdout);
+    assert!(shown.starts_with("no successful run recorded yet"), "{}", describe(&history));
+    assert!(shown.contains("FAILING") && shown.contains("v1"), "{}", describe(&history));
     assert_eq!(run(&mut scenario), Some(76), "backing off: {}", scenario.all_logs());
     let forget = pod(&scenario, &["forget", "--key", "v1", "--yes"]);
     assert_eq!(forget.status.code(), Some(0), "{}", describe(&forget));

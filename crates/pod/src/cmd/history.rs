@@ -101,7 +101,8 @@ pub fn run(args: HistoryArgs) -> ExitCode {
             Output::Table => {
                 let mut text = match &overview.runs {
                     runs if !runs.is_empty() => render_table(runs),
-                    _ if filter.is_empty() => format!("no runs recorded yet (table {table} is empty)\n"),
+                    // Failed attempts, listed below, are no runs of this table: say which kind is missing.
+                    _ if filter.is_empty() => format!("no successful run recorded yet (table {table} is empty)\n"),
                     _ => format!("no recorded run matches {}\n", filter.describe()),
                 };
                 text.push_str(&render_now(&overview));
