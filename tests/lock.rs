@@ -349,7 +349,14 @@ fn ticks(lines: &[String], pod: &str) -> Vec<u128> {
 fn a_lost_lock_never_overlaps_the_next_leader(db: Db) {
     // KUBE_ONCE_TEST_LOCK_ROUNDS=20 for the measurement; 3 in the suite.
     let rounds: usize = std::env::var("KUBE_ONCE_TEST_LOCK_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
-    for round in 1..=rounds {
+    // A round in which the machine stalled the *next* leader past its own
+    // lease (its watchdog killed its command: exit 70, the safe direction)
+    // says nothing about the old one's stop; it is checked for overlap and
+    // run again, a few times at most.
+    let mut stalled_rounds = 0;
+    let mut round = 0;
+    while round < rounds {
+        round += 1;
         let mut scenario = Scenario::new(db.clone(), "overlap");
         let lock_delay = ["--key", "v1", "--lock-delay", "4s"];
         let mut old = scenario.lock(&lock_delay, &["sh", "-c", TICKER]);
@@ -372,16 +379,23 @@ fn a_lost_lock_never_overlaps_the_next_leader(db: Db) {
             }
         }
         assert_eq!(scenario.wait(old).code(), Some(70), "round {round}: {}", scenario.all_logs());
-        assert_eq!(scenario.wait(next).code(), Some(0), "round {round}: {}", scenario.all_logs());
+        let next_code = scenario.wait(next).code();
         let lines = scenario.lines();
         let (old_ticks, next_ticks) = (ticks(&lines, "pod-0"), ticks(&lines, "pod-1"));
-        assert_eq!(next_ticks.len(), 20, "round {round}: the next leader ran to the end: {lines:?}");
         let (last_old, first_next) = (old_ticks.iter().max().copied(), next_ticks.iter().min().copied());
         assert!(
-            last_old < first_next,
+            first_next.is_none() || last_old < first_next,
             "round {round}: the old command ticked at {last_old:?} ns, after the next one started at {first_next:?} ns\n{}",
             scenario.all_logs()
         );
+        if next_code == Some(70) && scenario.stderr(next).contains("no heartbeat got through") && stalled_rounds < 3 {
+            stalled_rounds += 1;
+            eprintln!("{:?} round {round}: the next leader itself was stalled past its lease; again", db.kind);
+            round -= 1;
+            continue;
+        }
+        assert_eq!(next_code, Some(0), "round {round}: {}", scenario.all_logs());
+        assert_eq!(next_ticks.len(), 20, "round {round}: the next leader ran to the end: {lines:?}");
         assert!(scenario.events(next).iter().any(|e| e == "lock-delay"), "round {round}: {}", scenario.all_logs());
         if let (Some(last_old), Some(first_next)) = (last_old, first_next) {
             // The margin, for the record (`--no-capture`): lock-delay minus the old tree's stop time.
