@@ -136,13 +136,16 @@ fn killed_leader_takes_its_child_and_a_follower_runs(db: Db) {
     // The command waits for a go-file, so the leader is surely mid-command when killed.
     let command =
         ["sh", "-c", r#"echo "start $$" >> "$OUT"; while [ ! -e go ]; do sleep 0.05; done; echo "end $$" >> "$OUT""#];
-    // The SIGKILLed leader leaves its `running` row: the next leader waits one lock-delay.
-    let leader_cmd = scenario.lock(&["--key", "v1", "--lock-delay", "2s"], &command);
+    // The SIGKILLed leader leaves its `running` row: the next leader waits one
+    // lock-delay. 5 s, not less: the lease of the follower that runs is a
+    // fraction of it (see `Timings`), and a CI host that stalls the follower
+    // past that makes its own watchdog stop the command (exit 70).
+    let leader_cmd = scenario.lock(&["--key", "v1", "--lock-delay", "5s"], &command);
     let leader = scenario.spawn_direct(leader_cmd);
     wait_until("the leader's command to start", || !scenario.lines().is_empty());
     let leader_child: u32 = scenario.lines()[0].trim_start_matches("start ").parse().unwrap();
     for _ in 0..5 {
-        let cmd = scenario.lock(&["--key", "v1", "--lock-delay", "2s"], &command);
+        let cmd = scenario.lock(&["--key", "v1", "--lock-delay", "5s"], &command);
         scenario.spawn(cmd);
     }
     wait_until("the followers to wait for the lock", || {
@@ -632,7 +635,9 @@ fn followers_wait_on_through_a_restart(db: Db) {
     let mut scenario = Scenario::new(db.clone(), "restart");
     let command =
         ["sh", "-c", r#"echo "start $$" >> "$OUT"; while [ ! -e go ]; do sleep 0.05; done; echo "end $$" >> "$OUT""#];
-    let args = ["--key", "v1", "--lock-delay", "2s", "--timeout", "100s"];
+    // As in `killed_leader_takes_its_child_and_a_follower_runs`: 5 s leaves
+    // the follower that runs a lease a stalled CI host does not outlast.
+    let args = ["--key", "v1", "--lock-delay", "5s", "--timeout", "100s"];
     let leader = scenario.spawn(scenario.lock(&args, &command));
     wait_until("the leader's command to start", || !scenario.lines().is_empty());
     let followers: Vec<usize> = (0..3).map(|_| scenario.spawn(scenario.lock(&args, &command))).collect();
