@@ -162,7 +162,7 @@ pub struct TlsArgs {
     #[arg(long, env = "KUBE_ONCE_WEBHOOK_CONFIGURATION", default_value = "kube-once")]
     pub webhook_configuration: String,
 
-    /// The webhook Service name (certificate DNS names are <service>.<namespace>.svc[.cluster.local]).
+    /// The webhook Service name (certificate DNS names are `<service>.<namespace>.svc[.cluster.local]`).
     #[arg(long, env = "KUBE_ONCE_SERVICE", default_value = "kube-once")]
     pub service: String,
 

@@ -74,7 +74,7 @@ const METADATA_FIELDS: [&str; 4] = ["name", "generateName", "namespace", "annota
 pub struct Workload<'a> {
     pub value: Value,
     /// The parts of each pod template kept as text, by where the template
-    /// is (see [`TemplateText`]).
+    /// is (see `TemplateText`).
     pub texts: [TemplateText<'a>; 2],
     /// Each pod template's app containers (`spec.containers`, when a list:
     /// absent from the [`Value`]), one text per container, by where the
@@ -108,13 +108,13 @@ impl<'a> Workload<'a> {
         serde_json::from_str(text)
     }
 
-    /// The text kept of the pod template of `kind` (see [`TemplateText`]).
+    /// The text kept of the pod template of `kind` (see `TemplateText`).
     pub fn text(&self, kind: crate::Kind) -> &TemplateText<'a> {
         &self.texts[Self::template_index(kind)]
     }
 
     /// The app containers of the pod template of `kind` (see
-    /// [`AppContainers::of`]).
+    /// `AppContainers::of`).
     pub fn app_containers(&self, kind: crate::Kind) -> Option<AppContainers<'_, 'a>> {
         let template = kind.template(&self.value)?;
         AppContainers::of(template, self.containers[Self::template_index(kind)].as_ref())

@@ -392,8 +392,8 @@ async fn run_plan(plan: &LockPlan) -> u8 {
 
 /// A setting that cannot work, whatever the server does next: a CA file
 /// that cannot be read, a server certificate that fails verification, a
-/// server without TLS when the URL requires it ([`tls::misconfigured`]), or
-/// an SQLite file that cannot be opened ([`sqlite::misconfigured`]).
+/// server without TLS when the URL requires it (`tls::misconfigured`), or
+/// an SQLite file that cannot be opened (`sqlite::misconfigured`).
 /// Retrying does not help, so `lock` stops at once (exit 64) and says what
 /// to fix.
 #[derive(Debug, thiserror::Error)]

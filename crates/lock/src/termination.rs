@@ -126,7 +126,7 @@ const QUOTED_BYTES: usize = 3 * 1024;
 
 /// The last `lines` lines of `output`, trimmed, as one paragraph joined by ` | `
 /// (the message is read in one line of `kubectl get pod -o wide` or an Event),
-/// at most [`QUOTED_BYTES`]: the end is kept, since the error is usually last.
+/// at most `QUOTED_BYTES`: the end is kept, since the error is usually last.
 pub fn last_lines(output: &str, lines: usize) -> String {
     let kept: Vec<&str> = output.lines().map(str::trim_end).filter(|line| !line.trim().is_empty()).collect();
     let joined = kept[kept.len().saturating_sub(lines)..].join(" | ");

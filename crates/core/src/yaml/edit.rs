@@ -2,7 +2,7 @@
 //! that need not change stays (comments, quoting, flow style, blank lines,
 //! key order), and what is added takes the document's indentation and style.
 //!
-//! [`edit`] walks the document's [`Layout`] with its value before and after
+//! [`edit`] walks the document's `Layout` with its value before and after
 //! the change:
 //! - a key added to a block mapping is inserted after its last entry, at
 //!   its indentation; an item added to a block list is appended to it;
